@@ -1,0 +1,71 @@
+//! The `EventSink` trait: what every source (HTTP, file import, Kafka) writes to.
+
+use std::future::Future;
+
+use crate::event::Event;
+use crate::reject::Rejection;
+
+/// Where an item sat in what its source received, so a person can find it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// Index in an HTTP request body (0-based).
+    Index(usize),
+    /// Line (1-based) in an imported file.
+    Line { file: String, line: u64 },
+    /// A Kafka message.
+    Offset { topic: String, partition: i32, offset: i64 },
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::Index(i) => write!(f, "index {i}"),
+            Position::Line { file, line } => write!(f, "{file}:{line}"),
+            Position::Offset { topic, partition, offset } => {
+                write!(f, "{topic}/{partition}@{offset}")
+            }
+        }
+    }
+}
+
+/// One received event: decoded, or rejected with the (masked) raw text kept.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// Where it came from.
+    pub position: Position,
+    /// The decoded event, or why it was refused before reaching the sink.
+    pub outcome: Result<Event, Rejection>,
+    /// The raw text, masked by the guard; kept for rejected events only.
+    pub raw_masked: Option<String>,
+    /// The configured source label for metrics (never taken from request data).
+    pub source_label: String,
+}
+
+/// What became of one item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Counted.
+    Accepted,
+    /// Already counted before: same source, id and body.
+    Duplicate,
+    /// Refused, with the reason.
+    Rejected(Rejection),
+}
+
+/// Why a sink could not take a batch. Nothing of the batch is durable when this is
+/// returned, so the caller may retry the whole batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The store or broker is unreachable or overloaded: retry later.
+    #[error("sink unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or misconfiguration: retrying will not help.
+    #[error("sink failed: {0}")]
+    Fatal(String),
+}
+
+/// A destination for batches of events. A batch is durable when `submit` returns `Ok`.
+pub trait EventSink: Send + Sync {
+    /// Makes the batch durable and reports each item's fate, in order.
+    fn submit(&self, items: Vec<Item>) -> impl Future<Output = Result<Vec<Status>, SinkError>> + Send;
+}
