@@ -1,1 +1,12 @@
-//! placeholder
+//! mieruka's heart: the plan model and its file format, the fiscal calendar, the pure
+//! KPI engine (events → measures → KPI figures), and the store that keeps aggregates,
+//! the event log and the effectively-once bookkeeping.
+//!
+//! The engine never reads the wall clock and does no I/O: it takes events and a `now`
+//! and returns figures, so every rule of DESIGN.md is tested without a database.
+
+pub mod fiscal;
+pub mod plan;
+
+pub use fiscal::{Day, FiscalYear};
+pub use plan::{Direction, Kpi, KpiKind, Measure, MeasureKind, Plan, PlanError, PlanErrors};

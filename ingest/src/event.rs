@@ -322,7 +322,10 @@ fn guard_may_hit(raw: &[u8]) -> bool {
 
 fn decode_slow(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {
     let value: serde_json::Value = serde_json::from_slice(raw).map_err(|e| {
-        Rejection::whole(Reason::NotJson, format!("not JSON: {}", describe_json_error(&e)))
+        Rejection::whole(
+            Reason::NotJson,
+            format!("not JSON: {}", describe_json_error(&e)),
+        )
     })?;
     if let Some(path) = guard::find_in_value(&value) {
         return Err(Rejection::at(
@@ -333,41 +336,46 @@ fn decode_slow(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {
         ));
     }
     let serde_json::Value::Object(map) = value else {
-        return Err(Rejection::whole(Reason::WrongType, "an event is a JSON object"));
+        return Err(Rejection::whole(
+            Reason::WrongType,
+            "an event is a JSON object",
+        ));
     };
     let mut env = Envelope::default();
-    let id_hint = map.get("event_id").and_then(|v| v.as_str()).map(str::to_owned);
+    let id_hint = map
+        .get("event_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
     let fail = |r: Rejection| r.with_event_id(id_hint.as_deref());
     for (key, v) in &map {
-        let slot = match key.as_str() {
-            "event_id" => &mut env.event_id,
-            "source" => &mut env.source,
-            "type" => &mut env.kind,
-            "occurred_at" => &mut env.occurred_at,
-            "voids" => &mut env.voids,
-            "data" => {
-                let serde_json::Value::Object(data) = v else {
-                    return Err(fail(Rejection::at(
-                        Reason::WrongType,
-                        "data",
-                        format!("expected an object, got {}", json_kind(v)),
-                    )));
-                };
-                env.data = data
-                    .iter()
-                    .map(|(k, v)| (Cow::Owned(k.clone()), scalar_of(v)))
-                    .collect();
-                continue;
-            }
-            other => {
-                return Err(fail(Rejection::at(
+        let slot =
+            match key.as_str() {
+                "event_id" => &mut env.event_id,
+                "source" => &mut env.source,
+                "type" => &mut env.kind,
+                "occurred_at" => &mut env.occurred_at,
+                "voids" => &mut env.voids,
+                "data" => {
+                    let serde_json::Value::Object(data) = v else {
+                        return Err(fail(Rejection::at(
+                            Reason::WrongType,
+                            "data",
+                            format!("expected an object, got {}", json_kind(v)),
+                        )));
+                    };
+                    env.data = data
+                        .iter()
+                        .map(|(k, v)| (Cow::Owned(k.clone()), scalar_of(v)))
+                        .collect();
+                    continue;
+                }
+                other => return Err(fail(Rejection::at(
                     Reason::UnknownField,
                     other,
                     "unknown envelope field; expected event_id, source, type, occurred_at, data, \
                      voids",
-                )))
-            }
-        };
+                ))),
+            };
         match v {
             serde_json::Value::String(s) => *slot = Some(Cow::Owned(s.clone())),
             other => {
@@ -427,7 +435,9 @@ fn validate(schema: &Schema, env: Envelope<'_>) -> Result<Event, Rejection> {
 fn validate_inner(schema: &Schema, env: Envelope<'_>) -> Result<Event, Rejection> {
     let id = check_id("event_id", env.event_id)?;
     let source = check_id("source", env.source)?;
-    let kind = env.kind.ok_or_else(|| Rejection::at(Reason::MissingField, "type", "required"))?;
+    let kind = env
+        .kind
+        .ok_or_else(|| Rejection::at(Reason::MissingField, "type", "required"))?;
     let type_id = schema.type_id(&kind).ok_or_else(|| {
         Rejection::at(
             Reason::UnknownType,
@@ -463,7 +473,14 @@ fn validate_inner(schema: &Schema, env: Envelope<'_>) -> Result<Event, Rejection
         (false, None) => None,
     };
     let data = validate_data(schema, ty, env.data)?;
-    Ok(Event { id, source, type_id, occurred_at, data, voids })
+    Ok(Event {
+        id,
+        source,
+        type_id,
+        occurred_at,
+        data,
+        voids,
+    })
 }
 
 fn validate_data(
@@ -481,12 +498,22 @@ fn validate_data(
             } else {
                 format!("{} has fields {}", ty.name, expected.join(", "))
             };
-            return Err(Rejection::at(Reason::UnknownField, &path(), format!("unknown field; {hint}")));
+            return Err(Rejection::at(
+                Reason::UnknownField,
+                &path(),
+                format!("unknown field; {hint}"),
+            ));
         };
         if out[ix].is_some() {
-            return Err(Rejection::at(Reason::WrongType, &path(), "given more than once"));
+            return Err(Rejection::at(
+                Reason::WrongType,
+                &path(),
+                "given more than once",
+            ));
         }
-        out[ix] = Some(convert(&ty.fields[ix].kind, &scalar).map_err(|(r, m)| Rejection::at(r, &path(), m))?);
+        out[ix] = Some(
+            convert(&ty.fields[ix].kind, &scalar).map_err(|(r, m)| Rejection::at(r, &path(), m))?,
+        );
     }
     let mut values = Vec::with_capacity(out.len());
     for (field, v) in ty.fields.iter().zip(out) {
@@ -510,7 +537,9 @@ fn validate_data(
             let kpi = match &values[*of] {
                 Value::Id(k) => k.to_string(),
                 Value::Enum(i) => match &ty.fields[*of].kind {
-                    FieldKind::Enum { values } => values.get(usize::from(*i)).cloned().unwrap_or_default(),
+                    FieldKind::Enum { values } => {
+                        values.get(usize::from(*i)).cloned().unwrap_or_default()
+                    }
                     _ => String::new(),
                 },
                 _ => String::new(),
@@ -527,7 +556,10 @@ fn validate_data(
                 return Err(Rejection::at(
                     Reason::UnknownValue,
                     &path,
-                    format!("unknown value {stage:?}; {kpi} has stages {}", stages.join(", ")),
+                    format!(
+                        "unknown value {stage:?}; {kpi} has stages {}",
+                        stages.join(", ")
+                    ),
                 ));
             }
         }
@@ -547,19 +579,32 @@ fn validate_data(
 }
 
 fn convert(kind: &FieldKind, s: &Scalar<'_>) -> Result<Value, (Reason, String)> {
-    let wrong = |expected: &str| (Reason::WrongType, format!("expected {expected}, got {}", s.kind_name()));
+    let wrong = |expected: &str| {
+        (
+            Reason::WrongType,
+            format!("expected {expected}, got {}", s.kind_name()),
+        )
+    };
     let bounds = |v: i64, min: i64, max: i64, shown: &dyn Fn(i64) -> String| {
         if v < min {
-            Err((Reason::OutOfBounds, format!("{} is below the minimum {}", shown(v), shown(min))))
+            Err((
+                Reason::OutOfBounds,
+                format!("{} is below the minimum {}", shown(v), shown(min)),
+            ))
         } else if v > max {
-            Err((Reason::OutOfBounds, format!("{} is above the maximum {}", shown(v), shown(max))))
+            Err((
+                Reason::OutOfBounds,
+                format!("{} is above the maximum {}", shown(v), shown(max)),
+            ))
         } else {
             Ok(())
         }
     };
     match kind {
         FieldKind::Int { min, max } => {
-            let Scalar::Int(v) = *s else { return Err(wrong("an integer")) };
+            let Scalar::Int(v) = *s else {
+                return Err(wrong("an integer"));
+            };
             bounds(v, *min, *max, &|x| x.to_string())?;
             Ok(Value::Int(v))
         }
@@ -583,7 +628,9 @@ fn convert(kind: &FieldKind, s: &Scalar<'_>) -> Result<Value, (Reason, String)> 
             Ok(Value::Fixed(v))
         }
         FieldKind::Enum { values } => {
-            let Scalar::Str(v) = s else { return Err(wrong("a string")) };
+            let Scalar::Str(v) = s else {
+                return Err(wrong("a string"));
+            };
             match values.iter().position(|x| x == v) {
                 Some(i) => Ok(Value::Enum(i as u16)),
                 None => Err((
@@ -593,7 +640,9 @@ fn convert(kind: &FieldKind, s: &Scalar<'_>) -> Result<Value, (Reason, String)> 
             }
         }
         FieldKind::Id | FieldKind::Stage { .. } => {
-            let Scalar::Str(v) = s else { return Err(wrong("a string")) };
+            let Scalar::Str(v) = s else {
+                return Err(wrong("a string"));
+            };
             if v.trim().is_empty() {
                 return Err((Reason::EmptyId, "must not be empty".to_owned()));
             }

@@ -160,7 +160,13 @@ pub fn find_in_value(value: &Value) -> Option<String> {
         }
     }
     let mut path = String::new();
-    walk(value, &mut path).then(|| if path.is_empty() { "$".to_owned() } else { path })
+    walk(value, &mut path).then(|| {
+        if path.is_empty() {
+            "$".to_owned()
+        } else {
+            path
+        }
+    })
 }
 
 /// `s` with the digits of every personal number replaced by `*`, for storing raw text

@@ -24,7 +24,12 @@ pub use timestamp::Timestamp;
 pub fn item(schema: &Schema, raw: &[u8], position: Position, source_label: &str) -> Item {
     let outcome = decode(schema, raw);
     let raw_masked = outcome.is_err().then(|| mask_raw(raw));
-    Item { position, outcome, raw_masked, source_label: source_label.to_owned() }
+    Item {
+        position,
+        outcome,
+        raw_masked,
+        source_label: source_label.to_owned(),
+    }
 }
 
 /// The raw text of a rejected event as it may be stored: personal numbers masked, and

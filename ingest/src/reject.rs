@@ -90,12 +90,22 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection at `field`.
     pub fn at(reason: Reason, field: &str, message: impl Into<String>) -> Self {
-        Self { reason, field: Some(field.to_owned()), message: message.into(), event_id: None }
+        Self {
+            reason,
+            field: Some(field.to_owned()),
+            message: message.into(),
+            event_id: None,
+        }
     }
 
     /// A rejection of the whole event.
     pub fn whole(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, field: None, message: message.into(), event_id: None }
+        Self {
+            reason,
+            field: None,
+            message: message.into(),
+            event_id: None,
+        }
     }
 
     /// The same rejection, naming the event.

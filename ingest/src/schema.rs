@@ -146,9 +146,15 @@ impl Schema {
         decls: &BTreeMap<String, EventTypeDecl>,
         stages: HashMap<String, Vec<String>>,
     ) -> Result<Self, SchemaError> {
-        let mut schema = Schema { stages, ..Schema::default() };
+        let mut schema = Schema {
+            stages,
+            ..Schema::default()
+        };
         for (name, decl) in decls {
-            let err = |message: String| SchemaError { event_type: name.clone(), message };
+            let err = |message: String| SchemaError {
+                event_type: name.clone(),
+                message,
+            };
             let names: Vec<&String> = decl.fields.keys().collect();
             let mut fields = Vec::new();
             for (fname, f) in &decl.fields {
@@ -156,13 +162,25 @@ impl Schema {
                 let default = match &f.default {
                     None => None,
                     Some(v) => Some(default_value(&kind, v).ok_or_else(|| {
-                        err(format!("field {fname:?}: default {v} does not fit the field"))
+                        err(format!(
+                            "field {fname:?}: default {v} does not fit the field"
+                        ))
                     })?),
                 };
                 let required = f.required.unwrap_or(default.is_none());
-                fields.push(Field { name: fname.clone(), kind, required, default });
+                fields.push(Field {
+                    name: fname.clone(),
+                    kind,
+                    required,
+                    default,
+                });
             }
-            let ty = EventType { name: name.clone(), fields, rules: Vec::new(), voids: decl.voids };
+            let ty = EventType {
+                name: name.clone(),
+                fields,
+                rules: Vec::new(),
+                voids: decl.voids,
+            };
             let mut rules = Vec::new();
             for r in &decl.rules {
                 let a = ty.field(&r.field);
@@ -222,7 +240,9 @@ fn compile_kind(name: &str, f: &FieldDecl, names: &[&String]) -> Result<FieldKin
             Some(x) => {
                 let v = x * 10f64.powi(scale as i32);
                 if (v - v.round()).abs() > 1e-6 {
-                    Err(format!("field {name:?}: bound {x} is finer than the field's scale"))
+                    Err(format!(
+                        "field {name:?}: bound {x} is finer than the field's scale"
+                    ))
                 } else {
                     Ok(v.round() as i64)
                 }
@@ -235,7 +255,9 @@ fn compile_kind(name: &str, f: &FieldDecl, names: &[&String]) -> Result<FieldKin
             max: bound(f.max, i64::MAX, 0)?,
         },
         FieldKindDecl::Decimal => {
-            let scale = f.scale.ok_or_else(|| format!("field {name:?}: a decimal needs a scale"))?;
+            let scale = f
+                .scale
+                .ok_or_else(|| format!("field {name:?}: a decimal needs a scale"))?;
             if scale > 6 {
                 return Err(format!("field {name:?}: scale {scale} is over 6"));
             }
@@ -249,11 +271,15 @@ fn compile_kind(name: &str, f: &FieldDecl, names: &[&String]) -> Result<FieldKin
             if f.values.is_empty() {
                 return Err(format!("field {name:?}: an enum needs values"));
             }
-            FieldKind::Enum { values: f.values.clone() }
+            FieldKind::Enum {
+                values: f.values.clone(),
+            }
         }
         FieldKindDecl::Id => FieldKind::Id,
         FieldKindDecl::Stage => {
-            let of = f.of.as_deref().ok_or_else(|| format!("field {name:?}: a stage needs `of`"))?;
+            let of =
+                f.of.as_deref()
+                    .ok_or_else(|| format!("field {name:?}: a stage needs `of`"))?;
             let ix = names
                 .iter()
                 .position(|n| n.as_str() == of)
@@ -268,7 +294,10 @@ fn default_value(kind: &FieldKind, v: &serde_json::Value) -> Option<crate::Value
         FieldKind::Int { .. } => v.as_i64().map(crate::Value::Int),
         FieldKind::Enum { values } => {
             let s = v.as_str()?;
-            values.iter().position(|x| x == s).map(|i| crate::Value::Enum(i as u16))
+            values
+                .iter()
+                .position(|x| x == s)
+                .map(|i| crate::Value::Enum(i as u16))
         }
         _ => None,
     }

@@ -13,7 +13,11 @@ pub enum Position {
     /// Line (1-based) in an imported file.
     Line { file: String, line: u64 },
     /// A Kafka message.
-    Offset { topic: String, partition: i32, offset: i64 },
+    Offset {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
 }
 
 impl std::fmt::Display for Position {
@@ -21,7 +25,11 @@ impl std::fmt::Display for Position {
         match self {
             Position::Index(i) => write!(f, "index {i}"),
             Position::Line { file, line } => write!(f, "{file}:{line}"),
-            Position::Offset { topic, partition, offset } => {
+            Position::Offset {
+                topic,
+                partition,
+                offset,
+            } => {
                 write!(f, "{topic}/{partition}@{offset}")
             }
         }
@@ -67,5 +75,8 @@ pub enum SinkError {
 /// A destination for batches of events. A batch is durable when `submit` returns `Ok`.
 pub trait EventSink: Send + Sync {
     /// Makes the batch durable and reports each item's fate, in order.
-    fn submit(&self, items: Vec<Item>) -> impl Future<Output = Result<Vec<Status>, SinkError>> + Send;
+    fn submit(
+        &self,
+        items: Vec<Item>,
+    ) -> impl Future<Output = Result<Vec<Status>, SinkError>> + Send;
 }

@@ -71,9 +71,9 @@ impl Timestamp {
         // A leap second is folded into the second before it: no line system depends on it.
         let second = second.min(59);
         let days = days_from_civil(year, month, day);
-        let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60
-            + i64::from(second)
-            - i64::from(offset_seconds);
+        let secs =
+            days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+                - i64::from(offset_seconds);
         Ok(Self(secs * MICROS))
     }
 
@@ -89,7 +89,10 @@ impl Timestamp {
         let hour = digits(b, 11, 2)?;
         let minute = digits(b, 14, 2)?;
         let second = digits(b, 17, 2)?;
-        if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':'
+        if b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
             || b[16] != b':'
         {
             return Err(TimestampError::Syntax);
@@ -233,10 +236,22 @@ mod tests {
 
     #[test]
     fn garbage_and_impossible_dates_are_refused() {
-        assert_eq!(Timestamp::parse_rfc3339("yesterday"), Err(TimestampError::Syntax));
-        assert_eq!(Timestamp::parse_rfc3339("2026/05/01 10:15:00+09:00"), Err(TimestampError::Syntax));
-        assert_eq!(Timestamp::parse_rfc3339("2026-02-29T00:00:00Z"), Err(TimestampError::Range));
-        assert_eq!(Timestamp::parse_rfc3339("2026-13-01T00:00:00Z"), Err(TimestampError::Range));
+        assert_eq!(
+            Timestamp::parse_rfc3339("yesterday"),
+            Err(TimestampError::Syntax)
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026/05/01 10:15:00+09:00"),
+            Err(TimestampError::Syntax)
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-02-29T00:00:00Z"),
+            Err(TimestampError::Range)
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-13-01T00:00:00Z"),
+            Err(TimestampError::Range)
+        );
         assert!(Timestamp::parse_rfc3339("2028-02-29T00:00:00Z").is_ok());
     }
 
