@@ -5,8 +5,14 @@
 //! The engine never reads the wall clock and does no I/O: it takes events and a `now`
 //! and returns figures, so every rule of DESIGN.md is tested without a database.
 
+pub mod engine;
+pub mod figures;
 pub mod fiscal;
+pub mod ledger;
 pub mod plan;
 
+pub use engine::{fold, Engine, EventLog, LogEntry, MemoryLog};
+pub use figures::{figures, Figure};
 pub use fiscal::{Day, FiscalYear};
+pub use ledger::{Effect, Ledger};
 pub use plan::{Direction, Kpi, KpiKind, Measure, MeasureKind, Plan, PlanError, PlanErrors};

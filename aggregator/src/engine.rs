@@ -1,0 +1,230 @@
+//! Folding validated events into the ledger, effectively once.
+//!
+//! [`fold`] holds the rules (duplicates, conflicting duplicates, voids before or after
+//! their original, snapshots that cannot be voided); it reads and writes the event log
+//! through the small [`EventLog`] trait, so the in-memory engine of the tests and the
+//! store's per-batch overlay run the same code.
+
+use std::collections::{HashMap, HashSet};
+
+use mieruka_ingest::{Event, Reason, Rejection, Status, Timestamp};
+
+use crate::figures::{figures, Figure};
+use crate::fiscal::Day;
+use crate::ledger::{effects, Effect, Ledger};
+use crate::plan::Plan;
+
+/// An accepted event as the log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Fingerprint of its canonical body: tells a duplicate from a conflict.
+    pub fingerprint: i64,
+    /// The event.
+    pub event: Event,
+    /// Whether a void has retracted it (its contribution is then out of the ledger).
+    pub voided: bool,
+}
+
+/// The event log as the fold sees it.
+pub trait EventLog {
+    /// The logged event with this key.
+    fn get(&self, source: &str, id: &str) -> Option<&LogEntry>;
+    /// Whether a void for this key arrived before the event itself.
+    fn has_pending_void(&self, source: &str, id: &str) -> bool;
+    /// Logs an accepted event.
+    fn insert(&mut self, entry: LogEntry);
+    /// Marks a logged event as voided.
+    fn set_voided(&mut self, source: &str, id: &str);
+    /// Remembers a void whose original has not arrived.
+    fn add_pending_void(&mut self, source: &str, target: &str);
+    /// Live (not voided) events that occurred on `day` and feed one of `measures`… as
+    /// far as the log can tell: the fold filters them again.
+    fn events_on(&self, day: Day) -> Vec<&Event>;
+}
+
+/// Sum of the live deltas of a level on a day at or after an instant, from the log.
+pub fn deltas_since<L: EventLog + ?Sized>(
+    plan: &Plan,
+    log: &L,
+    measure: usize,
+    day: Day,
+    at: Timestamp,
+) -> i64 {
+    log.events_on(day)
+        .into_iter()
+        .flat_map(|e| effects(plan, e))
+        .map(|eff| match eff {
+            Effect::Delta {
+                measure: m,
+                at: t,
+                amount,
+            } if m == measure && t >= at => amount,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Folds one validated event into the ledger and the log; reports its fate.
+pub fn fold<L: EventLog + ?Sized>(
+    plan: &Plan,
+    ledger: &mut Ledger,
+    log: &mut L,
+    event: Event,
+) -> Status {
+    let schema = &plan.schema;
+    let fingerprint = event.fingerprint(schema);
+    if let Some(seen) = log.get(&event.source, &event.id) {
+        return if seen.fingerprint == fingerprint {
+            Status::Duplicate
+        } else {
+            Status::Rejected(
+                Rejection::at(
+                    Reason::ConflictingDuplicate,
+                    "event_id",
+                    "this source sent the same event_id earlier with a different body; the \
+                     first one stands (send a void and a new id to correct it)",
+                )
+                .with_event_id(Some(&event.id)),
+            )
+        };
+    }
+    let is_void = schema.event_type(event.type_id).voids;
+    let not_voidable = |e: &Event| {
+        plan.is_snapshot[usize::from(e.type_id.0)] || schema.event_type(e.type_id).voids
+    };
+    if is_void {
+        let target = event.voids.clone().unwrap_or_default();
+        if target == event.id {
+            return reject_void(&event, "an event cannot void itself");
+        }
+        match log.get(&event.source, &target) {
+            Some(original) if not_voidable(&original.event) => {
+                return reject_void(
+                    &event,
+                    "snapshots and voids cannot be voided; correct a snapshot with a newer one",
+                );
+            }
+            Some(original) if !original.voided => {
+                let original = original.event.clone();
+                for eff in effects(plan, &original) {
+                    ledger.apply(&eff, -1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
+                }
+                log.set_voided(&event.source, &target);
+            }
+            Some(_) => {}
+            None => log.add_pending_void(&event.source, &target),
+        }
+        log.insert(LogEntry {
+            fingerprint,
+            event,
+            voided: false,
+        });
+        return Status::Accepted;
+    }
+    let voided = log.has_pending_void(&event.source, &event.id) && !not_voidable(&event);
+    let effs = effects(plan, &event);
+    ledger.touch(plan, &effs, event.occurred_at);
+    if !voided {
+        for eff in &effs {
+            ledger.apply(eff, 1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
+        }
+    }
+    log.insert(LogEntry {
+        fingerprint,
+        event,
+        voided,
+    });
+    Status::Accepted
+}
+
+fn reject_void(event: &Event, message: &str) -> Status {
+    Status::Rejected(
+        Rejection::at(Reason::VoidNotAllowed, "voids", message).with_event_id(Some(&event.id)),
+    )
+}
+
+/// An event log held in memory: for tests, benchmarks and replays of small histories.
+#[derive(Default, Debug)]
+pub struct MemoryLog {
+    entries: HashMap<(String, String), LogEntry>,
+    pending: HashSet<(String, String)>,
+    by_day: HashMap<Day, Vec<(String, String)>>,
+}
+
+impl EventLog for MemoryLog {
+    fn get(&self, source: &str, id: &str) -> Option<&LogEntry> {
+        self.entries.get(&(source.to_owned(), id.to_owned()))
+    }
+
+    fn has_pending_void(&self, source: &str, id: &str) -> bool {
+        self.pending.contains(&(source.to_owned(), id.to_owned()))
+    }
+
+    fn insert(&mut self, entry: LogEntry) {
+        let key = (entry.event.source.clone(), entry.event.id.clone());
+        self.by_day
+            .entry(Day::of(entry.event.occurred_at))
+            .or_default()
+            .push(key.clone());
+        self.entries.insert(key, entry);
+    }
+
+    fn set_voided(&mut self, source: &str, id: &str) {
+        if let Some(e) = self.entries.get_mut(&(source.to_owned(), id.to_owned())) {
+            e.voided = true;
+        }
+    }
+
+    fn add_pending_void(&mut self, source: &str, target: &str) {
+        self.pending.insert((source.to_owned(), target.to_owned()));
+    }
+
+    fn events_on(&self, day: Day) -> Vec<&Event> {
+        self.by_day
+            .get(&day)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.entries.get(k))
+            .filter(|e| !e.voided)
+            .map(|e| &e.event)
+            .collect()
+    }
+}
+
+/// The pure KPI engine over an in-memory log: events and a clock in, figures out.
+pub struct Engine<'p> {
+    plan: &'p Plan,
+    ledger: Ledger,
+    log: MemoryLog,
+}
+
+impl<'p> Engine<'p> {
+    /// An engine with nothing folded yet.
+    pub fn new(plan: &'p Plan) -> Self {
+        Self {
+            plan,
+            ledger: Ledger::default(),
+            log: MemoryLog::default(),
+        }
+    }
+
+    /// Folds one event.
+    pub fn apply(&mut self, event: Event) -> Status {
+        fold(self.plan, &mut self.ledger, &mut self.log, event)
+    }
+
+    /// Folds many events.
+    pub fn apply_all(&mut self, events: impl IntoIterator<Item = Event>) -> Vec<Status> {
+        events.into_iter().map(|e| self.apply(e)).collect()
+    }
+
+    /// The aggregates so far.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Every KPI's figures for every exported year, at `now`.
+    pub fn figures(&self, now: Timestamp) -> Vec<Figure> {
+        figures(self.plan, &self.ledger, now)
+    }
+}

@@ -1,0 +1,333 @@
+//! The ledger: the aggregates every KPI figure is computed from, and how one event's
+//! contribution moves them.
+//!
+//! Its size grows with measures × days × dimensions, never with the number of events:
+//! flows are summed per day, levels keep per day the sum of their deltas and the day's
+//! latest snapshot, distinct counts keep their values per fiscal year.
+
+use std::collections::{BTreeMap, HashMap};
+
+use mieruka_ingest::{Event, Timestamp, Value};
+
+use crate::fiscal::{Day, FiscalYear};
+use crate::plan::{MeasureKind, Op, Plan};
+
+/// What one event contributes to the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Adds to a flow on a day.
+    Flow {
+        measure: usize,
+        day: Day,
+        amount: i64,
+    },
+    /// Counts a value of a distinct measure in a fiscal year.
+    Distinct {
+        measure: usize,
+        year: FiscalYear,
+        value: Box<str>,
+    },
+    /// Moves a level at an instant.
+    Delta {
+        measure: usize,
+        at: Timestamp,
+        amount: i64,
+    },
+    /// Resets a level at an instant.
+    Reset {
+        measure: usize,
+        at: Timestamp,
+        id: Box<str>,
+        value: i64,
+    },
+    /// Reaches a milestone stage.
+    Stage { kpi: usize, day: Day, stage: u16 },
+}
+
+/// The latest snapshot of a level on one day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub at: Timestamp,
+    /// Its event id: breaks ties between snapshots of one instant (the greater wins).
+    pub id: Box<str>,
+    /// The absolute figure.
+    pub value: i64,
+    /// Sum of that day's deltas at or after `at`.
+    pub after: i64,
+}
+
+/// One day of a level.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LevelDay {
+    /// Sum of every delta of the day.
+    pub delta: i64,
+    /// The day's latest snapshot.
+    pub snapshot: Option<Snapshot>,
+    /// A snapshot taken at exactly 00:00 of the day: the opening value of a fiscal year
+    /// when the day is April 1.
+    pub opening: Option<(Box<str>, i64)>,
+}
+
+/// The aggregates of a plan's measures.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ledger {
+    /// Flow amounts per (measure, day).
+    pub flows: BTreeMap<(usize, Day), i64>,
+    /// Distinct values per (measure, year), with how many live events carry each.
+    pub distinct: HashMap<(usize, FiscalYear), HashMap<Box<str>, i64>>,
+    /// Level days per (measure, day).
+    pub levels: BTreeMap<(usize, Day), LevelDay>,
+    /// Milestone stages reached per (kpi, day, stage), with how many live events say so.
+    pub stages: BTreeMap<(usize, Day, u16), i64>,
+    /// The latest `occurred_at` behind each measure (and each milestone KPI, keyed by
+    /// `measures.len() + kpi`).
+    pub as_of: HashMap<usize, Timestamp>,
+}
+
+/// The contributions of an event, per the plan's routes.
+pub fn effects(plan: &Plan, event: &Event) -> Vec<Effect> {
+    let mut out = Vec::new();
+    let at = event.occurred_at;
+    for route in &plan.routes[usize::from(event.type_id.0)] {
+        let passes = route.filter.iter().all(|(ix, allowed)| {
+            matches!(event.data.get(*ix), Some(Value::Enum(v)) if allowed.contains(v))
+        });
+        if !passes {
+            continue;
+        }
+        let amount = match route.field {
+            None => 1,
+            Some(ix) => match event.data.get(ix) {
+                Some(Value::Int(v) | Value::Fixed(v)) => *v,
+                Some(Value::Id(v)) if route.op == Op::Distinct => {
+                    out.push(Effect::Distinct {
+                        measure: route.measure,
+                        year: FiscalYear::of(at),
+                        value: v.clone(),
+                    });
+                    continue;
+                }
+                _ => continue,
+            },
+        };
+        let measure = route.measure;
+        out.push(match (route.op, plan.measures[measure].kind) {
+            (Op::Reset, _) => Effect::Reset {
+                measure,
+                at,
+                id: event.id.as_str().into(),
+                value: amount,
+            },
+            (Op::Sub, _) => Effect::Delta {
+                measure,
+                at,
+                amount: -amount,
+            },
+            (_, MeasureKind::Level) => Effect::Delta {
+                measure,
+                at,
+                amount,
+            },
+            _ => Effect::Flow {
+                measure,
+                day: Day::of(at),
+                amount,
+            },
+        });
+    }
+    if let Some((kpi_field, stage_field)) = plan.milestone_fields[usize::from(event.type_id.0)] {
+        if let (Some(Value::Id(kpi)), Some(Value::Id(stage))) =
+            (event.data.get(kpi_field), event.data.get(stage_field))
+        {
+            if let Some((k, stages)) = plan
+                .kpis
+                .iter()
+                .enumerate()
+                .find_map(|(i, k)| (k.id == **kpi).then_some((i, k.stages()?)))
+            {
+                if let Some(s) = stages.iter().position(|s| s.id == **stage) {
+                    out.push(Effect::Stage {
+                        kpi: k,
+                        day: Day::of(at),
+                        stage: s as u16,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The measures (and milestone KPIs, as `measures.len() + kpi`) an effect touches.
+fn as_of_key(plan: &Plan, e: &Effect) -> usize {
+    match e {
+        Effect::Flow { measure, .. }
+        | Effect::Distinct { measure, .. }
+        | Effect::Delta { measure, .. }
+        | Effect::Reset { measure, .. } => *measure,
+        Effect::Stage { kpi, .. } => plan.measures.len() + kpi,
+    }
+}
+
+impl Ledger {
+    /// Applies an effect with `sign` +1 (an event counted) or −1 (an event voided).
+    ///
+    /// `deltas_since(measure, day, at)` must return the sum of the live deltas of that
+    /// level on that day at or after `at`, excluding the effect being applied: a
+    /// snapshot that becomes the day's latest needs it, and only the event log has it.
+    pub fn apply(
+        &mut self,
+        effect: &Effect,
+        sign: i64,
+        deltas_since: &mut dyn FnMut(usize, Day, Timestamp) -> i64,
+    ) {
+        match effect {
+            Effect::Flow {
+                measure,
+                day,
+                amount,
+            } => {
+                let v = self.flows.entry((*measure, *day)).or_default();
+                *v += sign * amount;
+                if *v == 0 {
+                    self.flows.remove(&(*measure, *day));
+                }
+            }
+            Effect::Distinct {
+                measure,
+                year,
+                value,
+            } => {
+                let set = self.distinct.entry((*measure, *year)).or_default();
+                let n = set.entry(value.clone()).or_default();
+                *n += sign;
+                if *n <= 0 {
+                    set.remove(value);
+                }
+                if set.is_empty() {
+                    self.distinct.remove(&(*measure, *year));
+                }
+            }
+            Effect::Delta {
+                measure,
+                at,
+                amount,
+            } => {
+                let key = (*measure, Day::of(*at));
+                let day = self.levels.entry(key).or_default();
+                day.delta += sign * amount;
+                if let Some(s) = day.snapshot.as_mut().filter(|s| *at >= s.at) {
+                    s.after += sign * amount;
+                }
+                // A day whose deltas cancel out and that has no snapshot says nothing
+                // about the stock; dropping it keeps the ledger independent of order.
+                if *day == LevelDay::default() {
+                    self.levels.remove(&key);
+                }
+            }
+            Effect::Reset {
+                measure,
+                at,
+                id,
+                value,
+            } => {
+                // Snapshots are never voided (DESIGN.md), so only sign +1 arrives here.
+                let d = Day::of(*at);
+                let day = self.levels.entry((*measure, d)).or_default();
+                if *at == d.start() && day.opening.as_ref().is_none_or(|(oid, _)| **oid < **id) {
+                    day.opening = Some((id.clone(), *value));
+                }
+                let newer = day
+                    .snapshot
+                    .as_ref()
+                    .is_none_or(|s| (s.at, &*s.id) < (*at, &**id));
+                if newer {
+                    let after = deltas_since(*measure, d, *at);
+                    let day = self.levels.entry((*measure, d)).or_default();
+                    day.snapshot = Some(Snapshot {
+                        at: *at,
+                        id: id.clone(),
+                        value: *value,
+                        after,
+                    });
+                }
+            }
+            Effect::Stage { kpi, day, stage } => {
+                let v = self.stages.entry((*kpi, *day, *stage)).or_default();
+                *v += sign;
+                if *v <= 0 {
+                    self.stages.remove(&(*kpi, *day, *stage));
+                }
+            }
+        }
+    }
+
+    /// Records that an accepted event stands behind its measures as of its time, even
+    /// when it is voided (so the record does not depend on arrival order).
+    pub fn touch(&mut self, plan: &Plan, effects: &[Effect], at: Timestamp) {
+        for e in effects {
+            let slot = self.as_of.entry(as_of_key(plan, e)).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+    }
+
+    /// A flow's total over days `from..=to`.
+    pub fn flow_sum(&self, measure: usize, from: Day, to: Day) -> i64 {
+        if to < from {
+            return 0;
+        }
+        self.flows
+            .range((measure, from)..=(measure, to))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// A distinct measure's count for a year.
+    pub fn distinct_count(&self, measure: usize, year: FiscalYear) -> i64 {
+        self.distinct
+            .get(&(measure, year))
+            .map_or(0, |s| s.len() as i64)
+    }
+
+    /// A level at the end of `day`: its value, and whether a snapshot stands behind it.
+    /// `None` when nothing has touched the level by then.
+    pub fn level_at(&self, measure: usize, day: Day) -> Option<(i64, bool)> {
+        let range = self.levels.range((measure, Day(i32::MIN))..=(measure, day));
+        let mut sum = 0;
+        let mut any = false;
+        for (_, d) in range.rev() {
+            any = true;
+            if let Some(s) = &d.snapshot {
+                return Some((s.value + s.after + sum, true));
+            }
+            sum += d.delta;
+        }
+        any.then_some((sum, false))
+    }
+
+    /// A level at the start of a fiscal year (its opening snapshot, or the end of the
+    /// previous day), when a snapshot stands behind it.
+    pub fn level_at_start(&self, measure: usize, year: FiscalYear) -> Option<i64> {
+        let first = year.first_day();
+        if let Some((_, v)) = self
+            .levels
+            .get(&(measure, first))
+            .and_then(|d| d.opening.as_ref())
+        {
+            return Some(*v);
+        }
+        match self.level_at(measure, Day(first.0 - 1)) {
+            Some((v, true)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The highest stage index of a milestone KPI reached by the end of `day`.
+    pub fn stage_at(&self, kpi: usize, day: Day) -> Option<u16> {
+        self.stages
+            .range((kpi, Day(i32::MIN), 0)..=(kpi, day, u16::MAX))
+            .map(|((_, _, s), _)| *s)
+            .max()
+    }
+}
