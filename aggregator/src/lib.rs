@@ -16,3 +16,5 @@ pub use figures::{figures, Figure};
 pub use fiscal::{Day, FiscalYear};
 pub use ledger::{Effect, Ledger};
 pub use plan::{Direction, Kpi, KpiKind, Measure, MeasureKind, Plan, PlanError, PlanErrors};
+pub mod store;
+pub use store::{RejectedRow, SqliteStore, StoreError};

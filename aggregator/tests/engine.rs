@@ -1,4 +1,5 @@
 //! The KPI engine, worked by hand per KPI kind, and its properties under generated input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 use mieruka_aggregator::{Engine, Figure, FiscalYear, Plan};
 use mieruka_ingest::{decode, Event, Status, Timestamp};

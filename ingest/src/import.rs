@@ -1,1 +1,1260 @@
 //! File import: NDJSON and CSV (UTF-8 or Shift_JIS) turned into raw events.
+//!
+//! Each event comes out as the raw JSON bytes of one envelope with the 1-based line it
+//! started on, ready for [`crate::item`] with a [`crate::Position::Line`]: validation,
+//! the personal-number guard and rejection reasons stay in one place, whatever the
+//! transport. A CSV row is mapped to the envelope by a [`CsvMapping`] from the config
+//! file (DESIGN.md, "Transports"). Problems with the whole file (its encoding, its
+//! header, its shape, the mapping itself) are an [`ImportError`]; a bad row is still
+//! emitted, so validation rejects it with a reason and the rows beside it go on.
+//!
+//! Nothing here prints, logs or quotes the contents of a cell: a cell may hold a
+//! personal number, and only the guard may decide what is shown.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_json::{Map, Number, Value as Json};
+
+use crate::schema::{FieldKind, Schema};
+use crate::timestamp::Timestamp;
+
+/// The UTF-8 byte order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Text encodings a file may come in.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Encoding {
+    /// UTF-8, with or without a byte order mark.
+    Utf8,
+    /// Shift_JIS as Windows writes it (code page 932, the WHATWG `Shift_JIS`).
+    ShiftJis,
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Encoding::Utf8 => "UTF-8",
+            Encoding::ShiftJis => "Shift_JIS",
+        })
+    }
+}
+
+impl FromStr for Encoding {
+    type Err = ImportError;
+
+    /// Parses `utf-8`/`utf8` or `shift_jis`/`shift-jis`/`sjis`/`cp932`/`windows-31j`
+    /// (case-insensitive).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "utf-8" | "utf8" => Ok(Encoding::Utf8),
+            "shift_jis" | "shift-jis" | "shiftjis" | "sjis" | "cp932" | "windows-31j" => {
+                Ok(Encoding::ShiftJis)
+            }
+            _ => Err(ImportError::UnknownEncoding { name: s.to_owned() }),
+        }
+    }
+}
+
+impl TryFrom<String> for Encoding {
+    type Error = ImportError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// Whole-file problems: nothing of the file can be imported until they are fixed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The bytes are not valid text in the encoding (the offset of the first bad byte).
+    #[error(
+        "the file is not valid {encoding}: malformed bytes at byte offset {offset} \
+         (is it in another encoding?)"
+    )]
+    Encoding {
+        /// The encoding the bytes were decoded as.
+        encoding: Encoding,
+        /// The 0-based offset of the first malformed byte in the file.
+        offset: usize,
+    },
+    /// An encoding name that is not known.
+    #[error("unknown encoding {name:?}; expected utf-8 or shift_jis (also sjis, cp932)")]
+    UnknownEncoding {
+        /// The name as given.
+        name: String,
+    },
+    /// The file has no header row.
+    #[error("the CSV file is empty: expected a header row")]
+    NoHeader,
+    /// The header lacks a column the mapping names.
+    #[error("the CSV header has no column {column:?}; the columns found are: {}", found.join(", "))]
+    MissingColumn {
+        /// The column the mapping names.
+        column: String,
+        /// The header's columns, in file order.
+        found: Vec<String>,
+    },
+    /// The CSV cannot be split into rows of the header's width.
+    #[error("CSV syntax error at line {line}: {message}")]
+    Csv {
+        /// The 1-based line of the row (the header is line 1).
+        line: u64,
+        /// What is wrong (never quotes a cell).
+        message: String,
+    },
+    /// The mapping names an event type the plan does not declare.
+    #[error("the CSV mapping names unknown event type {name:?}; the plan declares: {}", known.join(", "))]
+    UnknownType {
+        /// The type the mapping names.
+        name: String,
+        /// The types the plan declares, sorted.
+        known: Vec<String>,
+    },
+    /// The mapping itself is inconsistent (an unknown field, a bad time format or offset).
+    #[error("bad CSV mapping: {0}")]
+    Mapping(String),
+}
+
+/// One raw event cut from a file: its JSON envelope and the line it starts on.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RawLine {
+    /// The 1-based line the event starts on (a CSV header is line 1).
+    pub line: u64,
+    /// The event as JSON bytes, for [`crate::decode`] / [`crate::item`].
+    pub json: Vec<u8>,
+    /// The CSV column (header text) and a message when a cell is known to be bad; never quotes the cell.
+    pub column_error: Option<(String, String)>,
+}
+
+/// A CSV column mapping: the `[csv_mappings.NAME]` table of the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvMapping {
+    /// The envelope's `source`, constant for the file.
+    pub source: String,
+    /// The envelope's `type`, constant for the file.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The header of the column holding the event id.
+    pub event_id: String,
+    /// The header of the column holding the time.
+    pub occurred_at: String,
+    /// `%Y %m %d %H %M %S %z %%` and literal characters (a space matches any run of spaces), or `rfc3339`.
+    #[serde(default = "default_time_format")]
+    pub time_format: String,
+    /// The UTC offset of times without one (`+09:00`, `Z`, `Asia/Tokyo`).
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset: String,
+    /// Data field name → the header of the column holding it.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Data field name → a constant value for every row.
+    #[serde(default)]
+    pub constants: BTreeMap<String, Json>,
+    /// Data field name → (cell text → value), e.g. `channel`: `コンビニ` → `konbini`.
+    #[serde(default)]
+    pub values: BTreeMap<String, BTreeMap<String, String>>,
+    /// The field delimiter (default `,`; an ASCII character).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+}
+
+fn default_time_format() -> String {
+    "%Y/%m/%d %H:%M:%S".to_owned()
+}
+
+fn default_utc_offset() -> String {
+    "+09:00".to_owned()
+}
+
+/// Guesses a file's encoding: UTF-8 when it has a UTF-8 BOM or is valid UTF-8, else Shift_JIS.
+pub fn detect_encoding(bytes: &[u8]) -> Encoding {
+    if bytes.starts_with(UTF8_BOM) || std::str::from_utf8(bytes).is_ok() {
+        Encoding::Utf8
+    } else {
+        Encoding::ShiftJis
+    }
+}
+
+/// Decodes a file's bytes, stripping a UTF-8 BOM; malformed bytes are an error naming the first bad offset.
+pub fn decode_text(bytes: &[u8], enc: Encoding) -> Result<String, ImportError> {
+    match enc {
+        Encoding::Utf8 => {
+            let (skip, body) = match bytes.strip_prefix(UTF8_BOM) {
+                Some(rest) => (UTF8_BOM.len(), rest),
+                None => (0, bytes),
+            };
+            std::str::from_utf8(body)
+                .map(str::to_owned)
+                .map_err(|e| ImportError::Encoding {
+                    encoding: enc,
+                    offset: skip + e.valid_up_to(),
+                })
+        }
+        Encoding::ShiftJis => decode_shift_jis(bytes),
+    }
+}
+
+fn decode_shift_jis(bytes: &[u8]) -> Result<String, ImportError> {
+    use encoding_rs::DecoderResult;
+    let mut decoder = encoding_rs::SHIFT_JIS.new_decoder_without_bom_handling();
+    let mut out = String::new();
+    let mut read = 0;
+    loop {
+        let rest = &bytes[read..];
+        let need = decoder
+            .max_utf8_buffer_length_without_replacement(rest.len())
+            .unwrap_or(rest.len().saturating_mul(3));
+        out.reserve(need);
+        let (result, n) = decoder.decode_to_string_without_replacement(rest, &mut out, true);
+        read += n;
+        match result {
+            DecoderResult::InputEmpty => return Ok(out),
+            DecoderResult::OutputFull => continue,
+            DecoderResult::Malformed(bad, after) => {
+                let offset = read - usize::from(after) - usize::from(bad);
+                return Err(ImportError::Encoding {
+                    encoding: Encoding::ShiftJis,
+                    offset,
+                });
+            }
+        }
+    }
+}
+
+/// Cuts NDJSON text into raw events: one per non-blank line, with its 1-based line number.
+pub fn ndjson_events(text: &str) -> Vec<RawLine> {
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| RawLine {
+            line: i as u64 + 1,
+            json: l.trim().as_bytes().to_vec(),
+            column_error: None,
+        })
+        .collect()
+}
+
+/// Maps CSV text (first row the header) to raw events, one per data row; blank rows are skipped.
+pub fn csv_events(
+    text: &str,
+    mapping: &CsvMapping,
+    schema: &Schema,
+) -> Result<Vec<RawLine>, ImportError> {
+    let plan = Plan::new(mapping, schema)?;
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(plan.delimiter)
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    // The csv crate's own line count is off with CRLF endings: count `\n`s up to a
+    // record's first byte instead.
+    let mut lines = LineCounter::new(text);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_error(&e, &mut lines))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    if headers.iter().all(String::is_empty) {
+        return Err(ImportError::NoHeader);
+    }
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name.trim())
+            .ok_or_else(|| ImportError::MissingColumn {
+                column: name.to_owned(),
+                found: headers.clone(),
+            })
+    };
+    let id_col = column(&mapping.event_id)?;
+    let time_col = column(&mapping.occurred_at)?;
+    let mut field_cols = Vec::with_capacity(plan.fields.len());
+    for f in &plan.fields {
+        field_cols.push(column(f.header)?);
+    }
+
+    let mut out = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let start = reader.position().byte();
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(&e, &mut lines)),
+        }
+        let line = lines.at(record.position().map_or(start, csv::Position::byte));
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        if record.len() != headers.len() {
+            return Err(ImportError::Csv {
+                line,
+                message: format!(
+                    "the row has {} fields but the header has {}",
+                    record.len(),
+                    headers.len()
+                ),
+            });
+        }
+        let cell = |i: usize| record.get(i).unwrap_or("").trim();
+        out.push(plan.row(line, cell(id_col), cell(time_col), |k| cell(field_cols[k])));
+    }
+    Ok(out)
+}
+
+/// 1-based line numbers of byte offsets, asked for in increasing order.
+struct LineCounter<'t> {
+    text: &'t [u8],
+    byte: usize,
+    line: u64,
+}
+
+impl<'t> LineCounter<'t> {
+    fn new(text: &'t str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            byte: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the first non-newline byte from `offset` on (offsets before the last
+    /// one asked give that one's line). The csv crate starts a record after a CRLF's `\r`.
+    fn at(&mut self, offset: u64) -> u64 {
+        let mut end = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while matches!(self.text.get(end), Some(b'\r' | b'\n')) {
+            end += 1;
+        }
+        if end > self.byte {
+            let newlines = self.text[self.byte..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.line += newlines as u64;
+            self.byte = end;
+        }
+        self.line
+    }
+}
+
+fn csv_error(e: &csv::Error, lines: &mut LineCounter<'_>) -> ImportError {
+    let line = e.position().map_or(lines.line, |p| lines.at(p.byte()));
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("the row has {len} fields but the header has {expected_len}"),
+        // The csv crate's messages name positions and lengths, never cell contents.
+        _ => e.to_string(),
+    };
+    ImportError::Csv { line, message }
+}
+
+/// A mapped data field, resolved against the schema.
+struct PlanField<'a> {
+    name: &'a str,
+    header: &'a str,
+    kind: &'a FieldKind,
+    values: Option<&'a BTreeMap<String, String>>,
+}
+
+/// A mapping checked against the schema, ready to turn rows into envelopes.
+struct Plan<'a> {
+    mapping: &'a CsvMapping,
+    delimiter: u8,
+    time: TimeFormat,
+    offset: String,
+    fields: Vec<PlanField<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(mapping: &'a CsvMapping, schema: &'a Schema) -> Result<Self, ImportError> {
+        let type_id =
+            schema
+                .type_id(&mapping.event_type)
+                .ok_or_else(|| ImportError::UnknownType {
+                    name: mapping.event_type.clone(),
+                    known: schema.type_names().into_iter().map(str::to_owned).collect(),
+                })?;
+        let ty = schema.event_type(type_id);
+        let declared = || {
+            let names: Vec<&str> = ty.fields.iter().map(|f| f.name.as_str()).collect();
+            if names.is_empty() {
+                format!("{} carries no data fields", ty.name)
+            } else {
+                format!("{} has fields {}", ty.name, names.join(", "))
+            }
+        };
+        let unknown = |section: &str, name: &str| {
+            ImportError::Mapping(format!(
+                "{section}.{name}: not a field of {}; {}",
+                ty.name,
+                declared()
+            ))
+        };
+        let mut fields = Vec::with_capacity(mapping.fields.len());
+        for (name, header) in &mapping.fields {
+            let ix = ty.field(name).ok_or_else(|| unknown("fields", name))?;
+            if mapping.constants.contains_key(name) {
+                return Err(ImportError::Mapping(format!(
+                    "{name} is both a column (fields.{name}) and a constant (constants.{name})"
+                )));
+            }
+            fields.push(PlanField {
+                name,
+                header,
+                kind: &ty.fields[ix].kind,
+                values: mapping.values.get(name),
+            });
+        }
+        for name in mapping.constants.keys() {
+            ty.field(name).ok_or_else(|| unknown("constants", name))?;
+        }
+        for name in mapping.values.keys() {
+            if !mapping.fields.contains_key(name) {
+                return Err(ImportError::Mapping(format!(
+                    "values.{name}: a value map needs a column, but fields.{name} is not set"
+                )));
+            }
+        }
+        let delimiter = match mapping.delimiter {
+            None => b',',
+            Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => c as u8,
+            Some(c) => {
+                return Err(ImportError::Mapping(format!(
+                    "delimiter {c:?} is not a usable ASCII character"
+                )))
+            }
+        };
+        let time = TimeFormat::parse(&mapping.time_format).map_err(ImportError::Mapping)?;
+        let offset = parse_zone(&mapping.utc_offset).ok_or_else(|| {
+            ImportError::Mapping(format!(
+                "utc_offset {:?} is not an offset like +09:00 (or Z, UTC, Asia/Tokyo)",
+                mapping.utc_offset
+            ))
+        })?;
+        Ok(Plan {
+            mapping,
+            delimiter,
+            time,
+            offset,
+            fields,
+        })
+    }
+
+    /// One envelope from a row's (trimmed) cells; `field` gives the cell of the k-th mapped field.
+    fn row<'c>(
+        &self,
+        line: u64,
+        id: &str,
+        time: &str,
+        field: impl Fn(usize) -> &'c str,
+    ) -> RawLine {
+        let m = self.mapping;
+        let mut column_error = None;
+        let mut note = |column: &str, message: String| {
+            column_error.get_or_insert_with(|| (column.to_owned(), message));
+        };
+        if id.is_empty() {
+            note(
+                &m.event_id,
+                "is empty: every row needs an event id".to_owned(),
+            );
+        }
+        let occurred_at = match self.time.apply(time, &self.offset) {
+            Some(t) => t,
+            None => {
+                let message = if time.is_empty() {
+                    format!("is empty; expected time format {}", m.time_format)
+                } else {
+                    format!("does not match time format {}", m.time_format)
+                };
+                note(&m.occurred_at, message);
+                time.to_owned()
+            }
+        };
+        let mut data: Map<String, Json> = m
+            .constants
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, f) in self.fields.iter().enumerate() {
+            let cell = field(k);
+            if cell.is_empty() {
+                continue;
+            }
+            let mapped = f
+                .values
+                .and_then(|vm| vm.get(cell))
+                .map_or(cell, String::as_str);
+            let value = match f.kind {
+                FieldKind::Int { .. } => match number(mapped) {
+                    Some(n) if n.is_i64() => Json::Number(n),
+                    Some(n) => {
+                        note(f.header, format!("is not a whole number ({})", f.name));
+                        Json::Number(n)
+                    }
+                    None => {
+                        note(f.header, format!("is not a number ({})", f.name));
+                        Json::String(mapped.to_owned())
+                    }
+                },
+                FieldKind::Decimal { .. } => match number(mapped) {
+                    Some(n) => Json::Number(n),
+                    None => {
+                        note(f.header, format!("is not a number ({})", f.name));
+                        Json::String(mapped.to_owned())
+                    }
+                },
+                FieldKind::Enum { values } => {
+                    if !values.iter().any(|v| v == mapped) {
+                        let (name, allowed) = (f.name, values.join(", "));
+                        note(
+                            f.header,
+                            if f.values.is_some() {
+                                format!(
+                                    "is neither a key of the mapping's value map for {name} \
+                                     nor one of its values ({allowed})"
+                                )
+                            } else {
+                                format!("is not one of the values of {name} ({allowed})")
+                            },
+                        );
+                    }
+                    Json::String(mapped.to_owned())
+                }
+                FieldKind::Id | FieldKind::Stage { .. } => Json::String(mapped.to_owned()),
+            };
+            data.insert(f.name.to_owned(), value);
+        }
+        let event = serde_json::json!({
+            "event_id": id,
+            "source": m.source,
+            "type": m.event_type,
+            "occurred_at": occurred_at,
+            "data": data,
+        });
+        RawLine {
+            line,
+            json: event.to_string().into_bytes(),
+            column_error,
+        }
+    }
+}
+
+/// Full-width ASCII forms (０-９, Ａ-Ｚ, ／, ：, ，, －, …) and the ideographic space as ASCII.
+fn half_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            '\u{2212}' => '-',
+            _ => c,
+        })
+        .collect()
+}
+
+/// A cell as a JSON number: full-width digits normalised, thousands commas stripped.
+fn number(cell: &str) -> Option<Number> {
+    let s = half_width(cell);
+    let s = s.trim();
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (body, None),
+    };
+    let int = if int.contains(',') {
+        let mut groups = int.split(',');
+        let first = groups.next().unwrap_or("");
+        let grouped = (1..=3).contains(&first.len())
+            && groups.all(|g| g.len() == 3 && g.bytes().all(|b| b.is_ascii_digit()));
+        if !grouped {
+            return None;
+        }
+        int.replace(',', "")
+    } else {
+        int.to_owned()
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(&int) || frac.is_some_and(|f| !digits(f)) {
+        return None;
+    }
+    let sign = if neg { "-" } else { "" };
+    match frac {
+        None => match format!("{sign}{int}").parse::<i64>() {
+            Ok(v) => Some(Number::from(v)),
+            Err(_) => format!("{sign}{int}")
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64),
+        },
+        Some(f) => format!("{sign}{int}.{f}")
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64),
+    }
+}
+
+/// An offset as `+HH:MM` (from `+09:00`, `+0900`, `Z`, `UTC`, `JST`, `Asia/Tokyo`).
+fn parse_zone(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
+        return Some("+00:00".to_owned());
+    }
+    if s == "Asia/Tokyo" || s.eq_ignore_ascii_case("jst") {
+        return Some("+09:00".to_owned());
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut it = chars.iter().copied().peekable();
+    let offset = parse_offset(&mut it)?;
+    it.next().is_none().then_some(offset)
+}
+
+/// Reads `Z`, `±HH:MM` or `±HHMM` from `it`, as `+HH:MM` (`Z` as `+00:00`).
+fn parse_offset(it: &mut std::iter::Peekable<impl Iterator<Item = char>>) -> Option<String> {
+    let sign = match it.next()? {
+        'Z' | 'z' => return Some("+00:00".to_owned()),
+        c @ ('+' | '-') => c,
+        _ => return None,
+    };
+    let hh = take_digits(it, 2, 2)?;
+    if it.peek() == Some(&':') {
+        it.next();
+    }
+    let mm = take_digits(it, 2, 2)?;
+    (hh <= 23 && mm <= 59).then(|| format!("{sign}{hh:02}:{mm:02}"))
+}
+
+/// Reads between `min` and `max` ASCII digits (greedily) as a number.
+fn take_digits(
+    it: &mut std::iter::Peekable<impl Iterator<Item = char>>,
+    min: usize,
+    max: usize,
+) -> Option<u32> {
+    let mut v = 0u32;
+    let mut n = 0;
+    while n < max {
+        match it.peek().and_then(|c| c.to_digit(10)) {
+            Some(d) => {
+                v = v * 10 + d;
+                n += 1;
+                it.next();
+            }
+            _ => break,
+        }
+    }
+    (n >= min).then_some(v)
+}
+
+/// One element of a time format.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tok {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Offset,
+    Space,
+    Lit(char),
+}
+
+/// A compiled `time_format`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TimeFormat {
+    Rfc3339,
+    Pattern(Vec<Tok>),
+}
+
+impl TimeFormat {
+    fn parse(s: &str) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("rfc3339") {
+            return Ok(TimeFormat::Rfc3339);
+        }
+        let mut toks = Vec::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            let tok = match c {
+                '%' => match chars.next() {
+                    Some('Y') => Tok::Year,
+                    Some('m') => Tok::Month,
+                    Some('d') => Tok::Day,
+                    Some('H') => Tok::Hour,
+                    Some('M') => Tok::Minute,
+                    Some('S') => Tok::Second,
+                    Some('z') => Tok::Offset,
+                    Some('%') => Tok::Lit('%'),
+                    other => {
+                        return Err(format!(
+                            "time_format {s:?}: unsupported directive %{}; supported: %Y %m %d \
+                             %H %M %S %z %% (or the whole format \"rfc3339\")",
+                            other.map(String::from).unwrap_or_default()
+                        ))
+                    }
+                },
+                c if c.is_whitespace() => {
+                    if toks.last() == Some(&Tok::Space) {
+                        continue;
+                    }
+                    Tok::Space
+                }
+                c => Tok::Lit(c),
+            };
+            if tok != Tok::Space && !matches!(tok, Tok::Lit(_)) && toks.contains(&tok) {
+                return Err(format!("time_format {s:?}: a directive appears twice"));
+            }
+            toks.push(tok);
+        }
+        for (need, name) in [(Tok::Year, "%Y"), (Tok::Month, "%m"), (Tok::Day, "%d")] {
+            if !toks.contains(&need) {
+                return Err(format!("time_format {s:?}: needs {name}"));
+            }
+        }
+        Ok(TimeFormat::Pattern(toks))
+    }
+
+    /// The cell as RFC 3339, or `None` when it does not match (or is not a real date).
+    fn apply(&self, cell: &str, default_offset: &str) -> Option<String> {
+        let s = half_width(cell);
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        let toks = match self {
+            TimeFormat::Rfc3339 => {
+                return match Timestamp::parse_rfc3339(s) {
+                    Ok(_) => Some(s.to_owned()),
+                    Err(crate::timestamp::TimestampError::NoOffset) => {
+                        let with = format!("{s}{default_offset}");
+                        Timestamp::parse_rfc3339(&with).ok().map(|_| with)
+                    }
+                    Err(_) => None,
+                }
+            }
+            TimeFormat::Pattern(toks) => toks,
+        };
+        let mut it = s.chars().peekable();
+        let (mut y, mut mo, mut d, mut h, mut mi, mut sec) = (0, 0, 0, 0, 0, 0);
+        let mut offset = None;
+        for tok in toks {
+            match tok {
+                Tok::Year => y = take_digits(&mut it, 4, 4)?,
+                Tok::Month => mo = take_digits(&mut it, 1, 2)?,
+                Tok::Day => d = take_digits(&mut it, 1, 2)?,
+                Tok::Hour => h = take_digits(&mut it, 1, 2)?,
+                Tok::Minute => mi = take_digits(&mut it, 1, 2)?,
+                Tok::Second => sec = take_digits(&mut it, 1, 2)?,
+                Tok::Offset => offset = Some(parse_offset(&mut it)?),
+                Tok::Space => {
+                    if !it.peek().is_some_and(|c| c.is_whitespace()) {
+                        return None;
+                    }
+                    while it.peek().is_some_and(|c| c.is_whitespace()) {
+                        it.next();
+                    }
+                }
+                Tok::Lit(c) => {
+                    if it.next()? != *c {
+                        return None;
+                    }
+                }
+            }
+        }
+        if it.next().is_some() {
+            return None;
+        }
+        let year = i32::try_from(y).ok()?;
+        Timestamp::from_civil(year, mo, d, (h, mi, sec), 0).ok()?;
+        let offset = offset.as_deref().unwrap_or(default_offset);
+        Some(format!(
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}{offset}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::{decode, Reason, Value};
+
+    fn schema() -> Schema {
+        let decls = serde_json::json!({
+            "certificate.issued": {
+                "description": "a certificate was issued",
+                "fields": {
+                    "channel": {"kind": "enum", "values": ["konbini", "counter", "mail", "online"]},
+                    "certificate": {"kind": "enum", "values": ["juminhyo", "inkan", "koseki", "tax", "other"]},
+                    "count": {"kind": "int", "min": 1, "default": 1}
+                }
+            },
+            "bpr.hours_saved": {
+                "fields": {
+                    "hours": {"kind": "decimal", "scale": 2, "min": 0.01},
+                    "initiative": {"kind": "id"}
+                }
+            }
+        });
+        let decls = serde_json::from_value(decls).unwrap();
+        Schema::new(&decls, HashMap::new()).unwrap()
+    }
+
+    fn mapping() -> CsvMapping {
+        serde_json::from_value(serde_json::json!({
+            "source": "konbini",
+            "type": "certificate.issued",
+            "event_id": "受付番号",
+            "occurred_at": "交付日時",
+            "fields": {"channel": "交付方法", "certificate": "証明書種別", "count": "枚数"},
+            "values": {
+                "channel": {"コンビニ": "konbini", "窓口": "counter", "郵送": "mail"},
+                "certificate": {
+                    "住民票の写し": "juminhyo",
+                    "印鑑登録証明書": "inkan",
+                    "戸籍全部事項証明書": "koseki",
+                    "課税証明書": "tax"
+                }
+            }
+        }))
+        .unwrap()
+    }
+
+    const HEADER: &str = "受付番号,交付日時,交付方法,証明書種別,枚数\r\n";
+
+    fn csv(rows: &[&str]) -> String {
+        let mut s = HEADER.to_owned();
+        for r in rows {
+            s.push_str(r);
+            s.push_str("\r\n");
+        }
+        s
+    }
+
+    fn json(raw: &RawLine) -> Json {
+        serde_json::from_slice(&raw.json).unwrap()
+    }
+
+    fn enum_value(schema: &Schema, field: &str, v: &Value) -> String {
+        let ty = schema.event_type(schema.type_id("certificate.issued").unwrap());
+        let ix = ty.field(field).unwrap();
+        match (&ty.fields[ix].kind, v) {
+            (FieldKind::Enum { values }, Value::Enum(i)) => values[usize::from(*i)].clone(),
+            other => panic!("not an enum value: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_shift_jis_file_with_a_japanese_header_maps_to_events() {
+        let schema = schema();
+        let text = csv(&[
+            "K-0001,2026/05/01 10:15:00,コンビニ,住民票の写し,1",
+            "K-0002,2026/05/01 10:42:13,窓口,印鑑登録証明書,2",
+        ]);
+        let (bytes, _, lossy) = encoding_rs::SHIFT_JIS.encode(&text);
+        assert!(!lossy);
+        assert!(std::str::from_utf8(&bytes).is_err(), "really Shift_JIS");
+        assert_eq!(detect_encoding(&bytes), Encoding::ShiftJis);
+        let decoded = decode_text(&bytes, Encoding::ShiftJis).unwrap();
+        assert_eq!(decoded, text);
+
+        let rows = csv_events(&decoded, &mapping(), &schema).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].line, 2);
+        assert_eq!(rows[1].line, 3);
+        assert_eq!(rows[0].column_error, None);
+        assert_eq!(
+            json(&rows[0]),
+            serde_json::json!({
+                "event_id": "K-0001", "source": "konbini", "type": "certificate.issued",
+                "occurred_at": "2026-05-01T10:15:00+09:00",
+                "data": {"channel": "konbini", "certificate": "juminhyo", "count": 1}
+            })
+        );
+
+        let ev = decode(&schema, &rows[1].json).unwrap();
+        assert_eq!(ev.id, "K-0002");
+        assert_eq!(ev.source, "konbini");
+        assert_eq!(ev.occurred_at.to_string(), "2026-05-01T01:42:13Z");
+        assert_eq!(enum_value(&schema, "channel", &ev.data[0]), "counter");
+        assert_eq!(enum_value(&schema, "certificate", &ev.data[1]), "inkan");
+        assert_eq!(ev.data[2], Value::Int(2));
+    }
+
+    #[test]
+    fn a_utf8_file_with_or_without_a_bom_is_detected_and_the_bom_is_stripped() {
+        let text = csv(&["K-0001,2026/05/01 10:15:00,コンビニ,住民票の写し,1"]);
+        let mut with_bom = UTF8_BOM.to_vec();
+        with_bom.extend_from_slice(text.as_bytes());
+        assert_eq!(detect_encoding(&with_bom), Encoding::Utf8);
+        assert_eq!(detect_encoding(text.as_bytes()), Encoding::Utf8);
+        let decoded = decode_text(&with_bom, Encoding::Utf8).unwrap();
+        assert_eq!(decoded, text);
+        let rows = csv_events(&decoded, &mapping(), &schema()).unwrap();
+        assert!(decode(&schema(), &rows[0].json).is_ok());
+
+        // A BOM left in the text (decoded elsewhere) does not hide the first header.
+        let rows = csv_events(&format!("\u{FEFF}{text}"), &mapping(), &schema()).unwrap();
+        assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn malformed_bytes_are_reported_at_the_first_bad_offset() {
+        let mut sjis = encoding_rs::SHIFT_JIS
+            .encode("受付番号,交付日時\n")
+            .0
+            .into_owned();
+        let bad_at = sjis.len();
+        sjis.extend_from_slice(b"\x82\xFF,x\n\x82");
+        match decode_text(&sjis, Encoding::ShiftJis) {
+            Err(ImportError::Encoding {
+                encoding: Encoding::ShiftJis,
+                offset,
+            }) => assert_eq!(offset, bad_at),
+            other => panic!("expected an encoding error, got {other:?}"),
+        }
+
+        let mut utf8 = UTF8_BOM.to_vec();
+        utf8.extend_from_slice("番号,".as_bytes());
+        let bad_at = utf8.len();
+        utf8.extend_from_slice(b"\xE3\x81,\xFF");
+        assert_eq!(detect_encoding(&utf8), Encoding::Utf8, "a BOM says UTF-8");
+        let err = decode_text(&utf8, Encoding::Utf8).unwrap_err();
+        assert!(matches!(err, ImportError::Encoding { offset, .. } if offset == bad_at));
+        assert!(err.to_string().contains(&format!("offset {bad_at}")));
+    }
+
+    #[test]
+    fn encoding_names_parse_case_insensitively() {
+        for n in ["utf-8", "UTF8"] {
+            assert_eq!(n.parse::<Encoding>().unwrap(), Encoding::Utf8);
+        }
+        for n in ["shift_jis", "Shift_JIS", "sjis", "CP932"] {
+            assert_eq!(n.parse::<Encoding>().unwrap(), Encoding::ShiftJis);
+        }
+        assert!(matches!(
+            "latin1".parse::<Encoding>(),
+            Err(ImportError::UnknownEncoding { .. })
+        ));
+        let e: Encoding = serde_json::from_str("\"sjis\"").unwrap();
+        assert_eq!(e, Encoding::ShiftJis);
+    }
+
+    #[test]
+    fn a_missing_header_column_names_it_and_lists_the_headers_found() {
+        let text = "受付番号,日時,交付方法,証明書種別,枚数\n K-1,2026/05/01 10:15:00,コンビニ,住民票の写し,1\n";
+        let err = csv_events(text, &mapping(), &schema()).unwrap_err();
+        match &err {
+            ImportError::MissingColumn { column, found } => {
+                assert_eq!(column, "交付日時");
+                assert_eq!(
+                    found,
+                    &["受付番号", "日時", "交付方法", "証明書種別", "枚数"]
+                );
+            }
+            other => panic!("expected a missing column, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("交付日時") && msg.contains("受付番号, 日時, 交付方法"));
+        assert!(matches!(
+            csv_events("", &mapping(), &schema()),
+            Err(ImportError::NoHeader)
+        ));
+    }
+
+    #[test]
+    fn a_time_cell_that_does_not_match_the_format_is_kept_and_rejected_as_bad_timestamp() {
+        let schema = schema();
+        let text = csv(&[
+            "K-0001,2026-05-01 10:15,コンビニ,住民票の写し,1",
+            "K-0002,2026/02/30 10:15:00,コンビニ,住民票の写し,1",
+            "K-0003,,コンビニ,住民票の写し,1",
+        ]);
+        let rows = csv_events(&text, &mapping(), &schema).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(json(&rows[0])["occurred_at"], "2026-05-01 10:15");
+        assert_eq!(
+            rows[0].column_error,
+            Some((
+                "交付日時".to_owned(),
+                "does not match time format %Y/%m/%d %H:%M:%S".to_owned()
+            ))
+        );
+        for r in &rows {
+            assert_eq!(r.column_error.as_ref().unwrap().0, "交付日時");
+            let rej = decode(&schema, &r.json).unwrap_err();
+            assert_eq!(rej.reason, Reason::BadTimestamp);
+        }
+    }
+
+    #[test]
+    fn error_messages_never_quote_a_cell() {
+        let secret = "123456789018";
+        let text = csv(&[&format!("K-1,{secret},{secret},{secret},{secret}")]);
+        let rows = csv_events(&text, &mapping(), &schema()).unwrap();
+        let (col, msg) = rows[0].column_error.clone().unwrap();
+        assert!(!col.contains(secret) && !msg.contains(secret));
+        let text = format!("{HEADER}K-1,{secret}\n");
+        let err = csv_events(&text, &mapping(), &schema()).unwrap_err();
+        assert!(!err.to_string().contains(secret));
+    }
+
+    #[test]
+    fn an_unmapped_channel_value_is_kept_and_rejected_as_unknown_value() {
+        let schema = schema();
+        let text = csv(&["K-0004,2026/05/01 13:20:00,郵便局,住民票の写し,1"]);
+        let rows = csv_events(&text, &mapping(), &schema).unwrap();
+        assert_eq!(json(&rows[0])["data"]["channel"], "郵便局");
+        assert_eq!(rows[0].column_error.as_ref().unwrap().0, "交付方法");
+        let rej = decode(&schema, &rows[0].json).unwrap_err();
+        assert_eq!(rej.reason, Reason::UnknownValue);
+    }
+
+    #[test]
+    fn numbers_are_normalised_and_non_numbers_are_rejected_as_wrong_type() {
+        let schema = schema();
+        let text = csv(&[
+            "K-1,2026/05/01 10:15:00,コンビニ,住民票の写し,２",
+            "K-2,2026/05/01 10:15:00,コンビニ,住民票の写し,\"1,200\"",
+            "K-3,2026/05/01 10:15:00,コンビニ,住民票の写し, 3 ",
+            "K-4,2026/05/01 10:15:00,コンビニ,住民票の写し,二枚",
+            "K-5,2026/05/01 10:15:00,コンビニ,住民票の写し,1.5",
+            "K-6,2026/05/01 10:15:00,コンビニ,住民票の写し,\"1,2\"",
+        ]);
+        let rows = csv_events(&text, &mapping(), &schema).unwrap();
+        let counts: Vec<Json> = rows
+            .iter()
+            .map(|r| json(r)["data"]["count"].clone())
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                serde_json::json!(2),
+                serde_json::json!(1200),
+                serde_json::json!(3),
+                serde_json::json!("二枚"),
+                serde_json::json!(1.5),
+                serde_json::json!("1,2"),
+            ]
+        );
+        for r in &rows[..3] {
+            assert_eq!(r.column_error, None);
+            assert!(decode(&schema, &r.json).is_ok());
+        }
+        for r in &rows[3..] {
+            assert_eq!(r.column_error.as_ref().unwrap().0, "枚数");
+            assert_eq!(
+                decode(&schema, &r.json).unwrap_err().reason,
+                Reason::WrongType
+            );
+        }
+    }
+
+    #[test]
+    fn decimal_fields_become_json_numbers_and_ids_stay_strings() {
+        let schema = schema();
+        let m: CsvMapping = serde_json::from_value(serde_json::json!({
+            "source": "bpr", "type": "bpr.hours_saved",
+            "event_id": "id", "occurred_at": "date", "time_format": "%Y年%m月%d日",
+            "fields": {"hours": "時間", "initiative": "取組"},
+            "delimiter": "\t"
+        }))
+        .unwrap();
+        let text = "id\tdate\t時間\t取組\nB-1\t２０２６年５月１日\t１,２３４.５\tRPA-01\n";
+        let rows = csv_events(text, &m, &schema).unwrap();
+        let j = json(&rows[0]);
+        assert_eq!(j["occurred_at"], "2026-05-01T00:00:00+09:00");
+        assert_eq!(j["data"]["hours"], serde_json::json!(1234.5));
+        assert_eq!(j["data"]["initiative"], "RPA-01");
+        let ev = decode(&schema, &rows[0].json).unwrap();
+        assert_eq!(ev.data[0], Value::Fixed(123_450));
+    }
+
+    #[test]
+    fn empty_cells_are_omitted_so_defaults_apply_and_constants_fill_fields() {
+        let schema = schema();
+        let mut m = mapping();
+        m.fields.remove("channel");
+        m.values.remove("channel");
+        m.constants
+            .insert("channel".to_owned(), serde_json::json!("konbini"));
+        let text = csv(&["K-1,2026/05/01 10:15:00,窓口,住民票の写し,"]);
+        let rows = csv_events(&text, &m, &schema).unwrap();
+        let j = json(&rows[0]);
+        assert_eq!(
+            j["data"],
+            serde_json::json!({"channel": "konbini", "certificate": "juminhyo"})
+        );
+        let ev = decode(&schema, &rows[0].json).unwrap();
+        assert_eq!(ev.data[2], Value::Int(1));
+    }
+
+    #[test]
+    fn line_numbers_count_the_header_as_line_one_and_blank_rows_are_skipped() {
+        let text = "受付番号,交付日時,交付方法,証明書種別,枚数\n\
+                    K-1,2026/05/01 10:15:00,コンビニ,住民票の写し,1\n\
+                    \n\
+                    ,,,,\n\
+                    \"K-\n2\",2026/05/01 10:15:00,コンビニ,住民票の写し,1\n\
+                    K-3,2026/05/01 10:15:00,コンビニ,住民票の写し,1\n";
+        for text in [text.to_owned(), text.replace('\n', "\r\n")] {
+            let rows = csv_events(&text, &mapping(), &schema()).unwrap();
+            let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [2, 5, 7]);
+        }
+    }
+
+    #[test]
+    fn a_row_of_the_wrong_width_is_a_csv_error_naming_its_line() {
+        let text = csv(&[
+            "K-1,2026/05/01 10:15:00,コンビニ,住民票の写し,1",
+            "K-2,2026/05/01 10:15:00,コンビニ,住民票の写し",
+        ]);
+        match csv_events(&text, &mapping(), &schema()) {
+            Err(ImportError::Csv { line, message }) => {
+                assert_eq!(line, 3);
+                assert!(message.contains("4 fields"), "{message}");
+            }
+            other => panic!("expected a CSV error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_type_or_field_in_the_mapping_is_a_whole_file_error() {
+        let mut m = mapping();
+        m.event_type = "certificate.printed".to_owned();
+        let err = csv_events(HEADER, &m, &schema()).unwrap_err();
+        assert!(
+            matches!(&err, ImportError::UnknownType { name, .. } if name == "certificate.printed")
+        );
+        assert!(err.to_string().contains("certificate.issued"));
+
+        let mut m = mapping();
+        m.fields.insert("colour".to_owned(), "色".to_owned());
+        let err = csv_events(HEADER, &m, &schema()).unwrap_err();
+        assert!(matches!(&err, ImportError::Mapping(msg) if msg.contains("fields.colour")));
+
+        let mut m = mapping();
+        m.time_format = "%Y/%m/%d %I:%M".to_owned();
+        let err = csv_events(HEADER, &m, &schema()).unwrap_err();
+        assert!(matches!(&err, ImportError::Mapping(msg) if msg.contains("%I")));
+
+        let mut m = mapping();
+        m.utc_offset = "Tokyo".to_owned();
+        assert!(matches!(
+            csv_events(HEADER, &m, &schema()),
+            Err(ImportError::Mapping(_))
+        ));
+    }
+
+    #[test]
+    fn time_formats_take_unpadded_fields_offsets_and_rfc3339() {
+        let fmt = TimeFormat::parse("%Y/%m/%d %H:%M:%S").unwrap();
+        assert_eq!(
+            fmt.apply("2026/5/1 9:05:00", "+09:00").as_deref(),
+            Some("2026-05-01T09:05:00+09:00")
+        );
+        assert_eq!(
+            fmt.apply("２０２６／０５／０１　１０：１５：００", "+09:00")
+                .as_deref(),
+            Some("2026-05-01T10:15:00+09:00")
+        );
+        assert_eq!(fmt.apply("2026/05/01 10:15:00 extra", "+09:00"), None);
+        assert_eq!(fmt.apply("2026/05/01 24:00:00", "+09:00"), None);
+
+        let with_z = TimeFormat::parse("%Y-%m-%d %H:%M:%S%z").unwrap();
+        assert_eq!(
+            with_z
+                .apply("2026-05-01 10:15:00+0000", "+09:00")
+                .as_deref(),
+            Some("2026-05-01T10:15:00+00:00")
+        );
+
+        let rfc = TimeFormat::parse("RFC3339").unwrap();
+        assert_eq!(
+            rfc.apply("2026-05-01T10:15:00Z", "+09:00").as_deref(),
+            Some("2026-05-01T10:15:00Z")
+        );
+        assert_eq!(
+            rfc.apply("2026-05-01T10:15:00", "+09:00").as_deref(),
+            Some("2026-05-01T10:15:00+09:00")
+        );
+        assert_eq!(rfc.apply("2026/05/01", "+09:00"), None);
+        assert_eq!(parse_zone("Asia/Tokyo").as_deref(), Some("+09:00"));
+        assert_eq!(parse_zone("-0330").as_deref(), Some("-03:30"));
+    }
+
+    #[test]
+    fn ndjson_events_are_one_per_non_blank_line_with_their_line_numbers() {
+        let text = "\u{FEFF}{\"a\":1}\r\n\r\n   \n{\"b\":2}\n";
+        let rows = ndjson_events(text);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].line, rows[0].json.as_slice()),
+            (1, &b"{\"a\":1}"[..])
+        );
+        assert_eq!(
+            (rows[1].line, rows[1].json.as_slice()),
+            (4, &b"{\"b\":2}"[..])
+        );
+    }
+
+    #[test]
+    fn the_konbini_fixture_imports_with_its_mapping() {
+        let schema = schema();
+        let bytes = include_bytes!("../tests/fixtures/konbini_sjis.csv");
+        assert_eq!(detect_encoding(bytes), Encoding::ShiftJis);
+        let text = decode_text(bytes, detect_encoding(bytes)).unwrap();
+        // The same mapping as tests/fixtures/konbini.mapping.toml.
+        let m: CsvMapping = serde_json::from_value(serde_json::json!({
+            "source": "konbini",
+            "type": "certificate.issued",
+            "event_id": "受付番号",
+            "occurred_at": "交付日時",
+            "time_format": "%Y/%m/%d %H:%M:%S",
+            "utc_offset": "+09:00",
+            "fields": {"channel": "交付方法", "certificate": "証明書種別", "count": "枚数"},
+            "values": {
+                "channel": {"コンビニ": "konbini", "窓口": "counter", "郵送": "mail", "オンライン": "online"},
+                "certificate": {
+                    "住民票の写し": "juminhyo", "印鑑登録証明書": "inkan",
+                    "戸籍全部事項証明書": "koseki", "戸籍個人事項証明書": "koseki",
+                    "課税証明書": "tax", "非課税証明書": "tax", "所得証明書": "tax"
+                }
+            }
+        }))
+        .unwrap();
+        let rows = csv_events(&text, &m, &schema).unwrap();
+        let outcomes: Vec<(u64, Option<Reason>)> = rows
+            .iter()
+            .map(|r| (r.line, decode(&schema, &r.json).err().map(|e| e.reason)))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (2, None),
+                (3, None),
+                (4, None),
+                (5, Some(Reason::UnknownValue)),
+                (6, Some(Reason::BadTimestamp)),
+                (7, None),
+            ]
+        );
+        assert_eq!(rows[3].column_error.as_ref().unwrap().0, "交付方法");
+        assert_eq!(rows[4].column_error.as_ref().unwrap().0, "交付日時");
+    }
+}

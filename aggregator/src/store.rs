@@ -1,0 +1,714 @@
+//! The store: the event log, the aggregates and the rejected events, in SQLite (the
+//! embedded default).
+//!
+//! A batch is one transaction: the batch's log entries, the aggregates it changed, its
+//! rejections and a version bump commit together, so a crash at any moment leaves
+//! either all of a batch or none of it, and a re-sent batch finds its events in the log
+//! (duplicates) instead of counting them twice.
+//!
+//! The ledger lives in memory (it is small: measures × days) and is the source the
+//! figures are computed from; the tables are its durable copy. Several processes may
+//! share one file (`mieruka import` beside a running `standalone`): each batch starts by
+//! bumping the version row, which takes SQLite's write lock, and a writer that finds the
+//! version moved reloads its ledger before applying.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mieruka_ingest::{
+    decode, Event, EventSink, Item, Reason, Rejection, SinkError, Status, Timestamp,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use tokio::sync::Mutex;
+
+use crate::engine::{fold, EventLog, LogEntry, MemoryLog};
+use crate::fiscal::{Day, FiscalYear};
+use crate::ledger::{effects, Effect, Ledger, LevelDay, Snapshot};
+use crate::plan::Plan;
+
+/// Rows per multi-row statement: SQLite allows 32,766 bound parameters; 500 rows of at
+/// most 9 columns stays far below and keeps statements cacheable.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Why the store failed. Every variant means nothing of the batch was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, migrated or written.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<StoreError> for SinkError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(sqlx::Error::Database(ref d))
+                if d.message().contains("locked") =>
+            {
+                SinkError::Unavailable(e.to_string())
+            }
+            StoreError::Database(_) => SinkError::Unavailable(e.to_string()),
+            other => SinkError::Fatal(other.to_string()),
+        }
+    }
+}
+
+/// A rejected event as kept in the store.
+#[derive(Clone, Debug)]
+pub struct RejectedRow {
+    pub source: String,
+    pub position: String,
+    pub event_id: Option<String>,
+    pub reason: String,
+    pub field: Option<String>,
+    pub message: String,
+    pub raw: String,
+}
+
+struct State {
+    ledger: Ledger,
+    version: i64,
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    plan: Arc<Plan>,
+    /// A tokio mutex: a batch holds it across its awaits on the database, and batches
+    /// of one process must not interleave.
+    state: Mutex<State>,
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, migrates it and loads the ledger.
+    #[tracing::instrument(skip(plan), err)]
+    pub async fn open(path: &Path, plan: Arc<Plan>) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let url = format!("sqlite://{}", path.display());
+        let opts = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit survives power loss, not only a killed process. One fsync
+            // per batch, so batching keeps the cost small.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let mut conn = pool.acquire().await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        let ledger = load_ledger(&mut conn, &plan).await?;
+        drop(conn);
+        Ok(Self {
+            pool,
+            plan,
+            state: Mutex::new(State { ledger, version }),
+        })
+    }
+
+    /// The plan the store folds with.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// A copy of the current ledger, reloaded first if another process wrote.
+    pub async fn ledger(&self) -> Result<Ledger, StoreError> {
+        let mut state = self.state.lock().await;
+        let mut conn = self.pool.acquire().await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        if version != state.version {
+            state.ledger = load_ledger(&mut conn, &self.plan).await?;
+            state.version = version;
+        }
+        Ok(state.ledger.clone())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// The most recent rejected events, newest first.
+    pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, position, event_id, reason, field, message, raw FROM rejected ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RejectedRow {
+                source: r.get(0),
+                position: r.get(1),
+                event_id: r.get(2),
+                reason: r.get(3),
+                field: r.get(4),
+                message: r.get(5),
+                raw: r.get(6),
+            })
+            .collect())
+    }
+
+    /// Number of events in the log.
+    pub async fn logged_events(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM event_log")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Closes the pool (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Makes a batch durable; reports each item's fate in order.
+    #[tracing::instrument(skip_all, fields(items = items.len()), err)]
+    pub async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, StoreError> {
+        let mut state = self.state.lock().await;
+        let mut tx = self.pool.begin().await?;
+        // The first statement writes, so it takes the write lock before anything is read.
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if version - 1 != state.version {
+            state.ledger = load_ledger(&mut tx, &self.plan).await?;
+        }
+        let mut working = state.ledger.clone_for_batch();
+        let result = self.apply(&mut tx, &mut working, items).await;
+        match result {
+            Ok(statuses) => {
+                tx.commit().await?;
+                state.ledger = working;
+                state.version = version;
+                Ok(statuses)
+            }
+            Err(e) => {
+                // Dropping the transaction rolls it back; the in-memory ledger is untouched.
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        ledger: &mut Ledger,
+        items: Vec<Item>,
+    ) -> Result<Vec<Status>, StoreError> {
+        let plan = &*self.plan;
+        let received_at = now_micros();
+        let mut overlay = Overlay::default();
+        overlay.prefetch(tx, plan, &items).await?;
+
+        let mut statuses = Vec::with_capacity(items.len());
+        let mut rejected: Vec<(Item, Rejection, String)> = Vec::new();
+        let mut dirty: Vec<Effect> = Vec::new();
+        for item in items {
+            match &item.outcome {
+                Err(r) => {
+                    let raw = item.raw_masked.clone().unwrap_or_default();
+                    statuses.push(Status::Rejected(r.clone()));
+                    let r = r.clone();
+                    rejected.push((item, r, raw));
+                }
+                Ok(event) => {
+                    let event = event.clone();
+                    let before = overlay.voided_now.len();
+                    let effs = effects(plan, &event);
+                    let status = fold(plan, ledger, &mut overlay, event.clone());
+                    if let Status::Rejected(r) = &status {
+                        rejected.push((item, r.clone(), event.canonical_json(&plan.schema)));
+                    } else if status == Status::Accepted {
+                        dirty.extend(effs);
+                        for key in &overlay.voided_now[before..] {
+                            if let Some(e) = overlay.log.get(&key.0, &key.1) {
+                                dirty.extend(effects(plan, &e.event));
+                            }
+                        }
+                    }
+                    statuses.push(status);
+                }
+            }
+        }
+        overlay.write(tx, plan, received_at).await?;
+        write_rejected(tx, &rejected, received_at).await?;
+        write_aggregates(tx, plan, ledger, &dirty).await?;
+        Ok(statuses)
+    }
+}
+
+impl EventSink for SqliteStore {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+        self.submit_batch(items).await.map_err(SinkError::from)
+    }
+}
+
+impl Ledger {
+    /// A copy to apply a batch to; the original stays as it was if the batch fails.
+    pub fn clone_for_batch(&self) -> Ledger {
+        self.clone()
+    }
+}
+
+/// The event log as one batch sees it: the rows it needs, fetched up front, plus what
+/// the batch adds.
+#[derive(Default)]
+struct Overlay {
+    log: MemoryLog,
+    new_entries: Vec<(String, String)>,
+    voided_now: Vec<(String, String)>,
+    new_pending: Vec<(String, String)>,
+}
+
+impl EventLog for Overlay {
+    fn get(&self, source: &str, id: &str) -> Option<&LogEntry> {
+        self.log.get(source, id)
+    }
+    fn has_pending_void(&self, source: &str, id: &str) -> bool {
+        self.log.has_pending_void(source, id)
+    }
+    fn insert(&mut self, entry: LogEntry) {
+        self.new_entries
+            .push((entry.event.source.clone(), entry.event.id.clone()));
+        self.log.insert(entry);
+    }
+    fn set_voided(&mut self, source: &str, id: &str) {
+        self.voided_now.push((source.to_owned(), id.to_owned()));
+        self.log.set_voided(source, id);
+    }
+    fn add_pending_void(&mut self, source: &str, target: &str) {
+        self.new_pending
+            .push((source.to_owned(), target.to_owned()));
+        self.log.add_pending_void(source, target);
+    }
+    fn events_on(&self, day: Day) -> Vec<&Event> {
+        self.log.events_on(day)
+    }
+}
+
+fn decode_logged(plan: &Plan, body: &str, fingerprint: i64, voided: bool) -> Option<LogEntry> {
+    // The body is canonical JSON written by this store: it decodes unless the plan
+    // changed under it, in which case the event no longer means anything to the plan.
+    decode(&plan.schema, body.as_bytes())
+        .ok()
+        .map(|event| LogEntry {
+            fingerprint,
+            event,
+            voided,
+        })
+}
+
+impl Overlay {
+    async fn prefetch(
+        &mut self,
+        tx: &mut Transaction<'static, Sqlite>,
+        plan: &Plan,
+        items: &[Item],
+    ) -> Result<(), StoreError> {
+        let mut keys: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut snapshot_days: BTreeSet<i32> = BTreeSet::new();
+        for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
+            keys.insert((&e.source, &e.id));
+            if let Some(v) = &e.voids {
+                keys.insert((&e.source, v));
+            }
+            if plan.is_snapshot[usize::from(e.type_id.0)] {
+                snapshot_days.insert(Day::of(e.occurred_at).0);
+            }
+        }
+        let keys: Vec<(&str, &str)> = keys.into_iter().collect();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT * 4) {
+            let json = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
+            let rows = sqlx::query(
+                "SELECT body, fingerprint, voided FROM event_log \
+                 WHERE (source, event_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            )
+            .bind(&json)
+            .fetch_all(&mut **tx)
+            .await?;
+            for r in rows {
+                if let Some(entry) =
+                    decode_logged(plan, r.get(0), r.get(1), r.get::<i64, _>(2) != 0)
+                {
+                    self.log.insert(entry);
+                }
+            }
+            let pending = sqlx::query(
+                "SELECT source, target_id FROM pending_voids \
+                 WHERE (source, target_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            )
+            .bind(&json)
+            .fetch_all(&mut **tx)
+            .await?;
+            for r in pending {
+                self.log.add_pending_void(r.get(0), r.get(1));
+            }
+        }
+        // A snapshot that becomes its day's latest needs that day's deltas.
+        for day in snapshot_days {
+            let rows = sqlx::query(
+                "SELECT body, fingerprint, voided FROM event_log WHERE day = ? AND voided = 0",
+            )
+            .bind(day)
+            .fetch_all(&mut **tx)
+            .await?;
+            for r in rows {
+                if let Some(entry) = decode_logged(plan, r.get(0), r.get(1), false) {
+                    if self.log.get(&entry.event.source, &entry.event.id).is_none() {
+                        self.log.insert(entry);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        plan: &Plan,
+        received_at: i64,
+    ) -> Result<(), StoreError> {
+        let entries: Vec<&LogEntry> = self
+            .new_entries
+            .iter()
+            .filter_map(|(s, i)| self.log.get(s, i))
+            .collect();
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, body, voided, received_at) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                let ev = &e.event;
+                b.push_bind(ev.source.as_str())
+                    .push_bind(ev.id.as_str())
+                    .push_bind(e.fingerprint)
+                    .push_bind(plan.schema.event_type(ev.type_id).name.as_str())
+                    .push_bind(ev.occurred_at.micros())
+                    .push_bind(Day::of(ev.occurred_at).0)
+                    .push_bind(ev.canonical_json(&plan.schema))
+                    .push_bind(i64::from(e.voided))
+                    .push_bind(received_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let new: HashSet<&(String, String)> = self.new_entries.iter().collect();
+        let to_void: Vec<&(String, String)> = self
+            .voided_now
+            .iter()
+            .filter(|k| !new.contains(k))
+            .collect();
+        for chunk in to_void.chunks(ROWS_PER_STATEMENT * 4) {
+            let json = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
+            sqlx::query(
+                "UPDATE event_log SET voided = 1 \
+                 WHERE (source, event_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))",
+            )
+            .bind(json)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for chunk in self.new_pending.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT OR IGNORE INTO pending_voids (source, target_id) ");
+            qb.push_values(chunk, |mut b, (s, t)| {
+                b.push_bind(s.as_str()).push_bind(t.as_str());
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn write_rejected(
+    tx: &mut Transaction<'static, Sqlite>,
+    rejected: &[(Item, Rejection, String)],
+    received_at: i64,
+) -> Result<(), StoreError> {
+    for chunk in rejected.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO rejected (received_at, source, position, event_id, reason, field, message, raw) ",
+        );
+        qb.push_values(chunk, |mut b, (item, r, raw)| {
+            // The event id is shown only when the event passed the guard (the rejection
+            // carries it then); a personal number never reaches this table unmasked.
+            let event_id = if r.reason == Reason::PersonalNumber {
+                None
+            } else {
+                r.event_id.clone()
+            };
+            b.push_bind(received_at)
+                .push_bind(item.source_label.clone())
+                .push_bind(item.position.to_string())
+                .push_bind(event_id)
+                .push_bind(r.reason.as_str())
+                .push_bind(r.field.clone())
+                .push_bind(r.message.clone())
+                .push_bind(raw.clone());
+        });
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Writes the ledger rows the batch touched (absolute values: the write lock is held).
+async fn write_aggregates(
+    tx: &mut Transaction<'static, Sqlite>,
+    plan: &Plan,
+    ledger: &Ledger,
+    dirty: &[Effect],
+) -> Result<(), StoreError> {
+    let mut flows = BTreeSet::new();
+    let mut distinct = BTreeSet::new();
+    let mut levels = BTreeSet::new();
+    let mut stages = BTreeSet::new();
+    for e in dirty {
+        match e {
+            Effect::Flow { measure, day, .. } => {
+                flows.insert((*measure, *day));
+            }
+            Effect::Distinct {
+                measure,
+                year,
+                value,
+            } => {
+                distinct.insert((*measure, *year, value.clone()));
+            }
+            Effect::Delta { measure, at, .. } | Effect::Reset { measure, at, .. } => {
+                levels.insert((*measure, Day::of(*at)));
+            }
+            Effect::Stage { kpi, day, stage } => {
+                stages.insert((*kpi, *day, *stage));
+            }
+        }
+    }
+    let mid = |m: usize| plan.measures[m].id.as_str();
+    let flows: Vec<_> = flows.into_iter().collect();
+    for chunk in flows.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO flows (measure, day, amount) ");
+        qb.push_values(chunk, |mut b, (m, d)| {
+            b.push_bind(mid(*m))
+                .push_bind(d.0)
+                .push_bind(ledger.flows.get(&(*m, *d)).copied().unwrap_or(0));
+        });
+        qb.push(" ON CONFLICT (measure, day) DO UPDATE SET amount = excluded.amount");
+        qb.build().execute(&mut **tx).await?;
+    }
+    let distinct: Vec<_> = distinct.into_iter().collect();
+    for chunk in distinct.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO distinct_values (measure, fiscal_year, value, n) ");
+        qb.push_values(chunk, |mut b, (m, y, v)| {
+            let n = ledger
+                .distinct
+                .get(&(*m, *y))
+                .and_then(|s| s.get(v))
+                .copied()
+                .unwrap_or(0);
+            b.push_bind(mid(*m))
+                .push_bind(y.0)
+                .push_bind(v.to_string())
+                .push_bind(n);
+        });
+        qb.push(" ON CONFLICT (measure, fiscal_year, value) DO UPDATE SET n = excluded.n");
+        qb.build().execute(&mut **tx).await?;
+    }
+    let levels: Vec<_> = levels.into_iter().collect();
+    for chunk in levels.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO level_days (measure, day, delta, snap_at, snap_id, snap_value, snap_after, opening_id, opening_value) ",
+        );
+        let empty = LevelDay::default();
+        qb.push_values(chunk, |mut b, (m, d)| {
+            let l = ledger.levels.get(&(*m, *d)).unwrap_or(&empty);
+            let s = l.snapshot.as_ref();
+            b.push_bind(mid(*m))
+                .push_bind(d.0)
+                .push_bind(l.delta)
+                .push_bind(s.map(|s| s.at.micros()))
+                .push_bind(s.map(|s| s.id.to_string()))
+                .push_bind(s.map(|s| s.value))
+                .push_bind(s.map(|s| s.after))
+                .push_bind(l.opening.as_ref().map(|o| o.0.to_string()))
+                .push_bind(l.opening.as_ref().map(|o| o.1));
+        });
+        qb.push(
+            " ON CONFLICT (measure, day) DO UPDATE SET delta = excluded.delta, snap_at = excluded.snap_at, \
+             snap_id = excluded.snap_id, snap_value = excluded.snap_value, snap_after = excluded.snap_after, \
+             opening_id = excluded.opening_id, opening_value = excluded.opening_value",
+        );
+        qb.build().execute(&mut **tx).await?;
+    }
+    let stages: Vec<_> = stages.into_iter().collect();
+    for chunk in stages.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO stages (kpi, day, stage, n) ");
+        qb.push_values(chunk, |mut b, (k, d, s)| {
+            let kpi = &plan.kpis[*k];
+            let stage = kpi
+                .stages()
+                .and_then(|st| st.get(usize::from(*s)))
+                .map_or("", |st| st.id.as_str());
+            b.push_bind(kpi.id.as_str())
+                .push_bind(d.0)
+                .push_bind(stage)
+                .push_bind(ledger.stages.get(&(*k, *d, *s)).copied().unwrap_or(0));
+        });
+        qb.push(" ON CONFLICT (kpi, day, stage) DO UPDATE SET n = excluded.n");
+        qb.build().execute(&mut **tx).await?;
+    }
+    // Zero rows carry nothing: drop them so the tables mirror the ledger exactly.
+    sqlx::query("DELETE FROM flows WHERE amount = 0")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM distinct_values WHERE n <= 0")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM stages WHERE n <= 0")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "DELETE FROM level_days WHERE delta = 0 AND snap_at IS NULL AND opening_id IS NULL",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let as_of: Vec<(String, i64)> = ledger
+        .as_of
+        .iter()
+        .map(|(k, t)| {
+            let key = if *k < plan.measures.len() {
+                format!("m:{}", plan.measures[*k].id)
+            } else {
+                format!("k:{}", plan.kpis[*k - plan.measures.len()].id)
+            };
+            (key, t.micros())
+        })
+        .collect();
+    for chunk in as_of.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO as_of (key, at) ");
+        qb.push_values(chunk, |mut b, (k, t)| {
+            b.push_bind(k.as_str()).push_bind(*t);
+        });
+        qb.push(" ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)");
+        qb.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<Ledger, StoreError> {
+    let mut ledger = Ledger::default();
+    let measure: HashMap<&str, usize> = plan
+        .measures
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.as_str(), i))
+        .collect();
+    for r in sqlx::query("SELECT measure, day, amount FROM flows")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        if let Some(&m) = measure.get(r.get::<&str, _>(0)) {
+            ledger.flows.insert((m, Day(r.get(1))), r.get(2));
+        }
+    }
+    for r in sqlx::query("SELECT measure, fiscal_year, value, n FROM distinct_values")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        if let Some(&m) = measure.get(r.get::<&str, _>(0)) {
+            ledger
+                .distinct
+                .entry((m, FiscalYear(r.get(1))))
+                .or_default()
+                .insert(r.get::<String, _>(2).into(), r.get(3));
+        }
+    }
+    for r in sqlx::query(
+        "SELECT measure, day, delta, snap_at, snap_id, snap_value, snap_after, opening_id, opening_value FROM level_days",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        if let Some(&m) = measure.get(r.get::<&str, _>(0)) {
+            let snapshot = match (r.get::<Option<i64>, _>(3), r.get::<Option<String>, _>(4)) {
+                (Some(at), Some(id)) => Some(Snapshot {
+                    at: Timestamp::from_micros(at),
+                    id: id.into(),
+                    value: r.get::<Option<i64>, _>(5).unwrap_or(0),
+                    after: r.get::<Option<i64>, _>(6).unwrap_or(0),
+                }),
+                _ => None,
+            };
+            let opening = match (r.get::<Option<String>, _>(7), r.get::<Option<i64>, _>(8)) {
+                (Some(id), Some(v)) => Some((id.into(), v)),
+                _ => None,
+            };
+            ledger.levels.insert((m, Day(r.get(1))), LevelDay { delta: r.get(2), snapshot, opening });
+        }
+    }
+    for r in sqlx::query("SELECT kpi, day, stage, n FROM stages")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let kpi = plan.kpis.iter().position(|k| k.id == r.get::<&str, _>(0));
+        if let Some(k) = kpi {
+            let stage = plan.kpis[k]
+                .stages()
+                .and_then(|s| s.iter().position(|s| s.id == r.get::<&str, _>(2)));
+            if let Some(s) = stage {
+                ledger.stages.insert((k, Day(r.get(1)), s as u16), r.get(3));
+            }
+        }
+    }
+    for r in sqlx::query("SELECT key, at FROM as_of")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let key: &str = r.get(0);
+        let ix = if let Some(m) = key.strip_prefix("m:") {
+            measure.get(m).copied()
+        } else {
+            key.strip_prefix("k:")
+                .and_then(|k| plan.kpis.iter().position(|x| x.id == k))
+                .map(|k| plan.measures.len() + k)
+        };
+        if let Some(ix) = ix {
+            ledger.as_of.insert(ix, Timestamp::from_micros(r.get(1)));
+        }
+    }
+    Ok(ledger)
+}
