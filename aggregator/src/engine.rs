@@ -33,12 +33,18 @@ pub trait EventLog {
     fn has_pending_void(&self, source: &str, id: &str) -> bool;
     /// Logs an accepted event.
     fn insert(&mut self, entry: LogEntry);
+    /// Logs an accepted event, saying whether it moves a level (so `events_on` must
+    /// find it); the default ignores the hint.
+    fn insert_with(&mut self, entry: LogEntry, moves_a_level: bool) {
+        let _ = moves_a_level;
+        self.insert(entry);
+    }
     /// Marks a logged event as voided.
     fn set_voided(&mut self, source: &str, id: &str);
     /// Remembers a void whose original has not arrived.
     fn add_pending_void(&mut self, source: &str, target: &str);
-    /// Live (not voided) events that occurred on `day` and feed one of `measures`… as
-    /// far as the log can tell: the fold filters them again.
+    /// Live (not voided) events that occurred on `day`, at least those that move a
+    /// level: the fold filters them again.
     fn events_on(&self, day: Day) -> Vec<&Event>;
 }
 
@@ -143,40 +149,65 @@ fn reject_void(event: &Event, message: &str) -> Status {
     )
 }
 
-/// An event log held in memory: for tests, benchmarks and replays of small histories.
+/// An event log held in memory: for tests, benchmarks and a batch's view of the store.
+///
+/// Keyed source → id so lookups take `&str` without building a key.
 #[derive(Default, Debug)]
 pub struct MemoryLog {
-    entries: HashMap<(String, String), LogEntry>,
-    pending: HashSet<(String, String)>,
+    entries: HashMap<String, HashMap<String, LogEntry>>,
+    pending: HashMap<String, HashSet<String>>,
+    /// Events with level deltas, by day: what a late snapshot needs.
     by_day: HashMap<Day, Vec<(String, String)>>,
+}
+
+impl MemoryLog {
+    /// Logs an entry, indexing it by day when it moves a level.
+    pub fn insert_indexed(&mut self, entry: LogEntry, moves_a_level: bool) {
+        let (source, id) = (&entry.event.source, &entry.event.id);
+        if moves_a_level {
+            self.by_day
+                .entry(Day::of(entry.event.occurred_at))
+                .or_default()
+                .push((source.clone(), id.clone()));
+        }
+        let ids = match self.entries.get_mut(source.as_str()) {
+            Some(ids) => ids,
+            None => self.entries.entry(source.clone()).or_default(),
+        };
+        ids.insert(id.clone(), entry);
+    }
 }
 
 impl EventLog for MemoryLog {
     fn get(&self, source: &str, id: &str) -> Option<&LogEntry> {
-        self.entries.get(&(source.to_owned(), id.to_owned()))
+        self.entries.get(source)?.get(id)
     }
 
     fn has_pending_void(&self, source: &str, id: &str) -> bool {
-        self.pending.contains(&(source.to_owned(), id.to_owned()))
+        !self.pending.is_empty() && self.pending.get(source).is_some_and(|ids| ids.contains(id))
     }
 
     fn insert(&mut self, entry: LogEntry) {
-        let key = (entry.event.source.clone(), entry.event.id.clone());
-        self.by_day
-            .entry(Day::of(entry.event.occurred_at))
-            .or_default()
-            .push(key.clone());
-        self.entries.insert(key, entry);
+        // Without the plan at hand every event is indexed; the fold calls
+        // `insert_indexed` through `EventLog::insert_with` when it knows better.
+        self.insert_indexed(entry, true);
+    }
+
+    fn insert_with(&mut self, entry: LogEntry, moves_a_level: bool) {
+        self.insert_indexed(entry, moves_a_level);
     }
 
     fn set_voided(&mut self, source: &str, id: &str) {
-        if let Some(e) = self.entries.get_mut(&(source.to_owned(), id.to_owned())) {
+        if let Some(e) = self.entries.get_mut(source).and_then(|ids| ids.get_mut(id)) {
             e.voided = true;
         }
     }
 
     fn add_pending_void(&mut self, source: &str, target: &str) {
-        self.pending.insert((source.to_owned(), target.to_owned()));
+        self.pending
+            .entry(source.to_owned())
+            .or_default()
+            .insert(target.to_owned());
     }
 
     fn events_on(&self, day: Day) -> Vec<&Event> {
@@ -184,7 +215,7 @@ impl EventLog for MemoryLog {
             .get(&day)
             .into_iter()
             .flatten()
-            .filter_map(|k| self.entries.get(k))
+            .filter_map(|(s, i)| self.get(s, i))
             .filter(|e| !e.voided)
             .map(|e| &e.event)
             .collect()

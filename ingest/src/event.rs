@@ -105,15 +105,41 @@ impl Event {
         out
     }
 
-    /// A stable 64-bit fingerprint of the canonical form (FNV-1a), stored beside the
-    /// event id to tell a duplicate from a conflicting one.
+    /// A stable 64-bit fingerprint of the event's content (FNV-1a over its type,
+    /// instant, values and void target), stored beside the event id to tell a
+    /// duplicate from a conflicting one. Two deliveries with the same canonical form
+    /// have the same fingerprint; it is computed without building that form.
     pub fn fingerprint(&self, schema: &Schema) -> i64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.canonical_json(schema).bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        struct Fnv(u64);
+        impl Fnv {
+            fn bytes(&mut self, b: &[u8]) {
+                for x in b {
+                    self.0 ^= u64::from(*x);
+                    self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+            fn tag(&mut self, t: u8, b: &[u8]) {
+                self.bytes(&[t]);
+                self.bytes(&(b.len() as u64).to_le_bytes());
+                self.bytes(b);
+            }
         }
-        h as i64
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        h.tag(b't', schema.event_type(self.type_id).name.as_bytes());
+        h.tag(b'o', &self.occurred_at.micros().to_le_bytes());
+        for v in &self.data {
+            match v {
+                Value::Absent => h.tag(b'_', &[]),
+                Value::Int(i) => h.tag(b'i', &i.to_le_bytes()),
+                Value::Fixed(i) => h.tag(b'f', &i.to_le_bytes()),
+                Value::Enum(i) => h.tag(b'e', &i.to_le_bytes()),
+                Value::Id(s) => h.tag(b's', s.as_bytes()),
+            }
+        }
+        if let Some(v) = &self.voids {
+            h.tag(b'v', v.as_bytes());
+        }
+        h.0 as i64
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod guard;
+pub mod http;
 pub mod import;
 pub mod reject;
 pub mod schema;

@@ -1,0 +1,196 @@
+//! The SQLite store against the pure engine: whatever the batching, the store's ledger
+//! equals the engine's, survives a reopen, and keeps rejected events masked.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use mieruka_aggregator::{Engine, Plan, SqliteStore};
+use mieruka_ingest::{item, Position, Status};
+use proptest::prelude::*;
+
+fn plan() -> Arc<Plan> {
+    Arc::new(Plan::ome().unwrap())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A raw event whose body is decided by its id, so re-sending an id is a duplicate.
+fn raw(id: u32) -> String {
+    let day = [3u32, 40, 200, 380, 500][(id % 5) as usize] + id % 2;
+    let (y, doy) = if day < 365 {
+        (2025, day)
+    } else {
+        (2026, day - 365)
+    };
+    let month = 4 + doy / 31;
+    let (yy, mm) = if month > 12 {
+        (y + 1, month - 12)
+    } else {
+        (y, month)
+    };
+    let at = format!(
+        "{yy}-{mm:02}-{:02}T{:02}:00:00+09:00",
+        1 + doy % 28,
+        9 + id % 3
+    );
+    let e = |src: &str, ty: &str, data: String| {
+        format!(
+            r#"{{"event_id":"e{id}","source":"{src}","type":"{ty}","occurred_at":"{at}","data":{data}}}"#
+        )
+    };
+    match id % 9 {
+        0 | 1 => e(
+            "konbini",
+            "certificate.issued",
+            format!(
+                r#"{{"channel":"{}","certificate":"juminhyo","count":{}}}"#,
+                ["konbini", "counter"][(id % 2) as usize],
+                1 + id % 4
+            ),
+        ),
+        2 => e(
+            "card",
+            "mynumber_card.issued",
+            format!(r#"{{"count":{}}}"#, 1 + id % 7),
+        ),
+        3 => e(
+            "card",
+            "mynumber_card.surrendered",
+            format!(r#"{{"count":{},"reason":"moved_out"}}"#, 1 + id % 3),
+        ),
+        4 => e(
+            "card",
+            "mynumber_card.holders_snapshot",
+            format!(r#"{{"holders":{}}}"#, 100_000 + id),
+        ),
+        5 => e(
+            "hr",
+            "telework.day",
+            format!(r#"{{"staff":"st-{}"}}"#, id % 11),
+        ),
+        6 => e(
+            "dx",
+            "milestone.reached",
+            r#"{"kpi":"disposition_notice_online","stage":"research"}"#.to_owned(),
+        ),
+        7 => e(
+            "juki",
+            "population.snapshot",
+            format!(r#"{{"population":{}}}"#, 130_000 - id),
+        ),
+        _ => {
+            let target = (id * 7) % 60;
+            let src = match target % 9 {
+                0 | 1 => "konbini",
+                2..=4 => "card",
+                5 => "hr",
+                6 => "dx",
+                7 => "juki",
+                _ => "x",
+            };
+            format!(
+                r#"{{"event_id":"e{id}","source":"{src}","type":"event.voided","occurred_at":"{at}","data":{{}},"voids":"e{target}"}}"#
+            )
+        }
+    }
+}
+
+fn items(plan: &Plan, ids: &[u32]) -> Vec<mieruka_ingest::Item> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            item(
+                &plan.schema,
+                raw(*id).as_bytes(),
+                Position::Index(i),
+                "test",
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn the_store_folds_like_the_engine_whatever_the_batching(
+        ids in proptest::collection::vec(0u32..60, 1..80),
+        cuts in proptest::collection::vec(1usize..20, 1..10),
+    ) {
+        let plan = plan();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut engine = Engine::new(&plan);
+        let mut engine_statuses = Vec::new();
+        for id in &ids {
+            let ev = mieruka_ingest::decode(&plan.schema, raw(*id).as_bytes()).unwrap();
+            engine_statuses.push(engine.apply(ev));
+        }
+        let (ledger, statuses, reopened) = rt().block_on(async {
+            let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
+            let mut statuses = Vec::new();
+            let mut rest: &[u32] = &ids;
+            let mut c = 0;
+            while !rest.is_empty() {
+                let n = cuts[c % cuts.len()].min(rest.len());
+                c += 1;
+                statuses.extend(store.submit_batch(items(&plan, &rest[..n])).await.unwrap());
+                rest = &rest[n..];
+            }
+            let ledger = store.ledger().await.unwrap();
+            store.close().await;
+            let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
+            let reopened = store.ledger().await.unwrap();
+            store.close().await;
+            (ledger, statuses, reopened)
+        });
+        prop_assert_eq!(&statuses, &engine_statuses);
+        prop_assert_eq!(&ledger, engine.ledger());
+        prop_assert_eq!(&reopened, engine.ledger());
+    }
+}
+
+#[test]
+fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = SqliteStore::open(&dir.path().join("r.db"), plan.clone()).await.unwrap();
+        let bad = r#"{"event_id":"k1","source":"konbini","type":"certificate.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{"channel":"konbini","certificate":"juminhyo","memo":"my number 123456789018"}}"#;
+        let it = item(&plan.schema, bad.as_bytes(), Position::Line { file: "f.ndjson".into(), line: 7 }, "konbini");
+        let st = store.submit_batch(vec![it]).await.unwrap();
+        assert!(matches!(&st[0], Status::Rejected(r) if r.reason.as_str() == "personal_number"));
+        let rows = store.rejected(10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.reason.as_str(), r.field.as_deref(), r.position.as_str()), ("personal_number", Some("data.memo"), "f.ndjson:7"));
+        assert!(r.raw.contains("************") && !r.raw.contains("123456789018"), "{}", r.raw);
+        assert_eq!(store.logged_events().await.unwrap(), 0);
+        store.close().await;
+    });
+}
+
+#[test]
+fn two_stores_on_one_file_fold_on_top_of_each_other() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("two.db");
+    rt().block_on(async {
+        let a = SqliteStore::open(&db, plan.clone()).await.unwrap();
+        let b = SqliteStore::open(&db, plan.clone()).await.unwrap();
+        a.submit_batch(items(&plan, &[0, 1])).await.unwrap();
+        b.submit_batch(items(&plan, &[9 * 3, 10])).await.unwrap();
+        a.submit_batch(items(&plan, &[18, 19])).await.unwrap();
+        let mut engine = Engine::new(&plan);
+        for id in [0, 1, 27, 10, 18, 19] {
+            engine.apply(mieruka_ingest::decode(&plan.schema, raw(id).as_bytes()).unwrap());
+        }
+        assert_eq!(&a.ledger().await.unwrap(), engine.ledger());
+        assert_eq!(&b.ledger().await.unwrap(), engine.ledger());
+    });
+}
