@@ -1,1 +1,315 @@
-fn main() {}
+//! The `mieruka` binary: one program, several roles (see `mieruka --help`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use mieruka::app::{App, Settings};
+use mieruka::config::{self, Config};
+use mieruka_ingest::import::Encoding;
+use mieruka_ingest::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+/// mieruka (見える化): folds a city's line-system events into the KPIs of its DX plan and
+/// exports them to Prometheus, with pace and projection against each year's target.
+#[derive(Parser, Debug)]
+#[command(name = "mieruka", version, about, long_about = None)]
+struct Cli {
+    /// Config file (TOML): tokens, CSV mappings, defaults for the flags below.
+    #[arg(long, short, global = true, env = "MIERUKA_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate a synthetic history of the Ome plan (FY2025 to now), ingest it, and serve it
+    /// like `standalone`: the newcomer's first command.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Seed of the synthetic history.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Ingest the history, print the summary and exit without serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// All roles in one process on the embedded SQLite store: HTTP ingest, aggregation,
+    /// /metrics and the status page.
+    Standalone {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Import NDJSON or CSV files (UTF-8 or Shift_JIS) into the store.
+    Import {
+        /// Files to import (`.csv`/`.tsv` are CSV; anything else is NDJSON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// SQLite file [default: data/mieruka.db].
+        #[arg(long, env = "MIERUKA_DB")]
+        db: Option<PathBuf>,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+        /// CSV column mapping: the name of a [csv_mappings.NAME] table in the config.
+        #[arg(long)]
+        mapping: Option<String>,
+        /// Text encoding: utf-8 or shift_jis [default: detected].
+        #[arg(long)]
+        encoding: Option<Encoding>,
+    },
+    /// Plan files.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// Write Prometheus recording and alerting rules generated from the plan.
+    Rules {
+        /// Output file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+    },
+    /// Write Grafana dashboards generated from the plan.
+    Dashboards {
+        /// Output directory.
+        #[arg(long, default_value = "deploy/grafana/dashboards")]
+        out: PathBuf,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+    },
+    /// The HTTP receiver producing to Kafka (production role; not built yet).
+    Ingest,
+    /// The Kafka consumer folding into PostgreSQL (production role; not built yet).
+    Aggregate,
+    /// /metrics served from PostgreSQL (production role; not built yet).
+    Export,
+}
+
+#[derive(Subcommand, Debug)]
+enum PlanCommand {
+    /// Validate a plan file and print a summary of its KPIs by chapter, with targets.
+    Check {
+        /// Plan file [default: the shipped Ome plan].
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:9464].
+    #[arg(long, env = "MIERUKA_LISTEN")]
+    listen: Option<String>,
+    /// SQLite file [default: data/mieruka.db; demo: data/demo.db, recreated].
+    #[arg(long, env = "MIERUKA_DB")]
+    db: Option<PathBuf>,
+    /// Plan file [default: the shipped Ome plan].
+    #[arg(long, env = "MIERUKA_PLAN")]
+    plan: Option<PathBuf>,
+    /// Take this instant as "now" (RFC 3339) instead of the wall clock, for reproducible runs.
+    #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+    now: Option<Timestamp>,
+    /// Seconds between snapshot refreshes while no events arrive [default: 60].
+    #[arg(long, env = "MIERUKA_REFRESH_SECONDS")]
+    refresh_seconds: Option<u64>,
+}
+
+fn parse_now(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(s).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MIERUKA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Plan {
+            command: PlanCommand::Check { file },
+        } => plan_check(file),
+        Command::Standalone { serve } => {
+            let (plan, settings) = settings(&cfg, serve, None)?;
+            let app = App::build(plan, settings).await?;
+            println!(
+                "mieruka standalone: http://{}/ (metrics at /metrics)",
+                app.local_addr()?
+            );
+            app.run(shutdown_on_signals()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            serve,
+            seed,
+            no_serve,
+        } => {
+            mieruka::run_demo(
+                &cfg,
+                serve_into(serve),
+                seed,
+                no_serve,
+                shutdown_on_signals(),
+            )
+            .await
+        }
+        Command::Import {
+            files,
+            db,
+            plan,
+            mapping,
+            encoding,
+        } => {
+            let plan = Arc::new(config::load_plan(plan.as_deref().or(cfg.plan.as_deref()))?);
+            let db = db
+                .or(cfg.db.clone())
+                .unwrap_or_else(|| config::DEFAULT_DB.into());
+            let mapping = match &mapping {
+                Some(name) => Some(cfg.csv_mappings.get(name).with_context(|| {
+                    format!(
+                        "no CSV mapping {name:?} in the config; it has: {}",
+                        cfg.csv_mappings
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?),
+                None if cfg.csv_mappings.len() == 1 => cfg.csv_mappings.values().next(),
+                None => None,
+            };
+            mieruka::import_files(plan, &db, &files, mapping, encoding).await
+        }
+        Command::Rules { out, plan } => {
+            let plan = config::load_plan(plan.as_deref().or(cfg.plan.as_deref()))?;
+            let text = mieruka_exporter::rules::rules_yaml(&plan, &Default::default());
+            write_out(out.as_deref(), &text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dashboards { out, plan } => {
+            let plan = config::load_plan(plan.as_deref().or(cfg.plan.as_deref()))?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            for (name, json) in mieruka_exporter::dashboards::dashboards(&plan) {
+                let path = out.join(name);
+                std::fs::write(&path, json)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest | Command::Aggregate | Command::Export => {
+            bail!(
+                "the Kafka/PostgreSQL roles are not built yet; run `mieruka standalone` (all roles in one process on SQLite)"
+            )
+        }
+    }
+}
+
+fn write_out(out: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn serve_into(s: ServeArgs) -> mieruka::ServeOptions {
+    mieruka::ServeOptions {
+        listen: s.listen,
+        db: s.db,
+        plan: s.plan,
+        now: s.now,
+        refresh_seconds: s.refresh_seconds,
+    }
+}
+
+fn settings(
+    cfg: &Config,
+    serve: ServeArgs,
+    default_db: Option<&str>,
+) -> anyhow::Result<(Arc<mieruka_aggregator::Plan>, Settings)> {
+    mieruka::settings(cfg, &serve_into(serve), default_db, Vec::new())
+}
+
+fn plan_check(file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let plan = match config::load_plan(file.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    print!("{}", mieruka::plan_summary(&plan));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels the returned token on SIGTERM or Ctrl-C: only `main` knows about signals.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(
+                tokio::signal::unix::SignalKind::terminate(),
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot listen for SIGTERM; only Ctrl-C stops the process.");
+                    let _ = ctrl_c.await;
+                    t.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("Shutdown requested; finishing the batch in flight.");
+        t.cancel();
+    });
+    token
+}

@@ -141,6 +141,12 @@ impl SqliteStore {
 
     /// A copy of the current ledger, reloaded first if another process wrote.
     pub async fn ledger(&self) -> Result<Ledger, StoreError> {
+        self.with_ledger(Ledger::clone).await
+    }
+
+    /// Runs `f` on the current ledger (reloaded first if another process wrote), without
+    /// copying it: how the exporter's snapshot is computed after each batch.
+    pub async fn with_ledger<R>(&self, f: impl FnOnce(&Ledger) -> R) -> Result<R, StoreError> {
         let mut state = self.state.lock().await;
         let mut conn = self.pool.acquire().await?;
         let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
@@ -150,7 +156,7 @@ impl SqliteStore {
             state.ledger = load_ledger(&mut conn, &self.plan).await?;
             state.version = version;
         }
-        Ok(state.ledger.clone())
+        Ok(f(&state.ledger))
     }
 
     /// Whether the database answers.

@@ -1,1 +1,25 @@
-//! placeholder
+//! mieruka's window: it owns what Prometheus scrapes (`/metrics`: the plan's KPI
+//! figures and the pipeline's health), the liveness and readiness probes, and the
+//! bilingual status page. The KPI part of `/metrics` and the status page are rendered
+//! once per published snapshot and served as cached text.
+//!
+//! It must never compute on the scrape path (a scrape only copies cached text and reads
+//! a few counters, so it stays well under 5 ms for the whole plan), and it must never
+//! take a label value from request data: `kpi`, `chapter` and the names come from the
+//! plan file, `reason` from the closed list of rejection reasons, and `source` from the
+//! configured sources, anything else being counted as `unknown`.
+
+mod exporter;
+mod health;
+mod http;
+mod kpis;
+mod status_page;
+
+pub use exporter::Exporter;
+pub use health::{Health, UNKNOWN_SOURCE};
+pub use http::{router, METRICS_CONTENT_TYPE};
+pub use kpis::render_kpis;
+pub use status_page::{current_year, render_status_page};
+
+pub mod dashboards;
+pub mod rules;

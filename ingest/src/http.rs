@@ -230,31 +230,29 @@ async fn post_events<S: EventSink + 'static>(
         );
         if let Ok(event) = &item.outcome {
             let type_name = &rx.schema.event_type(event.type_id).name;
-            let refusal = if !token.sources.iter().any(|s| *s == event.source) {
-                Some(format!(
-                    "token {:?} may not send source {:?}",
-                    token.name, event.source
+            let refusal = if !token.sources.contains(&event.source) {
+                Some((
+                    "source",
+                    format!(
+                        "token {:?} may not send source {:?}",
+                        token.name, event.source
+                    ),
                 ))
-            } else if !token.types.is_empty() && !token.types.iter().any(|t| t == type_name) {
-                Some(format!(
-                    "token {:?} may not send events of type {type_name}",
-                    token.name
+            } else if !token.types.is_empty() && !token.types.contains(type_name) {
+                Some((
+                    "type",
+                    format!(
+                        "token {:?} may not send events of type {type_name}",
+                        token.name
+                    ),
                 ))
             } else {
                 item.source_label = event.source.clone();
                 None
             };
-            if let Some(message) = refusal {
-                let r = Rejection::at(
-                    Reason::NotAllowed,
-                    if message.contains("source") {
-                        "source"
-                    } else {
-                        "type"
-                    },
-                    message,
-                )
-                .with_event_id(Some(&event.id));
+            if let Some((field, message)) = refusal {
+                let r = Rejection::at(Reason::NotAllowed, field, message)
+                    .with_event_id(Some(&event.id));
                 item.raw_masked = Some(crate::mask_raw(raw));
                 item.outcome = Err(r);
             }

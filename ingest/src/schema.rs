@@ -135,7 +135,7 @@ pub struct SchemaError {
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
     types: Vec<EventType>,
-    by_name: HashMap<String, TypeId>,
+    by_name: HashMap<String, TypeId, foldhash::fast::RandomState>,
     /// Milestone KPI id → its stage ids, in order.
     stages: HashMap<String, Vec<String>>,
 }

@@ -1,0 +1,163 @@
+//! The exporter's shared state: the last published snapshot (figures, and the KPI
+//! exposition and status page rendered from them once), the health metrics, and the
+//! readiness flag.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+use mieruka_aggregator::{Figure, Plan};
+use mieruka_ingest::Timestamp;
+
+use crate::health::Health;
+use crate::kpis::render_kpis;
+use crate::status_page::render_status_page;
+
+/// One published snapshot, immutable once built: scrapes clone the `Arc` and read it
+/// without holding the lock.
+struct Snapshot {
+    figures: Arc<Vec<Figure>>,
+    /// The KPI part of `/metrics`, rendered at publish.
+    kpi_text: String,
+    /// The status page, rendered at publish.
+    status_page: String,
+    /// The `now` the figures were computed at (the engine's clock, possibly `--now`).
+    now: Option<Timestamp>,
+    /// When it was published, on this process's monotonic clock: the snapshot's age is
+    /// measured on it, so a fixed `--now` or a wall-clock jump cannot make it negative.
+    published: Option<Instant>,
+}
+
+/// The exporter's shared state: what `/metrics`, `/readyz` and the status page serve.
+///
+/// Shared behind an `Arc` by the HTTP handlers and the role that publishes snapshots.
+pub struct Exporter {
+    plan: Arc<Plan>,
+    health: Health,
+    /// Set by the role once its inputs are open; `/readyz` also needs a snapshot.
+    ready: AtomicBool,
+    /// A std lock, because it is held only to clone or swap an `Arc` and nothing awaits
+    /// while it is held.
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("plan", &self.plan.id)
+            .field("ready", &self.ready.load(Ordering::Relaxed))
+            .field("published_at", &self.published_at())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exporter {
+    /// An exporter for `plan`, labelling events by the configured `sources` (plus `unknown`).
+    ///
+    /// It starts not ready (see [`Exporter::set_ready`]) and with no snapshot.
+    pub fn new(plan: Arc<Plan>, sources: Vec<String>) -> Arc<Self> {
+        let empty = Snapshot {
+            figures: Arc::new(Vec::new()),
+            kpi_text: String::new(),
+            status_page: render_status_page(&plan, &[], None),
+            now: None,
+            published: None,
+        };
+        Arc::new(Self {
+            health: Health::new(&sources),
+            plan,
+            ready: AtomicBool::new(false),
+            snapshot: RwLock::new(Arc::new(empty)),
+        })
+    }
+
+    /// Renders the KPI exposition and status page for `figures` once, and swaps them in.
+    ///
+    /// `now` is the instant the figures were computed at; the publish itself is timed on
+    /// the monotonic clock for `mieruka_snapshot_age_seconds`.
+    pub fn publish(&self, figures: &[Figure], now: Timestamp) {
+        let started = Instant::now();
+        let next = Snapshot {
+            figures: Arc::new(figures.to_vec()),
+            kpi_text: render_kpis(&self.plan, figures),
+            status_page: render_status_page(&self.plan, figures, Some(now)),
+            now: Some(now),
+            published: Some(Instant::now()),
+        };
+        let bytes = next.kpi_text.len();
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        tracing::debug!(
+            figures = figures.len(),
+            bytes,
+            render_ms = started.elapsed().as_secs_f64() * 1e3,
+            %now,
+            "KPI snapshot published."
+        );
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        // A panic elsewhere cannot leave a half-swapped `Arc` behind: the poisoned
+        // value is still a whole snapshot, so it is served.
+        Arc::clone(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The plan the exporter serves.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The pipeline's health metrics, for the roles to count into.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Declares the role ready (its inputs are open) or not (e.g. while shutting down).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// `Ok` when `/readyz` should answer 200, else the reason it answers 503.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err("not ready: the role has not declared itself ready");
+        }
+        if self.current().published.is_none() {
+            return Err("not ready: no KPI snapshot has been published yet");
+        }
+        Ok(())
+    }
+
+    /// The `now` of the snapshot being served, once one has been published.
+    pub fn published_at(&self) -> Option<Timestamp> {
+        self.current().now
+    }
+
+    /// What `GET /metrics` returns: the cached KPI text, then the health metrics.
+    ///
+    /// `mieruka_snapshot_age_seconds` is set here, from the last publish; nothing else is
+    /// computed.
+    pub fn render_metrics(&self) -> String {
+        let snapshot = self.current();
+        if let Some(published) = snapshot.published {
+            self.health
+                .set_snapshot_age(published.elapsed().as_secs_f64());
+        }
+        let mut out = String::with_capacity(snapshot.kpi_text.len() + 16 * 1024);
+        out.push_str(&snapshot.kpi_text);
+        self.health.encode_into(&mut out);
+        out
+    }
+
+    /// The served snapshot's figures (empty before the first publish).
+    pub fn figures(&self) -> Arc<Vec<Figure>> {
+        Arc::clone(&self.current().figures)
+    }
+
+    /// What `GET /` returns: the status page rendered at the last publish.
+    pub fn status_page(&self) -> String {
+        self.current().status_page.clone()
+    }
+}

@@ -1,0 +1,185 @@
+//! Pipeline health: what happened to the events each source sent, when each source was
+//! last heard from, how long commits take, how stale the served snapshot is, and (in
+//! the Kafka role) how far the consumers lag.
+
+use std::collections::BTreeSet;
+
+use mieruka_ingest::{Reason, Status};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// The `source` label of events from a source that is not configured.
+///
+/// DESIGN.md: the label comes from configuration, never from request data.
+pub const UNKNOWN_SOURCE: &str = "unknown";
+
+/// Commit latency buckets, in seconds: a batch commit on SQLite or PostgreSQL takes a
+/// millisecond when all is well and seconds when the disk or the database struggles;
+/// past 10 s the feed is effectively stopped and the count above the last bucket says so.
+const COMMIT_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The pipeline's health metrics, in a registry of their own.
+///
+/// The KPI part of the exposition is rendered separately, once per snapshot.
+pub struct Health {
+    registry: Registry,
+    /// Configured source labels, `unknown` included: the only values `source` may take.
+    sources: BTreeSet<String>,
+    events: IntCounterVec,
+    last_received: GaugeVec,
+    commit_duration: Histogram,
+    /// Label-less vector rather than a plain gauge, so that the series is absent (not 0)
+    /// until a snapshot has been published.
+    snapshot_age: GaugeVec,
+    consumer_lag: GaugeVec,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Health {
+    /// Health metrics for the configured `sources` (`unknown` is always added).
+    ///
+    /// Every (source, outcome, reason) series of `mieruka_events_total` starts at 0, so
+    /// that rates and alerts see the first event.
+    pub fn new<S: AsRef<str>>(sources: &[S]) -> Self {
+        // Names, help texts and label sets are static and every test builds a Health:
+        // a failure here is a bug in this file, not a condition to handle at run time.
+        #[allow(clippy::expect_used)]
+        let health = Self::build(sources).expect("health metrics are statically valid");
+        health
+    }
+
+    fn build<S: AsRef<str>>(sources: &[S]) -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let sources: BTreeSet<String> = sources
+            .iter()
+            .map(|s| s.as_ref().to_owned())
+            .chain([UNKNOWN_SOURCE.to_owned()])
+            .collect();
+        let events = IntCounterVec::new(
+            Opts::new(
+                "mieruka_events_total",
+                "Events received, by configured source (unknown when not configured), outcome (accepted, duplicate, rejected) and rejection reason (empty unless rejected).",
+            ),
+            &["source", "outcome", "reason"],
+        )?;
+        let last_received = GaugeVec::new(
+            Opts::new(
+                "mieruka_source_last_received_timestamp_seconds",
+                "Unix time at which the last event from the source was received; a feed gone silent stops moving it.",
+            ),
+            &["source"],
+        )?;
+        let commit_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "mieruka_commit_duration_seconds",
+                "Time to make a batch of events durable (the store's commit), in seconds.",
+            )
+            .buckets(COMMIT_BUCKETS.to_vec()),
+        )?;
+        let snapshot_age = GaugeVec::new(
+            Opts::new(
+                "mieruka_snapshot_age_seconds",
+                "Seconds since the KPI snapshot being served was published; it grows while the store or the broker is down.",
+            ),
+            &[],
+        )?;
+        let consumer_lag = GaugeVec::new(
+            Opts::new(
+                "mieruka_consumer_lag",
+                "Messages between the aggregator's committed offset and the end of the partition (Kafka role only).",
+            ),
+            &["topic", "partition"],
+        )?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(last_received.clone()))?;
+        registry.register(Box::new(commit_duration.clone()))?;
+        registry.register(Box::new(snapshot_age.clone()))?;
+        registry.register(Box::new(consumer_lag.clone()))?;
+        for source in &sources {
+            for outcome in ["accepted", "duplicate"] {
+                events.get_metric_with_label_values(&[source.as_str(), outcome, ""])?;
+            }
+            for reason in Reason::ALL {
+                events.get_metric_with_label_values(&[
+                    source.as_str(),
+                    "rejected",
+                    reason.as_str(),
+                ])?;
+            }
+        }
+        Ok(Self {
+            registry,
+            sources,
+            events,
+            last_received,
+            commit_duration,
+            snapshot_age,
+            consumer_lag,
+        })
+    }
+
+    /// The label for `source`: itself when configured, else `unknown`.
+    pub fn source_label<'a>(&'a self, source: &str) -> &'a str {
+        self.sources
+            .get(source)
+            .map_or(UNKNOWN_SOURCE, String::as_str)
+    }
+
+    /// Counts one event's fate under its source's label.
+    pub fn record(&self, source: &str, status: &Status) {
+        let (outcome, reason) = match status {
+            Status::Accepted => ("accepted", ""),
+            Status::Duplicate => ("duplicate", ""),
+            Status::Rejected(r) => ("rejected", r.reason.as_str()),
+        };
+        self.events
+            .with_label_values(&[self.source_label(source), outcome, reason])
+            .inc();
+    }
+
+    /// Notes that an event from `source` was received at `at_unix_seconds`.
+    pub fn received(&self, source: &str, at_unix_seconds: f64) {
+        self.last_received
+            .with_label_values(&[self.source_label(source)])
+            .set(at_unix_seconds);
+    }
+
+    /// Observes one batch commit's duration.
+    pub fn observe_commit(&self, seconds: f64) {
+        self.commit_duration.observe(seconds);
+    }
+
+    /// Sets a partition's consumer lag (the Kafka role; `topic` comes from its config).
+    pub fn set_consumer_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.consumer_lag
+            .with_label_values(&[topic, partition.to_string().as_str()])
+            .set(lag as f64);
+    }
+
+    /// The registry, for other health metrics of the process to join.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Sets the age of the served snapshot (at render time, from its publish instant).
+    pub(crate) fn set_snapshot_age(&self, seconds: f64) {
+        let no_labels: [&str; 0] = [];
+        self.snapshot_age.with_label_values(&no_labels).set(seconds);
+    }
+
+    /// Appends the health exposition to `out`.
+    pub(crate) fn encode_into(&self, out: &mut String) {
+        if let Err(error) = TextEncoder::new().encode_utf8(&self.registry.gather(), out) {
+            // Only a bug gets here: the registry skips empty families and names are static.
+            tracing::error!(%error, "Health metrics could not be rendered.");
+        }
+    }
+}

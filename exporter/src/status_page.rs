@@ -1,0 +1,333 @@
+//! The status page (`GET /`): one server-rendered, bilingual HTML page showing each KPI
+//! of the current fiscal year against its target, chapter by chapter. No JavaScript: it
+//! is read on office PCs and wall displays, and refreshes itself with a meta tag.
+
+use std::fmt::Write;
+
+use mieruka_aggregator::fiscal::JST_OFFSET_SECONDS;
+use mieruka_aggregator::{Figure, FiscalYear, Kpi, KpiKind, Plan};
+use mieruka_ingest::Timestamp;
+
+/// Seconds between the page's own refreshes: the snapshot is republished on a 60 s
+/// timer, so refreshing faster shows nothing new.
+const REFRESH_SECONDS: u32 = 60;
+
+/// The fiscal year the status page is about at `now`.
+///
+/// The plan year in progress (elapsed fraction strictly between 0 and 1), else the
+/// latest plan year already started, else the plan's first exported (baseline) year.
+pub fn current_year(plan: &Plan, now: Timestamp) -> FiscalYear {
+    let mut started = None;
+    for year in plan.years() {
+        let f = year.elapsed_fraction(now);
+        if f > 0.0 && f < 1.0 {
+            return year;
+        }
+        if f > 0.0 {
+            started = Some(year);
+        }
+    }
+    started.unwrap_or(plan.baseline_year)
+}
+
+/// How a KPI stands in the current year, as the page shows it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Standing {
+    OnTrack,
+    Behind,
+    NoTarget,
+    NoData,
+}
+
+impl Standing {
+    /// (CSS class, Japanese, English).
+    fn words(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Standing::OnTrack => ("on-track", "順調", "On track"),
+            Standing::Behind => ("behind", "遅れ", "Behind"),
+            Standing::NoTarget => ("no-target", "目標未設定", "No target"),
+            Standing::NoData => ("no-data", "データなし", "No data"),
+        }
+    }
+}
+
+fn standing(kpi: &Kpi, fig: Option<&Figure>) -> Standing {
+    let Some((fig, value)) = fig.and_then(|f| f.value.map(|v| (f, v))) else {
+        return Standing::NoData;
+    };
+    let Some(target) = fig.target else {
+        return Standing::NoTarget;
+    };
+    let behind = if matches!(kpi.kind, KpiKind::Milestone { .. }) {
+        kpi.direction.sign() * (value - target) < 0.0
+    } else {
+        fig.drift.is_some_and(|d| d < -fig.tolerance)
+    };
+    if behind {
+        Standing::Behind
+    } else {
+        Standing::OnTrack
+    }
+}
+
+/// Escapes text for HTML element content and double- or single-quoted attributes.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `x` with `decimals` places and thousands separators: 4331 → "4,331".
+fn grouped(x: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals, x.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let mut out = String::with_capacity(text.len() + int.len() / 3 + 1);
+    if x < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+        out.push('-');
+    }
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// A figure of `kpi` as people read it: with its unit, or a stage's name.
+fn display(kpi: &Kpi, x: f64) -> String {
+    if let Some(stages) = kpi.stages() {
+        let i = x.round();
+        return match stages.get(i.max(0.0) as usize) {
+            Some(stage) if i >= 0.0 => stage.name_ja.clone(),
+            _ => format!("{} {}", grouped(x, 0), kpi.unit),
+        };
+    }
+    if kpi.is_percent() {
+        return format!("{} %", grouped(x, 1));
+    }
+    // Counts read as integers; paces and hours keep one decimal where they have one.
+    let decimals = if (x - x.round()).abs() < 0.05 { 0 } else { 1 };
+    format!("{} {}", grouped(x, decimals), kpi.unit)
+}
+
+fn cell(kpi: &Kpi, x: Option<f64>) -> String {
+    match x.filter(|x| x.is_finite()) {
+        Some(x) => esc(&display(kpi, x)),
+        None => "—".to_owned(),
+    }
+}
+
+fn jst(t: Timestamp) -> String {
+    let (y, mo, d, h, mi, _) = t.to_civil(JST_OFFSET_SECONDS);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} JST")
+}
+
+const STYLE: &str = "\
+body{font-family:system-ui,'Hiragino Sans','Noto Sans JP','Yu Gothic',sans-serif;margin:0;color:#1f2328;background:#f6f8fa}\
+header,main,footer{max-width:72rem;margin:0 auto;padding:1rem 1.5rem}\
+header{padding-top:1.5rem}\
+h1{font-size:1.5rem;margin:0 0 .25rem}\
+h2{font-size:1.2rem;margin:1.5rem 0 .5rem}\
+.en{display:block;font-size:.8em;font-weight:normal;color:#57606a}\
+h2 .en{display:inline;margin-left:.5em}\
+.year{font-size:1.1rem;margin:.5rem 0 0}\
+.notice{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem 1rem;border-radius:6px}\
+table{width:100%;border-collapse:collapse;background:#fff;border:1px solid #d0d7de}\
+th,td{padding:.5rem .75rem;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}\
+th{background:#eaeef2;font-size:.9rem}\
+th small,td small{display:block;font-size:.75rem;font-weight:normal;color:#57606a}\
+td.num{text-align:right;white-space:nowrap}\
+.badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:bold;white-space:nowrap}\
+.badge small{display:inline;margin-left:.4em;color:inherit;font-weight:normal}\
+.on-track{background:#dafbe1;color:#116329}\
+.behind{background:#ffebe9;color:#a40e26}\
+.no-target{background:#eaeef2;color:#424a53}\
+.no-data{background:#fff8c5;color:#7d4e00}\
+footer{font-size:.85rem;color:#57606a}";
+
+/// Renders the status page for the figures of a snapshot taken at `snapshot`.
+///
+/// With `None` (nothing published yet) every KPI shows データなし No data. Every KPI of
+/// the plan has a row, marked `data-kpi="<id>"`.
+pub fn render_status_page(plan: &Plan, figures: &[Figure], snapshot: Option<Timestamp>) -> String {
+    let mut h = String::with_capacity(32 * 1024);
+    let year = snapshot.map(|now| (current_year(plan, now), now));
+    // `write!` into a String cannot fail; the results are ignored on purpose.
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"ja\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\n\
+         <title>{} — {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<header>\n\
+         <h1>{}<span class=\"en\" lang=\"en\">{}</span></h1>\n",
+        esc(&plan.name_ja),
+        esc(&plan.name_en),
+        esc(&plan.name_ja),
+        esc(&plan.name_en),
+    );
+    match year {
+        Some((fy, now)) => {
+            let _ = writeln!(
+                h,
+                "<p class=\"year\">{}{fy}年度 <span lang=\"en\">FY{fy}</span> · 経過 \
+                 <span lang=\"en\">elapsed</span> {:.1}%</p>",
+                if plan.city.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} · ", esc(&plan.city))
+                },
+                fy.elapsed_fraction(now) * 100.0,
+            );
+        }
+        None => {
+            h.push_str(
+                "<p class=\"notice\">まだ集計されていません。<span lang=\"en\">No snapshot \
+                 has been published yet.</span></p>\n",
+            );
+        }
+    }
+    h.push_str("</header>\n<main>\n");
+
+    for chapter in &plan.chapters {
+        let _ = write!(
+            h,
+            "<section id=\"chapter-{}\">\n<h2>{}. {}<span class=\"en\" lang=\"en\">{}</span></h2>\n\
+             <table>\n<thead><tr><th>KPI</th><th>値<small>Value</small></th>\
+             <th>目標<small>Target</small></th><th>ペース<small>Pace</small></th>\
+             <th>見込み<small>Projection</small></th><th>状況<small>Status</small></th>\
+             </tr></thead>\n<tbody>\n",
+            esc(&chapter.id),
+            esc(&chapter.id),
+            esc(&chapter.name_ja),
+            esc(&chapter.name_en),
+        );
+        for (k, kpi) in plan.kpis.iter().enumerate() {
+            if kpi.chapter != chapter.id {
+                continue;
+            }
+            let fig = year.and_then(|(fy, _)| figures.iter().find(|f| f.kpi == k && f.year == fy));
+            let (class, ja, en) = standing(kpi, fig).words();
+            let _ = writeln!(
+                h,
+                "<tr data-kpi=\"{}\"><td>{}<small lang=\"en\">{}</small></td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td><span class=\"badge {class}\">{ja}\
+                 <small lang=\"en\">{en}</small></span></td></tr>",
+                esc(&kpi.id),
+                esc(&kpi.name_ja),
+                esc(&kpi.name_en),
+                cell(kpi, fig.and_then(|f| f.value)),
+                cell(kpi, fig.and_then(|f| f.target)),
+                cell(kpi, fig.and_then(|f| f.pace)),
+                cell(kpi, fig.and_then(|f| f.projection)),
+            );
+        }
+        h.push_str("</tbody>\n</table>\n</section>\n");
+    }
+
+    h.push_str("</main>\n<footer>\n");
+    match snapshot {
+        Some(now) => {
+            let latest = figures.iter().filter_map(|f| f.as_of).max();
+            let _ = write!(
+                h,
+                "<p>集計時点 <span lang=\"en\">Snapshot</span>: {}",
+                jst(now)
+            );
+            if let Some(t) = latest {
+                let _ = write!(
+                    h,
+                    " · 最新データ <span lang=\"en\">Latest data</span>: {}",
+                    jst(t)
+                );
+            }
+            h.push_str("</p>\n");
+        }
+        None => h.push_str("<p>集計時点 <span lang=\"en\">Snapshot</span>: —</p>\n"),
+    }
+    h.push_str("</footer>\n</body>\n</html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(grouped(4331.0, 0), "4,331");
+        assert_eq!(grouped(84.6, 1), "84.6");
+        assert_eq!(grouped(1_234_567.25, 1), "1,234,567.2");
+        assert_eq!(grouped(-1234.0, 0), "-1,234");
+        assert_eq!(grouped(-0.01, 1), "0.0");
+        assert_eq!(grouped(999.0, 0), "999");
+    }
+
+    #[test]
+    fn figures_are_shown_with_their_unit_or_stage_name() {
+        let plan = Plan::ome().unwrap();
+        let rate = plan.kpi("mynumber_card_holding_rate").unwrap();
+        assert_eq!(display(rate, 84.6), "84.6 %");
+        let users = plan.kpi("umepon_registrations").unwrap();
+        assert_eq!(display(users, 4331.0), "4,331 people");
+        assert_eq!(display(users, 4331.44), "4,331.4 people");
+        let notices = plan.kpi("disposition_notice_online").unwrap();
+        assert_eq!(display(notices, 1.0), "導入に向けた調査・研究");
+    }
+
+    #[test]
+    fn html_special_characters_are_escaped() {
+        assert_eq!(
+            esc(r#"<a href="x">&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn the_current_year_is_the_one_in_progress_else_the_latest_started() {
+        let plan = Plan::ome().unwrap();
+        assert_eq!(
+            current_year(&plan, ts("2026-10-01T00:00:00+09:00")),
+            FiscalYear(2026)
+        );
+        assert_eq!(
+            current_year(&plan, ts("2026-04-01T00:00:00+09:00")),
+            FiscalYear(2025)
+        );
+        assert_eq!(
+            current_year(&plan, ts("2031-01-01T00:00:00+09:00")),
+            FiscalYear(2028)
+        );
+        assert_eq!(
+            current_year(&plan, ts("2020-01-01T00:00:00+09:00")),
+            FiscalYear(2025)
+        );
+    }
+
+    #[test]
+    fn before_any_snapshot_every_kpi_shows_no_data() {
+        let plan = Plan::ome().unwrap();
+        let page = render_status_page(&plan, &[], None);
+        assert_eq!(page.matches("data-kpi=").count(), plan.kpis.len());
+        assert_eq!(page.matches("データなし").count(), plan.kpis.len());
+        assert!(page.contains("No snapshot has been published yet"));
+    }
+}

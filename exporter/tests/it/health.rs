@@ -1,0 +1,170 @@
+//! Health metrics: events by source, outcome and reason; closed label sets.
+
+use mieruka_ingest::{Reason, Rejection, Status};
+
+use crate::helpers::{sample, TestApp};
+
+fn events<'a>(source: &'a str, outcome: &'a str, reason: &'a str) -> [(&'a str, &'a str); 3] {
+    [("source", source), ("outcome", outcome), ("reason", reason)]
+}
+
+#[tokio::test]
+async fn a_rejected_event_is_counted_under_its_reason() {
+    let app = TestApp::new();
+    let rejected = Status::Rejected(Rejection::at(
+        Reason::UnknownValue,
+        "data.channel",
+        "unknown value (expected one of: konbini, counter, mail, online)",
+    ));
+    app.exporter.health().record("konbini", &rejected);
+    app.exporter.health().record("konbini", &rejected);
+    app.exporter.health().record("konbini", &Status::Accepted);
+    app.exporter.health().record("konbini", &Status::Duplicate);
+    let text = app.scrape_metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events("konbini", "rejected", "unknown_value")
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events("konbini", "accepted", "")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events("konbini", "duplicate", "")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events("konbini", "rejected", "not_json")
+        ),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn a_source_that_is_not_configured_is_counted_as_unknown() {
+    let app = TestApp::new();
+    let health = app.exporter.health();
+    health.record("evil\"source<script>", &Status::Accepted);
+    health.record(
+        "somebody-else",
+        &Status::Rejected(Rejection::whole(Reason::NotJson, "not JSON")),
+    );
+    health.received("somebody-else", 1_790_000_000.0);
+    assert_eq!(health.source_label("konbini"), "konbini");
+    assert_eq!(health.source_label("somebody-else"), "unknown");
+    let text = app.scrape_metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events("unknown", "accepted", "")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events("unknown", "rejected", "not_json")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_source_last_received_timestamp_seconds",
+            &[("source", "unknown")]
+        ),
+        Some(1_790_000_000.0)
+    );
+    assert!(!text.contains("evil") && !text.contains("somebody"));
+}
+
+#[tokio::test]
+async fn every_configured_source_starts_at_zero_for_every_outcome_and_reason() {
+    let app = TestApp::new();
+    let text = app.scrape_metrics().await;
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("mieruka_events_total{"))
+        .count();
+    let sources = crate::helpers::SOURCES.len() + 1; // + unknown
+    assert_eq!(series, sources * (2 + Reason::ALL.len()));
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events("dx_office", "rejected", "personal_number")
+        ),
+        Some(0.0)
+    );
+    // Nothing received yet, so no last-received time (absent, not 0), and no lag.
+    assert!(!text.contains("mieruka_source_last_received_timestamp_seconds{"));
+    assert!(!text.contains("mieruka_consumer_lag{"));
+}
+
+#[tokio::test]
+async fn commit_durations_fill_the_histogram() {
+    let app = TestApp::new();
+    app.exporter.health().observe_commit(0.003);
+    app.exporter.health().observe_commit(0.2);
+    let text = app.scrape_metrics().await;
+    assert_eq!(
+        sample(&text, "mieruka_commit_duration_seconds_count", &[]),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_commit_duration_seconds_bucket",
+            &[("le", "0.005")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_commit_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn the_snapshot_age_appears_with_the_first_publish_and_is_measured_at_scrape() {
+    let app = TestApp::new();
+    let before = app.scrape_metrics().await;
+    assert_eq!(sample(&before, "mieruka_snapshot_age_seconds", &[]), None);
+    app.publish();
+    let first = sample(
+        &app.scrape_metrics().await,
+        "mieruka_snapshot_age_seconds",
+        &[],
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = sample(
+        &app.scrape_metrics().await,
+        "mieruka_snapshot_age_seconds",
+        &[],
+    )
+    .unwrap();
+    assert!((0.0..5.0).contains(&first), "{first}");
+    assert!(second >= first + 0.015, "{first} then {second}");
+}

@@ -1,0 +1,97 @@
+//! The config file (TOML) of every role, with defaults a newcomer never has to write.
+//!
+//! Precedence: command-line flag > environment variable (`MIERUKA_*`, see `--help`) >
+//! config file > default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mieruka_ingest::http::Token;
+use mieruka_ingest::import::CsvMapping;
+use serde::Deserialize;
+
+/// Default address of the standalone HTTP server (events, metrics, status page).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// Default SQLite file of `standalone` and `import`.
+pub const DEFAULT_DB: &str = "data/mieruka.db";
+
+/// Default request body limit: 16 MiB is ~60,000 events of 250 bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Default snapshot refresh interval while no batch arrives (pace moves with time).
+pub const DEFAULT_REFRESH_SECONDS: u64 = 60;
+
+/// The config file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// SQLite database file (standalone, import).
+    pub db: Option<PathBuf>,
+    /// Plan file (default: the shipped Ome plan).
+    pub plan: Option<PathBuf>,
+    /// Seconds between snapshot refreshes while idle.
+    pub refresh_seconds: Option<u64>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: Option<usize>,
+    /// Bearer tokens, one per line system.
+    #[serde(default)]
+    pub tokens: Vec<Token>,
+    /// CSV column mappings by name (`mieruka import --mapping NAME`).
+    #[serde(default)]
+    pub csv_mappings: BTreeMap<String, CsvMapping>,
+}
+
+impl Config {
+    /// Reads a config file; `None` gives the defaults.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))
+    }
+
+    /// The configured source labels (for metrics): every source of every token.
+    pub fn source_labels(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.tokens.iter().flat_map(|t| t.sources.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// (secret, token) pairs; a token whose secret is missing is an error.
+    pub fn secrets(&self) -> anyhow::Result<Vec<(String, Token)>> {
+        self.tokens
+            .iter()
+            .map(|t| {
+                let secret = t.secret().with_context(|| {
+                    format!(
+                        "token {:?} has no secret: set `token` or the environment variable named by `token_env`",
+                        t.name
+                    )
+                })?;
+                Ok((secret, t.clone()))
+            })
+            .collect()
+    }
+}
+
+/// The plan to run with: a file, or the shipped Ome plan.
+pub fn load_plan(path: Option<&Path>) -> anyhow::Result<mieruka_aggregator::Plan> {
+    match path {
+        None => Ok(mieruka_aggregator::Plan::ome()?),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read plan {}", p.display()))?;
+            Ok(mieruka_aggregator::Plan::parse(
+                &p.display().to_string(),
+                &text,
+            )?)
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `mieruka import` of a Shift_JIS CSV with a Japanese header, then serving the result.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures/konbini_sjis.csv")
+}
+
+fn import(config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
+    let out = Command::new(bin())
+        .arg("import")
+        .arg(fixture())
+        .arg("--db")
+        .arg(db)
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .env("MIERUKA_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_shift_jis_csv_imports_with_line_and_column_for_each_rejection_and_reimport_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let db = dir.path().join("m.db");
+
+    let (code, out) = import(&config, &db, &["--mapping", "konbini"]);
+    assert_eq!(code, 1, "rejections make the exit code 1: {out}");
+    assert!(out.contains("4 accepted, 0 duplicate, 2 rejected"), "{out}");
+    assert!(
+        out.contains("konbini_sjis.csv:5") && out.contains("unknown_value"),
+        "{out}"
+    );
+    assert!(
+        out.contains("konbini_sjis.csv:6") && out.contains("column \"交付日時\""),
+        "{out}"
+    );
+
+    let (_, again) = import(
+        &config,
+        &db,
+        &["--mapping", "konbini", "--encoding", "shift_jis"],
+    );
+    assert!(
+        again.contains("0 accepted, 4 duplicate, 2 rejected"),
+        "{again}"
+    );
+
+    let app = TestApp::start(dir.path(), &db);
+    let m = Metrics::parse(&app.scrape());
+    // konbini 1 + 2 + 1 (default count) of 5 certificates.
+    assert_eq!(m.kpi("value", "konbini_issuance_rate"), Some(80.0));
+    app.stop();
+}
+
+#[test]
+fn an_import_beside_a_running_standalone_shows_at_its_next_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let app = TestApp::start(dir.path(), &db);
+    app.post_events(
+        KONBINI_TOKEN,
+        &[cert("live-1", "counter", 5, "2026-05-01T10:00:00+09:00")],
+    );
+    let (_, out) = import(&app.config, &db, &["--mapping", "konbini"]);
+    assert!(out.contains("4 accepted"), "{out}");
+    // The refresh interval of the test config is 1 s.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let m = Metrics::parse(&app.scrape());
+    assert_eq!(m.kpi("value", "konbini_issuance_rate"), Some(40.0));
+    // And a post after the import folds on top of it, not over it.
+    app.post_events(
+        KONBINI_TOKEN,
+        &[cert("live-2", "konbini", 1, "2026-05-01T10:00:00+09:00")],
+    );
+    let m = app.metrics_after_commit();
+    let v = m.kpi("value", "konbini_issuance_rate").unwrap();
+    assert!((v - 5.0 / 11.0 * 100.0).abs() < 1e-9, "{v}");
+    app.stop();
+}

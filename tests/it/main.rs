@@ -1,0 +1,8 @@
+//! End-to-end tests of the `mieruka` binary: the real process, on a temporary SQLite
+//! file, driven over HTTP on a free loopback port.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod crash;
+mod helpers;
+mod import;
+mod standalone;
