@@ -3,6 +3,7 @@
 //! `exporter/`); this crate only puts them together, and only `main` knows signals.
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod import;

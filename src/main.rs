@@ -86,6 +86,11 @@ enum Command {
         #[arg(long, env = "MIERUKA_PLAN")]
         plan: Option<PathBuf>,
     },
+    /// Benchmarks on this machine (figures for notes; nothing is asserted).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// The HTTP receiver producing to Kafka (production role; not built yet).
     Ingest,
     /// The Kafka consumer folding into PostgreSQL (production role; not built yet).
@@ -100,6 +105,22 @@ enum PlanCommand {
     Check {
         /// Plan file [default: the shipped Ome plan].
         file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// HTTP NDJSON ingest to durable on a fresh SQLite file: events/s and peak RSS.
+    Ingest {
+        /// Events to post.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per request.
+        #[arg(long, default_value_t = 10_000)]
+        batch: u64,
+        /// Fresh SQLite file to create.
+        #[arg(long, default_value = "data/bench.db")]
+        db: PathBuf,
     },
 }
 
@@ -227,6 +248,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 println!("wrote {}", path.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::Ingest { events, batch, db },
+        } => {
+            let checkpoints = [100_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000];
+            mieruka::bench::ingest(&db, events, batch.max(1), &checkpoints).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest | Command::Aggregate | Command::Export => {

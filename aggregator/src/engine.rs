@@ -79,22 +79,33 @@ pub fn fold<L: EventLog + ?Sized>(
     log: &mut L,
     event: Event,
 ) -> Status {
+    fold_tracked(plan, ledger, log, event, &mut Vec::new()).0
+}
+
+/// [`fold`], also reporting the effects it moved into `touched` (an accepted event's
+/// own, or the original's for a void) and handing a rejected event back (it is not
+/// logged; the caller keeps it with the rejection).
+pub fn fold_tracked<L: EventLog + ?Sized>(
+    plan: &Plan,
+    ledger: &mut Ledger,
+    log: &mut L,
+    event: Event,
+    touched: &mut Vec<Effect>,
+) -> (Status, Option<Event>) {
     let schema = &plan.schema;
     let fingerprint = event.fingerprint(schema);
     if let Some(seen) = log.get(&event.source, &event.id) {
-        return if seen.fingerprint == fingerprint {
-            Status::Duplicate
-        } else {
-            Status::Rejected(
-                Rejection::at(
-                    Reason::ConflictingDuplicate,
-                    "event_id",
-                    "this source sent the same event_id earlier with a different body; the \
-                     first one stands (send a void and a new id to correct it)",
-                )
-                .with_event_id(Some(&event.id)),
-            )
-        };
+        if seen.fingerprint == fingerprint {
+            return (Status::Duplicate, None);
+        }
+        let r = Rejection::at(
+            Reason::ConflictingDuplicate,
+            "event_id",
+            "this source sent the same event_id earlier with a different body; the \
+             first one stands (send a void and a new id to correct it)",
+        )
+        .with_event_id(Some(&event.id));
+        return (Status::Rejected(r), Some(event));
     }
     let is_void = schema.event_type(event.type_id).voids;
     let not_voidable = |e: &Event| {
@@ -103,31 +114,39 @@ pub fn fold<L: EventLog + ?Sized>(
     if is_void {
         let target = event.voids.clone().unwrap_or_default();
         if target == event.id {
-            return reject_void(&event, "an event cannot void itself");
+            return (
+                reject_void(&event, "an event cannot void itself"),
+                Some(event),
+            );
         }
         match log.get(&event.source, &target) {
             Some(original) if not_voidable(&original.event) => {
-                return reject_void(
+                let st = reject_void(
                     &event,
                     "snapshots and voids cannot be voided; correct a snapshot with a newer one",
                 );
+                return (st, Some(event));
             }
             Some(original) if !original.voided => {
-                let original = original.event.clone();
-                for eff in effects(plan, &original) {
-                    ledger.apply(&eff, -1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
+                let effs = effects(plan, &original.event);
+                for eff in &effs {
+                    ledger.apply(eff, -1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
                 }
+                touched.extend(effs);
                 log.set_voided(&event.source, &target);
             }
             Some(_) => {}
             None => log.add_pending_void(&event.source, &target),
         }
-        log.insert(LogEntry {
-            fingerprint,
-            event,
-            voided: false,
-        });
-        return Status::Accepted;
+        log.insert_with(
+            LogEntry {
+                fingerprint,
+                event,
+                voided: false,
+            },
+            false,
+        );
+        return (Status::Accepted, None);
     }
     let voided = log.has_pending_void(&event.source, &event.id) && !not_voidable(&event);
     let effs = effects(plan, &event);
@@ -137,12 +156,17 @@ pub fn fold<L: EventLog + ?Sized>(
             ledger.apply(eff, 1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
         }
     }
-    log.insert(LogEntry {
-        fingerprint,
-        event,
-        voided,
-    });
-    Status::Accepted
+    let moves_a_level = effs.iter().any(|e| matches!(e, Effect::Delta { .. }));
+    touched.extend(effs);
+    log.insert_with(
+        LogEntry {
+            fingerprint,
+            event,
+            voided,
+        },
+        moves_a_level,
+    );
+    (Status::Accepted, None)
 }
 
 fn reject_void(event: &Event, message: &str) -> Status {

@@ -66,43 +66,62 @@ impl Event {
     /// The canonical JSON form: UTC timestamp, defaults filled in, fields sorted. Two
     /// deliveries with the same canonical form are the same event.
     pub fn canonical_json(&self, schema: &Schema) -> String {
-        use std::fmt::Write;
+        use std::io::Write;
         let ty = schema.event_type(self.type_id);
-        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        let mut out = String::with_capacity(192);
-        let _ = write!(
-            out,
-            "{{\"event_id\":{},\"source\":{},\"type\":{},\"occurred_at\":\"{}\",\"data\":{{",
-            q(&self.id),
-            q(&self.source),
-            q(&ty.name),
-            self.occurred_at
-        );
+        let mut out: Vec<u8> = Vec::with_capacity(224);
+        // Writing into a Vec cannot fail, and serde_json escapes strings without an
+        // intermediate allocation: this runs once per stored event.
+        let q = |out: &mut Vec<u8>, s: &str| {
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        out.extend_from_slice(b"{\"event_id\":");
+        q(&mut out, &self.id);
+        out.extend_from_slice(b",\"source\":");
+        q(&mut out, &self.source);
+        out.extend_from_slice(b",\"type\":");
+        q(&mut out, &ty.name);
+        let _ = write!(out, ",\"occurred_at\":\"{}\",\"data\":{{", self.occurred_at);
         let mut first = true;
         for (field, value) in ty.fields.iter().zip(&self.data) {
-            let rendered = match (value, &field.kind) {
-                (Value::Absent, _) => continue,
-                (Value::Int(v), _) => v.to_string(),
-                (Value::Fixed(v), FieldKind::Decimal { scale, .. }) => fixed_to_string(*v, *scale),
-                (Value::Fixed(v), _) => v.to_string(),
-                (Value::Enum(i), FieldKind::Enum { values }) => {
-                    q(values.get(usize::from(*i)).map_or("", String::as_str))
-                }
-                (Value::Enum(i), _) => i.to_string(),
-                (Value::Id(s), _) => q(s),
-            };
+            if matches!(value, Value::Absent) {
+                continue;
+            }
             if !first {
-                out.push(',');
+                out.push(b',');
             }
             first = false;
-            let _ = write!(out, "{}:{rendered}", q(&field.name));
+            q(&mut out, &field.name);
+            out.push(b':');
+            match (value, &field.kind) {
+                (Value::Absent, _) => {}
+                (Value::Int(v), _) => {
+                    let _ = write!(out, "{v}");
+                }
+                (Value::Fixed(v), FieldKind::Decimal { scale, .. }) => {
+                    out.extend_from_slice(fixed_to_string(*v, *scale).as_bytes());
+                }
+                (Value::Fixed(v), _) => {
+                    let _ = write!(out, "{v}");
+                }
+                (Value::Enum(i), FieldKind::Enum { values }) => {
+                    q(
+                        &mut out,
+                        values.get(usize::from(*i)).map_or("", String::as_str),
+                    );
+                }
+                (Value::Enum(i), _) => {
+                    let _ = write!(out, "{i}");
+                }
+                (Value::Id(s), _) => q(&mut out, s),
+            }
         }
-        out.push('}');
+        out.push(b'}');
         if let Some(v) = &self.voids {
-            let _ = write!(out, ",\"voids\":{}", q(v));
+            out.extend_from_slice(b",\"voids\":");
+            q(&mut out, v);
         }
-        out.push('}');
-        out
+        out.push(b'}');
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// A stable 64-bit fingerprint of the event's content (FNV-1a over its type,

@@ -1,0 +1,1011 @@
+//! Prometheus recording and alerting rules generated from the plan, so that the alerts
+//! can never disagree with it (`mieruka rules`).
+//!
+//! The output is deterministic — KPIs in plan order, sources sorted, no timestamps — so
+//! a test fails when the committed `deploy/prometheus/rules/mieruka.rules.yml` is stale.
+//!
+//! **Current fiscal year.** Rules never hard-code a year: the series of
+//! `mieruka_kpi_elapsed_ratio` whose value is strictly between 0 and 1 is the fiscal
+//! year in progress, and the recording rules `mieruka:kpi_<figure>:current_fy` keep the
+//! KPI series of that year only (`and on (fiscal_year)`, which keeps the left-hand
+//! values, unlike a multiplication). They also aggregate away `instance`/`job`
+//! (`max by (kpi, fiscal_year)`), so two exporter replicas raise one alert, not two.
+//!
+//! **Which KPI gets which alert.** A KPI gets `MierukaKpiBehindPace` (warning past its
+//! tolerance, critical past `critical_factor` × tolerance, both after
+//! `alert.behind_for`) when the plan gives it a numeric target in at least one year;
+//! `MierukaKpiProjectedMiss` too, except recurring duties (a once-a-year event projects
+//! to 0 until it happens, which is not news). Milestones have no pace: they get one
+//! `MierukaMilestoneOverdue` per year with a target stage instead. In a year whose
+//! target is `"unset"` the figures are absent, so nothing fires.
+//!
+//! YAML is written by hand: every string scalar is a JSON string, which is a valid YAML
+//! double-quoted scalar, so no plan text can break the file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use mieruka_aggregator::plan::{Kpi, KpiKind, Plan, Stage};
+use mieruka_aggregator::{Direction, FiscalYear};
+use mieruka_ingest::Timestamp;
+
+/// Where the runbook lives; each alert's `runbook_url` is this plus `#<anchor>`.
+pub const DEFAULT_RUNBOOK_BASE: &str =
+    "https://github.com/mieruka/mieruka/blob/main/docs/runbook.md";
+
+/// The rules file in the repository, relative to the workspace root.
+pub const RULES_PATH: &str = "deploy/prometheus/rules/mieruka.rules.yml";
+
+/// How long a source may be silent when the options do not name it: most line
+/// systems send at least daily, and a weekend without counter issuance is normal.
+pub const DEFAULT_CADENCE: &str = "2d";
+
+/// Snapshot age past which the exporter is serving stale figures: the snapshot is
+/// recomputed after each batch and every 60 s, so five minutes means it is stuck.
+pub const SNAPSHOT_MAX_AGE_SECONDS: u64 = 300;
+
+/// Every alert the generated rules can raise; each has a section in `docs/runbook.md`.
+pub const ALERTS: &[&str] = &[
+    "MierukaKpiBehindPace",
+    "MierukaKpiProjectedMiss",
+    "MierukaMilestoneOverdue",
+    "MierukaFeedSilent",
+    "MierukaRejectedEvents",
+    "MierukaConsumerLag",
+    "MierukaSnapshotStale",
+    "MierukaExporterAbsent",
+];
+
+/// The rule groups, in the order they must be evaluated at one instant: the recording
+/// rules of the current fiscal year first, since the KPI alerts read them.
+pub const GROUPS: &[&str] = &[
+    "mieruka.current_fy",
+    "mieruka.kpi",
+    "mieruka.milestones",
+    "mieruka.pipeline",
+];
+
+/// The figures of the current fiscal year kept by recording rules, as
+/// `mieruka:kpi_<figure>:current_fy` from `mieruka_kpi_<figure>`.
+pub const CURRENT_FY_FIGURES: &[&str] = &[
+    "value",
+    "target",
+    "baseline",
+    "pace",
+    "projection",
+    "attainment_ratio",
+    "drift",
+    "on_track",
+    "tolerance",
+    "milestone_stage",
+    "milestone_target_stage",
+];
+
+/// Knobs of the generated rules that are about the deployment, not the plan.
+#[derive(Clone, Debug)]
+pub struct RulesOptions {
+    /// The runbook's URL without the anchor.
+    pub runbook_base: String,
+    /// Per source (the `source` label), how long it may be silent: a Prometheus
+    /// duration such as `36h` or `35d` (a monthly snapshot feed).
+    pub source_cadence: BTreeMap<String, String>,
+    /// How long a source not in `source_cadence` may be silent.
+    pub default_cadence: String,
+    /// Rejected events of one source in the last hour past which an alert fires.
+    pub rejected_per_hour: f64,
+    /// Messages a consumer group may lag behind on one topic before an alert fires.
+    pub consumer_lag_max: u64,
+}
+
+impl Default for RulesOptions {
+    fn default() -> Self {
+        Self {
+            runbook_base: DEFAULT_RUNBOOK_BASE.to_owned(),
+            source_cadence: BTreeMap::new(),
+            default_cadence: DEFAULT_CADENCE.to_owned(),
+            // A handful of bad rows a day is the DX office's routine; ten an hour,
+            // sustained, is a line system sending something the plan does not accept.
+            rejected_per_hour: 10.0,
+            // Ome's whole year is well under a million events: ten thousand behind
+            // means the aggregators are stuck, not busy.
+            consumer_lag_max: 10_000,
+        }
+    }
+}
+
+impl RulesOptions {
+    /// Checks every duration; `rules_yaml` expects options that pass.
+    pub fn validate(&self) -> Result<(), String> {
+        parse_duration(&self.default_cadence)
+            .map_err(|e| format!("default cadence {:?}: {e}", self.default_cadence))?;
+        for (source, cadence) in &self.source_cadence {
+            parse_duration(cadence)
+                .map_err(|e| format!("cadence of source {source:?} ({cadence:?}): {e}"))?;
+        }
+        if self.rejected_per_hour.is_nan() || self.rejected_per_hour < 0.0 {
+            return Err("rejected_per_hour must be a number ≥ 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Parses a Prometheus duration (`90s`, `36h`, `1h30m`, `2d`, `1w`, `1y`) into seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    if s.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("expected a number at {rest:?} (e.g. 36h, 2d)"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| "number too large".to_owned())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit_seconds = match &rest[..unit_len] {
+            "ms" => {
+                // Sub-second cadences make no sense here; round down like Prometheus
+                // would compare them anyway.
+                total = total.saturating_add(n / 1000);
+                rest = &rest[unit_len..];
+                continue;
+            }
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            "y" => 365 * 86_400,
+            other => return Err(format!("unknown unit {other:?} (use ms, s, m, h, d, w, y)")),
+        };
+        total = total.saturating_add(n.saturating_mul(unit_seconds));
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+// ---------------------------------------------------------------------------------------
+// What an alert's text shows.
+
+/// A placeholder in an alert's `summary` or `description`, filled in by Prometheus when
+/// the alert fires. `rules_yaml` turns each into a template snippet; a test turns each
+/// into the text it expects, and so states exactly what a firing alert says.
+#[derive(Clone, Copy, Debug)]
+pub enum Slot<'a> {
+    /// `$value` with this many decimals (drift, projection gap, rejected count, lag).
+    Value {
+        /// Digits after the point.
+        decimals: usize,
+    },
+    /// `$value` as a duration in seconds (`humanizeDuration`: `3d 0h 0m 0s`).
+    ValueDuration,
+    /// `$value` as the name of the milestone stage with that index.
+    ValueStage {
+        /// The KPI's stages.
+        stages: &'a [Stage],
+        /// Japanese names (else English).
+        ja: bool,
+    },
+    /// A label of the alert, e.g. `fiscal_year` or `source`.
+    Label(&'a str),
+    /// A current-year figure of a KPI, read from `mieruka:kpi_<figure>:current_fy`;
+    /// `–` when absent.
+    Figure {
+        /// `value`, `target`, `pace`, `projection`, …
+        figure: &'a str,
+        /// The KPI id.
+        kpi: &'a str,
+        /// Digits after the point.
+        decimals: usize,
+    },
+}
+
+/// Turns a slot into text.
+pub type Fill<'f> = &'f dyn Fn(&Slot<'_>) -> String;
+
+/// The Prometheus template snippet of a slot (what `rules_yaml` writes).
+pub fn template_snippet(slot: &Slot<'_>) -> String {
+    match slot {
+        Slot::Value { decimals } => format!("{{{{ $value | printf \"%.{decimals}f\" }}}}"),
+        Slot::ValueDuration => "{{ $value | humanizeDuration }}".to_owned(),
+        Slot::ValueStage { stages, ja } => {
+            let mut s = String::new();
+            for (i, stage) in stages.iter().enumerate() {
+                let name = if *ja || stage.name_en.is_empty() {
+                    &stage.name_ja
+                } else {
+                    &stage.name_en
+                };
+                let kw = if i == 0 { "if" } else { "else if" };
+                let _ = write!(s, "{{{{ {kw} eq $value {i}.0 }}}}{}", literal(name));
+            }
+            s.push_str("{{ else }}{{ $value }}{{ end }}");
+            s
+        }
+        Slot::Label(name) => format!("{{{{ $labels.{name} }}}}"),
+        Slot::Figure {
+            figure,
+            kpi,
+            decimals,
+        } => format!(
+            "{{{{ with query \"mieruka:kpi_{figure}:current_fy{{kpi='{kpi}'}}\" }}}}\
+             {{{{ . | first | value | printf \"%.{decimals}f\" }}}}{{{{ else }}}}–{{{{ end }}}}"
+        ),
+    }
+}
+
+/// Plan text placed in a template: `{{` would start an action.
+fn literal(s: &str) -> String {
+    s.replace("{{", "{{ \"{{\" }}")
+}
+
+// ---------------------------------------------------------------------------------------
+// The rules, as data.
+
+struct Group {
+    name: &'static str,
+    rules: Vec<Rule>,
+}
+
+enum Rule {
+    Record {
+        record: String,
+        expr: String,
+    },
+    Alert {
+        alert: &'static str,
+        expr: String,
+        for_: String,
+        /// Static labels (always `severity`).
+        labels: Vec<(&'static str, String)>,
+        /// Labels that identify this rule's alerts (static ones plus those the
+        /// expression carries, such as `kpi`), for `alert_annotations`.
+        key: Vec<(&'static str, String)>,
+        annotations: Vec<(&'static str, String)>,
+    },
+}
+
+/// Text built from literal pieces and slots.
+struct Text<'f> {
+    fill: Fill<'f>,
+    out: String,
+}
+
+impl<'f> Text<'f> {
+    fn new(fill: Fill<'f>) -> Self {
+        Self {
+            fill,
+            out: String::new(),
+        }
+    }
+    fn t(mut self, s: &str) -> Self {
+        self.out.push_str(&literal(s));
+        self
+    }
+    fn s(mut self, slot: Slot<'_>) -> Self {
+        self.out.push_str(&(self.fill)(&slot));
+        self
+    }
+    fn done(self) -> String {
+        self.out
+    }
+}
+
+/// Digits shown for a KPI's figures: percentages and fractional tolerances to the
+/// hundredth, counts as integers.
+fn decimals(kpi: &Kpi) -> usize {
+    if kpi.is_percent() || kpi.tolerance.fract() != 0.0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// A number as PromQL and people read it (`0.5`, `1`, `200`).
+fn num(x: f64) -> String {
+    if x == 0.0 {
+        "0".to_owned()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// A PromQL double-quoted string.
+fn promql_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A regular expression matching exactly `s` (RE2 syntax).
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn anchor(alert: &str) -> String {
+    alert.to_ascii_lowercase()
+}
+
+fn runbook(opts: &RulesOptions, alert: &str) -> String {
+    format!("{}#{}", opts.runbook_base, anchor(alert))
+}
+
+fn current(figure: &str) -> String {
+    format!("mieruka:kpi_{figure}:current_fy")
+}
+
+/// The instant from which a milestone's target stage for `fy` is overdue: the end of its
+/// `due` day (JST), else the end of the fiscal year (April 1, 00:00 JST).
+pub fn milestone_due(kpi: &Kpi, fy: FiscalYear) -> Timestamp {
+    kpi.due
+        .get(&fy)
+        .and_then(|d| Timestamp::parse_rfc3339(&format!("{d}T00:00:00+09:00")).ok())
+        .map(|t| Timestamp::from_micros(t.micros() + 86_400 * 1_000_000))
+        .unwrap_or_else(|| fy.end())
+}
+
+fn has_numeric_target(kpi: &Kpi) -> bool {
+    kpi.targets.values().any(Option::is_some)
+}
+
+fn build(plan: &Plan, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Group> {
+    let mut groups = vec![current_fy_group()];
+    groups.push(Group {
+        name: GROUPS[1],
+        rules: plan
+            .kpis
+            .iter()
+            .filter(|k| k.stages().is_none() && has_numeric_target(k))
+            .flat_map(|k| kpi_rules(k, opts, fill))
+            .collect(),
+    });
+    groups.push(Group {
+        name: GROUPS[2],
+        rules: plan
+            .kpis
+            .iter()
+            .flat_map(|k| milestone_rules(k, opts, fill))
+            .collect(),
+    });
+    groups.push(Group {
+        name: GROUPS[3],
+        rules: feed_rules(opts, fill),
+    });
+    groups
+}
+
+fn current_fy_group() -> Group {
+    const CURRENT_FY: &str = "(mieruka_kpi_elapsed_ratio > 0 < 1)";
+    let mut rules = vec![Rule::Record {
+        record: "mieruka:kpi_elapsed_ratio:current_fy".to_owned(),
+        expr: format!("max by (fiscal_year) {CURRENT_FY}"),
+    }];
+    for figure in CURRENT_FY_FIGURES {
+        rules.push(Rule::Record {
+            record: current(figure),
+            expr: format!(
+                "max by (kpi, fiscal_year) (mieruka_kpi_{figure} and on (fiscal_year) {CURRENT_FY})"
+            ),
+        });
+    }
+    // For the overview's colours: 2 on pace, 1 behind pace, 0 projected to miss (a
+    // projection exists from the second month on; before that, pace alone decides).
+    let behind = format!("({} < bool -{})", current("drift"), current("tolerance"));
+    rules.push(Rule::Record {
+        record: current("status"),
+        expr: format!("(2 - {behind}) * {} or (2 - {behind})", current("on_track")),
+    });
+    // Milestones: 2 target stage reached, 1 not yet (overdue is the alert's business).
+    rules.push(Rule::Record {
+        record: current("milestone_status"),
+        expr: format!(
+            "({} >= bool {}) + 1",
+            current("milestone_stage"),
+            current("milestone_target_stage")
+        ),
+    });
+    Group {
+        name: GROUPS[0],
+        rules,
+    }
+}
+
+fn severity_words(severity: &str) -> (&'static str, &'static str) {
+    match severity {
+        "critical" => ("重大", "critical"),
+        _ => ("注意", "warning"),
+    }
+}
+
+fn kpi_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
+    let d = decimals(kpi);
+    let id = kpi.id.as_str();
+    let sel = format!("{{kpi={}}}", promql_str(id));
+    let tol = kpi.tolerance;
+    let crit = kpi.alert.critical_factor * tol;
+    let fig = |figure| Slot::Figure {
+        figure,
+        kpi: id,
+        decimals: d,
+    };
+    let unit = if kpi.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", kpi.unit)
+    };
+    let key = |severity: &str| vec![("kpi", id.to_owned()), ("severity", severity.to_owned())];
+    let mut rules = Vec::new();
+
+    for (severity, threshold) in [("warning", tol), ("critical", crit)] {
+        let (sev_ja, sev_en) = severity_words(severity);
+        let past_ja = if severity == "critical" {
+            format!("許容の{}倍を超えて", num(kpi.alert.critical_factor))
+        } else {
+            "許容を超えて".to_owned()
+        };
+        let past_en = if severity == "critical" {
+            format!(
+                "more than {} × the tolerance",
+                num(kpi.alert.critical_factor)
+            )
+        } else {
+            "beyond the tolerance".to_owned()
+        };
+        let summary = Text::new(fill)
+            .t(&format!(
+                "【{sev_ja}】{}がペースを下回っています（",
+                kpi.name_ja
+            ))
+            .s(Slot::Label("fiscal_year"))
+            .t(&format!(
+                "年度） / [{sev_en}] {} is behind pace (FY",
+                kpi.name_en
+            ))
+            .s(Slot::Label("fiscal_year"))
+            .t(")")
+            .done();
+        let description = Text::new(fill)
+            .t(&format!("{}：実績 ", kpi.name_ja))
+            .s(fig("value"))
+            .t(&format!("{unit}、ペース "))
+            .s(fig("pace"))
+            .t("、目標 ")
+            .s(fig("target"))
+            .t("、差 ")
+            .s(Slot::Value { decimals: d })
+            .t(&format!(
+                "（許容 {}{unit}）。{}ペースを下回った状態が{}続いています。 / {}: value ",
+                num(tol),
+                past_ja,
+                kpi.alert.behind_for,
+                kpi.name_en
+            ))
+            .s(fig("value"))
+            .t(&format!("{unit}, pace "))
+            .s(fig("pace"))
+            .t(", target ")
+            .s(fig("target"))
+            .t(", drift ")
+            .s(Slot::Value { decimals: d })
+            .t(&format!(
+                " (tolerance {}{unit}); behind pace {past_en} for {}.",
+                num(tol),
+                kpi.alert.behind_for
+            ))
+            .done();
+        rules.push(Rule::Alert {
+            alert: "MierukaKpiBehindPace",
+            expr: format!("{}{sel} < {}", current("drift"), num(-threshold)),
+            for_: kpi.alert.behind_for.clone(),
+            labels: vec![("kpi", id.to_owned()), ("severity", severity.to_owned())],
+            key: key(severity),
+            annotations: vec![
+                ("summary", summary),
+                ("description", description),
+                ("runbook_url", runbook(opts, "MierukaKpiBehindPace")),
+            ],
+        });
+    }
+
+    if matches!(kpi.kind, KpiKind::Recurring(_)) {
+        return rules;
+    }
+    // The gap, direction-aware: negative means the projection falls short.
+    let gap = match kpi.direction {
+        Direction::Up => format!(
+            "({}{sel} - {}{sel})",
+            current("projection"),
+            current("target")
+        ),
+        Direction::Down => format!(
+            "({}{sel} - {}{sel})",
+            current("target"),
+            current("projection")
+        ),
+    };
+    for severity in ["warning", "critical"] {
+        let (sev_ja, sev_en) = severity_words(severity);
+        // Warning exactly when the engine says off track; critical when the gap is
+        // past critical_factor × tolerance.
+        let expr = if severity == "warning" {
+            format!("{gap} and {}{sel} == 0", current("on_track"))
+        } else {
+            format!("{gap} < {}", num(-crit))
+        };
+        let summary = Text::new(fill)
+            .t(&format!("【{sev_ja}】{}は", kpi.name_ja))
+            .s(Slot::Label("fiscal_year"))
+            .t(&format!(
+                "年度の目標に届かない見通しです / [{sev_en}] {} is projected to miss its FY",
+                kpi.name_en
+            ))
+            .s(Slot::Label("fiscal_year"))
+            .t(" target")
+            .done();
+        let description = Text::new(fill)
+            .t(&format!("{}：年度末の見通し ", kpi.name_ja))
+            .s(fig("projection"))
+            .t(&format!("{unit}、目標 "))
+            .s(fig("target"))
+            .t("、差 ")
+            .s(Slot::Value { decimals: d })
+            .t(&format!("（許容 {}{unit}）、実績 ", num(tol)))
+            .s(fig("value"))
+            .t("、ペース ")
+            .s(fig("pace"))
+            .t(&format!("。 / {}: projected ", kpi.name_en))
+            .s(fig("projection"))
+            .t(&format!("{unit} at the end of the year, target "))
+            .s(fig("target"))
+            .t(", gap ")
+            .s(Slot::Value { decimals: d })
+            .t(&format!(" (tolerance {}{unit}), value ", num(tol)))
+            .s(fig("value"))
+            .t(", pace ")
+            .s(fig("pace"))
+            .t(".")
+            .done();
+        rules.push(Rule::Alert {
+            alert: "MierukaKpiProjectedMiss",
+            expr,
+            for_: "1d".to_owned(),
+            labels: vec![("kpi", id.to_owned()), ("severity", severity.to_owned())],
+            key: key(severity),
+            annotations: vec![
+                ("summary", summary),
+                ("description", description),
+                ("runbook_url", runbook(opts, "MierukaKpiProjectedMiss")),
+            ],
+        });
+    }
+    rules
+}
+
+fn milestone_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
+    let Some(stages) = kpi.stages() else {
+        return Vec::new();
+    };
+    let mut rules = Vec::new();
+    for (fy, target) in &kpi.targets {
+        let Some(target) = target else { continue };
+        let ix = *target as usize;
+        let Some(stage) = stages.get(ix) else {
+            continue;
+        };
+        let due = milestone_due(kpi, *fy);
+        let (y, m, d, ..) = Timestamp::from_micros(due.micros() - 1)
+            .to_civil(mieruka_aggregator::fiscal::JST_OFFSET_SECONDS);
+        let due_date = format!("{y:04}-{m:02}-{d:02}");
+        let stage_en = if stage.name_en.is_empty() {
+            &stage.name_ja
+        } else {
+            &stage.name_en
+        };
+        let summary = Text::new(fill)
+            .t(&format!(
+                "{}：{}年度の目標段階「{}」が期限（{due_date}）を過ぎても未達です / {}: the FY{} target stage \"{stage_en}\" was not reached by {due_date}",
+                kpi.name_ja, fy.0, stage.name_ja, kpi.name_en, fy.0
+            ))
+            .done();
+        let description = Text::new(fill)
+            .t(&format!("{}：現在の段階は「", kpi.name_ja))
+            .s(Slot::ValueStage { stages, ja: true })
+            .t(&format!(
+                "」（{}段階中）、{}年度の目標は「{}」（期限 {due_date}）。 / {}: the current stage is \"",
+                stages.len(),
+                fy.0,
+                stage.name_ja,
+                kpi.name_en
+            ))
+            .s(Slot::ValueStage { stages, ja: false })
+            .t(&format!(
+                "\" (of {} stages); the FY{} target is \"{stage_en}\", due {due_date}.",
+                stages.len(),
+                fy.0
+            ))
+            .done();
+        rules.push(Rule::Alert {
+            alert: "MierukaMilestoneOverdue",
+            // The highest stage reached in any year: a stage reached late still
+            // resolves the alert.
+            expr: format!(
+                "max by (kpi) (mieruka_kpi_milestone_stage{{kpi={}}}) < {ix} and on () (vector(time()) >= {})",
+                promql_str(&kpi.id),
+                due.unix_seconds()
+            ),
+            for_: "1h".to_owned(),
+            labels: vec![
+                ("fiscal_year", fy.0.to_string()),
+                ("kpi", kpi.id.clone()),
+                ("severity", "warning".to_owned()),
+            ],
+            key: vec![
+                ("fiscal_year", fy.0.to_string()),
+                ("kpi", kpi.id.clone()),
+                ("severity", "warning".to_owned()),
+            ],
+            annotations: vec![
+                ("summary", summary),
+                ("description", description),
+                ("runbook_url", runbook(opts, "MierukaMilestoneOverdue")),
+            ],
+        });
+    }
+    rules
+}
+
+fn feed_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    let silent = |selector: String, cadence: &str, key: Vec<(&'static str, String)>| {
+        // An invalid cadence is refused by `RulesOptions::validate`; here it falls back
+        // to the default rather than writing a rule that never fires.
+        let seconds = parse_duration(cadence)
+            .or_else(|_| parse_duration(DEFAULT_CADENCE))
+            .unwrap_or(172_800);
+        let summary = Text::new(fill)
+            .t("連携元 ")
+            .s(Slot::Label("source"))
+            .t(&format!(
+                " から {cadence} 以上イベントが届いていません / No events from source "
+            ))
+            .s(Slot::Label("source"))
+            .t(&format!(" for more than {cadence}"))
+            .done();
+        let description = Text::new(fill)
+            .t("連携元 ")
+            .s(Slot::Label("source"))
+            .t(" の最後の受信から ")
+            .s(Slot::ValueDuration)
+            .t(&format!(
+                " 経過しました（想定間隔 {cadence}）。 / The last event from source "
+            ))
+            .s(Slot::Label("source"))
+            .t(" arrived ")
+            .s(Slot::ValueDuration)
+            .t(&format!(" ago (expected at least every {cadence})."))
+            .done();
+        Rule::Alert {
+            alert: "MierukaFeedSilent",
+            expr: format!(
+                "time() - max by (source) (mieruka_source_last_received_timestamp_seconds{selector}) > {seconds}"
+            ),
+            for_: "5m".to_owned(),
+            // A source with its own cadence carries its name, so the rule is unique.
+            labels: key.clone(),
+            key,
+            annotations: vec![
+                ("summary", summary),
+                ("description", description),
+                ("runbook_url", runbook(opts, "MierukaFeedSilent")),
+            ],
+        }
+    };
+    for (source, cadence) in &opts.source_cadence {
+        rules.push(silent(
+            format!("{{source={}}}", promql_str(source)),
+            cadence,
+            vec![
+                ("severity", "warning".to_owned()),
+                ("source", source.clone()),
+            ],
+        ));
+    }
+    let others = if opts.source_cadence.is_empty() {
+        String::new()
+    } else {
+        let alternatives: Vec<String> = opts
+            .source_cadence
+            .keys()
+            .map(|s| regex_escape(s))
+            .collect();
+        format!("{{source!~{}}}", promql_str(&alternatives.join("|")))
+    };
+    rules.push(silent(
+        others,
+        &opts.default_cadence,
+        vec![("severity", "warning".to_owned())],
+    ));
+
+    let thr = num(opts.rejected_per_hour);
+    rules.push(Rule::Alert {
+        alert: "MierukaRejectedEvents",
+        // increase over an hour, not a 5-minute rate: a nightly CSV import rejects its
+        // bad rows in one burst, which a short window would forget before `for` ends.
+        expr: format!(
+            "sum by (source) (increase(mieruka_events_total{{outcome=\"rejected\"}}[1h])) > {thr}"
+        ),
+        for_: "15m".to_owned(),
+        labels: vec![("severity", "warning".to_owned())],
+        key: vec![("severity", "warning".to_owned())],
+        annotations: vec![
+            (
+                "summary",
+                Text::new(fill)
+                    .t("連携元 ")
+                    .s(Slot::Label("source"))
+                    .t(" のイベントが拒否されています / Events from source ")
+                    .s(Slot::Label("source"))
+                    .t(" are being rejected")
+                    .done(),
+            ),
+            (
+                "description",
+                Text::new(fill)
+                    .t("直近1時間に約 ")
+                    .s(Slot::Value { decimals: 0 })
+                    .t(&format!(
+                        " 件のイベントが拒否されました（閾値 {thr} 件/時）。理由は reason ラベルと拒否イベント一覧で確認してください。 / About "
+                    ))
+                    .s(Slot::Value { decimals: 0 })
+                    .t(&format!(
+                        " events were rejected in the last hour (threshold {thr} an hour); the reason label and the rejected-events table say why."
+                    ))
+                    .done(),
+            ),
+            ("runbook_url", runbook(opts, "MierukaRejectedEvents")),
+        ],
+    });
+
+    let lag = opts.consumer_lag_max;
+    rules.push(Rule::Alert {
+        alert: "MierukaConsumerLag",
+        expr: format!("sum by (topic) (mieruka_consumer_lag) > {lag}"),
+        for_: "15m".to_owned(),
+        labels: vec![("severity", "warning".to_owned())],
+        key: vec![("severity", "warning".to_owned())],
+        annotations: vec![
+            (
+                "summary",
+                Text::new(fill)
+                    .t("Kafka トピック ")
+                    .s(Slot::Label("topic"))
+                    .t(" の集計が遅れています / The aggregators are behind on Kafka topic ")
+                    .s(Slot::Label("topic"))
+                    .done(),
+            ),
+            (
+                "description",
+                Text::new(fill)
+                    .t("未処理のメッセージが ")
+                    .s(Slot::Value { decimals: 0 })
+                    .t(&format!(" 件あります（閾値 {lag} 件、15分以上継続）。 / "))
+                    .s(Slot::Value { decimals: 0 })
+                    .t(&format!(
+                        " messages are waiting (threshold {lag}, for 15 minutes or more)."
+                    ))
+                    .done(),
+            ),
+            ("runbook_url", runbook(opts, "MierukaConsumerLag")),
+        ],
+    });
+
+    let age = SNAPSHOT_MAX_AGE_SECONDS;
+    rules.push(Rule::Alert {
+        alert: "MierukaSnapshotStale",
+        expr: format!("mieruka_snapshot_age_seconds > {age}"),
+        for_: "2m".to_owned(),
+        labels: vec![("severity", "warning".to_owned())],
+        key: vec![("severity", "warning".to_owned())],
+        annotations: vec![
+            (
+                "summary",
+                "KPIの数値が更新されていません / The KPI figures are not being refreshed"
+                    .to_owned(),
+            ),
+            (
+                "description",
+                Text::new(fill)
+                    .t("エクスポーターが最後に計算した数値は ")
+                    .s(Slot::ValueDuration)
+                    .t(" 前のものです（データベースに接続できない可能性）。 / The exporter's figures were computed ")
+                    .s(Slot::ValueDuration)
+                    .t(" ago (it may not reach the database).")
+                    .done(),
+            ),
+            ("runbook_url", runbook(opts, "MierukaSnapshotStale")),
+        ],
+    });
+
+    rules.push(Rule::Alert {
+        alert: "MierukaExporterAbsent",
+        expr: "absent(mieruka_kpi_elapsed_ratio)".to_owned(),
+        for_: "10m".to_owned(),
+        labels: vec![("severity", "critical".to_owned())],
+        key: vec![("severity", "critical".to_owned())],
+        annotations: vec![
+            (
+                "summary",
+                "KPIの数値を取得できません / No KPI figures reach Prometheus".to_owned(),
+            ),
+            (
+                "description",
+                "Prometheus に mieruka_kpi_elapsed_ratio がありません：エクスポーターが停止しているか、スクレイプできていません。ダッシュボードもアラートも止まっています。 / Prometheus has no mieruka_kpi_elapsed_ratio: the exporter is down or not scraped, so dashboards and KPI alerts are blind."
+                    .to_owned(),
+            ),
+            ("runbook_url", runbook(opts, "MierukaExporterAbsent")),
+        ],
+    });
+    rules
+}
+
+// ---------------------------------------------------------------------------------------
+// Output.
+
+/// A YAML double-quoted scalar (JSON strings are valid YAML).
+fn q(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// The rules file for a plan: recording rules for the current fiscal year, alerts per
+/// KPI and milestone from the plan, and alerts on the feeds. Deterministic.
+pub fn rules_yaml(plan: &Plan, opts: &RulesOptions) -> String {
+    let groups = build(plan, opts, &template_snippet);
+    let mut y = String::new();
+    let _ = writeln!(
+        y,
+        "# GENERATED by `mieruka rules` from the plan {} ({}). Do not edit:\n\
+         # change the plan file and run `mieruka rules --out {RULES_PATH}`.\n\
+         # Alerts are explained in docs/runbook.md.",
+        plan.id.replace('\n', " "),
+        plan.name_en.replace('\n', " ")
+    );
+    y.push_str("groups:\n");
+    for g in &groups {
+        let _ = writeln!(y, "  - name: {}", q(g.name));
+        if g.rules.is_empty() {
+            y.push_str("    rules: []\n");
+            continue;
+        }
+        y.push_str("    rules:\n");
+        for r in &g.rules {
+            match r {
+                Rule::Record { record, expr } => {
+                    let _ = writeln!(y, "      - record: {}", q(record));
+                    let _ = writeln!(y, "        expr: {}", q(expr));
+                }
+                Rule::Alert {
+                    alert,
+                    expr,
+                    for_,
+                    labels,
+                    annotations,
+                    ..
+                } => {
+                    let _ = writeln!(y, "      - alert: {}", q(alert));
+                    let _ = writeln!(y, "        expr: {}", q(expr));
+                    let _ = writeln!(y, "        for: {}", q(for_));
+                    y.push_str("        labels:\n");
+                    for (k, v) in labels {
+                        let _ = writeln!(y, "          {k}: {}", q(v));
+                    }
+                    y.push_str("        annotations:\n");
+                    for (k, v) in annotations {
+                        let _ = writeln!(y, "          {k}: {}", q(v));
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// What a firing alert's annotations say, with each slot filled by `fill`: the rule is
+/// found by name and by `labels` (every identifying label of the rule must be given
+/// with the same value: `kpi` and `severity` for KPI alerts, plus `fiscal_year` for
+/// milestones, `source` for a source with its own cadence). `None` if no rule matches.
+pub fn alert_annotations(
+    plan: &Plan,
+    opts: &RulesOptions,
+    alert: &str,
+    labels: &BTreeMap<String, String>,
+    fill: Fill<'_>,
+) -> Option<BTreeMap<String, String>> {
+    build(plan, opts, fill)
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .find_map(|r| match r {
+            Rule::Alert {
+                alert: name,
+                key,
+                annotations,
+                ..
+            } if name == alert
+                && key
+                    .iter()
+                    .all(|(k, v)| labels.get(*k).is_some_and(|l| l == v)) =>
+            {
+                Some(
+                    annotations
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                )
+            }
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_prometheus() {
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400));
+        assert_eq!(parse_duration("1w"), Ok(604_800));
+        assert!(parse_duration("2 days").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn a_milestone_is_overdue_from_the_end_of_its_due_day_or_of_the_fiscal_year() {
+        let plan = Plan::ome().unwrap();
+        let mut kpi = plan.kpi("disposition_notice_online").unwrap().clone();
+        // 2027-04-01T00:00+09:00
+        assert_eq!(
+            milestone_due(&kpi, FiscalYear(2026)).unix_seconds(),
+            1_806_505_200
+        );
+        kpi.due.insert(FiscalYear(2026), "2026-09-30".to_owned());
+        // 2026-10-01T00:00+09:00
+        assert_eq!(
+            milestone_due(&kpi, FiscalYear(2026)).unix_seconds(),
+            1_790_780_400
+        );
+    }
+
+    #[test]
+    fn the_rules_are_deterministic_and_name_no_year() {
+        let plan = Plan::ome().unwrap();
+        let a = rules_yaml(&plan, &RulesOptions::default());
+        assert_eq!(a, rules_yaml(&plan, &RulesOptions::default()));
+        assert!(!a.contains("fiscal_year=\\\"2026"));
+    }
+
+    #[test]
+    fn regex_escaping_quotes_metacharacters() {
+        assert_eq!(regex_escape("a.b|c"), "a\\.b\\|c");
+    }
+}

@@ -1,0 +1,194 @@
+//! `mieruka bench ingest`: HTTP NDJSON ingest to durable, measured end to end on this
+//! machine — a real `standalone` on a fresh SQLite file, a client posting batches over
+//! loopback, events/s and peak RSS reported at checkpoints. A benchmark, never a test:
+//! these machines are noisy, so no assertion is made on the figures.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, Settings};
+
+/// The bench's bearer token.
+const TOKEN: &str = "bench-token";
+
+/// One synthetic event, ~250 bytes, with a unique id; a realistic mix of certificate
+/// channels and applications over FY2026.
+pub fn event(n: u64) -> String {
+    let channels = ["konbini", "counter", "mail", "online", "konbini"];
+    let certs = ["juminhyo", "inkan", "koseki", "tax", "other"];
+    let month = 4 + (n / 1000) % 9;
+    let day = 1 + (n / 37) % 28;
+    let (h, m, s) = (8 + n % 10, (n / 10) % 60, (n / 600) % 60);
+    let at = format!("2026-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}+09:00");
+    if n % 3 == 2 {
+        format!(
+            r#"{{"event_id":"portal-{n:010}","source":"portal","type":"application.submitted","occurred_at":"{at}","data":{{"procedure":"proc-{:03}","channel":"{}","count":1}}}}"#,
+            n % 300,
+            ["online", "counter", "mail"][(n % 3) as usize]
+        )
+    } else {
+        format!(
+            r#"{{"event_id":"konbini-{n:010}","source":"konbini","type":"certificate.issued","occurred_at":"{at}","data":{{"channel":"{}","certificate":"{}","count":{}}}}}"#,
+            channels[(n % 5) as usize],
+            certs[(n / 5 % 5) as usize],
+            1 + n % 2
+        )
+    }
+}
+
+/// Peak and current resident set size of this process, in MiB (Linux).
+pub fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// A keep-alive HTTP/1.1 client for one connection: enough for the bench, no more.
+struct Client {
+    stream: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream: BufReader::new(stream),
+            host: addr.to_string(),
+        })
+    }
+
+    async fn post_ndjson(&mut self, body: &[u8]) -> anyhow::Result<(u16, String)> {
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        );
+        let s = self.stream.get_mut();
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await?;
+        let mut headers = Vec::new();
+        loop {
+            let b = self.stream.read_u8().await?;
+            headers.push(b);
+            if headers.ends_with(b"\r\n\r\n") {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&headers);
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let len: usize = text
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let mut reply = vec![0; len];
+        self.stream.read_exact(&mut reply).await?;
+        Ok((status, String::from_utf8_lossy(&reply).into_owned()))
+    }
+}
+
+/// Posts `events` synthetic events in batches of `batch` to a fresh standalone on `db`,
+/// printing throughput and peak RSS at each checkpoint.
+pub async fn ingest(db: &Path, events: u64, batch: u64, checkpoints: &[u64]) -> anyhow::Result<()> {
+    if db.exists() {
+        bail!(
+            "{} exists; the bench needs a fresh database file",
+            db.display()
+        );
+    }
+    let plan = Arc::new(mieruka_aggregator::Plan::ome()?);
+    let token = mieruka_ingest::http::Token {
+        name: "bench".into(),
+        token: Some(TOKEN.into()),
+        token_env: None,
+        sources: vec!["konbini".into(), "portal".into()],
+        types: Vec::new(),
+    };
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        db: db.to_owned(),
+        refresh: std::time::Duration::from_secs(60),
+        max_body_bytes: 64 * 1024 * 1024,
+        tokens: vec![(TOKEN.into(), token)],
+        sources: vec!["konbini".into(), "portal".into()],
+        now: mieruka_ingest::Timestamp::parse_rfc3339("2027-01-01T00:00:00+09:00").ok(),
+    };
+    let app = App::build(plan, settings).await?;
+    let addr = app.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let mut client = Client::connect(addr)
+        .await
+        .context("cannot connect to the bench server")?;
+
+    println!("bench ingest: {events} events in batches of {batch} over HTTP to {} (SQLite, synchronous=FULL)", db.display());
+    println!(
+        "{:>12} {:>12} {:>14} {:>12} {:>12}",
+        "events", "seconds", "events/s", "peak MiB", "rss MiB"
+    );
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut accepted = 0u64;
+    let mut next_checkpoint = checkpoints
+        .iter()
+        .copied()
+        .filter(|c| *c <= events)
+        .peekable();
+    let mut body = Vec::with_capacity(batch as usize * 260);
+    while sent < events {
+        body.clear();
+        let n = batch.min(events - sent);
+        for i in sent..sent + n {
+            body.extend_from_slice(event(i).as_bytes());
+            body.push(b'\n');
+        }
+        let (status, reply) = client.post_ndjson(&body).await?;
+        if status != 200 {
+            bail!("HTTP {status}: {reply}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&reply)?;
+        accepted += v["accepted"].as_u64().unwrap_or(0);
+        sent += n;
+        while next_checkpoint.peek().is_some_and(|c| sent >= *c) {
+            next_checkpoint.next();
+            let secs = started.elapsed().as_secs_f64();
+            let (peak, rss) = rss_mib();
+            println!(
+                "{sent:>12} {secs:>12.1} {:>14.0} {peak:>12.1} {rss:>12.1}",
+                sent as f64 / secs
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (peak, rss) = rss_mib();
+    println!(
+        "{sent:>12} {secs:>12.1} {:>14.0} {peak:>12.1} {rss:>12.1}",
+        sent as f64 / secs
+    );
+    println!("accepted {accepted} of {sent}");
+    shutdown.cancel();
+    server.await??;
+    Ok(())
+}
