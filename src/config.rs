@@ -43,6 +43,49 @@ pub struct Config {
     /// CSV column mappings by name (`mieruka import --mapping NAME`).
     #[serde(default)]
     pub csv_mappings: BTreeMap<String, CsvMapping>,
+    /// The Kafka side of the production roles.
+    pub kafka: Option<KafkaConfig>,
+    /// The PostgreSQL store of the production roles.
+    pub store: Option<StoreConfig>,
+}
+
+/// `[kafka]`: brokers and topics of the `ingest` and `aggregate` roles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated (`KAFKA_BROKERS` overrides).
+    pub brokers: String,
+    /// The topic `ingest` produces to (and `aggregate` consumes, with `topics`).
+    pub topic: Option<String>,
+    /// Further source topics `aggregate` consumes.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Where `aggregate` sends events it rejects (original bytes, reason in headers).
+    pub dead_letter_topic: Option<String>,
+    /// The consumer group of the aggregators.
+    pub group_id: Option<String>,
+}
+
+impl KafkaConfig {
+    /// Every source topic: `topic` then `topics`, without repeats.
+    pub fn source_topics(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .topic
+            .iter()
+            .cloned()
+            .chain(self.topics.iter().cloned())
+            .collect();
+        v.dedup();
+        v
+    }
+}
+
+/// `[store]`: the PostgreSQL database of the production roles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A `postgres://` URL (`DATABASE_URL` overrides).
+    pub url: String,
 }
 
 impl Config {

@@ -6,7 +6,9 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod export_role;
 pub mod import;
+pub mod kafka_roles;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -74,6 +76,73 @@ pub fn settings(
         now: serve.now,
     };
     Ok((plan, settings))
+}
+
+/// The flags of the production roles, merged with the environment by clap.
+#[derive(Debug, Default, Clone)]
+pub struct RoleOptions {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub brokers: Option<String>,
+    pub plan: Option<PathBuf>,
+    pub now: Option<Timestamp>,
+    pub refresh_seconds: Option<u64>,
+}
+
+impl RoleOptions {
+    /// The PostgreSQL URL: flag or `DATABASE_URL`, else the config's `[store] url`.
+    pub fn database_url(&self, cfg: &Config) -> anyhow::Result<String> {
+        self.database_url
+            .clone()
+            .or_else(|| cfg.store.as_ref().map(|s| s.url.clone()))
+            .context("no PostgreSQL URL: pass --database-url, set DATABASE_URL, or add [store] url to the config")
+    }
+
+    /// The Kafka brokers: flag or `KAFKA_BROKERS`, else the config's `[kafka] brokers`.
+    pub fn brokers(&self, cfg: &Config) -> anyhow::Result<String> {
+        self.brokers
+            .clone()
+            .or_else(|| cfg.kafka.as_ref().map(|k| k.brokers.clone()))
+            .context("no Kafka brokers: pass --brokers, set KAFKA_BROKERS, or add [kafka] brokers to the config")
+    }
+
+    /// The plan: flag, else the config's, else the shipped Ome plan.
+    pub fn load_plan(&self, cfg: &Config) -> anyhow::Result<Arc<Plan>> {
+        Ok(Arc::new(config::load_plan(
+            self.plan.as_deref().or(cfg.plan.as_deref()),
+        )?))
+    }
+}
+
+/// `mieruka export`: serve /metrics from PostgreSQL until cancelled.
+pub async fn run_export(
+    cfg: &Config,
+    opts: RoleOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let plan = opts.load_plan(cfg)?;
+    let settings = export_role::ExportSettings {
+        listen: opts
+            .listen
+            .clone()
+            .or(cfg.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:9464".into()),
+        database_url: opts.database_url(cfg)?,
+        refresh: Duration::from_secs(
+            opts.refresh_seconds
+                .or(cfg.refresh_seconds)
+                .unwrap_or(config::DEFAULT_REFRESH_SECONDS)
+                .max(1),
+        ),
+        now: opts.now,
+        sources: cfg.source_labels(),
+    };
+    let role = export_role::ExportRole::build(plan, settings).await?;
+    println!(
+        "mieruka export: http://{}/ (metrics at /metrics)",
+        role.local_addr()?
+    );
+    role.run(shutdown).await
 }
 
 /// The bearer token the demo's line systems use (printed by `mieruka demo`).

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mieruka::app::{App, Settings};
 use mieruka::config::{self, Config};
@@ -91,12 +91,21 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-    /// The HTTP receiver producing to Kafka (production role; not built yet).
-    Ingest,
-    /// The Kafka consumer folding into PostgreSQL (production role; not built yet).
-    Aggregate,
-    /// /metrics served from PostgreSQL (production role; not built yet).
-    Export,
+    /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all).
+    Ingest {
+        #[command(flatten)]
+        role: RoleArgs,
+    },
+    /// Production role: Kafka consumer group folding into PostgreSQL, effectively once.
+    Aggregate {
+        #[command(flatten)]
+        role: RoleArgs,
+    },
+    /// Production role: /metrics, health and the status page, served from PostgreSQL.
+    Export {
+        #[command(flatten)]
+        role: RoleArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,6 +150,42 @@ struct ServeArgs {
     /// Seconds between snapshot refreshes while no events arrive [default: 60].
     #[arg(long, env = "MIERUKA_REFRESH_SECONDS")]
     refresh_seconds: Option<u64>,
+}
+
+/// Flags of the production roles (the config file's `[kafka]` and `[store]` give the rest).
+#[derive(Args, Debug, Clone)]
+pub struct RoleArgs {
+    /// Address to listen on [default: ingest 127.0.0.1:8080, aggregate 127.0.0.1:9465, export 127.0.0.1:9464].
+    #[arg(long, env = "MIERUKA_LISTEN")]
+    listen: Option<String>,
+    /// PostgreSQL URL [default: the config's [store] url].
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Kafka bootstrap servers [default: the config's [kafka] brokers].
+    #[arg(long, env = "KAFKA_BROKERS")]
+    brokers: Option<String>,
+    /// Plan file [default: the shipped Ome plan].
+    #[arg(long, env = "MIERUKA_PLAN")]
+    plan: Option<PathBuf>,
+    /// Take this instant as "now" (RFC 3339) instead of the wall clock.
+    #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+    now: Option<Timestamp>,
+    /// Seconds between snapshot refreshes (export) [default: 60].
+    #[arg(long, env = "MIERUKA_REFRESH_SECONDS")]
+    refresh_seconds: Option<u64>,
+}
+
+impl RoleArgs {
+    fn into_options(self) -> mieruka::RoleOptions {
+        mieruka::RoleOptions {
+            listen: self.listen,
+            database_url: self.database_url,
+            brokers: self.brokers,
+            plan: self.plan,
+            now: self.now,
+            refresh_seconds: self.refresh_seconds,
+        }
+    }
 }
 
 fn parse_now(s: &str) -> Result<Timestamp, String> {
@@ -257,10 +302,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             mieruka::bench::ingest(&db, events, batch.max(1), &checkpoints).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest | Command::Aggregate | Command::Export => {
-            bail!(
-                "the Kafka/PostgreSQL roles are not built yet; run `mieruka standalone` (all roles in one process on SQLite)"
-            )
+        Command::Export { role } => {
+            mieruka::run_export(&cfg, role.into_options(), shutdown_on_signals()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { role } => {
+            mieruka::kafka_roles::run_ingest(&cfg, role.into_options(), shutdown_on_signals())
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Aggregate { role } => {
+            mieruka::kafka_roles::run_aggregate(&cfg, role.into_options(), shutdown_on_signals())
+                .await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

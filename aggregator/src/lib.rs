@@ -5,6 +5,7 @@
 //! The engine never reads the wall clock and does no I/O: it takes events and a `now`
 //! and returns figures, so every rule of DESIGN.md is tested without a database.
 
+pub mod consumer;
 pub mod engine;
 pub mod figures;
 pub mod fiscal;
@@ -18,3 +19,4 @@ pub use ledger::{Effect, Ledger};
 pub use plan::{Direction, Kpi, KpiKind, Measure, MeasureKind, Plan, PlanError, PlanErrors};
 pub mod store;
 pub use store::{RejectedRow, SqliteStore, StoreError};
+pub mod store_pg;

@@ -10,6 +10,7 @@ pub mod event;
 pub mod guard;
 pub mod http;
 pub mod import;
+pub mod kafka;
 pub mod reject;
 pub mod schema;
 pub mod sink;

@@ -49,7 +49,7 @@ fn a_kill_9_mid_stream_loses_nothing_acknowledged_and_counts_nothing_twice() {
     let expected = clean_run();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    let mut acked = vec![false; BATCHES];
+    let mut acked = [false; BATCHES];
     // Kill at several points of the stream, restarting each time.
     for kill_after in [3usize, 11, 19] {
         let app = TestApp::start(dir.path(), &db);

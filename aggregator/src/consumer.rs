@@ -1,0 +1,979 @@
+//! The Kafka consumer of the `aggregate` role: reads the source topics in a consumer
+//! group, decodes and validates each message, and commits each batch's aggregates
+//! together with the batch's source positions in one PostgreSQL transaction.
+//!
+//! Guarantees, and what each rests on:
+//! - **Effectively once.** The offsets that count are the ones in PostgreSQL
+//!   (`source_positions`), written in the transaction that folds the batch
+//!   ([`PgStore::submit_with_positions`]). On assignment the consumer starts each
+//!   partition at its stored offset (the beginning when there is none), never at the
+//!   broker's committed offset, which it writes only as advice for tools. A crash before
+//!   the commit re-reads the batch; a crash after it starts past it. Duplicate deliveries
+//!   of one event are caught by the store's event log (`source`, `event_id`).
+//! - **A revoked consumer cannot double-count.** Each commit moves a partition's stored
+//!   offset from the value this consumer holds (read at assignment, then advanced by its
+//!   own commits) with a conditional update; if another owner moved it meanwhile the whole
+//!   batch rolls back ([`PgError::Fenced`]), the batch is dropped and the consumer seeks to
+//!   the stored offsets again. On revocation, in-flight messages of the revoked
+//!   partitions are dropped before the next commit (each message carries the epoch of
+//!   the assignment it was read under).
+//! - **Nothing is lost.** A message's offset is stored only with its effect; when
+//!   PostgreSQL is down or contended the consumer pauses its partitions, retries the same
+//!   batch with exponential backoff until it commits (still polling, so the group sees
+//!   it alive), then resumes. A gap in the offsets it reads is sought back once.
+//! - **A poison message never blocks a partition.** An event that fails validation is
+//!   produced to the dead-letter topic (its raw text, masked by the personal-number guard,
+//!   with headers `reason`, `field`, `message`, `topic`, `partition`, `offset`) and
+//!   awaited *before* the batch commits, and it is kept in the `rejected` table by the same
+//!   commit; the partition moves past it. Events the store refuses at commit time
+//!   (`conflicting_duplicate`, `void_not_allowed`) are in the `rejected` table by that
+//!   commit and are produced to the dead-letter topic after it (best effort).
+//! - **One owner per key.** The store's lock-free reads of a key's log rows rely on every
+//!   event of a key (and its voids) arriving on one partition: the ingest role keys
+//!   messages by `source/event_id` (a void by its target).
+//! - **Graceful shutdown.** When asked to stop, the batch in flight is committed (unless
+//!   the database is down: then it is left for the next owner) and the group is left
+//!   cleanly.
+//!
+//! The loop runs on a thread of its own with a `BaseConsumer`, so that the rebalance
+//! callback (which runs inside `poll`) can read the stored offsets synchronously before
+//! it assigns the partitions with those offsets.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use mieruka_ingest::{Item, Position, Rejection, Schema, Status};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+
+use crate::store_pg::{PgError, PgStore, SourcePosition};
+
+/// The source label of events whose `source` could not be read.
+const UNKNOWN_SOURCE: &str = "unknown";
+
+/// How often consumer lag is measured.
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the consumer stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// The Kafka client could not be created or configured.
+    #[error("Kafka client error: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The store failed in a way retrying cannot fix.
+    #[error("store error: {0}")]
+    Store(#[from] PgError),
+    /// Anything else that ends the consumer (a restart re-reads the stored offsets).
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Settings of the consumer.
+#[derive(Clone, Debug)]
+pub struct AggregatorOptions {
+    /// Bootstrap servers, comma-separated.
+    pub brokers: String,
+    /// The consumer group every aggregator replica joins.
+    pub group_id: String,
+    /// The source topics.
+    pub topics: Vec<String>,
+    /// Where rejected events go (none: only the `rejected` table).
+    pub dead_letter_topic: Option<String>,
+    /// Most messages per batch (one transaction).
+    pub max_batch: usize,
+    /// Longest a batch waits for more messages after its first one.
+    pub max_wait: Duration,
+    /// Longest pause between retries while PostgreSQL is unavailable.
+    pub max_backoff: Duration,
+    /// Further librdkafka settings for the consumer (they override the defaults).
+    pub client_config: Vec<(String, String)>,
+}
+
+impl AggregatorOptions {
+    /// Options with the defaults: batches of up to 5,000 messages or 100 ms, backoff up
+    /// to 5 s.
+    pub fn new(brokers: &str, group_id: &str, topics: Vec<String>) -> Self {
+        Self {
+            brokers: brokers.to_owned(),
+            group_id: group_id.to_owned(),
+            topics,
+            dead_letter_topic: None,
+            max_batch: 5_000,
+            max_wait: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            client_config: Vec::new(),
+        }
+    }
+}
+
+/// What the consumer reports as it goes (the binary counts it into its health metrics).
+pub trait Observer: Send + Sync {
+    /// A batch committed: each item's source label and fate, and how long the commit took.
+    fn committed(&self, labels: &[String], statuses: &[Status], elapsed: Duration) {
+        let _ = (labels, statuses, elapsed);
+    }
+    /// A partition's lag: messages in the partition past the consumer's position.
+    fn lag(&self, topic: &str, partition: i32, lag: i64) {
+        let _ = (topic, partition, lag);
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// What this consumer knows of one partition it owns.
+#[derive(Debug)]
+struct PartState {
+    /// The assignment this state belongs to; messages read under another are dropped.
+    epoch: u64,
+    /// The stored offset this consumer holds (`None`: no row yet): the fence's expectation.
+    expected: Option<i64>,
+    /// The next offset to read, once known.
+    next: Option<i64>,
+    /// The offset a gap was last sought back to (a gap seen twice is accepted).
+    gap_tried: Option<i64>,
+}
+
+/// The partitions this consumer owns, by topic and partition.
+#[derive(Debug, Default)]
+struct Owned {
+    parts: HashMap<String, HashMap<i32, PartState>>,
+    epoch: u64,
+}
+
+impl Owned {
+    fn get(&self, topic: &str, partition: i32) -> Option<&PartState> {
+        self.parts.get(topic)?.get(&partition)
+    }
+
+    fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartState> {
+        self.parts.get_mut(topic)?.get_mut(&partition)
+    }
+
+    fn list(&self) -> Vec<(String, i32)> {
+        self.parts
+            .iter()
+            .flat_map(|(t, ps)| ps.keys().map(move |p| (t.clone(), *p)))
+            .collect()
+    }
+}
+
+/// The consumer's context: rebalance callbacks, and librdkafka's logs into `tracing`.
+struct Ctx {
+    store: Arc<PgStore>,
+    handle: Handle,
+    stop: Arc<AtomicBool>,
+    owned: Mutex<Owned>,
+    max_backoff: Duration,
+}
+
+impl Ctx {
+    fn owned(&self) -> MutexGuard<'_, Owned> {
+        self.owned.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps `d`, waking early when asked to stop.
+    fn sleep(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.stopping() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    /// The stored offsets of `parts` (absent: no row), retried with backoff until read;
+    /// `None` only when asked to stop first.
+    fn stored_positions(&self, parts: &[(String, i32)]) -> Option<HashMap<(String, i32), i64>> {
+        let topics: BTreeSet<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            if self.stopping() {
+                return None;
+            }
+            let read = self.handle.block_on(async {
+                let mut map = HashMap::new();
+                for t in &topics {
+                    for (p, next) in self.store.positions(t).await? {
+                        map.insert(((*t).to_owned(), p), next);
+                    }
+                }
+                Ok::<_, PgError>(map)
+            });
+            match read {
+                Ok(map) => return Some(map),
+                Err(e) => {
+                    tracing::warn!(error = %e, ?delay, "Cannot read the stored offsets; retrying.");
+                    self.sleep(delay);
+                    delay = (delay * 2).min(self.max_backoff);
+                }
+            }
+        }
+    }
+}
+
+impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {log_message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{fac}: {log_message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = consumer.rebalance_protocol() == RebalanceProtocol::Cooperative;
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // Start where PostgreSQL says, not where the broker's advisory commit says.
+                let stored = self.stored_positions(&parts);
+                if let Some(stored) = &stored {
+                    let mut owned = self.owned();
+                    for (t, p) in &parts {
+                        let at = stored.get(&(t.clone(), *p)).copied();
+                        let offset = at.map_or(Offset::Beginning, Offset::Offset);
+                        if let Err(e) = tpl.set_partition_offset(t, *p, offset) {
+                            tracing::warn!(topic = %t, partition = p, error = %e, "Cannot set a start offset.");
+                        }
+                        owned.epoch += 1;
+                        let epoch = owned.epoch;
+                        owned.parts.entry(t.clone()).or_default().insert(
+                            *p,
+                            PartState {
+                                epoch,
+                                expected: at,
+                                next: at,
+                                gap_tried: None,
+                            },
+                        );
+                    }
+                    tracing::info!(
+                        partitions = ?parts.iter().map(|(t, p)| format!("{t}/{p}@{}", stored.get(&(t.clone(), *p)).map_or("beginning".to_owned(), i64::to_string))).collect::<Vec<_>>(),
+                        "Partitions assigned; starting at the offsets stored in PostgreSQL."
+                    );
+                } else {
+                    tracing::info!(?parts, "Partitions assigned while stopping; not consuming them.");
+                }
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "Cannot take the assigned partitions.");
+                    let mut owned = self.owned();
+                    for (t, p) in &parts {
+                        if let Some(ps) = owned.parts.get_mut(t) {
+                            ps.remove(p);
+                        }
+                    }
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                {
+                    let mut owned = self.owned();
+                    for (t, p) in &parts {
+                        if let Some(ps) = owned.parts.get_mut(t) {
+                            ps.remove(p);
+                        }
+                    }
+                    owned.epoch += 1;
+                }
+                tracing::info!(?parts, "Partitions revoked; their uncommitted messages are dropped.");
+                let r = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "Cannot release the revoked partitions.");
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "Rebalance error; dropping every partition.");
+                {
+                    let mut owned = self.owned();
+                    owned.parts.clear();
+                    owned.epoch += 1;
+                }
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+/// One message read and decoded, waiting for its batch to commit.
+struct Pending {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    epoch: u64,
+    key: Option<Vec<u8>>,
+    item: Item,
+    dead_lettered: bool,
+}
+
+/// How one commit attempt ended without committing.
+enum AttemptError {
+    /// Another consumer moved a stored offset: drop the batch, seek anew.
+    Fenced(String, i32),
+    /// PostgreSQL or the broker is unavailable: retry the same batch later.
+    Transient(String),
+    /// Give up.
+    Fatal(ConsumerError),
+}
+
+/// The `aggregate` role's consumer, built and subscribed, ready to [`Aggregator::run`].
+pub struct Aggregator {
+    consumer: BaseConsumer<Ctx>,
+    dead_letter: Option<(FutureProducer, String)>,
+    store: Arc<PgStore>,
+    schema: Arc<Schema>,
+    handle: Handle,
+    stop: Arc<AtomicBool>,
+    opts: AggregatorOptions,
+    observer: Arc<dyn Observer>,
+    carry: Vec<Pending>,
+    paused_epoch: Option<u64>,
+    last_lag: Option<Instant>,
+    last_poll_warning: Option<Instant>,
+}
+
+impl Aggregator {
+    /// Creates the consumer (and the dead-letter producer) and subscribes to the topics.
+    /// Must be called inside a Tokio runtime; connecting to the broker is lazy.
+    pub async fn build(
+        store: PgStore,
+        opts: AggregatorOptions,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Self, ConsumerError> {
+        if opts.topics.is_empty() {
+            return Err(ConsumerError::Fatal(
+                "no source topics: set [kafka] topic (or topics) in the config".to_owned(),
+            ));
+        }
+        let store = Arc::new(store);
+        let schema = Arc::new(store.plan().schema.clone());
+        let handle = Handle::current();
+        let stop = Arc::new(AtomicBool::new(false));
+        let ctx = Ctx {
+            store: store.clone(),
+            handle: handle.clone(),
+            stop: stop.clone(),
+            owned: Mutex::new(Owned::default()),
+            max_backoff: opts.max_backoff,
+        };
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &opts.brokers)
+            .set("group.id", &opts.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("allow.auto.create.topics", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "100")
+            .set("broker.address.family", "v4");
+        for (k, v) in &opts.client_config {
+            cfg.set(k, v);
+        }
+        let consumer: BaseConsumer<Ctx> = cfg.create_with_context(ctx)?;
+        let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        let dead_letter = match &opts.dead_letter_topic {
+            Some(t) => Some((
+                mieruka_ingest::kafka::producer_config(&opts.brokers).create()?,
+                t.clone(),
+            )),
+            None => None,
+        };
+        Ok(Self {
+            consumer,
+            dead_letter,
+            store,
+            schema,
+            handle,
+            stop,
+            opts,
+            observer,
+            carry: Vec::new(),
+            paused_epoch: None,
+            last_lag: None,
+            last_poll_warning: None,
+        })
+    }
+
+    /// Consumes until `shutdown` completes, then commits the batch in flight and leaves
+    /// the group. Returns an error only for what a restart must fix.
+    pub async fn run<F>(self, shutdown: F) -> Result<(), ConsumerError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let stop = self.stop.clone();
+        let watcher = tokio::spawn(async move {
+            shutdown.await;
+            stop.store(true, Ordering::SeqCst);
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("mieruka-consumer".to_owned())
+            .spawn(move || {
+                let r = self.run_blocking();
+                let _ = tx.send(r);
+            });
+        let result = match spawned {
+            Ok(_) => rx.await.unwrap_or_else(|_| {
+                Err(ConsumerError::Fatal(
+                    "the consumer thread ended without a result".to_owned(),
+                ))
+            }),
+            Err(e) => Err(ConsumerError::Fatal(format!(
+                "cannot start the consumer thread: {e}"
+            ))),
+        };
+        watcher.abort();
+        result
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn ctx(&self) -> &Ctx {
+        self.consumer.context()
+    }
+
+    fn run_blocking(mut self) -> Result<(), ConsumerError> {
+        tracing::info!(topics = ?self.opts.topics, group = %self.opts.group_id, "Consuming.");
+        let result = loop {
+            let batch = self.collect();
+            if !batch.is_empty() {
+                if let Err(e) = self.commit(batch) {
+                    break Err(e);
+                }
+            }
+            if self.stopping() && self.carry.is_empty() {
+                break Ok(());
+            }
+        };
+        tracing::info!("Leaving the consumer group.");
+        self.consumer.unsubscribe();
+        if let Some((producer, _)) = &self.dead_letter {
+            use rdkafka::producer::Producer;
+            let _ = producer.flush(Duration::from_secs(5));
+        }
+        drop(self.consumer);
+        self.handle.block_on(self.store.close());
+        result
+    }
+
+    /// Reads one batch: up to `max_batch` messages, or what arrives within `max_wait` of
+    /// the first one. Returns early (possibly empty) when asked to stop.
+    fn collect(&mut self) -> Vec<Pending> {
+        let mut batch = std::mem::take(&mut self.carry);
+        let mut first: Option<Instant> = (!batch.is_empty()).then(Instant::now);
+        loop {
+            if self.stopping() || batch.len() >= self.opts.max_batch {
+                break;
+            }
+            let timeout = match first {
+                None => Duration::from_millis(100),
+                Some(t) => {
+                    let left = self.opts.max_wait.saturating_sub(t.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    left
+                }
+            };
+            if let Some(p) = self.poll_one(timeout) {
+                batch.push(p);
+                first.get_or_insert_with(Instant::now);
+            }
+            self.measure_lag();
+        }
+        batch
+    }
+
+    /// Polls once; serves rebalances and returns a message of an owned partition.
+    fn poll_one(&mut self, timeout: Duration) -> Option<Pending> {
+        let polled = self.consumer.poll(timeout);
+        match polled {
+            None => None,
+            Some(Ok(m)) => accept(&self.consumer, &self.schema, &m),
+            Some(Err(KafkaError::PartitionEOF(_))) => None,
+            Some(Err(e)) => {
+                let quiet = self
+                    .last_poll_warning
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(30));
+                if !quiet {
+                    tracing::warn!(error = %e, "Kafka consumer error; librdkafka reconnects by itself.");
+                    self.last_poll_warning = Some(Instant::now());
+                }
+                None
+            }
+        }
+    }
+
+    /// Publishes the lag of each owned partition, every [`LAG_INTERVAL`].
+    fn measure_lag(&mut self) {
+        if self.last_lag.is_some_and(|t| t.elapsed() < LAG_INTERVAL) {
+            return;
+        }
+        self.last_lag = Some(Instant::now());
+        let positions: Vec<(String, i32, Option<i64>)> = {
+            let owned = self.ctx().owned();
+            owned
+                .list()
+                .into_iter()
+                .map(|(t, p)| {
+                    let next = owned.get(&t, p).and_then(|s| s.next.or(s.expected));
+                    (t, p, next)
+                })
+                .collect()
+        };
+        for (t, p, next) in positions {
+            if let Ok((low, high)) =
+                self.consumer
+                    .fetch_watermarks(&t, p, Duration::from_millis(500))
+            {
+                let lag = (high - next.unwrap_or(low)).max(0);
+                self.observer.lag(&t, p, lag);
+            }
+        }
+    }
+
+    /// Drops the messages of partitions revoked (or re-assigned) since they were read.
+    fn retain_current(&self, batch: &mut Vec<Pending>) {
+        let owned = self.ctx().owned();
+        batch.retain(|m| {
+            owned
+                .get(&m.topic, m.partition)
+                .is_some_and(|s| s.epoch == m.epoch)
+        });
+    }
+
+    /// One position per partition of the batch: from the offset held to after its last message.
+    fn positions(&self, batch: &[Pending]) -> Vec<SourcePosition> {
+        let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for m in batch {
+            let e = last.entry((m.topic.as_str(), m.partition)).or_insert(m.offset);
+            *e = (*e).max(m.offset);
+        }
+        let owned = self.ctx().owned();
+        last.into_iter()
+            .map(|((topic, partition), offset)| SourcePosition {
+                topic: topic.to_owned(),
+                partition,
+                expected: owned.get(topic, partition).and_then(|s| s.expected),
+                next: offset + 1,
+            })
+            .collect()
+    }
+
+    /// Commits a batch, retrying through outages; drops it when fenced.
+    fn commit(&mut self, mut batch: Vec<Pending>) -> Result<(), ConsumerError> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            self.retain_current(&mut batch);
+            if batch.is_empty() {
+                self.resume();
+                return Ok(());
+            }
+            let positions = self.positions(&batch);
+            match self.attempt(&mut batch, &positions) {
+                Ok(()) => {
+                    self.resume();
+                    return Ok(());
+                }
+                Err(AttemptError::Fenced(topic, partition)) => {
+                    tracing::warn!(%topic, partition, "Fenced: another consumer committed this partition; dropping the batch and seeking to the stored offsets.");
+                    let r = self.reposition(&batch);
+                    self.resume();
+                    return r;
+                }
+                Err(AttemptError::Transient(reason)) => {
+                    if self.stopping() {
+                        tracing::warn!(%reason, "Stopping with an uncommitted batch; the next owner of its partitions reads it again.");
+                        self.carry.clear();
+                        return Ok(());
+                    }
+                    tracing::warn!(%reason, retry_in = ?delay, messages = batch.len(), "Cannot commit the batch; pausing the partitions and retrying it.");
+                    self.pause();
+                    self.backoff(delay);
+                    delay = (delay * 2).min(self.opts.max_backoff);
+                }
+                Err(AttemptError::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One try: dead letters first, then the transaction.
+    fn attempt(
+        &mut self,
+        batch: &mut [Pending],
+        positions: &[SourcePosition],
+    ) -> Result<(), AttemptError> {
+        // 1. Invalid events to the dead-letter topic, acknowledged before the commit that
+        //    moves the partition past them.
+        let todo: Vec<usize> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.dead_lettered && m.item.outcome.is_err())
+            .map(|(i, _)| i)
+            .collect();
+        if !todo.is_empty() {
+            if self.dead_letter.is_some() {
+                let entries: Vec<(&Pending, &Rejection)> = todo
+                    .iter()
+                    .filter_map(|&i| {
+                        let m = &batch[i];
+                        m.item.outcome.as_ref().err().map(|r| (m, r))
+                    })
+                    .collect();
+                self.dead_letters(&entries)
+                    .map_err(|e| AttemptError::Transient(format!("dead-letter topic: {e}")))?;
+            }
+            for i in todo {
+                batch[i].dead_lettered = true;
+            }
+        }
+        // 2. The batch and its positions, in one transaction.
+        let items: Vec<Item> = batch.iter().map(|m| m.item.clone()).collect();
+        let started = Instant::now();
+        let result = self
+            .handle
+            .block_on(self.store.submit_with_positions(items, positions));
+        let statuses = match result {
+            Ok(s) => s,
+            Err(PgError::Fenced { topic, partition }) => {
+                return Err(AttemptError::Fenced(topic, partition))
+            }
+            Err(e @ (PgError::Database(_) | PgError::Contention { .. })) => {
+                return Err(AttemptError::Transient(e.to_string()))
+            }
+            Err(e @ PgError::Migrate(_)) => return Err(AttemptError::Fatal(e.into())),
+        };
+        let elapsed = started.elapsed();
+        {
+            let mut owned = self.ctx().owned();
+            for p in positions {
+                if let Some(s) = owned.get_mut(&p.topic, p.partition) {
+                    s.expected = Some(p.next);
+                }
+            }
+        }
+        tracing::debug!(messages = batch.len(), ?elapsed, "Batch committed.");
+        let labels: Vec<String> = batch.iter().map(|m| m.item.source_label.clone()).collect();
+        self.observer.committed(&labels, &statuses, elapsed);
+        // 3. Advice for tools: the broker's committed offsets follow the stored ones.
+        let mut tpl = TopicPartitionList::new();
+        for p in positions {
+            let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next));
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!(error = %e, "Advisory offset commit to the broker failed.");
+        }
+        // 4. Refusals known only at commit time, to the dead-letter topic (best effort:
+        //    they are in the `rejected` table already).
+        if self.dead_letter.is_some() {
+            let late: Vec<(&Pending, &Rejection)> = batch
+                .iter()
+                .zip(&statuses)
+                .filter_map(|(m, s)| match (s, &m.item.outcome) {
+                    (Status::Rejected(r), Ok(_)) => Some((m, r)),
+                    _ => None,
+                })
+                .collect();
+            if !late.is_empty() {
+                if let Err(e) = self.dead_letters(&late) {
+                    tracing::warn!(error = %e, count = late.len(), "Cannot produce refused events to the dead-letter topic; they are in the rejected table.");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Produces rejected events to the dead-letter topic and awaits every acknowledgement.
+    fn dead_letters(&self, entries: &[(&Pending, &Rejection)]) -> Result<(), String> {
+        let Some((producer, topic)) = &self.dead_letter else {
+            return Ok(());
+        };
+        let raws: Vec<String> = entries
+            .iter()
+            .map(|(m, _)| match &m.item.raw_masked {
+                Some(r) => r.clone(),
+                // Refused at commit time: the event decoded, so its canonical form is clean.
+                None => match &m.item.outcome {
+                    Ok(e) => e.canonical_json(&self.schema),
+                    Err(_) => String::new(),
+                },
+            })
+            .collect();
+        self.handle.block_on(async {
+            let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
+            for ((m, r), raw) in entries.iter().zip(&raws) {
+                let partition = m.partition.to_string();
+                let offset = m.offset.to_string();
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "reason",
+                        value: Some(r.reason.as_str()),
+                    })
+                    .insert(Header {
+                        key: "field",
+                        value: Some(r.field.as_deref().unwrap_or("")),
+                    })
+                    .insert(Header {
+                        key: "message",
+                        value: Some(r.message.as_str()),
+                    })
+                    .insert(Header {
+                        key: "topic",
+                        value: Some(m.topic.as_str()),
+                    })
+                    .insert(Header {
+                        key: "partition",
+                        value: Some(partition.as_str()),
+                    })
+                    .insert(Header {
+                        key: "offset",
+                        value: Some(offset.as_str()),
+                    });
+                let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+                    .payload(raw.as_bytes())
+                    .headers(headers);
+                if let Some(k) = &m.key {
+                    record = record.key(k.as_slice());
+                }
+                loop {
+                    match producer.send_result(record) {
+                        Ok(f) => {
+                            pending.push_back(f);
+                            break;
+                        }
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            record = r;
+                            match pending.pop_front() {
+                                Some(f) => settle(f).await?,
+                                None => tokio::time::sleep(Duration::from_millis(10)).await,
+                            }
+                        }
+                        Err((e, _)) => return Err(e.to_string()),
+                    }
+                }
+            }
+            for f in pending {
+                settle(f).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// After a fence: forget the batch's partitions' progress and seek to the stored offsets.
+    fn reposition(&mut self, batch: &[Pending]) -> Result<(), ConsumerError> {
+        let parts: Vec<(String, i32)> = batch
+            .iter()
+            .map(|m| (m.topic.clone(), m.partition))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let Some(stored) = self.ctx().stored_positions(&parts) else {
+            return Ok(());
+        };
+        for (t, p) in parts {
+            let at = stored.get(&(t.clone(), p)).copied();
+            {
+                let mut owned = self.ctx().owned();
+                owned.epoch += 1;
+                let epoch = owned.epoch;
+                match owned.get_mut(&t, p) {
+                    Some(s) => {
+                        s.epoch = epoch;
+                        s.expected = at;
+                        s.next = at;
+                        s.gap_tried = None;
+                    }
+                    None => continue,
+                }
+            }
+            let offset = at.map_or(Offset::Beginning, Offset::Offset);
+            let mut tries = 0;
+            loop {
+                match self.consumer.seek(&t, p, offset, Duration::from_secs(5)) {
+                    Ok(()) => break,
+                    Err(e) if tries < 10 => {
+                        tries += 1;
+                        tracing::debug!(topic = %t, partition = p, error = %e, "Seek failed; retrying.");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => {
+                        // Reading on would skip the dropped batch: stop, and let a restart
+                        // start from the stored offsets.
+                        return Err(ConsumerError::Fatal(format!(
+                            "cannot seek {t}/{p} to its stored offset after a fence: {e}"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pauses every assigned partition (again, if a rebalance assigned new ones).
+    fn pause(&mut self) {
+        let epoch = self.ctx().owned().epoch;
+        if self.paused_epoch == Some(epoch) {
+            return;
+        }
+        match self.consumer.assignment() {
+            Ok(a) => {
+                if let Err(e) = self.consumer.pause(&a) {
+                    tracing::debug!(error = %e, "Cannot pause the partitions.");
+                }
+                self.paused_epoch = Some(epoch);
+            }
+            Err(e) => tracing::debug!(error = %e, "Cannot read the assignment to pause it."),
+        }
+    }
+
+    /// Resumes fetching after a pause.
+    fn resume(&mut self) {
+        if self.paused_epoch.take().is_none() {
+            return;
+        }
+        match self.consumer.assignment() {
+            Ok(a) => {
+                if let Err(e) = self.consumer.resume(&a) {
+                    tracing::warn!(error = %e, "Cannot resume the partitions.");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Cannot read the assignment to resume it."),
+        }
+        tracing::info!("Committed again; partitions resumed.");
+    }
+
+    /// Waits `delay` while still polling (rebalances are served, the group sees us alive);
+    /// what arrives meanwhile is kept for the next batch.
+    fn backoff(&mut self, delay: Duration) {
+        let until = Instant::now() + delay;
+        while !self.stopping() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Some(p) = self.poll_one(left.min(Duration::from_millis(100))) {
+                self.carry.push(p);
+            }
+            self.pause();
+        }
+    }
+}
+
+/// Waits for one dead-letter delivery report.
+async fn settle(f: DeliveryFuture) -> Result<(), String> {
+    match f.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e.to_string()),
+        Err(_) => Err("the producer shut down".to_owned()),
+    }
+}
+
+/// Takes a message of an owned partition, in offset order, decoded into an [`Item`].
+fn accept(consumer: &BaseConsumer<Ctx>, schema: &Schema, m: &BorrowedMessage<'_>) -> Option<Pending> {
+    let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+    let epoch = {
+        let mut owned = consumer.context().owned();
+        let Some(s) = owned.get_mut(topic, partition) else {
+            tracing::debug!(topic, partition, offset, "Message of a partition not owned; dropped.");
+            return None;
+        };
+        if let Some(next) = s.next {
+            if offset < next {
+                return None;
+            }
+            if offset > next {
+                if s.gap_tried != Some(next) {
+                    s.gap_tried = Some(next);
+                    drop(owned);
+                    tracing::warn!(topic, partition, expected = next, got = offset, "Gap in the offsets read; seeking back.");
+                    if let Err(e) =
+                        consumer.seek(topic, partition, Offset::Offset(next), Duration::from_secs(5))
+                    {
+                        tracing::warn!(error = %e, "Cannot seek back over the gap.");
+                    }
+                    return None;
+                }
+                tracing::warn!(topic, partition, expected = next, got = offset, "The gap persists (compacted or expired messages); reading on.");
+            }
+        }
+        s.next = Some(offset + 1);
+        s.epoch
+    };
+    let raw = m.payload().unwrap_or(&[]);
+    let mut item = mieruka_ingest::item(
+        schema,
+        raw,
+        Position::Offset {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+        },
+        UNKNOWN_SOURCE,
+    );
+    if let Ok(e) = &item.outcome {
+        item.source_label = e.source.clone();
+    }
+    Some(Pending {
+        topic: topic.to_owned(),
+        partition,
+        offset,
+        epoch,
+        key: m.key().map(<[u8]>::to_vec),
+        item,
+        dead_lettered: false,
+    })
+}

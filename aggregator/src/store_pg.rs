@@ -1,0 +1,1381 @@
+//! The store on PostgreSQL: the same event log, aggregates and rejected events as the
+//! SQLite store, shared by several aggregator replicas that write at once, plus the Kafka
+//! source positions that commit in the same transaction as the batch they end.
+//!
+//! Why concurrent replicas cannot corrupt the numbers. Kafka messages are keyed by
+//! `source/event_id` (a void by its target), so every event of one key, and every void
+//! of it, reaches one partition, which one consumer owns: the log rows of a key (its
+//! entry, its `voided` flag, its pending void) have one writer, and a batch reads them up
+//! front without locks. The consumer proves it still owns its partitions by moving their
+//! stored offsets with a conditional update, first thing in the transaction; one that
+//! lost a partition in a rebalance finds the offset moved (or waits for the new owner's
+//! commit, then finds it moved), and its whole batch rolls back ([`PgError::Fenced`]).
+//! The aggregate rows (today's konbini flow, a level's day) are shared by every replica,
+//! so a batch, in one READ COMMITTED transaction, locks exactly the rows it can touch
+//! (the effects of its events and of the logged originals its voids retract), creating
+//! missing ones as zero placeholders, then `SELECT … ORDER BY key FOR UPDATE`: one sorted
+//! order for every replica, so replicas queue rather than deadlock (a deadlock or a row
+//! deleted under the lock is retried with the whole transaction). It folds into a partial
+//! ledger built from the locked rows and writes back absolute values, which is right
+//! because nobody else can move those rows until it commits. A snapshot needs the live
+//! deltas of its day from the log; they are read after the lock on that level day is
+//! held, and every writer of such a delta holds the same lock until it commits, so none
+//! is missing. Replicas thus serialise only on the aggregate rows they share, and since
+//! the engine is order-independent the tables end as the engine's ledger over all events,
+//! whatever the interleaving. The one-writer-per-key argument rests on the Kafka keying:
+//! two writers that take the same key at the same instant (two HTTP receivers sharing
+//! one database) could race a void against its original.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mieruka_ingest::{
+    decode, Event, EventSink, Item, Position, Reason, Rejection, SinkError, Status, Timestamp,
+};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Postgres, Row, Transaction};
+
+use crate::engine::{fold, EventLog, LogEntry, MemoryLog};
+use crate::fiscal::{Day, FiscalYear};
+use crate::ledger::{effects, Effect, Ledger, LevelDay, Snapshot};
+use crate::plan::{MeasureKind, Op, Plan};
+use crate::store::RejectedRow;
+
+/// The channel notified (on commit) after every committed batch.
+pub const NOTIFY_CHANNEL: &str = "mieruka_committed";
+
+/// Attempts of one batch before a deadlock or a lost race is reported as contention.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Why the PostgreSQL store failed. Every variant means nothing of the batch was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The database could not be reached, read or written.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another consumer committed past the offset this one expected: it lost the partition.
+    #[error(
+        "fenced: this consumer lost partition {partition} of topic {topic} (its stored offset \
+         moved past the one this consumer expected); the batch was rolled back"
+    )]
+    Fenced {
+        /// The topic.
+        topic: String,
+        /// The partition this consumer no longer owns.
+        partition: i32,
+    },
+    /// The batch kept losing races against other replicas (deadlocks, concurrent deletes).
+    #[error("gave up after {attempts} attempts against concurrent writers: {reason}")]
+    Contention {
+        /// How many times the batch was tried.
+        attempts: u32,
+        /// The last reason to retry.
+        reason: String,
+    },
+}
+
+impl From<PgError> for SinkError {
+    fn from(e: PgError) -> Self {
+        match e {
+            PgError::Database(_) | PgError::Contention { .. } => {
+                SinkError::Unavailable(e.to_string())
+            }
+            // Fenced: retrying cannot help; the consumer must drop the partition (and
+            // seek anew from `positions()` if it is assigned again).
+            PgError::Fenced { .. } | PgError::Migrate(_) => SinkError::Fatal(e.to_string()),
+        }
+    }
+}
+
+/// A Kafka partition's offsets, committed with a batch: the fence of the `aggregate` role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcePosition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The next offset this consumer believes is stored; `None`: no row yet.
+    pub expected: Option<i64>,
+    /// The next offset to consume after this batch.
+    pub next: i64,
+}
+
+/// Where a rejected event was read in Kafka.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaOffset {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The message's offset.
+    pub offset: i64,
+}
+
+/// Plan ids resolved once: rows are keyed by ids, the ledger by positions.
+struct Ids {
+    measure: HashMap<String, usize>,
+    kpi: HashMap<String, usize>,
+    /// Names of the types whose events can move a level (what a snapshot's day needs).
+    level_types: Vec<String>,
+}
+
+impl Ids {
+    fn new(plan: &Plan) -> Self {
+        let level_types = plan
+            .schema
+            .types()
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| {
+                plan.routes.get(*t).into_iter().flatten().any(|r| {
+                    r.op == Op::Sub
+                        || (r.op != Op::Reset
+                            && plan.measures[r.measure].kind == MeasureKind::Level)
+                })
+            })
+            .map(|(_, ty)| ty.name.clone())
+            .collect();
+        Self {
+            measure: plan
+                .measures
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.id.clone(), i))
+                .collect(),
+            kpi: plan
+                .kpis
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.id.clone(), i))
+                .collect(),
+            level_types,
+        }
+    }
+
+    fn stage(&self, plan: &Plan, kpi: &str, stage: &str) -> Option<(usize, u16)> {
+        let k = *self.kpi.get(kpi)?;
+        let s = plan.kpis[k].stages()?.iter().position(|s| s.id == stage)?;
+        Some((k, u16::try_from(s).ok()?))
+    }
+
+    fn as_of(&self, plan: &Plan, key: &str) -> Option<usize> {
+        if let Some(m) = key.strip_prefix("m:") {
+            self.measure.get(m).copied()
+        } else {
+            let k = self.kpi.get(key.strip_prefix("k:")?)?;
+            Some(plan.measures.len() + k)
+        }
+    }
+}
+
+fn stage_id(plan: &Plan, kpi: usize, stage: u16) -> &str {
+    plan.kpis[kpi]
+        .stages()
+        .and_then(|st| st.get(usize::from(stage)))
+        .map_or("", |st| st.id.as_str())
+}
+
+fn as_of_key(plan: &Plan, ix: usize) -> String {
+    if ix < plan.measures.len() {
+        format!("m:{}", plan.measures[ix].id)
+    } else {
+        format!("k:{}", plan.kpis[ix - plan.measures.len()].id)
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// How one attempt of a batch ended without committing.
+enum TxError {
+    /// Lost a race against another replica: try the whole batch again.
+    Retry(String),
+    /// Give up.
+    Fail(PgError),
+}
+
+impl From<sqlx::Error> for TxError {
+    fn from(e: sqlx::Error) -> Self {
+        // 40P01 deadlock, 40001 serialization failure, 23505 unique violation (two
+        // writers logging one key at once: the retry finds it and reports a duplicate).
+        let transient = matches!(
+            &e,
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001" | "23505"))
+        );
+        if transient {
+            TxError::Retry(e.to_string())
+        } else {
+            TxError::Fail(PgError::Database(e))
+        }
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: PgPool,
+    plan: Arc<Plan>,
+    ids: Ids,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` and migrates it.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn open(url: &str, plan: Arc<Plan>) -> Result<Self, PgError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let ids = Ids::new(&plan);
+        Ok(Self { pool, plan, ids })
+    }
+
+    /// The plan the store folds with.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// A copy of the whole ledger, loaded from the tables.
+    pub async fn ledger(&self) -> Result<Ledger, PgError> {
+        self.with_ledger(Ledger::clone).await
+    }
+
+    /// Loads the whole ledger from the tables (one consistent snapshot) and runs `f` on it.
+    pub async fn with_ledger<R>(&self, f: impl FnOnce(&Ledger) -> R) -> Result<R, PgError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let ledger = self.load_ledger(&mut tx).await?;
+        tx.commit().await?;
+        Ok(f(&ledger))
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// The most recent rejected events, newest first.
+    pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
+        Ok(self
+            .rejected_with_offsets(limit)
+            .await?
+            .into_iter()
+            .map(|(row, _)| row)
+            .collect())
+    }
+
+    /// The most recent rejected events, newest first, with their Kafka offset if any.
+    pub async fn rejected_with_offsets(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(RejectedRow, Option<KafkaOffset>)>, PgError> {
+        let rows = sqlx::query(
+            "SELECT source, position, event_id, reason, field, message, raw, \
+             topic, kafka_partition, kafka_offset \
+             FROM rejected ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let offset = match (
+                    r.get::<Option<String>, _>(7),
+                    r.get::<Option<i32>, _>(8),
+                    r.get::<Option<i64>, _>(9),
+                ) {
+                    (Some(topic), Some(partition), Some(offset)) => Some(KafkaOffset {
+                        topic,
+                        partition,
+                        offset,
+                    }),
+                    _ => None,
+                };
+                let row = RejectedRow {
+                    source: r.get(0),
+                    position: r.get(1),
+                    event_id: r.get(2),
+                    reason: r.get(3),
+                    field: r.get(4),
+                    message: r.get(5),
+                    raw: r.get(6),
+                };
+                (row, offset)
+            })
+            .collect())
+    }
+
+    /// Number of events in the log.
+    pub async fn logged_events(&self) -> Result<i64, PgError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM event_log")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The stored next offset of each partition of `topic`, by partition: where to seek
+    /// on assignment.
+    pub async fn positions(&self, topic: &str) -> Result<Vec<(i32, i64)>, PgError> {
+        Ok(sqlx::query_as(
+            "SELECT partition, next_offset FROM source_positions WHERE topic = $1 ORDER BY partition",
+        )
+        .bind(topic)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Makes a batch durable; reports each item's fate in order.
+    pub async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, PgError> {
+        self.submit_with_positions(items, &[]).await
+    }
+
+    /// Makes a batch durable together with its source positions (one per partition),
+    /// or nothing of it: [`PgError::Fenced`] when a stored offset is not the expected one.
+    #[tracing::instrument(skip_all, fields(items = items.len(), positions = positions.len()), err)]
+    pub async fn submit_with_positions(
+        &self,
+        items: Vec<Item>,
+        positions: &[SourcePosition],
+    ) -> Result<Vec<Status>, PgError> {
+        let mut attempt = 1;
+        loop {
+            match self.attempt(&items, positions).await {
+                Ok(statuses) => return Ok(statuses),
+                Err(TxError::Fail(e)) => return Err(e),
+                Err(TxError::Retry(reason)) if attempt >= MAX_ATTEMPTS => {
+                    return Err(PgError::Contention {
+                        attempts: attempt,
+                        reason,
+                    });
+                }
+                Err(TxError::Retry(reason)) => {
+                    tracing::debug!(attempt, %reason, "batch lost a race; retrying");
+                    // Back off a little, differently per replica, so racers part ways.
+                    let jitter = (now_micros() % 1000) as u64;
+                    let base = 5u64 << attempt.min(6);
+                    tokio::time::sleep(Duration::from_micros(base * 1000 + jitter * base)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        items: &[Item],
+        positions: &[SourcePosition],
+    ) -> Result<Vec<Status>, TxError> {
+        let plan = &*self.plan;
+        let received_at = now_micros();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *tx)
+            .await?;
+        // 1. The fence: this consumer still owns its partitions, and holds their rows.
+        fence(&mut tx, positions).await?;
+        // 2. The log rows of the batch's keys (one writer per key: no lock needed).
+        let mut overlay = Overlay::default();
+        overlay.prefetch_keys(&mut tx, plan, items).await?;
+        // 3-4. Lock every aggregate row the batch can touch, and read it.
+        let keys = Keys::touched(plan, items, &overlay);
+        let mut ledger = self.lock(&mut tx, &keys).await?;
+        // 2b. The days of the batch's snapshots, read under the lock of their level days.
+        overlay
+            .prefetch_days(&mut tx, plan, items, &self.ids.level_types)
+            .await?;
+        // 5. Fold, exactly as the SQLite store does.
+        let mut statuses = Vec::with_capacity(items.len());
+        let mut rejected: Vec<(&Item, Rejection, String)> = Vec::new();
+        for item in items {
+            match &item.outcome {
+                Err(r) => {
+                    statuses.push(Status::Rejected(r.clone()));
+                    let raw = item.raw_masked.clone().unwrap_or_default();
+                    rejected.push((item, r.clone(), raw));
+                }
+                Ok(event) => {
+                    let status = fold(plan, &mut ledger, &mut overlay, event.clone());
+                    if let Status::Rejected(r) = &status {
+                        rejected.push((item, r.clone(), event.canonical_json(&plan.schema)));
+                    }
+                    statuses.push(status);
+                }
+            }
+        }
+        debug_assert!(
+            keys.covers(&ledger),
+            "the fold moved an aggregate row it had not locked"
+        );
+        // 6. Write back: one statement per table.
+        overlay.write(&mut tx, plan, received_at).await?;
+        write_rejected(&mut tx, &rejected, received_at).await?;
+        self.write_aggregates(&mut tx, &keys, &ledger).await?;
+        // 7. Tell listeners, on commit.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(statuses)
+    }
+
+    /// Locks the aggregate rows of `keys` (creating zero placeholders) in key order and
+    /// returns them as a partial ledger.
+    async fn lock(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        keys: &Keys,
+    ) -> Result<Ledger, TxError> {
+        let plan = &*self.plan;
+        let mid = |m: usize| plan.measures[m].id.as_str();
+        let mut ledger = Ledger::default();
+        let lost = || TxError::Retry("an aggregate row was deleted while being locked".into());
+
+        if !keys.flows.is_empty() {
+            let m: Vec<&str> = keys.flows.iter().map(|(m, _)| mid(*m)).collect();
+            let d: Vec<i32> = keys.flows.iter().map(|(_, d)| d.0).collect();
+            sqlx::query(
+                "INSERT INTO flows (measure, day, amount) \
+                 SELECT m, d, 0 FROM UNNEST($1::text[], $2::int4[]) AS k(m, d) ORDER BY m, d \
+                 ON CONFLICT (measure, day) DO NOTHING",
+            )
+            .bind(&m)
+            .bind(&d)
+            .execute(&mut **tx)
+            .await?;
+            let rows = sqlx::query(
+                "SELECT measure, day, amount FROM flows \
+                 WHERE (measure, day) IN (SELECT m, d FROM UNNEST($1::text[], $2::int4[]) AS k(m, d)) \
+                 ORDER BY measure, day FOR UPDATE OF flows",
+            )
+            .bind(&m)
+            .bind(&d)
+            .fetch_all(&mut **tx)
+            .await?;
+            if rows.len() != keys.flows.len() {
+                return Err(lost());
+            }
+            for r in rows {
+                let amount: i64 = r.get(2);
+                if let (Some(&m), true) = (self.ids.measure.get(r.get::<&str, _>(0)), amount != 0) {
+                    ledger.flows.insert((m, Day(r.get(1))), amount);
+                }
+            }
+        }
+
+        if !keys.distinct.is_empty() {
+            let m: Vec<&str> = keys.distinct.iter().map(|(m, _, _)| mid(*m)).collect();
+            let y: Vec<i32> = keys.distinct.iter().map(|(_, y, _)| y.0).collect();
+            let v: Vec<&str> = keys.distinct.iter().map(|(_, _, v)| &**v).collect();
+            sqlx::query(
+                "INSERT INTO distinct_values (measure, fiscal_year, value, n) \
+                 SELECT m, y, v, 0 FROM UNNEST($1::text[], $2::int4[], $3::text[]) AS k(m, y, v) \
+                 ORDER BY m, y, v \
+                 ON CONFLICT (measure, fiscal_year, value) DO NOTHING",
+            )
+            .bind(&m)
+            .bind(&y)
+            .bind(&v)
+            .execute(&mut **tx)
+            .await?;
+            let rows = sqlx::query(
+                "SELECT measure, fiscal_year, value, n FROM distinct_values \
+                 WHERE (measure, fiscal_year, value) IN \
+                 (SELECT m, y, v FROM UNNEST($1::text[], $2::int4[], $3::text[]) AS k(m, y, v)) \
+                 ORDER BY measure, fiscal_year, value FOR UPDATE OF distinct_values",
+            )
+            .bind(&m)
+            .bind(&y)
+            .bind(&v)
+            .fetch_all(&mut **tx)
+            .await?;
+            if rows.len() != keys.distinct.len() {
+                return Err(lost());
+            }
+            for r in rows {
+                let n: i64 = r.get(3);
+                if let (Some(&m), true) = (self.ids.measure.get(r.get::<&str, _>(0)), n > 0) {
+                    ledger
+                        .distinct
+                        .entry((m, FiscalYear(r.get(1))))
+                        .or_default()
+                        .insert(r.get::<String, _>(2).into(), n);
+                }
+            }
+        }
+
+        if !keys.levels.is_empty() {
+            let m: Vec<&str> = keys.levels.iter().map(|(m, _)| mid(*m)).collect();
+            let d: Vec<i32> = keys.levels.iter().map(|(_, d)| d.0).collect();
+            sqlx::query(
+                "INSERT INTO level_days (measure, day, delta) \
+                 SELECT m, d, 0 FROM UNNEST($1::text[], $2::int4[]) AS k(m, d) ORDER BY m, d \
+                 ON CONFLICT (measure, day) DO NOTHING",
+            )
+            .bind(&m)
+            .bind(&d)
+            .execute(&mut **tx)
+            .await?;
+            let rows = sqlx::query(
+                "SELECT measure, day, delta, snap_at, snap_id, snap_value, snap_after, \
+                 opening_id, opening_value FROM level_days \
+                 WHERE (measure, day) IN (SELECT m, d FROM UNNEST($1::text[], $2::int4[]) AS k(m, d)) \
+                 ORDER BY measure, day FOR UPDATE OF level_days",
+            )
+            .bind(&m)
+            .bind(&d)
+            .fetch_all(&mut **tx)
+            .await?;
+            if rows.len() != keys.levels.len() {
+                return Err(lost());
+            }
+            for r in rows {
+                if let Some(&m) = self.ids.measure.get(r.get::<&str, _>(0)) {
+                    let day = level_day(&r);
+                    if day != LevelDay::default() {
+                        ledger.levels.insert((m, Day(r.get(1))), day);
+                    }
+                }
+            }
+        }
+
+        if !keys.stages.is_empty() {
+            let k: Vec<&str> = keys
+                .stages
+                .iter()
+                .map(|(k, _, _)| plan.kpis[*k].id.as_str())
+                .collect();
+            let d: Vec<i32> = keys.stages.iter().map(|(_, d, _)| d.0).collect();
+            let s: Vec<&str> = keys
+                .stages
+                .iter()
+                .map(|(k, _, s)| stage_id(plan, *k, *s))
+                .collect();
+            sqlx::query(
+                "INSERT INTO stages (kpi, day, stage, n) \
+                 SELECT k, d, s, 0 FROM UNNEST($1::text[], $2::int4[], $3::text[]) AS x(k, d, s) \
+                 ORDER BY k, d, s \
+                 ON CONFLICT (kpi, day, stage) DO NOTHING",
+            )
+            .bind(&k)
+            .bind(&d)
+            .bind(&s)
+            .execute(&mut **tx)
+            .await?;
+            let rows = sqlx::query(
+                "SELECT kpi, day, stage, n FROM stages \
+                 WHERE (kpi, day, stage) IN \
+                 (SELECT k, d, s FROM UNNEST($1::text[], $2::int4[], $3::text[]) AS x(k, d, s)) \
+                 ORDER BY kpi, day, stage FOR UPDATE OF stages",
+            )
+            .bind(&k)
+            .bind(&d)
+            .bind(&s)
+            .fetch_all(&mut **tx)
+            .await?;
+            // Distinct keys may share a row when a plan's stage id is unknown (""); compare
+            // against the distinct rows asked for.
+            let asked: HashSet<(&str, i32, &str)> = k
+                .iter()
+                .zip(&d)
+                .zip(&s)
+                .map(|((k, d), s)| (*k, *d, *s))
+                .collect();
+            if rows.len() != asked.len() {
+                return Err(lost());
+            }
+            for r in rows {
+                let n: i64 = r.get(3);
+                let key = self.ids.stage(plan, r.get(0), r.get(2));
+                if let (Some((k, s)), true) = (key, n > 0) {
+                    ledger.stages.insert((k, Day(r.get(1)), s), n);
+                }
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// Writes the locked rows back with their absolute new values (deleting the rows that
+    /// became empty), and the batch's `as_of` times.
+    async fn write_aggregates(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        keys: &Keys,
+        ledger: &Ledger,
+    ) -> Result<(), TxError> {
+        let plan = &*self.plan;
+        let mid = |m: usize| plan.measures[m].id.as_str();
+
+        let (mut um, mut ud, mut ua, mut dm, mut dd) = (vec![], vec![], vec![], vec![], vec![]);
+        for (m, d) in &keys.flows {
+            match ledger.flows.get(&(*m, *d)) {
+                Some(&a) if a != 0 => {
+                    um.push(mid(*m));
+                    ud.push(d.0);
+                    ua.push(a);
+                }
+                _ => {
+                    dm.push(mid(*m));
+                    dd.push(d.0);
+                }
+            }
+        }
+        if !um.is_empty() {
+            sqlx::query(
+                "INSERT INTO flows (measure, day, amount) \
+                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::int8[]) \
+                 ON CONFLICT (measure, day) DO UPDATE SET amount = excluded.amount",
+            )
+            .bind(&um)
+            .bind(&ud)
+            .bind(&ua)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !dm.is_empty() {
+            sqlx::query(
+                "DELETE FROM flows WHERE (measure, day) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::int4[]))",
+            )
+            .bind(&dm)
+            .bind(&dd)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        let (mut um, mut uy, mut uv, mut un) = (vec![], vec![], vec![], vec![]);
+        let (mut dm, mut dy, mut dv) = (vec![], vec![], vec![]);
+        for (m, y, v) in &keys.distinct {
+            let n = ledger
+                .distinct
+                .get(&(*m, *y))
+                .and_then(|s| s.get(v))
+                .copied()
+                .unwrap_or(0);
+            if n > 0 {
+                um.push(mid(*m));
+                uy.push(y.0);
+                uv.push(&**v);
+                un.push(n);
+            } else {
+                dm.push(mid(*m));
+                dy.push(y.0);
+                dv.push(&**v);
+            }
+        }
+        if !um.is_empty() {
+            sqlx::query(
+                "INSERT INTO distinct_values (measure, fiscal_year, value, n) \
+                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::int8[]) \
+                 ON CONFLICT (measure, fiscal_year, value) DO UPDATE SET n = excluded.n",
+            )
+            .bind(&um)
+            .bind(&uy)
+            .bind(&uv)
+            .bind(&un)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !dm.is_empty() {
+            sqlx::query(
+                "DELETE FROM distinct_values WHERE (measure, fiscal_year, value) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[]))",
+            )
+            .bind(&dm)
+            .bind(&dy)
+            .bind(&dv)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        let mut up = LevelColumns::default();
+        let (mut dm, mut dd) = (vec![], vec![]);
+        for (m, d) in &keys.levels {
+            match ledger.levels.get(&(*m, *d)) {
+                Some(l) if *l != LevelDay::default() => up.push(mid(*m), *d, l),
+                _ => {
+                    dm.push(mid(*m));
+                    dd.push(d.0);
+                }
+            }
+        }
+        if !up.measure.is_empty() {
+            sqlx::query(
+                "INSERT INTO level_days (measure, day, delta, snap_at, snap_id, snap_value, \
+                 snap_after, opening_id, opening_value) \
+                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::int8[], $4::int8[], $5::text[], \
+                 $6::int8[], $7::int8[], $8::text[], $9::int8[]) \
+                 ON CONFLICT (measure, day) DO UPDATE SET delta = excluded.delta, \
+                 snap_at = excluded.snap_at, snap_id = excluded.snap_id, \
+                 snap_value = excluded.snap_value, snap_after = excluded.snap_after, \
+                 opening_id = excluded.opening_id, opening_value = excluded.opening_value",
+            )
+            .bind(&up.measure)
+            .bind(&up.day)
+            .bind(&up.delta)
+            .bind(&up.snap_at)
+            .bind(&up.snap_id)
+            .bind(&up.snap_value)
+            .bind(&up.snap_after)
+            .bind(&up.opening_id)
+            .bind(&up.opening_value)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !dm.is_empty() {
+            sqlx::query(
+                "DELETE FROM level_days WHERE (measure, day) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::int4[]))",
+            )
+            .bind(&dm)
+            .bind(&dd)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        let (mut uk, mut ud, mut us, mut un) = (vec![], vec![], vec![], vec![]);
+        let (mut dk, mut dd, mut ds) = (vec![], vec![], vec![]);
+        for (k, d, s) in &keys.stages {
+            let n = ledger.stages.get(&(*k, *d, *s)).copied().unwrap_or(0);
+            let (kid, sid) = (plan.kpis[*k].id.as_str(), stage_id(plan, *k, *s));
+            if n > 0 {
+                uk.push(kid);
+                ud.push(d.0);
+                us.push(sid);
+                un.push(n);
+            } else {
+                dk.push(kid);
+                dd.push(d.0);
+                ds.push(sid);
+            }
+        }
+        if !uk.is_empty() {
+            sqlx::query(
+                "INSERT INTO stages (kpi, day, stage, n) \
+                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::int8[]) \
+                 ON CONFLICT (kpi, day, stage) DO UPDATE SET n = excluded.n",
+            )
+            .bind(&uk)
+            .bind(&ud)
+            .bind(&us)
+            .bind(&un)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !dk.is_empty() {
+            sqlx::query(
+                "DELETE FROM stages WHERE (kpi, day, stage) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[]))",
+            )
+            .bind(&dk)
+            .bind(&dd)
+            .bind(&ds)
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        // as_of only grows: GREATEST commutes, so it needs no lock taken in advance.
+        let mut as_of: Vec<(String, i64)> = ledger
+            .as_of
+            .iter()
+            .map(|(k, t)| (as_of_key(plan, *k), t.micros()))
+            .collect();
+        if !as_of.is_empty() {
+            as_of.sort();
+            let (k, t): (Vec<String>, Vec<i64>) = as_of.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO as_of (key, at) \
+                 SELECT * FROM UNNEST($1::text[], $2::int8[]) AS x(k, t) ORDER BY k \
+                 ON CONFLICT (key) DO UPDATE SET at = GREATEST(as_of.at, excluded.at)",
+            )
+            .bind(&k)
+            .bind(&t)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn load_ledger(&self, conn: &mut PgConnection) -> Result<Ledger, PgError> {
+        let plan = &*self.plan;
+        let ids = &self.ids;
+        let mut ledger = Ledger::default();
+        for r in sqlx::query("SELECT measure, day, amount FROM flows WHERE amount <> 0")
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            if let Some(&m) = ids.measure.get(r.get::<&str, _>(0)) {
+                ledger.flows.insert((m, Day(r.get(1))), r.get(2));
+            }
+        }
+        for r in
+            sqlx::query("SELECT measure, fiscal_year, value, n FROM distinct_values WHERE n > 0")
+                .fetch_all(&mut *conn)
+                .await?
+        {
+            if let Some(&m) = ids.measure.get(r.get::<&str, _>(0)) {
+                ledger
+                    .distinct
+                    .entry((m, FiscalYear(r.get(1))))
+                    .or_default()
+                    .insert(r.get::<String, _>(2).into(), r.get(3));
+            }
+        }
+        for r in sqlx::query(
+            "SELECT measure, day, delta, snap_at, snap_id, snap_value, snap_after, \
+             opening_id, opening_value FROM level_days",
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        {
+            if let Some(&m) = ids.measure.get(r.get::<&str, _>(0)) {
+                let day = level_day(&r);
+                if day != LevelDay::default() {
+                    ledger.levels.insert((m, Day(r.get(1))), day);
+                }
+            }
+        }
+        for r in sqlx::query("SELECT kpi, day, stage, n FROM stages WHERE n > 0")
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            if let Some((k, s)) = ids.stage(plan, r.get(0), r.get(2)) {
+                ledger.stages.insert((k, Day(r.get(1)), s), r.get(3));
+            }
+        }
+        for r in sqlx::query("SELECT key, at FROM as_of")
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            if let Some(ix) = ids.as_of(plan, r.get(0)) {
+                ledger.as_of.insert(ix, Timestamp::from_micros(r.get(1)));
+            }
+        }
+        Ok(ledger)
+    }
+}
+
+impl EventSink for PgStore {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+        self.submit_batch(items).await.map_err(SinkError::from)
+    }
+}
+
+/// A `level_days` row (measure, day, delta, snap_at, snap_id, snap_value, snap_after,
+/// opening_id, opening_value) as a ledger day.
+fn level_day(r: &PgRow) -> LevelDay {
+    let snapshot = match (r.get::<Option<i64>, _>(3), r.get::<Option<String>, _>(4)) {
+        (Some(at), Some(id)) => Some(Snapshot {
+            at: Timestamp::from_micros(at),
+            id: id.into(),
+            value: r.get::<Option<i64>, _>(5).unwrap_or(0),
+            after: r.get::<Option<i64>, _>(6).unwrap_or(0),
+        }),
+        _ => None,
+    };
+    let opening = match (r.get::<Option<String>, _>(7), r.get::<Option<i64>, _>(8)) {
+        (Some(id), Some(v)) => Some((id.into(), v)),
+        _ => None,
+    };
+    LevelDay {
+        delta: r.get(2),
+        snapshot,
+        opening,
+    }
+}
+
+/// The columns of `level_days` rows to upsert, as arrays for `UNNEST`.
+#[derive(Default)]
+struct LevelColumns<'a> {
+    measure: Vec<&'a str>,
+    day: Vec<i32>,
+    delta: Vec<i64>,
+    snap_at: Vec<Option<i64>>,
+    snap_id: Vec<Option<&'a str>>,
+    snap_value: Vec<Option<i64>>,
+    snap_after: Vec<Option<i64>>,
+    opening_id: Vec<Option<&'a str>>,
+    opening_value: Vec<Option<i64>>,
+}
+
+impl<'a> LevelColumns<'a> {
+    fn push(&mut self, measure: &'a str, day: Day, l: &'a LevelDay) {
+        let s = l.snapshot.as_ref();
+        self.measure.push(measure);
+        self.day.push(day.0);
+        self.delta.push(l.delta);
+        self.snap_at.push(s.map(|s| s.at.micros()));
+        self.snap_id.push(s.map(|s| &*s.id));
+        self.snap_value.push(s.map(|s| s.value));
+        self.snap_after.push(s.map(|s| s.after));
+        self.opening_id.push(l.opening.as_ref().map(|o| &*o.0));
+        self.opening_value.push(l.opening.as_ref().map(|o| o.1));
+    }
+}
+
+/// Fences the batch's source positions: each stored offset must be the expected one.
+async fn fence(
+    tx: &mut Transaction<'static, Postgres>,
+    positions: &[SourcePosition],
+) -> Result<(), TxError> {
+    let mut sorted: Vec<&SourcePosition> = positions.iter().collect();
+    sorted.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let (stored, fresh): (Vec<&SourcePosition>, Vec<&SourcePosition>) =
+        sorted.into_iter().partition(|p| p.expected.is_some());
+    let fenced = |p: &SourcePosition| {
+        TxError::Fail(PgError::Fenced {
+            topic: p.topic.clone(),
+            partition: p.partition,
+        })
+    };
+    if !stored.is_empty() {
+        let moved: HashSet<(String, i32)> = sqlx::query_as(
+            "UPDATE source_positions s SET next_offset = v.next \
+             FROM UNNEST($1::text[], $2::int4[], $3::int8[], $4::int8[]) AS v(topic, part, expected, next) \
+             WHERE s.topic = v.topic AND s.partition = v.part AND s.next_offset = v.expected \
+             RETURNING s.topic, s.partition",
+        )
+        .bind(stored.iter().map(|p| p.topic.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|p| p.partition).collect::<Vec<_>>())
+        .bind(stored.iter().map(|p| p.expected.unwrap_or(0)).collect::<Vec<_>>())
+        .bind(stored.iter().map(|p| p.next).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        if let Some(p) = stored
+            .iter()
+            .find(|p| !moved.contains(&(p.topic.clone(), p.partition)))
+        {
+            return Err(fenced(p));
+        }
+    }
+    if !fresh.is_empty() {
+        let made: HashSet<(String, i32)> = sqlx::query_as(
+            "INSERT INTO source_positions (topic, partition, next_offset) \
+             SELECT * FROM UNNEST($1::text[], $2::int4[], $3::int8[]) AS v(t, p, n) ORDER BY t, p \
+             ON CONFLICT (topic, partition) DO NOTHING RETURNING topic, partition",
+        )
+        .bind(fresh.iter().map(|p| p.topic.as_str()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|p| p.partition).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|p| p.next).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        if let Some(p) = fresh
+            .iter()
+            .find(|p| !made.contains(&(p.topic.clone(), p.partition)))
+        {
+            return Err(fenced(p));
+        }
+    }
+    Ok(())
+}
+
+/// The aggregate rows a batch can touch, sorted.
+#[derive(Default)]
+struct Keys {
+    flows: BTreeSet<(usize, Day)>,
+    distinct: BTreeSet<(usize, FiscalYear, Box<str>)>,
+    levels: BTreeSet<(usize, Day)>,
+    stages: BTreeSet<(usize, Day, u16)>,
+}
+
+impl Keys {
+    /// The effects of every decoded event of the batch, and of every logged original a
+    /// void of the batch targets.
+    fn touched(plan: &Plan, items: &[Item], log: &Overlay) -> Self {
+        let mut keys = Keys::default();
+        for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
+            keys.add(effects(plan, e));
+            if let Some(original) = e.voids.as_ref().and_then(|t| log.get(&e.source, t)) {
+                keys.add(effects(plan, &original.event));
+            }
+        }
+        keys
+    }
+
+    fn add(&mut self, effs: Vec<Effect>) {
+        for e in effs {
+            match e {
+                Effect::Flow { measure, day, .. } => {
+                    self.flows.insert((measure, day));
+                }
+                Effect::Distinct {
+                    measure,
+                    year,
+                    value,
+                } => {
+                    self.distinct.insert((measure, year, value));
+                }
+                Effect::Delta { measure, at, .. } | Effect::Reset { measure, at, .. } => {
+                    self.levels.insert((measure, Day::of(at)));
+                }
+                Effect::Stage { kpi, day, stage } => {
+                    self.stages.insert((kpi, day, stage));
+                }
+            }
+        }
+    }
+
+    /// Whether every aggregate of `ledger` is one of these keys (a partial ledger must
+    /// hold only locked rows).
+    fn covers(&self, ledger: &Ledger) -> bool {
+        ledger.flows.keys().all(|k| self.flows.contains(k))
+            && ledger.levels.keys().all(|k| self.levels.contains(k))
+            && ledger.stages.keys().all(|k| self.stages.contains(k))
+            && ledger.distinct.iter().all(|((m, y), set)| {
+                set.keys()
+                    .all(|v| self.distinct.contains(&(*m, *y, v.clone())))
+            })
+    }
+}
+
+/// The event log as one batch sees it: the rows it needs, fetched up front, plus what
+/// the batch adds (mirrors the SQLite store's overlay).
+#[derive(Default)]
+struct Overlay {
+    log: MemoryLog,
+    new_entries: Vec<(String, String)>,
+    voided_now: Vec<(String, String)>,
+    new_pending: Vec<(String, String)>,
+}
+
+impl EventLog for Overlay {
+    fn get(&self, source: &str, id: &str) -> Option<&LogEntry> {
+        self.log.get(source, id)
+    }
+    fn has_pending_void(&self, source: &str, id: &str) -> bool {
+        self.log.has_pending_void(source, id)
+    }
+    fn insert(&mut self, entry: LogEntry) {
+        self.new_entries
+            .push((entry.event.source.clone(), entry.event.id.clone()));
+        self.log.insert(entry);
+    }
+    fn set_voided(&mut self, source: &str, id: &str) {
+        self.voided_now.push((source.to_owned(), id.to_owned()));
+        self.log.set_voided(source, id);
+    }
+    fn add_pending_void(&mut self, source: &str, target: &str) {
+        self.new_pending
+            .push((source.to_owned(), target.to_owned()));
+        self.log.add_pending_void(source, target);
+    }
+    fn events_on(&self, day: Day) -> Vec<&Event> {
+        self.log.events_on(day)
+    }
+}
+
+fn decode_logged(plan: &Plan, body: &str, fingerprint: i64, voided: bool) -> Option<LogEntry> {
+    // The body is canonical JSON written by a store: it decodes unless the plan changed
+    // under it, in which case the event no longer means anything to the plan.
+    decode(&plan.schema, body.as_bytes())
+        .ok()
+        .map(|event| LogEntry {
+            fingerprint,
+            event,
+            voided,
+        })
+}
+
+impl Overlay {
+    /// The logged events and pending voids of the batch's keys and void targets.
+    async fn prefetch_keys(
+        &mut self,
+        tx: &mut Transaction<'static, Postgres>,
+        plan: &Plan,
+        items: &[Item],
+    ) -> Result<(), TxError> {
+        let mut keys: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
+            keys.insert((&e.source, &e.id));
+            if let Some(v) = &e.voids {
+                keys.insert((&e.source, v));
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (sources, ids): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+        let rows = sqlx::query(
+            "SELECT body, fingerprint, voided FROM event_log \
+             WHERE (source, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+        )
+        .bind(&sources)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in rows {
+            if let Some(entry) = decode_logged(plan, r.get(0), r.get(1), r.get(2)) {
+                self.log.insert(entry);
+            }
+        }
+        let pending = sqlx::query(
+            "SELECT source, target_id FROM pending_voids \
+             WHERE (source, target_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+        )
+        .bind(&sources)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in pending {
+            self.log.add_pending_void(r.get(0), r.get(1));
+        }
+        Ok(())
+    }
+
+    /// For each snapshot of the batch, the live level-moving events of its day. Called
+    /// with the batch's level days locked: no writer can add or void such an event now.
+    async fn prefetch_days(
+        &mut self,
+        tx: &mut Transaction<'static, Postgres>,
+        plan: &Plan,
+        items: &[Item],
+        level_types: &[String],
+    ) -> Result<(), TxError> {
+        let days: BTreeSet<i32> = items
+            .iter()
+            .filter_map(|i| i.outcome.as_ref().ok())
+            .filter(|e| plan.is_snapshot[usize::from(e.type_id.0)])
+            .map(|e| Day::of(e.occurred_at).0)
+            .collect();
+        if days.is_empty() || level_types.is_empty() {
+            return Ok(());
+        }
+        let days: Vec<i32> = days.into_iter().collect();
+        let rows = sqlx::query(
+            "SELECT body, fingerprint FROM event_log \
+             WHERE day = ANY($1::int4[]) AND type = ANY($2::text[]) AND NOT voided",
+        )
+        .bind(&days)
+        .bind(level_types)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in rows {
+            if let Some(entry) = decode_logged(plan, r.get(0), r.get(1), false) {
+                if self.log.get(&entry.event.source, &entry.event.id).is_none() {
+                    self.log.insert(entry);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs the batch's accepted events, marks the events it voided, keeps its pending voids.
+    async fn write(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        plan: &Plan,
+        received_at: i64,
+    ) -> Result<(), TxError> {
+        let entries: Vec<&LogEntry> = self
+            .new_entries
+            .iter()
+            .filter_map(|(s, i)| self.log.get(s, i))
+            .collect();
+        if !entries.is_empty() {
+            fn ev<'e>(e: &&'e LogEntry) -> &'e Event {
+                &e.event
+            }
+            sqlx::query(
+                "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, \
+                 body, voided, received_at) \
+                 SELECT s, i, f, t, o, d, b, v, $9 FROM UNNEST($1::text[], $2::text[], \
+                 $3::int8[], $4::text[], $5::int8[], $6::int4[], $7::text[], $8::bool[]) \
+                 AS x(s, i, f, t, o, d, b, v)",
+            )
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| ev(e).source.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| ev(e).id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(entries.iter().map(|e| e.fingerprint).collect::<Vec<_>>())
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| plan.schema.event_type(ev(e).type_id).name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| ev(e).occurred_at.micros())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| Day::of(ev(e).occurred_at).0)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                entries
+                    .iter()
+                    .map(|e| ev(e).canonical_json(&plan.schema))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(entries.iter().map(|e| e.voided).collect::<Vec<_>>())
+            .bind(received_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let new: HashSet<&(String, String)> = self.new_entries.iter().collect();
+        let to_void: BTreeSet<&(String, String)> = self
+            .voided_now
+            .iter()
+            .filter(|k| !new.contains(k))
+            .collect();
+        if !to_void.is_empty() {
+            let (s, i): (Vec<&str>, Vec<&str>) = to_void
+                .into_iter()
+                .map(|(s, i)| (s.as_str(), i.as_str()))
+                .unzip();
+            sqlx::query(
+                "UPDATE event_log SET voided = TRUE \
+                 WHERE (source, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+            )
+            .bind(&s)
+            .bind(&i)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let pending: BTreeSet<&(String, String)> = self.new_pending.iter().collect();
+        if !pending.is_empty() {
+            let (s, t): (Vec<&str>, Vec<&str>) = pending
+                .into_iter()
+                .map(|(s, t)| (s.as_str(), t.as_str()))
+                .unzip();
+            sqlx::query(
+                "INSERT INTO pending_voids (source, target_id) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                 ON CONFLICT (source, target_id) DO NOTHING",
+            )
+            .bind(&s)
+            .bind(&t)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the batch's rejected events, with their Kafka offsets when they came from Kafka.
+async fn write_rejected(
+    tx: &mut Transaction<'static, Postgres>,
+    rejected: &[(&Item, Rejection, String)],
+    received_at: i64,
+) -> Result<(), TxError> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    fn kafka(item: &Item) -> (Option<&str>, Option<i32>, Option<i64>) {
+        match &item.position {
+            Position::Offset {
+                topic,
+                partition,
+                offset,
+            } => (Some(topic.as_str()), Some(*partition), Some(*offset)),
+            _ => (None, None, None),
+        }
+    }
+    sqlx::query(
+        "INSERT INTO rejected (received_at, source, position, event_id, reason, field, message, \
+         raw, topic, kafka_partition, kafka_offset) \
+         SELECT $11, * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[])",
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(i, _, _)| i.source_label.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(i, _, _)| i.position.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            // The event id is shown only when the event passed the guard (the rejection
+            // carries it then); a personal number never reaches this table unmasked.
+            .map(|(_, r, _)| {
+                (r.reason != Reason::PersonalNumber)
+                    .then_some(r.event_id.as_deref())
+                    .flatten()
+            })
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(_, r, _)| r.reason.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(_, r, _)| r.field.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(_, r, _)| r.message.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(_, _, raw)| raw.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(i, _, _)| kafka(i).0)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(i, _, _)| kafka(i).1)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rejected
+            .iter()
+            .map(|(i, _, _)| kafka(i).2)
+            .collect::<Vec<_>>(),
+    )
+    .bind(received_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

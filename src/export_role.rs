@@ -1,0 +1,161 @@
+//! The `export` role: `/metrics`, health and the status page, served from PostgreSQL.
+//!
+//! The snapshot is recomputed on an interval and whenever an aggregator commits (a
+//! `NOTIFY mieruka_committed` in its transaction), so several aggregators and exporters
+//! run side by side. While PostgreSQL is down the role keeps serving the last snapshot
+//! and `mieruka_snapshot_age_seconds` says how old it is; it reconnects with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
+use mieruka_aggregator::store_pg::PgStore;
+use mieruka_aggregator::{figures, Plan};
+use mieruka_exporter::Exporter;
+use sqlx::postgres::PgListener;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Clock;
+
+/// The PostgreSQL channel aggregators notify after each commit.
+pub const COMMIT_CHANNEL: &str = "mieruka_committed";
+
+/// Settings of the export role.
+#[derive(Clone, Debug)]
+pub struct ExportSettings {
+    /// Address to listen on.
+    pub listen: String,
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// Refresh interval while no commit is notified.
+    pub refresh: Duration,
+    /// Fixed "now", for reproducible runs.
+    pub now: Option<mieruka_ingest::Timestamp>,
+    /// Source labels for metrics.
+    pub sources: Vec<String>,
+}
+
+/// The built export role.
+pub struct ExportRole {
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    plan: Arc<Plan>,
+    settings: ExportSettings,
+}
+
+impl ExportRole {
+    /// Binds the socket. The database is reached in `run` (and retried), so the role
+    /// starts, and answers `/healthz`, even while PostgreSQL is still coming up.
+    pub async fn build(plan: Arc<Plan>, settings: ExportSettings) -> anyhow::Result<ExportRole> {
+        let exporter = Exporter::new(plan.clone(), settings.sources.clone());
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        Ok(ExportRole {
+            listener,
+            exporter,
+            plan,
+            settings,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let ExportRole {
+            listener,
+            exporter,
+            plan,
+            settings,
+        } = self;
+        let refresher = tokio::spawn(refresh_loop(
+            plan,
+            exporter.clone(),
+            settings,
+            shutdown.clone(),
+        ));
+        tracing::info!(addr = %listener.local_addr()?, "Serving metrics from PostgreSQL.");
+        axum::serve(listener, mieruka_exporter::router(exporter))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+        shutdown.cancel();
+        let _ = refresher.await;
+        Ok(())
+    }
+}
+
+async fn connect(
+    plan: &Arc<Plan>,
+    url: &str,
+    shutdown: &CancellationToken,
+) -> Option<(PgStore, Option<PgListener>)> {
+    let attempt = || async {
+        let store = PgStore::open(url, plan.clone()).await?;
+        let mut listener = PgListener::connect(url).await.ok();
+        if let Some(l) = listener.as_mut() {
+            if l.listen(COMMIT_CHANNEL).await.is_err() {
+                listener = None;
+            }
+        }
+        Ok::<_, mieruka_aggregator::store_pg::PgError>((store, listener))
+    };
+    let retry = attempt
+        .retry(ExponentialBuilder::default().with_max_delay(Duration::from_secs(10)).without_max_times())
+        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "PostgreSQL unreachable; serving the last snapshot."));
+    tokio::select! {
+        r = retry => r.ok(),
+        () = shutdown.cancelled() => None,
+    }
+}
+
+async fn refresh_loop(
+    plan: Arc<Plan>,
+    exporter: Arc<Exporter>,
+    settings: ExportSettings,
+    shutdown: CancellationToken,
+) {
+    let clock = Clock(settings.now);
+    'reconnect: loop {
+        let Some((store, mut listener)) = connect(&plan, &settings.database_url, &shutdown).await
+        else {
+            return;
+        };
+        loop {
+            let now = clock.now();
+            match store.with_ledger(|l| figures(&plan, l, now)).await {
+                Ok(figs) => {
+                    exporter.publish(&figs, now);
+                    exporter.set_ready(true);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Snapshot refresh failed; serving the last snapshot.");
+                    store.close().await;
+                    continue 'reconnect;
+                }
+            }
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => l.recv().await.map(|_| ()).map_err(|_| ()),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => { store.close().await; return; }
+                () = tokio::time::sleep(settings.refresh) => {}
+                r = notified => {
+                    if r.is_err() {
+                        listener = None;
+                    }
+                    // Coalesce a burst of commits into one refresh.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
