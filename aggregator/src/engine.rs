@@ -186,9 +186,20 @@ pub struct MemoryLog {
     pending: HashMap<String, HashSet<String, RandomState>, RandomState>,
     /// Events with level deltas, by day: what a late snapshot needs.
     by_day: HashMap<Day, Vec<(String, String)>, RandomState>,
+    /// Initial capacity of each source's map.
+    capacity_hint: usize,
 }
 
 impl MemoryLog {
+    /// A log sized for about `events` events spread over a few sources (each source's
+    /// map starts at a quarter of it and grows as needed).
+    pub fn with_capacity(events: usize) -> Self {
+        MemoryLog {
+            capacity_hint: events / 4,
+            ..MemoryLog::default()
+        }
+    }
+
     /// Logs an entry, indexing it by day when it moves a level.
     pub fn insert_indexed(&mut self, entry: LogEntry, moves_a_level: bool) {
         let (source, id) = (&entry.event.source, &entry.event.id);
@@ -200,7 +211,9 @@ impl MemoryLog {
         }
         let ids = match self.entries.get_mut(source.as_str()) {
             Some(ids) => ids,
-            None => self.entries.entry(source.clone()).or_default(),
+            None => self.entries.entry(source.clone()).or_insert_with(|| {
+                HashMap::with_capacity_and_hasher(self.capacity_hint, RandomState::default())
+            }),
         };
         ids.insert(id.clone(), entry);
     }
@@ -264,6 +277,16 @@ impl<'p> Engine<'p> {
             plan,
             ledger: Ledger::default(),
             log: MemoryLog::default(),
+        }
+    }
+
+    /// An engine whose log is sized for about `events` events (a replay of a known
+    /// history), so it rehashes less while folding.
+    pub fn with_capacity(plan: &'p Plan, events: usize) -> Self {
+        Self {
+            plan,
+            ledger: Ledger::default(),
+            log: MemoryLog::with_capacity(events),
         }
     }
 

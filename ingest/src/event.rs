@@ -457,12 +457,22 @@ fn scalar_of(v: &serde_json::Value) -> Scalar<'static> {
     }
 }
 
+/// Whether an id is at most [`MAX_ID_CHARS`] characters, none of them control
+/// characters. ASCII ids (nearly all) are checked on bytes.
+fn printable_id(v: &str) -> bool {
+    if v.is_ascii() {
+        v.len() <= MAX_ID_CHARS && !v.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        v.chars().count() <= MAX_ID_CHARS && !v.chars().any(char::is_control)
+    }
+}
+
 fn check_id(field: &str, v: Option<Cow<'_, str>>) -> Result<String, Rejection> {
     let v = v.ok_or_else(|| Rejection::at(Reason::MissingField, field, "required"))?;
     if v.trim().is_empty() {
         return Err(Rejection::at(Reason::EmptyId, field, "must not be empty"));
     }
-    if v.chars().count() > MAX_ID_CHARS || v.chars().any(char::is_control) {
+    if !printable_id(&v) {
         return Err(Rejection::at(
             Reason::OutOfBounds,
             field,
@@ -533,7 +543,9 @@ fn validate_data(
     ty: &EventType,
     data: Vec<(Cow<'_, str>, Scalar<'_>)>,
 ) -> Result<Vec<Value>, Rejection> {
-    let mut out: Vec<Option<Value>> = vec![None; ty.fields.len()];
+    // One allocation per event: values start absent, a bit per field says "given".
+    let mut values = vec![Value::Absent; ty.fields.len()];
+    let mut given: u128 = 0;
     for (key, scalar) in data {
         let path = || format!("data.{key}");
         let Some(ix) = ty.field(&key) else {
@@ -549,33 +561,33 @@ fn validate_data(
                 format!("unknown field; {hint}"),
             ));
         };
-        if out[ix].is_some() {
+        let bit = 1u128 << (ix % 128);
+        if given & bit != 0 {
             return Err(Rejection::at(
                 Reason::WrongType,
                 &path(),
                 "given more than once",
             ));
         }
-        out[ix] = Some(
-            convert(&ty.fields[ix].kind, &scalar).map_err(|(r, m)| Rejection::at(r, &path(), m))?,
-        );
+        given |= bit;
+        values[ix] =
+            convert(&ty.fields[ix].kind, &scalar).map_err(|(r, m)| Rejection::at(r, &path(), m))?;
     }
-    let mut values = Vec::with_capacity(out.len());
-    for (field, v) in ty.fields.iter().zip(out) {
-        values.push(match v {
-            Some(v) => v,
-            None => match (&field.default, field.required) {
-                (Some(d), _) => d.clone(),
-                (None, true) => {
-                    return Err(Rejection::at(
-                        Reason::MissingField,
-                        &format!("data.{}", field.name),
-                        format!("required by {}", ty.name),
-                    ))
-                }
-                (None, false) => Value::Absent,
-            },
-        });
+    for (ix, field) in ty.fields.iter().enumerate() {
+        if given & (1u128 << (ix % 128)) != 0 {
+            continue;
+        }
+        match (&field.default, field.required) {
+            (Some(d), _) => values[ix] = d.clone(),
+            (None, true) => {
+                return Err(Rejection::at(
+                    Reason::MissingField,
+                    &format!("data.{}", field.name),
+                    format!("required by {}", ty.name),
+                ))
+            }
+            (None, false) => {}
+        }
     }
     for (ix, field) in ty.fields.iter().enumerate() {
         if let (FieldKind::Stage { of }, Value::Id(stage)) = (&field.kind, &values[ix]) {
@@ -691,7 +703,7 @@ fn convert(kind: &FieldKind, s: &Scalar<'_>) -> Result<Value, (Reason, String)> 
             if v.trim().is_empty() {
                 return Err((Reason::EmptyId, "must not be empty".to_owned()));
             }
-            if v.chars().count() > MAX_ID_CHARS || v.chars().any(char::is_control) {
+            if !printable_id(v) {
                 return Err((
                     Reason::OutOfBounds,
                     format!("must be at most {MAX_ID_CHARS} printable characters"),

@@ -155,6 +155,9 @@ impl Schema {
                 event_type: name.clone(),
                 message,
             };
+            if decl.fields.len() > 128 {
+                return Err(err("at most 128 data fields per event type".into()));
+            }
             let names: Vec<&String> = decl.fields.keys().collect();
             let mut fields = Vec::new();
             for (fname, f) in &decl.fields {

@@ -242,3 +242,80 @@ pub fn snapshot(id: &str, source: &str, ty: &str, field: &str, value: u64, at: &
         r#"{{"event_id":"{id}","source":"{source}","type":"{ty}","occurred_at":"{at}","data":{{"{field}":{value}}}}}"#
     )
 }
+
+/// "Now" for `mieruka demo` in tests: late in FY2026 (65 % elapsed), so every figure of
+/// the synthetic history is defined and some KPIs are behind pace.
+pub const DEMO_NOW: &str = "2026-11-25T12:00:00+09:00";
+
+/// Starts `mieruka demo` on a free port with its database in `dir` and waits until it
+/// serves (it ingests ~360k synthetic events first: up to a minute in a debug build).
+/// The returned `TestApp` kills the process on drop; `stop()` ends it with SIGTERM.
+pub fn start_demo(dir: &Path) -> TestApp {
+    let mut child = Command::new(bin())
+        .args(["demo", "--listen", "127.0.0.1:0", "--now", DEMO_NOW])
+        .arg("--db")
+        .arg(dir.join("demo.db"))
+        .env("MIERUKA_LOG", "warn")
+        .env_remove("MIERUKA_CONFIG")
+        .env_remove("MIERUKA_PLAN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // From here on the process is killed on drop, whatever happens.
+    let mut app = TestApp {
+        child,
+        base: String::new(),
+        config: PathBuf::new(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keeps draining stdout after the URL is found, so the pipe never fills.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(180);
+    let mut seen = Vec::new();
+    app.base = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                // "  status page  http://127.0.0.1:PORT/", "  metrics      http://…/metrics"
+                if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                    let authority = url["http://".len()..].split('/').next().unwrap_or("");
+                    break format!("http://{authority}");
+                }
+                seen.push(line);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("mieruka demo printed no URL within 180 s; stdout so far: {seen:?}")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!(
+                "mieruka demo exited ({:?}) before printing its URL; stdout: {seen:?}",
+                app.child.try_wait()
+            ),
+        }
+    };
+    app.wait_ready();
+    eprintln!(
+        "mieruka demo serving at {} after {:.1?}",
+        app.base,
+        started.elapsed()
+    );
+    app
+}
+
+/// A free loopback port: bound, read and released (a server started right after takes it).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The last `n` lines of a log file (for a failed test's output).
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

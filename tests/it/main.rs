@@ -2,7 +2,10 @@
 //! file, driven over HTTP on a free loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod browser;
 mod crash;
 mod helpers;
 mod import;
+mod plan;
+mod prometheus;
 mod standalone;

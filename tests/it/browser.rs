@@ -1,0 +1,192 @@
+//! The status page as a person sees it: `mieruka demo` rendered by a real headless
+//! Chromium (Debian's `chromium`). The screenshot is kept as a test artefact,
+//! `<target dir>/test-artifacts/status-page.png`, and the DOM Chromium built must show
+//! every KPI of the plan: its row (`data-kpi="<id>"`) and its Japanese name.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mieruka_aggregator::Plan;
+
+use crate::helpers::*;
+
+/// How long one Chromium run may take before it is killed.
+const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A Chromium run in its own process group (it forks zygote, GPU and renderer
+/// processes); the whole group is killed on drop.
+struct Chromium {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Chromium {
+    /// Runs `chromium --headless … <extra> <url>` with its own profile under `dir`;
+    /// returns its stdout. Fails after `CHROMIUM_TIMEOUT` or on a non-zero exit.
+    fn run(dir: &Path, name: &str, extra: &str, url: &str) -> String {
+        let profile = dir.join(format!("chromium-profile-{name}"));
+        let log = dir.join(format!("chromium-{name}.log"));
+        let child = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1400,4000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(extra)
+            .arg(url)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run chromium ({e}): run ./scripts/test.sh (it installs chromium)")
+            });
+        let mut run = Chromium { child, log };
+        // Drain stdout while it runs: a DOM is larger than a pipe's buffer.
+        let mut stdout = run.child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut out).map(|_| out)
+        });
+        let deadline = Instant::now() + CHROMIUM_TIMEOUT;
+        let status = loop {
+            if let Some(status) = run.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromium {extra} did not finish within {CHROMIUM_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success(), "chromium {extra} exited with {status}");
+        run.kill_group(); // helpers it may have left behind hold the pipe open
+        reader.join().unwrap().unwrap()
+    }
+
+    fn kill_group(&self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        self.kill_group();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- last lines of {}:\n{}",
+                self.log.display(),
+                tail(&self.log, 30)
+            );
+        }
+    }
+}
+
+/// `<CARGO_TARGET_DIR or target>/test-artifacts`, created.
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[test]
+fn the_status_page_renders_every_kpi_in_a_real_browser() {
+    let started = Instant::now();
+    if Command::new("chromium")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        panic!("chromium is not installed: run ./scripts/test.sh (it installs chromium)");
+    }
+    // Without a Japanese font the screenshot shows boxes (the DOM checks still pass).
+    if Command::new("fc-list")
+        .arg(":lang=ja")
+        .output()
+        .is_ok_and(|o| o.stdout.is_empty())
+    {
+        eprintln!("warning: no Japanese font (`fc-list :lang=ja` is empty): the screenshot shows boxes; install Debian's fonts-ipafont-gothic");
+    }
+    let plan = Plan::ome().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path());
+    let page = format!("{}/", demo.base);
+
+    let shot = artifacts_dir().join("status-page.png");
+    let _ = std::fs::remove_file(&shot); // never judge a stale one
+    Chromium::run(
+        dir.path(),
+        "screenshot",
+        &format!("--screenshot={}", shot.display()),
+        &page,
+    );
+    eprintln!("status page screenshot: {}", shot.display());
+    let png = std::fs::read(&shot)
+        .unwrap_or_else(|e| panic!("chromium wrote no screenshot {}: {e}", shot.display()));
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        shot.display()
+    );
+    assert!(
+        png.len() > 10_000,
+        "{} is only {} bytes: a blank page?",
+        shot.display(),
+        png.len()
+    );
+
+    let dom = Chromium::run(dir.path(), "dom", "--dump-dom", &page);
+    let missing: Vec<String> = plan
+        .kpis
+        .iter()
+        .flat_map(|k| {
+            let row = format!("data-kpi=\"{}\"", k.id);
+            let name = html_escape(&k.name_ja);
+            [
+                (!dom.contains(&row)).then(|| row.clone()),
+                (!dom.contains(&name)).then(|| format!("{} ({})", k.name_ja, k.id)),
+            ]
+        })
+        .flatten()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the rendered status page lacks {missing:?}; DOM ({} bytes) begins:\n{}",
+        dom.len(),
+        dom.chars().take(2000).collect::<String>()
+    );
+
+    demo.stop();
+    eprintln!(
+        "{} KPIs rendered; done in {:.1?}",
+        plan.kpis.len(),
+        started.elapsed()
+    );
+}
