@@ -4,6 +4,8 @@
 //! these machines are noisy, so no assertion is made on the figures.
 
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -111,7 +113,13 @@ impl Client {
 
 /// Posts `events` synthetic events in batches of `batch` to a fresh standalone on `db`,
 /// printing throughput and peak RSS at each checkpoint.
-pub async fn ingest(db: &Path, events: u64, batch: u64, checkpoints: &[u64]) -> anyhow::Result<()> {
+pub async fn ingest(
+    db: &Path,
+    events: u64,
+    batch: u64,
+    connections: usize,
+    checkpoints: &[u64],
+) -> anyhow::Result<()> {
     if db.exists() {
         bail!(
             "{} exists; the bench needs a fresh database file",
@@ -139,55 +147,71 @@ pub async fn ingest(db: &Path, events: u64, batch: u64, checkpoints: &[u64]) -> 
     let addr = app.local_addr()?;
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    let mut client = Client::connect(addr)
-        .await
-        .context("cannot connect to the bench server")?;
-
-    println!("bench ingest: {events} events in batches of {batch} over HTTP to {} (SQLite, synchronous=FULL)", db.display());
+    println!(
+        "bench ingest: {events} events in batches of {batch} over {connections} HTTP connection(s) to {} (SQLite, synchronous=FULL)",
+        db.display()
+    );
     println!(
         "{:>12} {:>12} {:>14} {:>12} {:>12}",
         "events", "seconds", "events/s", "peak MiB", "rss MiB"
     );
     let started = Instant::now();
-    let mut sent = 0u64;
-    let mut accepted = 0u64;
-    let mut next_checkpoint = checkpoints
+    // Batches are numbered; each connection takes the next free number, so the events
+    // are the same whatever the number of connections.
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections.max(1) {
+        let (next, done, accepted) = (next.clone(), done.clone(), accepted.clone());
+        let mut client = Client::connect(addr)
+            .await
+            .context("cannot connect to the bench server")?;
+        tasks.push(tokio::spawn(async move {
+            let mut body = Vec::with_capacity(batch as usize * 260);
+            loop {
+                let first = next.fetch_add(batch, SeqCst);
+                if first >= events {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let n = batch.min(events - first);
+                body.clear();
+                for i in first..first + n {
+                    body.extend_from_slice(event(i).as_bytes());
+                    body.push(b'\n');
+                }
+                let (status, reply) = client.post_ndjson(&body).await?;
+                if status != 200 {
+                    bail!("HTTP {status}: {reply}");
+                }
+                let v: serde_json::Value = serde_json::from_str(&reply)?;
+                accepted.fetch_add(v["accepted"].as_u64().unwrap_or(0), SeqCst);
+                done.fetch_add(n, SeqCst);
+            }
+        }));
+    }
+    let mut marks: Vec<u64> = checkpoints
         .iter()
         .copied()
-        .filter(|c| *c <= events)
-        .peekable();
-    let mut body = Vec::with_capacity(batch as usize * 260);
-    while sent < events {
-        body.clear();
-        let n = batch.min(events - sent);
-        for i in sent..sent + n {
-            body.extend_from_slice(event(i).as_bytes());
-            body.push(b'\n');
+        .filter(|c| *c < events)
+        .collect();
+    marks.push(events);
+    for mark in marks {
+        while done.load(SeqCst) < mark && !tasks.iter().all(|t| t.is_finished()) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        let (status, reply) = client.post_ndjson(&body).await?;
-        if status != 200 {
-            bail!("HTTP {status}: {reply}");
-        }
-        let v: serde_json::Value = serde_json::from_str(&reply)?;
-        accepted += v["accepted"].as_u64().unwrap_or(0);
-        sent += n;
-        while next_checkpoint.peek().is_some_and(|c| sent >= *c) {
-            next_checkpoint.next();
-            let secs = started.elapsed().as_secs_f64();
-            let (peak, rss) = rss_mib();
-            println!(
-                "{sent:>12} {secs:>12.1} {:>14.0} {peak:>12.1} {rss:>12.1}",
-                sent as f64 / secs
-            );
-        }
+        let sent = done.load(SeqCst);
+        let secs = started.elapsed().as_secs_f64();
+        let (peak, rss) = rss_mib();
+        println!(
+            "{sent:>12} {secs:>12.1} {:>14.0} {peak:>12.1} {rss:>12.1}",
+            sent as f64 / secs
+        );
     }
-    let secs = started.elapsed().as_secs_f64();
-    let (peak, rss) = rss_mib();
-    println!(
-        "{sent:>12} {secs:>12.1} {:>14.0} {peak:>12.1} {rss:>12.1}",
-        sent as f64 / secs
-    );
-    println!("accepted {accepted} of {sent}");
+    for t in tasks {
+        t.await??;
+    }
+    println!("accepted {} of {events}", accepted.load(SeqCst));
     shutdown.cancel();
     server.await??;
     Ok(())

@@ -130,6 +130,9 @@ enum BenchCommand {
         /// Fresh SQLite file to create.
         #[arg(long, default_value = "data/bench.db")]
         db: PathBuf,
+        /// Concurrent HTTP connections (line systems posting at once).
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
     },
 }
 
@@ -296,10 +299,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
-            command: BenchCommand::Ingest { events, batch, db },
+            command:
+                BenchCommand::Ingest {
+                    events,
+                    batch,
+                    db,
+                    connections,
+                },
         } => {
             let checkpoints = [100_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000];
-            mieruka::bench::ingest(&db, events, batch.max(1), &checkpoints).await?;
+            mieruka::bench::ingest(&db, events, batch.max(1), connections, &checkpoints).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { role } => {

@@ -150,7 +150,8 @@ table{width:100%;border-collapse:collapse;background:#fff;border:1px solid #d0d7
 th,td{padding:.5rem .75rem;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}\
 th{background:#eaeef2;font-size:.9rem}\
 th small,td small{display:block;font-size:.75rem;font-weight:normal;color:#57606a}\
-td.num{text-align:right;min-width:7rem;max-width:16rem}\
+td:first-child{min-width:14rem}\
+td.num{text-align:right;width:11%}\
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:bold;white-space:nowrap}\
 .badge small{display:inline;margin-left:.4em;color:inherit;font-weight:normal}\
 .on-track{background:#dafbe1;color:#116329}\

@@ -9,8 +9,12 @@ CREATE TABLE meta (
 );
 INSERT INTO meta (id, version) VALUES (1, 0);
 
--- Append-only log of accepted events (they carry no personal data).
+-- Append-only log of accepted events (they carry no personal data). A rowid table: new
+-- rows append at the end of its B-tree, and the (source, event_id) key lives in a
+-- small unique index, which makes batched inserts of ~250-byte bodies much cheaper
+-- than a clustered WITHOUT ROWID table.
 CREATE TABLE event_log (
+    seq         INTEGER PRIMARY KEY,
     source      TEXT    NOT NULL,
     event_id    TEXT    NOT NULL,
     fingerprint INTEGER NOT NULL,
@@ -19,10 +23,10 @@ CREATE TABLE event_log (
     day         INTEGER NOT NULL, -- days since 1970-01-01 in Asia/Tokyo
     body        TEXT    NOT NULL, -- canonical JSON
     voided      INTEGER NOT NULL DEFAULT 0,
-    received_at INTEGER NOT NULL,
-    PRIMARY KEY (source, event_id)
-) WITHOUT ROWID;
-CREATE INDEX event_log_day ON event_log (day, type);
+    received_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX event_log_key ON event_log (source, event_id);
+CREATE INDEX event_log_day ON event_log (day);
 
 -- Voids whose original has not arrived yet.
 CREATE TABLE pending_voids (
