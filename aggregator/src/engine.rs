@@ -263,6 +263,69 @@ impl EventLog for MemoryLog {
     }
 }
 
+/// The event log as one store batch sees it: the rows it needs, fetched up front, plus
+/// what the batch adds — which the store then writes in its transaction.
+#[derive(Default)]
+pub struct BatchLog {
+    /// Fetched rows and the batch's own entries.
+    pub log: MemoryLog,
+    /// Keys of entries the batch logged (to insert).
+    pub new_entries: Vec<(String, String)>,
+    /// Keys of entries the batch voided (to update).
+    pub voided_now: Vec<(String, String)>,
+    /// Voids the batch left pending (to insert).
+    pub new_pending: Vec<(String, String)>,
+}
+
+impl EventLog for BatchLog {
+    fn get(&self, source: &str, id: &str) -> Option<&LogEntry> {
+        self.log.get(source, id)
+    }
+    fn has_pending_void(&self, source: &str, id: &str) -> bool {
+        self.log.has_pending_void(source, id)
+    }
+    fn insert(&mut self, entry: LogEntry) {
+        self.insert_with(entry, true);
+    }
+    fn insert_with(&mut self, entry: LogEntry, moves_a_level: bool) {
+        self.new_entries
+            .push((entry.event.source.clone(), entry.event.id.clone()));
+        self.log.insert_with(entry, moves_a_level);
+    }
+    fn set_voided(&mut self, source: &str, id: &str) {
+        self.voided_now.push((source.to_owned(), id.to_owned()));
+        self.log.set_voided(source, id);
+    }
+    fn add_pending_void(&mut self, source: &str, target: &str) {
+        self.new_pending
+            .push((source.to_owned(), target.to_owned()));
+        self.log.add_pending_void(source, target);
+    }
+    fn events_on(&self, day: Day) -> Vec<&Event> {
+        self.log.events_on(day)
+    }
+}
+
+impl LogEntry {
+    /// A logged row read back: its body is canonical JSON written by a store, so it
+    /// decodes unless the plan changed under it (then it no longer means anything to
+    /// the plan, and `None` leaves it out).
+    pub fn from_stored(
+        plan: &Plan,
+        body: &str,
+        fingerprint: i64,
+        voided: bool,
+    ) -> Option<LogEntry> {
+        mieruka_ingest::decode(&plan.schema, body.as_bytes())
+            .ok()
+            .map(|event| LogEntry {
+                fingerprint,
+                event,
+                voided,
+            })
+    }
+}
+
 /// The pure KPI engine over an in-memory log: events and a clock in, figures out.
 pub struct Engine<'p> {
     plan: &'p Plan,

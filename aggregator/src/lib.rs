@@ -12,7 +12,7 @@ pub mod fiscal;
 pub mod ledger;
 pub mod plan;
 
-pub use engine::{fold, fold_tracked, Engine, EventLog, LogEntry, MemoryLog};
+pub use engine::{fold, fold_tracked, BatchLog, Engine, EventLog, LogEntry, MemoryLog};
 pub use figures::{figures, Figure};
 pub use fiscal::{Day, FiscalYear};
 pub use ledger::{Effect, Ledger};

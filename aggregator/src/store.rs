@@ -18,14 +18,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mieruka_ingest::{
-    decode, Event, EventSink, Item, Reason, Rejection, SinkError, Status, Timestamp,
-};
+use mieruka_ingest::{EventSink, Item, Reason, Rejection, SinkError, Status, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
-use crate::engine::{fold_tracked, EventLog, LogEntry, MemoryLog};
+use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
 use crate::fiscal::{Day, FiscalYear};
 use crate::ledger::{Effect, Ledger, LevelDay, Snapshot};
 use crate::plan::Plan;
@@ -252,7 +250,7 @@ impl SqliteStore {
     ) -> Result<Vec<Status>, StoreError> {
         let plan = &*self.plan;
         let received_at = now_micros();
-        let mut overlay = Overlay::default();
+        let mut overlay = BatchLog::default();
         overlay.prefetch(tx, plan, &items).await?;
 
         let mut statuses = Vec::with_capacity(items.len());
@@ -290,7 +288,7 @@ impl SqliteStore {
                 }
             }
         }
-        overlay.write(tx, plan, received_at).await?;
+        overlay.write_sqlite(tx, plan, received_at).await?;
         write_rejected(tx, &rejected, received_at).await?;
         write_aggregates(tx, plan, ledger, &dirty).await?;
         Ok(statuses)
@@ -303,55 +301,7 @@ impl EventSink for SqliteStore {
     }
 }
 
-/// The event log as one batch sees it: the rows it needs, fetched up front, plus what
-/// the batch adds.
-#[derive(Default)]
-struct Overlay {
-    log: MemoryLog,
-    new_entries: Vec<(String, String)>,
-    voided_now: Vec<(String, String)>,
-    new_pending: Vec<(String, String)>,
-}
-
-impl EventLog for Overlay {
-    fn get(&self, source: &str, id: &str) -> Option<&LogEntry> {
-        self.log.get(source, id)
-    }
-    fn has_pending_void(&self, source: &str, id: &str) -> bool {
-        self.log.has_pending_void(source, id)
-    }
-    fn insert(&mut self, entry: LogEntry) {
-        self.new_entries
-            .push((entry.event.source.clone(), entry.event.id.clone()));
-        self.log.insert(entry);
-    }
-    fn set_voided(&mut self, source: &str, id: &str) {
-        self.voided_now.push((source.to_owned(), id.to_owned()));
-        self.log.set_voided(source, id);
-    }
-    fn add_pending_void(&mut self, source: &str, target: &str) {
-        self.new_pending
-            .push((source.to_owned(), target.to_owned()));
-        self.log.add_pending_void(source, target);
-    }
-    fn events_on(&self, day: Day) -> Vec<&Event> {
-        self.log.events_on(day)
-    }
-}
-
-fn decode_logged(plan: &Plan, body: &str, fingerprint: i64, voided: bool) -> Option<LogEntry> {
-    // The body is canonical JSON written by this store: it decodes unless the plan
-    // changed under it, in which case the event no longer means anything to the plan.
-    decode(&plan.schema, body.as_bytes())
-        .ok()
-        .map(|event| LogEntry {
-            fingerprint,
-            event,
-            voided,
-        })
-}
-
-impl Overlay {
+impl BatchLog {
     async fn prefetch(
         &mut self,
         tx: &mut Transaction<'static, Sqlite>,
@@ -381,7 +331,7 @@ impl Overlay {
             .await?;
             for r in rows {
                 if let Some(entry) =
-                    decode_logged(plan, r.get(0), r.get(1), r.get::<i64, _>(2) != 0)
+                    LogEntry::from_stored(plan, r.get(0), r.get(1), r.get::<i64, _>(2) != 0)
                 {
                     self.log.insert(entry);
                 }
@@ -406,7 +356,7 @@ impl Overlay {
             .fetch_all(&mut **tx)
             .await?;
             for r in rows {
-                if let Some(entry) = decode_logged(plan, r.get(0), r.get(1), false) {
+                if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), false) {
                     if self.log.get(&entry.event.source, &entry.event.id).is_none() {
                         self.log.insert(entry);
                     }
@@ -416,7 +366,7 @@ impl Overlay {
         Ok(())
     }
 
-    async fn write(
+    async fn write_sqlite(
         &self,
         tx: &mut Transaction<'static, Sqlite>,
         plan: &Plan,

@@ -31,12 +31,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mieruka_ingest::{
-    decode, Event, EventSink, Item, Position, Reason, Rejection, SinkError, Status, Timestamp,
+    Event, EventSink, Item, Position, Reason, Rejection, SinkError, Status, Timestamp,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
-use crate::engine::{fold, EventLog, LogEntry, MemoryLog};
+use crate::engine::{fold, BatchLog, EventLog, LogEntry};
 use crate::fiscal::{Day, FiscalYear};
 use crate::ledger::{effects, Effect, Ledger, LevelDay, Snapshot};
 use crate::plan::{MeasureKind, Op, Plan};
@@ -389,7 +389,7 @@ impl PgStore {
         // 1. The fence: this consumer still owns its partitions, and holds their rows.
         fence(&mut tx, positions).await?;
         // 2. The log rows of the batch's keys (one writer per key: no lock needed).
-        let mut overlay = Overlay::default();
+        let mut overlay = BatchLog::default();
         overlay.prefetch_keys(&mut tx, plan, items).await?;
         // 3-4. Lock every aggregate row the batch can touch, and read it.
         let keys = Keys::touched(plan, items, &overlay);
@@ -422,7 +422,7 @@ impl PgStore {
             "the fold moved an aggregate row it had not locked"
         );
         // 6. Write back: one statement per table.
-        overlay.write(&mut tx, plan, received_at).await?;
+        overlay.write_pg(&mut tx, plan, received_at).await?;
         write_rejected(&mut tx, &rejected, received_at).await?;
         self.write_aggregates(&mut tx, &keys, &ledger).await?;
         // 7. Tell listeners, on commit.
@@ -1000,7 +1000,7 @@ struct Keys {
 impl Keys {
     /// The effects of every decoded event of the batch, and of every logged original a
     /// void of the batch targets.
-    fn touched(plan: &Plan, items: &[Item], log: &Overlay) -> Self {
+    fn touched(plan: &Plan, items: &[Item], log: &BatchLog) -> Self {
         let mut keys = Keys::default();
         for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
             keys.add(effects(plan, e));
@@ -1047,55 +1047,7 @@ impl Keys {
     }
 }
 
-/// The event log as one batch sees it: the rows it needs, fetched up front, plus what
-/// the batch adds (mirrors the SQLite store's overlay).
-#[derive(Default)]
-struct Overlay {
-    log: MemoryLog,
-    new_entries: Vec<(String, String)>,
-    voided_now: Vec<(String, String)>,
-    new_pending: Vec<(String, String)>,
-}
-
-impl EventLog for Overlay {
-    fn get(&self, source: &str, id: &str) -> Option<&LogEntry> {
-        self.log.get(source, id)
-    }
-    fn has_pending_void(&self, source: &str, id: &str) -> bool {
-        self.log.has_pending_void(source, id)
-    }
-    fn insert(&mut self, entry: LogEntry) {
-        self.new_entries
-            .push((entry.event.source.clone(), entry.event.id.clone()));
-        self.log.insert(entry);
-    }
-    fn set_voided(&mut self, source: &str, id: &str) {
-        self.voided_now.push((source.to_owned(), id.to_owned()));
-        self.log.set_voided(source, id);
-    }
-    fn add_pending_void(&mut self, source: &str, target: &str) {
-        self.new_pending
-            .push((source.to_owned(), target.to_owned()));
-        self.log.add_pending_void(source, target);
-    }
-    fn events_on(&self, day: Day) -> Vec<&Event> {
-        self.log.events_on(day)
-    }
-}
-
-fn decode_logged(plan: &Plan, body: &str, fingerprint: i64, voided: bool) -> Option<LogEntry> {
-    // The body is canonical JSON written by a store: it decodes unless the plan changed
-    // under it, in which case the event no longer means anything to the plan.
-    decode(&plan.schema, body.as_bytes())
-        .ok()
-        .map(|event| LogEntry {
-            fingerprint,
-            event,
-            voided,
-        })
-}
-
-impl Overlay {
+impl BatchLog {
     /// The logged events and pending voids of the batch's keys and void targets.
     async fn prefetch_keys(
         &mut self,
@@ -1123,7 +1075,7 @@ impl Overlay {
         .fetch_all(&mut **tx)
         .await?;
         for r in rows {
-            if let Some(entry) = decode_logged(plan, r.get(0), r.get(1), r.get(2)) {
+            if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), r.get(2)) {
                 self.log.insert(entry);
             }
         }
@@ -1169,7 +1121,7 @@ impl Overlay {
         .fetch_all(&mut **tx)
         .await?;
         for r in rows {
-            if let Some(entry) = decode_logged(plan, r.get(0), r.get(1), false) {
+            if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), false) {
                 if self.log.get(&entry.event.source, &entry.event.id).is_none() {
                     self.log.insert(entry);
                 }
@@ -1179,7 +1131,7 @@ impl Overlay {
     }
 
     /// Logs the batch's accepted events, marks the events it voided, keeps its pending voids.
-    async fn write(
+    async fn write_pg(
         &self,
         tx: &mut Transaction<'static, Postgres>,
         plan: &Plan,
