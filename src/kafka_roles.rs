@@ -1,24 +1,288 @@
 //! The Kafka roles: `ingest` (HTTP → Kafka) and `aggregate` (Kafka → PostgreSQL).
+//!
+//! `ingest` answers `POST /v1/events` once the broker has acknowledged every accepted
+//! event (idempotent producer, `acks=all`); its reply means "accepted for processing":
+//! duplicates are found by the aggregator. `aggregate` is one member of a consumer group
+//! that commits each batch with its source offsets in PostgreSQL (see
+//! `mieruka_aggregator::consumer` for the guarantees and what they rest on). Each role
+//! also serves `/metrics`, `/healthz` and `/readyz` for its own health; the KPIs are
+//! served by `export`.
+//!
+//! Each pipeline outcome is counted once across the roles: `ingest` counts the events
+//! it refuses at the edge, `aggregate` counts what each commit accepted, found duplicate
+//! or refused.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
+use mieruka_aggregator::consumer::{Aggregator, AggregatorOptions, Observer};
+use mieruka_aggregator::store_pg::PgStore;
+use mieruka_exporter::Exporter;
+use mieruka_ingest::http::Receiver;
+use mieruka_ingest::kafka::rdkafka::producer::Producer;
+use mieruka_ingest::kafka::KafkaSink;
+use mieruka_ingest::{EventSink, Item, SinkError, Status};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::Clock;
 use crate::config::Config;
 use crate::RoleOptions;
 
+/// The source topic when the config names none.
+pub const DEFAULT_TOPIC: &str = "mieruka.events";
+
+/// The consumer group when the config names none.
+pub const DEFAULT_GROUP_ID: &str = "mieruka-aggregators";
+
+/// Default address of the `ingest` role.
+pub const DEFAULT_INGEST_LISTEN: &str = "127.0.0.1:8080";
+
+/// Default address of the `aggregate` role's health endpoints.
+pub const DEFAULT_AGGREGATE_LISTEN: &str = "127.0.0.1:9465";
+
+/// The Kafka sink, counting the events refused at the edge.
+struct CountingSink {
+    inner: KafkaSink,
+    exporter: Arc<Exporter>,
+    clock: Clock,
+}
+
+impl EventSink for CountingSink {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+        let labels: Vec<String> = items.iter().map(|i| i.source_label.clone()).collect();
+        let started = Instant::now();
+        let statuses = self.inner.submit(items).await?;
+        let health = self.exporter.health();
+        health.observe_commit(started.elapsed().as_secs_f64());
+        let now = self.clock.now().unix_seconds_f64();
+        let mut last = None;
+        for (label, status) in labels.iter().zip(&statuses) {
+            if matches!(status, Status::Rejected(_)) {
+                health.record(label, status);
+            }
+            if last != Some(label) {
+                health.received(label, now);
+                last = Some(label);
+            }
+        }
+        Ok(statuses)
+    }
+}
+
+/// Publishes an empty KPI snapshot, so `/readyz` depends only on the role's own inputs.
+fn health_only(exporter: &Exporter, clock: Clock) {
+    exporter.publish(&[], clock.now());
+}
+
 /// `mieruka ingest`: the HTTP receiver producing to Kafka.
 pub async fn run_ingest(
-    _cfg: &Config,
-    _opts: RoleOptions,
-    _shutdown: CancellationToken,
+    cfg: &Config,
+    opts: RoleOptions,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("the ingest role is being built; run `mieruka standalone` meanwhile")
+    let plan = opts.load_plan(cfg)?;
+    let brokers = opts.brokers(cfg)?;
+    let kafka = cfg.kafka.clone();
+    let topic = kafka
+        .as_ref()
+        .and_then(|k| k.topic.clone())
+        .unwrap_or_else(|| DEFAULT_TOPIC.to_owned());
+    let dead_letter = kafka.as_ref().and_then(|k| k.dead_letter_topic.clone());
+    let tokens = cfg.secrets()?;
+    let mut sources = cfg.source_labels();
+    sources.extend(tokens.iter().flat_map(|(_, t)| t.sources.clone()));
+    sources.sort();
+    sources.dedup();
+    let clock = Clock(opts.now);
+    let schema = Arc::new(plan.schema.clone());
+    let sink = KafkaSink::new(&brokers, &topic, dead_letter.as_deref(), schema.clone())
+        .context("cannot create the Kafka producer")?;
+    let exporter = Exporter::new(plan.clone(), sources);
+    health_only(&exporter, clock);
+    let listen = opts
+        .listen
+        .clone()
+        .or(cfg.listen.clone())
+        .unwrap_or_else(|| DEFAULT_INGEST_LISTEN.into());
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("mieruka ingest: http://{addr}/ (POST /v1/events; produces to {topic} on {brokers})");
+
+    let sink = Arc::new(CountingSink {
+        inner: sink,
+        exporter: exporter.clone(),
+        clock,
+    });
+    // Ready while the broker answers for the topic.
+    let readiness = {
+        let (sink, exporter, shutdown, topic) = (
+            sink.clone(),
+            exporter.clone(),
+            shutdown.clone(),
+            topic.clone(),
+        );
+        tokio::spawn(async move {
+            let mut was = None;
+            loop {
+                let probe = {
+                    let sink = sink.clone();
+                    let topic = topic.clone();
+                    tokio::task::spawn_blocking(move || {
+                        sink.inner
+                            .producer()
+                            .client()
+                            .fetch_metadata(Some(&topic), Duration::from_secs(3))
+                            .map(|m| m.topics().iter().any(|t| t.error().is_none()))
+                    })
+                    .await
+                };
+                let ok = matches!(probe, Ok(Ok(true)));
+                exporter.set_ready(ok);
+                if was != Some(ok) {
+                    if ok {
+                        tracing::info!(%topic, "The broker answers for the topic; ready.");
+                    } else {
+                        tracing::warn!(%topic, "The broker does not answer for the topic; not ready.");
+                    }
+                    was = Some(ok);
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(if ok { 10 } else { 1 })) => {}
+                }
+            }
+        })
+    };
+    let max_body_bytes = cfg
+        .max_body_bytes
+        .unwrap_or(crate::config::DEFAULT_MAX_BODY_BYTES);
+    let receiver = Receiver {
+        sink: sink.clone(),
+        schema,
+        tokens,
+    };
+    let app = mieruka_exporter::router(exporter.clone())
+        .merge(mieruka_ingest::http::router(receiver, max_body_bytes));
+    tracing::info!(%addr, %topic, "Receiving events for Kafka.");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+    shutdown.cancel();
+    let _ = readiness.await;
+    let flushed =
+        tokio::task::spawn_blocking(move || sink.inner.producer().flush(Duration::from_secs(10)))
+            .await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        tracing::warn!("Some produced events were not acknowledged before stopping; their requests were not answered 2xx.");
+    }
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// Counts each commit's outcomes into the role's health metrics.
+struct HealthObserver {
+    exporter: Arc<Exporter>,
+    clock: Clock,
+}
+
+impl Observer for HealthObserver {
+    fn committed(&self, labels: &[String], statuses: &[Status], elapsed: Duration) {
+        let health = self.exporter.health();
+        health.observe_commit(elapsed.as_secs_f64());
+        let now = self.clock.now().unix_seconds_f64();
+        let mut last = None;
+        for (label, status) in labels.iter().zip(statuses) {
+            health.record(label, status);
+            if last != Some(label) {
+                health.received(label, now);
+                last = Some(label);
+            }
+        }
+    }
+
+    fn lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.exporter
+            .health()
+            .set_consumer_lag(topic, partition, lag);
+    }
 }
 
 /// `mieruka aggregate`: the Kafka consumer folding into PostgreSQL.
 pub async fn run_aggregate(
-    _cfg: &Config,
-    _opts: RoleOptions,
-    _shutdown: CancellationToken,
+    cfg: &Config,
+    opts: RoleOptions,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("the aggregate role is being built; run `mieruka standalone` meanwhile")
+    let plan = opts.load_plan(cfg)?;
+    let brokers = opts.brokers(cfg)?;
+    let database_url = opts.database_url(cfg)?;
+    let kafka = cfg.kafka.clone();
+    let mut topics = kafka
+        .as_ref()
+        .map(|k| k.source_topics())
+        .unwrap_or_default();
+    if topics.is_empty() {
+        topics.push(DEFAULT_TOPIC.to_owned());
+    }
+    let group_id = kafka
+        .as_ref()
+        .and_then(|k| k.group_id.clone())
+        .unwrap_or_else(|| DEFAULT_GROUP_ID.to_owned());
+    let clock = Clock(opts.now);
+    let exporter = Exporter::new(plan.clone(), cfg.source_labels());
+    health_only(&exporter, clock);
+    let listen = opts
+        .listen
+        .clone()
+        .or(cfg.listen.clone())
+        .unwrap_or_else(|| DEFAULT_AGGREGATE_LISTEN.into());
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "mieruka aggregate: http://{addr}/ (health at /metrics; consuming {} as group {group_id})",
+        topics.join(",")
+    );
+    let server = {
+        let (exporter, shutdown) = (exporter.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, mieruka_exporter::router(exporter))
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        })
+    };
+
+    let open = || PgStore::open(&database_url, plan.clone());
+    let store = tokio::select! {
+        r = open
+            .retry(ExponentialBuilder::default().with_max_delay(Duration::from_secs(5)).without_max_times())
+            .notify(|e, wait| tracing::warn!(error = %e, ?wait, "PostgreSQL unreachable; retrying.")) => r?,
+        () = shutdown.cancelled() => {
+            let _ = server.await;
+            return Ok(());
+        }
+    };
+    let mut options = AggregatorOptions::new(&brokers, &group_id, topics);
+    options.dead_letter_topic = kafka.as_ref().and_then(|k| k.dead_letter_topic.clone());
+    let observer = Arc::new(HealthObserver {
+        exporter: exporter.clone(),
+        clock,
+    });
+    let aggregator = Aggregator::build(store, options, observer)
+        .await
+        .context("cannot create the Kafka consumer")?;
+    exporter.set_ready(true);
+    let result = aggregator.run(shutdown.clone().cancelled_owned()).await;
+    exporter.set_ready(false);
+    shutdown.cancel();
+    let _ = server.await;
+    result.context("the consumer stopped")?;
+    tracing::info!("Stopped.");
+    Ok(())
 }

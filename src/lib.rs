@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_kafka;
 pub mod config;
 pub mod demo;
 pub mod export_role;

@@ -134,6 +134,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         connections: usize,
     },
+    /// Kafka → aggregates committed in PostgreSQL, against a bare rdkafka consumer on the
+    /// same topic and broker: events/s of both, their ratio, peak RSS.
+    Kafka {
+        /// Events to produce and drain.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Partitions of the bench topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// An existing Kafka-protocol broker (HOST:PORT) [default: start `tansu` here].
+        #[arg(long)]
+        brokers: Option<String>,
+        /// PostgreSQL server on which a fresh bench database is created and dropped.
+        #[arg(long, default_value = mieruka::bench_kafka::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -309,6 +325,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let checkpoints = [100_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000];
             mieruka::bench::ingest(&db, events, batch.max(1), connections, &checkpoints).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Kafka {
+                    events,
+                    partitions,
+                    brokers,
+                    database_url,
+                },
+        } => {
+            mieruka::bench_kafka::kafka(mieruka::bench_kafka::KafkaBenchOptions {
+                events,
+                partitions,
+                brokers,
+                database_url,
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { role } => {

@@ -18,9 +18,12 @@
 //!   partitions are dropped before the next commit (each message carries the epoch of
 //!   the assignment it was read under).
 //! - **Nothing is lost.** A message's offset is stored only with its effect; when
-//!   PostgreSQL is down or contended the consumer pauses its partitions, retries the same
-//!   batch with exponential backoff until it commits (still polling, so the group sees
-//!   it alive), then resumes. A gap in the offsets it reads is sought back once.
+//!   PostgreSQL is down or contended the consumer retries the same batch with
+//!   exponential backoff until it commits, still polling (so the group sees it alive),
+//!   reading ahead up to a few batches and then pausing its partitions; on recovery it
+//!   resumes and seeks to the next offset it has not read. It never reads past a gap in
+//!   the offsets: it seeks back until the missing offsets arrive, unless the broker says
+//!   they expired (below the log start).
 //! - **A poison message never blocks a partition.** An event that fails validation is
 //!   produced to the dead-letter topic (its raw text, masked by the personal-number guard,
 //!   with headers `reason`, `field`, `message`, `topic`, `partition`, `offset`) and
@@ -48,9 +51,7 @@ use std::time::{Duration, Instant};
 use mieruka_ingest::{Item, Position, Rejection, Schema, Status};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -62,6 +63,9 @@ use crate::store_pg::{PgError, PgStore, SourcePosition};
 
 /// The source label of events whose `source` could not be read.
 const UNKNOWN_SOURCE: &str = "unknown";
+
+/// Batches read ahead while commits fail before the partitions are paused.
+const PAUSE_AFTER_BATCHES: usize = 4;
 
 /// How often consumer lag is measured.
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
@@ -145,8 +149,8 @@ struct PartState {
     expected: Option<i64>,
     /// The next offset to read, once known.
     next: Option<i64>,
-    /// The offset a gap was last sought back to (a gap seen twice is accepted).
-    gap_tried: Option<i64>,
+    /// The offset a gap was last sought back to, and when.
+    gap_sought: Option<(i64, Instant)>,
 }
 
 /// The partitions this consumer owns, by topic and partition.
@@ -239,8 +243,12 @@ impl ClientContext for Ctx {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {log_message}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{fac}: {log_message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{fac}: {log_message}")
+            }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::info!(target: "librdkafka", "{fac}: {log_message}")
             }
@@ -260,7 +268,10 @@ impl ConsumerContext for Ctx {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = consumer.rebalance_protocol() == RebalanceProtocol::Cooperative;
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let parts: Vec<(String, i32)> = tpl
             .elements()
             .iter()
@@ -286,7 +297,7 @@ impl ConsumerContext for Ctx {
                                 epoch,
                                 expected: at,
                                 next: at,
-                                gap_tried: None,
+                                gap_sought: None,
                             },
                         );
                     }
@@ -295,7 +306,10 @@ impl ConsumerContext for Ctx {
                         "Partitions assigned; starting at the offsets stored in PostgreSQL."
                     );
                 } else {
-                    tracing::info!(?parts, "Partitions assigned while stopping; not consuming them.");
+                    tracing::info!(
+                        ?parts,
+                        "Partitions assigned while stopping; not consuming them."
+                    );
                 }
                 let r = if cooperative {
                     consumer.incremental_assign(tpl)
@@ -322,7 +336,10 @@ impl ConsumerContext for Ctx {
                     }
                     owned.epoch += 1;
                 }
-                tracing::info!(?parts, "Partitions revoked; their uncommitted messages are dropped.");
+                tracing::info!(
+                    ?parts,
+                    "Partitions revoked; their uncommitted messages are dropped."
+                );
                 let r = if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -600,7 +617,9 @@ impl Aggregator {
     fn positions(&self, batch: &[Pending]) -> Vec<SourcePosition> {
         let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
         for m in batch {
-            let e = last.entry((m.topic.as_str(), m.partition)).or_insert(m.offset);
+            let e = last
+                .entry((m.topic.as_str(), m.partition))
+                .or_insert(m.offset);
             *e = (*e).max(m.offset);
         }
         let owned = self.ctx().owned();
@@ -641,8 +660,7 @@ impl Aggregator {
                         self.carry.clear();
                         return Ok(());
                     }
-                    tracing::warn!(%reason, retry_in = ?delay, messages = batch.len(), "Cannot commit the batch; pausing the partitions and retrying it.");
-                    self.pause();
+                    tracing::warn!(%reason, retry_in = ?delay, messages = batch.len(), "Cannot commit the batch; retrying it (partitions pause once a few batches wait).");
                     self.backoff(delay);
                     delay = (delay * 2).min(self.opts.max_backoff);
                 }
@@ -835,7 +853,7 @@ impl Aggregator {
                         s.epoch = epoch;
                         s.expected = at;
                         s.next = at;
-                        s.gap_tried = None;
+                        s.gap_sought = None;
                     }
                     None => continue,
                 }
@@ -893,6 +911,28 @@ impl Aggregator {
             }
             Err(e) => tracing::warn!(error = %e, "Cannot read the assignment to resume it."),
         }
+        // librdkafka resumes from its fetch position, past what it had fetched and then
+        // discarded at the pause: go back to the next offset this consumer has not read.
+        let resume_at: Vec<(String, i32, i64)> = {
+            let owned = self.ctx().owned();
+            owned
+                .list()
+                .into_iter()
+                .filter_map(|(t, p)| {
+                    let next = owned.get(&t, p)?.next?;
+                    Some((t, p, next))
+                })
+                .collect()
+        };
+        for (t, p, next) in resume_at {
+            if let Err(e) = self
+                .consumer
+                .seek(&t, p, Offset::Offset(next), Duration::from_secs(5))
+            {
+                // The gap check in `accept` seeks again if this did not take.
+                tracing::debug!(topic = %t, partition = p, error = %e, "Cannot seek after resuming.");
+            }
+        }
         tracing::info!("Committed again; partitions resumed.");
     }
 
@@ -908,7 +948,11 @@ impl Aggregator {
             if let Some(p) = self.poll_one(left.min(Duration::from_millis(100))) {
                 self.carry.push(p);
             }
-            self.pause();
+            // Pause only once a few batches wait: a short outage then needs no pause and
+            // no seek (tansu 0.6 was seen to lose track of offsets after them).
+            if self.carry.len() >= PAUSE_AFTER_BATCHES * self.opts.max_batch {
+                self.pause();
+            }
         }
     }
 }
@@ -923,12 +967,21 @@ async fn settle(f: DeliveryFuture) -> Result<(), String> {
 }
 
 /// Takes a message of an owned partition, in offset order, decoded into an [`Item`].
-fn accept(consumer: &BaseConsumer<Ctx>, schema: &Schema, m: &BorrowedMessage<'_>) -> Option<Pending> {
+fn accept(
+    consumer: &BaseConsumer<Ctx>,
+    schema: &Schema,
+    m: &BorrowedMessage<'_>,
+) -> Option<Pending> {
     let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
     let epoch = {
         let mut owned = consumer.context().owned();
-        let Some(s) = owned.get_mut(topic, partition) else {
-            tracing::debug!(topic, partition, offset, "Message of a partition not owned; dropped.");
+        let Some(mut s) = owned.get_mut(topic, partition) else {
+            tracing::debug!(
+                topic,
+                partition,
+                offset,
+                "Message of a partition not owned; dropped."
+            );
             return None;
         };
         if let Some(next) = s.next {
@@ -936,18 +989,54 @@ fn accept(consumer: &BaseConsumer<Ctx>, schema: &Schema, m: &BorrowedMessage<'_>
                 return None;
             }
             if offset > next {
-                if s.gap_tried != Some(next) {
-                    s.gap_tried = Some(next);
-                    drop(owned);
-                    tracing::warn!(topic, partition, expected = next, got = offset, "Gap in the offsets read; seeking back.");
-                    if let Err(e) =
-                        consumer.seek(topic, partition, Offset::Offset(next), Duration::from_secs(5))
-                    {
-                        tracing::warn!(error = %e, "Cannot seek back over the gap.");
+                // Never read past a gap the broker can still fill: seek back (at most
+                // every 500 ms) and drop what arrives until `next` does. Only offsets
+                // below the log start (expired by retention) are skipped.
+                let gap_from = next;
+                let seek_due = s
+                    .gap_sought
+                    .is_none_or(|(at, t)| at != next || t.elapsed() > Duration::from_millis(500));
+                if seek_due {
+                    s.gap_sought = Some((next, Instant::now()));
+                }
+                drop(owned);
+                let expired = matches!(
+                    consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)),
+                    Ok((low, _)) if low > gap_from
+                );
+                if !expired {
+                    if seek_due {
+                        tracing::warn!(
+                            topic,
+                            partition,
+                            expected = gap_from,
+                            got = offset,
+                            "Gap in the offsets read; seeking back."
+                        );
+                        if let Err(e) = consumer.seek(
+                            topic,
+                            partition,
+                            Offset::Offset(gap_from),
+                            Duration::from_secs(5),
+                        ) {
+                            tracing::warn!(error = %e, "Cannot seek back over the gap; retrying.");
+                        }
                     }
                     return None;
                 }
-                tracing::warn!(topic, partition, expected = next, got = offset, "The gap persists (compacted or expired messages); reading on.");
+                tracing::warn!(
+                    topic,
+                    partition,
+                    expected = gap_from,
+                    got = offset,
+                    "Offsets expired by retention before they were read; reading on."
+                );
+                owned = consumer.context().owned();
+                let again = owned.get_mut(topic, partition)?;
+                if again.next != Some(gap_from) {
+                    return None;
+                }
+                s = again;
             }
         }
         s.next = Some(offset + 1);

@@ -59,7 +59,10 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("compression.type", "none")
-        .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            DELIVERY_TIMEOUT.as_millis().to_string(),
+        )
         .set("broker.address.family", "v4");
     cfg
 }
@@ -90,12 +93,7 @@ impl KafkaSink {
         dead_letter_topic: Option<&str>,
         schema: Arc<Schema>,
     ) -> Result<Self, KafkaError> {
-        Self::with_config(
-            producer_config(brokers),
-            topic,
-            dead_letter_topic,
-            schema,
-        )
+        Self::with_config(producer_config(brokers), topic, dead_letter_topic, schema)
     }
 
     /// Like [`KafkaSink::new`], with a producer config of the caller's (for tests and

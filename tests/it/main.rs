@@ -6,6 +6,7 @@ mod browser;
 mod crash;
 mod helpers;
 mod import;
+mod kafka;
 mod plan;
 mod prometheus;
 mod standalone;

@@ -1,0 +1,846 @@
+//! `mieruka bench kafka`: Kafka → aggregates committed in PostgreSQL, end to end, side by
+//! side with a bare rdkafka consumer draining the same topic from the same broker, so the
+//! ratio of the two rates comes from one run on one machine (DESIGN.md's target: the
+//! aggregator reaches ≥ 0.8 of the bare consumer's rate). A benchmark, never a test:
+//! nothing is asserted on the figures, only on the correctness of the result.
+//!
+//! Steps: start a `tansu` broker (memory engine) on a free port unless `--brokers` is
+//! given; create a fresh PostgreSQL database; create a topic; produce the synthetic events
+//! of [`crate::bench::event`] (idempotent, `acks=all`, batched); then drain the topic
+//! (1) with a bare `BaseConsumer` in a fresh group and (2) with the `aggregate` role's
+//! [`Aggregator`] in another fresh group, until the offsets stored in PostgreSQL reach the
+//! end of every partition; finally check the ledger against sums computed while producing.
+//! The broker (if started here) and the database are removed at the end, on error too.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use mieruka_aggregator::consumer::{Aggregator, AggregatorOptions, NoObserver};
+use mieruka_aggregator::store_pg::PgStore;
+use mieruka_aggregator::Plan;
+use mieruka_ingest::kafka::rdkafka;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use sqlx::{Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
+
+use crate::bench::{event, rss_mib};
+
+/// The default PostgreSQL of DESIGN.md (a fresh database is created beside `postgres`).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// How long a phase may go without progress before the bench gives up.
+const STALL: Duration = Duration::from_secs(120);
+
+/// What `mieruka bench kafka` is asked to do.
+#[derive(Debug, Clone)]
+pub struct KafkaBenchOptions {
+    /// Events to produce and drain.
+    pub events: u64,
+    /// Partitions of the bench topic.
+    pub partitions: i32,
+    /// An existing broker (`HOST:PORT`, comma-separated); none: start `tansu` here.
+    pub brokers: Option<String>,
+    /// PostgreSQL URL whose server gets the fresh bench database.
+    pub database_url: String,
+}
+
+/// Runs the bench and prints its table; cleans up the broker and database whatever happens.
+pub async fn kafka(opts: KafkaBenchOptions) -> anyhow::Result<()> {
+    if opts.events == 0 || opts.partitions < 1 {
+        bail!("--events and --partitions must be at least 1");
+    }
+    let suffix = suffix();
+    let broker = match &opts.brokers {
+        Some(b) => Broker {
+            child: None,
+            brokers: b.clone(),
+            log: None,
+        },
+        None => Broker::start(&suffix).await?,
+    };
+    let db = BenchDb::create(&opts.database_url, &format!("mieruka_bench_{suffix}")).await?;
+    let result = run(&opts, &broker, &db, &suffix).await;
+    let dropped = db.drop_database().await;
+    drop(broker);
+    result?;
+    dropped
+}
+
+/// One phase's figures.
+struct Row {
+    name: &'static str,
+    events: u64,
+    seconds: f64,
+    /// Seconds until the first message (consumers) or the first commit (aggregator).
+    first: Option<f64>,
+    peak_mib: f64,
+    rss_mib: f64,
+}
+
+impl Row {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
+
+    /// The rate once flowing: events over the time after the first message / commit.
+    fn steady(&self) -> Option<f64> {
+        let first = self.first?;
+        let span = self.seconds - first;
+        (span > 0.0).then(|| self.events as f64 / span)
+    }
+
+    fn print(&self) {
+        let first = self.first.map_or("-".to_owned(), |f| format!("{f:.2}"));
+        let steady = self.steady().map_or("-".to_owned(), |s| format!("{s:.0}"));
+        println!(
+            "{:<34} {:>10} {:>9.2} {:>12.0} {:>9} {:>12} {:>9.1} {:>9.1}",
+            self.name,
+            self.events,
+            self.seconds,
+            self.rate(),
+            first,
+            steady,
+            self.peak_mib,
+            self.rss_mib
+        );
+    }
+}
+
+async fn run(
+    opts: &KafkaBenchOptions,
+    broker: &Broker,
+    db: &BenchDb,
+    suffix: &str,
+) -> anyhow::Result<()> {
+    let topic = format!("mieruka.bench.{suffix}");
+    let brokers = broker.brokers.clone();
+    create_topic(&brokers, &topic, opts.partitions).await?;
+    println!(
+        "bench kafka: {} events, topic {topic} ({} partitions) on {brokers} ({}), PostgreSQL database {}",
+        opts.events,
+        opts.partitions,
+        if broker.child.is_some() {
+            "tansu started here, memory engine"
+        } else {
+            "given with --brokers"
+        },
+        db.name
+    );
+    println!(
+        "{:<34} {:>10} {:>9} {:>12} {:>9} {:>12} {:>9} {:>9}",
+        "phase", "events", "seconds", "events/s", "first s", "steady ev/s", "peak MiB", "rss MiB"
+    );
+
+    // 1. Produce.
+    let produced = {
+        let (b, t, n) = (brokers.clone(), topic.clone(), opts.events);
+        tokio::task::spawn_blocking(move || produce(&b, &t, n))
+            .await
+            .context("the producer thread panicked")??
+    };
+    let (peak, rss) = rss_mib();
+    let produce_row = Row {
+        name: "produce (idempotent, acks=all)",
+        events: opts.events,
+        seconds: produced.seconds,
+        first: None,
+        peak_mib: peak,
+        rss_mib: rss,
+    };
+    produce_row.print();
+    // The end of each partition, from the delivery reports; the broker's own high
+    // watermarks are only compared (tansu 0.6 answers ListOffsets(latest) with the last
+    // batch's base offset + 1, short of the real end).
+    let ends = produced.ends.clone();
+    let delivered: i64 = ends.values().map(|(count, _)| *count).sum();
+    if u64::try_from(delivered).ok() != Some(opts.events) {
+        bail!(
+            "delivery reports cover {delivered} messages of {} ({ends:?})",
+            opts.events
+        );
+    }
+    let highs = {
+        let (b, t, p) = (brokers.clone(), topic.clone(), opts.partitions);
+        tokio::task::spawn_blocking(move || watermarks(&b, &t, p))
+            .await
+            .context("the watermark thread panicked")??
+    };
+    let mismatched: Vec<String> = ends
+        .iter()
+        .filter(|(p, (_, end))| highs.get(p).map(|(_, h)| h) != Some(end))
+        .map(|(p, (_, end))| {
+            let high = highs
+                .get(p)
+                .map_or("none".to_owned(), |(_, h)| h.to_string());
+            format!("{p}: delivered up to {end}, high watermark {high}")
+        })
+        .collect();
+    if !mismatched.is_empty() {
+        println!(
+            "note: the broker's high watermarks disagree with its delivery reports ({}); \
+             the bench uses the delivery reports",
+            mismatched.join("; ")
+        );
+    }
+
+    // 2. A bare rdkafka consumer drains the topic.
+    let bare = {
+        let (b, t, n) = (brokers.clone(), topic.clone(), opts.events);
+        let group = format!("mieruka-bench-bare-{suffix}");
+        tokio::task::spawn_blocking(move || drain_bare(&b, &group, &t, n))
+            .await
+            .context("the bare consumer thread panicked")??
+    };
+    let (peak, rss) = rss_mib();
+    let bare_row = Row {
+        name: "bare rdkafka consumer",
+        events: opts.events,
+        seconds: bare.seconds,
+        first: bare.first,
+        peak_mib: peak,
+        rss_mib: rss,
+    };
+    bare_row.print();
+
+    // 3. The aggregator folds the topic into PostgreSQL.
+    let plan = Arc::new(Plan::ome()?);
+    let agg = aggregate(
+        &brokers,
+        &format!("mieruka-bench-aggregators-{suffix}"),
+        &topic,
+        &db.url,
+        plan.clone(),
+        &ends,
+    )
+    .await?;
+    let (peak, rss) = rss_mib();
+    let agg_row = Row {
+        name: "mieruka aggregate → PostgreSQL",
+        events: opts.events,
+        seconds: agg.seconds,
+        first: agg.first,
+        peak_mib: peak,
+        rss_mib: rss,
+    };
+    agg_row.print();
+
+    let ratio = agg_row.rate() / bare_row.rate();
+    let steady = match (agg_row.steady(), bare_row.steady()) {
+        (Some(a), Some(b)) => format!("{:.2}", a / b),
+        _ => "-".to_owned(),
+    };
+    println!(
+        "ratio aggregate / bare: {ratio:.2} wall clock, {steady} steady (target ≥ 0.80); \
+         produce {:.0} events/s",
+        produce_row.rate()
+    );
+    println!(
+        "peak RSS is this one process (producer, bare consumer and the in-process aggregator \
+         together); VmHWM only grows, so each row's peak includes the phases before it."
+    );
+
+    // 4. Correctness: the committed ledger holds exactly what was produced.
+    let store = PgStore::open(&db.url, plan.clone()).await?;
+    let logged = store.logged_events().await?;
+    let measure = |id: &str| {
+        plan.measure(id)
+            .with_context(|| format!("the Ome plan has no measure {id}"))
+    };
+    let (certs, apps) = (measure("certificates_all")?, measure("applications_all")?);
+    let (cert_sum, app_sum) = store
+        .with_ledger(|l| {
+            let sum = |m: usize| -> i64 {
+                l.flows
+                    .iter()
+                    .filter(|((k, _), _)| *k == m)
+                    .map(|(_, v)| *v)
+                    .sum()
+            };
+            (sum(certs), sum(apps))
+        })
+        .await?;
+    let rejected = store.rejected(5).await?;
+    store.close().await;
+    let mut problems = String::new();
+    if cert_sum != produced.certificates {
+        let _ = write!(
+            problems,
+            " certificates_all {cert_sum} ≠ {} expected;",
+            produced.certificates
+        );
+    }
+    if app_sum != produced.applications {
+        let _ = write!(
+            problems,
+            " applications_all {app_sum} ≠ {} expected;",
+            produced.applications
+        );
+    }
+    if u64::try_from(logged).ok() != Some(opts.events) {
+        let _ = write!(problems, " {logged} events logged ≠ {};", opts.events);
+    }
+    if !rejected.is_empty() {
+        let _ = write!(
+            problems,
+            " rejected events, e.g. {}: {};",
+            rejected[0].reason, rejected[0].message
+        );
+    }
+    if !problems.is_empty() {
+        bail!("NOT verified:{problems}");
+    }
+    println!(
+        "verified: certificates_all = {cert_sum}, applications_all = {app_sum} (as produced), \
+         {logged} events logged, none rejected"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Producing
+
+/// What the produce phase made.
+struct Produced {
+    seconds: f64,
+    /// Σ `count` of the `certificate.issued` events (the `certificates_all` measure).
+    certificates: i64,
+    /// Σ `count` of the `application.submitted` events (the `applications_all` measure).
+    applications: i64,
+    /// Per partition: messages delivered, and the offset after the last one.
+    ends: BTreeMap<i32, (i64, i64)>,
+}
+
+/// The few fields of a synthetic event the bench needs: its key and its counts.
+#[derive(serde::Deserialize)]
+struct Light<'a> {
+    event_id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: LightData,
+}
+
+#[derive(serde::Deserialize)]
+struct LightData {
+    count: Option<i64>,
+}
+
+/// Counts delivery reports, and where they put the messages.
+#[derive(Default)]
+struct Deliveries {
+    ok: AtomicU64,
+    /// Per partition: messages delivered, and the offset after the last one.
+    ends: Mutex<BTreeMap<i32, (i64, i64)>>,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                let mut ends = self.ends.lock().unwrap_or_else(PoisonError::into_inner);
+                let e = ends.entry(m.partition()).or_insert((0, 0));
+                e.0 += 1;
+                e.1 = e.1.max(m.offset() + 1);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.first_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+impl Deliveries {
+    fn check(&self) -> anyhow::Result<()> {
+        if self.failed.load(Ordering::Relaxed) > 0 {
+            let e = self
+                .first_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .unwrap_or_default();
+            bail!(
+                "{} message(s) failed to deliver; first: {e}",
+                self.failed.load(Ordering::Relaxed)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Produces `events` synthetic events keyed `source/event_id` (the ingest role's key,
+/// [`mieruka_ingest::kafka::kafka_key`], for events that void nothing), with mieruka's
+/// producer settings plus a longer linger and bigger queues for throughput.
+fn produce(brokers: &str, topic: &str, events: u64) -> anyhow::Result<Produced> {
+    let mut cfg = mieruka_ingest::kafka::producer_config(brokers);
+    cfg.set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.timeout.ms", "120000");
+    let producer: BaseProducer<Deliveries> = cfg
+        .create_with_context(Deliveries::default())
+        .context("cannot create the producer")?;
+    let (mut certificates, mut applications) = (0i64, 0i64);
+    let mut key = String::with_capacity(64);
+    let started = Instant::now();
+    for n in 0..events {
+        let payload = event(n);
+        let light: Light<'_> = serde_json::from_str(&payload)
+            .with_context(|| format!("cannot read the synthetic event {payload}"))?;
+        match light.kind {
+            "certificate.issued" => certificates += light.data.count.unwrap_or(1),
+            "application.submitted" => applications += light.data.count.unwrap_or(1),
+            _ => {}
+        }
+        key.clear();
+        let _ = write!(key, "{}/{}", light.source, light.event_id);
+        let mut record = BaseRecord::to(topic)
+            .key(key.as_str())
+            .payload(payload.as_str());
+        let full_since = Instant::now();
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(5));
+                    producer.context().check()?;
+                    if full_since.elapsed() > STALL {
+                        bail!("the producer queue stayed full for {STALL:?}: is the broker up?");
+                    }
+                }
+                Err((e, _)) => bail!("cannot produce: {e}"),
+            }
+        }
+        if n % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+            producer.context().check()?;
+        }
+    }
+    producer
+        .flush(Duration::from_secs(300))
+        .context("cannot flush the producer")?;
+    let seconds = started.elapsed().as_secs_f64();
+    producer.context().check()?;
+    let ok = producer.context().ok.load(Ordering::Relaxed);
+    if ok != events {
+        bail!("{ok} of {events} messages acknowledged");
+    }
+    let ends = producer
+        .context()
+        .ends
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    Ok(Produced {
+        seconds,
+        certificates,
+        applications,
+        ends,
+    })
+}
+
+/// The low and high watermark of each partition.
+fn watermarks(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
+    let consumer: BaseConsumer = base_config(brokers).create()?;
+    let mut out = BTreeMap::new();
+    for p in 0..partitions {
+        let w = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .with_context(|| format!("cannot read the watermarks of {topic}/{p}"))?;
+        out.insert(p, w);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Draining
+
+/// How a drain went.
+struct Drained {
+    seconds: f64,
+    first: Option<f64>,
+}
+
+/// A bare `BaseConsumer` in a fresh group, with the aggregator's consumer settings (so the
+/// ratio measures what mieruka does with the messages, not a different fetch policy):
+/// counts the messages and reads every payload byte.
+fn drain_bare(brokers: &str, group: &str, topic: &str, events: u64) -> anyhow::Result<Drained> {
+    let started = Instant::now();
+    let mut cfg = base_config(brokers);
+    cfg.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("allow.auto.create.topics", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "100");
+    let consumer: BaseConsumer = cfg.create().context("cannot create the bare consumer")?;
+    consumer.subscribe(&[topic])?;
+    let (mut count, mut bytes, mut sum) = (0u64, 0u64, 0u64);
+    let mut first = None;
+    let mut last_progress = Instant::now();
+    while count < events {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let payload = m.payload().unwrap_or(&[]);
+                bytes += payload.len() as u64;
+                sum = payload
+                    .iter()
+                    .fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
+                count += 1;
+                first.get_or_insert_with(|| started.elapsed().as_secs_f64());
+                last_progress = Instant::now();
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "Bare consumer error."),
+        }
+        if last_progress.elapsed() > STALL {
+            bail!("the bare consumer read {count} of {events} messages and then nothing for {STALL:?}");
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    std::hint::black_box((bytes, sum));
+    consumer.unsubscribe();
+    Ok(Drained { seconds, first })
+}
+
+/// The `aggregate` role's consumer in a fresh group on a fresh store, run until the
+/// offsets committed in PostgreSQL reach every partition's end (`ends`: partition →
+/// (messages, next offset)); then shut down.
+async fn aggregate(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    url: &str,
+    plan: Arc<Plan>,
+    ends: &BTreeMap<i32, (i64, i64)>,
+) -> anyhow::Result<Drained> {
+    let store = PgStore::open(url, plan.clone())
+        .await
+        .context("cannot open the bench database")?;
+    let watch = PgStore::open(url, plan)
+        .await
+        .context("cannot open the bench database")?;
+    let started = Instant::now();
+    let opts = AggregatorOptions::new(brokers, group, vec![topic.to_owned()]);
+    let aggregator = Aggregator::build(store, opts, Arc::new(NoObserver)).await?;
+    let stop = CancellationToken::new();
+    let mut running = tokio::spawn(aggregator.run(stop.clone().cancelled_owned()));
+    let mut first = None;
+    let mut last = (0i64, Instant::now());
+    let outcome = loop {
+        tokio::select! {
+            r = &mut running => {
+                break Err(match r {
+                    Ok(Ok(())) => anyhow::anyhow!("the aggregator stopped before the end of the topic"),
+                    Ok(Err(e)) => anyhow::Error::new(e).context("the aggregator failed"),
+                    Err(e) => anyhow::Error::new(e).context("the aggregator task panicked"),
+                });
+            }
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        let stored: BTreeMap<i32, i64> = match watch.positions(topic).await {
+            Ok(p) => p.into_iter().collect(),
+            Err(e) => break Err(anyhow::Error::new(e).context("cannot read the stored offsets")),
+        };
+        if !stored.is_empty() {
+            first.get_or_insert_with(|| started.elapsed().as_secs_f64());
+        }
+        let done = ends
+            .iter()
+            .all(|(p, (_, end))| stored.get(p).is_some_and(|next| next >= end));
+        if done {
+            break Ok(started.elapsed().as_secs_f64());
+        }
+        let progress: i64 = stored.values().sum();
+        if progress != last.0 {
+            last = (progress, Instant::now());
+        } else if last.1.elapsed() > STALL {
+            break Err(anyhow::anyhow!(
+                "the aggregator committed offsets {stored:?} of {ends:?} and then nothing for {STALL:?}"
+            ));
+        }
+    };
+    stop.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(60), &mut running).await;
+    watch.close().await;
+    let seconds = outcome?;
+    match stopped {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(anyhow::Error::new(e).context("the aggregator failed")),
+        Ok(Err(e)) => return Err(anyhow::Error::new(e).context("the aggregator task panicked")),
+        Err(_) => bail!("the aggregator did not stop within 60 s"),
+    }
+    Ok(Drained { seconds, first })
+}
+
+// ---------------------------------------------------------------------------------------
+// The broker, the topic, the database
+
+fn base_config(brokers: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4");
+    cfg
+}
+
+/// A Kafka-protocol broker: a `tansu` child of this process (killed on drop), or given.
+struct Broker {
+    child: Option<Child>,
+    brokers: String,
+    log: Option<PathBuf>,
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let in_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("tansu"))
+        .collect::<Vec<_>>();
+    home.iter()
+        .map(|h| h.join(".cargo/bin/tansu"))
+        .chain(in_path)
+        .find(|p| p.is_file())
+}
+
+impl Broker {
+    /// Starts `tansu` with the memory engine on a free loopback port and waits until it listens.
+    async fn start(suffix: &str) -> anyhow::Result<Broker> {
+        let Some(tansu) = tansu_binary() else {
+            bail!(
+                "no `tansu` broker in ~/.cargo/bin or PATH: install with \
+                 `cargo install tansu --locked --features dynostore`, or pass --brokers"
+            );
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("cannot find a free port")?
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("mieruka-bench-tansu-{suffix}.log"));
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .with_context(|| format!("cannot start {}", tansu.display()))?;
+        let mut broker = Broker {
+            child: Some(child),
+            brokers: format!("127.0.0.1:{port}"),
+            log: Some(log),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if let Some(status) = broker
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!("tansu exited ({status}); see {}", broker.log_path());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "tansu did not listen within 30 s; see {}",
+                    broker.log_path()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(broker)
+    }
+
+    fn log_path(&self) -> String {
+        self.log
+            .as_ref()
+            .map_or_else(String::new, |p| p.display().to_string())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(log) = &self.log {
+            let _ = std::fs::remove_file(log);
+        }
+    }
+}
+
+/// Creates the topic (retrying while the broker comes up) and waits for its partitions
+/// to show in the metadata (tansu 0.6 does not auto-create topics).
+async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base_config(brokers)
+        .create()
+        .context("cannot create the admin client")?;
+    let new = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let results = admin
+            .create_topics(
+                &new,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await;
+        let ok = match &results {
+            Ok(rs) => rs.iter().all(|r| match r {
+                Ok(_) => true,
+                Err((_, e)) => *e == RDKafkaErrorCode::TopicAlreadyExists,
+            }),
+            Err(_) => false,
+        };
+        if ok {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("cannot create the topic {topic} on {brokers}: {results:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (b, t) = (brokers.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let consumer: BaseConsumer = base_config(&b).create()?;
+        loop {
+            if let Ok(md) = consumer.fetch_metadata(Some(&t), Duration::from_secs(5)) {
+                if md
+                    .topics()
+                    .iter()
+                    .any(|mt| mt.name() == t && mt.partitions().len() == partitions as usize)
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the topic {t} has no metadata for {partitions} partitions");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .context("the metadata thread panicked")?
+}
+
+/// A fresh database on the server of `admin_url`, dropped by [`BenchDb::drop_database`].
+struct BenchDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDb {
+    async fn create(admin_url: &str, name: &str) -> anyhow::Result<BenchDb> {
+        let mut conn = PgConnection::connect(admin_url)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {admin_url}"))?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot create the database {name}"))?;
+        let _ = conn.close().await;
+        Ok(BenchDb {
+            admin_url: admin_url.to_owned(),
+            name: name.to_owned(),
+            url: sibling_url(admin_url, name),
+        })
+    }
+
+    async fn drop_database(&self) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect(&self.admin_url).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("cannot drop the bench database {}", self.name))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+}
+
+/// `url` with its database name replaced by `name` (query string kept).
+fn sibling_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
+/// A suffix unique to this run, usable in database and topic names.
+fn suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}_{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sibling_urls() {
+        assert_eq!(
+            sibling_url("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            sibling_url("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(sibling_url("postgres://h:5432", "x"), "postgres://h:5432/x");
+    }
+}

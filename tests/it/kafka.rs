@@ -1,0 +1,1046 @@
+//! The production roles end to end, as separate processes of the real binary: `ingest`
+//! (HTTP → Kafka), `aggregate` (Kafka → PostgreSQL) and `export` (PostgreSQL → /metrics),
+//! on a real Kafka-protocol broker and a real PostgreSQL.
+//!
+//! Each test starts its own `tansu` broker on a free port (or uses `KAFKA_BROKERS`, with
+//! topics and a group of its own) and makes its own database on `DATABASE_URL` (default:
+//! the local PostgreSQL of DESIGN.md), dropped at the end. Synchronisation is by polling
+//! with deadlines; the only fixed waits are the lengths of injected faults.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mieruka_ingest::kafka::rdkafka;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sqlx::{Connection, PgConnection};
+
+use crate::helpers::{free_port, tail, Metrics, NOW};
+
+const OFFICE_TOKEN: &str = "t-office";
+const KONBINI: &str = "t-konbini";
+const PARTITIONS: i32 = 4;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The broker
+
+/// A Kafka-protocol broker: a `tansu` process of this test, or `KAFKA_BROKERS`.
+struct Broker {
+    child: Option<Child>,
+    brokers: String,
+    log: PathBuf,
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let candidates = home.iter().map(|h| h.join(".cargo/bin/tansu")).chain(
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join("tansu"))
+            .collect::<Vec<_>>(),
+    );
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Broker {
+        let log = dir.join("tansu.log");
+        if let Ok(b) = std::env::var("KAFKA_BROKERS") {
+            if !b.trim().is_empty() {
+                return Broker {
+                    child: None,
+                    brokers: b,
+                    log,
+                };
+            }
+        }
+        let tansu = tansu_binary().unwrap_or_else(|| {
+            panic!(
+                "no `tansu` broker (looked in ~/.cargo/bin and PATH) and KAFKA_BROKERS is unset: \
+                 run ./scripts/test.sh (it installs tansu), or \
+                 `cargo install tansu --locked --features dynostore`"
+            )
+        });
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let broker = Broker {
+            child: Some(child),
+            brokers: format!("127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen within 30 s:\n{}",
+                tail(&broker.log, 30)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        broker
+    }
+
+    /// Creates topics (retrying while the broker comes up) and waits for their metadata.
+    fn create_topics(&self, topics: &[(&str, i32)]) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("broker.address.family", "v4")
+            .create()
+            .unwrap();
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|(t, n)| NewTopic::new(t, *n, TopicReplication::Fixed(1)))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let results = rt().block_on(admin.create_topics(
+                &new,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            ));
+            let ok = match &results {
+                Ok(rs) => rs.iter().all(|r| match r {
+                    Ok(_) => true,
+                    Err((_, e)) => *e == rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                }),
+                Err(_) => false,
+            };
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cannot create topics {topics:?}: {results:?}\n{}",
+                tail(&self.log, 30)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The partitions are visible in the metadata.
+        for (t, n) in topics {
+            loop {
+                let md = admin
+                    .inner()
+                    .fetch_metadata(Some(t), Duration::from_secs(5));
+                if let Ok(md) = md {
+                    if md
+                        .topics()
+                        .iter()
+                        .any(|mt| mt.name() == *t && mt.partitions().len() == *n as usize)
+                    {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < deadline, "topic {t} has no metadata");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The database
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A fresh database, dropped (with its connections) when this goes out of scope.
+struct TestDb {
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn new() -> TestDb {
+        let name = unique("mieruka_kafka");
+        rt().block_on(async {
+            let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        });
+        let admin = admin_url();
+        let (base, query) = match admin.split_once('?') {
+            Some((b, q)) => (b.to_owned(), format!("?{q}")),
+            None => (admin.clone(), String::new()),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[scheme_end..]
+            .find('/')
+            .map_or(base.len(), |i| scheme_end + i);
+        let url = format!("{}/{name}{query}", &base[..host_end]);
+        TestDb { name, url }
+    }
+
+    fn admin(&self, sql: &str) {
+        rt().block_on(async {
+            let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        });
+    }
+
+    /// Makes the database refuse connections and ends the ones it has.
+    fn cut_off(&self) {
+        self.admin(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            self.name
+        ));
+        self.admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            self.name
+        ));
+    }
+
+    fn restore(&self) {
+        self.admin(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            self.name
+        ));
+    }
+
+    /// Rows of a query returning (text, int8) pairs.
+    fn rows(&self, sql: &str) -> Vec<(Option<String>, Option<i64>)> {
+        rt().block_on(async {
+            let mut conn = PgConnection::connect(&self.url).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            rows
+        })
+    }
+
+    /// The sum of the stored next offsets (how far the aggregators have committed).
+    fn committed_offsets(&self) -> i64 {
+        rt().block_on(async {
+            let Ok(mut conn) = PgConnection::connect(&self.url).await else {
+                return 0;
+            };
+            let n: Option<i64> =
+                sqlx::query_scalar("SELECT sum(next_offset)::int8 FROM source_positions")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap_or(None);
+            let _ = conn.close().await;
+            n.unwrap_or(0)
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            rt().block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The roles
+
+/// Everything one test's roles share.
+struct Setup {
+    dir: tempfile::TempDir,
+    broker: Broker,
+    db: TestDb,
+    topic: String,
+    dead_letter: String,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path());
+        let db = TestDb::new();
+        let topic = unique("mieruka.events");
+        let dead_letter = format!("{topic}.dead-letter");
+        broker.create_topics(&[(&topic, PARTITIONS), (&dead_letter, 1)]);
+        let group = unique("mieruka-aggregators");
+        let config = dir.path().join("mieruka.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+refresh_seconds = 1
+
+[[tokens]]
+name = "konbini"
+token = "{KONBINI}"
+sources = ["konbini"]
+types = ["certificate.issued"]
+
+[[tokens]]
+name = "office"
+token = "{OFFICE_TOKEN}"
+sources = ["office"]
+
+[kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+dead_letter_topic = "{dead_letter}"
+group_id = "{group}"
+
+[store]
+url = "{url}"
+"#,
+                brokers = broker.brokers,
+                url = db.url,
+            ),
+        )
+        .unwrap();
+        Setup {
+            dir,
+            broker,
+            db,
+            topic,
+            dead_letter,
+            config,
+        }
+    }
+
+    fn start(&self, role: &str, name: &str) -> Role {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let mut cmd = Command::new(crate::helpers::bin());
+        cmd.arg(role)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--listen", "127.0.0.1:0", "--now", NOW])
+            .args(["--database-url", &self.db.url])
+            .args(["--brokers", &self.broker.brokers])
+            .env("MIERUKA_LOG", "info,sqlx=warn,librdkafka=warn")
+            .env_remove("MIERUKA_CONFIG")
+            .env_remove("MIERUKA_PLAN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+        if role == "export" {
+            cmd.args(["--refresh-seconds", "1"]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut role = Role {
+            child,
+            base: String::new(),
+            log,
+            name: name.to_owned(),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{name} printed no first line ({e}); its log:\n{}",
+                    tail(&role.log, 40)
+                )
+            });
+        role.base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {name}'s first line: {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        role
+    }
+}
+
+/// A running role process; killed on drop.
+struct Role {
+    child: Child,
+    base: String,
+    log: PathBuf,
+    name: String,
+}
+
+impl Role {
+    fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = ureq::get(&format!("{}/readyz", self.base)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready within {within:?}; its log:\n{}",
+                self.name,
+                tail(&self.log, 40)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn scrape(&self) -> Option<Metrics> {
+        let text = ureq::get(&format!("{}/metrics", self.base))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()?;
+        Some(Metrics::parse(&text))
+    }
+
+    /// Posts NDJSON lines; returns the reply, expecting 200.
+    fn post(&self, token: &str, lines: &[String]) -> serde_json::Value {
+        let resp = ureq::post(&format!("{}/v1/events", self.base))
+            .set("Content-Type", "application/x-ndjson")
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_string(&lines.join("\n"));
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => panic!(
+                "ingest answered {code}: {}\n{}",
+                r.into_string().unwrap_or_default(),
+                tail(&self.log, 30)
+            ),
+            Err(e) => panic!("cannot post to ingest: {e}"),
+        };
+        serde_json::from_str(&resp.into_string().unwrap()).unwrap()
+    }
+
+    fn kill9(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "{} exited with {status}; its log:\n{}",
+                    self.name,
+                    tail(&self.log, 40)
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop within 30 s of SIGTERM:\n{}",
+                self.name,
+                tail(&self.log, 40)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the exporter until `check` holds for its metrics, or fails with what it saw.
+fn wait_for_metrics(
+    export: &Role,
+    logs: &[&Role],
+    within: Duration,
+    what: &str,
+    check: impl Fn(&Metrics) -> bool,
+    show: impl Fn(&Metrics) -> String,
+) -> Metrics {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    loop {
+        if let Some(m) = export.scrape() {
+            if check(&m) {
+                return m;
+            }
+            last = Some(show(&m));
+        }
+        if Instant::now() > deadline {
+            let logs: String = logs
+                .iter()
+                .map(|r| format!("--- {} ---\n{}\n", r.name, tail(&r.log, 25)))
+                .collect();
+            panic!("{what}: not reached within {within:?}; last seen: {last:?}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn kpi_fy(m: &Metrics, kpi: &str, fy: &str) -> Option<f64> {
+    m.get("mieruka_kpi_value", &[("kpi", kpi), ("fiscal_year", fy)])
+}
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+fn paper(id: &str, size: &str, sheets: u64, at: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","source":"office","type":"paper.purchased","occurred_at":"{at}","data":{{"size":"{size}","sheets":{sheets}}}}}"#
+    )
+}
+
+fn void(id: &str, target: &str, at: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","source":"office","type":"event.voided","occurred_at":"{at}","data":{{}},"voids":"{target}"}}"#
+    )
+}
+
+fn cert(id: &str, channel: &str, count: u32, at: &str) -> String {
+    crate::helpers::cert(id, channel, count, at)
+}
+
+/// A stream of A4 purchases in chunks: every tenth event voids the one before it, and
+/// each chunk re-sends the first 50 events of the previous chunk (duplicates).
+/// Returns the chunks and the FY2026 total of A4 sheets they must add up to.
+fn stream(chunks: usize, per_chunk: usize) -> (Vec<Vec<String>>, u64) {
+    let event = |n: usize| -> (String, u64, bool) {
+        let at = format!("2026-{:02}-{:02}T10:00:00+09:00", 4 + n % 6, 1 + n % 28);
+        if n % 10 == 9 {
+            (
+                void(&format!("s-{n:06}"), &format!("s-{:06}", n - 1), &at),
+                0,
+                false,
+            )
+        } else {
+            let sheets = 1 + (n % 7) as u64;
+            (
+                paper(&format!("s-{n:06}"), "A4", sheets, &at),
+                sheets,
+                n % 10 == 8,
+            )
+        }
+    };
+    let mut total = 0;
+    let mut out = Vec::new();
+    for c in 0..chunks {
+        let mut lines = Vec::new();
+        for i in 0..per_chunk {
+            let n = c * per_chunk + i;
+            let (line, sheets, voided) = event(n);
+            if !voided {
+                total += sheets;
+            }
+            lines.push(line);
+        }
+        if c > 0 {
+            for i in 0..50.min(per_chunk) {
+                lines.push(event((c - 1) * per_chunk + i).0);
+            }
+        }
+        out.push(lines);
+    }
+    (out, total)
+}
+
+const A4: &str = "a4_paper_sheets_purchased";
+
+// ---------------------------------------------------------------------------------------
+// The tests
+
+#[test]
+fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
+    let started = Instant::now();
+    let s = Setup::new();
+    let ingest = s.start("ingest", "ingest");
+    let aggregate = s.start("aggregate", "aggregate");
+    let export = s.start("export", "export");
+    ingest.wait_ready(Duration::from_secs(30));
+    export.wait_ready(Duration::from_secs(30));
+
+    let personal = r#"{"event_id":"p-9","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":1,"memo":"1234-5678-9018"}}"#;
+    let reply = ingest.post(
+        OFFICE_TOKEN,
+        &[
+            paper("p-1", "A4", 1000, "2026-05-01T10:00:00+09:00"),
+            paper("p-2", "A4", 500, "2026-06-01T10:00:00+09:00"),
+            paper("p-3", "A3", 300, "2026-06-01T10:00:00+09:00"),
+            paper("p-4", "A4", 200, "2026-07-01T10:00:00+09:00"),
+            void("v-4", "p-4", "2026-07-02T10:00:00+09:00"),
+            // Late: it occurred in FY2025.
+            paper("p-2025", "A4", 7000, "2026-03-15T10:00:00+09:00"),
+            // A duplicate, and a conflicting re-use of an id: the edge cannot tell yet.
+            paper("p-1", "A4", 1000, "2026-05-01T10:00:00+09:00"),
+            paper("p-2", "A4", 999, "2026-06-01T10:00:00+09:00"),
+            // Refused at the edge.
+            "this is not json".to_owned(),
+            paper("p-5", "A5", 1, "2026-06-01T10:00:00+09:00"),
+            personal.to_owned(),
+        ],
+    );
+    assert_eq!(reply["accepted"], 8, "{reply}");
+    assert_eq!(reply["duplicates"], 0, "{reply}");
+    let reasons: Vec<&str> = reply["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["not_json", "unknown_value", "personal_number"],
+        "{reply}"
+    );
+    assert!(!reply.to_string().contains("5678"));
+    let reply = ingest.post(
+        KONBINI,
+        &[
+            cert("k-1", "konbini", 3, "2026-05-01T10:00:00+09:00"),
+            cert("c-1", "counter", 1, "2026-05-01T10:00:00+09:00"),
+        ],
+    );
+    assert_eq!(reply["accepted"], 2, "{reply}");
+
+    // Poison produced straight to the source topic: the aggregator must step over it.
+    let producer: FutureProducer = mieruka_ingest::kafka::producer_config(&s.broker.brokers)
+        .create()
+        .unwrap();
+    rt().block_on(async {
+        for (key, payload) in [
+            ("office/x-1", "{\"broken\": "),
+            (
+                "office/x-2",
+                r#"{"event_id":"x-2","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":0}}"#,
+            ),
+        ] {
+            producer
+                .send(
+                    FutureRecord::to(&s.topic).key(key).payload(payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    // A valid event after them still counts.
+    let reply = ingest.post(
+        OFFICE_TOKEN,
+        &[paper("p-6", "A4", 25, "2026-08-01T10:00:00+09:00")],
+    );
+    assert_eq!(reply["accepted"], 1, "{reply}");
+
+    let m = wait_for_metrics(
+        &export,
+        &[&ingest, &aggregate, &export],
+        Duration::from_secs(60),
+        "exact KPI values",
+        |m| {
+            kpi_fy(m, A4, "2026") == Some(1525.0)
+                && kpi_fy(m, A4, "2025") == Some(7000.0)
+                && m.kpi("value", "konbini_issuance_rate") == Some(75.0)
+        },
+        |m| {
+            format!(
+                "a4 FY2026 {:?}, FY2025 {:?}, konbini {:?}",
+                kpi_fy(m, A4, "2026"),
+                kpi_fy(m, A4, "2025"),
+                m.kpi("value", "konbini_issuance_rate")
+            )
+        },
+    );
+    assert!(!m
+        .0
+        .keys()
+        .any(|(n, l)| n.contains("5678") || l.contains("5678")));
+
+    // The aggregator counted the outcomes it decided.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let am = aggregate.scrape().unwrap();
+        let count = |outcome: &str, reason: &str| {
+            am.get(
+                "mieruka_events_total",
+                &[
+                    ("source", "office"),
+                    ("outcome", outcome),
+                    ("reason", reason),
+                ],
+            )
+        };
+        if count("accepted", "") == Some(7.0)
+            && count("duplicate", "") == Some(1.0)
+            && count("rejected", "conflicting_duplicate") == Some(1.0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "aggregate's counts: accepted {:?}, duplicate {:?}, conflicting {:?}",
+            count("accepted", ""),
+            count("duplicate", ""),
+            count("rejected", "conflicting_duplicate")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The rejected table holds the Kafka-side refusals with their offsets.
+    let rows = s
+        .db
+        .rows("SELECT reason, kafka_offset FROM rejected WHERE topic IS NOT NULL ORDER BY reason");
+    let reasons: Vec<&str> = rows.iter().map(|(r, _)| r.as_deref().unwrap()).collect();
+    assert_eq!(
+        reasons,
+        ["conflicting_duplicate", "not_json", "out_of_bounds"],
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|(_, o)| o.is_some()), "{rows:?}");
+
+    // The dead-letter topic: the three edge refusals (masked) and the three Kafka-side ones.
+    let letters = read_topic(
+        &s.broker.brokers,
+        &s.dead_letter,
+        6,
+        Duration::from_secs(30),
+    );
+    let by_reason = |reason: &str| {
+        letters
+            .iter()
+            .filter(|l| l.header("reason").as_deref() == Some(reason))
+            .collect::<Vec<_>>()
+    };
+    let personal = by_reason("personal_number");
+    assert_eq!(personal.len(), 1, "{letters:?}");
+    assert!(
+        personal[0].payload.contains("****-****-****"),
+        "{letters:?}"
+    );
+    assert!(!personal[0].payload.contains("5678"), "{letters:?}");
+    assert_eq!(personal[0].header("field").as_deref(), Some("data.memo"));
+    assert_eq!(personal[0].header("position").as_deref(), Some("index 10"));
+    let oob = by_reason("out_of_bounds");
+    assert_eq!(oob.len(), 1, "{letters:?}");
+    assert_eq!(oob[0].header("topic").as_deref(), Some(s.topic.as_str()));
+    assert!(oob[0].header("partition").is_some() && oob[0].header("offset").is_some());
+    assert!(oob[0].payload.contains("\"sheets\":0"), "{letters:?}");
+    let not_json = by_reason("not_json");
+    assert_eq!(not_json.len(), 2, "edge and Kafka: {letters:?}");
+    assert!(not_json.iter().any(|l| l.payload == "{\"broken\": "));
+    assert_eq!(by_reason("conflicting_duplicate").len(), 1, "{letters:?}");
+
+    export.stop();
+    aggregate.stop();
+    ingest.stop();
+    eprintln!("flow test took {:.1?}", started.elapsed());
+}
+
+/// One message read back from a topic.
+#[derive(Debug)]
+struct Letter {
+    payload: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Letter {
+    fn header(&self, key: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Reads `want` messages from partition 0 of `topic`, from the beginning.
+fn read_topic(brokers: &str, topic: &str, want: usize, within: Duration) -> Vec<Letter> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("broker.address.family", "v4")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or(&[])).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Letter {
+                payload: String::from_utf8_lossy(m.payload().unwrap_or(&[])).into_owned(),
+                headers,
+            });
+        }
+    }
+    assert_eq!(out.len(), want, "messages on {topic}: {out:?}");
+    out
+}
+
+/// The aggregators' `session.timeout.ms` (see `mieruka_aggregator::consumer`), plus a margin.
+///
+/// tansu 0.6 keeps a member killed with -9 in the group, and a member that joins within
+/// the dead one's session timeout is given nothing (the dead one keeps its partitions);
+/// one that joins after it takes them over at once. So a replacement is started after
+/// this much time: the length of the fault, not a synchronisation.
+const SESSION_EXPIRY: Duration = Duration::from_secs(11);
+
+/// Posts `chunks` to ingest; after each chunk listed in `kill_after`, waits until the
+/// aggregators make progress, kills one of them with -9 at a random instant, and starts
+/// a replacement once the dead member's session has expired.
+fn run_with_kills(
+    s: &Setup,
+    ingest: &Role,
+    aggregators: &mut Vec<Role>,
+    chunks: &[Vec<String>],
+    kill_after: &[usize],
+    next_name: &mut usize,
+) {
+    for (c, lines) in chunks.iter().enumerate() {
+        let before = s.db.committed_offsets();
+        if !kill_after.contains(&c) {
+            let reply = ingest.post(OFFICE_TOKEN, lines);
+            assert!(reply["rejected"].as_array().unwrap().is_empty(), "{reply}");
+        } else {
+            // Posted in small requests from another thread, so the kill lands while
+            // events are still arriving and batches are being committed.
+            let base = ingest.base.clone();
+            let parts: Vec<Vec<String>> = lines.chunks(50).map(<[String]>::to_vec).collect();
+            let poster = std::thread::spawn(move || {
+                for part in parts {
+                    let resp = ureq::post(&format!("{base}/v1/events"))
+                        .set("Content-Type", "application/x-ndjson")
+                        .set("Authorization", &format!("Bearer {OFFICE_TOKEN}"))
+                        .send_string(&part.join("\n"));
+                    assert_eq!(resp.map(|r| r.status()).ok(), Some(200));
+                }
+            });
+            // Mid-stream: something committed since this chunk was posted.
+            let deadline = Instant::now() + Duration::from_secs(45);
+            while s.db.committed_offsets() <= before {
+                let logs: String = aggregators
+                    .iter()
+                    .map(|r| format!("--- {} ---\n{}\n", r.name, tail(&r.log, 15)))
+                    .collect();
+                assert!(
+                    Instant::now() < deadline,
+                    "no progress after chunk {c}:\n{logs}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let jitter = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                % 50;
+            std::thread::sleep(Duration::from_millis(u64::from(jitter)));
+            let victim = (c + jitter as usize) % aggregators.len();
+            let mut dead = aggregators.remove(victim);
+            dead.kill9();
+            eprintln!(
+                "killed {} after chunk {c} (+{jitter} ms; {} of the stored offsets' sum committed)",
+                dead.name,
+                s.db.committed_offsets()
+            );
+            poster.join().unwrap();
+            std::thread::sleep(SESSION_EXPIRY);
+            *next_name += 1;
+            let fresh = s.start("aggregate", &format!("aggregate-{next_name}"));
+            aggregators.push(fresh);
+        }
+    }
+}
+
+fn wait_exact_a4(export: &Role, logs: &[&Role], total: u64) {
+    wait_for_metrics(
+        export,
+        logs,
+        Duration::from_secs(90),
+        &format!("FY2026 A4 sheets = {total}"),
+        |m| kpi_fy(m, A4, "2026") == Some(total as f64),
+        |m| format!("{:?}", kpi_fy(m, A4, "2026")),
+    );
+}
+
+#[test]
+fn a_killed_aggregator_restarted_several_times_counts_exactly_once() {
+    let started = Instant::now();
+    let s = Setup::new();
+    let ingest = s.start("ingest", "ingest");
+    let export = s.start("export", "export");
+    ingest.wait_ready(Duration::from_secs(30));
+    let (chunks, total) = stream(12, 1000);
+    let mut aggregators = vec![s.start("aggregate", "aggregate-0")];
+    let mut next = 0;
+    run_with_kills(
+        &s,
+        &ingest,
+        &mut aggregators,
+        &chunks,
+        &[2, 5, 8],
+        &mut next,
+    );
+    let logs: Vec<&Role> = aggregators.iter().chain([&ingest, &export]).collect();
+    wait_exact_a4(&export, &logs, total);
+    for a in aggregators {
+        a.stop();
+    }
+    eprintln!("kill test took {:.1?}", started.elapsed());
+}
+
+#[test]
+fn two_aggregators_in_one_group_with_one_killed_count_exactly_once() {
+    let started = Instant::now();
+    let s = Setup::new();
+    let ingest = s.start("ingest", "ingest");
+    let export = s.start("export", "export");
+    ingest.wait_ready(Duration::from_secs(30));
+    let (chunks, total) = stream(10, 1000);
+    let mut aggregators = vec![
+        s.start("aggregate", "aggregate-a"),
+        s.start("aggregate", "aggregate-b"),
+    ];
+    let mut next = 0;
+    run_with_kills(&s, &ingest, &mut aggregators, &chunks, &[4], &mut next);
+    assert_eq!(aggregators.len(), 2);
+    let logs: Vec<&Role> = aggregators.iter().chain([&ingest, &export]).collect();
+    wait_exact_a4(&export, &logs, total);
+
+    // Both survivors took part (each owns some partitions) and leave cleanly.
+    for a in aggregators {
+        a.stop();
+    }
+    eprintln!("two-aggregator test took {:.1?}", started.elapsed());
+}
+
+#[test]
+fn postgres_unavailable_then_back_loses_nothing() {
+    let started = Instant::now();
+    let s = Setup::new();
+    let ingest = s.start("ingest", "ingest");
+    let export = s.start("export", "export");
+    let aggregate = s.start("aggregate", "aggregate");
+    ingest.wait_ready(Duration::from_secs(30));
+    let (chunks, total) = stream(6, 1000);
+    ingest.post(OFFICE_TOKEN, &chunks[0]);
+    // The first chunk lands before the outage.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.db.committed_offsets() < 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "the first chunk was not committed:\n{}",
+            tail(&aggregate.log, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.db.cut_off();
+    for lines in &chunks[1..] {
+        ingest.post(OFFICE_TOKEN, lines);
+    }
+    // The aggregator notices (its commits fail) and keeps retrying.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&aggregate.log)
+        .unwrap_or_default()
+        .contains("Cannot commit the batch")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the aggregator never saw the outage:\n{}",
+            tail(&aggregate.log, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The outage lasts a while (a fault's length, not a synchronisation).
+    std::thread::sleep(Duration::from_secs(3));
+    s.db.restore();
+    let logs = [&aggregate, &ingest, &export];
+    let reached = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_exact_a4(&export, &logs, total)
+    }));
+    if reached.is_err() {
+        let positions = s
+            .db
+            .rows("SELECT partition::text, next_offset FROM source_positions ORDER BY partition");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &s.broker.brokers)
+            .create()
+            .unwrap();
+        let marks: Vec<_> = (0..PARTITIONS)
+            .map(|p| consumer.fetch_watermarks(&s.topic, p, Duration::from_secs(5)))
+            .collect();
+        let logged = s.db.rows("SELECT 'n', count(*) FROM event_log");
+        panic!("stored positions {positions:?}; broker watermarks {marks:?}; logged {logged:?}");
+    }
+    aggregate.stop();
+    eprintln!("outage test took {:.1?}", started.elapsed());
+}
