@@ -149,8 +149,8 @@ struct PartState {
     expected: Option<i64>,
     /// The next offset to read, once known.
     next: Option<i64>,
-    /// The offset a gap was last sought back to, and when.
-    gap_sought: Option<(i64, Instant)>,
+    /// The gap being sought back over: (first missing offset, last seek, seeks so far).
+    gap_sought: Option<(i64, Instant, u32)>,
 }
 
 /// The partitions this consumer owns, by topic and partition.
@@ -993,11 +993,15 @@ fn accept(
                 // every 500 ms) and drop what arrives until `next` does. Only offsets
                 // below the log start (expired by retention) are skipped.
                 let gap_from = next;
+                let tries = match s.gap_sought {
+                    Some((at, _, n)) if at == next => n,
+                    _ => 0,
+                };
                 let seek_due = s
                     .gap_sought
-                    .is_none_or(|(at, t)| at != next || t.elapsed() > Duration::from_millis(500));
+                    .is_none_or(|(at, t, _)| at != next || t.elapsed() > Duration::from_millis(500));
                 if seek_due {
-                    s.gap_sought = Some((next, Instant::now()));
+                    s.gap_sought = Some((next, Instant::now(), tries + 1));
                 }
                 drop(owned);
                 let expired = matches!(
@@ -1013,10 +1017,19 @@ fn accept(
                             got = offset,
                             "Gap in the offsets read; seeking back."
                         );
+                        // Some brokers (tansu 0.6) answer a fetch from the middle of a
+                        // record batch with the next batch: seek further back each time
+                        // (16, 64, 256, … offsets) so the batch holding `gap_from` comes
+                        // whole; what precedes `gap_from` is dropped above.
+                        let back = 16i64.saturating_mul(4i64.saturating_pow(tries.min(8)));
+                        let low = consumer
+                            .fetch_watermarks(topic, partition, Duration::from_secs(2))
+                            .map_or(0, |(low, _)| low);
+                        let target = if tries == 0 { gap_from } else { (gap_from - back).max(low) };
                         if let Err(e) = consumer.seek(
                             topic,
                             partition,
-                            Offset::Offset(gap_from),
+                            Offset::Offset(target),
                             Duration::from_secs(5),
                         ) {
                             tracing::warn!(error = %e, "Cannot seek back over the gap; retrying.");
