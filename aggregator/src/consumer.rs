@@ -997,9 +997,9 @@ fn accept(
                     Some((at, _, n)) if at == next => n,
                     _ => 0,
                 };
-                let seek_due = s
-                    .gap_sought
-                    .is_none_or(|(at, t, _)| at != next || t.elapsed() > Duration::from_millis(500));
+                let seek_due = s.gap_sought.is_none_or(|(at, t, _)| {
+                    at != next || t.elapsed() > Duration::from_millis(500)
+                });
                 if seek_due {
                     s.gap_sought = Some((next, Instant::now(), tries + 1));
                 }
@@ -1025,7 +1025,11 @@ fn accept(
                         let low = consumer
                             .fetch_watermarks(topic, partition, Duration::from_secs(2))
                             .map_or(0, |(low, _)| low);
-                        let target = if tries == 0 { gap_from } else { (gap_from - back).max(low) };
+                        let target = if tries == 0 {
+                            gap_from
+                        } else {
+                            (gap_from - back).max(low)
+                        };
                         if let Err(e) = consumer.seek(
                             topic,
                             partition,
