@@ -63,6 +63,16 @@ enum Command {
         #[arg(long)]
         encoding: Option<Encoding>,
     },
+    /// Show the most recent rejected events kept in the store (reason, field, place, raw
+    /// text with personal numbers masked).
+    Rejected {
+        /// SQLite file [default: data/mieruka.db].
+        #[arg(long, env = "MIERUKA_DB")]
+        db: Option<PathBuf>,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// Plan files.
     Plan {
         #[command(subcommand)]
@@ -295,6 +305,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             mieruka::import_files(plan, &db, &files, mapping, encoding).await
+        }
+        Command::Rejected { db, limit } => {
+            let db = db
+                .or(cfg.db.clone())
+                .unwrap_or_else(|| config::DEFAULT_DB.into());
+            if !db.exists() {
+                anyhow::bail!("no store at {} (pass --db)", db.display());
+            }
+            let plan = Arc::new(config::load_plan(cfg.plan.as_deref())?);
+            let store = mieruka_aggregator::SqliteStore::open(&db, plan).await?;
+            let rows = store.rejected(limit).await?;
+            store.close().await;
+            if rows.is_empty() {
+                println!("no rejected events in {}", db.display());
+            }
+            for r in rows {
+                println!(
+                    "{} [{}] {}: {} (source label {}, event_id {})\n    {}",
+                    r.position,
+                    r.reason,
+                    r.field.as_deref().unwrap_or("event"),
+                    r.message,
+                    r.source,
+                    r.event_id.as_deref().unwrap_or("-"),
+                    r.raw
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Rules { out, plan } => {
             let plan = config::load_plan(plan.as_deref().or(cfg.plan.as_deref()))?;
