@@ -47,6 +47,47 @@ pub struct Config {
     pub kafka: Option<KafkaConfig>,
     /// The PostgreSQL store of the production roles.
     pub store: Option<StoreConfig>,
+    /// Options of `mieruka rules`.
+    #[serde(default)]
+    pub rules: RulesConfig,
+}
+
+/// `[rules]`: how `mieruka rules` judges feeds (the KPI alerts come from the plan).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// The runbook's URL without the anchor.
+    pub runbook_base: Option<String>,
+    /// How long a source may be silent unless listed in `cadence` (e.g. "2d").
+    pub default_cadence: Option<String>,
+    /// Per source, how long it may be silent (e.g. `juki = "35d"` for a monthly feed).
+    #[serde(default)]
+    pub cadence: BTreeMap<String, String>,
+    /// Rejected events of one source per hour past which an alert fires.
+    pub rejected_per_hour: Option<f64>,
+    /// Consumer lag (messages) past which an alert fires.
+    pub consumer_lag_max: Option<u64>,
+}
+
+impl RulesConfig {
+    /// The generator's options: the defaults, overridden by what the config sets.
+    pub fn options(&self) -> mieruka_exporter::rules::RulesOptions {
+        let mut o = mieruka_exporter::rules::RulesOptions::default();
+        if let Some(v) = &self.runbook_base {
+            o.runbook_base = v.clone();
+        }
+        if let Some(v) = &self.default_cadence {
+            o.default_cadence = v.clone();
+        }
+        o.source_cadence.extend(self.cadence.clone());
+        if let Some(v) = self.rejected_per_hour {
+            o.rejected_per_hour = v;
+        }
+        if let Some(v) = self.consumer_lag_max {
+            o.consumer_lag_max = v;
+        }
+        o
+    }
 }
 
 /// `[kafka]`: brokers and topics of the `ingest` and `aggregate` roles.

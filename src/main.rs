@@ -78,7 +78,8 @@ enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
-    /// Write Prometheus recording and alerting rules generated from the plan.
+    /// Write Prometheus recording and alerting rules generated from the plan (feed
+    /// cadences and thresholds from the config's [rules] table).
     Rules {
         /// Output file [default: standard output].
         #[arg(long)]
@@ -336,7 +337,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rules { out, plan } => {
             let plan = config::load_plan(plan.as_deref().or(cfg.plan.as_deref()))?;
-            let text = mieruka_exporter::rules::rules_yaml(&plan, &Default::default());
+            let opts = cfg.rules.options();
+            opts.validate()
+                .map_err(|e| anyhow::anyhow!("[rules] in the config: {e}"))?;
+            let text = mieruka_exporter::rules::rules_yaml(&plan, &opts);
             write_out(out.as_deref(), &text)?;
             Ok(ExitCode::SUCCESS)
         }
