@@ -7,6 +7,8 @@
 //! DESIGN.md) and drops it at the end, even when the test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,18 +17,9 @@ use mieruka_aggregator::store_pg::{KafkaOffset, PgError, PgStore, SourcePosition
 use mieruka_aggregator::{Engine, Plan};
 use mieruka_ingest::{item, Item, Position, Status};
 use proptest::prelude::*;
+
+use common::{items, plan, raw, rt, void_target};
 use sqlx::{Connection, PgConnection};
-
-fn plan() -> Arc<Plan> {
-    Arc::new(Plan::ome().unwrap())
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn admin_url() -> String {
     std::env::var("DATABASE_URL")
@@ -91,92 +84,6 @@ impl Drop for TestDb {
     }
 }
 
-/// A raw event whose body is decided by its id, so re-sending an id is a duplicate.
-/// (The generator of tests/store.rs.)
-fn raw(id: u32) -> String {
-    let day = [3u32, 40, 200, 380, 500][(id % 5) as usize] + id % 2;
-    let (y, doy) = if day < 365 {
-        (2025, day)
-    } else {
-        (2026, day - 365)
-    };
-    let month = 4 + doy / 31;
-    let (yy, mm) = if month > 12 {
-        (y + 1, month - 12)
-    } else {
-        (y, month)
-    };
-    let at = format!(
-        "{yy}-{mm:02}-{:02}T{:02}:00:00+09:00",
-        1 + doy % 28,
-        9 + id % 3
-    );
-    let e = |src: &str, ty: &str, data: String| {
-        format!(
-            r#"{{"event_id":"e{id}","source":"{src}","type":"{ty}","occurred_at":"{at}","data":{data}}}"#
-        )
-    };
-    match id % 9 {
-        0 | 1 => e(
-            "konbini",
-            "certificate.issued",
-            format!(
-                r#"{{"channel":"{}","certificate":"juminhyo","count":{}}}"#,
-                ["konbini", "counter"][(id % 2) as usize],
-                1 + id % 4
-            ),
-        ),
-        2 => e(
-            "card",
-            "mynumber_card.issued",
-            format!(r#"{{"count":{}}}"#, 1 + id % 7),
-        ),
-        3 => e(
-            "card",
-            "mynumber_card.surrendered",
-            format!(r#"{{"count":{},"reason":"moved_out"}}"#, 1 + id % 3),
-        ),
-        4 => e(
-            "card",
-            "mynumber_card.holders_snapshot",
-            format!(r#"{{"holders":{}}}"#, 100_000 + id),
-        ),
-        5 => e(
-            "hr",
-            "telework.day",
-            format!(r#"{{"staff":"st-{}"}}"#, id % 11),
-        ),
-        6 => e(
-            "dx",
-            "milestone.reached",
-            r#"{"kpi":"disposition_notice_online","stage":"research"}"#.to_owned(),
-        ),
-        7 => e(
-            "juki",
-            "population.snapshot",
-            format!(r#"{{"population":{}}}"#, 130_000 - id),
-        ),
-        _ => {
-            let target = void_target(id);
-            let src = match target % 9 {
-                0 | 1 => "konbini",
-                2..=4 => "card",
-                5 => "hr",
-                6 => "dx",
-                7 => "juki",
-                _ => "x",
-            };
-            format!(
-                r#"{{"event_id":"e{id}","source":"{src}","type":"event.voided","occurred_at":"{at}","data":{{}},"voids":"e{target}"}}"#
-            )
-        }
-    }
-}
-
-fn void_target(id: u32) -> u32 {
-    (id * 7) % 60
-}
-
 /// The id a Kafka key would carry: a void is keyed by its target.
 fn key_of(id: u32) -> u32 {
     if id % 9 == 8 {
@@ -184,20 +91,6 @@ fn key_of(id: u32) -> u32 {
     } else {
         id
     }
-}
-
-fn items(plan: &Plan, ids: &[u32]) -> Vec<Item> {
-    ids.iter()
-        .enumerate()
-        .map(|(i, id)| {
-            item(
-                &plan.schema,
-                raw(*id).as_bytes(),
-                Position::Index(i),
-                "test",
-            )
-        })
-        .collect()
 }
 
 fn engine_over<'p>(plan: &'p Plan, ids: impl IntoIterator<Item = u32>) -> Engine<'p> {
