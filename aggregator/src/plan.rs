@@ -480,6 +480,14 @@ impl Plan {
         (self.baseline_year.0..=self.last_year.0).map(FiscalYear)
     }
 
+    /// Whether events of a type can move a level (some route adds to or takes from a
+    /// stock): what a late snapshot must find in the log.
+    pub fn moves_a_level(&self, ty: TypeId) -> bool {
+        self.routes[usize::from(ty.0)]
+            .iter()
+            .any(|r| r.op != Op::Reset && self.measures[r.measure].kind == MeasureKind::Level)
+    }
+
     /// The event types that feed a measure (through any route).
     pub fn types_feeding(&self, measure: usize) -> Vec<TypeId> {
         (0..self.routes.len())

@@ -350,7 +350,7 @@ impl BatchLog {
         // A snapshot that becomes its day's latest needs that day's deltas.
         for day in snapshot_days {
             let rows = sqlx::query(
-                "SELECT body, fingerprint, voided FROM event_log WHERE day = ? AND voided = 0",
+                "SELECT body, fingerprint, voided FROM event_log WHERE day = ? AND moves_level = 1 AND voided = 0",
             )
             .bind(day)
             .fetch_all(&mut **tx)
@@ -379,7 +379,7 @@ impl BatchLog {
             .collect();
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, body, voided, received_at) ",
+                "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, body, voided, moves_level, received_at) ",
             );
             qb.push_values(chunk, |mut b, e| {
                 let ev = &e.event;
@@ -391,6 +391,7 @@ impl BatchLog {
                     .push_bind(Day::of(ev.occurred_at).0)
                     .push_bind(ev.canonical_json(&plan.schema))
                     .push_bind(i64::from(e.voided))
+                    .push_bind(i64::from(plan.moves_a_level(ev.type_id)))
                     .push_bind(received_at);
             });
             qb.build().execute(&mut **tx).await?;

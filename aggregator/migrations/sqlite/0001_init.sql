@@ -23,10 +23,13 @@ CREATE TABLE event_log (
     day         INTEGER NOT NULL, -- days since 1970-01-01 in Asia/Tokyo
     body        TEXT    NOT NULL, -- canonical JSON
     voided      INTEGER NOT NULL DEFAULT 0,
+    moves_level INTEGER NOT NULL DEFAULT 0, -- its type can move a level (a stock)
     received_at INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX event_log_key ON event_log (source, event_id);
-CREATE INDEX event_log_day ON event_log (day);
+-- A snapshot that becomes its day's latest needs that day's level deltas: only events
+-- that can move a level are indexed by day (certificates and applications are not).
+CREATE INDEX event_log_level_day ON event_log (day) WHERE moves_level = 1;
 
 -- Voids whose original has not arrived yet.
 CREATE TABLE pending_voids (
