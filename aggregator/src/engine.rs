@@ -306,6 +306,36 @@ impl EventLog for BatchLog {
     }
 }
 
+impl BatchLog {
+    /// The log keys a batch must look up: each decoded event's own key and the key its
+    /// void targets, sorted and without repeats.
+    pub fn keys_needed(items: &[mieruka_ingest::Item]) -> Vec<(&str, &str)> {
+        let mut keys = std::collections::BTreeSet::new();
+        for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
+            keys.insert((e.source.as_str(), e.id.as_str()));
+            if let Some(v) = &e.voids {
+                keys.insert((e.source.as_str(), v.as_str()));
+            }
+        }
+        keys.into_iter().collect()
+    }
+
+    /// Adds a row fetched from the store, unless the batch already holds that key.
+    pub fn add_fetched(&mut self, entry: LogEntry) {
+        if self.log.get(&entry.event.source, &entry.event.id).is_none() {
+            self.log.insert(entry);
+        }
+    }
+
+    /// The entries the batch logged, to insert into the store's event log.
+    pub fn entries_to_write(&self) -> Vec<&LogEntry> {
+        self.new_entries
+            .iter()
+            .filter_map(|(s, i)| self.log.get(s, i))
+            .collect()
+    }
+}
+
 impl LogEntry {
     /// A logged row read back: its body is canonical JSON written by a store, so it
     /// decodes unless the plan changed under it (then it no longer means anything to

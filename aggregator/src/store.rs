@@ -308,18 +308,13 @@ impl BatchLog {
         plan: &Plan,
         items: &[Item],
     ) -> Result<(), StoreError> {
-        let mut keys: BTreeSet<(&str, &str)> = BTreeSet::new();
-        let mut snapshot_days: BTreeSet<i32> = BTreeSet::new();
-        for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
-            keys.insert((&e.source, &e.id));
-            if let Some(v) = &e.voids {
-                keys.insert((&e.source, v));
-            }
-            if plan.is_snapshot[usize::from(e.type_id.0)] {
-                snapshot_days.insert(Day::of(e.occurred_at).0);
-            }
-        }
-        let keys: Vec<(&str, &str)> = keys.into_iter().collect();
+        let keys = BatchLog::keys_needed(items);
+        let snapshot_days: BTreeSet<i32> = items
+            .iter()
+            .filter_map(|i| i.outcome.as_ref().ok())
+            .filter(|e| plan.is_snapshot[usize::from(e.type_id.0)])
+            .map(|e| Day::of(e.occurred_at).0)
+            .collect();
         for chunk in keys.chunks(ROWS_PER_STATEMENT * 4) {
             let json = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
             let rows = sqlx::query(
@@ -357,9 +352,7 @@ impl BatchLog {
             .await?;
             for r in rows {
                 if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), false) {
-                    if self.log.get(&entry.event.source, &entry.event.id).is_none() {
-                        self.log.insert(entry);
-                    }
+                    self.add_fetched(entry);
                 }
             }
         }
@@ -372,11 +365,7 @@ impl BatchLog {
         plan: &Plan,
         received_at: i64,
     ) -> Result<(), StoreError> {
-        let entries: Vec<&LogEntry> = self
-            .new_entries
-            .iter()
-            .filter_map(|(s, i)| self.log.get(s, i))
-            .collect();
+        let entries = self.entries_to_write();
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, body, voided, moves_level, received_at) ",

@@ -1055,13 +1055,7 @@ impl BatchLog {
         plan: &Plan,
         items: &[Item],
     ) -> Result<(), TxError> {
-        let mut keys: BTreeSet<(&str, &str)> = BTreeSet::new();
-        for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
-            keys.insert((&e.source, &e.id));
-            if let Some(v) = &e.voids {
-                keys.insert((&e.source, v));
-            }
-        }
+        let keys = BatchLog::keys_needed(items);
         if keys.is_empty() {
             return Ok(());
         }
@@ -1122,9 +1116,7 @@ impl BatchLog {
         .await?;
         for r in rows {
             if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), false) {
-                if self.log.get(&entry.event.source, &entry.event.id).is_none() {
-                    self.log.insert(entry);
-                }
+                self.add_fetched(entry);
             }
         }
         Ok(())
@@ -1137,11 +1129,7 @@ impl BatchLog {
         plan: &Plan,
         received_at: i64,
     ) -> Result<(), TxError> {
-        let entries: Vec<&LogEntry> = self
-            .new_entries
-            .iter()
-            .filter_map(|(s, i)| self.log.get(s, i))
-            .collect();
+        let entries = self.entries_to_write();
         if !entries.is_empty() {
             fn ev<'e>(e: &&'e LogEntry) -> &'e Event {
                 &e.event
