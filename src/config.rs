@@ -105,6 +105,10 @@ pub struct KafkaConfig {
     pub dead_letter_topic: Option<String>,
     /// The consumer group of the aggregators.
     pub group_id: Option<String>,
+    /// Most messages `aggregate` folds and commits in one transaction (default 5,000).
+    pub max_batch: Option<usize>,
+    /// Longest a batch of `aggregate` waits for more messages, in milliseconds (default 100).
+    pub max_wait_ms: Option<u64>,
 }
 
 impl KafkaConfig {

@@ -270,6 +270,13 @@ pub async fn run_aggregate(
     };
     let mut options = AggregatorOptions::new(&brokers, &group_id, topics);
     options.dead_letter_topic = kafka.as_ref().and_then(|k| k.dead_letter_topic.clone());
+    if let Some(n) = kafka.as_ref().and_then(|k| k.max_batch) {
+        anyhow::ensure!(n > 0, "[kafka] max_batch must be at least 1");
+        options.max_batch = n;
+    }
+    if let Some(ms) = kafka.as_ref().and_then(|k| k.max_wait_ms) {
+        options.max_wait = std::time::Duration::from_millis(ms);
+    }
     let observer = Arc::new(HealthObserver {
         exporter: exporter.clone(),
         clock,

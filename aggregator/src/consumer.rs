@@ -25,8 +25,10 @@
 //!   the offsets: it seeks back until the missing offsets arrive, unless the broker says
 //!   they expired (below the log start).
 //! - **A poison message never blocks a partition.** An event that fails validation is
-//!   produced to the dead-letter topic (its raw text, masked by the personal-number guard,
-//!   with headers `reason`, `field`, `message`, `topic`, `partition`, `offset`) and
+//!   produced to the dead-letter topic (its original bytes, or its text with every
+//!   personal-number-like run masked when the guard found one: header `payload` says
+//!   `original` or `masked`; headers `reason`, `field`, `message`, `topic`, `partition`,
+//!   `offset`) and
 //!   awaited *before* the batch commits, and it is kept in the `rejected` table by the same
 //!   commit; the partition moves past it. Events the store refuses at commit time
 //!   (`conflicting_duplicate`, `void_not_allowed`) are in the `rejected` table by that
@@ -370,10 +372,58 @@ struct Pending {
     epoch: u64,
     key: Option<Vec<u8>>,
     item: Item,
+    /// What the dead-letter topic gets if the event is refused: its original bytes,
+    /// unless the personal-number guard had to mask them (then the masked text).
+    letter: Letter,
     dead_lettered: bool,
 }
 
+/// A refused event's dead-letter payload.
+#[derive(Clone, Debug)]
+enum Letter {
+    /// The message's bytes as read (nothing in them needed masking).
+    Original(Vec<u8>),
+    /// The text with every personal-number-like run masked (DESIGN.md: raw text is
+    /// masked before it is stored or produced).
+    Masked(String),
+}
+
+impl Letter {
+    /// The payload for a message whose refusal (if any) is in `item`.
+    fn of(raw: &[u8], item: &Item) -> Letter {
+        match &item.raw_masked {
+            Some(masked) if *masked != String::from_utf8_lossy(raw) => {
+                Letter::Masked(masked.clone())
+            }
+            // Decoded events passed the guard; undecodable ones had nothing to mask.
+            _ => Letter::Original(raw.to_vec()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Letter::Original(b) => b,
+            Letter::Masked(t) => t.as_bytes(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Letter::Original(_) => "original",
+            Letter::Masked(_) => "masked",
+        }
+    }
+}
+
+/// A batch whose transaction runs in the background.
+struct InFlight {
+    batch: Vec<Pending>,
+    positions: Vec<SourcePosition>,
+    task: tokio::task::JoinHandle<(Result<Vec<Status>, PgError>, Duration)>,
+}
+
 /// How one commit attempt ended without committing.
+#[derive(Debug)]
 enum AttemptError {
     /// Another consumer moved a stored offset: drop the batch, seek anew.
     Fenced(String, i32),
@@ -505,15 +555,30 @@ impl Aggregator {
 
     fn run_blocking(mut self) -> Result<(), ConsumerError> {
         tracing::info!(topics = ?self.opts.topics, group = %self.opts.group_id, "Consuming.");
+        // One batch commits while the next one is read and decoded: PostgreSQL and the
+        // consumer work side by side. Commits stay in order: a batch starts only once
+        // the one before it has committed (its positions follow that commit's).
+        let mut in_flight: Option<InFlight> = None;
         let result = loop {
-            let batch = self.collect();
-            if !batch.is_empty() {
-                if let Err(e) = self.commit(batch) {
+            let mut batch = self.collect();
+            if let Some(f) = in_flight.take() {
+                if let Err(e) = self.finish(f, &mut batch) {
                     break Err(e);
                 }
             }
+            if !batch.is_empty() {
+                match self.start(batch) {
+                    Ok(f) => in_flight = f,
+                    Err(e) => break Err(e),
+                }
+            }
             if self.stopping() && self.carry.is_empty() {
-                break Ok(());
+                let Some(f) = in_flight.take() else {
+                    break Ok(());
+                };
+                if let Err(e) = self.finish(f, &mut Vec::new()) {
+                    break Err(e);
+                }
             }
         };
         tracing::info!("Leaving the consumer group.");
@@ -527,8 +592,75 @@ impl Aggregator {
         result
     }
 
+    /// Starts committing a batch in the background (after producing its invalid events
+    /// to the dead-letter topic). When that production fails, the batch is committed
+    /// here instead, through the retrying path.
+    fn start(&mut self, mut batch: Vec<Pending>) -> Result<Option<InFlight>, ConsumerError> {
+        self.retain_current(&mut batch);
+        if batch.is_empty() {
+            self.resume();
+            return Ok(None);
+        }
+        if let Err(e) = self.dead_letter_invalid(&mut batch) {
+            tracing::debug!(error = ?e, "Dead letters not produced; committing through the retry path.");
+            return self.commit(batch).map(|()| None);
+        }
+        let positions = self.positions(&batch);
+        let items: Vec<Item> = batch.iter().map(|m| m.item.clone()).collect();
+        let store = self.store.clone();
+        let submitted = positions.clone();
+        let task = self.handle.spawn(async move {
+            let started = Instant::now();
+            let r = store.submit_with_positions(items, &submitted).await;
+            (r, started.elapsed())
+        });
+        Ok(Some(InFlight {
+            batch,
+            positions,
+            task,
+        }))
+    }
+
+    /// Waits for a background commit. When it failed for a reason that passes, `next`
+    /// (read meanwhile) goes back to the carry, ahead of anything read later, and the
+    /// batch is retried here until it commits.
+    fn finish(&mut self, f: InFlight, next: &mut Vec<Pending>) -> Result<(), ConsumerError> {
+        let InFlight {
+            batch,
+            positions,
+            task,
+        } = f;
+        let outcome = match self.handle.block_on(task) {
+            Ok((r, elapsed)) => classify(r).map(|statuses| (statuses, elapsed)),
+            Err(e) => Err(AttemptError::Transient(format!(
+                "the commit task ended abnormally: {e}"
+            ))),
+        };
+        match outcome {
+            Ok((statuses, elapsed)) => {
+                self.committed(&batch, &positions, &statuses, elapsed);
+                self.resume();
+                Ok(())
+            }
+            Err(AttemptError::Fenced(topic, partition)) => {
+                tracing::warn!(%topic, partition, "Fenced: another consumer committed this partition; dropping the batch and seeking to the stored offsets.");
+                let r = self.reposition(&batch);
+                self.resume();
+                r
+            }
+            Err(AttemptError::Transient(reason)) => {
+                tracing::debug!(%reason, "Background commit failed; retrying it.");
+                next.append(&mut self.carry);
+                self.carry = std::mem::take(next);
+                self.commit(batch)
+            }
+            Err(AttemptError::Fatal(e)) => Err(e),
+        }
+    }
+
     /// Reads one batch: up to `max_batch` messages, or what arrives within `max_wait` of
-    /// the first one. Returns early (possibly empty) when asked to stop.
+    /// the first one. Returns early (possibly empty) when asked to stop, and empty when
+    /// nothing arrived for 100 ms.
     fn collect(&mut self) -> Vec<Pending> {
         let mut batch = std::mem::take(&mut self.carry);
         let mut first: Option<Instant> = (!batch.is_empty()).then(Instant::now);
@@ -546,11 +678,17 @@ impl Aggregator {
                     left
                 }
             };
-            if let Some(p) = self.poll_one(timeout) {
-                batch.push(p);
-                first.get_or_insert_with(Instant::now);
-            }
+            let polled = self.poll_one(timeout);
             self.measure_lag();
+            match polled {
+                Some(p) => {
+                    batch.push(p);
+                    first.get_or_insert_with(Instant::now);
+                }
+                // Idle: return, so that a commit in flight is seen through.
+                None if batch.is_empty() => break,
+                None => {}
+            }
         }
         batch
     }
@@ -675,59 +813,77 @@ impl Aggregator {
         batch: &mut [Pending],
         positions: &[SourcePosition],
     ) -> Result<(), AttemptError> {
-        // 1. Invalid events to the dead-letter topic, acknowledged before the commit that
-        //    moves the partition past them.
+        self.dead_letter_invalid(batch)?;
+        let items: Vec<Item> = batch.iter().map(|m| m.item.clone()).collect();
+        let started = Instant::now();
+        let result = self
+            .handle
+            .block_on(self.store.submit_with_positions(items, positions));
+        let statuses = classify(result)?;
+        self.committed(batch, positions, &statuses, started.elapsed());
+        Ok(())
+    }
+
+    /// Produces the batch's invalid events to the dead-letter topic (once each), and
+    /// awaits the broker: they are acknowledged before the commit that moves the
+    /// partition past them.
+    fn dead_letter_invalid(&self, batch: &mut [Pending]) -> Result<(), AttemptError> {
         let todo: Vec<usize> = batch
             .iter()
             .enumerate()
             .filter(|(_, m)| !m.dead_lettered && m.item.outcome.is_err())
             .map(|(i, _)| i)
             .collect();
-        if !todo.is_empty() {
-            if self.dead_letter.is_some() {
-                let entries: Vec<(&Pending, &Rejection)> = todo
-                    .iter()
-                    .filter_map(|&i| {
-                        let m = &batch[i];
-                        m.item.outcome.as_ref().err().map(|r| (m, r))
-                    })
-                    .collect();
-                self.dead_letters(&entries)
-                    .map_err(|e| AttemptError::Transient(format!("dead-letter topic: {e}")))?;
-            }
-            for i in todo {
-                batch[i].dead_lettered = true;
-            }
+        if todo.is_empty() {
+            return Ok(());
         }
-        // 2. The batch and its positions, in one transaction.
-        let items: Vec<Item> = batch.iter().map(|m| m.item.clone()).collect();
-        let started = Instant::now();
-        let result = self
-            .handle
-            .block_on(self.store.submit_with_positions(items, positions));
-        let statuses = match result {
-            Ok(s) => s,
-            Err(PgError::Fenced { topic, partition }) => {
-                return Err(AttemptError::Fenced(topic, partition))
-            }
-            Err(e @ (PgError::Database(_) | PgError::Contention { .. })) => {
-                return Err(AttemptError::Transient(e.to_string()))
-            }
-            Err(e @ PgError::Migrate(_)) => return Err(AttemptError::Fatal(e.into())),
-        };
-        let elapsed = started.elapsed();
+        if self.dead_letter.is_some() {
+            let entries: Vec<(&Pending, &Rejection)> = todo
+                .iter()
+                .filter_map(|&i| {
+                    let m = &batch[i];
+                    m.item.outcome.as_ref().err().map(|r| (m, r))
+                })
+                .collect();
+            self.dead_letters(&entries)
+                .map_err(|e| AttemptError::Transient(format!("dead-letter topic: {e}")))?;
+        }
+        for i in todo {
+            batch[i].dead_lettered = true;
+        }
+        Ok(())
+    }
+
+    /// After a commit: the positions this consumer holds, its observer, the broker's
+    /// advisory offsets, and the dead letters known only at commit time.
+    fn committed(
+        &self,
+        batch: &[Pending],
+        positions: &[SourcePosition],
+        statuses: &[Status],
+        elapsed: Duration,
+    ) {
         {
+            // Only partitions still held under the assignment the batch was read in: a
+            // partition re-assigned meanwhile read its stored offset afresh.
+            let epochs: HashMap<(&str, i32), u64> = batch
+                .iter()
+                .map(|m| ((m.topic.as_str(), m.partition), m.epoch))
+                .collect();
             let mut owned = self.ctx().owned();
             for p in positions {
+                let epoch = epochs.get(&(p.topic.as_str(), p.partition)).copied();
                 if let Some(s) = owned.get_mut(&p.topic, p.partition) {
-                    s.expected = Some(p.next);
+                    if Some(s.epoch) == epoch {
+                        s.expected = Some(p.next);
+                    }
                 }
             }
         }
         tracing::debug!(messages = batch.len(), ?elapsed, "Batch committed.");
         let labels: Vec<String> = batch.iter().map(|m| m.item.source_label.clone()).collect();
-        self.observer.committed(&labels, &statuses, elapsed);
-        // 3. Advice for tools: the broker's committed offsets follow the stored ones.
+        self.observer.committed(&labels, statuses, elapsed);
+        // Advice for tools: the broker's committed offsets follow the stored ones.
         let mut tpl = TopicPartitionList::new();
         for p in positions {
             let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next));
@@ -735,12 +891,12 @@ impl Aggregator {
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             tracing::debug!(error = %e, "Advisory offset commit to the broker failed.");
         }
-        // 4. Refusals known only at commit time, to the dead-letter topic (best effort:
-        //    they are in the `rejected` table already).
+        // Refusals known only at commit time, to the dead-letter topic (best effort:
+        // they are in the `rejected` table already).
         if self.dead_letter.is_some() {
             let late: Vec<(&Pending, &Rejection)> = batch
                 .iter()
-                .zip(&statuses)
+                .zip(statuses)
                 .filter_map(|(m, s)| match (s, &m.item.outcome) {
                     (Status::Rejected(r), Ok(_)) => Some((m, r)),
                     _ => None,
@@ -752,7 +908,6 @@ impl Aggregator {
                 }
             }
         }
-        Ok(())
     }
 
     /// Produces rejected events to the dead-letter topic and awaits every acknowledgement.
@@ -760,20 +915,9 @@ impl Aggregator {
         let Some((producer, topic)) = &self.dead_letter else {
             return Ok(());
         };
-        let raws: Vec<String> = entries
-            .iter()
-            .map(|(m, _)| match &m.item.raw_masked {
-                Some(r) => r.clone(),
-                // Refused at commit time: the event decoded, so its canonical form is clean.
-                None => match &m.item.outcome {
-                    Ok(e) => e.canonical_json(&self.schema),
-                    Err(_) => String::new(),
-                },
-            })
-            .collect();
         self.handle.block_on(async {
             let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
-            for ((m, r), raw) in entries.iter().zip(&raws) {
+            for (m, r) in entries {
                 let partition = m.partition.to_string();
                 let offset = m.offset.to_string();
                 let headers = OwnedHeaders::new()
@@ -800,9 +944,13 @@ impl Aggregator {
                     .insert(Header {
                         key: "offset",
                         value: Some(offset.as_str()),
+                    })
+                    .insert(Header {
+                        key: "payload",
+                        value: Some(m.letter.kind()),
                     });
                 let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-                    .payload(raw.as_bytes())
+                    .payload(m.letter.bytes())
                     .headers(headers);
                 if let Some(k) = &m.key {
                     record = record.key(k.as_slice());
@@ -889,8 +1037,12 @@ impl Aggregator {
         }
         match self.consumer.assignment() {
             Ok(a) => {
-                if let Err(e) = self.consumer.pause(&a) {
-                    tracing::debug!(error = %e, "Cannot pause the partitions.");
+                match self.consumer.pause(&a) {
+                    Ok(()) => tracing::info!(
+                        read_ahead = self.carry.len(),
+                        "Commits keep failing; partitions paused until one succeeds."
+                    ),
+                    Err(e) => tracing::debug!(error = %e, "Cannot pause the partitions."),
                 }
                 self.paused_epoch = Some(epoch);
             }
@@ -954,6 +1106,18 @@ impl Aggregator {
                 self.pause();
             }
         }
+    }
+}
+
+/// Sorts a commit's failure into what the consumer does next.
+fn classify(result: Result<Vec<Status>, PgError>) -> Result<Vec<Status>, AttemptError> {
+    match result {
+        Ok(s) => Ok(s),
+        Err(PgError::Fenced { topic, partition }) => Err(AttemptError::Fenced(topic, partition)),
+        Err(e @ (PgError::Database(_) | PgError::Contention { .. })) => {
+            Err(AttemptError::Transient(e.to_string()))
+        }
+        Err(e @ PgError::Migrate(_)) => Err(AttemptError::Fatal(e.into())),
     }
 }
 
@@ -1073,6 +1237,7 @@ fn accept(
     if let Ok(e) = &item.outcome {
         item.source_label = e.source.clone();
     }
+    let letter = Letter::of(raw, &item);
     Some(Pending {
         topic: topic.to_owned(),
         partition,
@@ -1080,6 +1245,7 @@ fn accept(
         epoch,
         key: m.key().map(<[u8]>::to_vec),
         item,
+        letter,
         dead_lettered: false,
     })
 }

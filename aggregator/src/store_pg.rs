@@ -30,9 +30,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mieruka_ingest::{
-    Event, EventSink, Item, Position, Reason, Rejection, SinkError, Status, Timestamp,
-};
+use mieruka_ingest::{EventSink, Item, Position, Reason, Rejection, SinkError, Status, Timestamp};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
@@ -382,6 +380,7 @@ impl PgStore {
     ) -> Result<Vec<Status>, TxError> {
         let plan = &*self.plan;
         let received_at = now_micros();
+        let t0 = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .execute(&mut *tx)
@@ -391,6 +390,7 @@ impl PgStore {
         // 2. The log rows of the batch's keys (one writer per key: no lock needed).
         let mut overlay = BatchLog::default();
         overlay.prefetch_keys(&mut tx, plan, items).await?;
+        let t_keys = t0.elapsed();
         // 3-4. Lock every aggregate row the batch can touch, and read it.
         let keys = Keys::touched(plan, items, &overlay);
         let mut ledger = self.lock(&mut tx, &keys).await?;
@@ -398,6 +398,7 @@ impl PgStore {
         overlay
             .prefetch_days(&mut tx, plan, items, &self.ids.level_types)
             .await?;
+        let t_read = t0.elapsed();
         // 5. Fold, exactly as the SQLite store does.
         let mut statuses = Vec::with_capacity(items.len());
         let mut rejected: Vec<(&Item, Rejection, String)> = Vec::new();
@@ -421,8 +422,10 @@ impl PgStore {
             keys.covers(&ledger),
             "the fold moved an aggregate row it had not locked"
         );
+        let t_fold = t0.elapsed();
         // 6. Write back: one statement per table.
         overlay.write_pg(&mut tx, plan, received_at).await?;
+        let t_log = t0.elapsed();
         write_rejected(&mut tx, &rejected, received_at).await?;
         self.write_aggregates(&mut tx, &keys, &ledger).await?;
         // 7. Tell listeners, on commit.
@@ -430,7 +433,18 @@ impl PgStore {
             .bind(NOTIFY_CHANNEL)
             .execute(&mut *tx)
             .await?;
+        let t_write = t0.elapsed();
         tx.commit().await?;
+        tracing::debug!(
+            items = items.len(),
+            keys = ?t_keys,
+            read = ?t_read,
+            fold = ?(t_fold - t_read),
+            log = ?(t_log - t_fold),
+            aggregates = ?(t_write - t_log),
+            commit = ?(t0.elapsed() - t_write),
+            "Batch transaction."
+        );
         Ok(statuses)
     }
 
@@ -1108,7 +1122,8 @@ impl BatchLog {
         let days: Vec<i32> = days.into_iter().collect();
         let rows = sqlx::query(
             "SELECT body, fingerprint FROM event_log \
-             WHERE day = ANY($1::int4[]) AND type = ANY($2::text[]) AND NOT voided",
+             WHERE day = ANY($1::int4[]) AND moves_level AND NOT voided \
+             AND type = ANY($2::text[])",
         )
         .bind(&days)
         .bind(level_types)
@@ -1131,57 +1146,40 @@ impl BatchLog {
     ) -> Result<(), TxError> {
         let entries = self.entries_to_write();
         if !entries.is_empty() {
-            fn ev<'e>(e: &&'e LogEntry) -> &'e Event {
-                &e.event
+            // COPY, not INSERT: PostgreSQL writes the rows page by page (the log is most
+            // of a batch's work). The keys are new: the batch's keys were looked up, and
+            // one consumer owns each key (a racing writer makes COPY fail with 23505,
+            // and the retry sees its rows).
+            let building = std::time::Instant::now();
+            let mut rows = Vec::with_capacity(entries.len() * 320);
+            for e in &entries {
+                let ev = &e.event;
+                copy_text(&mut rows, &ev.source);
+                copy_text(&mut rows, &ev.id);
+                copy_int(&mut rows, e.fingerprint);
+                copy_text(&mut rows, &plan.schema.event_type(ev.type_id).name);
+                copy_int(&mut rows, ev.occurred_at.micros());
+                copy_int(&mut rows, i64::from(Day::of(ev.occurred_at).0));
+                copy_text(&mut rows, &ev.canonical_json(&plan.schema));
+                copy_bool(&mut rows, e.voided);
+                copy_bool(&mut rows, plan.moves_a_level(ev.type_id));
+                copy_int(&mut rows, received_at);
+                // The last field's tab becomes the row's end.
+                rows.pop();
+                rows.push(b'\n');
             }
-            sqlx::query(
-                "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, \
-                 body, voided, received_at) \
-                 SELECT s, i, f, t, o, d, b, v, $9 FROM UNNEST($1::text[], $2::text[], \
-                 $3::int8[], $4::text[], $5::int8[], $6::int4[], $7::text[], $8::bool[]) \
-                 AS x(s, i, f, t, o, d, b, v)",
-            )
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| ev(e).source.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| ev(e).id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(entries.iter().map(|e| e.fingerprint).collect::<Vec<_>>())
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| plan.schema.event_type(ev(e).type_id).name.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| ev(e).occurred_at.micros())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| Day::of(ev(e).occurred_at).0)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                entries
-                    .iter()
-                    .map(|e| ev(e).canonical_json(&plan.schema))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(entries.iter().map(|e| e.voided).collect::<Vec<_>>())
-            .bind(received_at)
-            .execute(&mut **tx)
-            .await?;
+            tracing::trace!(built = ?building.elapsed(), "Event log rows built.");
+            let mut copy = tx
+                .copy_in_raw(
+                    "COPY event_log (source, event_id, fingerprint, type, occurred_at, day, \
+                     body, voided, moves_level, received_at) FROM STDIN",
+                )
+                .await?;
+            let built = std::time::Instant::now();
+            copy.send(rows).await?;
+            let sent = built.elapsed();
+            copy.finish().await?;
+            tracing::trace!(?sent, finished = ?built.elapsed(), "Event log copied.");
         }
         let new: HashSet<&(String, String)> = self.new_entries.iter().collect();
         let to_void: BTreeSet<&(String, String)> = self
@@ -1221,6 +1219,31 @@ impl BatchLog {
         }
         Ok(())
     }
+}
+
+/// Appends `value` as a field of COPY's text format (then a tab): backslash, tab, newline
+/// and carriage return are escaped.
+fn copy_text(out: &mut Vec<u8>, value: &str) {
+    for &b in value.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'\t');
+}
+
+fn copy_int(out: &mut Vec<u8>, value: i64) {
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{value}\t");
+}
+
+fn copy_bool(out: &mut Vec<u8>, value: bool) {
+    out.extend_from_slice(if value { b"t\t" } else { b"f\t" });
 }
 
 /// Keeps the batch's rejected events, with their Kafka offsets when they came from Kafka.

@@ -18,6 +18,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection};
@@ -51,9 +53,12 @@ fn unique(prefix: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // The broker
 
-/// A Kafka-protocol broker: a `tansu` process of this test, or `KAFKA_BROKERS`.
+/// A Kafka-protocol broker: a `tansu` process of this test, `KAFKA_BROKERS`, or
+/// librdkafka's in-process mock cluster (for the faults a real broker cannot be made to
+/// show on cue: brokers going down, a dead member's session expiring).
 struct Broker {
     child: Option<Child>,
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
     brokers: String,
     log: PathBuf,
 }
@@ -77,6 +82,7 @@ impl Broker {
             if !b.trim().is_empty() {
                 return Broker {
                     child: None,
+                    mock: None,
                     brokers: b,
                     log,
                 };
@@ -110,6 +116,7 @@ impl Broker {
             .unwrap();
         let broker = Broker {
             child: Some(child),
+            mock: None,
             brokers: format!("127.0.0.1:{port}"),
             log,
         };
@@ -125,8 +132,25 @@ impl Broker {
         broker
     }
 
+    /// A mock cluster of `count` brokers in this process, listening on loopback.
+    fn mock(dir: &Path, count: i32) -> Broker {
+        let mock = MockCluster::new(count).unwrap();
+        Broker {
+            child: None,
+            brokers: mock.bootstrap_servers(),
+            mock: Some(mock),
+            log: dir.join("mock-cluster.log"),
+        }
+    }
+
     /// Creates topics (retrying while the broker comes up) and waits for their metadata.
     fn create_topics(&self, topics: &[(&str, i32)]) {
+        if let Some(mock) = &self.mock {
+            for (t, n) in topics {
+                mock.create_topic(t, *n, 1).unwrap();
+            }
+            return;
+        }
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("broker.address.family", "v4")
@@ -314,8 +338,24 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
+        Setup::with_kafka("")
+    }
+
+    /// With further `[kafka]` settings of the roles.
+    fn with_kafka(extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::start(dir.path());
+        Setup::on(dir, broker, extra)
+    }
+
+    /// On librdkafka's mock cluster of `brokers` brokers.
+    fn mocked(brokers: i32) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::mock(dir.path(), brokers);
+        Setup::on(dir, broker, "")
+    }
+
+    fn on(dir: tempfile::TempDir, broker: Broker, kafka_extra: &str) -> Setup {
         let db = TestDb::new();
         let topic = unique("mieruka.events");
         let dead_letter = format!("{topic}.dead-letter");
@@ -344,6 +384,7 @@ brokers = "{brokers}"
 topic = "{topic}"
 dead_letter_topic = "{dead_letter}"
 group_id = "{group}"
+{kafka_extra}
 
 [store]
 url = "{url}"
@@ -665,11 +706,13 @@ fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
         .unwrap();
     rt().block_on(async {
         for (key, payload) in [
-            ("office/x-1", "{\"broken\": "),
+            ("office/x-1", &b"{\"broken\": "[..]),
             (
                 "office/x-2",
-                r#"{"event_id":"x-2","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":0}}"#,
+                &br#"{"event_id":"x-2","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":0}}"#[..],
             ),
+            // Not UTF-8 (a Shift_JIS line): the dead letter keeps its bytes as they were.
+            ("office/x-3", SHIFT_JIS_LINE),
         ] {
             producer
                 .send(
@@ -748,16 +791,21 @@ fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
     let reasons: Vec<&str> = rows.iter().map(|(r, _)| r.as_deref().unwrap()).collect();
     assert_eq!(
         reasons,
-        ["conflicting_duplicate", "not_json", "out_of_bounds"],
+        [
+            "conflicting_duplicate",
+            "not_json",
+            "not_json",
+            "out_of_bounds"
+        ],
         "{rows:?}"
     );
     assert!(rows.iter().all(|(_, o)| o.is_some()), "{rows:?}");
 
-    // The dead-letter topic: the three edge refusals (masked) and the three Kafka-side ones.
+    // The dead-letter topic: the three edge refusals (masked) and the four Kafka-side ones.
     let letters = read_topic(
         &s.broker.brokers,
         &s.dead_letter,
-        6,
+        7,
         Duration::from_secs(30),
     );
     let by_reason = |reason: &str| {
@@ -780,10 +828,25 @@ fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
     assert_eq!(oob[0].header("topic").as_deref(), Some(s.topic.as_str()));
     assert!(oob[0].header("partition").is_some() && oob[0].header("offset").is_some());
     assert!(oob[0].payload.contains("\"sheets\":0"), "{letters:?}");
+    assert_eq!(oob[0].header("payload").as_deref(), Some("original"));
     let not_json = by_reason("not_json");
-    assert_eq!(not_json.len(), 2, "edge and Kafka: {letters:?}");
+    assert_eq!(not_json.len(), 3, "edge and Kafka: {letters:?}");
     assert!(not_json.iter().any(|l| l.payload == "{\"broken\": "));
-    assert_eq!(by_reason("conflicting_duplicate").len(), 1, "{letters:?}");
+    assert!(
+        not_json.iter().any(|l| l.bytes == SHIFT_JIS_LINE),
+        "the Shift_JIS line's original bytes: {letters:?}"
+    );
+    // Refused at commit time: the message as it was in the source topic.
+    let conflicting = by_reason("conflicting_duplicate");
+    assert_eq!(conflicting.len(), 1, "{letters:?}");
+    assert_eq!(
+        conflicting[0].header("payload").as_deref(),
+        Some("original")
+    );
+    assert!(
+        conflicting[0].payload.contains("\"sheets\":999"),
+        "{letters:?}"
+    );
 
     export.stop();
     aggregate.stop();
@@ -791,10 +854,14 @@ fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
     eprintln!("flow test took {:.1?}", started.elapsed());
 }
 
+/// 「用紙」 in Shift_JIS, then a broken JSON: a line a legacy system might produce.
+const SHIFT_JIS_LINE: &[u8] = b"\x97\x70\x8e\x86 {\"sheets\": ";
+
 /// One message read back from a topic.
 #[derive(Debug)]
 struct Letter {
     payload: String,
+    bytes: Vec<u8>,
     headers: Vec<(String, String)>,
 }
 
@@ -839,6 +906,7 @@ fn read_topic(brokers: &str, topic: &str, want: usize, within: Duration) -> Vec<
                 .unwrap_or_default();
             out.push(Letter {
                 payload: String::from_utf8_lossy(m.payload().unwrap_or(&[])).into_owned(),
+                bytes: m.payload().unwrap_or(&[]).to_vec(),
                 headers,
             });
         }
@@ -986,7 +1054,10 @@ fn two_aggregators_in_one_group_with_one_killed_count_exactly_once() {
 #[test]
 fn postgres_unavailable_then_back_loses_nothing() {
     let started = Instant::now();
-    let s = Setup::new();
+    // Small batches: the outage outlasts the few batches the aggregator reads ahead, so
+    // it pauses its partitions, and on recovery resumes and seeks back to what it has
+    // not read.
+    let s = Setup::with_kafka("max_batch = 250");
     let ingest = s.start("ingest", "ingest");
     let export = s.start("export", "export");
     let aggregate = s.start("aggregate", "aggregate");
@@ -1041,6 +1112,125 @@ fn postgres_unavailable_then_back_loses_nothing() {
         let logged = s.db.rows("SELECT 'n', count(*) FROM event_log");
         panic!("stored positions {positions:?}; broker watermarks {marks:?}; logged {logged:?}");
     }
+    let log = std::fs::read_to_string(&aggregate.log).unwrap_or_default();
+    assert!(
+        log.contains("partitions resumed"),
+        "the outage never paused the partitions:\n{}",
+        tail(&aggregate.log, 30)
+    );
     aggregate.stop();
     eprintln!("outage test took {:.1?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+// Faults on librdkafka's mock cluster
+
+/// Waits until the aggregators have committed at least `offsets` (the sum of the stored
+/// next offsets).
+fn wait_committed(s: &Setup, offsets: i64, logs: &[&Role]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.db.committed_offsets() < offsets {
+        let logs: String = logs
+            .iter()
+            .map(|r| format!("--- {} ---\n{}\n", r.name, tail(&r.log, 25)))
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "{offsets} offsets not committed within 60 s:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_broker_down_mid_run_then_back_loses_nothing() {
+    let started = Instant::now();
+    let s = Setup::mocked(3);
+    let mock = s.broker.mock.as_ref().unwrap();
+    let ingest = s.start("ingest", "ingest");
+    let export = s.start("export", "export");
+    let aggregate = s.start("aggregate", "aggregate");
+    ingest.wait_ready(Duration::from_secs(30));
+    let (chunks, total) = stream(6, 1000);
+    ingest.post(OFFICE_TOKEN, &chunks[0]);
+    wait_committed(&s, 1000, &[&aggregate]);
+    // Three chunks on the topic, then the whole cluster goes away while the aggregator
+    // is fetching and committing them.
+    for lines in &chunks[1..4] {
+        ingest.post(OFFICE_TOKEN, lines);
+    }
+    for b in 1..=3 {
+        mock.broker_down(b).unwrap();
+    }
+    // The fault's length: the aggregator's fetches and the group's heartbeats fail.
+    std::thread::sleep(Duration::from_secs(5));
+    for b in 1..=3 {
+        mock.broker_up(b).unwrap();
+    }
+    for lines in &chunks[4..] {
+        ingest.post(OFFICE_TOKEN, lines);
+    }
+    wait_exact_a4(&export, &[&aggregate, &ingest, &export], total);
+    // The aggregator did see the fault (and came through it).
+    let log = std::fs::read_to_string(&aggregate.log).unwrap_or_default();
+    assert!(
+        log.contains("AllBrokersDown"),
+        "the aggregator never saw the brokers down:\n{}",
+        tail(&aggregate.log, 30)
+    );
+    aggregate.stop();
+    eprintln!("broker-down test took {:.1?}", started.elapsed());
+}
+
+#[test]
+fn a_survivor_takes_over_a_killed_members_partitions_after_its_session_times_out() {
+    let started = Instant::now();
+    let s = Setup::mocked(1);
+    let ingest = s.start("ingest", "ingest");
+    let export = s.start("export", "export");
+    ingest.wait_ready(Duration::from_secs(30));
+    let (chunks, total) = stream(6, 1000);
+    let survivor = s.start("aggregate", "survivor");
+    let mut victim = s.start("aggregate", "victim");
+    // Both members hold partitions once the victim has joined and committed some.
+    ingest.post(OFFICE_TOKEN, &chunks[0]);
+    let owns = |r: &Role| {
+        std::fs::read_to_string(&r.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("Partitions assigned"))
+            .last()
+            .is_some_and(|l| l.contains(&s.topic))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(owns(&victim) && owns(&survivor) && s.db.committed_offsets() >= 1000) {
+        assert!(
+            Instant::now() < deadline,
+            "the two members did not share the partitions:\n--- victim ---\n{}\n--- survivor ---\n{}",
+            tail(&victim.log, 20),
+            tail(&survivor.log, 20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ingest.post(OFFICE_TOKEN, &chunks[1]);
+    let assignments = |r: &Role| {
+        std::fs::read_to_string(&r.log)
+            .unwrap_or_default()
+            .matches("Partitions assigned")
+            .count()
+    };
+    let before = assignments(&survivor);
+    victim.kill9();
+    // No replacement: the survivor alone must take over once the session expires.
+    for lines in &chunks[2..] {
+        ingest.post(OFFICE_TOKEN, lines);
+    }
+    wait_exact_a4(&export, &[&survivor, &ingest, &export], total);
+    assert!(
+        assignments(&survivor) > before,
+        "the survivor was never re-assigned the victim's partitions:\n{}",
+        tail(&survivor.log, 30)
+    );
+    survivor.stop();
+    eprintln!("session-timeout test took {:.1?}", started.elapsed());
 }
