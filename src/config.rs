@@ -109,6 +109,9 @@ pub struct KafkaConfig {
     pub max_batch: Option<usize>,
     /// Longest a batch of `aggregate` waits for more messages, in milliseconds (default 100).
     pub max_wait_ms: Option<u64>,
+    /// Transactions `aggregate` commits a batch in at once, each holding whole
+    /// partitions (default 2).
+    pub parallel_commits: Option<usize>,
 }
 
 impl KafkaConfig {

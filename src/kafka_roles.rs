@@ -274,6 +274,10 @@ pub async fn run_aggregate(
         anyhow::ensure!(n > 0, "[kafka] max_batch must be at least 1");
         options.max_batch = n;
     }
+    if let Some(n) = kafka.as_ref().and_then(|k| k.parallel_commits) {
+        anyhow::ensure!(n > 0, "[kafka] parallel_commits must be at least 1");
+        options.parallel_commits = n;
+    }
     if let Some(ms) = kafka.as_ref().and_then(|k| k.max_wait_ms) {
         options.max_wait = std::time::Duration::from_millis(ms);
     }

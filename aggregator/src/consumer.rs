@@ -103,13 +103,17 @@ pub struct AggregatorOptions {
     pub max_wait: Duration,
     /// Longest pause between retries while PostgreSQL is unavailable.
     pub max_backoff: Duration,
+    /// Batches committed at once, in transactions of their own, on disjoint partitions
+    /// (they write the event log side by side and meet only on the shared aggregate
+    /// rows, briefly, at the end).
+    pub parallel_commits: usize,
     /// Further librdkafka settings for the consumer (they override the defaults).
     pub client_config: Vec<(String, String)>,
 }
 
 impl AggregatorOptions {
-    /// Options with the defaults: batches of up to 5,000 messages or 100 ms, backoff up
-    /// to 5 s.
+    /// Options with the defaults: batches of up to 5,000 messages or 100 ms, up to 2
+    /// committing at once; backoff up to 5 s.
     pub fn new(brokers: &str, group_id: &str, topics: Vec<String>) -> Self {
         Self {
             brokers: brokers.to_owned(),
@@ -119,6 +123,7 @@ impl AggregatorOptions {
             max_batch: 5_000,
             max_wait: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            parallel_commits: 2,
             client_config: Vec::new(),
         }
     }
@@ -422,6 +427,17 @@ struct InFlight {
     task: tokio::task::JoinHandle<(Result<Vec<Status>, PgError>, Duration)>,
 }
 
+impl InFlight {
+    /// Whether it commits a partition of `other`.
+    fn overlaps(&self, other: &[Pending]) -> bool {
+        other.iter().any(|m| {
+            self.positions
+                .iter()
+                .any(|p| p.partition == m.partition && p.topic == m.topic)
+        })
+    }
+}
+
 /// How one commit attempt ended without committing.
 #[derive(Debug)]
 enum AttemptError {
@@ -555,29 +571,49 @@ impl Aggregator {
 
     fn run_blocking(mut self) -> Result<(), ConsumerError> {
         tracing::info!(topics = ?self.opts.topics, group = %self.opts.group_id, "Consuming.");
-        // One batch commits while the next one is read and decoded: PostgreSQL and the
-        // consumer work side by side. Commits stay in order: a batch starts only once
-        // the one before it has committed (its positions follow that commit's).
-        let mut in_flight: Option<InFlight> = None;
-        let result = loop {
+        // Batches commit in the background while the next ones are read and decoded:
+        // PostgreSQL and the consumer work side by side, and up to `parallel_commits`
+        // transactions run at once. Each partition has at most one batch in flight, so
+        // its positions move in order (a batch starts once its partitions' last commit
+        // is through).
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let result = 'run: loop {
             let mut batch = self.collect();
-            if let Some(f) = in_flight.take() {
+            // See through the commits that are done, that hold a partition of the new
+            // batch, or that make room (the oldest first); all of them when idle.
+            let limit = self.opts.parallel_commits.max(1);
+            let mut i = 0;
+            while i < in_flight.len() {
+                let must = batch.is_empty()
+                    || in_flight.len() >= limit
+                    || in_flight[i].task.is_finished()
+                    || in_flight[i].overlaps(&batch);
+                if !must {
+                    i += 1;
+                    continue;
+                }
+                let Some(f) = in_flight.remove(i) else {
+                    break;
+                };
                 if let Err(e) = self.finish(f, &mut batch) {
-                    break Err(e);
+                    break 'run Err(e);
                 }
             }
             if !batch.is_empty() {
                 match self.start(batch) {
-                    Ok(f) => in_flight = f,
+                    Ok(Some(f)) => in_flight.push_back(f),
+                    Ok(None) => {}
                     Err(e) => break Err(e),
                 }
             }
             if self.stopping() && self.carry.is_empty() {
-                let Some(f) = in_flight.take() else {
+                while let Some(f) = in_flight.pop_front() {
+                    if let Err(e) = self.finish(f, &mut Vec::new()) {
+                        break 'run Err(e);
+                    }
+                }
+                if self.carry.is_empty() {
                     break Ok(());
-                };
-                if let Err(e) = self.finish(f, &mut Vec::new()) {
-                    break Err(e);
                 }
             }
         };
@@ -593,8 +629,8 @@ impl Aggregator {
     }
 
     /// Starts committing a batch in the background (after producing its invalid events
-    /// to the dead-letter topic). When that production fails, the batch is committed
-    /// here instead, through the retrying path.
+    /// to the dead-letter topic). When producing the dead letters fails, the batch is
+    /// committed here instead, through the retrying path.
     fn start(&mut self, mut batch: Vec<Pending>) -> Result<Option<InFlight>, ConsumerError> {
         self.retain_current(&mut batch);
         if batch.is_empty() {
@@ -1117,7 +1153,9 @@ fn classify(result: Result<Vec<Status>, PgError>) -> Result<Vec<Status>, Attempt
         Err(e @ (PgError::Database(_) | PgError::Contention { .. })) => {
             Err(AttemptError::Transient(e.to_string()))
         }
-        Err(e @ PgError::Migrate(_)) => Err(AttemptError::Fatal(e.into())),
+        Err(e @ (PgError::Migrate(_) | PgError::Inconsistent(_))) => {
+            Err(AttemptError::Fatal(e.into()))
+        }
     }
 }
 

@@ -178,7 +178,7 @@ fn reject_void(event: &Event, message: &str) -> Status {
 /// An event log held in memory: for tests, benchmarks and a batch's view of the store.
 ///
 /// Keyed source → id so lookups take `&str` without building a key.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub struct MemoryLog {
     // foldhash: seeded per process (no hash flooding from crafted ids) and several
     // times faster than SipHash on short keys, which these lookups are per event.
@@ -265,7 +265,7 @@ impl EventLog for MemoryLog {
 
 /// The event log as one store batch sees it: the rows it needs, fetched up front, plus
 /// what the batch adds — which the store then writes in its transaction.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct BatchLog {
     /// Fetched rows and the batch's own entries.
     pub log: MemoryLog,

@@ -66,6 +66,10 @@ pub enum PgError {
         /// The partition this consumer no longer owns.
         partition: i32,
     },
+    /// The store's two passes over a batch disagreed: a bug, reported rather than
+    /// committed.
+    #[error("internal inconsistency, batch not committed: {0}")]
+    Inconsistent(String),
     /// The batch kept losing races against other replicas (deadlocks, concurrent deletes).
     #[error("gave up after {attempts} attempts against concurrent writers: {reason}")]
     Contention {
@@ -84,7 +88,9 @@ impl From<PgError> for SinkError {
             }
             // Fenced: retrying cannot help; the consumer must drop the partition (and
             // seek anew from `positions()` if it is assigned again).
-            PgError::Fenced { .. } | PgError::Migrate(_) => SinkError::Fatal(e.to_string()),
+            PgError::Fenced { .. } | PgError::Migrate(_) | PgError::Inconsistent(_) => {
+                SinkError::Fatal(e.to_string())
+            }
         }
     }
 }
@@ -391,15 +397,12 @@ impl PgStore {
         let mut overlay = BatchLog::default();
         overlay.prefetch_keys(&mut tx, plan, items).await?;
         let t_keys = t0.elapsed();
-        // 3-4. Lock every aggregate row the batch can touch, and read it.
-        let keys = Keys::touched(plan, items, &overlay);
-        let mut ledger = self.lock(&mut tx, &keys).await?;
-        // 2b. The days of the batch's snapshots, read under the lock of their level days.
-        overlay
-            .prefetch_days(&mut tx, plan, items, &self.ids.level_types)
-            .await?;
-        let t_read = t0.elapsed();
-        // 5. Fold, exactly as the SQLite store does.
+        // 3. The log first. What a batch logs (and each event's fate) depends on the log
+        //    alone, never on the aggregates: decide it on a copy of the overlay and write
+        //    it before any aggregate row is locked, so that replicas and parallel commits
+        //    overlap their heaviest work and hold the shared rows only briefly.
+        let mut decided = overlay.clone();
+        let mut scratch = Ledger::default();
         let mut statuses = Vec::with_capacity(items.len());
         let mut rejected: Vec<(&Item, Rejection, String)> = Vec::new();
         for item in items {
@@ -410,7 +413,7 @@ impl PgStore {
                     rejected.push((item, r.clone(), raw));
                 }
                 Ok(event) => {
-                    let status = fold(plan, &mut ledger, &mut overlay, event.clone());
+                    let status = fold(plan, &mut scratch, &mut decided, event.clone());
                     if let Status::Rejected(r) = &status {
                         rejected.push((item, r.clone(), event.canonical_json(&plan.schema)));
                     }
@@ -418,15 +421,47 @@ impl PgStore {
                 }
             }
         }
+        drop(scratch);
+        decided.write_pg(&mut tx, plan, received_at).await?;
+        write_rejected(&mut tx, &rejected, received_at).await?;
+        let t_log = t0.elapsed();
+        // 4. Lock every aggregate row the batch can touch, and read it.
+        let keys = Keys::touched(plan, items, &overlay);
+        let mut ledger = self.lock(&mut tx, &keys).await?;
+        // 4b. The days of the batch's snapshots, read under the lock of their level days.
+        overlay
+            .prefetch_days(&mut tx, plan, items, &self.ids.level_types)
+            .await?;
+        let t_read = t0.elapsed();
+        // 5. Fold into the aggregates, exactly as the SQLite store does; the log's
+        //    decisions come out as they were written in step 3.
+        let mut fates = statuses.iter();
+        for item in items {
+            let decided_fate = fates.next();
+            if let Ok(event) = &item.outcome {
+                let status = fold(plan, &mut ledger, &mut overlay, event.clone());
+                if decided_fate != Some(&status) {
+                    return Err(TxError::Fail(PgError::Inconsistent(format!(
+                        "event {} of source {}: the log decided {decided_fate:?}, the fold {status:?}",
+                        event.id, event.source
+                    ))));
+                }
+            }
+        }
+        if overlay.new_entries != decided.new_entries
+            || overlay.voided_now != decided.voided_now
+            || overlay.new_pending != decided.new_pending
+        {
+            return Err(TxError::Fail(PgError::Inconsistent(
+                "the fold logged other events than the log step wrote".to_owned(),
+            )));
+        }
         debug_assert!(
             keys.covers(&ledger),
             "the fold moved an aggregate row it had not locked"
         );
         let t_fold = t0.elapsed();
         // 6. Write back: one statement per table.
-        overlay.write_pg(&mut tx, plan, received_at).await?;
-        let t_log = t0.elapsed();
-        write_rejected(&mut tx, &rejected, received_at).await?;
         self.write_aggregates(&mut tx, &keys, &ledger).await?;
         // 7. Tell listeners, on commit.
         sqlx::query("SELECT pg_notify($1, '')")
@@ -438,10 +473,10 @@ impl PgStore {
         tracing::debug!(
             items = items.len(),
             keys = ?t_keys,
-            read = ?t_read,
+            log = ?(t_log - t_keys),
+            lock = ?(t_read - t_log),
             fold = ?(t_fold - t_read),
-            log = ?(t_log - t_fold),
-            aggregates = ?(t_write - t_log),
+            aggregates = ?(t_write - t_fold),
             commit = ?(t0.elapsed() - t_write),
             "Batch transaction."
         );
