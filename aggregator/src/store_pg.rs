@@ -1164,9 +1164,14 @@ impl BatchLog {
         .bind(level_types)
         .fetch_all(&mut **tx)
         .await?;
+        // The batch's own keys are in the overlay already, as they were before the batch
+        // (the rows this transaction has just logged must not count twice).
+        let own: HashSet<(&str, &str)> = BatchLog::keys_needed(items).into_iter().collect();
         for r in rows {
             if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), false) {
-                self.add_fetched(entry);
+                if !own.contains(&(entry.event.source.as_str(), entry.event.id.as_str())) {
+                    self.add_fetched(entry);
+                }
             }
         }
         Ok(())
