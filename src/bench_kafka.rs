@@ -55,12 +55,17 @@ pub struct KafkaBenchOptions {
     pub brokers: Option<String>,
     /// PostgreSQL URL whose server gets the fresh bench database.
     pub database_url: String,
+    /// Most events per aggregator transaction.
+    pub max_batch: usize,
+    /// Aggregator batches committing at once.
+    pub parallel_commits: usize,
 }
 
 /// Runs the bench and prints its table; cleans up the broker and database whatever happens.
 pub async fn kafka(opts: KafkaBenchOptions) -> anyhow::Result<()> {
-    if opts.events == 0 || opts.partitions < 1 {
-        bail!("--events and --partitions must be at least 1");
+    if opts.events == 0 || opts.partitions < 1 || opts.max_batch == 0 || opts.parallel_commits == 0
+    {
+        bail!("--events, --partitions, --max-batch and --parallel-commits must be at least 1");
     }
     let suffix = suffix();
     let broker = match &opts.brokers {
@@ -138,6 +143,10 @@ async fn run(
             "given with --brokers"
         },
         db.name
+    );
+    println!(
+        "aggregator: batches of up to {} events, up to {} committing at once",
+        opts.max_batch, opts.parallel_commits
     );
     println!(
         "{:<34} {:>10} {:>9} {:>12} {:>9} {:>12} {:>9} {:>9}",
@@ -224,6 +233,7 @@ async fn run(
         &db.url,
         plan.clone(),
         &ends,
+        (opts.max_batch, opts.parallel_commits),
     )
     .await?;
     let (peak, rss) = rss_mib();
@@ -544,6 +554,7 @@ async fn aggregate(
     url: &str,
     plan: Arc<Plan>,
     ends: &BTreeMap<i32, (i64, i64)>,
+    (max_batch, parallel_commits): (usize, usize),
 ) -> anyhow::Result<Drained> {
     let store = PgStore::open(url, plan.clone())
         .await
@@ -552,7 +563,9 @@ async fn aggregate(
         .await
         .context("cannot open the bench database")?;
     let started = Instant::now();
-    let opts = AggregatorOptions::new(brokers, group, vec![topic.to_owned()]);
+    let mut opts = AggregatorOptions::new(brokers, group, vec![topic.to_owned()]);
+    opts.max_batch = max_batch;
+    opts.parallel_commits = parallel_commits;
     let aggregator = Aggregator::build(store, opts, Arc::new(NoObserver)).await?;
     let stop = CancellationToken::new();
     let mut running = tokio::spawn(aggregator.run(stop.clone().cancelled_owned()));

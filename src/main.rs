@@ -160,6 +160,12 @@ enum BenchCommand {
         /// PostgreSQL server on which a fresh bench database is created and dropped.
         #[arg(long, default_value = mieruka::bench_kafka::DEFAULT_DATABASE_URL)]
         database_url: String,
+        /// Most events per aggregator transaction (the `[kafka] max_batch` of the role).
+        #[arg(long, default_value_t = 5_000)]
+        max_batch: usize,
+        /// Aggregator batches committing at once (`[kafka] parallel_commits`).
+        #[arg(long, default_value_t = 2)]
+        parallel_commits: usize,
     },
 }
 
@@ -376,6 +382,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     partitions,
                     brokers,
                     database_url,
+                    max_batch,
+                    parallel_commits,
                 },
         } => {
             mieruka::bench_kafka::kafka(mieruka::bench_kafka::KafkaBenchOptions {
@@ -383,6 +391,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 partitions,
                 brokers,
                 database_url,
+                max_batch,
+                parallel_commits,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
