@@ -1198,8 +1198,7 @@ fn a_survivor_takes_over_a_killed_members_partitions_after_its_session_times_out
         std::fs::read_to_string(&r.log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains("Partitions assigned"))
-            .last()
+            .rfind(|l| l.contains("Partitions assigned"))
             .is_some_and(|l| l.contains(&s.topic))
     };
     let deadline = Instant::now() + Duration::from_secs(60);
