@@ -462,6 +462,12 @@ struct Role {
 }
 
 impl Role {
+    /// Fails with `what` and the log's tail unless the role's log holds `needle`.
+    fn assert_logged(&self, needle: &str, what: &str) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(log.contains(needle), "{what}:\n{}", tail(&self.log, 30));
+    }
+
     fn wait_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
@@ -923,6 +929,23 @@ fn read_topic(brokers: &str, topic: &str, want: usize, within: Duration) -> Vec<
 /// this much time: the length of the fault, not a synchronisation.
 const SESSION_EXPIRY: Duration = Duration::from_secs(11);
 
+/// Waits until the aggregators have committed at least `offsets` (the sum of the stored
+/// next offsets), or fails with their logs.
+fn wait_committed(s: &Setup, offsets: i64, within: Duration, logs: &[&Role]) {
+    let deadline = Instant::now() + within;
+    while s.db.committed_offsets() < offsets {
+        let logs: String = logs
+            .iter()
+            .map(|r| format!("--- {} ---\n{}\n", r.name, tail(&r.log, 25)))
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "{offsets} offsets not committed within {within:?}:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Posts `chunks` to ingest; after each chunk listed in `kill_after`, waits until the
 /// aggregators make progress, kills one of them with -9 at a random instant, and starts
 /// a replacement once the dead member's session has expired.
@@ -954,18 +977,8 @@ fn run_with_kills(
                 }
             });
             // Mid-stream: something committed since this chunk was posted.
-            let deadline = Instant::now() + Duration::from_secs(45);
-            while s.db.committed_offsets() <= before {
-                let logs: String = aggregators
-                    .iter()
-                    .map(|r| format!("--- {} ---\n{}\n", r.name, tail(&r.log, 15)))
-                    .collect();
-                assert!(
-                    Instant::now() < deadline,
-                    "no progress after chunk {c}:\n{logs}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            let logs: Vec<&Role> = aggregators.iter().collect();
+            wait_committed(s, before + 1, Duration::from_secs(45), &logs);
             let jitter = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap()
@@ -1065,15 +1078,7 @@ fn postgres_unavailable_then_back_loses_nothing() {
     let (chunks, total) = stream(6, 1000);
     ingest.post(OFFICE_TOKEN, &chunks[0]);
     // The first chunk lands before the outage.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while s.db.committed_offsets() < 1000 {
-        assert!(
-            Instant::now() < deadline,
-            "the first chunk was not committed:\n{}",
-            tail(&aggregate.log, 30)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_committed(&s, 1000, Duration::from_secs(60), &[&aggregate]);
     s.db.cut_off();
     for lines in &chunks[1..] {
         ingest.post(OFFICE_TOKEN, lines);
@@ -1112,11 +1117,9 @@ fn postgres_unavailable_then_back_loses_nothing() {
         let logged = s.db.rows("SELECT 'n', count(*) FROM event_log");
         panic!("stored positions {positions:?}; broker watermarks {marks:?}; logged {logged:?}");
     }
-    let log = std::fs::read_to_string(&aggregate.log).unwrap_or_default();
-    assert!(
-        log.contains("partitions resumed"),
-        "the outage never paused the partitions:\n{}",
-        tail(&aggregate.log, 30)
+    aggregate.assert_logged(
+        "partitions resumed",
+        "the outage never paused the partitions",
     );
     aggregate.stop();
     eprintln!("outage test took {:.1?}", started.elapsed());
@@ -1124,23 +1127,6 @@ fn postgres_unavailable_then_back_loses_nothing() {
 
 // ---------------------------------------------------------------------------------------
 // Faults on librdkafka's mock cluster
-
-/// Waits until the aggregators have committed at least `offsets` (the sum of the stored
-/// next offsets).
-fn wait_committed(s: &Setup, offsets: i64, logs: &[&Role]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while s.db.committed_offsets() < offsets {
-        let logs: String = logs
-            .iter()
-            .map(|r| format!("--- {} ---\n{}\n", r.name, tail(&r.log, 25)))
-            .collect();
-        assert!(
-            Instant::now() < deadline,
-            "{offsets} offsets not committed within 60 s:\n{logs}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn every_broker_down_mid_run_then_back_loses_nothing() {
@@ -1153,7 +1139,7 @@ fn every_broker_down_mid_run_then_back_loses_nothing() {
     ingest.wait_ready(Duration::from_secs(30));
     let (chunks, total) = stream(6, 1000);
     ingest.post(OFFICE_TOKEN, &chunks[0]);
-    wait_committed(&s, 1000, &[&aggregate]);
+    wait_committed(&s, 1000, Duration::from_secs(60), &[&aggregate]);
     // Three chunks on the topic, then the whole cluster goes away while the aggregator
     // is fetching and committing them.
     for lines in &chunks[1..4] {
@@ -1172,11 +1158,9 @@ fn every_broker_down_mid_run_then_back_loses_nothing() {
     }
     wait_exact_a4(&export, &[&aggregate, &ingest, &export], total);
     // The aggregator did see the fault (and came through it).
-    let log = std::fs::read_to_string(&aggregate.log).unwrap_or_default();
-    assert!(
-        log.contains("AllBrokersDown"),
-        "the aggregator never saw the brokers down:\n{}",
-        tail(&aggregate.log, 30)
+    aggregate.assert_logged(
+        "AllBrokersDown",
+        "the aggregator never saw the brokers down",
     );
     aggregate.stop();
     eprintln!("broker-down test took {:.1?}", started.elapsed());
