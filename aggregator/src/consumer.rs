@@ -1293,3 +1293,45 @@ fn accept(
         dead_lettered: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+
+    fn letter(raw: &[u8]) -> Letter {
+        let plan = Plan::ome().unwrap_or_else(|e| panic!("the Ome plan: {e:?}"));
+        let item = mieruka_ingest::item(
+            &plan.schema,
+            raw,
+            Position::Offset {
+                topic: "t".into(),
+                partition: 0,
+                offset: 7,
+            },
+            UNKNOWN_SOURCE,
+        );
+        Letter::of(raw, &item)
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_original_bytes_unless_the_guard_masked_them() {
+        // Not JSON, and not UTF-8 either (Shift_JIS): the bytes as read.
+        let sjis: &[u8] = b"\x97\x70\x8e\x86 {\"sheets\": ";
+        let l = letter(sjis);
+        assert_eq!((l.kind(), l.bytes()), ("original", sjis));
+        // Valid JSON refused on a field: the bytes as read.
+        let oob = br#"{"event_id":"x","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":0}}"#;
+        let l = letter(oob);
+        assert_eq!((l.kind(), l.bytes()), ("original", &oob[..]));
+        // A personal number: masked, and the digits never leave.
+        let personal = br#"{"event_id":"p","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":1,"memo":"1234-5678-9018"}}"#;
+        let l = letter(personal);
+        assert_eq!(l.kind(), "masked");
+        let text = String::from_utf8_lossy(l.bytes());
+        assert!(
+            text.contains("****-****-****") && !text.contains("5678"),
+            "{text}"
+        );
+    }
+}
