@@ -634,7 +634,9 @@ struct Broker {
     log: Option<PathBuf>,
 }
 
-fn tansu_binary() -> Option<PathBuf> {
+/// The `tansu` broker binary: in `~/.cargo/bin` (where `scripts/test.sh` installs it)
+/// or on `PATH`.
+pub fn tansu_binary() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let in_path = std::env::var_os("PATH")
         .iter()
@@ -645,6 +647,24 @@ fn tansu_binary() -> Option<PathBuf> {
         .map(|h| h.join(".cargo/bin/tansu"))
         .chain(in_path)
         .find(|p| p.is_file())
+}
+
+/// `tansu broker` with the memory engine on 127.0.0.1:`port` (DESIGN.md, "Real
+/// components"), logging warnings only; the caller sets its stdio.
+pub fn tansu_command(tansu: &std::path::Path, port: u16) -> Command {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(tansu);
+    cmd.args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+        "--storage-engine",
+        "memory://tansu/",
+    ])
+    .env("RUST_LOG", "warn");
+    cmd
 }
 
 impl Broker {
@@ -660,22 +680,11 @@ impl Broker {
             .and_then(|l| l.local_addr())
             .context("cannot find a free port")?
             .port();
-        let url = format!("tcp://127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!("mieruka-bench-tansu-{suffix}.log"));
         let out = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
-        let child = Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .env("RUST_LOG", "warn")
+        let child = tansu_command(&tansu, port)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))

@@ -102,15 +102,7 @@ pub async fn run_ingest(
         .context("cannot create the Kafka producer")?;
     let exporter = Exporter::new(plan.clone(), sources);
     health_only(&exporter, clock);
-    let listen = opts
-        .listen
-        .clone()
-        .or(cfg.listen.clone())
-        .unwrap_or_else(|| DEFAULT_INGEST_LISTEN.into());
-    let listener = TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let (listener, addr) = bind(&opts, cfg, DEFAULT_INGEST_LISTEN).await?;
     println!("mieruka ingest: http://{addr}/ (POST /v1/events; produces to {topic} on {brokers})");
 
     let sink = Arc::new(CountingSink {
@@ -236,15 +228,7 @@ pub async fn run_aggregate(
     let clock = Clock(opts.now);
     let exporter = Exporter::new(plan.clone(), cfg.source_labels());
     health_only(&exporter, clock);
-    let listen = opts
-        .listen
-        .clone()
-        .or(cfg.listen.clone())
-        .unwrap_or_else(|| DEFAULT_AGGREGATE_LISTEN.into());
-    let listener = TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let (listener, addr) = bind(&opts, cfg, DEFAULT_AGGREGATE_LISTEN).await?;
     println!(
         "mieruka aggregate: http://{addr}/ (health at /metrics; consuming {} as group {group_id})",
         topics.join(",")
@@ -296,4 +280,22 @@ pub async fn run_aggregate(
     result.context("the consumer stopped")?;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Listens where the flags, else the config, else `default` say.
+async fn bind(
+    opts: &RoleOptions,
+    cfg: &Config,
+    default: &str,
+) -> anyhow::Result<(TcpListener, std::net::SocketAddr)> {
+    let listen = opts
+        .listen
+        .clone()
+        .or(cfg.listen.clone())
+        .unwrap_or_else(|| default.to_owned());
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
 }

@@ -426,11 +426,14 @@ impl Letter {
     }
 }
 
+/// A batch's transaction on the runtime: its outcome and how long it took.
+type CommitTask = tokio::task::JoinHandle<(Result<Vec<Status>, PgError>, Duration)>;
+
 /// A batch whose transaction runs in the background.
 struct InFlight {
     batch: Vec<Pending>,
     positions: Vec<SourcePosition>,
-    task: tokio::task::JoinHandle<(Result<Vec<Status>, PgError>, Duration)>,
+    task: CommitTask,
 }
 
 impl InFlight {
@@ -648,14 +651,7 @@ impl Aggregator {
             return self.commit(batch).map(|()| None);
         }
         let positions = self.positions(&batch);
-        let items: Vec<Item> = batch.iter().map(|m| m.item.clone()).collect();
-        let store = self.store.clone();
-        let submitted = positions.clone();
-        let task = self.handle.spawn(async move {
-            let started = Instant::now();
-            let r = store.submit_with_positions(items, &submitted).await;
-            (r, started.elapsed())
-        });
+        let task = self.submit(&batch, &positions);
         Ok(Some(InFlight {
             batch,
             positions,
@@ -672,24 +668,13 @@ impl Aggregator {
             positions,
             task,
         } = f;
-        let outcome = match self.handle.block_on(task) {
-            Ok((r, elapsed)) => classify(r).map(|statuses| (statuses, elapsed)),
-            Err(e) => Err(AttemptError::Transient(format!(
-                "the commit task ended abnormally: {e}"
-            ))),
-        };
-        match outcome {
+        match self.wait(task) {
             Ok((statuses, elapsed)) => {
                 self.committed(&batch, &positions, &statuses, elapsed);
                 self.resume();
                 Ok(())
             }
-            Err(AttemptError::Fenced(topic, partition)) => {
-                tracing::warn!(%topic, partition, "Fenced: another consumer committed this partition; dropping the batch and seeking to the stored offsets.");
-                let r = self.reposition(&batch);
-                self.resume();
-                r
-            }
+            Err(AttemptError::Fenced(topic, partition)) => self.fenced(&topic, partition, &batch),
             Err(AttemptError::Transient(reason)) => {
                 tracing::debug!(%reason, "Background commit failed; retrying it.");
                 next.append(&mut self.carry);
@@ -829,10 +814,7 @@ impl Aggregator {
                     return Ok(());
                 }
                 Err(AttemptError::Fenced(topic, partition)) => {
-                    tracing::warn!(%topic, partition, "Fenced: another consumer committed this partition; dropping the batch and seeking to the stored offsets.");
-                    let r = self.reposition(&batch);
-                    self.resume();
-                    return r;
+                    return self.fenced(&topic, partition, &batch);
                 }
                 Err(AttemptError::Transient(reason)) => {
                     if self.stopping() {
@@ -856,14 +838,45 @@ impl Aggregator {
         positions: &[SourcePosition],
     ) -> Result<(), AttemptError> {
         self.dead_letter_invalid(batch)?;
-        let items: Vec<Item> = batch.iter().map(|m| m.item.clone()).collect();
-        let started = Instant::now();
-        let result = self
-            .handle
-            .block_on(self.store.submit_with_positions(items, positions));
-        let statuses = classify(result)?;
-        self.committed(batch, positions, &statuses, started.elapsed());
+        let task = self.submit(batch, positions);
+        let (statuses, elapsed) = self.wait(task)?;
+        self.committed(batch, positions, &statuses, elapsed);
         Ok(())
+    }
+
+    /// Starts the transaction of a batch and its positions on the runtime.
+    fn submit(&self, batch: &[Pending], positions: &[SourcePosition]) -> CommitTask {
+        let items: Vec<Item> = batch.iter().map(|m| m.item.clone()).collect();
+        let (store, positions) = (self.store.clone(), positions.to_vec());
+        self.handle.spawn(async move {
+            let started = Instant::now();
+            let r = store.submit_with_positions(items, &positions).await;
+            (r, started.elapsed())
+        })
+    }
+
+    /// Waits for a transaction: each item's fate and how long it took, or why it failed.
+    fn wait(&self, task: CommitTask) -> Result<(Vec<Status>, Duration), AttemptError> {
+        match self.handle.block_on(task) {
+            Ok((r, elapsed)) => classify(r).map(|statuses| (statuses, elapsed)),
+            Err(e) => Err(AttemptError::Transient(format!(
+                "the commit task ended abnormally: {e}"
+            ))),
+        }
+    }
+
+    /// Another consumer committed `topic`/`partition`: drops the batch and seeks to the
+    /// stored offsets.
+    fn fenced(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: &[Pending],
+    ) -> Result<(), ConsumerError> {
+        tracing::warn!(%topic, partition, "Fenced: another consumer committed this partition; dropping the batch and seeking to the stored offsets.");
+        let r = self.reposition(batch);
+        self.resume();
+        r
     }
 
     /// Produces the batch's invalid events to the dead-letter topic (once each), and

@@ -1197,7 +1197,6 @@ impl BatchLog {
             // of a batch's work). The keys are new: the batch's keys were looked up, and
             // one consumer owns each key (a racing writer makes COPY fail with 23505,
             // and the retry sees its rows).
-            let building = std::time::Instant::now();
             let mut rows = Vec::with_capacity(entries.len() * 320);
             for e in &entries {
                 let ev = &e.event;
@@ -1215,18 +1214,14 @@ impl BatchLog {
                 rows.pop();
                 rows.push(b'\n');
             }
-            tracing::trace!(built = ?building.elapsed(), "Event log rows built.");
             let mut copy = tx
                 .copy_in_raw(
                     "COPY event_log (source, event_id, fingerprint, type, occurred_at, day, \
                      body, voided, moves_level, received_at) FROM STDIN",
                 )
                 .await?;
-            let built = std::time::Instant::now();
             copy.send(rows).await?;
-            let sent = built.elapsed();
             copy.finish().await?;
-            tracing::trace!(?sent, finished = ?built.elapsed(), "Event log copied.");
         }
         let new: HashSet<&(String, String)> = self.new_entries.iter().collect();
         let to_void: BTreeSet<&(String, String)> = self

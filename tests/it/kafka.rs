@@ -63,18 +63,6 @@ struct Broker {
     log: PathBuf,
 }
 
-fn tansu_binary() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let candidates = home.iter().map(|h| h.join(".cargo/bin/tansu")).chain(
-        std::env::var_os("PATH")
-            .iter()
-            .flat_map(std::env::split_paths)
-            .map(|d| d.join("tansu"))
-            .collect::<Vec<_>>(),
-    );
-    candidates.into_iter().find(|p| p.is_file())
-}
-
 impl Broker {
     fn start(dir: &Path) -> Broker {
         let log = dir.join("tansu.log");
@@ -88,7 +76,7 @@ impl Broker {
                 };
             }
         }
-        let tansu = tansu_binary().unwrap_or_else(|| {
+        let tansu = mieruka::bench_kafka::tansu_binary().unwrap_or_else(|| {
             panic!(
                 "no `tansu` broker (looked in ~/.cargo/bin and PATH) and KAFKA_BROKERS is unset: \
                  run ./scripts/test.sh (it installs tansu), or \
@@ -96,18 +84,7 @@ impl Broker {
             )
         });
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .env("RUST_LOG", "warn")
+        let child = mieruka::bench_kafka::tansu_command(&tansu, port)
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
