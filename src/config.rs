@@ -112,9 +112,48 @@ pub struct KafkaConfig {
     /// Transactions `aggregate` commits a batch in at once, each holding whole
     /// partitions (default 2).
     pub parallel_commits: Option<usize>,
+    /// librdkafka properties for every Kafka client of the roles (the ingest producer,
+    /// the aggregator's consumer and dead-letter producer), applied after mieruka's own:
+    /// `security.protocol`, `sasl.*`, `ssl.*`, `debug`, … Keys that the guarantees rest
+    /// on (`enable.idempotence`, `acks`, `enable.auto.commit`, `group.id`,
+    /// `bootstrap.servers`) are refused.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
 }
 
+/// librdkafka properties that `[kafka.librdkafka]` may not override: the guarantees
+/// (idempotent, fully acknowledged producing; offsets kept by PostgreSQL) rest on them,
+/// or another key of `[kafka]` sets them.
+const RESERVED_LIBRDKAFKA: [&str; 8] = [
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.id",
+    "bootstrap.servers",
+    "metadata.broker.list",
+];
+
 impl KafkaConfig {
+    /// The `[kafka.librdkafka]` properties, or an error naming one the guarantees rest on.
+    pub fn librdkafka(&self) -> anyhow::Result<Vec<(String, String)>> {
+        if let Some(k) = self
+            .librdkafka
+            .keys()
+            .find(|k| RESERVED_LIBRDKAFKA.contains(&k.as_str()))
+        {
+            anyhow::bail!(
+                "[kafka.librdkafka] may not set {k:?}: mieruka sets it (the guarantees rest on it, or [kafka] has a key for it)"
+            );
+        }
+        Ok(self
+            .librdkafka
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     /// Every source topic: `topic` then `topics`, without repeats.
     pub fn source_topics(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -183,6 +222,48 @@ pub fn load_plan(path: Option<&Path>) -> anyhow::Result<mieruka_aggregator::Plan
                 &p.display().to_string(),
                 &text,
             )?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(toml_text: &str) -> KafkaConfig {
+        let cfg: Config = toml::from_str(toml_text).unwrap();
+        cfg.kafka.unwrap()
+    }
+
+    #[test]
+    fn librdkafka_properties_pass_through_and_guarantee_keys_are_refused() {
+        let k = kafka(
+            r#"
+[kafka]
+brokers = "b:9092"
+[kafka.librdkafka]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"#,
+        );
+        assert_eq!(
+            k.librdkafka().unwrap(),
+            vec![
+                ("sasl.mechanism".to_owned(), "SCRAM-SHA-512".to_owned()),
+                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+            ]
+        );
+        for key in [
+            "enable.idempotence",
+            "acks",
+            "enable.auto.commit",
+            "group.id",
+        ] {
+            let k = kafka(&format!(
+                "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"{key}\" = \"x\"\n"
+            ));
+            let err = k.librdkafka().unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
         }
     }
 }

@@ -98,7 +98,11 @@ pub async fn run_ingest(
     sources.dedup();
     let clock = Clock(opts.now);
     let schema = Arc::new(plan.schema.clone());
-    let sink = KafkaSink::new(&brokers, &topic, dead_letter.as_deref(), schema.clone())
+    let mut producer = mieruka_ingest::kafka::producer_config(&brokers);
+    for (k, v) in librdkafka(cfg)? {
+        producer.set(k, v);
+    }
+    let sink = KafkaSink::with_config(producer, &topic, dead_letter.as_deref(), schema.clone())
         .context("cannot create the Kafka producer")?;
     let exporter = Exporter::new(plan.clone(), sources);
     health_only(&exporter, clock);
@@ -254,6 +258,7 @@ pub async fn run_aggregate(
     };
     let mut options = AggregatorOptions::new(&brokers, &group_id, topics);
     options.dead_letter_topic = kafka.as_ref().and_then(|k| k.dead_letter_topic.clone());
+    options.client_config = librdkafka(cfg)?;
     if let Some(n) = kafka.as_ref().and_then(|k| k.max_batch) {
         anyhow::ensure!(n > 0, "[kafka] max_batch must be at least 1");
         options.max_batch = n;
@@ -280,6 +285,14 @@ pub async fn run_aggregate(
     result.context("the consumer stopped")?;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// The `[kafka.librdkafka]` properties of the config (none without a `[kafka]` table).
+fn librdkafka(cfg: &Config) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(match &cfg.kafka {
+        Some(k) => k.librdkafka()?,
+        None => Vec::new(),
+    })
 }
 
 /// Listens where the flags, else the config, else `default` say.

@@ -113,7 +113,8 @@ pub struct AggregatorOptions {
     /// (they write the event log side by side and meet only on the shared aggregate
     /// rows, briefly, at the end).
     pub parallel_commits: usize,
-    /// Further librdkafka settings for the consumer (they override the defaults).
+    /// Further librdkafka settings for the consumer and the dead-letter producer (they
+    /// override the defaults).
     pub client_config: Vec<(String, String)>,
 }
 
@@ -508,6 +509,10 @@ impl Aggregator {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "100")
+            // Connections that do not come up, or stop answering, within 10 s are dropped
+            // and made again (librdkafka's defaults are 30 and 60 s).
+            .set("socket.connection.setup.timeout.ms", "10000")
+            .set("socket.timeout.ms", "10000")
             .set("broker.address.family", "v4");
         for (k, v) in &opts.client_config {
             cfg.set(k, v);
@@ -516,10 +521,13 @@ impl Aggregator {
         let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         let dead_letter = match &opts.dead_letter_topic {
-            Some(t) => Some((
-                mieruka_ingest::kafka::producer_config(&opts.brokers).create()?,
-                t.clone(),
-            )),
+            Some(t) => {
+                let mut cfg = mieruka_ingest::kafka::producer_config(&opts.brokers);
+                for (k, v) in &opts.client_config {
+                    cfg.set(k, v);
+                }
+                Some((cfg.create()?, t.clone()))
+            }
             None => None,
         };
         Ok(Self {

@@ -272,11 +272,13 @@ async fn post_events<S: EventSink + 'static>(
         let statuses = match rx.sink.submit(remaining).await {
             Ok(s) => s,
             Err(SinkError::Unavailable(m)) => {
+                // A broker may have written some messages whose acknowledgement it never
+                // sent: say only what is known, and that re-sending is safe.
                 let kept = if offset == 0 {
-                    "nothing of this request was kept".to_owned()
+                    "this request's events may not have been kept; re-sending it is safe (an event id counts once)".to_owned()
                 } else {
                     format!(
-                        "the first {offset} events were kept; re-sending them is safe (duplicates)"
+                        "the first {offset} events were kept, the rest may not have been; re-sending the whole request is safe (an event id counts once)"
                     )
                 };
                 return (

@@ -59,6 +59,16 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("compression.type", "none")
+        // A connection that is not up within 10 s is dropped and tried again (a broker
+        // that accepts but never answers would otherwise hold it for librdkafka's 30 s
+        // default: the whole time an HTTP request waits).
+        .set("socket.connection.setup.timeout.ms", "10000")
+        // A request unanswered for 10 s (a connection the broker lost without closing
+        // it: a crashed host, a partition) fails, the connection is dropped and the batch
+        // retried on a new one within the delivery timeout (librdkafka's defaults, 30 and
+        // 60 s, use it all up); idempotence keeps the retry from writing twice.
+        .set("request.timeout.ms", "10000")
+        .set("socket.timeout.ms", "10000")
         .set(
             "message.timeout.ms",
             DELIVERY_TIMEOUT.as_millis().to_string(),

@@ -390,7 +390,13 @@ url = "{url}"
             .args(["--listen", "127.0.0.1:0", "--now", NOW])
             .args(["--database-url", &self.db.url])
             .args(["--brokers", &self.broker.brokers])
-            .env("MIERUKA_LOG", "info,sqlx=warn,librdkafka=warn")
+            // MIERUKA_TEST_LOG sets the roles' log filter (e.g. `info,librdkafka=debug`
+            // with `[kafka.librdkafka] debug = "…"`) when a test needs a closer look.
+            .env(
+                "MIERUKA_LOG",
+                std::env::var("MIERUKA_TEST_LOG")
+                    .unwrap_or_else(|_| "info,sqlx=warn,librdkafka=warn".to_owned()),
+            )
             .env_remove("MIERUKA_CONFIG")
             .env_remove("MIERUKA_PLAN")
             .stdout(Stdio::piped())
