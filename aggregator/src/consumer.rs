@@ -23,7 +23,10 @@
 //!   reading ahead up to a few batches and then pausing its partitions; on recovery it
 //!   resumes and seeks to the next offset it has not read. It never reads past a gap in
 //!   the offsets: it seeks back until the missing offsets arrive, unless the broker says
-//!   they expired (below the log start).
+//!   they expired (below the log start). After every seek it watches that a partition
+//!   answers: one silent for a second is sought further back (a broker may answer a
+//!   fetch from inside its last record batch with nothing), so it cannot stall at the
+//!   tail of a partition.
 //! - **A poison message never blocks a partition.** An event that fails validation is
 //!   produced to the dead-letter topic (its original bytes, or its text with every
 //!   personal-number-like run masked when the guard found one: header `payload` says
@@ -165,7 +168,35 @@ struct PartState {
     next: Option<i64>,
     /// The gap being sought back over: (first missing offset, last seek, seeks so far).
     gap_sought: Option<(i64, Instant, u32)>,
+    /// A seek not yet answered by any message of the partition (see [`Probe`]).
+    probe: Option<Probe>,
 }
+
+/// A seek to `wanted` that no message of the partition has answered yet. Some brokers
+/// (tansu 0.6) answer a fetch from inside a record batch with the batch after it, and
+/// with nothing when it is the last one: a consumer that sought into the last batch of a
+/// partition would wait forever. A probe silent for [`PROBE_AFTER`] (times the tries so
+/// far, plus one) seeks further back (16, 64, 256, … offsets); what precedes `wanted` is
+/// dropped when it arrives.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    wanted: i64,
+    since: Instant,
+    tries: u32,
+}
+
+impl Probe {
+    fn new(wanted: i64) -> Self {
+        Probe {
+            wanted,
+            since: Instant::now(),
+            tries: 0,
+        }
+    }
+}
+
+/// How long a partition may stay silent after a seek before it is sought further back.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 /// The partitions this consumer owns, by topic and partition.
 #[derive(Debug, Default)]
@@ -312,6 +343,7 @@ impl ConsumerContext for Ctx {
                                 expected: at,
                                 next: at,
                                 gap_sought: None,
+                                probe: at.map(Probe::new),
                             },
                         );
                     }
@@ -473,6 +505,7 @@ pub struct Aggregator {
     paused_epoch: Option<u64>,
     last_lag: Option<Instant>,
     last_poll_warning: Option<Instant>,
+    last_probe: Option<Instant>,
 }
 
 impl Aggregator {
@@ -543,6 +576,7 @@ impl Aggregator {
             paused_epoch: None,
             last_lag: None,
             last_poll_warning: None,
+            last_probe: None,
         })
     }
 
@@ -730,6 +764,7 @@ impl Aggregator {
 
     /// Polls once; serves rebalances and returns a message of an owned partition.
     fn poll_one(&mut self, timeout: Duration) -> Option<Pending> {
+        self.probe_silent();
         let polled = self.consumer.poll(timeout);
         match polled {
             None => None,
@@ -772,6 +807,65 @@ impl Aggregator {
             {
                 let lag = (high - next.unwrap_or(low)).max(0);
                 self.observer.lag(&t, p, lag);
+            }
+        }
+    }
+
+    /// Seeks further back on each partition that has not answered a seek for
+    /// [`PROBE_AFTER`] (see [`Probe`]); not while paused.
+    fn probe_silent(&mut self) {
+        if self.paused_epoch.is_some()
+            || self
+                .last_probe
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last_probe = Some(Instant::now());
+        let due: Vec<(String, i32, Probe)> = {
+            let owned = self.ctx().owned();
+            owned
+                .list()
+                .into_iter()
+                .filter_map(|(t, p)| {
+                    let probe = owned.get(&t, p)?.probe?;
+                    // Each try waits longer: a broker slow to answer is not sought away
+                    // from forever.
+                    let wait = PROBE_AFTER.saturating_mul(probe.tries.saturating_add(1));
+                    (probe.since.elapsed() >= wait).then_some((t, p, probe))
+                })
+                .collect()
+        };
+        for (t, p, probe) in due {
+            let low = self
+                .consumer
+                .fetch_watermarks(&t, p, Duration::from_secs(2))
+                .map_or(0, |(low, _)| low);
+            let back = 16i64.saturating_mul(4i64.saturating_pow(probe.tries.min(8)));
+            let target = (probe.wanted - back).max(low);
+            let mut owned = self.ctx().owned();
+            let Some(s) = owned.get_mut(&t, p) else {
+                continue;
+            };
+            if s.probe.is_none_or(|q| q.wanted != probe.wanted) {
+                continue;
+            }
+            if probe.wanted <= low {
+                // Nothing precedes the offset sought: the partition is at its end.
+                s.probe = None;
+                continue;
+            }
+            s.probe = Some(Probe {
+                tries: probe.tries + 1,
+                ..Probe::new(probe.wanted)
+            });
+            drop(owned);
+            tracing::debug!(topic = %t, partition = p, wanted = probe.wanted, from = target, "No message since seeking; seeking further back.");
+            if let Err(e) =
+                self.consumer
+                    .seek(&t, p, Offset::Offset(target), Duration::from_secs(5))
+            {
+                tracing::debug!(topic = %t, partition = p, error = %e, "Cannot seek back; trying again.");
             }
         }
     }
@@ -1065,6 +1159,7 @@ impl Aggregator {
                         s.expected = at;
                         s.next = at;
                         s.gap_sought = None;
+                        s.probe = at.map(Probe::new);
                     }
                     None => continue,
                 }
@@ -1144,8 +1239,11 @@ impl Aggregator {
                 .consumer
                 .seek(&t, p, Offset::Offset(next), Duration::from_secs(5))
             {
-                // The gap check in `accept` seeks again if this did not take.
+                // The gap check in `accept` (or the probe) seeks again if this did not take.
                 tracing::debug!(topic = %t, partition = p, error = %e, "Cannot seek after resuming.");
+            }
+            if let Some(s) = self.ctx().owned().get_mut(&t, p) {
+                s.probe = Some(Probe::new(next));
             }
         }
         tracing::info!("Committed again; partitions resumed.");
@@ -1213,6 +1311,11 @@ fn accept(
             );
             return None;
         };
+        if s.probe.is_some_and(|p| offset <= p.wanted) {
+            // The broker answers from at or before the offset sought: reading goes on
+            // from batch boundaries now.
+            s.probe = None;
+        }
         if let Some(next) = s.next {
             if offset < next {
                 return None;
@@ -1231,6 +1334,10 @@ fn accept(
                 });
                 if seek_due {
                     s.gap_sought = Some((next, Instant::now(), tries + 1));
+                    s.probe = Some(Probe {
+                        tries: tries + 1,
+                        ..Probe::new(next)
+                    });
                 }
                 drop(owned);
                 let expired = matches!(

@@ -256,6 +256,27 @@ impl TestDb {
         ));
     }
 
+    /// Runs a statement, retrying for up to 30 s while it fails (e.g. until a role has
+    /// migrated the database).
+    fn exec_when_ready(&self, sql: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = rt().block_on(async {
+                let mut conn = PgConnection::connect(&self.url).await?;
+                sqlx::query(sql).execute(&mut conn).await?;
+                conn.close().await
+            });
+            match r {
+                Ok(()) => return,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("{sql}: {e}"),
+            }
+        }
+    }
+
     /// Rows of a query returning (text, int8) pairs.
     fn rows(&self, sql: &str) -> Vec<(Option<String>, Option<i64>)> {
         rt().block_on(async {
@@ -1108,6 +1129,57 @@ fn postgres_unavailable_then_back_loses_nothing() {
     eprintln!("outage test took {:.1?}", started.elapsed());
 }
 
+#[test]
+fn a_stored_offset_inside_the_brokers_last_record_batch_is_read_on_from() {
+    // Ten events in one record batch on partition 0, of which a previous owner counted
+    // the first seven: the stored offset, 7, lies inside the partition's last record
+    // batch. tansu 0.6 answers a fetch from there with nothing (it serves the batch after
+    // the one holding the offset); the aggregator must still read offsets 7 to 9.
+    let s = Setup::new();
+    let lines: Vec<String> = (0..10u64)
+        .map(|i| {
+            paper(
+                &format!("t-{i:02}"),
+                "A4",
+                1 + i,
+                "2026-05-01T10:00:00+09:00",
+            )
+        })
+        .collect();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &s.broker.brokers)
+        .set("broker.address.family", "v4")
+        .set("linger.ms", "200")
+        .create()
+        .unwrap();
+    rt().block_on(async {
+        let sends: Vec<_> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let key = format!("office/t-{i:02}");
+                let record = FutureRecord::to(&s.topic)
+                    .partition(0)
+                    .key(&key)
+                    .payload(l.as_str());
+                producer.send_result(record).map_err(|(e, _)| e).unwrap()
+            })
+            .collect();
+        for f in sends {
+            let d = f.await.unwrap().map_err(|(e, _)| e).unwrap();
+            assert_eq!((d.partition, d.offset < 10), (0, true), "{d:?}");
+        }
+    });
+    let export = s.start("export", "export");
+    s.db.exec_when_ready(&format!(
+        "INSERT INTO source_positions (topic, partition, next_offset) VALUES ('{}', 0, 7)",
+        s.topic
+    ));
+    let aggregate = s.start("aggregate", "aggregate");
+    wait_exact_a4(&export, &[&aggregate, &export], 8 + 9 + 10);
+    aggregate.stop();
+}
+
 // ---------------------------------------------------------------------------------------
 // Faults on librdkafka's mock cluster
 
@@ -1140,9 +1212,11 @@ fn every_broker_down_mid_run_then_back_loses_nothing() {
         ingest.post(OFFICE_TOKEN, lines);
     }
     wait_exact_a4(&export, &[&aggregate, &ingest, &export], total);
-    // The aggregator did see the fault (and came through it).
+    // The aggregator did see the fault (and came through it): its connections failed
+    // (all at once, or one of them only by timing out, as the mock cluster may leave one
+    // connection open and silent).
     aggregate.assert_logged(
-        "AllBrokersDown",
+        "BrokerTransportFailure",
         "the aggregator never saw the brokers down",
     );
     aggregate.stop();
