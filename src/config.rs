@@ -116,21 +116,27 @@ pub struct KafkaConfig {
     /// the aggregator's consumer and dead-letter producer), applied after mieruka's own:
     /// `security.protocol`, `sasl.*`, `ssl.*`, `debug`, … Keys that the guarantees rest
     /// on (`enable.idempotence`, `acks`, `enable.auto.commit`, `group.id`,
-    /// `bootstrap.servers`) are refused.
+    /// `bootstrap.servers`, …) are refused. Values may be strings, numbers or booleans.
     #[serde(default)]
-    pub librdkafka: BTreeMap<String, String>,
+    pub librdkafka: BTreeMap<String, toml::Value>,
 }
 
 /// librdkafka properties that `[kafka.librdkafka]` may not override: the guarantees
-/// (idempotent, fully acknowledged producing; offsets kept by PostgreSQL) rest on them,
-/// or another key of `[kafka]` sets them.
-const RESERVED_LIBRDKAFKA: [&str; 8] = [
+/// (idempotent, fully acknowledged producing within the HTTP reply's delivery timeout;
+/// offsets kept by PostgreSQL, read from the earliest when none is stored; every replica
+/// one dynamic member of the group) rest on them, or another key of `[kafka]` sets them.
+const RESERVED_LIBRDKAFKA: [&str; 13] = [
     "enable.idempotence",
     "acks",
     "request.required.acks",
+    "transactional.id",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
     "enable.auto.commit",
     "enable.auto.offset.store",
+    "auto.offset.reset",
     "group.id",
+    "group.instance.id",
     "bootstrap.servers",
     "metadata.broker.list",
 ];
@@ -147,11 +153,22 @@ impl KafkaConfig {
                 "[kafka.librdkafka] may not set {k:?}: mieruka sets it (the guarantees rest on it, or [kafka] has a key for it)"
             );
         }
-        Ok(self
-            .librdkafka
+        self.librdkafka
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+            .map(|(k, v)| {
+                let v = match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => anyhow::bail!(
+                        "[kafka.librdkafka] {k:?} must be a string, a number or a boolean, not {}",
+                        other.type_str()
+                    ),
+                };
+                Ok((k.clone(), v))
+            })
+            .collect()
     }
 
     /// Every source topic: `topic` then `topics`, without repeats.
@@ -244,20 +261,30 @@ brokers = "b:9092"
 [kafka.librdkafka]
 "security.protocol" = "SASL_SSL"
 "sasl.mechanism" = "SCRAM-SHA-512"
+"socket.keepalive.enable" = true
+"reconnect.backoff.max.ms" = 5000
 "#,
         );
         assert_eq!(
             k.librdkafka().unwrap(),
             vec![
+                ("reconnect.backoff.max.ms".to_owned(), "5000".to_owned()),
                 ("sasl.mechanism".to_owned(), "SCRAM-SHA-512".to_owned()),
                 ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+                ("socket.keepalive.enable".to_owned(), "true".to_owned()),
             ]
         );
+        let nested = kafka("[kafka]\nbrokers = \"b\"\n[kafka.librdkafka]\ndebug = [\"all\"]\n");
+        let err = nested.librdkafka().unwrap_err().to_string();
+        assert!(err.contains("\"debug\" must be a string"), "{err}");
         for key in [
             "enable.idempotence",
             "acks",
             "enable.auto.commit",
             "group.id",
+            "auto.offset.reset",
+            "group.instance.id",
+            "message.timeout.ms",
         ] {
             let k = kafka(&format!(
                 "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"{key}\" = \"x\"\n"

@@ -176,8 +176,8 @@ struct PartState {
 /// (tansu 0.6) answer a fetch from inside a record batch with the batch after it, and
 /// with nothing when it is the last one: a consumer that sought into the last batch of a
 /// partition would wait forever. A probe silent for [`PROBE_AFTER`] (times the tries so
-/// far, plus one) seeks further back (16, 64, 256, … offsets); what precedes `wanted` is
-/// dropped when it arrives.
+/// far, plus one) while nothing is queued seeks further back (16, 64, 256, … up to 16,384
+/// offsets, never below the log start); what precedes `wanted` is dropped when it arrives.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
     wanted: i64,
@@ -764,10 +764,14 @@ impl Aggregator {
 
     /// Polls once; serves rebalances and returns a message of an owned partition.
     fn poll_one(&mut self, timeout: Duration) -> Option<Pending> {
-        self.probe_silent();
         let polled = self.consumer.poll(timeout);
         match polled {
-            None => None,
+            None => {
+                // Nothing queued: a partition still waiting on a seek has really been
+                // silent (not merely queued behind others).
+                self.probe_silent();
+                None
+            }
             Some(Ok(m)) => accept(&self.consumer, &self.schema, &m),
             Some(Err(KafkaError::PartitionEOF(_))) => None,
             Some(Err(e)) => {
@@ -837,11 +841,23 @@ impl Aggregator {
                 .collect()
         };
         for (t, p, probe) in due {
-            let low = self
+            let low = match self
                 .consumer
                 .fetch_watermarks(&t, p, Duration::from_secs(2))
-                .map_or(0, |(low, _)| low);
-            let back = 16i64.saturating_mul(4i64.saturating_pow(probe.tries.min(8)));
+            {
+                Ok((low, _)) => low,
+                Err(e) => {
+                    // The broker does not answer: try again later, no further back.
+                    tracing::debug!(topic = %t, partition = p, error = %e, "Cannot read the log start to probe; trying later.");
+                    if let Some(s) = self.ctx().owned().get_mut(&t, p) {
+                        if let Some(q) = s.probe.as_mut() {
+                            q.since = Instant::now();
+                        }
+                    }
+                    continue;
+                }
+            };
+            let back = 16i64.saturating_mul(4i64.saturating_pow(probe.tries.min(5)));
             let target = (probe.wanted - back).max(low);
             let mut owned = self.ctx().owned();
             let Some(s) = owned.get_mut(&t, p) else {
@@ -1334,10 +1350,6 @@ fn accept(
                 });
                 if seek_due {
                     s.gap_sought = Some((next, Instant::now(), tries + 1));
-                    s.probe = Some(Probe {
-                        tries: tries + 1,
-                        ..Probe::new(next)
-                    });
                 }
                 drop(owned);
                 let expired = matches!(
@@ -1373,6 +1385,14 @@ fn accept(
                             Duration::from_secs(5),
                         ) {
                             tracing::warn!(error = %e, "Cannot seek back over the gap; retrying.");
+                        }
+                        if let Some(s) = consumer.context().owned().get_mut(topic, partition) {
+                            if s.next == Some(gap_from) {
+                                s.probe = Some(Probe {
+                                    tries: tries + 1,
+                                    ..Probe::new(gap_from)
+                                });
+                            }
                         }
                     }
                     return None;

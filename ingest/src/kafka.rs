@@ -65,10 +65,11 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         .set("socket.connection.setup.timeout.ms", "10000")
         // A request unanswered for 10 s (a connection the broker lost without closing
         // it: a crashed host, a partition) fails, the connection is dropped and the batch
-        // retried on a new one within the delivery timeout (librdkafka's defaults, 30 and
-        // 60 s, use it all up); idempotence keeps the retry from writing twice.
-        .set("request.timeout.ms", "10000")
+        // retried on a new one within the delivery timeout (librdkafka's default, 60 s,
+        // uses it all up); idempotence keeps the retry from writing twice. The broker
+        // gives up waiting for its replicas' acks a little earlier, so it answers first.
         .set("socket.timeout.ms", "10000")
+        .set("request.timeout.ms", "8000")
         .set(
             "message.timeout.ms",
             DELIVERY_TIMEOUT.as_millis().to_string(),
