@@ -75,6 +75,10 @@ use crate::store_pg::{PgError, PgStore, SourcePosition};
 /// The source label of events whose `source` could not be read.
 const UNKNOWN_SOURCE: &str = "unknown";
 
+/// Batches' worth of messages a batch being collected may hold back (of partitions with a
+/// commit in flight) before it stops and waits for that commit.
+const HOLD_BATCHES: usize = 4;
+
 /// Batches read ahead while commits fail before the partitions are paused.
 const PAUSE_AFTER_BATCHES: usize = 4;
 
@@ -629,13 +633,23 @@ impl Aggregator {
         // is through).
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let result = 'run: loop {
-            let mut batch = self.collect();
+            // A new batch holds only partitions with no commit in flight, so that up to
+            // `parallel_commits` transactions really run side by side.
+            let busy: Vec<(String, i32)> = in_flight
+                .iter()
+                .flat_map(|f| f.positions.iter().map(|p| (p.topic.clone(), p.partition)))
+                .collect();
+            let mut batch = self.collect(&busy);
             // See through the commits that are done, that hold a partition of the new
-            // batch, or that make room (the oldest first); all of them when idle.
+            // batch, or that make room (the oldest first); the oldest when everything
+            // read waits on a commit in flight; all of them when idle.
             let limit = self.opts.parallel_commits.max(1);
+            let idle = batch.is_empty() && self.carry.is_empty();
+            let mut freed = false;
             let mut i = 0;
             while i < in_flight.len() {
-                let must = batch.is_empty()
+                let must = idle
+                    || (batch.is_empty() && !freed)
                     || in_flight.len() >= limit
                     || in_flight[i].task.is_finished()
                     || in_flight[i].overlaps(&batch);
@@ -646,6 +660,7 @@ impl Aggregator {
                 let Some(f) = in_flight.remove(i) else {
                     break;
                 };
+                freed = true;
                 if let Err(e) = self.finish(f, &mut batch) {
                     break 'run Err(e);
                 }
@@ -727,14 +742,36 @@ impl Aggregator {
         }
     }
 
-    /// Reads one batch: up to `max_batch` messages, or what arrives within `max_wait` of
-    /// the first one. Returns early (possibly empty) when asked to stop, and empty when
-    /// nothing arrived for 100 ms.
-    fn collect(&mut self) -> Vec<Pending> {
-        let mut batch = std::mem::take(&mut self.carry);
+    /// Reads one batch of the partitions not in `busy` (those of the commits in flight):
+    /// up to `max_batch` messages, or what arrives within `max_wait` of the first one.
+    /// Messages of busy partitions, and those that do not fit, stay in the carry, in
+    /// order, for a later batch (so a partition's messages always commit in order).
+    /// Returns early (possibly empty) when asked to stop or when [`HOLD_BATCHES`] batches'
+    /// worth of messages are held back, and empty when nothing arrived for 100 ms.
+    fn collect(&mut self, busy: &[(String, i32)]) -> Vec<Pending> {
+        let owned = self.ctx().owned().list().len();
+        let mut pick = Picker {
+            busy,
+            // Each batch takes its share of the partitions, so the next one finds some free.
+            cap: owned.div_ceil(self.opts.parallel_commits.max(1)).max(1),
+            taken: Vec::new(),
+            behind: Vec::new(),
+        };
+        let mut batch = Vec::new();
+        for m in std::mem::take(&mut self.carry) {
+            if batch.len() < self.opts.max_batch && pick.admit(&m) {
+                batch.push(m);
+            } else {
+                pick.hold(&m);
+                self.carry.push(m);
+            }
+        }
         let mut first: Option<Instant> = (!batch.is_empty()).then(Instant::now);
         loop {
-            if self.stopping() || batch.len() >= self.opts.max_batch {
+            if self.stopping()
+                || batch.len() >= self.opts.max_batch
+                || self.carry.len() >= HOLD_BATCHES * self.opts.max_batch
+            {
                 break;
             }
             let timeout = match first {
@@ -750,6 +787,10 @@ impl Aggregator {
             let polled = self.poll_one(timeout);
             self.measure_lag();
             match polled {
+                Some(p) if !pick.admit(&p) => {
+                    pick.hold(&p);
+                    self.carry.push(p);
+                }
                 Some(p) => {
                     batch.push(p);
                     first.get_or_insert_with(Instant::now);
@@ -1282,6 +1323,44 @@ impl Aggregator {
             if self.carry.len() >= PAUSE_AFTER_BATCHES * self.opts.max_batch {
                 self.pause();
             }
+        }
+    }
+}
+
+/// Which partitions' messages a batch being collected takes: none of a commit in flight
+/// (`busy`), at most `cap` partitions, and none of a partition that already has a message
+/// held back (its messages commit in order).
+struct Picker<'a> {
+    busy: &'a [(String, i32)],
+    cap: usize,
+    taken: Vec<(String, i32)>,
+    behind: Vec<(String, i32)>,
+}
+
+impl Picker<'_> {
+    fn has(list: &[(String, i32)], m: &Pending) -> bool {
+        list.iter().any(|(t, p)| *p == m.partition && *t == m.topic)
+    }
+
+    /// Whether `m` goes into the batch (its partition is then taken).
+    fn admit(&mut self, m: &Pending) -> bool {
+        if Self::has(self.busy, m) || Self::has(&self.behind, m) {
+            return false;
+        }
+        if Self::has(&self.taken, m) {
+            return true;
+        }
+        if self.taken.len() >= self.cap {
+            return false;
+        }
+        self.taken.push((m.topic.clone(), m.partition));
+        true
+    }
+
+    /// `m` stays behind, and so do its partition's later messages.
+    fn hold(&mut self, m: &Pending) {
+        if !Self::has(&self.behind, m) {
+            self.behind.push((m.topic.clone(), m.partition));
         }
     }
 }
