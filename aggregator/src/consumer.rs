@@ -45,9 +45,10 @@
 //!
 //! - **Throughput.** A batch's transaction runs in the background while the next batches
 //!   are read and decoded; up to `parallel_commits` run at once, never two of one
-//!   partition (a batch waits for its partitions' last commit, whose positions it
-//!   continues). A failed background commit is retried in the foreground as above,
-//!   with what was read meanwhile kept, in order, for after it.
+//!   partition: a batch takes only partitions with no commit in flight (and its share of
+//!   them), and the messages of the others wait, in order, for a later batch. A failed
+//!   background commit is retried in the foreground as above, with what was read
+//!   meanwhile kept, in order, for after it.
 //!
 //! The loop runs on a thread of its own with a `BaseConsumer`, so that the rebalance
 //! callback (which runs inside `poll`) can read the stored offsets synchronously before
