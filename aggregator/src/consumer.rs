@@ -219,6 +219,18 @@ impl Owned {
         self.parts.get_mut(topic)?.get_mut(&partition)
     }
 
+    /// What `f` gives for each owned partition's state, where it gives something.
+    fn select<T>(&self, f: impl Fn(&PartState) -> Option<T>) -> Vec<(String, i32, T)> {
+        let f = &f;
+        self.parts
+            .iter()
+            .flat_map(|(t, ps)| {
+                ps.iter()
+                    .filter_map(move |(p, s)| f(s).map(|v| (t.clone(), *p, v)))
+            })
+            .collect()
+    }
+
     fn list(&self) -> Vec<(String, i32)> {
         self.parts
             .iter()
@@ -835,17 +847,7 @@ impl Aggregator {
             return;
         }
         self.last_lag = Some(Instant::now());
-        let positions: Vec<(String, i32, Option<i64>)> = {
-            let owned = self.ctx().owned();
-            owned
-                .list()
-                .into_iter()
-                .map(|(t, p)| {
-                    let next = owned.get(&t, p).and_then(|s| s.next.or(s.expected));
-                    (t, p, next)
-                })
-                .collect()
-        };
+        let positions = self.ctx().owned().select(|s| Some(s.next.or(s.expected)));
         for (t, p, next) in positions {
             if let Ok((low, high)) =
                 self.consumer
@@ -868,20 +870,13 @@ impl Aggregator {
             return;
         }
         self.last_probe = Some(Instant::now());
-        let due: Vec<(String, i32, Probe)> = {
-            let owned = self.ctx().owned();
-            owned
-                .list()
-                .into_iter()
-                .filter_map(|(t, p)| {
-                    let probe = owned.get(&t, p)?.probe?;
-                    // Each try waits longer: a broker slow to answer is not sought away
-                    // from forever.
-                    let wait = PROBE_AFTER.saturating_mul(probe.tries.saturating_add(1));
-                    (probe.since.elapsed() >= wait).then_some((t, p, probe))
-                })
-                .collect()
-        };
+        let due = self.ctx().owned().select(|s| {
+            let probe = s.probe?;
+            // Each try waits longer: a broker slow to answer is not sought away from
+            // forever.
+            let wait = PROBE_AFTER.saturating_mul(probe.tries.saturating_add(1));
+            (probe.since.elapsed() >= wait).then_some(probe)
+        });
         for (t, p, probe) in due {
             let low = match self
                 .consumer
@@ -1281,17 +1276,7 @@ impl Aggregator {
         }
         // librdkafka resumes from its fetch position, past what it had fetched and then
         // discarded at the pause: go back to the next offset this consumer has not read.
-        let resume_at: Vec<(String, i32, i64)> = {
-            let owned = self.ctx().owned();
-            owned
-                .list()
-                .into_iter()
-                .filter_map(|(t, p)| {
-                    let next = owned.get(&t, p)?.next?;
-                    Some((t, p, next))
-                })
-                .collect()
-        };
+        let resume_at = self.ctx().owned().select(|s| s.next);
         for (t, p, next) in resume_at {
             if let Err(e) = self
                 .consumer
