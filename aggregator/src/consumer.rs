@@ -231,11 +231,9 @@ impl Owned {
             .collect()
     }
 
-    fn list(&self) -> Vec<(String, i32)> {
-        self.parts
-            .iter()
-            .flat_map(|(t, ps)| ps.keys().map(move |p| (t.clone(), *p)))
-            .collect()
+    /// How many partitions are owned.
+    fn count(&self) -> usize {
+        self.parts.values().map(HashMap::len).sum()
     }
 }
 
@@ -762,7 +760,7 @@ impl Aggregator {
     /// Returns early (possibly empty) when asked to stop or when [`HOLD_BATCHES`] batches'
     /// worth of messages are held back, and empty when nothing arrived for 100 ms.
     fn collect(&mut self, busy: &[(String, i32)]) -> Vec<Pending> {
-        let owned = self.ctx().owned().list().len();
+        let owned = self.ctx().owned().count();
         let mut pick = Picker {
             busy,
             // Each batch takes its share of the partitions, so the next one finds some free.
