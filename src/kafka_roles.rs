@@ -187,7 +187,7 @@ struct HealthObserver {
 }
 
 impl Observer for HealthObserver {
-    fn committed(&self, labels: &[String], statuses: &[Status], elapsed: Duration) {
+    fn committed(&self, labels: &[&str], statuses: &[Status], elapsed: Duration) {
         let health = self.exporter.health();
         health.observe_commit(elapsed.as_secs_f64());
         let now = self.clock.now().unix_seconds_f64();

@@ -54,7 +54,7 @@
 //! callback (which runs inside `poll`) can read the stored offsets synchronously before
 //! it assigns the partitions with those offsets.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -147,7 +147,7 @@ impl AggregatorOptions {
 /// What the consumer reports as it goes (the binary counts it into its health metrics).
 pub trait Observer: Send + Sync {
     /// A batch committed: each item's source label and fate, and how long the commit took.
-    fn committed(&self, labels: &[String], statuses: &[Status], elapsed: Duration) {
+    fn committed(&self, labels: &[&str], statuses: &[Status], elapsed: Duration) {
         let _ = (labels, statuses, elapsed);
     }
     /// A partition's lag: messages in the partition past the consumer's position.
@@ -425,16 +425,53 @@ impl ConsumerContext for Ctx {
 
 /// One message read and decoded, waiting for its batch to commit.
 struct Pending {
-    topic: String,
+    /// Shared with every message of the topic (see [`Aggregator::topics`]): telling two
+    /// messages' partitions apart is then a pointer comparison, not a string comparison.
+    topic: Arc<str>,
     partition: i32,
     offset: i64,
     epoch: u64,
     key: Option<Vec<u8>>,
-    item: Item,
+    /// Shared with the transaction that commits it (no copy of the event per attempt).
+    item: Arc<Item>,
     /// What the dead-letter topic gets if the event is refused: its original bytes,
     /// unless the personal-number guard had to mask them (then the masked text).
     letter: Letter,
     dead_lettered: bool,
+}
+
+impl Pending {
+    /// Whether the message is of `topic`/`partition`.
+    fn is_of(&self, topic: &Arc<str>, partition: i32) -> bool {
+        self.partition == partition && (Arc::ptr_eq(&self.topic, topic) || self.topic == *topic)
+    }
+}
+
+/// One partition of a batch: the last offset read and the assignment it was read under.
+#[derive(Debug, Clone)]
+struct Part {
+    topic: Arc<str>,
+    partition: i32,
+    last: i64,
+    epoch: u64,
+}
+
+/// The partitions of a batch, in order of first appearance (a batch holds a few: a linear
+/// scan beats hashing each message's topic).
+fn parts_of(batch: &[Pending]) -> Vec<Part> {
+    let mut parts: Vec<Part> = Vec::new();
+    for m in batch {
+        match parts.iter_mut().find(|p| m.is_of(&p.topic, p.partition)) {
+            Some(p) => p.last = p.last.max(m.offset),
+            None => parts.push(Part {
+                topic: m.topic.clone(),
+                partition: m.partition,
+                last: m.offset,
+                epoch: m.epoch,
+            }),
+        }
+    }
+    parts
 }
 
 /// A refused event's dead-letter payload.
@@ -480,6 +517,7 @@ type CommitTask = tokio::task::JoinHandle<(Result<Vec<Status>, PgError>, Duratio
 /// A batch whose transaction runs in the background.
 struct InFlight {
     batch: Vec<Pending>,
+    parts: Vec<Part>,
     positions: Vec<SourcePosition>,
     task: CommitTask,
 }
@@ -487,11 +525,9 @@ struct InFlight {
 impl InFlight {
     /// Whether it commits a partition of `other`.
     fn overlaps(&self, other: &[Pending]) -> bool {
-        other.iter().any(|m| {
-            self.positions
-                .iter()
-                .any(|p| p.partition == m.partition && p.topic == m.topic)
-        })
+        other
+            .iter()
+            .any(|m| self.parts.iter().any(|p| m.is_of(&p.topic, p.partition)))
     }
 }
 
@@ -516,6 +552,8 @@ pub struct Aggregator {
     stop: Arc<AtomicBool>,
     opts: AggregatorOptions,
     observer: Arc<dyn Observer>,
+    /// The source topics' names, shared by every message read from them.
+    topics: Vec<Arc<str>>,
     carry: Vec<Pending>,
     paused_epoch: Option<u64>,
     last_lag: Option<Instant>,
@@ -585,6 +623,7 @@ impl Aggregator {
             schema,
             handle,
             stop,
+            topics: opts.topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             opts,
             observer,
             carry: Vec::new(),
@@ -646,9 +685,9 @@ impl Aggregator {
         let result = 'run: loop {
             // A new batch holds only partitions with no commit in flight, so that up to
             // `parallel_commits` transactions really run side by side.
-            let busy: Vec<(String, i32)> = in_flight
+            let busy: Vec<(Arc<str>, i32)> = in_flight
                 .iter()
-                .flat_map(|f| f.positions.iter().map(|p| (p.topic.clone(), p.partition)))
+                .flat_map(|f| f.parts.iter().map(|p| (p.topic.clone(), p.partition)))
                 .collect();
             let mut batch = self.collect(&busy);
             // See through the commits that are done, that hold a partition of the new
@@ -718,10 +757,12 @@ impl Aggregator {
             tracing::debug!(error = ?e, "Dead letters not produced; committing through the retry path.");
             return self.commit(batch).map(|()| None);
         }
-        let positions = self.positions(&batch);
+        let parts = parts_of(&batch);
+        let positions = self.positions(&parts);
         let task = self.submit(&batch, &positions);
         Ok(Some(InFlight {
             batch,
+            parts,
             positions,
             task,
         }))
@@ -733,12 +774,13 @@ impl Aggregator {
     fn finish(&mut self, f: InFlight, next: &mut Vec<Pending>) -> Result<(), ConsumerError> {
         let InFlight {
             batch,
+            parts,
             positions,
             task,
         } = f;
         match self.wait(task) {
             Ok((statuses, elapsed)) => {
-                self.committed(&batch, &positions, &statuses, elapsed);
+                self.committed(&batch, &parts, &positions, &statuses, elapsed);
                 self.resume();
                 Ok(())
             }
@@ -759,7 +801,7 @@ impl Aggregator {
     /// order, for a later batch (so a partition's messages always commit in order).
     /// Returns early (possibly empty) when asked to stop or when [`HOLD_BATCHES`] batches'
     /// worth of messages are held back, and empty when nothing arrived for 100 ms.
-    fn collect(&mut self, busy: &[(String, i32)]) -> Vec<Pending> {
+    fn collect(&mut self, busy: &[(Arc<str>, i32)]) -> Vec<Pending> {
         let owned = self.ctx().owned().count();
         let mut pick = Picker {
             busy,
@@ -824,7 +866,7 @@ impl Aggregator {
                 self.probe_silent();
                 None
             }
-            Some(Ok(m)) => accept(&self.consumer, &self.schema, &m),
+            Some(Ok(m)) => accept(&self.consumer, &self.schema, &self.topics, &m),
             Some(Err(KafkaError::PartitionEOF(_))) => None,
             Some(Err(e)) => {
                 let quiet = self
@@ -924,31 +966,36 @@ impl Aggregator {
     /// Drops the messages of partitions revoked (or re-assigned) since they were read.
     fn retain_current(&self, batch: &mut Vec<Pending>) {
         let owned = self.ctx().owned();
+        // The current epoch of each partition met, looked up once per partition.
+        let mut current: Vec<(Arc<str>, i32, Option<u64>)> = Vec::new();
         batch.retain(|m| {
-            owned
-                .get(&m.topic, m.partition)
-                .is_some_and(|s| s.epoch == m.epoch)
+            let epoch = match current.iter().find(|(t, p, _)| m.is_of(t, *p)) {
+                Some((_, _, e)) => *e,
+                None => {
+                    let e = owned.get(&m.topic, m.partition).map(|s| s.epoch);
+                    current.push((m.topic.clone(), m.partition, e));
+                    e
+                }
+            };
+            epoch == Some(m.epoch)
         });
     }
 
-    /// One position per partition of the batch: from the offset held to after its last message.
-    fn positions(&self, batch: &[Pending]) -> Vec<SourcePosition> {
-        let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for m in batch {
-            let e = last
-                .entry((m.topic.as_str(), m.partition))
-                .or_insert(m.offset);
-            *e = (*e).max(m.offset);
-        }
+    /// One position per partition of a batch: from the offset held to after its last
+    /// message, sorted.
+    fn positions(&self, parts: &[Part]) -> Vec<SourcePosition> {
         let owned = self.ctx().owned();
-        last.into_iter()
-            .map(|((topic, partition), offset)| SourcePosition {
-                topic: topic.to_owned(),
-                partition,
-                expected: owned.get(topic, partition).and_then(|s| s.expected),
-                next: offset + 1,
+        let mut positions: Vec<SourcePosition> = parts
+            .iter()
+            .map(|p| SourcePosition {
+                topic: p.topic.to_string(),
+                partition: p.partition,
+                expected: owned.get(&p.topic, p.partition).and_then(|s| s.expected),
+                next: p.last + 1,
             })
-            .collect()
+            .collect();
+        positions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        positions
     }
 
     /// Commits a batch, retrying through outages; drops it when fenced.
@@ -960,8 +1007,9 @@ impl Aggregator {
                 self.resume();
                 return Ok(());
             }
-            let positions = self.positions(&batch);
-            match self.attempt(&mut batch, &positions) {
+            let parts = parts_of(&batch);
+            let positions = self.positions(&parts);
+            match self.attempt(&mut batch, &parts, &positions) {
                 Ok(()) => {
                     self.resume();
                     return Ok(());
@@ -988,22 +1036,23 @@ impl Aggregator {
     fn attempt(
         &mut self,
         batch: &mut [Pending],
+        parts: &[Part],
         positions: &[SourcePosition],
     ) -> Result<(), AttemptError> {
         self.dead_letter_invalid(batch)?;
         let task = self.submit(batch, positions);
         let (statuses, elapsed) = self.wait(task)?;
-        self.committed(batch, positions, &statuses, elapsed);
+        self.committed(batch, parts, positions, &statuses, elapsed);
         Ok(())
     }
 
     /// Starts the transaction of a batch and its positions on the runtime.
     fn submit(&self, batch: &[Pending], positions: &[SourcePosition]) -> CommitTask {
-        let items: Vec<Item> = batch.iter().map(|m| m.item.clone()).collect();
+        let items: Vec<Arc<Item>> = batch.iter().map(|m| m.item.clone()).collect();
         let (store, positions) = (self.store.clone(), positions.to_vec());
         self.handle.spawn(async move {
             let started = Instant::now();
-            let r = store.submit_with_positions(items, &positions).await;
+            let r = store.submit_with_positions(&items, &positions).await;
             (r, started.elapsed())
         })
     }
@@ -1067,6 +1116,7 @@ impl Aggregator {
     fn committed(
         &self,
         batch: &[Pending],
+        parts: &[Part],
         positions: &[SourcePosition],
         statuses: &[Status],
         elapsed: Duration,
@@ -1074,22 +1124,17 @@ impl Aggregator {
         {
             // Only partitions still held under the assignment the batch was read in: a
             // partition re-assigned meanwhile read its stored offset afresh.
-            let epochs: HashMap<(&str, i32), u64> = batch
-                .iter()
-                .map(|m| ((m.topic.as_str(), m.partition), m.epoch))
-                .collect();
             let mut owned = self.ctx().owned();
-            for p in positions {
-                let epoch = epochs.get(&(p.topic.as_str(), p.partition)).copied();
+            for p in parts {
                 if let Some(s) = owned.get_mut(&p.topic, p.partition) {
-                    if Some(s.epoch) == epoch {
-                        s.expected = Some(p.next);
+                    if s.epoch == p.epoch {
+                        s.expected = Some(p.last + 1);
                     }
                 }
             }
         }
         tracing::debug!(messages = batch.len(), ?elapsed, "Batch committed.");
-        let labels: Vec<String> = batch.iter().map(|m| m.item.source_label.clone()).collect();
+        let labels: Vec<&str> = batch.iter().map(|m| m.item.source_label.as_str()).collect();
         self.observer.committed(&labels, statuses, elapsed);
         // Advice for tools: the broker's committed offsets follow the stored ones.
         let mut tpl = TopicPartitionList::new();
@@ -1143,7 +1188,7 @@ impl Aggregator {
                     })
                     .insert(Header {
                         key: "topic",
-                        value: Some(m.topic.as_str()),
+                        value: Some(&*m.topic),
                     })
                     .insert(Header {
                         key: "partition",
@@ -1191,7 +1236,7 @@ impl Aggregator {
     fn reposition(&mut self, batch: &[Pending]) -> Result<(), ConsumerError> {
         let parts: Vec<(String, i32)> = batch
             .iter()
-            .map(|m| (m.topic.clone(), m.partition))
+            .map(|m| (m.topic.to_string(), m.partition))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -1315,15 +1360,15 @@ impl Aggregator {
 /// (`busy`), at most `cap` partitions, and none of a partition that already has a message
 /// held back (its messages commit in order).
 struct Picker<'a> {
-    busy: &'a [(String, i32)],
+    busy: &'a [(Arc<str>, i32)],
     cap: usize,
-    taken: Vec<(String, i32)>,
-    behind: Vec<(String, i32)>,
+    taken: Vec<(Arc<str>, i32)>,
+    behind: Vec<(Arc<str>, i32)>,
 }
 
 impl Picker<'_> {
-    fn has(list: &[(String, i32)], m: &Pending) -> bool {
-        list.iter().any(|(t, p)| *p == m.partition && *t == m.topic)
+    fn has(list: &[(Arc<str>, i32)], m: &Pending) -> bool {
+        list.iter().any(|(t, p)| m.is_of(t, *p))
     }
 
     /// Whether `m` goes into the batch (its partition is then taken).
@@ -1376,6 +1421,7 @@ async fn settle(f: DeliveryFuture) -> Result<(), String> {
 fn accept(
     consumer: &BaseConsumer<Ctx>,
     schema: &Schema,
+    topics: &[Arc<str>],
     m: &BorrowedMessage<'_>,
 ) -> Option<Pending> {
     let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
@@ -1494,12 +1540,16 @@ fn accept(
     }
     let letter = Letter::of(raw, &item);
     Some(Pending {
-        topic: topic.to_owned(),
+        topic: topics
+            .iter()
+            .find(|t| ***t == *topic)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(topic)),
         partition,
         offset,
         epoch,
         key: m.key().map(<[u8]>::to_vec),
-        item,
+        item: Arc::new(item),
         letter,
         dead_lettered: false,
     })

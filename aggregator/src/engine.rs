@@ -309,9 +309,14 @@ impl EventLog for BatchLog {
 impl BatchLog {
     /// The log keys a batch must look up: each decoded event's own key and the key its
     /// void targets, sorted and without repeats.
-    pub fn keys_needed(items: &[mieruka_ingest::Item]) -> Vec<(&str, &str)> {
+    pub fn keys_needed<I: std::borrow::Borrow<mieruka_ingest::Item>>(
+        items: &[I],
+    ) -> Vec<(&str, &str)> {
         let mut keys = std::collections::BTreeSet::new();
-        for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
+        for e in items
+            .iter()
+            .filter_map(|i| i.borrow().outcome.as_ref().ok())
+        {
             keys.insert((e.source.as_str(), e.id.as_str()));
             if let Some(v) = &e.voids {
                 keys.insert((e.source.as_str(), v.as_str()));

@@ -26,7 +26,9 @@
 //! two writers that take the same key at the same instant (two HTTP receivers sharing
 //! one database) could race a void against its original.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +47,10 @@ pub const NOTIFY_CHANNEL: &str = "mieruka_committed";
 
 /// Attempts of one batch before a deadlock or a lost race is reported as contention.
 const MAX_ATTEMPTS: u32 = 8;
+
+/// Batches that look their keys up first after one found a key already logged: a stream
+/// that re-sends events is not made to fail its optimistic attempt batch after batch.
+const CAREFUL_AFTER_CONFLICT: u32 = 16;
 
 /// Why the PostgreSQL store failed. Every variant means nothing of the batch was committed.
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +207,8 @@ fn now_micros() -> i64 {
 enum TxError {
     /// Lost a race against another replica: try the whole batch again.
     Retry(String),
+    /// An optimistic attempt met a key already logged: try again looking the keys up.
+    Logged,
     /// Give up.
     Fail(PgError),
 }
@@ -226,6 +234,23 @@ pub struct PgStore {
     pool: PgPool,
     plan: Arc<Plan>,
     ids: Ids,
+    /// Batches still to look their keys up before logging (see [`Lookup`]).
+    careful: AtomicU32,
+}
+
+/// How a batch learns which of its own keys are logged already.
+///
+/// Most batches hold only new events: re-sends are rare, and a redelivery after a crash
+/// starts at the stored offsets. An `Optimistic` batch therefore looks up only what it
+/// cannot learn otherwise — its voids' targets, and pending voids of sources that have
+/// any — and lets the log's primary key catch an event logged before: the `COPY` fails
+/// (unique violation), the transaction rolls back, and the batch runs again `Careful`,
+/// which looks every key up first (as do the next [`CAREFUL_AFTER_CONFLICT`] batches).
+/// Either way a key is decided against the log as committed, so the figures are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lookup {
+    Optimistic,
+    Careful,
 }
 
 impl PgStore {
@@ -239,7 +264,12 @@ impl PgStore {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let ids = Ids::new(&plan);
-        Ok(Self { pool, plan, ids })
+        Ok(Self {
+            pool,
+            plan,
+            ids,
+            careful: AtomicU32::new(0),
+        })
     }
 
     /// The plan the store folds with.
@@ -345,22 +375,38 @@ impl PgStore {
 
     /// Makes a batch durable; reports each item's fate in order.
     pub async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, PgError> {
-        self.submit_with_positions(items, &[]).await
+        self.submit_with_positions(&items, &[]).await
     }
 
     /// Makes a batch durable together with its source positions (one per partition),
     /// or nothing of it: [`PgError::Fenced`] when a stored offset is not the expected one.
     #[tracing::instrument(skip_all, fields(items = items.len(), positions = positions.len()), err)]
-    pub async fn submit_with_positions(
+    pub async fn submit_with_positions<I: Borrow<Item>>(
         &self,
-        items: Vec<Item>,
+        items: &[I],
         positions: &[SourcePosition],
     ) -> Result<Vec<Status>, PgError> {
+        let items: Vec<&Item> = items.iter().map(Borrow::borrow).collect();
+        let careful = self
+            .careful
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        let mut lookup = if careful {
+            Lookup::Careful
+        } else {
+            Lookup::Optimistic
+        };
         let mut attempt = 1;
         loop {
-            match self.attempt(&items, positions).await {
+            match self.attempt(&items, positions, lookup).await {
                 Ok(statuses) => return Ok(statuses),
                 Err(TxError::Fail(e)) => return Err(e),
+                Err(TxError::Logged) => {
+                    tracing::debug!("An optimistic batch met a logged key; looking its keys up.");
+                    self.careful
+                        .store(CAREFUL_AFTER_CONFLICT, Ordering::Relaxed);
+                    lookup = Lookup::Careful;
+                }
                 Err(TxError::Retry(reason)) if attempt >= MAX_ATTEMPTS => {
                     return Err(PgError::Contention {
                         attempts: attempt,
@@ -381,8 +427,9 @@ impl PgStore {
 
     async fn attempt(
         &self,
-        items: &[Item],
+        items: &[&Item],
         positions: &[SourcePosition],
+        lookup: Lookup,
     ) -> Result<Vec<Status>, TxError> {
         let plan = &*self.plan;
         let received_at = now_micros();
@@ -395,7 +442,7 @@ impl PgStore {
         fence(&mut tx, positions).await?;
         // 2. The log rows of the batch's keys (one writer per key: no lock needed).
         let mut overlay = BatchLog::default();
-        overlay.prefetch_keys(&mut tx, plan, items).await?;
+        overlay.prefetch_keys(&mut tx, plan, items, lookup).await?;
         let t_keys = t0.elapsed();
         // 3. The log first. What a batch logs (and each event's fate) depends on the log
         //    alone, never on the aggregates: decide it on a copy of the overlay and write
@@ -405,7 +452,7 @@ impl PgStore {
         let mut scratch = Ledger::default();
         let mut statuses = Vec::with_capacity(items.len());
         let mut rejected: Vec<(&Item, Rejection, String)> = Vec::new();
-        for item in items {
+        for &item in items {
             match &item.outcome {
                 Err(r) => {
                     statuses.push(Status::Rejected(r.clone()));
@@ -422,7 +469,7 @@ impl PgStore {
             }
         }
         drop(scratch);
-        decided.write_pg(&mut tx, plan, received_at).await?;
+        decided.write_pg(&mut tx, plan, received_at, lookup).await?;
         write_rejected(&mut tx, &rejected, received_at).await?;
         let t_log = t0.elapsed();
         // 4. Lock every aggregate row the batch can touch, and read it.
@@ -1049,7 +1096,7 @@ struct Keys {
 impl Keys {
     /// The effects of every decoded event of the batch, and of every logged original a
     /// void of the batch targets.
-    fn touched(plan: &Plan, items: &[Item], log: &BatchLog) -> Self {
+    fn touched(plan: &Plan, items: &[&Item], log: &BatchLog) -> Self {
         let mut keys = Keys::default();
         for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
             keys.add(effects(plan, e));
@@ -1097,17 +1144,43 @@ impl Keys {
 }
 
 impl BatchLog {
-    /// The logged events and pending voids of the batch's keys and void targets.
+    /// The logged events and pending voids of the batch's keys and void targets; of the
+    /// keys themselves, only the void targets when `Optimistic` (see [`Lookup`]), and
+    /// pending voids only of sources that have any.
     async fn prefetch_keys(
         &mut self,
         tx: &mut Transaction<'static, Postgres>,
         plan: &Plan,
-        items: &[Item],
+        items: &[&Item],
+        lookup: Lookup,
     ) -> Result<(), TxError> {
         let keys = BatchLog::keys_needed(items);
         if keys.is_empty() {
             return Ok(());
         }
+        let (targets, pending_sources): (HashSet<(&str, &str)>, Option<HashSet<String>>) =
+            match lookup {
+                Lookup::Careful => (HashSet::new(), None),
+                Lookup::Optimistic => {
+                    let targets = items
+                        .iter()
+                        .filter_map(|i| i.outcome.as_ref().ok())
+                        .filter_map(|e| Some((e.source.as_str(), e.voids.as_deref()?)))
+                        .collect();
+                    let sources: Vec<&str> = keys
+                        .chunk_by(|a, b| a.0 == b.0)
+                        .filter_map(|g| g.first().map(|k| k.0))
+                        .collect();
+                    let pending: Vec<String> = sqlx::query_scalar(
+                        "SELECT s FROM UNNEST($1::text[]) AS s \
+                         WHERE EXISTS (SELECT 1 FROM pending_voids p WHERE p.source = s)",
+                    )
+                    .bind(&sources)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    (targets, Some(pending.into_iter().collect()))
+                }
+            };
         // One index scan per source (`event_id = ANY(…)`, the keys sorted): about half
         // the cost of joining an unnested list of pairs.
         for group in keys.chunk_by(|a, b| a.0 == b.0) {
@@ -1115,18 +1188,34 @@ impl BatchLog {
                 continue;
             };
             let ids: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
-            let rows = sqlx::query(
-                "SELECT body, fingerprint, voided FROM event_log \
-                 WHERE source = $1 AND event_id = ANY($2::text[])",
-            )
-            .bind(source)
-            .bind(&ids)
-            .fetch_all(&mut **tx)
-            .await?;
-            for r in rows {
-                if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), r.get(2)) {
-                    self.log.insert(entry);
+            let logged: Vec<&str> = match lookup {
+                Lookup::Careful => ids.clone(),
+                Lookup::Optimistic => ids
+                    .iter()
+                    .copied()
+                    .filter(|id| targets.contains(&(source, *id)))
+                    .collect(),
+            };
+            if !logged.is_empty() {
+                let rows = sqlx::query(
+                    "SELECT body, fingerprint, voided FROM event_log \
+                     WHERE source = $1 AND event_id = ANY($2::text[])",
+                )
+                .bind(source)
+                .bind(&logged)
+                .fetch_all(&mut **tx)
+                .await?;
+                for r in rows {
+                    if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), r.get(2)) {
+                        self.log.insert(entry);
+                    }
                 }
+            }
+            if pending_sources
+                .as_ref()
+                .is_some_and(|with| !with.contains(source))
+            {
+                continue;
             }
             let pending = sqlx::query(
                 "SELECT target_id FROM pending_voids \
@@ -1149,7 +1238,7 @@ impl BatchLog {
         &mut self,
         tx: &mut Transaction<'static, Postgres>,
         plan: &Plan,
-        items: &[Item],
+        items: &[&Item],
         level_types: &[String],
     ) -> Result<(), TxError> {
         let days: BTreeSet<i32> = items
@@ -1184,19 +1273,23 @@ impl BatchLog {
         Ok(())
     }
 
-    /// Logs the batch's accepted events, marks the events it voided, keeps its pending voids.
+    /// Logs the batch's accepted events, marks the events it voided, keeps its pending
+    /// voids. An `Optimistic` batch that logs a key already logged fails with
+    /// [`TxError::Logged`].
     async fn write_pg(
         &self,
         tx: &mut Transaction<'static, Postgres>,
         plan: &Plan,
         received_at: i64,
+        lookup: Lookup,
     ) -> Result<(), TxError> {
         let entries = self.entries_to_write();
         if !entries.is_empty() {
             // COPY, not INSERT: PostgreSQL writes the rows page by page (the log is most
-            // of a batch's work). The keys are new: the batch's keys were looked up, and
-            // one consumer owns each key (a racing writer makes COPY fail with 23505,
-            // and the retry sees its rows).
+            // of a batch's work). The keys are new when they were looked up, as one
+            // consumer owns each key (a racing writer makes COPY fail with 23505, and the
+            // retry sees its rows); an optimistic batch learns of a logged key from the
+            // same failure.
             let mut rows = Vec::with_capacity(entries.len() * 320);
             for e in &entries {
                 let ev = &e.event;
@@ -1214,14 +1307,26 @@ impl BatchLog {
                 rows.pop();
                 rows.push(b'\n');
             }
-            let mut copy = tx
-                .copy_in_raw(
-                    "COPY event_log (source, event_id, fingerprint, type, occurred_at, day, \
-                     body, voided, moves_level, received_at) FROM STDIN",
-                )
-                .await?;
-            copy.send(rows).await?;
-            copy.finish().await?;
+            let copied = async {
+                let mut copy = tx
+                    .copy_in_raw(
+                        "COPY event_log (source, event_id, fingerprint, type, occurred_at, \
+                         day, body, voided, moves_level, received_at) FROM STDIN",
+                    )
+                    .await?;
+                copy.send(rows).await?;
+                copy.finish().await
+            }
+            .await;
+            match copied {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(d))
+                    if lookup == Lookup::Optimistic && d.code().as_deref() == Some("23505") =>
+                {
+                    return Err(TxError::Logged);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let new: HashSet<&(String, String)> = self.new_entries.iter().collect();
         let to_void: BTreeSet<&(String, String)> = self

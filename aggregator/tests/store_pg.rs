@@ -178,7 +178,7 @@ async fn consume(
             next: offset,
         };
         store
-            .submit_with_positions(batch, std::slice::from_ref(&pos))
+            .submit_with_positions(&batch, std::slice::from_ref(&pos))
             .await
             .unwrap();
         expected = Some(offset);
@@ -257,7 +257,7 @@ fn a_stale_offset_fences_the_whole_batch_off() {
             next,
         };
         store
-            .submit_with_positions(items(&plan, &[0, 1, 2]), &[pos(0, None, 3), pos(1, None, 10)])
+            .submit_with_positions(&items(&plan, &[0, 1, 2]), &[pos(0, None, 3), pos(1, None, 10)])
             .await
             .unwrap();
         assert_eq!(store.positions("events").await.unwrap(), vec![(0, 3), (1, 10)]);
@@ -274,7 +274,7 @@ fn a_stale_offset_fences_the_whole_batch_off() {
             (vec![pos(1, Some(10), 12), pos(2, Some(0), 1)], 2),
         ] {
             let err = store
-                .submit_with_positions(items(&plan, &[9, 10, 11, 13, 17]), &positions)
+                .submit_with_positions(&items(&plan, &[9, 10, 11, 13, 17]), &positions)
                 .await
                 .unwrap_err();
             match &err {
@@ -296,9 +296,10 @@ fn a_stale_offset_fences_the_whole_batch_off() {
         // Two consumers that both believe they own partition 0: exactly one wins.
         let other = PgStore::open(&db.url, plan.clone()).await.unwrap();
         let both = [pos(0, Some(3), 5)];
+        let (b1, b2) = (items(&plan, &[9, 10]), items(&plan, &[9, 10]));
         let (r1, r2) = tokio::join!(
-            store.submit_with_positions(items(&plan, &[9, 10]), &both),
-            other.submit_with_positions(items(&plan, &[9, 10]), &both),
+            store.submit_with_positions(&b1, &both),
+            other.submit_with_positions(&b2, &both),
         );
         assert!(
             r1.is_ok() != r2.is_ok(),
@@ -316,7 +317,7 @@ fn a_stale_offset_fences_the_whole_batch_off() {
         );
         // The rightful owner goes on from where it stands.
         store
-            .submit_with_positions(items(&plan, &[11]), &[pos(0, Some(5), 6)])
+            .submit_with_positions(&items(&plan, &[11]), &[pos(0, Some(5), 6)])
             .await
             .unwrap();
         assert_eq!(store.positions("events").await.unwrap(), vec![(0, 6), (1, 10)]);
@@ -410,5 +411,54 @@ fn a_committed_batch_notifies_listeners_and_survives_a_reopen() {
         );
         reopened.close().await;
         listener.unlisten_all().await.unwrap();
+    });
+}
+
+/// A batch does not look its own keys up unless a batch before it met a logged key; the
+/// log's primary key catches a re-sent event, and the batch runs again looking its keys
+/// up: the re-send is a duplicate, a changed body a conflict, and the rest of the batch
+/// counts as usual, in that batch and in the ones after it.
+#[test]
+fn an_event_logged_by_an_earlier_batch_is_caught_without_looking_every_key_up() {
+    let plan = plan();
+    rt().block_on(async {
+        let db = TestDb::new().await;
+        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let first: Vec<u32> = (0..10).collect();
+        let st = store.submit_batch(items(&plan, &first)).await.unwrap();
+        assert!(st.iter().all(|s| *s == Status::Accepted), "{st:?}");
+
+        // Id 0 is a konbini certificate with "count":1; the same id with another count
+        // is a conflicting duplicate.
+        let changed = raw(0).replace(r#""count":1"#, r#""count":3"#);
+        assert_ne!(changed, raw(0));
+        let mut second = items(&plan, &[3, 10, 11]);
+        second.push(item(&plan.schema, changed.as_bytes(), Position::Index(3), "test"));
+        let st = store.submit_batch(second).await.unwrap();
+        assert_eq!(st[0], Status::Duplicate);
+        assert_eq!(st[1..3], [Status::Accepted, Status::Accepted]);
+        assert!(
+            matches!(&st[3], Status::Rejected(r) if r.reason == mieruka_ingest::Reason::ConflictingDuplicate),
+            "{:?}",
+            st[3]
+        );
+
+        // The batches after it (looking their keys up for a while) count as usual.
+        for chunk in (12..60).collect::<Vec<u32>>().chunks(4) {
+            let st = store.submit_batch(items(&plan, chunk)).await.unwrap();
+            assert!(st.iter().all(|s| *s == Status::Accepted), "{st:?}");
+        }
+        let st = store.submit_batch(items(&plan, &[5, 59])).await.unwrap();
+        assert_eq!(st, [Status::Duplicate, Status::Duplicate]);
+
+        assert_eq!(store.logged_events().await.unwrap(), 60);
+        assert_eq!(
+            store.ledger().await.unwrap(),
+            *engine_over(&plan, 0..60).ledger()
+        );
+        let rejected = store.rejected(10).await.unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].reason, "conflicting_duplicate");
+        store.close().await;
     });
 }
