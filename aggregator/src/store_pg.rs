@@ -469,6 +469,7 @@ impl PgStore {
             }
         }
         drop(scratch);
+        let t_decided = t0.elapsed();
         decided.write_pg(&mut tx, plan, received_at, lookup).await?;
         write_rejected(&mut tx, &rejected, received_at).await?;
         let t_log = t0.elapsed();
@@ -520,7 +521,8 @@ impl PgStore {
         tracing::debug!(
             items = items.len(),
             keys = ?t_keys,
-            log = ?(t_log - t_keys),
+            decide = ?(t_decided - t_keys),
+            log = ?(t_log - t_decided),
             lock = ?(t_read - t_log),
             fold = ?(t_fold - t_read),
             aggregates = ?(t_write - t_fold),
@@ -1154,70 +1156,74 @@ impl BatchLog {
         items: &[&Item],
         lookup: Lookup,
     ) -> Result<(), TxError> {
-        let keys = BatchLog::keys_needed(items);
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let (targets, pending_sources): (HashSet<(&str, &str)>, Option<HashSet<String>>) =
-            match lookup {
-                Lookup::Careful => (HashSet::new(), None),
-                Lookup::Optimistic => {
-                    let targets = items
-                        .iter()
-                        .filter_map(|i| i.outcome.as_ref().ok())
-                        .filter_map(|e| Some((e.source.as_str(), e.voids.as_deref()?)))
-                        .collect();
-                    let sources: Vec<&str> = keys
-                        .chunk_by(|a, b| a.0 == b.0)
-                        .filter_map(|g| g.first().map(|k| k.0))
-                        .collect();
-                    let pending: Vec<String> = sqlx::query_scalar(
+        // The keys to look up in the log, and those to look up among pending voids; both
+        // sorted, without repeats.
+        let (logged, pending): (Vec<LogKey<'_>>, Vec<LogKey<'_>>) = match lookup {
+            Lookup::Careful => {
+                let keys = BatchLog::keys_needed(items);
+                (keys.clone(), keys)
+            }
+            Lookup::Optimistic => {
+                let events = || items.iter().filter_map(|i| i.outcome.as_ref().ok());
+                let targets: BTreeSet<(&str, &str)> = events()
+                    .filter_map(|e| Some((e.source.as_str(), e.voids.as_deref()?)))
+                    .collect();
+                // A batch comes from a few line systems: a short list beats hashing.
+                let mut sources: Vec<&str> = Vec::new();
+                for e in events() {
+                    if !sources.contains(&e.source.as_str()) {
+                        sources.push(&e.source);
+                    }
+                }
+                let with_pending: Vec<String> = if sources.is_empty() {
+                    Vec::new()
+                } else {
+                    sqlx::query_scalar(
                         "SELECT s FROM UNNEST($1::text[]) AS s \
                          WHERE EXISTS (SELECT 1 FROM pending_voids p WHERE p.source = s)",
                     )
                     .bind(&sources)
                     .fetch_all(&mut **tx)
-                    .await?;
-                    (targets, Some(pending.into_iter().collect()))
-                }
-            };
+                    .await?
+                };
+                let pending = if with_pending.is_empty() {
+                    Vec::new()
+                } else {
+                    BatchLog::keys_needed(items)
+                        .into_iter()
+                        .filter(|(s, _)| with_pending.iter().any(|w| w == s))
+                        .collect()
+                };
+                (targets.into_iter().collect(), pending)
+            }
+        };
         // One index scan per source (`event_id = ANY(…)`, the keys sorted): about half
         // the cost of joining an unnested list of pairs.
-        for group in keys.chunk_by(|a, b| a.0 == b.0) {
+        for group in logged.chunk_by(|a, b| a.0 == b.0) {
             let Some(&(source, _)) = group.first() else {
                 continue;
             };
             let ids: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
-            let logged: Vec<&str> = match lookup {
-                Lookup::Careful => ids.clone(),
-                Lookup::Optimistic => ids
-                    .iter()
-                    .copied()
-                    .filter(|id| targets.contains(&(source, *id)))
-                    .collect(),
-            };
-            if !logged.is_empty() {
-                let rows = sqlx::query(
-                    "SELECT body, fingerprint, voided FROM event_log \
-                     WHERE source = $1 AND event_id = ANY($2::text[])",
-                )
-                .bind(source)
-                .bind(&logged)
-                .fetch_all(&mut **tx)
-                .await?;
-                for r in rows {
-                    if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), r.get(2)) {
-                        self.log.insert(entry);
-                    }
+            let rows = sqlx::query(&format!(
+                "SELECT {LOGGED} FROM event_log \
+                 WHERE source = $1 AND event_id = ANY($2::text[])"
+            ))
+            .bind(source)
+            .bind(&ids)
+            .fetch_all(&mut **tx)
+            .await?;
+            for r in rows {
+                if let Some(entry) = logged_entry(plan, &r) {
+                    self.log.insert(entry);
                 }
             }
-            if pending_sources
-                .as_ref()
-                .is_some_and(|with| !with.contains(source))
-            {
+        }
+        for group in pending.chunk_by(|a, b| a.0 == b.0) {
+            let Some(&(source, _)) = group.first() else {
                 continue;
-            }
-            let pending = sqlx::query(
+            };
+            let ids: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
+            let rows = sqlx::query(
                 "SELECT target_id FROM pending_voids \
                  WHERE source = $1 AND target_id = ANY($2::text[])",
             )
@@ -1225,7 +1231,7 @@ impl BatchLog {
             .bind(&ids)
             .fetch_all(&mut **tx)
             .await?;
-            for r in pending {
+            for r in rows {
                 self.log.add_pending_void(source, r.get(0));
             }
         }
@@ -1251,11 +1257,11 @@ impl BatchLog {
             return Ok(());
         }
         let days: Vec<i32> = days.into_iter().collect();
-        let rows = sqlx::query(
-            "SELECT body, fingerprint FROM event_log \
+        let rows = sqlx::query(&format!(
+            "SELECT {LOGGED} FROM event_log \
              WHERE day = ANY($1::int4[]) AND moves_level AND NOT voided \
-             AND type = ANY($2::text[])",
-        )
+             AND type = ANY($2::text[])"
+        ))
         .bind(&days)
         .bind(level_types)
         .fetch_all(&mut **tx)
@@ -1264,7 +1270,7 @@ impl BatchLog {
         // (the rows this transaction has just logged must not count twice).
         let own: HashSet<(&str, &str)> = BatchLog::keys_needed(items).into_iter().collect();
         for r in rows {
-            if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), false) {
+            if let Some(entry) = logged_entry(plan, &r) {
                 if !own.contains(&(entry.event.source.as_str(), entry.event.id.as_str())) {
                     self.add_fetched(entry);
                 }
@@ -1299,7 +1305,11 @@ impl BatchLog {
                 copy_text(&mut rows, &plan.schema.event_type(ev.type_id).name);
                 copy_int(&mut rows, ev.occurred_at.micros());
                 copy_int(&mut rows, i64::from(Day::of(ev.occurred_at).0));
-                copy_text(&mut rows, &ev.canonical_json(&plan.schema));
+                copy_text(&mut rows, &ev.canonical_data_json(&plan.schema));
+                match &ev.voids {
+                    Some(v) => copy_text(&mut rows, v),
+                    None => rows.extend_from_slice(b"\\N\t"),
+                }
                 copy_bool(&mut rows, e.voided);
                 copy_bool(&mut rows, plan.moves_a_level(ev.type_id));
                 copy_int(&mut rows, received_at);
@@ -1311,7 +1321,7 @@ impl BatchLog {
                 let mut copy = tx
                     .copy_in_raw(
                         "COPY event_log (source, event_id, fingerprint, type, occurred_at, \
-                         day, body, voided, moves_level, received_at) FROM STDIN",
+                         day, data, voids, voided, moves_level, received_at) FROM STDIN",
                     )
                     .await?;
                 copy.send(rows).await?;
@@ -1366,6 +1376,44 @@ impl BatchLog {
         }
         Ok(())
     }
+}
+
+/// A key of the event log: (`source`, `event_id`).
+type LogKey<'a> = (&'a str, &'a str);
+
+/// The columns [`logged_entry`] reads.
+const LOGGED: &str = "body, fingerprint, voided, event_id, source, type, occurred_at, data, voids";
+
+/// A log row read back (the columns of [`LOGGED`]). Rows logged since migration 0003
+/// keep the envelope in its columns and only `data` (and the void target) as text: the
+/// canonical body is rebuilt from them; older rows have it whole.
+fn logged_entry(plan: &Plan, r: &PgRow) -> Option<LogEntry> {
+    let body: Option<String> = r.get(0);
+    let body = match body {
+        Some(b) => b,
+        None => {
+            use mieruka_ingest::event::json_str;
+            let mut out: Vec<u8> = Vec::with_capacity(224);
+            out.extend_from_slice(b"{\"event_id\":");
+            json_str(&mut out, r.get(3));
+            out.extend_from_slice(b",\"source\":");
+            json_str(&mut out, r.get(4));
+            out.extend_from_slice(b",\"type\":");
+            json_str(&mut out, r.get(5));
+            let at = Timestamp::from_micros(r.get(6)).to_string();
+            out.extend_from_slice(b",\"occurred_at\":");
+            json_str(&mut out, &at);
+            out.extend_from_slice(b",\"data\":");
+            out.extend_from_slice(r.get::<Option<&str>, _>(7).unwrap_or("{}").as_bytes());
+            if let Some(v) = r.get::<Option<&str>, _>(8) {
+                out.extend_from_slice(b",\"voids\":");
+                json_str(&mut out, v);
+            }
+            out.push(b'}');
+            String::from_utf8(out).ok()?
+        }
+    };
+    LogEntry::from_stored(plan, &body, r.get(1), r.get(2))
 }
 
 /// Appends `value` as a field of COPY's text format (then a tab): backslash, tab, newline

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::Write as _;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -62,25 +63,46 @@ pub struct Event {
     pub voids: Option<String>,
 }
 
+/// Appends `s` as a JSON string. Writing into a Vec cannot fail, and serde_json escapes
+/// without an intermediate allocation: this runs once per stored event.
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
 impl Event {
     /// The canonical JSON form: UTC timestamp, defaults filled in, fields sorted. Two
     /// deliveries with the same canonical form are the same event.
     pub fn canonical_json(&self, schema: &Schema) -> String {
-        use std::io::Write;
         let ty = schema.event_type(self.type_id);
         let mut out: Vec<u8> = Vec::with_capacity(224);
-        // Writing into a Vec cannot fail, and serde_json escapes strings without an
-        // intermediate allocation: this runs once per stored event.
-        let q = |out: &mut Vec<u8>, s: &str| {
-            let _ = serde_json::to_writer(&mut *out, s);
-        };
         out.extend_from_slice(b"{\"event_id\":");
-        q(&mut out, &self.id);
+        json_str(&mut out, &self.id);
         out.extend_from_slice(b",\"source\":");
-        q(&mut out, &self.source);
+        json_str(&mut out, &self.source);
         out.extend_from_slice(b",\"type\":");
-        q(&mut out, &ty.name);
-        let _ = write!(out, ",\"occurred_at\":\"{}\",\"data\":{{", self.occurred_at);
+        json_str(&mut out, &ty.name);
+        let _ = write!(out, ",\"occurred_at\":\"{}\",\"data\":", self.occurred_at);
+        self.write_data(schema, &mut out);
+        if let Some(v) = &self.voids {
+            out.extend_from_slice(b",\"voids\":");
+            json_str(&mut out, v);
+        }
+        out.push(b'}');
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The `data` object of [`Event::canonical_json`] alone (what a store keeps beside
+    /// the envelope's own columns).
+    pub fn canonical_data_json(&self, schema: &Schema) -> String {
+        let mut out: Vec<u8> = Vec::with_capacity(96);
+        self.write_data(schema, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Writes the canonical `data` object: the type's fields in order, defaults filled in.
+    fn write_data(&self, schema: &Schema, out: &mut Vec<u8>) {
+        let ty = schema.event_type(self.type_id);
+        out.push(b'{');
         let mut first = true;
         for (field, value) in ty.fields.iter().zip(&self.data) {
             if matches!(value, Value::Absent) {
@@ -90,7 +112,7 @@ impl Event {
                 out.push(b',');
             }
             first = false;
-            q(&mut out, &field.name);
+            json_str(out, &field.name);
             out.push(b':');
             match (value, &field.kind) {
                 (Value::Absent, _) => {}
@@ -104,24 +126,15 @@ impl Event {
                     let _ = write!(out, "{v}");
                 }
                 (Value::Enum(i), FieldKind::Enum { values }) => {
-                    q(
-                        &mut out,
-                        values.get(usize::from(*i)).map_or("", String::as_str),
-                    );
+                    json_str(out, values.get(usize::from(*i)).map_or("", String::as_str));
                 }
                 (Value::Enum(i), _) => {
                     let _ = write!(out, "{i}");
                 }
-                (Value::Id(s), _) => q(&mut out, s),
+                (Value::Id(s), _) => json_str(out, s),
             }
         }
         out.push(b'}');
-        if let Some(v) = &self.voids {
-            out.extend_from_slice(b",\"voids\":");
-            q(&mut out, v);
-        }
-        out.push(b'}');
-        String::from_utf8(out).unwrap_or_default()
     }
 
     /// A stable 64-bit fingerprint of the event's content (FNV-1a over its type,
