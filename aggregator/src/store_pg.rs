@@ -1289,7 +1289,13 @@ impl BatchLog {
         received_at: i64,
         lookup: Lookup,
     ) -> Result<(), TxError> {
-        let entries = self.entries_to_write();
+        let mut entries = self.entries_to_write();
+        // In key order: consecutive rows go to the same leaf of the log's key index, which
+        // stays in PostgreSQL's buffers once the index is larger than they are.
+        entries.sort_unstable_by(|a, b| {
+            (a.event.source.as_str(), a.event.id.as_str())
+                .cmp(&(b.event.source.as_str(), b.event.id.as_str()))
+        });
         if !entries.is_empty() {
             // COPY, not INSERT: PostgreSQL writes the rows page by page (the log is most
             // of a batch's work). The keys are new when they were looked up, as one
