@@ -1302,35 +1302,34 @@ impl BatchLog {
             // consumer owns each key (a racing writer makes COPY fail with 23505, and the
             // retry sees its rows); an optimistic batch learns of a logged key from the
             // same failure.
-            let mut rows = Vec::with_capacity(entries.len() * 320);
+            let mut rows = CopyBinary::with_capacity(entries.len() * 200);
             for e in &entries {
                 let ev = &e.event;
-                copy_text(&mut rows, &ev.source);
-                copy_text(&mut rows, &ev.id);
-                copy_int(&mut rows, e.fingerprint);
-                copy_text(&mut rows, &plan.schema.event_type(ev.type_id).name);
-                copy_int(&mut rows, ev.occurred_at.micros());
-                copy_int(&mut rows, i64::from(Day::of(ev.occurred_at).0));
-                copy_text(&mut rows, &ev.canonical_data_json(&plan.schema));
+                rows.row(11);
+                rows.text(&ev.source);
+                rows.text(&ev.id);
+                rows.int8(e.fingerprint);
+                rows.text(&plan.schema.event_type(ev.type_id).name);
+                rows.int8(ev.occurred_at.micros());
+                rows.int4(Day::of(ev.occurred_at).0);
+                rows.text(&ev.canonical_data_json(&plan.schema));
                 match &ev.voids {
-                    Some(v) => copy_text(&mut rows, v),
-                    None => rows.extend_from_slice(b"\\N\t"),
+                    Some(v) => rows.text(v),
+                    None => rows.null(),
                 }
-                copy_bool(&mut rows, e.voided);
-                copy_bool(&mut rows, plan.moves_a_level(ev.type_id));
-                copy_int(&mut rows, received_at);
-                // The last field's tab becomes the row's end.
-                rows.pop();
-                rows.push(b'\n');
+                rows.bool(e.voided);
+                rows.bool(plan.moves_a_level(ev.type_id));
+                rows.int8(received_at);
             }
             let copied = async {
                 let mut copy = tx
                     .copy_in_raw(
                         "COPY event_log (source, event_id, fingerprint, type, occurred_at, \
-                         day, data, voids, voided, moves_level, received_at) FROM STDIN",
+                         day, data, voids, voided, moves_level, received_at) \
+                         FROM STDIN (FORMAT binary)",
                     )
                     .await?;
-                copy.send(rows).await?;
+                copy.send(rows.finish()).await?;
                 copy.finish().await
             }
             .await;
@@ -1422,29 +1421,57 @@ fn logged_entry(plan: &Plan, r: &PgRow) -> Option<LogEntry> {
     LogEntry::from_stored(plan, &body, r.get(1), r.get(2))
 }
 
-/// Appends `value` as a field of COPY's text format (then a tab): backslash, tab, newline
-/// and carriage return are escaped.
-fn copy_text(out: &mut Vec<u8>, value: &str) {
-    for &b in value.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
-        }
+/// Rows in COPY's binary format: no text to escape or parse on either side (the text
+/// format's parsing was a tenth of PostgreSQL's time on the log).
+struct CopyBinary(Vec<u8>);
+
+impl CopyBinary {
+    fn with_capacity(bytes: usize) -> Self {
+        let mut out = Vec::with_capacity(bytes + 21);
+        // Signature, flags (no OIDs), no header extension.
+        out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        out.extend_from_slice(&0i32.to_be_bytes());
+        out.extend_from_slice(&0i32.to_be_bytes());
+        CopyBinary(out)
     }
-    out.push(b'\t');
-}
 
-fn copy_int(out: &mut Vec<u8>, value: i64) {
-    use std::io::Write as _;
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{value}\t");
-}
+    /// Starts a row of `fields` fields.
+    fn row(&mut self, fields: i16) {
+        self.0.extend_from_slice(&fields.to_be_bytes());
+    }
 
-fn copy_bool(out: &mut Vec<u8>, value: bool) {
-    out.extend_from_slice(if value { b"t\t" } else { b"f\t" });
+    fn field(&mut self, bytes: &[u8]) {
+        // Fields are short (ids, a small JSON object); a length past i32 cannot be sent.
+        let len = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
+        self.0.extend_from_slice(&len.to_be_bytes());
+        self.0.extend_from_slice(bytes);
+    }
+
+    fn text(&mut self, value: &str) {
+        self.field(value.as_bytes());
+    }
+
+    fn int8(&mut self, value: i64) {
+        self.field(&value.to_be_bytes());
+    }
+
+    fn int4(&mut self, value: i32) {
+        self.field(&value.to_be_bytes());
+    }
+
+    fn bool(&mut self, value: bool) {
+        self.field(&[u8::from(value)]);
+    }
+
+    fn null(&mut self) {
+        self.0.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    /// The rows and the trailer.
+    fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(&(-1i16).to_be_bytes());
+        self.0
+    }
 }
 
 /// Keeps the batch's rejected events, with their Kafka offsets when they came from Kafka.
