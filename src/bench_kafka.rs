@@ -36,7 +36,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 
-use crate::bench::{event, rss_mib};
+use crate::bench::{event, event_with_random_id, rss_mib};
 
 /// The default PostgreSQL of DESIGN.md (a fresh database is created beside `postgres`).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -59,6 +59,8 @@ pub struct KafkaBenchOptions {
     pub max_batch: usize,
     /// Aggregator batches committing at once.
     pub parallel_commits: usize,
+    /// Event ids in no order (like UUIDs) instead of increasing within each source.
+    pub random_ids: bool,
 }
 
 /// Runs the bench and prints its table; cleans up the broker and database whatever happens.
@@ -145,8 +147,14 @@ async fn run(
         db.name
     );
     println!(
-        "aggregator: batches of up to {} events, up to {} committing at once",
-        opts.max_batch, opts.parallel_commits
+        "aggregator: batches of up to {} events, up to {} committing at once; event ids {}",
+        opts.max_batch,
+        opts.parallel_commits,
+        if opts.random_ids {
+            "in no order (--random-ids)"
+        } else {
+            "increasing within each source"
+        }
     );
     println!(
         "{:<34} {:>10} {:>9} {:>12} {:>9} {:>12} {:>9} {:>9}",
@@ -155,8 +163,8 @@ async fn run(
 
     // 1. Produce.
     let produced = {
-        let (b, t, n) = (brokers.clone(), topic.clone(), opts.events);
-        tokio::task::spawn_blocking(move || produce(&b, &t, n))
+        let (b, t, n, r) = (brokers.clone(), topic.clone(), opts.events, opts.random_ids);
+        tokio::task::spawn_blocking(move || produce(&b, &t, n, r))
             .await
             .context("the producer thread panicked")??
     };
@@ -404,7 +412,7 @@ impl Deliveries {
 /// Produces `events` synthetic events keyed `source/event_id` (the ingest role's key,
 /// [`mieruka_ingest::kafka::kafka_key`], for events that void nothing), with mieruka's
 /// producer settings plus a longer linger and bigger queues for throughput.
-fn produce(brokers: &str, topic: &str, events: u64) -> anyhow::Result<Produced> {
+fn produce(brokers: &str, topic: &str, events: u64, random_ids: bool) -> anyhow::Result<Produced> {
     let mut cfg = mieruka_ingest::kafka::producer_config(brokers);
     cfg.set("linger.ms", "20")
         .set("batch.num.messages", "10000")
@@ -418,7 +426,11 @@ fn produce(brokers: &str, topic: &str, events: u64) -> anyhow::Result<Produced> 
     let mut key = String::with_capacity(64);
     let started = Instant::now();
     for n in 0..events {
-        let payload = event(n);
+        let payload = if random_ids {
+            event_with_random_id(n)
+        } else {
+            event(n)
+        };
         let light: Light<'_> = serde_json::from_str(&payload)
             .with_context(|| format!("cannot read the synthetic event {payload}"))?;
         match light.kind {

@@ -172,6 +172,9 @@ enum BenchCommand {
         /// Aggregator batches committing at once (`[kafka] parallel_commits`).
         #[arg(long, default_value_t = 2)]
         parallel_commits: usize,
+        /// Event ids in no order, like UUIDs [default: increasing within each source].
+        #[arg(long)]
+        random_ids: bool,
     },
 }
 
@@ -390,6 +393,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     database_url,
                     max_batch,
                     parallel_commits,
+                    random_ids,
                 },
         } => {
             mieruka::bench_kafka::kafka(mieruka::bench_kafka::KafkaBenchOptions {
@@ -399,6 +403,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 database_url,
                 max_batch,
                 parallel_commits,
+                random_ids,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
