@@ -242,8 +242,8 @@ pub struct PgStore {
 ///
 /// Most batches hold only new events: re-sends are rare, and a redelivery after a crash
 /// starts at the stored offsets. An `Optimistic` batch therefore looks up only what it
-/// cannot learn otherwise — its voids' targets, and pending voids of sources that have
-/// any — and lets the log's primary key catch an event logged before: the `COPY` fails
+/// cannot learn otherwise — its voids and their targets, and pending voids of sources
+/// that have any — and lets the log's primary key catch an event logged before: the `COPY` fails
 /// (unique violation), the transaction rolls back, and the batch runs again `Careful`,
 /// which looks every key up first (as do the next [`CAREFUL_AFTER_CONFLICT`] batches).
 /// Either way a key is decided against the log as committed, so the figures are the same.
@@ -1165,8 +1165,12 @@ impl BatchLog {
             }
             Lookup::Optimistic => {
                 let events = || items.iter().filter_map(|i| i.outcome.as_ref().ok());
+                // A void's target, and the void itself: a void may be refused without
+                // being logged (its target is a snapshot), so the primary key would not
+                // tell that it is a re-send.
                 let targets: BTreeSet<(&str, &str)> = events()
-                    .filter_map(|e| Some((e.source.as_str(), e.voids.as_deref()?)))
+                    .filter_map(|e| Some((e.source.as_str(), e.voids.as_deref()?, e.id.as_str())))
+                    .flat_map(|(s, target, id)| [(s, target), (s, id)])
                     .collect();
                 // A batch comes from a few line systems: a short list beats hashing.
                 let mut sources: Vec<&str> = Vec::new();

@@ -515,3 +515,39 @@ fn log_rows_with_a_whole_body_and_rows_with_only_data_read_back_alike() {
         store.close().await;
     });
 }
+
+/// A void re-sent after its target turned out to be a snapshot is a duplicate, as the
+/// engine says, not a refused void: the void itself is looked up even when a batch does
+/// not look its other keys up.
+#[test]
+fn a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate() {
+    let plan = plan();
+    let void = r#"{"event_id":"v1","source":"juki","type":"event.voided","occurred_at":"2026-05-02T09:00:00+09:00","data":{},"voids":"s1"}"#;
+    let snapshot = r#"{"event_id":"s1","source":"juki","type":"population.snapshot","occurred_at":"2026-05-01T09:00:00+09:00","data":{"population":130000}}"#;
+    let one = |raw: &str| {
+        vec![item(
+            &plan.schema,
+            raw.as_bytes(),
+            Position::Index(0),
+            "test",
+        )]
+    };
+    rt().block_on(async {
+        let db = TestDb::new().await;
+        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let mut engine = Engine::new(&plan);
+        for raw in [void, snapshot, void] {
+            let expected =
+                engine.apply(mieruka_ingest::decode(&plan.schema, raw.as_bytes()).unwrap());
+            let st = store.submit_batch(one(raw)).await.unwrap();
+            assert_eq!(st, [expected]);
+        }
+        assert_eq!(
+            store.submit_batch(one(void)).await.unwrap(),
+            [Status::Duplicate]
+        );
+        assert_eq!(store.ledger().await.unwrap(), *engine.ledger());
+        assert!(store.rejected(10).await.unwrap().is_empty());
+        store.close().await;
+    });
+}
