@@ -36,7 +36,7 @@ use mieruka_ingest::{EventSink, Item, Position, Reason, Rejection, SinkError, St
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
-use crate::engine::{fold, BatchLog, EventLog, LogEntry};
+use crate::engine::{fold, BatchLog, EventLog, LogEntry, MemoryLog};
 use crate::fiscal::{Day, FiscalYear};
 use crate::ledger::{effects, Effect, Ledger, LevelDay, Snapshot};
 use crate::plan::{MeasureKind, Op, Plan};
@@ -441,7 +441,11 @@ impl PgStore {
         // 1. The fence: this consumer still owns its partitions, and holds their rows.
         fence(&mut tx, positions).await?;
         // 2. The log rows of the batch's keys (one writer per key: no lock needed).
-        let mut overlay = BatchLog::default();
+        // Sized for the batch: most of its events are logged in it.
+        let mut overlay = BatchLog {
+            log: MemoryLog::with_capacity(items.len()),
+            ..BatchLog::default()
+        };
         overlay.prefetch_keys(&mut tx, plan, items, lookup).await?;
         let t_keys = t0.elapsed();
         // 3. The log first. What a batch logs (and each event's fate) depends on the log
@@ -1347,7 +1351,13 @@ impl BatchLog {
                 Err(e) => return Err(e.into()),
             }
         }
-        let new: HashSet<&(String, String)> = self.new_entries.iter().collect();
+        // Events the batch logs and voids itself are logged voided already. (The set of
+        // new keys is built only when something was voided: most batches void nothing.)
+        let new: HashSet<&(String, String)> = if self.voided_now.is_empty() {
+            HashSet::new()
+        } else {
+            self.new_entries.iter().collect()
+        };
         let to_void: BTreeSet<&(String, String)> = self
             .voided_now
             .iter()
