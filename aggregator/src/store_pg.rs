@@ -1410,27 +1410,14 @@ fn logged_entry(plan: &Plan, r: &PgRow) -> Option<LogEntry> {
     let body: Option<String> = r.get(0);
     let body = match body {
         Some(b) => b,
-        None => {
-            use mieruka_ingest::event::json_str;
-            let mut out: Vec<u8> = Vec::with_capacity(224);
-            out.extend_from_slice(b"{\"event_id\":");
-            json_str(&mut out, r.get(3));
-            out.extend_from_slice(b",\"source\":");
-            json_str(&mut out, r.get(4));
-            out.extend_from_slice(b",\"type\":");
-            json_str(&mut out, r.get(5));
-            let at = Timestamp::from_micros(r.get(6)).to_string();
-            out.extend_from_slice(b",\"occurred_at\":");
-            json_str(&mut out, &at);
-            out.extend_from_slice(b",\"data\":");
-            out.extend_from_slice(r.get::<Option<&str>, _>(7).unwrap_or("{}").as_bytes());
-            if let Some(v) = r.get::<Option<&str>, _>(8) {
-                out.extend_from_slice(b",\"voids\":");
-                json_str(&mut out, v);
-            }
-            out.push(b'}');
-            String::from_utf8(out).ok()?
-        }
+        None => mieruka_ingest::event::canonical_body(
+            r.get(3),
+            r.get(4),
+            r.get(5),
+            Timestamp::from_micros(r.get(6)),
+            r.get::<Option<&str>, _>(7).unwrap_or("{}"),
+            r.get(8),
+        ),
     };
     LogEntry::from_stored(plan, &body, r.get(1), r.get(2))
 }

@@ -185,6 +185,31 @@ fn void(plan: &Plan, id: &str, target: &str, at: &str) -> Event {
     decode(&plan.schema, raw.as_bytes()).unwrap()
 }
 
+#[test]
+fn the_canonical_body_rebuilt_from_its_parts_is_the_events_canonical_json() {
+    let plan = plan();
+    for e in [
+        ev(
+            &plan,
+            "a1",
+            "cert",
+            "2026-05-01T10:00:00.5+09:00",
+            r#"{"channel":"konbini"}"#,
+        ),
+        void(&plan, "v1", "a1", "2026-05-02T10:00:00+09:00"),
+    ] {
+        let rebuilt = mieruka_ingest::event::canonical_body(
+            &e.id,
+            &e.source,
+            &plan.schema.event_type(e.type_id).name,
+            e.occurred_at,
+            &e.canonical_data_json(&plan.schema),
+            e.voids.as_deref(),
+        );
+        assert_eq!(rebuilt, e.canonical_json(&plan.schema));
+    }
+}
+
 fn now() -> Timestamp {
     Timestamp::parse_rfc3339("2026-10-01T00:00:00+09:00").unwrap()
 }

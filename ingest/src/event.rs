@@ -65,30 +65,69 @@ pub struct Event {
 
 /// Appends `s` as a JSON string. Writing into a Vec cannot fail, and serde_json escapes
 /// without an intermediate allocation: this runs once per stored event.
-pub fn json_str(out: &mut Vec<u8>, s: &str) {
+fn json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// The canonical JSON form of an event from its parts, `data` being its canonical `data`
+/// object ([`Event::canonical_data_json`]): how a store that keeps the envelope in columns
+/// rebuilds [`Event::canonical_json`].
+pub fn canonical_body(
+    id: &str,
+    source: &str,
+    type_name: &str,
+    occurred_at: Timestamp,
+    data: &str,
+    voids: Option<&str>,
+) -> String {
+    write_canonical(
+        id,
+        source,
+        type_name,
+        occurred_at,
+        |out| out.extend_from_slice(data.as_bytes()),
+        voids,
+    )
+}
+
+/// The canonical form's envelope around the `data` object that `data` writes.
+fn write_canonical(
+    id: &str,
+    source: &str,
+    type_name: &str,
+    occurred_at: Timestamp,
+    data: impl FnOnce(&mut Vec<u8>),
+    voids: Option<&str>,
+) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(224);
+    out.extend_from_slice(b"{\"event_id\":");
+    json_str(&mut out, id);
+    out.extend_from_slice(b",\"source\":");
+    json_str(&mut out, source);
+    out.extend_from_slice(b",\"type\":");
+    json_str(&mut out, type_name);
+    let _ = write!(out, ",\"occurred_at\":\"{occurred_at}\",\"data\":");
+    data(&mut out);
+    if let Some(v) = voids {
+        out.extend_from_slice(b",\"voids\":");
+        json_str(&mut out, v);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 impl Event {
     /// The canonical JSON form: UTC timestamp, defaults filled in, fields sorted. Two
     /// deliveries with the same canonical form are the same event.
     pub fn canonical_json(&self, schema: &Schema) -> String {
-        let ty = schema.event_type(self.type_id);
-        let mut out: Vec<u8> = Vec::with_capacity(224);
-        out.extend_from_slice(b"{\"event_id\":");
-        json_str(&mut out, &self.id);
-        out.extend_from_slice(b",\"source\":");
-        json_str(&mut out, &self.source);
-        out.extend_from_slice(b",\"type\":");
-        json_str(&mut out, &ty.name);
-        let _ = write!(out, ",\"occurred_at\":\"{}\",\"data\":", self.occurred_at);
-        self.write_data(schema, &mut out);
-        if let Some(v) = &self.voids {
-            out.extend_from_slice(b",\"voids\":");
-            json_str(&mut out, v);
-        }
-        out.push(b'}');
-        String::from_utf8(out).unwrap_or_default()
+        write_canonical(
+            &self.id,
+            &self.source,
+            &schema.event_type(self.type_id).name,
+            self.occurred_at,
+            |out| self.write_data(schema, out),
+            self.voids.as_deref(),
+        )
     }
 
     /// The `data` object of [`Event::canonical_json`] alone (what a store keeps beside
