@@ -5,7 +5,10 @@
 //! through the small [`EventLog`] trait, so the in-memory engine of the tests and the
 //! store's per-batch overlay run the same code.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
@@ -21,8 +24,8 @@ use crate::plan::Plan;
 pub struct LogEntry {
     /// Fingerprint of its canonical body: tells a duplicate from a conflict.
     pub fingerprint: i64,
-    /// The event.
-    pub event: Event,
+    /// The event, shared with the batch that brought it (a log entry is not a copy).
+    pub event: Arc<Event>,
     /// Whether a void has retracted it (its contribution is then out of the ledger).
     pub voided: bool,
 }
@@ -77,9 +80,9 @@ pub fn fold<L: EventLog + ?Sized>(
     plan: &Plan,
     ledger: &mut Ledger,
     log: &mut L,
-    event: Event,
+    event: impl Into<Arc<Event>>,
 ) -> Status {
-    fold_tracked(plan, ledger, log, event, &mut Vec::new()).0
+    fold_tracked(plan, ledger, log, event.into(), &mut Vec::new()).0
 }
 
 /// [`fold`], also reporting the effects it moved into `touched` (an accepted event's
@@ -89,9 +92,9 @@ pub fn fold_tracked<L: EventLog + ?Sized>(
     plan: &Plan,
     ledger: &mut Ledger,
     log: &mut L,
-    event: Event,
+    event: Arc<Event>,
     touched: &mut Vec<Effect>,
-) -> (Status, Option<Event>) {
+) -> (Status, Option<Arc<Event>>) {
     let schema = &plan.schema;
     let fingerprint = event.fingerprint(schema);
     if let Some(seen) = log.get(&event.source, &event.id) {
@@ -175,6 +178,32 @@ fn reject_void(event: &Event, message: &str) -> Status {
     )
 }
 
+/// A logged event as the key of its source's map: its `event_id`, borrowed from the
+/// shared event rather than copied (a batch logs tens of thousands).
+#[derive(Clone, Debug)]
+struct IdOf(Arc<Event>);
+
+impl Borrow<str> for IdOf {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
+// Hashes and compares as the `str` it borrows, as `Borrow` requires.
+impl Hash for IdOf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.as_str().hash(state);
+    }
+}
+
+impl PartialEq for IdOf {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for IdOf {}
+
 /// An event log held in memory: for tests, benchmarks and a batch's view of the store.
 ///
 /// Keyed source → id so lookups take `&str` without building a key.
@@ -182,10 +211,10 @@ fn reject_void(event: &Event, message: &str) -> Status {
 pub struct MemoryLog {
     // foldhash: seeded per process (no hash flooding from crafted ids) and several
     // times faster than SipHash on short keys, which these lookups are per event.
-    entries: HashMap<String, HashMap<String, LogEntry, RandomState>, RandomState>,
+    entries: HashMap<String, HashMap<IdOf, LogEntry, RandomState>, RandomState>,
     pending: HashMap<String, HashSet<String, RandomState>, RandomState>,
     /// Events with level deltas, by day: what a late snapshot needs.
-    by_day: HashMap<Day, Vec<(String, String)>, RandomState>,
+    by_day: HashMap<Day, Vec<Arc<Event>>, RandomState>,
     /// Initial capacity of each source's map.
     capacity_hint: usize,
 }
@@ -202,20 +231,20 @@ impl MemoryLog {
 
     /// Logs an entry, indexing it by day when it moves a level.
     pub fn insert_indexed(&mut self, entry: LogEntry, moves_a_level: bool) {
-        let (source, id) = (&entry.event.source, &entry.event.id);
         if moves_a_level {
             self.by_day
                 .entry(Day::of(entry.event.occurred_at))
                 .or_default()
-                .push((source.clone(), id.clone()));
+                .push(entry.event.clone());
         }
-        let ids = match self.entries.get_mut(source.as_str()) {
+        let source = entry.event.source.as_str();
+        let ids = match self.entries.get_mut(source) {
             Some(ids) => ids,
-            None => self.entries.entry(source.clone()).or_insert_with(|| {
+            None => self.entries.entry(source.to_owned()).or_insert_with(|| {
                 HashMap::with_capacity_and_hasher(self.capacity_hint, RandomState::default())
             }),
         };
-        ids.insert(id.clone(), entry);
+        ids.insert(IdOf(entry.event.clone()), entry);
     }
 }
 
@@ -256,9 +285,9 @@ impl EventLog for MemoryLog {
             .get(&day)
             .into_iter()
             .flatten()
-            .filter_map(|(s, i)| self.get(s, i))
+            .filter_map(|e| self.get(&e.source, &e.id))
             .filter(|e| !e.voided)
-            .map(|e| &e.event)
+            .map(|e| &*e.event)
             .collect()
     }
 }
@@ -269,8 +298,8 @@ impl EventLog for MemoryLog {
 pub struct BatchLog {
     /// Fetched rows and the batch's own entries.
     pub log: MemoryLog,
-    /// Keys of entries the batch logged (to insert).
-    pub new_entries: Vec<(String, String)>,
+    /// Events the batch logged (to insert), in the order it logged them.
+    pub new_entries: Vec<Arc<Event>>,
     /// Keys of entries the batch voided (to update).
     pub voided_now: Vec<(String, String)>,
     /// Voids the batch left pending (to insert).
@@ -288,8 +317,7 @@ impl EventLog for BatchLog {
         self.insert_with(entry, true);
     }
     fn insert_with(&mut self, entry: LogEntry, moves_a_level: bool) {
-        self.new_entries
-            .push((entry.event.source.clone(), entry.event.id.clone()));
+        self.new_entries.push(entry.event.clone());
         self.log.insert_with(entry, moves_a_level);
     }
     fn set_voided(&mut self, source: &str, id: &str) {
@@ -336,8 +364,34 @@ impl BatchLog {
     pub fn entries_to_write(&self) -> Vec<&LogEntry> {
         self.new_entries
             .iter()
-            .filter_map(|(s, i)| self.log.get(s, i))
+            .filter_map(|e| self.log.get(&e.source, &e.id))
             .collect()
+    }
+
+    /// The keys the batch logged, when it voided anything: an event a batch logs and
+    /// voids itself is written voided, not updated afterwards. (Most batches void
+    /// nothing, and then need no set.)
+    pub fn new_keys_if_voided(&self) -> HashSet<(&str, &str)> {
+        if self.voided_now.is_empty() {
+            return HashSet::new();
+        }
+        self.new_entries
+            .iter()
+            .map(|e| (e.source.as_str(), e.id.as_str()))
+            .collect()
+    }
+
+    /// Whether two folds of the same batch logged the same events, voided the same and
+    /// left the same voids pending.
+    pub fn logged_alike(&self, other: &BatchLog) -> bool {
+        self.new_entries.len() == other.new_entries.len()
+            && self
+                .new_entries
+                .iter()
+                .zip(&other.new_entries)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || (a.source == b.source && a.id == b.id))
+            && self.voided_now == other.voided_now
+            && self.new_pending == other.new_pending
     }
 }
 
@@ -355,7 +409,7 @@ impl LogEntry {
             .ok()
             .map(|event| LogEntry {
                 fingerprint,
-                event,
+                event: Arc::new(event),
                 voided,
             })
     }
@@ -389,7 +443,7 @@ impl<'p> Engine<'p> {
     }
 
     /// Folds one event.
-    pub fn apply(&mut self, event: Event) -> Status {
+    pub fn apply(&mut self, event: impl Into<Arc<Event>>) -> Status {
         fold(self.plan, &mut self.ledger, &mut self.log, event)
     }
 

@@ -12,7 +12,7 @@
 //! bumping the version row, which takes SQLite's write lock, and a writer that finds the
 //! version moved reloads its ledger before applying.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -385,11 +385,11 @@ impl BatchLog {
             });
             qb.build().execute(&mut **tx).await?;
         }
-        let new: HashSet<&(String, String)> = self.new_entries.iter().collect();
+        let new = self.new_keys_if_voided();
         let to_void: Vec<&(String, String)> = self
             .voided_now
             .iter()
-            .filter(|k| !new.contains(k))
+            .filter(|(s, i)| !new.contains(&(s.as_str(), i.as_str())))
             .collect();
         for chunk in to_void.chunks(ROWS_PER_STATEMENT * 4) {
             let json = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());

@@ -500,10 +500,7 @@ impl PgStore {
                 }
             }
         }
-        if overlay.new_entries != decided.new_entries
-            || overlay.voided_now != decided.voided_now
-            || overlay.new_pending != decided.new_pending
-        {
+        if !overlay.logged_alike(&decided) {
             return Err(TxError::Fail(PgError::Inconsistent(
                 "the fold logged other events than the log step wrote".to_owned(),
             )));
@@ -1351,17 +1348,12 @@ impl BatchLog {
                 Err(e) => return Err(e.into()),
             }
         }
-        // Events the batch logs and voids itself are logged voided already. (The set of
-        // new keys is built only when something was voided: most batches void nothing.)
-        let new: HashSet<&(String, String)> = if self.voided_now.is_empty() {
-            HashSet::new()
-        } else {
-            self.new_entries.iter().collect()
-        };
+        // Events the batch logs and voids itself are logged voided already.
+        let new = self.new_keys_if_voided();
         let to_void: BTreeSet<&(String, String)> = self
             .voided_now
             .iter()
-            .filter(|k| !new.contains(k))
+            .filter(|(s, i)| !new.contains(&(s.as_str(), i.as_str())))
             .collect();
         if !to_void.is_empty() {
             let (s, i): (Vec<&str>, Vec<&str>) = to_void

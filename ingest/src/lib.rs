@@ -24,7 +24,7 @@ pub use timestamp::Timestamp;
 
 /// Decodes one raw event into an [`Item`], masking the raw text when it is rejected.
 pub fn item(schema: &Schema, raw: &[u8], position: Position, source_label: &str) -> Item {
-    let outcome = decode(schema, raw);
+    let outcome = decode(schema, raw).map(std::sync::Arc::new);
     let raw_masked = outcome.is_err().then(|| mask_raw(raw));
     Item {
         position,

@@ -1,6 +1,7 @@
 //! The `EventSink` trait: what every source (HTTP, file import, Kafka) writes to.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::event::Event;
 use crate::reject::Rejection;
@@ -41,8 +42,9 @@ impl std::fmt::Display for Position {
 pub struct Item {
     /// Where it came from.
     pub position: Position,
-    /// The decoded event, or why it was refused before reaching the sink.
-    pub outcome: Result<Event, Rejection>,
+    /// The decoded event, or why it was refused before reaching the sink. Shared: a
+    /// store's event log keeps the same event without copying it.
+    pub outcome: Result<Arc<Event>, Rejection>,
     /// The raw text, masked by the guard; kept for rejected events only.
     pub raw_masked: Option<String>,
     /// The configured source label for metrics (never taken from request data).
