@@ -693,19 +693,33 @@ impl Aggregator {
                 .iter()
                 .flat_map(|f| f.parts.iter().map(|p| (p.topic.clone(), p.partition)))
                 .collect();
-            let mut batch = self.collect(&busy);
-            // See through the commits that are done, that hold a partition of the new
-            // batch, or that make room (the oldest first); the oldest when everything
-            // read waits on a commit in flight; all of them when idle.
+            let mut batch = self.collect(&busy, &in_flight);
+            // See through the commits that are done first: they free their partitions and
+            // room without a wait. Then those that hold a partition of the new batch, or
+            // that make room (the oldest first); the oldest when everything read waits on
+            // a commit in flight and none was done; all of them when idle.
             let limit = self.opts.parallel_commits.max(1);
             let idle = batch.is_empty() && self.carry.is_empty();
             let mut freed = false;
             let mut i = 0;
             while i < in_flight.len() {
+                if !in_flight[i].task.is_finished() {
+                    i += 1;
+                    continue;
+                }
+                let Some(f) = in_flight.remove(i) else {
+                    break;
+                };
+                freed = true;
+                if let Err(e) = self.finish(f, &mut batch) {
+                    break 'run Err(e);
+                }
+            }
+            let mut i = 0;
+            while i < in_flight.len() {
                 let must = idle
                     || (batch.is_empty() && !freed)
                     || in_flight.len() >= limit
-                    || in_flight[i].task.is_finished()
                     || in_flight[i].overlaps(&batch);
                 if !must {
                     i += 1;
@@ -804,8 +818,15 @@ impl Aggregator {
     /// Messages of busy partitions, and those that do not fit, stay in the carry, in
     /// order, for a later batch (so a partition's messages always commit in order).
     /// Returns early (possibly empty) when asked to stop or when [`HOLD_BATCHES`] batches'
-    /// worth of messages are held back, and empty when nothing arrived for 100 ms.
-    fn collect(&mut self, busy: &[(Arc<str>, i32)]) -> Vec<Pending> {
+    /// worth of messages are held back, empty when nothing arrived for 100 ms, and as soon
+    /// as a commit of `in_flight` is through while the batch is empty or holds a quarter
+    /// of `max_batch`: reading on (into the carry, or to fill the batch) would leave the
+    /// room that commit freed idle.
+    fn collect(
+        &mut self,
+        busy: &[(Arc<str>, i32)],
+        in_flight: &VecDeque<InFlight>,
+    ) -> Vec<Pending> {
         let owned = self.ctx().owned().count();
         let mut pick = Picker {
             busy,
@@ -828,6 +849,8 @@ impl Aggregator {
             if self.stopping()
                 || batch.len() >= self.opts.max_batch
                 || self.carry.len() >= HOLD_BATCHES * self.opts.max_batch
+                || ((batch.is_empty() || batch.len() >= self.opts.max_batch / 4)
+                    && in_flight.iter().any(|f| f.task.is_finished()))
             {
                 break;
             }
