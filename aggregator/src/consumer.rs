@@ -67,6 +67,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
@@ -179,6 +180,9 @@ struct PartState {
     gap_sought: Option<(i64, Instant, u32)>,
     /// A seek not yet answered by any message of the partition (see [`Probe`]).
     probe: Option<Probe>,
+    /// The partition's (low, high) watermarks as librdkafka last reported them in its
+    /// statistics (from its fetch responses): what the lag is measured against.
+    watermarks: Option<(i64, i64)>,
 }
 
 /// A seek to `wanted` that no message of the partition has answered yet. Some brokers
@@ -323,6 +327,21 @@ impl ClientContext for Ctx {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", %error, "{reason}");
     }
+
+    /// Keeps each owned partition's watermarks (every [`LAG_INTERVAL`], served by `poll`
+    /// on the consumer thread): the lag is then measured without asking the broker.
+    fn stats(&self, statistics: Statistics) {
+        let mut owned = self.owned();
+        for (topic, t) in &statistics.topics {
+            for (&partition, p) in &t.partitions {
+                if let Some(s) = owned.get_mut(topic, partition) {
+                    if p.hi_offset >= 0 {
+                        s.watermarks = Some((p.lo_offset.max(0), p.hi_offset));
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl ConsumerContext for Ctx {
@@ -363,6 +382,7 @@ impl ConsumerContext for Ctx {
                                 next: at,
                                 gap_sought: None,
                                 probe: at.map(Probe::new),
+                                watermarks: None,
                             },
                         );
                     }
@@ -599,6 +619,11 @@ impl Aggregator {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "100")
+            // Statistics carry the partitions' watermarks, for the lag (see `Ctx::stats`).
+            .set(
+                "statistics.interval.ms",
+                LAG_INTERVAL.as_millis().to_string(),
+            )
             // Connections that do not come up, or stop answering, within 10 s are dropped
             // and made again (librdkafka's defaults are 30 and 60 s).
             .set("socket.connection.setup.timeout.ms", "10000")
@@ -914,15 +939,14 @@ impl Aggregator {
             return;
         }
         self.last_lag = Some(Instant::now());
-        let positions = self.ctx().owned().select(|s| Some(s.next.or(s.expected)));
-        for (t, p, next) in positions {
-            if let Ok((low, high)) =
-                self.consumer
-                    .fetch_watermarks(&t, p, Duration::from_millis(500))
-            {
-                let lag = (high - next.unwrap_or(low)).max(0);
-                self.observer.lag(&t, p, lag);
-            }
+        // From librdkafka's statistics, not a request to the broker: a round trip per
+        // partition here would stall reading (hundreds of ms on a busy broker).
+        let lags = self.ctx().owned().select(|s| {
+            let (low, high) = s.watermarks?;
+            Some((high - s.next.or(s.expected).unwrap_or(low)).max(0))
+        });
+        for (t, p, lag) in lags {
+            self.observer.lag(&t, p, lag);
         }
     }
 

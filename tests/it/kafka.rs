@@ -794,6 +794,29 @@ fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // It reports its lag on every partition (from librdkafka's statistics, every 5 s):
+    // nothing is left to read.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let am = aggregate.scrape().unwrap();
+        let lags: Vec<Option<f64>> = (0..PARTITIONS)
+            .map(|p| {
+                am.get(
+                    "mieruka_consumer_lag",
+                    &[("topic", &s.topic), ("partition", &p.to_string())],
+                )
+            })
+            .collect();
+        if lags.iter().all(|l| *l == Some(0.0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "aggregate's consumer lag by partition: {lags:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // The rejected table holds the Kafka-side refusals with their offsets.
     let rows = s
         .db
