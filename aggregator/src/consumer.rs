@@ -180,9 +180,10 @@ struct PartState {
     gap_sought: Option<(i64, Instant, u32)>,
     /// A seek not yet answered by any message of the partition (see [`Probe`]).
     probe: Option<Probe>,
-    /// The partition's (low, high) watermarks as librdkafka last reported them in its
-    /// statistics (from its fetch responses): what the lag is measured against.
-    watermarks: Option<(i64, i64)>,
+    /// The partition's low watermark (when the broker reports it) and its end (the last
+    /// stable offset, which is the high watermark unless transactions are open), as
+    /// librdkafka last reported them in its statistics: what the lag is measured against.
+    watermarks: Option<(Option<i64>, i64)>,
 }
 
 /// A seek to `wanted` that no message of the partition has answered yet. Some brokers
@@ -245,7 +246,8 @@ impl Owned {
     }
 }
 
-/// The consumer's context: rebalance callbacks, and librdkafka's logs into `tracing`.
+/// The consumer's context: rebalance callbacks, librdkafka's logs into `tracing`, and its
+/// statistics (each partition's watermarks, for the lag).
 struct Ctx {
     store: Arc<PgStore>,
     handle: Handle,
@@ -334,10 +336,15 @@ impl ClientContext for Ctx {
         let mut owned = self.owned();
         for (topic, t) in &statistics.topics {
             for (&partition, p) in &t.partitions {
-                if let Some(s) = owned.get_mut(topic, partition) {
-                    if p.hi_offset >= 0 {
-                        s.watermarks = Some((p.lo_offset.max(0), p.hi_offset));
-                    }
+                // The end as `fetch_watermarks` gave it under librdkafka's default
+                // `read_committed`; offsets below 0 are librdkafka's "unknown".
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                if let (Some(s), true) = (owned.get_mut(topic, partition), end >= 0) {
+                    s.watermarks = Some(((p.lo_offset >= 0).then_some(p.lo_offset), end));
                 }
             }
         }
@@ -722,9 +729,13 @@ impl Aggregator {
             // See through the commits that are done first: they free their partitions and
             // room without a wait. Then those that hold a partition of the new batch, or
             // that make room (the oldest first); the oldest when everything read waits on
-            // a commit in flight and none was done; all of them when idle.
+            // a commit in flight and none was done; all of them when idle (nothing read,
+            // nothing held back, and no commit done: an empty batch after a commit was
+            // done only means that the freed partitions can be read again).
             let limit = self.opts.parallel_commits.max(1);
-            let idle = batch.is_empty() && self.carry.is_empty();
+            let idle = batch.is_empty()
+                && self.carry.is_empty()
+                && !in_flight.iter().any(|f| f.task.is_finished());
             let mut freed = false;
             let mut i = 0;
             while i < in_flight.len() {
@@ -942,8 +953,8 @@ impl Aggregator {
         // From librdkafka's statistics, not a request to the broker: a round trip per
         // partition here would stall reading (hundreds of ms on a busy broker).
         let lags = self.ctx().owned().select(|s| {
-            let (low, high) = s.watermarks?;
-            Some((high - s.next.or(s.expected).unwrap_or(low)).max(0))
+            let (low, end) = s.watermarks?;
+            Some((end - s.next.or(s.expected).or(low)?).max(0))
         });
         for (t, p, lag) in lags {
             self.observer.lag(&t, p, lag);
