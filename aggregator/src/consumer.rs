@@ -737,36 +737,27 @@ impl Aggregator {
                 && self.carry.is_empty()
                 && !in_flight.iter().any(|f| f.task.is_finished());
             let mut freed = false;
-            let mut i = 0;
-            while i < in_flight.len() {
-                if !in_flight[i].task.is_finished() {
-                    i += 1;
-                    continue;
-                }
-                let Some(f) = in_flight.remove(i) else {
-                    break;
-                };
-                freed = true;
-                if let Err(e) = self.finish(f, &mut batch) {
-                    break 'run Err(e);
-                }
-            }
-            let mut i = 0;
-            while i < in_flight.len() {
-                let must = idle
-                    || (batch.is_empty() && !freed)
-                    || in_flight.len() >= limit
-                    || in_flight[i].overlaps(&batch);
-                if !must {
-                    i += 1;
-                    continue;
-                }
-                let Some(f) = in_flight.remove(i) else {
-                    break;
-                };
-                freed = true;
-                if let Err(e) = self.finish(f, &mut batch) {
-                    break 'run Err(e);
+            for waiting in [false, true] {
+                let mut i = 0;
+                while i < in_flight.len() {
+                    let f = &in_flight[i];
+                    let must = f.task.is_finished()
+                        || (waiting
+                            && (idle
+                                || (batch.is_empty() && !freed)
+                                || in_flight.len() >= limit
+                                || f.overlaps(&batch)));
+                    if !must {
+                        i += 1;
+                        continue;
+                    }
+                    let Some(f) = in_flight.remove(i) else {
+                        break;
+                    };
+                    freed = true;
+                    if let Err(e) = self.finish(f, &mut batch) {
+                        break 'run Err(e);
+                    }
                 }
             }
             if !batch.is_empty() {
