@@ -368,17 +368,25 @@ impl BatchLog {
             .collect()
     }
 
-    /// The keys the batch logged, when it voided anything: an event a batch logs and
-    /// voids itself is written voided, not updated afterwards. (Most batches void
-    /// nothing, and then need no set.)
-    pub fn new_keys_if_voided(&self) -> HashSet<(&str, &str)> {
+    /// The logged events the batch voided, to mark in the store's log: sorted, without
+    /// repeats, and without those the batch logged itself (it writes them voided).
+    pub fn to_mark_voided(&self) -> Vec<(&str, &str)> {
         if self.voided_now.is_empty() {
-            return HashSet::new();
+            // Most batches void nothing: no set of their keys is built.
+            return Vec::new();
         }
-        self.new_entries
+        let new: HashSet<(&str, &str)> = self
+            .new_entries
             .iter()
             .map(|e| (e.source.as_str(), e.id.as_str()))
-            .collect()
+            .collect();
+        let marked: std::collections::BTreeSet<(&str, &str)> = self
+            .voided_now
+            .iter()
+            .map(|(s, i)| (s.as_str(), i.as_str()))
+            .filter(|k| !new.contains(k))
+            .collect();
+        marked.into_iter().collect()
     }
 
     /// Whether two folds of the same batch logged the same events, voided the same and

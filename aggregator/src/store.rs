@@ -385,12 +385,7 @@ impl BatchLog {
             });
             qb.build().execute(&mut **tx).await?;
         }
-        let new = self.new_keys_if_voided();
-        let to_void: Vec<&(String, String)> = self
-            .voided_now
-            .iter()
-            .filter(|(s, i)| !new.contains(&(s.as_str(), i.as_str())))
-            .collect();
+        let to_void = self.to_mark_voided();
         for chunk in to_void.chunks(ROWS_PER_STATEMENT * 4) {
             let json = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
             sqlx::query(

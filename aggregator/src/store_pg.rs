@@ -1349,17 +1349,9 @@ impl BatchLog {
             }
         }
         // Events the batch logs and voids itself are logged voided already.
-        let new = self.new_keys_if_voided();
-        let to_void: BTreeSet<&(String, String)> = self
-            .voided_now
-            .iter()
-            .filter(|(s, i)| !new.contains(&(s.as_str(), i.as_str())))
-            .collect();
+        let to_void = self.to_mark_voided();
         if !to_void.is_empty() {
-            let (s, i): (Vec<&str>, Vec<&str>) = to_void
-                .into_iter()
-                .map(|(s, i)| (s.as_str(), i.as_str()))
-                .unzip();
+            let (s, i): (Vec<&str>, Vec<&str>) = to_void.into_iter().unzip();
             sqlx::query(
                 "UPDATE event_log SET voided = TRUE \
                  WHERE (source, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
