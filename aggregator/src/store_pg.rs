@@ -36,9 +36,9 @@ use mieruka_ingest::{EventSink, Item, Position, Reason, Rejection, SinkError, St
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
-use crate::engine::{fold, BatchLog, EventLog, LogEntry, MemoryLog};
+use crate::engine::{fold, fold_tracked, BatchLog, EventLog, LogEntry, MemoryLog};
 use crate::fiscal::{Day, FiscalYear};
-use crate::ledger::{effects, Effect, Ledger, LevelDay, Snapshot};
+use crate::ledger::{Effect, Ledger, LevelDay, Snapshot};
 use crate::plan::{MeasureKind, Op, Plan};
 use crate::store::RejectedRow;
 
@@ -454,6 +454,7 @@ impl PgStore {
         //    overlap their heaviest work and hold the shared rows only briefly.
         let mut decided = overlay.clone();
         let mut scratch = Ledger::default();
+        let mut moved = Vec::new();
         let mut statuses = Vec::with_capacity(items.len());
         let mut rejected: Vec<(&Item, Rejection, String)> = Vec::new();
         for &item in items {
@@ -464,7 +465,8 @@ impl PgStore {
                     rejected.push((item, r.clone(), raw));
                 }
                 Ok(event) => {
-                    let status = fold(plan, &mut scratch, &mut decided, event.clone());
+                    let (status, _) =
+                        fold_tracked(plan, &mut scratch, &mut decided, event.clone(), &mut moved);
                     if let Status::Rejected(r) = &status {
                         rejected.push((item, r.clone(), event.canonical_json(&plan.schema)));
                     }
@@ -477,8 +479,9 @@ impl PgStore {
         decided.write_pg(&mut tx, plan, received_at, lookup).await?;
         write_rejected(&mut tx, &rejected, received_at).await?;
         let t_log = t0.elapsed();
-        // 4. Lock every aggregate row the batch can touch, and read it.
-        let keys = Keys::touched(plan, items, &overlay);
+        // 4. Lock every aggregate row the batch moves (as the log step's fold found them:
+        //    the fold below decides alike), and read it.
+        let keys = Keys::of(moved);
         let mut ledger = self.lock(&mut tx, &keys).await?;
         // 4b. The days of the batch's snapshots, read under the lock of their level days.
         overlay
@@ -1097,16 +1100,10 @@ struct Keys {
 }
 
 impl Keys {
-    /// The effects of every decoded event of the batch, and of every logged original a
-    /// void of the batch targets.
-    fn touched(plan: &Plan, items: &[&Item], log: &BatchLog) -> Self {
+    /// The aggregate rows that `effects` move.
+    fn of(effects: Vec<Effect>) -> Self {
         let mut keys = Keys::default();
-        for e in items.iter().filter_map(|i| i.outcome.as_ref().ok()) {
-            keys.add(effects(plan, e));
-            if let Some(original) = e.voids.as_ref().and_then(|t| log.get(&e.source, t)) {
-                keys.add(effects(plan, &original.event));
-            }
-        }
+        keys.add(effects);
         keys
     }
 
