@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use mieruka_aggregator::{figures, Plan, SqliteStore};
 use mieruka_exporter::Exporter;
-use mieruka_ingest::http::{Receiver, Token};
+use mieruka_ingest::http::{IdleTimeoutListener, Receiver, Token};
 use mieruka_ingest::{EventSink, Item, SinkError, Status, Timestamp};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -28,8 +28,10 @@ pub struct Settings {
     pub db: PathBuf,
     /// Seconds between snapshot refreshes while idle.
     pub refresh: Duration,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
+    /// The bounds of a request.
+    pub limits: mieruka_ingest::http::Limits,
+    /// A connection that sends nothing this long is dropped.
+    pub idle_timeout: Duration,
     /// (secret, token) pairs.
     pub tokens: Vec<(String, Token)>,
     /// Source labels for metrics.
@@ -156,11 +158,10 @@ impl App {
             sink: sink.clone(),
             schema: Arc::new(plan.schema.clone()),
             tokens: settings.tokens,
+            limits: settings.limits,
         };
-        let app = mieruka_exporter::router(exporter.clone()).merge(mieruka_ingest::http::router(
-            receiver,
-            settings.max_body_bytes,
-        ));
+        let app = mieruka_exporter::router(exporter.clone())
+            .merge(mieruka_ingest::http::router(receiver));
 
         let refresher = {
             let (plan, store, exporter, shutdown) = (
@@ -184,6 +185,7 @@ impl App {
             })
         };
         tracing::info!(addr = %listener.local_addr()?, "Serving events, metrics and the status page.");
+        let listener = IdleTimeoutListener::new(listener, settings.idle_timeout);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;

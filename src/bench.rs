@@ -143,7 +143,14 @@ pub async fn ingest(
             db.display()
         );
     }
-    let plan = Arc::new(mieruka_aggregator::Plan::ome()?);
+    let now = mieruka_ingest::Timestamp::parse_rfc3339("2027-01-01T00:00:00+09:00").ok();
+    let mut plan = mieruka_aggregator::Plan::ome()?;
+    let window = mieruka_ingest::TimeWindow {
+        now,
+        ..*plan.schema.window()
+    };
+    plan.schema.set_window(window);
+    let plan = Arc::new(plan);
     let token = mieruka_ingest::http::Token {
         name: "bench".into(),
         token: Some(TOKEN.into()),
@@ -155,10 +162,14 @@ pub async fn ingest(
         listen: "127.0.0.1:0".into(),
         db: db.to_owned(),
         refresh: std::time::Duration::from_secs(60),
-        max_body_bytes: 64 * 1024 * 1024,
+        limits: mieruka_ingest::http::Limits {
+            max_body_bytes: 64 * 1024 * 1024,
+            ..Default::default()
+        },
+        idle_timeout: mieruka_ingest::http::DEFAULT_IDLE_TIMEOUT,
         tokens: vec![(TOKEN.into(), token)],
         sources: vec!["konbini".into(), "portal".into()],
-        now: mieruka_ingest::Timestamp::parse_rfc3339("2027-01-01T00:00:00+09:00").ok(),
+        now,
     };
     let app = App::build(plan, settings).await?;
     let addr = app.local_addr()?;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use mieruka_ingest::http::Token;
 use mieruka_ingest::import::CsvMapping;
+use mieruka_ingest::Timestamp;
 use serde::Deserialize;
 
 /// Default address of the standalone HTTP server (events, metrics, status page).
@@ -37,6 +38,19 @@ pub struct Config {
     pub refresh_seconds: Option<u64>,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Most events in one request (413 past it; default 100,000).
+    pub max_events_per_request: Option<usize>,
+    /// Longest a request body may take to arrive, in seconds (408 past it; default 120).
+    pub body_timeout_seconds: Option<u64>,
+    /// A connection that sends nothing for this many seconds is dropped (default 30).
+    pub idle_timeout_seconds: Option<u64>,
+    /// How far past now an event's `occurred_at` may lie (a Prometheus-style duration,
+    /// default `1d`): later is `out_of_bounds`.
+    pub max_future_skew: Option<String>,
+    /// The earliest `occurred_at` taken (`2020-04-01`, in Asia/Tokyo, or an RFC 3339
+    /// instant); default: the start of the fiscal year five years before the plan's
+    /// baseline year. Earlier is `out_of_bounds`.
+    pub horizon_start: Option<String>,
     /// Bearer tokens, one per line system.
     #[serde(default)]
     pub tokens: Vec<Token>,
@@ -226,6 +240,75 @@ impl Config {
             })
             .collect()
     }
+}
+
+impl Config {
+    /// The bounds of a request to `POST /v1/events`.
+    pub fn http_limits(&self) -> mieruka_ingest::http::Limits {
+        let d = mieruka_ingest::http::Limits::default();
+        mieruka_ingest::http::Limits {
+            max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            max_events: self.max_events_per_request.unwrap_or(d.max_events).max(1),
+            body_timeout: self
+                .body_timeout_seconds
+                .map_or(d.body_timeout, |s| std::time::Duration::from_secs(s.max(1))),
+        }
+    }
+
+    /// How long a connection may send nothing before it is dropped.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        self.idle_timeout_seconds
+            .map_or(mieruka_ingest::http::DEFAULT_IDLE_TIMEOUT, |s| {
+                std::time::Duration::from_secs(s.max(1))
+            })
+    }
+
+    /// The window of `occurred_at` events are taken in: the plan's, with the config's
+    /// `max_future_skew` and `horizon_start`, and `now` when pinned.
+    pub fn time_window(
+        &self,
+        plan: &mieruka_ingest::TimeWindow,
+        now: Option<Timestamp>,
+    ) -> anyhow::Result<mieruka_ingest::TimeWindow> {
+        let mut w = *plan;
+        w.now = now;
+        if let Some(skew) = &self.max_future_skew {
+            let secs = mieruka_exporter::rules::parse_duration(skew.trim())
+                .map_err(|e| anyhow::anyhow!("max_future_skew {skew:?}: {e}"))?;
+            w.max_future_skew_micros = i64::try_from(secs)
+                .ok()
+                .and_then(|s| s.checked_mul(1_000_000))
+                .context("max_future_skew is too large")?;
+        }
+        if let Some(start) = &self.horizon_start {
+            w.earliest = parse_instant(start)
+                .with_context(|| format!("horizon_start {start:?}: expected a date like 2020-04-01 or an RFC 3339 instant"))?;
+        }
+        Ok(w)
+    }
+}
+
+/// A date (`2020-04-01`, the start of that day in Asia/Tokyo) or an RFC 3339 instant.
+fn parse_instant(s: &str) -> anyhow::Result<Timestamp> {
+    let s = s.trim();
+    if s.len() == 10 {
+        let t = Timestamp::parse_rfc3339(&format!("{s}T00:00:00+09:00"))?;
+        return Ok(t);
+    }
+    Ok(Timestamp::parse_rfc3339(s)?)
+}
+
+/// The plan to run with (a file, or the shipped Ome plan), taking events in the window
+/// the config and `now` give.
+pub fn load_plan_at(
+    cfg: &Config,
+    path: Option<&Path>,
+    now: Option<Timestamp>,
+) -> anyhow::Result<mieruka_aggregator::Plan> {
+    let mut plan = load_plan(path.or(cfg.plan.as_deref()))?;
+    let window = cfg.time_window(plan.schema.window(), now)?;
+    plan.schema.set_window(window);
+    Ok(plan)
 }
 
 /// The plan to run with: a file, or the shipped Ome plan.

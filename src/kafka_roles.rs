@@ -154,16 +154,15 @@ pub async fn run_ingest(
             }
         })
     };
-    let max_body_bytes = cfg
-        .max_body_bytes
-        .unwrap_or(crate::config::DEFAULT_MAX_BODY_BYTES);
     let receiver = Receiver {
         sink: sink.clone(),
         schema,
         tokens,
+        limits: cfg.http_limits(),
     };
-    let app = mieruka_exporter::router(exporter.clone())
-        .merge(mieruka_ingest::http::router(receiver, max_body_bytes));
+    let app =
+        mieruka_exporter::router(exporter.clone()).merge(mieruka_ingest::http::router(receiver));
+    let listener = mieruka_ingest::http::IdleTimeoutListener::new(listener, cfg.idle_timeout());
     tracing::info!(%addr, %topic, "Receiving events for Kafka.");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())

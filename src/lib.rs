@@ -44,9 +44,7 @@ pub fn settings(
     default_db: Option<&str>,
     extra_tokens: Vec<(String, Token)>,
 ) -> anyhow::Result<(Arc<Plan>, Settings)> {
-    let plan = Arc::new(config::load_plan(
-        serve.plan.as_deref().or(cfg.plan.as_deref()),
-    )?);
+    let plan = Arc::new(config::load_plan_at(cfg, serve.plan.as_deref(), serve.now)?);
     let mut tokens = cfg.secrets()?;
     tokens.extend(extra_tokens);
     let mut sources = cfg.source_labels();
@@ -71,7 +69,8 @@ pub fn settings(
                 .unwrap_or(config::DEFAULT_REFRESH_SECONDS)
                 .max(1),
         ),
-        max_body_bytes: cfg.max_body_bytes.unwrap_or(config::DEFAULT_MAX_BODY_BYTES),
+        limits: cfg.http_limits(),
+        idle_timeout: cfg.idle_timeout(),
         tokens,
         sources,
         now: serve.now,
@@ -107,10 +106,13 @@ impl RoleOptions {
             .context("no Kafka brokers: pass --brokers, set KAFKA_BROKERS, or add [kafka] brokers to the config")
     }
 
-    /// The plan: flag, else the config's, else the shipped Ome plan.
+    /// The plan: flag, else the config's, else the shipped Ome plan; taking events in
+    /// the config's time window around `--now`.
     pub fn load_plan(&self, cfg: &Config) -> anyhow::Result<Arc<Plan>> {
-        Ok(Arc::new(config::load_plan(
-            self.plan.as_deref().or(cfg.plan.as_deref()),
+        Ok(Arc::new(config::load_plan_at(
+            cfg,
+            self.plan.as_deref(),
+            self.now,
         )?))
     }
 }

@@ -68,6 +68,10 @@ enum Command {
         /// Text encoding: utf-8 or shift_jis [default: detected].
         #[arg(long)]
         encoding: Option<Encoding>,
+        /// Take this instant as "now" (RFC 3339) when judging whether an event lies in
+        /// the future [default: the wall clock].
+        #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+        now: Option<Timestamp>,
     },
     /// Show the most recent rejected events kept in the store (reason, field, place, raw
     /// text with personal numbers masked).
@@ -301,8 +305,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             plan,
             mapping,
             encoding,
+            now,
         } => {
-            let plan = Arc::new(config::load_plan(plan.as_deref().or(cfg.plan.as_deref()))?);
+            let plan = Arc::new(config::load_plan_at(&cfg, plan.as_deref(), now)?);
             let db = db
                 .or(cfg.db.clone())
                 .unwrap_or_else(|| config::DEFAULT_DB.into());

@@ -413,7 +413,7 @@ impl LogEntry {
         fingerprint: i64,
         voided: bool,
     ) -> Option<LogEntry> {
-        mieruka_ingest::decode(&plan.schema, body.as_bytes())
+        mieruka_ingest::decode_logged(&plan.schema, body.as_bytes())
             .ok()
             .map(|event| LogEntry {
                 fingerprint,

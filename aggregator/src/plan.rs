@@ -16,6 +16,10 @@ use crate::fiscal::FiscalYear;
 /// The shipped default plan: Ome City's Smart Local Ome Action Plan 2026–2028.
 pub const OME_PLAN: &str = include_str!("../../plans/ome.toml");
 
+/// How many fiscal years before its baseline year a plan takes events from: older
+/// history than that is a mistake (a year 0001 or a swapped day and month), not data.
+pub const HORIZON_YEARS: i32 = 5;
+
 /// The file name under which the shipped plan is reported.
 pub const OME_PLAN_NAME: &str = "plans/ome.toml";
 
@@ -524,13 +528,20 @@ fn compile(raw: PlanFile, errs: &mut Errors<'_>) -> Option<Plan> {
             )
         })
         .collect();
-    let schema = match Schema::new(&raw.event_types, stages) {
+    let mut schema = match Schema::new(&raw.event_types, stages) {
         Ok(s) => s,
         Err(e) => {
             errs.at(None, format!("event_types.\"{}\"", e.event_type), e.message);
             return None;
         }
     };
+    // Events older than the start of the fiscal year five years before the baseline
+    // are out of the plan's horizon (DESIGN.md, "Inputs have domains"); the config
+    // (`horizon_start`) may move it.
+    schema.set_window(mieruka_ingest::TimeWindow {
+        earliest: FiscalYear(h.baseline_year.saturating_sub(HORIZON_YEARS)).start(),
+        ..mieruka_ingest::TimeWindow::default()
+    });
 
     // Measures and the routes from event types to them.
     let mut measures = Vec::new();

@@ -1,21 +1,18 @@
 //! The event envelope, decoded and validated into a domain [`Event`] at the edge.
 //!
-//! Decoding has a fast path (a borrowed, typed serde parse plus a byte scan for the
-//! guard) and a slow path (a `serde_json::Value` walk) that runs only when the fast
-//! path fails or the byte scan cannot rule out a personal number. The slow path is the
-//! authority: it produces the precise rejection, in the order DESIGN.md fixes
-//! (framing → guard → envelope → type → data fields → cross-field rules).
+//! One path for every event: the strict JSON reader ([`crate::json`]) reads the whole
+//! document, the guard looks at every key, string and number of it, and only then is the
+//! envelope read and each `data` field converted to its declared kind — numbers from
+//! their exact text (an integer field takes integer notation only; a decimal field is
+//! fixed-point, never an `f64`), each within its per-event bounds.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::io::Write as _;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
-
 use crate::guard;
+use crate::json::{self, Json, ScaleError};
 use crate::reject::{Reason, Rejection};
-use crate::schema::{EventType, FieldKind, Schema, TypeId};
+use crate::schema::{EventType, FieldKind, Schema, TimeWindow, TypeId};
 use crate::timestamp::Timestamp;
 
 /// Longest accepted `event_id`, `source` or `id` field, in characters.
@@ -231,200 +228,54 @@ pub fn fixed_to_string(v: i64, scale: u32) -> String {
     }
 }
 
-/// A scalar as it came in `data`, before it is checked against the field's kind.
-#[derive(Debug, Clone, PartialEq)]
-enum Scalar<'a> {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(Cow<'a, str>),
-    /// An object or array: never a valid field value.
-    Nested,
-}
+/// Longest value quoted in a message; a longer one is cut (a hostile sender must not
+/// get its megabyte back in every reply).
+const MAX_QUOTED_CHARS: usize = 64;
 
-impl Scalar<'_> {
-    fn kind_name(&self) -> &'static str {
-        match self {
-            Scalar::Null => "null",
-            Scalar::Bool(_) => "a boolean",
-            Scalar::Int(_) => "an integer",
-            Scalar::Float(_) => "a number with a fraction",
-            Scalar::Str(_) => "a string",
-            Scalar::Nested => "an object or array",
-        }
+/// A value as a message may quote it: Rust's escaping (control characters visible),
+/// cut to [`MAX_QUOTED_CHARS`]. Only values that passed the guard are quoted.
+fn quoted(v: &str) -> String {
+    if v.chars().count() <= MAX_QUOTED_CHARS {
+        format!("{v:?}")
+    } else {
+        let cut: String = v.chars().take(MAX_QUOTED_CHARS).collect();
+        format!("{cut:?}… ({} characters)", v.chars().count())
     }
 }
 
-/// The envelope with `data` flattened to scalars: the common ground of both paths.
-#[derive(Debug, Default)]
-struct Envelope<'a> {
-    event_id: Option<Cow<'a, str>>,
-    source: Option<Cow<'a, str>>,
-    kind: Option<Cow<'a, str>>,
-    occurred_at: Option<Cow<'a, str>>,
-    data: Vec<(Cow<'a, str>, Scalar<'a>)>,
-    voids: Option<Cow<'a, str>>,
-}
+/// The UTF-8 byte order mark, which Windows tools write before text.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// The fast path's typed view of the envelope.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FastEnvelope<'a> {
-    #[serde(borrow)]
-    event_id: Cow<'a, str>,
-    #[serde(borrow)]
-    source: Cow<'a, str>,
-    #[serde(borrow, rename = "type")]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    occurred_at: Cow<'a, str>,
-    #[serde(borrow, default)]
-    data: DataMap<'a>,
-    #[serde(borrow, default)]
-    voids: Option<Cow<'a, str>>,
-}
-
-#[derive(Default)]
-struct DataMap<'a>(Vec<(Cow<'a, str>, Scalar<'a>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for DataMap<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = DataMap<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::with_capacity(4);
-                while let Some(k) = m.next_key::<CowStr<'a>>()? {
-                    out.push((k.0, m.next_value::<Scalar<'a>>()?));
-                }
-                Ok(DataMap(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
-struct CowStr<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Cow::<'a, str>::deserialize(d).map(CowStr)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Scalar<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Scalar::Null)
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Scalar::Bool(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Scalar::Int(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Scalar::Float(v))
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Scalar::Str(Cow::Owned(v)))
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Nested)
-            }
-            fn visit_seq<S: de::SeqAccess<'de>>(self, mut s: S) -> Result<Self::Value, S::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Nested)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-/// Decodes and validates one event from its raw JSON bytes.
+/// Decodes and validates one event from its raw JSON bytes, at the edge: its
+/// `occurred_at` must also lie in the schema's [`TimeWindow`](crate::schema::TimeWindow).
+///
+/// Checks run in the order DESIGN.md fixes: framing (UTF-8, JSON) → the personal-number
+/// guard over the whole document → envelope → type → data fields → cross-field rules.
+/// A message never quotes a value that has not passed the guard.
 pub fn decode(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {
-    if !guard_may_hit(raw) {
-        if let Ok(fast) = serde_json::from_slice::<FastEnvelope<'_>>(raw) {
-            let env = Envelope {
-                event_id: Some(fast.event_id),
-                source: Some(fast.source),
-                kind: Some(fast.kind),
-                occurred_at: Some(fast.occurred_at),
-                data: fast.data.0,
-                voids: fast.voids,
-            };
-            return validate(schema, env);
-        }
-    }
-    decode_slow(schema, raw)
+    decode_with(schema, raw, true)
 }
 
-/// Whether the raw bytes might hold a personal number (a conservative byte scan: any
-/// full-width digit or `\u` escape sends the event to the exact, slower check).
-fn guard_may_hit(raw: &[u8]) -> bool {
-    let n = raw.len();
-    let is_d = |i: usize| i < n && raw[i].is_ascii_digit();
-    let run = |i: usize| {
-        let mut j = i;
-        while is_d(j) {
-            j += 1;
-        }
-        j - i
-    };
-    let mut i = 0;
-    while i < n {
-        let b = raw[i];
-        if b == 0xEF || (b == b'\\' && raw.get(i + 1) == Some(&b'u')) {
-            return true;
-        }
-        if b.is_ascii_digit() && (i == 0 || !raw[i - 1].is_ascii_digit()) {
-            let len = run(i);
-            if len == 12 && guard::contains(&String::from_utf8_lossy(&raw[i..i + 12])) {
-                return true;
-            }
-            if len == 4 {
-                let sep = |k: usize| k < n && (raw[k] == b'-' || raw[k] == b' ');
-                let (a, b2) = (i + 5, i + 10);
-                if sep(i + 4) && run(a) == 4 && sep(a + 4) && run(b2) == 4 {
-                    return true;
-                }
-            }
-            i += len;
-            continue;
-        }
-        i += 1;
-    }
-    false
+/// Decodes an event the store logged earlier: every check but the time window (an event
+/// accepted then stays readable whatever "now" is, and whatever the window became).
+pub fn decode_logged(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {
+    decode_with(schema, raw, false)
 }
 
-fn decode_slow(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {
-    let value: serde_json::Value = serde_json::from_slice(raw).map_err(|e| {
+fn decode_with(schema: &Schema, raw: &[u8], windowed: bool) -> Result<Event, Rejection> {
+    let raw = raw.strip_prefix(UTF8_BOM).unwrap_or(raw);
+    let text = std::str::from_utf8(raw).map_err(|e| {
         Rejection::whole(
             Reason::NotJson,
-            format!("not JSON: {}", describe_json_error(&e)),
+            format!(
+                "not JSON: not UTF-8 text (malformed byte at offset {}); send UTF-8",
+                e.valid_up_to()
+            ),
         )
     })?;
-    if let Some(path) = guard::find_in_value(&value) {
+    let doc = json::parse(text)
+        .map_err(|e| Rejection::whole(Reason::NotJson, format!("not JSON: {e}")))?;
+    if let Some(path) = guard::scan_json(&doc, false).first {
         return Err(Rejection::at(
             Reason::PersonalNumber,
             &path,
@@ -432,81 +283,142 @@ fn decode_slow(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {
              digit); the value is not shown or stored",
         ));
     }
-    let serde_json::Value::Object(map) = value else {
+    let Json::Object(members) = &doc else {
         return Err(Rejection::whole(
             Reason::WrongType,
-            "an event is a JSON object",
+            format!("an event is a JSON object, not {}", doc.kind_name()),
         ));
     };
-    let mut env = Envelope::default();
-    let id_hint = map
-        .get("event_id")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
+    let id_hint = members
+        .iter()
+        .find(|m| m.key.decoded() == "event_id")
+        .and_then(|m| match &m.value {
+            Json::String(s) => Some(s.decoded()),
+            _ => None,
+        })
+        .filter(|id| !id.trim().is_empty() && printable_id(id));
     let fail = |r: Rejection| r.with_event_id(id_hint.as_deref());
-    for (key, v) in &map {
+    if let Some(path) = duplicate_key(&doc) {
+        return Err(fail(Rejection::at(
+            Reason::WrongType,
+            &path,
+            "given more than once (a key may appear once per object)",
+        )));
+    }
+    let env = envelope(members).map_err(fail)?;
+    let window = windowed.then(|| schema.window());
+    validate(schema, env, window).map_err(fail)
+}
+
+/// The path of the first key given twice in one object, at any depth.
+fn duplicate_key(doc: &Json<'_>) -> Option<String> {
+    fn walk(v: &Json<'_>, path: &mut String) -> bool {
+        match v {
+            Json::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let hit = walk(item, path);
+                if !hit {
+                    path.truncate(len);
+                }
+                hit
+            }),
+            Json::Object(members) => {
+                let escaped = members.iter().any(|m| m.key.escaped);
+                let keys: Vec<Cow<'_, str>> = if escaped {
+                    members.iter().map(|m| m.key.decoded()).collect()
+                } else {
+                    members.iter().map(|m| Cow::Borrowed(m.key.raw)).collect()
+                };
+                let dup = if keys.len() <= 16 {
+                    (1..keys.len()).find(|&i| keys[..i].contains(&keys[i]))
+                } else {
+                    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+                    (0..keys.len()).find(|&i| !seen.insert(&keys[i]))
+                };
+                let len = path.len();
+                let name = |path: &mut String, i: usize| {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(&guard::key_label(&keys[i], i));
+                };
+                if let Some(i) = dup {
+                    name(path, i);
+                    return true;
+                }
+                members.iter().enumerate().any(|(i, m)| {
+                    name(path, i);
+                    let hit = walk(&m.value, path);
+                    if !hit {
+                        path.truncate(len);
+                    }
+                    hit
+                })
+            }
+            _ => false,
+        }
+    }
+    let mut path = String::new();
+    walk(doc, &mut path).then_some(path)
+}
+
+/// The envelope's fields as given, `data` as (key, its position, value).
+#[derive(Default)]
+struct Envelope<'a> {
+    event_id: Option<Cow<'a, str>>,
+    source: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    occurred_at: Option<Cow<'a, str>>,
+    data: Vec<(Cow<'a, str>, usize, &'a Json<'a>)>,
+    voids: Option<Cow<'a, str>>,
+}
+
+fn envelope<'a>(members: &'a [json::Member<'a>]) -> Result<Envelope<'a>, Rejection> {
+    let mut env = Envelope::default();
+    for (i, m) in members.iter().enumerate() {
+        let key = m.key.decoded();
         let slot =
-            match key.as_str() {
+            match &*key {
                 "event_id" => &mut env.event_id,
                 "source" => &mut env.source,
                 "type" => &mut env.kind,
                 "occurred_at" => &mut env.occurred_at,
                 "voids" => &mut env.voids,
                 "data" => {
-                    let serde_json::Value::Object(data) = v else {
-                        return Err(fail(Rejection::at(
+                    let Json::Object(data) = &m.value else {
+                        return Err(Rejection::at(
                             Reason::WrongType,
                             "data",
-                            format!("expected an object, got {}", json_kind(v)),
-                        )));
+                            format!("expected an object, got {}", m.value.kind_name()),
+                        ));
                     };
                     env.data = data
                         .iter()
-                        .map(|(k, v)| (Cow::Owned(k.clone()), scalar_of(v)))
+                        .enumerate()
+                        .map(|(j, d)| (d.key.decoded(), j, &d.value))
                         .collect();
                     continue;
                 }
-                other => return Err(fail(Rejection::at(
+                other => return Err(Rejection::at(
                     Reason::UnknownField,
-                    other,
+                    &guard::key_label(other, i),
                     "unknown envelope field; expected event_id, source, type, occurred_at, data, \
                      voids",
-                ))),
+                )),
             };
-        match v {
-            serde_json::Value::String(s) => *slot = Some(Cow::Owned(s.clone())),
+        match &m.value {
+            Json::String(s) => *slot = Some(s.decoded()),
             other => {
-                return Err(fail(Rejection::at(
+                return Err(Rejection::at(
                     Reason::WrongType,
-                    key,
-                    format!("expected a string, got {}", json_kind(other)),
-                )))
+                    &key,
+                    format!("expected a string, got {}", other.kind_name()),
+                ))
             }
         }
     }
-    validate(schema, env)
-}
-
-fn describe_json_error(e: &serde_json::Error) -> String {
-    // serde_json's messages name positions, never quote input: safe to show.
-    e.to_string()
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    scalar_of(v).kind_name()
-}
-
-fn scalar_of(v: &serde_json::Value) -> Scalar<'static> {
-    match v {
-        serde_json::Value::Null => Scalar::Null,
-        serde_json::Value::Bool(b) => Scalar::Bool(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Scalar::Int(i),
-            None => Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        serde_json::Value::String(s) => Scalar::Str(Cow::Owned(s.clone())),
-        serde_json::Value::Array(_) | serde_json::Value::Object(_) => Scalar::Nested,
-    }
+    Ok(env)
 }
 
 /// Whether an id is at most [`MAX_ID_CHARS`] characters, none of them control
@@ -534,12 +446,11 @@ fn check_id(field: &str, v: Option<Cow<'_, str>>) -> Result<String, Rejection> {
     Ok(v.into_owned())
 }
 
-fn validate(schema: &Schema, env: Envelope<'_>) -> Result<Event, Rejection> {
-    let id_hint = env.event_id.as_deref().map(str::to_owned);
-    validate_inner(schema, env).map_err(|r| r.with_event_id(id_hint.as_deref()))
-}
-
-fn validate_inner(schema: &Schema, env: Envelope<'_>) -> Result<Event, Rejection> {
+fn validate(
+    schema: &Schema,
+    env: Envelope<'_>,
+    window: Option<&TimeWindow>,
+) -> Result<Event, Rejection> {
     let id = check_id("event_id", env.event_id)?;
     let source = check_id("source", env.source)?;
     let kind = env
@@ -550,7 +461,8 @@ fn validate_inner(schema: &Schema, env: Envelope<'_>) -> Result<Event, Rejection
             Reason::UnknownType,
             "type",
             format!(
-                "unknown event type {kind:?}; the plan declares: {}",
+                "unknown event type {}; the plan declares: {}",
+                quoted(&kind),
                 schema.type_names().join(", ")
             ),
         )
@@ -561,6 +473,9 @@ fn validate_inner(schema: &Schema, env: Envelope<'_>) -> Result<Event, Rejection
         .ok_or_else(|| Rejection::at(Reason::MissingField, "occurred_at", "required"))?;
     let occurred_at = Timestamp::parse_rfc3339(&occurred_at)
         .map_err(|e| Rejection::at(Reason::BadTimestamp, "occurred_at", e.to_string()))?;
+    if let Some(w) = window {
+        check_window(w, occurred_at)?;
+    }
     let voids = match (ty.voids, env.voids) {
         (true, None) => {
             return Err(Rejection::at(
@@ -590,16 +505,53 @@ fn validate_inner(schema: &Schema, env: Envelope<'_>) -> Result<Event, Rejection
     })
 }
 
+/// `occurred_at` must lie between the window's earliest instant and now plus the skew.
+fn check_window(w: &TimeWindow, at: Timestamp) -> Result<(), Rejection> {
+    if at < w.earliest {
+        return Err(Rejection::at(
+            Reason::OutOfBounds,
+            "occurred_at",
+            format!(
+                "{at} is earlier than the plan's horizon ({}); events this old are not taken",
+                w.earliest
+            ),
+        ));
+    }
+    let now = w.now();
+    if at > w.latest(now) {
+        return Err(Rejection::at(
+            Reason::OutOfBounds,
+            "occurred_at",
+            format!(
+                "{at} is in the future: later than now ({now}) plus the allowed clock skew of {}",
+                skew_text(w.max_future_skew_micros)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A skew for a message: `1d`, `12h`, `90s`.
+fn skew_text(micros: i64) -> String {
+    let s = micros / 1_000_000;
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 fn validate_data(
     schema: &Schema,
     ty: &EventType,
-    data: Vec<(Cow<'_, str>, Scalar<'_>)>,
+    data: Vec<(Cow<'_, str>, usize, &Json<'_>)>,
 ) -> Result<Vec<Value>, Rejection> {
-    // One allocation per event: values start absent, a bit per field says "given".
+    // One allocation per event: values start absent, a bit per field says "given" (keys
+    // are unique: a key given twice was refused before).
     let mut values = vec![Value::Absent; ty.fields.len()];
     let mut given: u128 = 0;
-    for (key, scalar) in data {
-        let path = || format!("data.{key}");
+    for (key, position, value) in data {
         let Some(ix) = ty.field(&key) else {
             let expected: Vec<&str> = ty.fields.iter().map(|f| f.name.as_str()).collect();
             let hint = if expected.is_empty() {
@@ -609,21 +561,13 @@ fn validate_data(
             };
             return Err(Rejection::at(
                 Reason::UnknownField,
-                &path(),
+                &format!("data.{}", guard::key_label(&key, position)),
                 format!("unknown field; {hint}"),
             ));
         };
-        let bit = 1u128 << (ix % 128);
-        if given & bit != 0 {
-            return Err(Rejection::at(
-                Reason::WrongType,
-                &path(),
-                "given more than once",
-            ));
-        }
-        given |= bit;
-        values[ix] =
-            convert(&ty.fields[ix].kind, &scalar).map_err(|(r, m)| Rejection::at(r, &path(), m))?;
+        given |= 1u128 << (ix % 128);
+        values[ix] = convert(&ty.fields[ix].kind, value)
+            .map_err(|(r, m)| Rejection::at(r, &format!("data.{key}"), m))?;
     }
     for (ix, field) in ty.fields.iter().enumerate() {
         if given & (1u128 << (ix % 128)) != 0 {
@@ -658,7 +602,7 @@ fn validate_data(
                 return Err(Rejection::at(
                     Reason::UnknownValue,
                     &format!("data.{}", ty.fields[*of].name),
-                    format!("{kpi:?} is not a milestone KPI of the plan"),
+                    format!("{} is not a milestone KPI of the plan", quoted(&kpi)),
                 ));
             };
             if !stages.iter().any(|s| s.as_str() == &**stage) {
@@ -666,7 +610,8 @@ fn validate_data(
                     Reason::UnknownValue,
                     &path,
                     format!(
-                        "unknown value {stage:?}; {kpi} has stages {}",
+                        "unknown value {}; {kpi} has stages {}",
+                        quoted(stage),
                         stages.join(", ")
                     ),
                 ));
@@ -687,81 +632,109 @@ fn validate_data(
     Ok(values)
 }
 
-fn convert(kind: &FieldKind, s: &Scalar<'_>) -> Result<Value, (Reason, String)> {
+/// A number for a message: its text when short, else how long it is.
+fn shown_number(text: &str) -> String {
+    if text.len() <= 24 {
+        text.to_owned()
+    } else {
+        format!("a number of {} characters", text.len())
+    }
+}
+
+fn convert(kind: &FieldKind, v: &Json<'_>) -> Result<Value, (Reason, String)> {
     let wrong = |expected: &str| {
         (
             Reason::WrongType,
-            format!("expected {expected}, got {}", s.kind_name()),
+            format!("expected {expected}, got {}", v.kind_name()),
         )
     };
-    let bounds = |v: i64, min: i64, max: i64, shown: &dyn Fn(i64) -> String| {
-        if v < min {
+    // Bounds are per event, inclusive, compared in 128 bits (nothing wraps).
+    let bounds = |v: i128, text: &str, min: i64, max: i64, shown: &dyn Fn(i64) -> String| {
+        if v < i128::from(min) {
             Err((
                 Reason::OutOfBounds,
-                format!("{} is below the minimum {}", shown(v), shown(min)),
+                format!("{} is below the minimum {}", shown_number(text), shown(min)),
             ))
-        } else if v > max {
+        } else if v > i128::from(max) {
             Err((
                 Reason::OutOfBounds,
-                format!("{} is above the maximum {}", shown(v), shown(max)),
+                format!("{} is above the maximum {}", shown_number(text), shown(max)),
             ))
         } else {
-            Ok(())
+            Ok(v as i64)
         }
     };
     match kind {
         FieldKind::Int { min, max } => {
-            let Scalar::Int(v) = *s else {
+            let Json::Number(n) = v else {
                 return Err(wrong("an integer"));
             };
-            bounds(v, *min, *max, &|x| x.to_string())?;
-            Ok(Value::Int(v))
+            if !n.is_integer_notation() {
+                return Err((
+                    Reason::WrongType,
+                    "expected an integer, written without a fraction or exponent (1, not 1.0 or 1e0)"
+                        .to_owned(),
+                ));
+            }
+            // Integer notation has no fraction: only the magnitude can fail.
+            let value = match n.decimal().scaled(0) {
+                Ok(x) => x,
+                Err(_) if n.text.starts_with('-') => i128::MIN,
+                Err(_) => i128::MAX,
+            };
+            let x = bounds(value, n.text, *min, *max, &|x| x.to_string())?;
+            Ok(Value::Int(x))
         }
         FieldKind::Decimal { scale, min, max } => {
-            let p = 10i64.pow(*scale);
-            let v = match *s {
-                Scalar::Int(v) => v.checked_mul(p).ok_or_else(|| wrong("a smaller number"))?,
-                Scalar::Float(f) => {
-                    let x = f * p as f64;
-                    if !x.is_finite() || (x - x.round()).abs() > 1e-6 * x.abs().max(1.0) {
-                        return Err((
-                            Reason::WrongType,
-                            format!("expected a number with at most {scale} decimal places"),
-                        ));
-                    }
-                    x.round() as i64
-                }
-                _ => return Err(wrong("a number")),
+            let Json::Number(n) = v else {
+                return Err(wrong("a number"));
             };
-            bounds(v, *min, *max, &|x| fixed_to_string(x, *scale))?;
-            Ok(Value::Fixed(v))
+            let value = match n.decimal().scaled(*scale) {
+                Ok(x) => x,
+                Err(ScaleError::TooPrecise) => {
+                    return Err((
+                        Reason::WrongType,
+                        format!("expected a number with at most {scale} decimal places"),
+                    ))
+                }
+                Err(ScaleError::TooLarge) if n.text.starts_with('-') => i128::MIN,
+                Err(ScaleError::TooLarge) => i128::MAX,
+            };
+            let x = bounds(value, n.text, *min, *max, &|x| fixed_to_string(x, *scale))?;
+            Ok(Value::Fixed(x))
         }
         FieldKind::Enum { values } => {
-            let Scalar::Str(v) = s else {
+            let Json::String(s) = v else {
                 return Err(wrong("a string"));
             };
-            match values.iter().position(|x| x == v) {
+            let s = s.decoded();
+            match values.iter().position(|x| *x == *s) {
                 Some(i) => Ok(Value::Enum(i as u16)),
                 None => Err((
                     Reason::UnknownValue,
-                    format!("unknown value {v:?}; expected one of {}", values.join(", ")),
+                    format!(
+                        "unknown value {}; expected one of {}",
+                        quoted(&s),
+                        values.join(", ")
+                    ),
                 )),
             }
         }
         FieldKind::Id | FieldKind::Stage { .. } => {
-            let Scalar::Str(v) = s else {
+            let Json::String(s) = v else {
                 return Err(wrong("a string"));
             };
-            if v.trim().is_empty() {
+            let s = s.decoded();
+            if s.trim().is_empty() {
                 return Err((Reason::EmptyId, "must not be empty".to_owned()));
             }
-            if !printable_id(v) {
+            if !printable_id(&s) {
                 return Err((
                     Reason::OutOfBounds,
                     format!("must be at most {MAX_ID_CHARS} printable characters"),
                 ));
             }
-            Ok(Value::Id(v.as_ref().into()))
+            Ok(Value::Id(s.as_ref().into()))
         }
     }
 }

@@ -2,23 +2,34 @@
 //!
 //! A personal number is 12 digits whose last is a check digit over the first eleven
 //! (the rule is public: 行政手続における特定の個人を識別するための番号の利用等に関する法律
-//! 施行令 第8条). The guard looks at every JSON string, number and key of an event, in
-//! ASCII or full-width digits, plain or grouped 4-4-4 by hyphens or spaces. About one
-//! 12-digit number in eleven passes the check by chance; that is by design, and line
-//! systems are told not to use 12-digit ids.
+//! 施行令 第8条). The guard reads text the way a person would read it back:
 //!
-//! The guard never returns, logs or stores the value it found: only where it was.
+//! - **digits** are ASCII `0-9` or full-width `０-９`, written plainly or as JSON escapes
+//!   (`\u0031`, `\uFF11`);
+//! - a number is a run of exactly 12 digits, or three groups of exactly four digits with
+//!   one separator between groups: `-`, a space, U+2010–U+2015 (hyphens and dashes),
+//!   U+2212 (minus), U+FF0D (full-width hyphen-minus), U+30FC and U+FF70 (the long-vowel
+//!   marks Japanese input produces for a dash), U+3000 (ideographic space) or U+00A0
+//!   (no-break space), each plain or escaped;
+//! - a JSON **number** is also read by its value, whatever its notation: the integer and
+//!   fraction parts of its canonical decimal form (`1.23456789018e11` is 123456789018),
+//!   found from mantissa and exponent without expanding them.
+//!
+//! Kanji numerals (一二三…) and comma grouping (`123,456,789,018`) are out of scope. About
+//! one 12-digit number in eleven passes the check by chance (some `yyyymmddhhmm` stamps
+//! do): that is by design, and line systems are told not to use 12-digit ids.
+//!
+//! The guard decides and masks from the same positions: whatever it found in a raw text
+//! is what [`mask_raw`] hides there, every occurrence, in whatever form. It never
+//! returns, logs or stores the value it found: only where it was.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::ops::Range;
 
-/// The digit value of a char, for ASCII and full-width (U+FF10..U+FF19) digits.
-fn digit(c: char) -> Option<u8> {
-    match c {
-        '0'..='9' => Some(c as u8 - b'0'),
-        '\u{FF10}'..='\u{FF19}' => Some((c as u32 - 0xFF10) as u8),
-        _ => None,
-    }
-}
+use crate::json::{self, Json};
+
+/// Longest key shown as written in a field path; longer ones are named by position.
+const MAX_SHOWN_KEY_CHARS: usize = 64;
 
 /// The check digit of a personal number over its first eleven digits.
 pub fn check_digit(first11: &[u8; 11]) -> u8 {
@@ -37,159 +48,387 @@ pub fn check_digit(first11: &[u8; 11]) -> u8 {
     }
 }
 
-fn is_valid(d: &[u8; 12]) -> bool {
+/// Whether 12 digits carry a valid check digit.
+pub fn is_valid(d: &[u8]) -> bool {
+    let Ok(d) = <&[u8; 12]>::try_from(d) else {
+        return false;
+    };
     let mut first = [0u8; 11];
     first.copy_from_slice(&d[..11]);
     check_digit(&first) == d[11]
 }
 
-/// Byte ranges in `s` of every run that is a personal number.
-///
-/// A run is a maximal sequence of digits and single separators (`-` or space) between
-/// digits. It holds a personal number when it is exactly 12 digits, or when it is
-/// groups of digits of which three consecutive groups of four make one.
-pub fn find(s: &str) -> Vec<std::ops::Range<usize>> {
-    let mut hits = Vec::new();
-    // Groups of the current run: (start byte, end byte, digits).
-    let mut groups: Vec<(usize, usize, Vec<u8>)> = Vec::new();
-    let mut cur: Option<(usize, usize, Vec<u8>)> = None;
-    let mut pending_sep = false;
-    let flush = |groups: &mut Vec<(usize, usize, Vec<u8>)>, hits: &mut Vec<_>| {
-        check_run(groups, hits);
-        groups.clear();
-    };
-    for (i, c) in s.char_indices() {
-        let end = i + c.len_utf8();
-        if let Some(d) = digit(c) {
-            match cur.as_mut() {
-                Some(g) => {
-                    g.1 = end;
-                    g.2.push(d);
-                }
-                None => {
-                    if !pending_sep {
-                        flush(&mut groups, &mut hits);
-                    }
-                    cur = Some((i, end, vec![d]));
-                }
-            }
-            pending_sep = false;
-        } else if (c == '-' || c == ' ') && cur.is_some() && !pending_sep {
-            if let Some(g) = cur.take() {
-                groups.push(g);
-            }
-            pending_sep = true;
-        } else {
-            if let Some(g) = cur.take() {
-                groups.push(g);
-            }
-            pending_sep = false;
-            flush(&mut groups, &mut hits);
+/// How the guard reads one character.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Class {
+    Digit(u8),
+    Separator,
+    Other,
+}
+
+fn classify(c: char) -> Class {
+    match c {
+        '0'..='9' => Class::Digit(c as u8 - b'0'),
+        '\u{FF10}'..='\u{FF19}' => Class::Digit((c as u32 - 0xFF10) as u8),
+        '-'
+        | ' '
+        | '\u{2010}'..='\u{2015}'
+        | '\u{2212}'
+        | '\u{FF0D}'
+        | '\u{30FC}'
+        | '\u{FF70}'
+        | '\u{3000}'
+        | '\u{00A0}' => Class::Separator,
+        _ => Class::Other,
+    }
+}
+
+/// The characters of a text with their byte ranges, reading JSON escapes as the
+/// character they stand for (`\u0031` is the digit 1; `\\` is one backslash, so the
+/// `u0031` after it is plain text).
+struct Chars<'a> {
+    text: &'a str,
+    i: usize,
+}
+
+impl Iterator for Chars<'_> {
+    type Item = (Range<usize>, Class);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let b = self.text.as_bytes();
+        let start = self.i;
+        let first = *b.get(start)?;
+        if first == b'\\' {
+            let (class, len) = match json::unescape(b, start) {
+                Some((c, len)) => (classify(c), len),
+                None => (Class::Other, 1),
+            };
+            self.i += len;
+            return Some((start..self.i, class));
         }
+        if first < 0x80 {
+            self.i += 1;
+            return Some((start..self.i, classify(char::from(first))));
+        }
+        let c = self.text[start..].chars().next()?;
+        self.i += c.len_utf8();
+        Some((start..self.i, classify(c)))
     }
-    if let Some(g) = cur.take() {
-        groups.push(g);
+}
+
+/// A group of consecutive digits: its first 12 digits, how many there are, and where
+/// its digits sit (a range over the run's digit positions).
+#[derive(Clone, Debug)]
+struct Group {
+    digits: [u8; 12],
+    len: usize,
+    tokens: Range<usize>,
+}
+
+/// Whether a text can hold a personal number at all: it needs at least 12 bytes that
+/// are ASCII digits or start a full-width character (every digit, plain, full-width or
+/// escaped, contributes one). Most strings of an event fail this at once.
+fn may_hold(text: &str) -> bool {
+    text.bytes()
+        .filter(|b| b.is_ascii_digit() || *b == 0xEF)
+        .nth(11)
+        .is_some()
+}
+
+/// The byte ranges of the digits of every personal number in `text` (JSON escapes read
+/// as what they stand for). Empty when there is none.
+pub fn find(text: &str) -> Vec<Range<usize>> {
+    let mut hits = Vec::new();
+    if may_hold(text) {
+        scan_runs(text, &mut hits);
     }
-    check_run(&groups, &mut hits);
     hits
 }
 
-fn check_run(groups: &[(usize, usize, Vec<u8>)], hits: &mut Vec<std::ops::Range<usize>>) {
-    for g in groups {
-        if let Ok(d) = <[u8; 12]>::try_from(g.2.as_slice()) {
-            if is_valid(&d) {
-                hits.push(g.0..g.1);
+fn scan_runs(text: &str, hits: &mut Vec<Range<usize>>) {
+    // The digit positions of the current run, its finished groups, the group being
+    // read, and whether a single separator was just read after a group.
+    let mut tokens: Vec<Range<usize>> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut cur: Option<Group> = None;
+    let mut pending_sep = false;
+    for (range, class) in (Chars { text, i: 0 }) {
+        match class {
+            Class::Digit(d) => {
+                if cur.is_none() && !pending_sep {
+                    check_run(&groups, &tokens, hits);
+                    groups.clear();
+                    tokens.clear();
+                }
+                let g = cur.get_or_insert(Group {
+                    digits: [0; 12],
+                    len: 0,
+                    tokens: tokens.len()..tokens.len(),
+                });
+                if g.len < 12 {
+                    g.digits[g.len] = d;
+                }
+                g.len += 1;
+                tokens.push(range);
+                g.tokens.end = tokens.len();
+                pending_sep = false;
             }
+            Class::Separator if cur.is_some() && !pending_sep => {
+                groups.extend(cur.take());
+                pending_sep = true;
+            }
+            Class::Separator | Class::Other => {
+                groups.extend(cur.take());
+                pending_sep = false;
+                check_run(&groups, &tokens, hits);
+                groups.clear();
+                tokens.clear();
+            }
+        }
+    }
+    groups.extend(cur.take());
+    check_run(&groups, &tokens, hits);
+}
+
+fn check_run(groups: &[Group], tokens: &[Range<usize>], hits: &mut Vec<Range<usize>>) {
+    for g in groups {
+        if g.len == 12 && is_valid(&g.digits) {
+            hits.extend(tokens[g.tokens.clone()].iter().cloned());
         }
     }
     for w in groups.windows(3) {
-        if w.iter().all(|g| g.2.len() == 4) {
+        if w.iter().all(|g| g.len == 4) {
             let mut d = [0u8; 12];
             for (k, g) in w.iter().enumerate() {
-                d[k * 4..k * 4 + 4].copy_from_slice(&g.2);
+                d[k * 4..k * 4 + 4].copy_from_slice(&g.digits[..4]);
             }
             if is_valid(&d) {
-                hits.push(w[0].0..w[2].1);
+                hits.extend(tokens[w[0].tokens.start..w[2].tokens.end].iter().cloned());
             }
         }
     }
 }
 
-/// Whether `s` holds a personal number anywhere.
-pub fn contains(s: &str) -> bool {
-    // Fast path: fewer than 12 digit-ish bytes cannot hold one. Full-width digits are
-    // three bytes each, starting 0xEF, so they are counted too.
-    let mut n = 0;
-    for b in s.bytes() {
-        if b.is_ascii_digit() || b == 0xEF {
-            n += 1;
-        }
-    }
-    n >= 12 && !find(s).is_empty()
+/// Whether `text` holds a personal number anywhere.
+pub fn contains(text: &str) -> bool {
+    !find(text).is_empty()
 }
 
-/// The JSON path (e.g. `data.note`, `data.items[2]`) of the first string, number or
-/// key in `value` that holds a personal number.
-pub fn find_in_value(value: &Value) -> Option<String> {
-    fn walk(v: &Value, path: &mut String) -> bool {
-        match v {
-            Value::String(s) => contains(s),
-            Value::Number(n) => contains(&n.to_string()),
-            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                let hit = walk(item, path);
-                if !hit {
-                    path.truncate(len);
-                }
-                hit
-            }),
-            Value::Object(map) => map.iter().any(|(k, item)| {
-                let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(k);
-                let hit = contains(k) || walk(item, path);
-                if !hit {
-                    path.truncate(len);
-                }
-                hit
-            }),
-            Value::Null | Value::Bool(_) => false,
-        }
-    }
-    let mut path = String::new();
-    walk(value, &mut path).then(|| {
-        if path.is_empty() {
-            "$".to_owned()
-        } else {
-            path
-        }
-    })
+/// Whether a JSON number holds a personal number: in the digits as written, or in the
+/// integer or fraction part of its canonical decimal form.
+pub fn number_holds(n: &json::Number<'_>) -> bool {
+    contains(n.text)
+        || n.decimal()
+            .canonical_runs_of(12)
+            .iter()
+            .any(|d| is_valid(d))
 }
 
-/// `s` with the digits of every personal number replaced by `*`, for storing raw text
-/// of a rejected event. Separators are kept so the shape stays readable.
-pub fn mask(s: &str) -> String {
-    let hits = find(s);
-    if hits.is_empty() {
-        return s.to_owned();
+/// `text` with every byte range in `ranges` replaced by one `*` (a digit, whether one
+/// byte, a three-byte full-width digit or a six-byte escape, becomes one `*`).
+pub fn mask_ranges(text: &str, ranges: &[Range<usize>]) -> String {
+    if ranges.is_empty() {
+        return text.to_owned();
     }
-    let mut out = String::with_capacity(s.len());
+    let mut sorted = ranges.to_vec();
+    sorted.sort_by_key(|r| (r.start, r.end));
+    let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for r in hits {
+    for r in sorted {
         if r.start < last {
             continue;
         }
-        out.push_str(&s[last..r.start]);
-        for c in s[r.clone()].chars() {
-            out.push(if digit(c).is_some() { '*' } else { c });
-        }
+        let (Some(before), true) = (text.get(last..r.start), text.is_char_boundary(r.end)) else {
+            continue;
+        };
+        out.push_str(before);
+        out.push('*');
         last = r.end;
     }
-    out.push_str(&s[last..]);
+    out.push_str(text.get(last..).unwrap_or(""));
     out
+}
+
+/// `text` with the digits of every personal number replaced by `*` (separators kept, so
+/// the shape stays readable): for any text a person may read back, such as a file name
+/// or a message key.
+pub fn mask(text: &str) -> String {
+    mask_ranges(text, &find(text))
+}
+
+/// What the guard found in a JSON document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// The path of the first key, string or number holding a personal number
+    /// (`data.memo`, `data.<key 2>`, `items[1]`; `$` for the document itself).
+    pub first: Option<String>,
+    /// The byte ranges to mask: the digits found in strings and keys, and every digit
+    /// of a number that holds one.
+    pub ranges: Vec<Range<usize>>,
+}
+
+/// Looks at every key, string and number of a document. With `all` false it stops at
+/// the first finding (the decision); with `all` true it collects every range (the mask).
+pub fn scan_json(doc: &Json<'_>, all: bool) -> Findings {
+    let mut out = Findings::default();
+    let mut path = String::new();
+    walk(doc, &mut path, &mut out, all);
+    out
+}
+
+/// Records a finding at `path`; returns whether the walk should stop.
+fn record(out: &mut Findings, path: &str, ranges: Vec<Range<usize>>, all: bool) -> bool {
+    if out.first.is_none() {
+        out.first = Some(if path.is_empty() {
+            "$".to_owned()
+        } else {
+            path.to_owned()
+        });
+    }
+    out.ranges.extend(ranges);
+    !all
+}
+
+fn walk(v: &Json<'_>, path: &mut String, out: &mut Findings, all: bool) -> bool {
+    match v {
+        Json::String(s) => {
+            let found = find(s.raw);
+            !found.is_empty()
+                && record(
+                    out,
+                    path,
+                    found
+                        .into_iter()
+                        .map(|r| r.start + s.start..r.end + s.start)
+                        .collect(),
+                    all,
+                )
+        }
+        Json::Number(n) => {
+            number_holds(n) && {
+                let digits = n
+                    .text
+                    .bytes()
+                    .enumerate()
+                    .filter(|(_, b)| b.is_ascii_digit())
+                    .map(|(i, _)| n.start + i..n.start + i + 1)
+                    .collect();
+                record(out, path, digits, all)
+            }
+        }
+        Json::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let stop = walk(item, path, out, all);
+            path.truncate(len);
+            stop
+        }),
+        Json::Object(members) => members.iter().enumerate().any(|(i, m)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&key_label(&m.key.decoded(), i));
+            let found = find(m.key.raw);
+            let stop = (!found.is_empty()
+                && record(
+                    out,
+                    path,
+                    found
+                        .into_iter()
+                        .map(|r| r.start + m.key.start..r.end + m.key.start)
+                        .collect(),
+                    all,
+                ))
+                || walk(&m.value, path, out, all);
+            path.truncate(len);
+            stop
+        }),
+        Json::Null | Json::Bool(_) => false,
+    }
+}
+
+/// How a key is named in a field path: as written when a person may see it (it passes
+/// the guard, is at most 64 characters and has no control characters), else by its
+/// 0-based position in its object as written (`<key 3>`).
+pub fn key_label(key: &str, index: usize) -> Cow<'_, str> {
+    let shown = key.chars().count() <= MAX_SHOWN_KEY_CHARS
+        && !key.chars().any(char::is_control)
+        && !contains(key);
+    if shown {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(format!("<key {index}>"))
+    }
+}
+
+/// The raw text of a refused event as it may be kept or shown: every personal number the
+/// guard can find in it masked. Valid JSON is read as JSON (keys, strings with their
+/// escapes, numbers by their value) *and* as plain text; anything else as plain text.
+/// Bytes that are not UTF-8 are also read as the encodings line systems write (UTF-16
+/// with or without a byte order mark, Shift_JIS, EUC-JP), so a number in full-width
+/// Shift_JIS digits is found too: the text kept is then that reading, masked, in UTF-8.
+/// When the guard finds nothing, the text is the bytes as UTF-8 (malformed bytes
+/// replaced), so "nothing was masked" is `mask_raw(raw) == String::from_utf8_lossy(raw)`.
+pub fn mask_raw(raw: &[u8]) -> String {
+    let text = readable(raw);
+    let mut ranges = find(&text);
+    if let Ok(doc) = json::parse(&text) {
+        ranges.extend(scan_json(&doc, true).ranges);
+    }
+    if ranges.is_empty() {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    mask_ranges(&text, &ranges)
+}
+
+/// The bytes as text a person could read: UTF-8 as it is; UTF-16 (a byte order mark,
+/// or NUL bytes between ASCII characters), Shift_JIS or EUC-JP decoded when the bytes
+/// are valid in it; else UTF-8 with malformed bytes replaced.
+fn readable(raw: &[u8]) -> Cow<'_, str> {
+    if let Some(utf16) = utf16(raw) {
+        return Cow::Owned(utf16);
+    }
+    if let Ok(text) = std::str::from_utf8(raw) {
+        return Cow::Borrowed(text);
+    }
+    for enc in [encoding_rs::SHIFT_JIS, encoding_rs::EUC_JP] {
+        if let Some(text) = enc.decode_without_bom_handling_and_without_replacement(raw) {
+            return Cow::Owned(text.into_owned());
+        }
+    }
+    String::from_utf8_lossy(raw)
+}
+
+/// The bytes read as UTF-16 when they look like it: a byte order mark, or a NUL in at
+/// least a quarter of the bytes (ASCII text in UTF-16 is every other byte NUL).
+fn utf16(raw: &[u8]) -> Option<String> {
+    let (le, body) = match raw {
+        [0xFF, 0xFE, rest @ ..] => (true, rest),
+        [0xFE, 0xFF, rest @ ..] => (false, rest),
+        _ => {
+            let nul_even = raw.iter().step_by(2).filter(|b| **b == 0).count();
+            let nul_odd = raw.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
+            if raw.len() < 4 || (nul_even + nul_odd) * 4 < raw.len() {
+                return None;
+            }
+            (nul_odd >= nul_even, raw)
+        }
+    };
+    let units = body.chunks(2).map(|c| {
+        let pair = [c[0], c.get(1).copied().unwrap_or(0)];
+        if le {
+            u16::from_le_bytes(pair)
+        } else {
+            u16::from_be_bytes(pair)
+        }
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or('\u{FFFD}'))
+            .filter(|c| *c != '\0')
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -199,6 +438,10 @@ mod tests {
 
     /// A valid personal number, for tests only: the check digit of 12345678901 is 8.
     const VALID: &str = "123456789018";
+
+    fn path_of(text: &str) -> Option<String> {
+        scan_json(&json::parse(text).unwrap(), false).first
+    }
 
     #[test]
     fn the_public_check_digit_rule_holds_for_a_known_number() {
@@ -213,6 +456,28 @@ mod tests {
         assert!(contains("id 1234 5678 9018 end"));
         assert!(contains("１２３４５６７８９０１８"));
         assert!(contains("ref:123456789018;"));
+        for sep in [
+            "-", " ", "\u{2010}", "\u{2011}", "\u{2012}", "\u{2013}", "\u{2014}", "\u{2015}",
+            "\u{2212}", "\u{FF0D}", "\u{30FC}", "\u{FF70}", "\u{3000}", "\u{00A0}",
+        ] {
+            assert!(contains(&format!("1234{sep}5678{sep}9018")), "{sep:?}");
+            assert!(
+                contains(&format!("１２３４{sep}５６７８{sep}９０１８")),
+                "{sep:?}"
+            );
+        }
+        assert!(contains("1234-５６７８\u{3000}9018"));
+    }
+
+    #[test]
+    fn escaped_digits_and_separators_are_read_as_what_they_stand_for() {
+        assert!(contains(r"\u0031\u0032\u0033\u0034567890\u00318"));
+        assert!(contains(r"1234\u002D5678\u30009018"));
+        assert!(contains(
+            r"\uFF11\uff12\uFF13\uFF14\uFF15\uFF16\uFF17\uFF18\uFF19\uFF10\uFF11\uFF18"
+        ));
+        // An escaped backslash: the `u0031` after it is plain text, not a digit.
+        assert!(!contains(r"12345678901\\u0038"));
     }
 
     #[test]
@@ -221,21 +486,87 @@ mod tests {
         assert!(!contains("23456789018"));
         assert!(!contains("2026-05-01T10:15:00+09:00"));
         assert!(!contains("konbini-20260501-000123"));
+        assert!(!contains("1234--5678-9018"));
+        assert!(!contains("12345-5678-9018"));
+        assert!(
+            !contains("123,456,789,018"),
+            "comma grouping is out of scope"
+        );
+    }
+
+    #[test]
+    fn numbers_are_read_by_their_value_whatever_the_notation() {
+        for n in [
+            "123456789018",
+            "1.23456789018e11",
+            "1.23456789018E+11",
+            "12345678901.8e1",
+            "1234567890180e-1",
+            "0.123456789018",
+            "-123456789018",
+            "123456789018.000",
+        ] {
+            let Json::Number(num) = json::parse(n).unwrap() else {
+                panic!()
+            };
+            assert!(number_holds(&num), "{n}");
+        }
+        for n in ["123456789017", "1e999999999", "1.5", "1e-999999999"] {
+            let Json::Number(num) = json::parse(n).unwrap() else {
+                panic!()
+            };
+            assert!(!number_holds(&num), "{n}");
+        }
     }
 
     #[test]
     fn the_path_names_the_field_and_never_the_value() {
-        let v: Value = serde_json::json!({"data": {"note": format!("x {VALID}"), "n": 1}});
-        assert_eq!(find_in_value(&v).as_deref(), Some("data.note"));
-        let v: Value = serde_json::json!({"data": {"items": [1, 123456789018u64]}});
-        assert_eq!(find_in_value(&v).as_deref(), Some("data.items[1]"));
+        assert_eq!(
+            path_of(&format!(r#"{{"data": {{"note": "x {VALID}", "n": 1}}}}"#)).as_deref(),
+            Some("data.note")
+        );
+        assert_eq!(
+            path_of(r#"{"data": {"items": [1, 123456789018]}}"#).as_deref(),
+            Some("data.items[1]")
+        );
+        assert_eq!(
+            path_of(r#"{"data": {"a": 1, "b": 2, "123456789018": "x"}}"#).as_deref(),
+            Some("data.<key 2>")
+        );
+        assert_eq!(
+            path_of(r#"{"data": {"hours": 1.23456789018e11}}"#).as_deref(),
+            Some("data.hours")
+        );
+        assert_eq!(path_of(r#""1234 5678 9018""#).as_deref(), Some("$"));
     }
 
     #[test]
-    fn masking_hides_every_digit_of_the_number() {
+    fn masking_hides_every_form_found_in_a_raw_text() {
         assert_eq!(mask("a 1234-5678-9018 b"), "a ****-****-**** b");
         assert_eq!(mask(&format!("\"{VALID}\"")), "\"************\"");
         assert_eq!(mask("nothing 42"), "nothing 42");
+        assert_eq!(
+            mask("memo 9876 5432 1093 123456789018"),
+            "memo **** **** **** ************"
+        );
+        let raw = r#"{"a":"\u0031\u0032345678901\u0038","b":"123456789018","k":1.23456789018e11,"123456789018":0}"#;
+        let masked = mask_raw(raw.as_bytes());
+        assert_eq!(
+            masked,
+            r#"{"a":"************","b":"************","k":*.***********e**,"************":0}"#
+        );
+    }
+
+    #[test]
+    fn text_in_other_encodings_is_read_before_it_is_masked() {
+        let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("番号 １２３４５６７８９０１８");
+        let masked = mask_raw(&sjis);
+        assert_eq!(masked, "番号 ************");
+        let utf16: Vec<u8> = "id 123456789018"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(mask_raw(&utf16), "id ************");
     }
 
     proptest! {

@@ -4,22 +4,35 @@
 //! - 200 with a per-event summary whenever the body can be framed, even if some events
 //!   were rejected (a rejected NDJSON line that is not JSON is one `not_json` entry);
 //! - 400 for a JSON array that does not parse, 401 for a missing or unknown token,
-//!   413 over the size limit, 415 for another content type, 503 when the store is
+//!   408 for a body that does not arrive in time, 413 over the size limit or the limit of
+//!   events per request, 415 for another content type, 503 when the store is
 //!   unavailable (nothing of the request was kept: retry it whole).
 //!
 //! Events are durable before the reply: the sink commits before `submit` returns.
+//!
+//! Hostile or broken clients are bounded: a UTF-8 byte order mark before the body (or an
+//! NDJSON line) is skipped, a body is read within [`Limits::body_timeout`], and
+//! [`IdleTimeoutListener`] drops connections that send nothing for a while (a client
+//! that opens a connection and stalls, in its headers or its body, holds nothing for
+//! long).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::frame::FrameError;
 use crate::reject::{Reason, Rejection};
 use crate::schema::Schema;
 use crate::sink::{EventSink, Position, SinkError, Status};
@@ -61,6 +74,38 @@ impl Token {
     }
 }
 
+/// The bounds a request must stay within.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest body, in bytes (413 past it).
+    pub max_body_bytes: usize,
+    /// Most events in one body (413 past it): a body of tiny lines must not make a
+    /// reply of millions of rejections.
+    pub max_events: usize,
+    /// Longest time a body may take to arrive, from the end of the headers (408 past it).
+    pub body_timeout: Duration,
+}
+
+/// Default most events per request: 100,000 events of ~250 bytes is 25 MB, past the
+/// default body limit, so only a body of tiny lines meets it.
+pub const DEFAULT_MAX_EVENTS: usize = 100_000;
+
+/// Default time a body may take to arrive: 16 MiB at 1 Mbit/s is ~2 minutes.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Default time a connection may send nothing before it is dropped.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_events: DEFAULT_MAX_EVENTS,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+        }
+    }
+}
+
 /// What the receiver needs.
 pub struct Receiver<S> {
     /// Where events go.
@@ -69,6 +114,8 @@ pub struct Receiver<S> {
     pub schema: Arc<Schema>,
     /// (secret, token) pairs.
     pub tokens: Vec<(String, Token)>,
+    /// The bounds of a request.
+    pub limits: Limits,
 }
 
 /// The reply to `POST /v1/events`.
@@ -117,12 +164,149 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// The router serving `POST /v1/events`, with the body limit applied.
-pub fn router<S: EventSink + 'static>(receiver: Receiver<S>, max_body_bytes: usize) -> Router {
+/// The router serving `POST /v1/events` (the receiver's limits apply).
+pub fn router<S: EventSink + 'static>(receiver: Receiver<S>) -> Router {
     Router::new()
         .route("/v1/events", post(post_events::<S>))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(Arc::new(receiver))
+}
+
+/// Reads a body within the limits: its bytes, or the reply that refuses it.
+async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, Response> {
+    let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
+    match tokio::time::timeout(
+        limits.body_timeout,
+        http_body_util::BodyExt::collect(limited),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than {} bytes; split it into several requests",
+                    limits.max_body_bytes
+                ),
+            ))
+        }
+        Ok(Err(e)) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body: {e}"),
+        )),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s; send it faster or in smaller requests",
+                limits.body_timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// A listener whose connections are dropped when they send nothing (or take nothing of
+/// a reply) for `idle`: a client that stalls in its headers or body holds no socket for
+/// long. Works with `axum::serve`.
+#[derive(Debug)]
+pub struct IdleTimeoutListener {
+    inner: TcpListener,
+    idle: Duration,
+}
+
+impl IdleTimeoutListener {
+    /// Wraps a bound listener.
+    pub fn new(inner: TcpListener, idle: Duration) -> Self {
+        Self { inner, idle }
+    }
+}
+
+impl axum::serve::Listener for IdleTimeoutListener {
+    type Io = IdleTimeout<TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        (IdleTimeout::new(io, self.idle), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A stream whose reads and writes fail with `TimedOut` once nothing has moved for
+/// `idle`.
+#[derive(Debug)]
+pub struct IdleTimeout<S> {
+    inner: S,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> IdleTimeout<S> {
+    fn new(inner: S, idle: Duration) -> Self {
+        Self {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    /// Moves the deadline after progress; when nothing moved, fails once it has passed.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Ready(r) => {
+                let next = tokio::time::Instant::now() + self.idle;
+                self.deadline.as_mut().reset(next);
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client sent nothing for too long",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.watch(cx, poll)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -132,7 +316,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn post_events<S: EventSink + 'static>(
     State(rx): State<Arc<Receiver<S>>>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> Response {
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -185,39 +369,17 @@ async fn post_events<S: EventSink + 'static>(
             )
         }
     };
-    let body = match body {
+    let body = match read_body(body, &rx.limits).await {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                e.status(),
-                format!("cannot read the body: {}", e.body_text()),
-            )
-        }
+        Err(reply) => return reply,
     };
-
-    // Framing: the raw text of each event, with its NDJSON line.
-    let mut raws: Vec<(&[u8], Option<usize>)> = Vec::new();
-    let parsed_array: Vec<&RawValue>;
-    if ndjson {
-        for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            raws.push((line, Some(i + 1)));
+    let raws = match crate::frame::frame(&body, ndjson, rx.limits.max_events) {
+        Ok(r) => r,
+        Err(e @ FrameError::TooManyEvents { .. }) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
         }
-    } else {
-        parsed_array = match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not a JSON array of events: {e}"),
-                )
-            }
-        };
-        raws.extend(parsed_array.iter().map(|r| (r.get().as_bytes(), None)));
-    }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
 
     let single_source = (token.sources.len() == 1).then(|| token.sources[0].as_str());
     let mut items = Vec::with_capacity(raws.len());

@@ -7,20 +7,29 @@
 //! neither logged nor stored.
 
 pub mod event;
+pub mod frame;
 pub mod guard;
+#[cfg(feature = "http")]
 pub mod http;
 pub mod import;
+pub mod json;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod reject;
 pub mod schema;
 pub mod sink;
 pub mod timestamp;
 
-pub use event::{decode, Event, Value};
+pub use event::{decode, decode_logged, Event, Value};
 pub use reject::{Reason, Rejection};
-pub use schema::{EventType, EventTypeDecl, FieldKind, Schema, TypeId};
+pub use schema::{EventType, EventTypeDecl, FieldKind, Schema, TimeWindow, TypeId};
 pub use sink::{EventSink, Item, Position, SinkError, Status};
 pub use timestamp::Timestamp;
+
+/// Most bytes of a rejected event's raw text that are kept (in the `rejected` table, a
+/// dead letter, a reply): enough for any real event many times over; a hostile
+/// megabyte line is kept cut, with a note saying how long it was.
+pub const MAX_RAW_KEPT: usize = 64 * 1024;
 
 /// Decodes one raw event into an [`Item`], masking the raw text when it is rejected.
 pub fn item(schema: &Schema, raw: &[u8], position: Position, source_label: &str) -> Item {
@@ -34,17 +43,18 @@ pub fn item(schema: &Schema, raw: &[u8], position: Position, source_label: &str)
     }
 }
 
-/// The raw text of a rejected event as it may be stored: personal numbers masked, and
-/// withheld altogether when one hides behind JSON escapes the mask cannot see.
+/// The raw text of a rejected event as it may be kept: every personal number the guard
+/// finds masked ([`guard::mask_raw`]), cut to [`MAX_RAW_KEPT`] bytes.
 pub fn mask_raw(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let masked = guard::mask(&text);
-    if masked.contains("\\u") {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) {
-            if guard::find_in_value(&v).is_some() && masked == text {
-                return "[withheld: a personal number hidden behind JSON escapes]".to_owned();
-            }
+    let mut masked = guard::mask_raw(raw);
+    if masked.len() > MAX_RAW_KEPT {
+        let mut cut = MAX_RAW_KEPT;
+        while !masked.is_char_boundary(cut) {
+            cut -= 1;
         }
+        let total = masked.len();
+        masked.truncate(cut);
+        masked.push_str(&format!("… [cut: {total} bytes in all]"));
     }
     masked
 }

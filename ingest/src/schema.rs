@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
+use crate::timestamp::Timestamp;
+
 /// One event type as declared in the plan file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,10 +37,10 @@ pub struct FieldDecl {
     /// Allowed values of an `enum`.
     #[serde(default)]
     pub values: Vec<String>,
-    /// Inclusive lower bound of an `int` or `decimal`.
-    pub min: Option<f64>,
-    /// Inclusive upper bound of an `int` or `decimal`.
-    pub max: Option<f64>,
+    /// Inclusive lower bound of an `int` or `decimal` per event (default −10^9).
+    pub min: Option<Bound>,
+    /// Inclusive upper bound of an `int` or `decimal` per event (default 10^9).
+    pub max: Option<Bound>,
     /// Decimal places of a `decimal` (sums stay exact in fixed point).
     pub scale: Option<u32>,
     /// The value when the field is absent (an `int` or an `enum` value).
@@ -47,6 +49,99 @@ pub struct FieldDecl {
     pub required: Option<bool>,
     /// For a `stage`: the field naming the milestone KPI whose stages apply.
     pub of: Option<String>,
+}
+
+/// A bound as written in the plan: an integer, a TOML float (read by its shortest
+/// decimal form, so `0.01` is exactly one hundredth) or a decimal string (`"0.01"`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Bound {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bound::Int(v) => write!(f, "{v}"),
+            Bound::Float(v) => write!(f, "{v}"),
+            Bound::Text(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+impl Bound {
+    /// The bound in units of `scale` decimal places, exactly, or why it cannot be one.
+    fn scaled(&self, scale: u32) -> Result<i64, String> {
+        let text = match self {
+            Bound::Int(v) => v.to_string(),
+            Bound::Float(v) if v.is_finite() => format!("{v}"),
+            Bound::Float(_) => return Err("is not a finite number".to_owned()),
+            Bound::Text(t) => t.trim().to_owned(),
+        };
+        let syntax_ok = matches!(crate::json::parse(&text), Ok(crate::json::Json::Number(_)));
+        if !syntax_ok {
+            return Err("is not a number".to_owned());
+        }
+        match crate::json::Decimal::of(&text).scaled(scale) {
+            Ok(v) => {
+                i64::try_from(v).map_err(|_| "is beyond the 64-bit range of a field".to_owned())
+            }
+            Err(crate::json::ScaleError::TooPrecise) if scale == 0 => {
+                Err("is not a whole number (the field is an int)".to_owned())
+            }
+            Err(crate::json::ScaleError::TooPrecise) => Err(format!(
+                "is finer than the field's scale ({scale} decimal places)"
+            )),
+            Err(crate::json::ScaleError::TooLarge) => {
+                Err("is beyond the 64-bit range of a field".to_owned())
+            }
+        }
+    }
+}
+
+/// The bound of a numeric field whose plan declares none: a billion per event. No
+/// count, sheet or hour of one event comes near it, and a billion events of it still
+/// sum far inside the ledger's 128-bit range.
+pub const DEFAULT_BOUND: i64 = 1_000_000_000;
+
+/// Which instants an event may carry in `occurred_at` (DESIGN.md, "Inputs have domains").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// The earliest accepted instant (inclusive): by default the start of the fiscal year
+    /// five years before the plan's baseline year.
+    pub earliest: Timestamp,
+    /// How far past "now" an event may lie, in microseconds (clocks of line systems
+    /// drift; a day by default).
+    pub max_future_skew_micros: i64,
+    /// "Now" when pinned (`--now`); the wall clock otherwise.
+    pub now: Option<Timestamp>,
+}
+
+/// The default `max_future_skew`: one day.
+pub const DEFAULT_MAX_FUTURE_SKEW_MICROS: i64 = 86_400 * 1_000_000;
+
+impl Default for TimeWindow {
+    fn default() -> Self {
+        Self {
+            earliest: Timestamp::from_micros(i64::MIN),
+            max_future_skew_micros: DEFAULT_MAX_FUTURE_SKEW_MICROS,
+            now: None,
+        }
+    }
+}
+
+impl TimeWindow {
+    /// "Now": the pinned instant, else the wall clock.
+    pub fn now(&self) -> Timestamp {
+        self.now.unwrap_or_else(Timestamp::wall_clock)
+    }
+
+    /// The latest accepted instant at `now` (inclusive).
+    pub fn latest(&self, now: Timestamp) -> Timestamp {
+        Timestamp::from_micros(now.micros().saturating_add(self.max_future_skew_micros))
+    }
 }
 
 /// The kind of a `data` field.
@@ -134,6 +229,8 @@ pub struct SchemaError {
 /// The compiled event types a plan declares: what ingest validates against.
 #[derive(Clone, Debug, Default)]
 pub struct Schema {
+    /// Which `occurred_at` an event may carry (at the edge; the event log is read without it).
+    window: TimeWindow,
     types: Vec<EventType>,
     by_name: HashMap<String, TypeId, foldhash::fast::RandomState>,
     /// Milestone KPI id → its stage ids, in order.
@@ -208,6 +305,17 @@ impl Schema {
         Ok(schema)
     }
 
+    /// Which `occurred_at` an event may carry.
+    pub fn window(&self) -> &TimeWindow {
+        &self.window
+    }
+
+    /// Sets which `occurred_at` an event may carry (the plan sets the earliest; the
+    /// config and `--now` the rest).
+    pub fn set_window(&mut self, window: TimeWindow) {
+        self.window = window;
+    }
+
     /// The type called `name`.
     pub fn type_id(&self, name: &str) -> Option<TypeId> {
         self.by_name.get(name).copied()
@@ -237,26 +345,27 @@ impl Schema {
 }
 
 fn compile_kind(name: &str, f: &FieldDecl, names: &[&String]) -> Result<FieldKind, String> {
-    let bound = |b: Option<f64>, dflt: i64, scale: u32| -> Result<i64, String> {
+    let bound = |b: &Option<Bound>, dflt: i64, scale: u32| -> Result<i64, String> {
         match b {
-            None => Ok(dflt),
-            Some(x) => {
-                let v = x * 10f64.powi(scale as i32);
-                if (v - v.round()).abs() > 1e-6 {
-                    Err(format!(
-                        "field {name:?}: bound {x} is finer than the field's scale"
-                    ))
-                } else {
-                    Ok(v.round() as i64)
-                }
-            }
+            None => Ok(dflt.saturating_mul(10i64.pow(scale))),
+            Some(x) => x
+                .scaled(scale)
+                .map_err(|e| format!("field {name:?}: bound {x} {e}")),
         }
     };
+    let bounds = |scale: u32| -> Result<(i64, i64), String> {
+        let min = bound(&f.min, -DEFAULT_BOUND, scale)?;
+        let max = bound(&f.max, DEFAULT_BOUND, scale)?;
+        if min > max {
+            return Err(format!("field {name:?}: min is greater than max"));
+        }
+        Ok((min, max))
+    };
     Ok(match f.kind {
-        FieldKindDecl::Int => FieldKind::Int {
-            min: bound(f.min, i64::MIN, 0)?,
-            max: bound(f.max, i64::MAX, 0)?,
-        },
+        FieldKindDecl::Int => {
+            let (min, max) = bounds(0)?;
+            FieldKind::Int { min, max }
+        }
         FieldKindDecl::Decimal => {
             let scale = f
                 .scale
@@ -264,11 +373,8 @@ fn compile_kind(name: &str, f: &FieldDecl, names: &[&String]) -> Result<FieldKin
             if scale > 6 {
                 return Err(format!("field {name:?}: scale {scale} is over 6"));
             }
-            FieldKind::Decimal {
-                scale,
-                min: bound(f.min, i64::MIN, scale)?,
-                max: bound(f.max, i64::MAX, scale)?,
-            }
+            let (min, max) = bounds(scale)?;
+            FieldKind::Decimal { scale, min, max }
         }
         FieldKindDecl::Enum => {
             if f.values.is_empty() {

@@ -30,6 +30,14 @@ impl Timestamp {
         Self(micros)
     }
 
+    /// The wall clock's instant (the epoch itself if the clock is set before it).
+    pub fn wall_clock() -> Self {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        Self(micros)
+    }
+
     /// The instant `secs` seconds after the Unix epoch.
     pub const fn from_unix_seconds(secs: i64) -> Self {
         Self(secs * MICROS)
