@@ -28,14 +28,12 @@
 //!   fetch from inside its last record batch with nothing), so it cannot stall at the
 //!   tail of a partition.
 //! - **A poison message never blocks a partition.** An event that fails validation is
-//!   produced to the dead-letter topic (its original bytes, or its text with every
-//!   personal-number-like run masked when the guard found one: header `payload` says
-//!   `original` or `masked`; headers `reason`, `field`, `message`, `topic`, `partition`,
-//!   `offset`) and
-//!   awaited *before* the batch commits, and it is kept in the `rejected` table by the same
-//!   commit; the partition moves past it. Events the store refuses at commit time
-//!   (`conflicting_duplicate`, `void_not_allowed`) are in the `rejected` table by that
-//!   commit and are produced to the dead-letter topic after it (best effort).
+//!   produced to the dead-letter topic (in the format every role shares:
+//!   [`mieruka_ingest::kafka::dead_letter`]) and awaited *before* the batch commits, and
+//!   it is kept in the `rejected` table by the same commit; the partition moves past it.
+//!   Events the store refuses at commit time (`conflicting_duplicate`,
+//!   `void_not_allowed`) are in the `rejected` table by that commit and are produced to
+//!   the dead-letter topic after it (best effort).
 //! - **One owner per key.** The store's lock-free reads of a key's log rows rely on every
 //!   event of a key (and its voids) arriving on one partition: the ingest role keys
 //!   messages by `source/event_id` (a void by its target).
@@ -65,8 +63,8 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
@@ -465,9 +463,9 @@ struct Pending {
     key: Option<Vec<u8>>,
     /// Shared with the transaction that commits it (no copy of the event per attempt).
     item: Arc<Item>,
-    /// What the dead-letter topic gets if the event is refused: its original bytes,
-    /// unless the personal-number guard had to mask them (then the masked text).
-    letter: Letter,
+    /// The message's bytes as read, for the dead-letter topic if the event is refused
+    /// (the store may refuse a valid one at commit).
+    raw: Vec<u8>,
     dead_lettered: bool,
 }
 
@@ -503,43 +501,6 @@ fn parts_of(batch: &[Pending]) -> Vec<Part> {
         }
     }
     parts
-}
-
-/// A refused event's dead-letter payload.
-#[derive(Clone, Debug)]
-enum Letter {
-    /// The message's bytes as read (nothing in them needed masking).
-    Original(Vec<u8>),
-    /// The text with every personal-number-like run masked (DESIGN.md: raw text is
-    /// masked before it is stored or produced).
-    Masked(String),
-}
-
-impl Letter {
-    /// The payload for a message whose refusal (if any) is in `item`.
-    fn of(raw: &[u8], item: &Item) -> Letter {
-        match &item.raw_masked {
-            Some(masked) if *masked != String::from_utf8_lossy(raw) => {
-                Letter::Masked(masked.clone())
-            }
-            // Decoded events passed the guard; undecodable ones had nothing to mask.
-            _ => Letter::Original(raw.to_vec()),
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Letter::Original(b) => b,
-            Letter::Masked(t) => t.as_bytes(),
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Letter::Original(_) => "original",
-            Letter::Masked(_) => "masked",
-        }
-    }
 }
 
 /// A batch's transaction on the runtime: its outcome and how long it took.
@@ -1224,51 +1185,21 @@ impl Aggregator {
         self.handle.block_on(async {
             let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
             for (m, r) in entries {
-                let partition = m.partition.to_string();
-                let offset = m.offset.to_string();
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "reason",
-                        value: Some(r.reason.as_str()),
-                    })
-                    .insert(Header {
-                        key: "field",
-                        value: Some(r.field.as_deref().unwrap_or("")),
-                    })
-                    .insert(Header {
-                        key: "message",
-                        value: Some(r.message.as_str()),
-                    })
-                    .insert(Header {
-                        key: "topic",
-                        value: Some(&*m.topic),
-                    })
-                    .insert(Header {
-                        key: "partition",
-                        value: Some(partition.as_str()),
-                    })
-                    .insert(Header {
-                        key: "offset",
-                        value: Some(offset.as_str()),
-                    })
-                    .insert(Header {
-                        key: "payload",
-                        value: Some(m.letter.kind()),
-                    });
-                let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-                    .payload(m.letter.bytes())
-                    .headers(headers);
-                if let Some(k) = &m.key {
-                    record = record.key(k.as_slice());
-                }
+                let letter = mieruka_ingest::kafka::dead_letter(
+                    &m.item,
+                    r,
+                    m.key.as_deref(),
+                    Some(m.raw.as_slice()),
+                );
+                let mut record = letter.record(topic);
                 loop {
                     match producer.send_result(record) {
                         Ok(f) => {
                             pending.push_back(f);
                             break;
                         }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            record = r;
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                            record = back;
                             match pending.pop_front() {
                                 Some(f) => settle(f).await?,
                                 None => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -1591,7 +1522,6 @@ fn accept(
     if let Ok(e) = &item.outcome {
         item.source_label = e.source.clone();
     }
-    let letter = Letter::of(raw, &item);
     Some(Pending {
         topic: topics
             .iter()
@@ -1603,49 +1533,7 @@ fn accept(
         epoch,
         key: m.key().map(<[u8]>::to_vec),
         item: Arc::new(item),
-        letter,
+        raw: raw.to_vec(),
         dead_lettered: false,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::Plan;
-
-    fn letter(raw: &[u8]) -> Letter {
-        let plan = Plan::ome().unwrap_or_else(|e| panic!("the Ome plan: {e:?}"));
-        let item = mieruka_ingest::item(
-            &plan.schema,
-            raw,
-            Position::Offset {
-                topic: "t".into(),
-                partition: 0,
-                offset: 7,
-            },
-            UNKNOWN_SOURCE,
-        );
-        Letter::of(raw, &item)
-    }
-
-    #[test]
-    fn a_dead_letter_keeps_the_original_bytes_unless_the_guard_masked_them() {
-        // Not JSON, and not UTF-8 either (Shift_JIS): the bytes as read.
-        let sjis: &[u8] = b"\x97\x70\x8e\x86 {\"sheets\": ";
-        let l = letter(sjis);
-        assert_eq!((l.kind(), l.bytes()), ("original", sjis));
-        // Valid JSON refused on a field: the bytes as read.
-        let oob = br#"{"event_id":"x","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":0}}"#;
-        let l = letter(oob);
-        assert_eq!((l.kind(), l.bytes()), ("original", &oob[..]));
-        // A personal number: masked, and the digits never leave.
-        let personal = br#"{"event_id":"p","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":1,"memo":"1234-5678-9018"}}"#;
-        let l = letter(personal);
-        assert_eq!(l.kind(), "masked");
-        let text = String::from_utf8_lossy(l.bytes());
-        assert!(
-            text.contains("****-****-****") && !text.contains("5678"),
-            "{text}"
-        );
-    }
 }
