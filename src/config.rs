@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use mieruka_aggregator::topic_allow::TopicAllow;
 use mieruka_ingest::http::Token;
 use mieruka_ingest::import::CsvMapping;
 use mieruka_ingest::Timestamp;
@@ -115,8 +116,15 @@ pub struct KafkaConfig {
     /// Further source topics `aggregate` consumes.
     #[serde(default)]
     pub topics: Vec<String>,
-    /// Where `aggregate` sends events it rejects (original bytes, reason in headers).
+    /// Where the roles send the events they reject (the format is
+    /// `mieruka_ingest::kafka::dead_letter`'s).
     pub dead_letter_topic: Option<String>,
+    /// The sources and event types each source topic may carry
+    /// (`[kafka.topic_allow."<topic>"]`), as a token may send; read by `aggregate`, which
+    /// refuses anything else as `not_allowed`. A topic without one carries everything
+    /// (and `aggregate` warns at start).
+    #[serde(default)]
+    pub topic_allow: BTreeMap<String, TopicAllowConfig>,
     /// The consumer group of the aggregators.
     pub group_id: Option<String>,
     /// Most messages `aggregate` folds and commits in one transaction (default 5,000).
@@ -133,6 +141,17 @@ pub struct KafkaConfig {
     /// `bootstrap.servers`, …) are refused. Values may be strings, numbers or booleans.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, toml::Value>,
+}
+
+/// `[kafka.topic_allow."<topic>"]`: what one source topic may carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicAllowConfig {
+    /// The `source` values its events may have (at least one).
+    pub sources: Vec<String>,
+    /// The event types it may carry (empty: every type of the plan).
+    #[serde(default)]
+    pub types: Vec<String>,
 }
 
 /// librdkafka properties that `[kafka.librdkafka]` may not override: the guarantees
@@ -185,6 +204,29 @@ impl KafkaConfig {
             .collect()
     }
 
+    /// The compiled `[kafka.topic_allow]` lists, or an error naming the first list that
+    /// is wrong: one of a topic not in `consumed` (a misspelt name would leave the real
+    /// topic open while the config looks closed), with no sources, or with a type the
+    /// plan does not declare.
+    pub fn topic_allow(
+        &self,
+        schema: &mieruka_ingest::Schema,
+        consumed: &[String],
+    ) -> anyhow::Result<Vec<TopicAllow>> {
+        self.topic_allow
+            .iter()
+            .map(|(topic, a)| {
+                anyhow::ensure!(
+                    consumed.contains(topic),
+                    "[kafka.topic_allow] names topic {topic:?}, which this role does not consume (it consumes {})",
+                    consumed.join(", ")
+                );
+                TopicAllow::new(schema, topic, &a.sources, &a.types)
+                    .context("[kafka.topic_allow] is not valid")
+            })
+            .collect()
+    }
+
     /// Every source topic: `topic` then `topics`, without repeats.
     pub fn source_topics(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -217,9 +259,16 @@ impl Config {
         toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))
     }
 
-    /// The configured source labels (for metrics): every source of every token.
+    /// The configured source labels (for metrics): every source of every token and of
+    /// every topic's allow list.
     pub fn source_labels(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.tokens.iter().flat_map(|t| t.sources.clone()).collect();
+        let topics = self.kafka.iter().flat_map(|k| k.topic_allow.values());
+        let mut v: Vec<String> = self
+            .tokens
+            .iter()
+            .flat_map(|t| t.sources.clone())
+            .chain(topics.flat_map(|a| a.sources.clone()))
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -333,6 +382,82 @@ mod tests {
     fn kafka(toml_text: &str) -> KafkaConfig {
         let cfg: Config = toml::from_str(toml_text).unwrap();
         cfg.kafka.unwrap()
+    }
+
+    fn ome() -> mieruka_ingest::Schema {
+        mieruka_aggregator::Plan::ome().unwrap().schema
+    }
+
+    #[test]
+    fn a_topic_allow_list_compiles_and_its_sources_are_labels() {
+        let cfg: Config = toml::from_str(
+            r#"
+[kafka]
+brokers = "b:9092"
+topic = "mieruka.events"
+topics = ["card.events"]
+[kafka.topic_allow."mieruka.events"]
+sources = ["konbini", "madoguchi"]
+types = ["certificate.issued"]
+[kafka.topic_allow."card.events"]
+sources = ["card"]
+"#,
+        )
+        .unwrap();
+        let k = cfg.kafka.as_ref().unwrap();
+        let allow = k.topic_allow(&ome(), &k.source_topics()).unwrap();
+        let topics: Vec<&str> = allow.iter().map(TopicAllow::topic).collect();
+        assert_eq!(topics, ["card.events", "mieruka.events"]);
+        assert_eq!(allow[1].sources(), ["konbini", "madoguchi"]);
+        assert_eq!(cfg.source_labels(), ["card", "konbini", "madoguchi"]);
+    }
+
+    #[test]
+    fn a_topic_allow_list_of_a_topic_not_consumed_or_of_an_unknown_type_is_an_error() {
+        let k = kafka(
+            "[kafka]\nbrokers = \"b\"\ntopic = \"mieruka.events\"\n\
+             [kafka.topic_allow.\"mieruka.event\"]\nsources = [\"konbini\"]\n",
+        );
+        let err = k.topic_allow(&ome(), &k.source_topics()).unwrap_err();
+        assert!(
+            err.to_string().contains("names topic \"mieruka.event\", which this role does not consume (it consumes mieruka.events)"),
+            "{err:#}"
+        );
+        let k = kafka(
+            "[kafka]\nbrokers = \"b\"\ntopic = \"t\"\n\
+             [kafka.topic_allow.t]\nsources = [\"konbini\"]\ntypes = [\"certificate.isued\"]\n",
+        );
+        let err = format!(
+            "{:#}",
+            k.topic_allow(&ome(), &k.source_topics()).unwrap_err()
+        );
+        assert!(
+            err.contains("type \"certificate.isued\" is not an event type of the plan"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_deployed_aggregate_config_is_valid_and_closes_its_topic() {
+        let cfg: Config = toml::from_str(include_str!("../deploy/config/aggregate.toml")).unwrap();
+        let k = cfg.kafka.as_ref().unwrap();
+        assert!(
+            k.dead_letter_topic.is_some(),
+            "the aggregate role needs a dead-letter topic"
+        );
+        let allow = k.topic_allow(&ome(), &k.source_topics()).unwrap();
+        assert_eq!(
+            allow.len(),
+            k.source_topics().len(),
+            "every topic declares what it carries"
+        );
+        // The ingest role produces every token's events to its topic: the topic carries them.
+        let ingest: Config = toml::from_str(include_str!("../deploy/config/ingest.toml")).unwrap();
+        let topic = ingest.kafka.as_ref().unwrap().topic.clone().unwrap();
+        let a = allow.iter().find(|a| a.topic() == topic).unwrap();
+        for source in ingest.source_labels() {
+            assert!(a.carries_source(&source), "{topic} does not carry {source}");
+        }
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub async fn run_ingest(
         .unwrap_or_else(|| DEFAULT_TOPIC.to_owned());
     let dead_letter = kafka.as_ref().and_then(|k| k.dead_letter_topic.clone());
     let tokens = cfg.secrets()?;
+    if let Some(allow) = kafka.as_ref().and_then(|k| k.topic_allow.get(&topic)) {
+        warn_not_carried(&topic, allow, &tokens);
+    }
     let mut sources = cfg.source_labels();
     sources.extend(tokens.iter().flat_map(|(_, t)| t.sources.clone()));
     sources.sort();
@@ -179,6 +182,30 @@ pub async fn run_ingest(
     Ok(())
 }
 
+/// Warns about each source and type a token may send that the topic it goes to may not
+/// carry (when the config says what it carries): the aggregators would refuse those
+/// events as `not_allowed` after this role accepted them.
+fn warn_not_carried(
+    topic: &str,
+    allow: &crate::config::TopicAllowConfig,
+    tokens: &[(String, mieruka_ingest::http::Token)],
+) {
+    for (_, token) in tokens {
+        for source in token.sources.iter().filter(|s| !allow.sources.contains(s)) {
+            tracing::warn!(token = %token.name, %source, %topic, "A token may send a source its topic does not carry ([kafka.topic_allow]); the aggregators will refuse those events.");
+        }
+        if allow.types.is_empty() {
+            continue;
+        }
+        if token.types.is_empty() {
+            tracing::warn!(token = %token.name, %topic, "A token may send every type, and its topic carries only some ([kafka.topic_allow]); the aggregators will refuse the others.");
+        }
+        for ty in token.types.iter().filter(|t| !allow.types.contains(t)) {
+            tracing::warn!(token = %token.name, r#type = %ty, %topic, "A token may send a type its topic does not carry ([kafka.topic_allow]); the aggregators will refuse those events.");
+        }
+    }
+}
+
 /// Counts each commit's outcomes into the role's health metrics.
 struct HealthObserver {
     exporter: Arc<Exporter>,
@@ -224,6 +251,12 @@ pub async fn run_aggregate(
     if topics.is_empty() {
         topics.push(DEFAULT_TOPIC.to_owned());
     }
+    // Checked before anything waits on the store or the broker: a wrong list stops the
+    // role at once.
+    let allow = match &kafka {
+        Some(k) => k.topic_allow(&plan.schema, &topics)?,
+        None => Vec::new(),
+    };
     let group_id = kafka
         .as_ref()
         .and_then(|k| k.group_id.clone())
@@ -256,6 +289,7 @@ pub async fn run_aggregate(
         }
     };
     let mut options = AggregatorOptions::new(&brokers, &group_id, topics);
+    options.allow = allow;
     options.dead_letter_topic = kafka.as_ref().and_then(|k| k.dead_letter_topic.clone());
     options.client_config = librdkafka(cfg)?;
     if let Some(n) = kafka.as_ref().and_then(|k| k.max_batch) {

@@ -27,15 +27,14 @@
 //!   answers: one silent for a second is sought further back (a broker may answer a
 //!   fetch from inside its last record batch with nothing), so it cannot stall at the
 //!   tail of a partition.
-//! - **A poison message never blocks a partition.** An event that fails validation is
-//!   produced to the dead-letter topic (its original bytes, or its text with every
-//!   personal-number-like run masked when the guard found one: header `payload` says
-//!   `original` or `masked`; headers `reason`, `field`, `message`, `topic`, `partition`,
-//!   `offset`) and
-//!   awaited *before* the batch commits, and it is kept in the `rejected` table by the same
-//!   commit; the partition moves past it. Events the store refuses at commit time
-//!   (`conflicting_duplicate`, `void_not_allowed`) are in the `rejected` table by that
-//!   commit and are produced to the dead-letter topic after it (best effort).
+//! - **A poison message never blocks a partition.** An event that fails validation, or
+//!   that its topic may not carry ([`TopicAllow`]: `not_allowed`), is produced to the
+//!   dead-letter topic (in the format every role shares:
+//!   [`mieruka_ingest::kafka::dead_letter`]) and awaited *before* the batch commits, and
+//!   it is kept in the `rejected` table by the same commit; the partition moves past it.
+//!   Events the store refuses at commit time (`conflicting_duplicate`,
+//!   `void_not_allowed`) are in the `rejected` table by that commit and are produced to
+//!   the dead-letter topic after it (best effort).
 //! - **One owner per key.** The store's lock-free reads of a key's log rows rely on every
 //!   event of a key (and its voids) arriving on one partition: the ingest role keys
 //!   messages by `source/event_id` (a void by its target).
@@ -65,14 +64,15 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use crate::store_pg::{PgError, PgStore, SourcePosition};
+use crate::topic_allow::TopicAllow;
 
 /// The source label of events whose `source` could not be read.
 const UNKNOWN_SOURCE: &str = "unknown";
@@ -110,6 +110,9 @@ pub struct AggregatorOptions {
     pub group_id: String,
     /// The source topics.
     pub topics: Vec<String>,
+    /// What each source topic may carry, for the topics that say (each one of `topics`);
+    /// a topic without one carries every source and type.
+    pub allow: Vec<TopicAllow>,
     /// Where rejected events go (none: only the `rejected` table).
     pub dead_letter_topic: Option<String>,
     /// Most messages per batch (one transaction).
@@ -139,6 +142,7 @@ impl AggregatorOptions {
             brokers: brokers.to_owned(),
             group_id: group_id.to_owned(),
             topics,
+            allow: Vec::new(),
             dead_letter_topic: None,
             max_batch: 20_000,
             max_wait: Duration::from_millis(100),
@@ -465,9 +469,9 @@ struct Pending {
     key: Option<Vec<u8>>,
     /// Shared with the transaction that commits it (no copy of the event per attempt).
     item: Arc<Item>,
-    /// What the dead-letter topic gets if the event is refused: its original bytes,
-    /// unless the personal-number guard had to mask them (then the masked text).
-    letter: Letter,
+    /// The message's bytes as read, for the dead-letter topic if the event is refused
+    /// (the store may refuse a valid one at commit).
+    raw: Vec<u8>,
     dead_lettered: bool,
 }
 
@@ -503,43 +507,6 @@ fn parts_of(batch: &[Pending]) -> Vec<Part> {
         }
     }
     parts
-}
-
-/// A refused event's dead-letter payload.
-#[derive(Clone, Debug)]
-enum Letter {
-    /// The message's bytes as read (nothing in them needed masking).
-    Original(Vec<u8>),
-    /// The text with every personal-number-like run masked (DESIGN.md: raw text is
-    /// masked before it is stored or produced).
-    Masked(String),
-}
-
-impl Letter {
-    /// The payload for a message whose refusal (if any) is in `item`.
-    fn of(raw: &[u8], item: &Item) -> Letter {
-        match &item.raw_masked {
-            Some(masked) if *masked != String::from_utf8_lossy(raw) => {
-                Letter::Masked(masked.clone())
-            }
-            // Decoded events passed the guard; undecodable ones had nothing to mask.
-            _ => Letter::Original(raw.to_vec()),
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Letter::Original(b) => b,
-            Letter::Masked(t) => t.as_bytes(),
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Letter::Original(_) => "original",
-            Letter::Masked(_) => "masked",
-        }
-    }
 }
 
 /// A batch's transaction on the runtime: its outcome and how long it took.
@@ -583,8 +550,8 @@ pub struct Aggregator {
     stop: Arc<AtomicBool>,
     opts: AggregatorOptions,
     observer: Arc<dyn Observer>,
-    /// The source topics' names, shared by every message read from them.
-    topics: Vec<Arc<str>>,
+    /// The source topics, and what each may carry.
+    topics: Vec<SourceTopic>,
     carry: Vec<Pending>,
     paused_epoch: Option<u64>,
     last_lag: Option<Instant>,
@@ -605,6 +572,7 @@ impl Aggregator {
                 "no source topics: set [kafka] topic (or topics) in the config".to_owned(),
             ));
         }
+        let sources = source_topics(&opts.topics, &opts.allow)?;
         let store = Arc::new(store);
         let schema = Arc::new(store.plan().schema.clone());
         let handle = Handle::current();
@@ -659,7 +627,7 @@ impl Aggregator {
             schema,
             handle,
             stop,
-            topics: opts.topics.iter().map(|t| Arc::from(t.as_str())).collect(),
+            topics: sources,
             opts,
             observer,
             carry: Vec::new(),
@@ -1224,51 +1192,21 @@ impl Aggregator {
         self.handle.block_on(async {
             let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
             for (m, r) in entries {
-                let partition = m.partition.to_string();
-                let offset = m.offset.to_string();
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "reason",
-                        value: Some(r.reason.as_str()),
-                    })
-                    .insert(Header {
-                        key: "field",
-                        value: Some(r.field.as_deref().unwrap_or("")),
-                    })
-                    .insert(Header {
-                        key: "message",
-                        value: Some(r.message.as_str()),
-                    })
-                    .insert(Header {
-                        key: "topic",
-                        value: Some(&*m.topic),
-                    })
-                    .insert(Header {
-                        key: "partition",
-                        value: Some(partition.as_str()),
-                    })
-                    .insert(Header {
-                        key: "offset",
-                        value: Some(offset.as_str()),
-                    })
-                    .insert(Header {
-                        key: "payload",
-                        value: Some(m.letter.kind()),
-                    });
-                let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-                    .payload(m.letter.bytes())
-                    .headers(headers);
-                if let Some(k) = &m.key {
-                    record = record.key(k.as_slice());
-                }
+                let letter = mieruka_ingest::kafka::dead_letter(
+                    &m.item,
+                    r,
+                    m.key.as_deref(),
+                    Some(m.raw.as_slice()),
+                );
+                let mut record = letter.record(topic);
                 loop {
                     match producer.send_result(record) {
                         Ok(f) => {
                             pending.push_back(f);
                             break;
                         }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            record = r;
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                            record = back;
                             match pending.pop_front() {
                                 Some(f) => settle(f).await?,
                                 None => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -1474,7 +1412,7 @@ async fn settle(f: DeliveryFuture) -> Result<(), String> {
 fn accept(
     consumer: &BaseConsumer<Ctx>,
     schema: &Schema,
-    topics: &[Arc<str>],
+    topics: &[SourceTopic],
     m: &BorrowedMessage<'_>,
 ) -> Option<Pending> {
     let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
@@ -1578,74 +1516,191 @@ fn accept(
         s.epoch
     };
     let raw = m.payload().unwrap_or(&[]);
-    let mut item = mieruka_ingest::item(
+    let source = topics.iter().find(|t| *t.name == *topic);
+    let item = read_item(
         schema,
+        source.and_then(|t| t.allow.as_ref()),
         raw,
         Position::Offset {
             topic: topic.to_owned(),
             partition,
             offset,
         },
-        UNKNOWN_SOURCE,
     );
-    if let Ok(e) = &item.outcome {
-        item.source_label = e.source.clone();
-    }
-    let letter = Letter::of(raw, &item);
     Some(Pending {
-        topic: topics
-            .iter()
-            .find(|t| ***t == *topic)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(topic)),
+        topic: source.map_or_else(|| Arc::from(topic), |t| t.name.clone()),
         partition,
         offset,
         epoch,
         key: m.key().map(<[u8]>::to_vec),
         item: Arc::new(item),
-        letter,
+        raw: raw.to_vec(),
         dead_lettered: false,
     })
+}
+
+/// A source topic: its name, shared by every message read from it (telling two messages'
+/// topics apart is then a pointer comparison), and what it may carry.
+struct SourceTopic {
+    name: Arc<str>,
+    /// `None`: every source and type.
+    allow: Option<TopicAllow>,
+}
+
+/// The source topics with their allow lists. An allow list of a topic not consumed is a
+/// misconfiguration that stops the role: most likely a misspelt name, which would leave
+/// the real topic open while the config looks closed. Each topic without a list is named
+/// in a warning.
+fn source_topics(
+    topics: &[String],
+    allow: &[TopicAllow],
+) -> Result<Vec<SourceTopic>, ConsumerError> {
+    if let Some(a) = allow
+        .iter()
+        .find(|a| !topics.iter().any(|t| t == a.topic()))
+    {
+        return Err(ConsumerError::Fatal(format!(
+            "[kafka.topic_allow] names topic {:?}, which this role does not consume (it consumes {})",
+            a.topic(),
+            topics.join(", ")
+        )));
+    }
+    Ok(topics
+        .iter()
+        .map(|t| {
+            let allow = allow.iter().find(|a| a.topic() == t).cloned();
+            if allow.is_none() {
+                tracing::warn!(
+                    topic = %t,
+                    "The topic declares no sources or types it may carry: whoever may produce to it can write any source's figures. Declare them in [kafka.topic_allow.\"<topic>\"]."
+                );
+            }
+            SourceTopic {
+                name: Arc::from(t.as_str()),
+                allow,
+            }
+        })
+        .collect())
+}
+
+/// Decodes one message of a source topic into an [`Item`], refusing as `not_allowed` an
+/// event the topic may not carry (`allow`). The item's source label is the event's source
+/// when the topic may carry it; else the topic's only source, if it has one (as the HTTP
+/// receiver counts under its token's); else `unknown`.
+fn read_item(schema: &Schema, allow: Option<&TopicAllow>, raw: &[u8], position: Position) -> Item {
+    let label = allow
+        .and_then(TopicAllow::single_source)
+        .unwrap_or(UNKNOWN_SOURCE);
+    let mut item = mieruka_ingest::item(schema, raw, position, label);
+    let refusal = match (&item.outcome, allow) {
+        (Ok(e), None) => {
+            item.source_label.clone_from(&e.source);
+            None
+        }
+        (Ok(e), Some(a)) => {
+            if a.carries_source(&e.source) {
+                item.source_label.clone_from(&e.source);
+            }
+            a.check(schema, e).err()
+        }
+        (Err(_), _) => None,
+    };
+    if let Some(r) = refusal {
+        // Kept in the `rejected` table like every refused event's text (it passed the
+        // guard, so nothing is masked, but one rule holds for all the table's text).
+        item.raw_masked = Some(mieruka_ingest::mask_raw(raw));
+        item.outcome = Err(r);
+    }
+    item
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::Plan;
+    use mieruka_ingest::Reason;
 
-    fn letter(raw: &[u8]) -> Letter {
-        let plan = Plan::ome().unwrap_or_else(|e| panic!("the Ome plan: {e:?}"));
-        let item = mieruka_ingest::item(
-            &plan.schema,
-            raw,
-            Position::Offset {
-                topic: "t".into(),
-                partition: 0,
-                offset: 7,
-            },
-            UNKNOWN_SOURCE,
-        );
-        Letter::of(raw, &item)
+    fn schema() -> Schema {
+        Plan::ome()
+            .unwrap_or_else(|e| panic!("the Ome plan: {e:?}"))
+            .schema
+    }
+
+    fn at(offset: i64) -> Position {
+        Position::Offset {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+        }
+    }
+
+    fn cert(source: &str) -> String {
+        format!(
+            r#"{{"event_id":"k-1","source":"{source}","type":"certificate.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{{"channel":"konbini","certificate":"juminhyo"}}}}"#
+        )
+    }
+
+    fn allow(schema: &Schema, sources: &[&str], types: &[&str]) -> TopicAllow {
+        let s: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
+        let t: Vec<String> = types.iter().map(|s| (*s).to_owned()).collect();
+        TopicAllow::new(schema, "t", &s, &t).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
-    fn a_dead_letter_keeps_the_original_bytes_unless_the_guard_masked_them() {
-        // Not JSON, and not UTF-8 either (Shift_JIS): the bytes as read.
-        let sjis: &[u8] = b"\x97\x70\x8e\x86 {\"sheets\": ";
-        let l = letter(sjis);
-        assert_eq!((l.kind(), l.bytes()), ("original", sjis));
-        // Valid JSON refused on a field: the bytes as read.
-        let oob = br#"{"event_id":"x","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":0}}"#;
-        let l = letter(oob);
-        assert_eq!((l.kind(), l.bytes()), ("original", &oob[..]));
-        // A personal number: masked, and the digits never leave.
-        let personal = br#"{"event_id":"p","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":1,"memo":"1234-5678-9018"}}"#;
-        let l = letter(personal);
-        assert_eq!(l.kind(), "masked");
-        let text = String::from_utf8_lossy(l.bytes());
-        assert!(
-            text.contains("****-****-****") && !text.contains("5678"),
-            "{text}"
+    fn an_event_its_topic_may_not_carry_is_refused_not_allowed_with_its_text_kept() {
+        let schema = schema();
+        let konbini = allow(&schema, &["konbini"], &["certificate.issued"]);
+        let ok = read_item(&schema, Some(&konbini), cert("konbini").as_bytes(), at(1));
+        assert!(ok.outcome.is_ok(), "{:?}", ok.outcome);
+        assert_eq!(ok.source_label, "konbini");
+
+        let raw = cert("card");
+        let refused = read_item(&schema, Some(&konbini), raw.as_bytes(), at(2));
+        let Err(r) = &refused.outcome else {
+            panic!("a source the topic does not carry was accepted");
+        };
+        assert_eq!(
+            (r.reason, r.field.as_deref(), r.event_id.as_deref()),
+            (Reason::NotAllowed, Some("source"), Some("k-1"))
         );
+        assert!(r.message.contains("topic \"t\""), "{}", r.message);
+        // Counted under the topic's one source, never under what the event says.
+        assert_eq!(refused.source_label, "konbini");
+        assert_eq!(refused.raw_masked.as_deref(), Some(raw.as_str()));
+
+        let paper = allow(&schema, &["konbini", "card"], &["paper.purchased"]);
+        let refused = read_item(&schema, Some(&paper), raw.as_bytes(), at(3));
+        let Err(r) = &refused.outcome else {
+            panic!("a type the topic does not carry was accepted");
+        };
+        assert_eq!(
+            (r.reason, r.field.as_deref()),
+            (Reason::NotAllowed, Some("type"))
+        );
+        // The source is one the topic carries: counted under it.
+        assert_eq!(refused.source_label, "card");
+        let not_json = read_item(&schema, Some(&paper), b"{", at(4));
+        assert_eq!(not_json.source_label, UNKNOWN_SOURCE);
+    }
+
+    #[test]
+    fn a_topic_without_an_allow_list_carries_every_source() {
+        let schema = schema();
+        let item = read_item(&schema, None, cert("card").as_bytes(), at(1));
+        assert!(item.outcome.is_ok());
+        assert_eq!(item.source_label, "card");
+    }
+
+    #[test]
+    fn an_allow_list_of_a_topic_not_consumed_stops_the_role() {
+        let schema = schema();
+        let a = allow(&schema, &["konbini"], &[]);
+        let Err(e) = source_topics(&["u".to_owned()], std::slice::from_ref(&a)) else {
+            panic!("an allow list of a topic not consumed was taken");
+        };
+        assert!(e.to_string().contains("names topic \"t\""), "{e}");
+        let topics = source_topics(&["u".to_owned(), "t".to_owned()], &[a])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(topics[0].allow.is_none() && topics[1].allow.is_some());
     }
 }

@@ -339,7 +339,7 @@ impl Setup {
         Setup::with_kafka("")
     }
 
-    /// With further `[kafka]` settings of the roles.
+    /// With further `[kafka]` settings of the roles (`{topic}` stands for the source topic).
     fn with_kafka(extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::start(dir.path());
@@ -358,6 +358,7 @@ impl Setup {
         let topic = unique("mieruka.events");
         let dead_letter = format!("{topic}.dead-letter");
         broker.create_topics(&[(&topic, PARTITIONS), (&dead_letter, 1)]);
+        let kafka_extra = kafka_extra.replace("{topic}", &topic);
         let group = unique("mieruka-aggregators");
         let config = dir.path().join("mieruka.toml");
         std::fs::write(
@@ -881,10 +882,192 @@ fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
         "{letters:?}"
     );
 
+    // The source topic declares nothing it may carry: said at start.
+    aggregate.assert_logged(
+        "The topic declares no sources or types it may carry",
+        "the aggregator warns of a topic that carries anything",
+    );
+
     export.stop();
     aggregate.stop();
     ingest.stop();
     eprintln!("flow test took {:.1?}", started.elapsed());
+}
+
+/// A valid personal number (the check digit of 12345678901 is 8), for tests only.
+const PERSONAL: &str = "123456789018";
+
+#[test]
+fn a_topic_carries_only_the_sources_and_types_it_may_and_every_role_dead_letters_alike() {
+    let started = Instant::now();
+    let s = Setup::with_kafka(
+        r#"
+[kafka.topic_allow."{topic}"]
+sources = ["office", "konbini"]
+types = ["paper.purchased", "event.voided"]
+"#,
+    );
+    let ingest = s.start("ingest", "ingest");
+    let aggregate = s.start("aggregate", "aggregate");
+    let export = s.start("export", "export");
+    ingest.wait_ready(Duration::from_secs(30));
+    export.wait_ready(Duration::from_secs(30));
+
+    // Through the ingest role: one event its topic carries, one refused at the edge.
+    let reply = ingest.post(
+        OFFICE_TOKEN,
+        &[
+            paper("a-1", "A4", 100, "2026-05-01T10:00:00+09:00"),
+            paper("a-bad", "A5", 1, "2026-05-01T10:00:00+09:00"),
+        ],
+    );
+    assert_eq!(reply["accepted"], 1, "{reply}");
+    // Straight to the source topic, as a line system that speaks Kafka.
+    let personal_id = format!(
+        r#"{{"event_id":"{PERSONAL}","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{{"size":"A4","sheets":1}}}}"#
+    );
+    let card = r#"{"event_id":"c-9","source":"card","type":"mynumber_card.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{"count":5}}"#;
+    let carried = paper("d-1", "A4", 40, "2026-06-01T10:00:00+09:00");
+    let wrong_type = cert("k-77", "konbini", 1, "2026-05-01T10:00:00+09:00");
+    let konbini_key = format!("konbini/{PERSONAL}");
+    let office_key = format!("office/{PERSONAL}");
+    let producer: FutureProducer = mieruka_ingest::kafka::producer_config(&s.broker.brokers)
+        .create()
+        .unwrap();
+    rt().block_on(async {
+        for (key, payload) in [
+            ("card/c-9", card),
+            // A key that holds a personal number, on an event the topic may not carry.
+            (konbini_key.as_str(), wrong_type.as_str()),
+            (office_key.as_str(), personal_id.as_str()),
+            ("office/d-1", carried.as_str()),
+        ] {
+            producer
+                .send(
+                    FutureRecord::to(&s.topic).key(key).payload(payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+    });
+
+    // What the topic carries counts; nothing else does.
+    wait_for_metrics(
+        &export,
+        &[&ingest, &aggregate, &export],
+        Duration::from_secs(60),
+        "A4 from the carried events only",
+        |m| kpi_fy(m, A4, "2026") == Some(140.0),
+        |m| format!("a4 FY2026 {:?}", kpi_fy(m, A4, "2026")),
+    );
+    aggregate.assert_logged("Consuming.", "the aggregator started");
+    let log = std::fs::read_to_string(&aggregate.log).unwrap();
+    assert!(
+        !log.contains("declares no sources"),
+        "the topic declares what it carries:\n{log}"
+    );
+
+    // The refusals are in PostgreSQL's rejected table, with their offsets (committed
+    // with their partitions' batches, which may come after the one that counted).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = s.db.rows(
+            "SELECT concat_ws(' | ', reason, field, source, event_id, message), kafka_offset \
+             FROM rejected WHERE topic IS NOT NULL ORDER BY reason, field",
+        );
+        if rows.len() >= 3 || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let texts: Vec<&str> = rows.iter().map(|(t, _)| t.as_deref().unwrap()).collect();
+    let topic = &s.topic;
+    assert_eq!(
+        texts,
+        [
+            format!("not_allowed | source | unknown | c-9 | topic \"{topic}\" may not carry source \"card\" (it carries konbini, office)"),
+            format!("not_allowed | type | konbini | k-77 | topic \"{topic}\" may not carry events of type certificate.issued (it carries event.voided, paper.purchased)"),
+            "personal_number | event_id | unknown | holds what looks like a personal number (マイナンバー: 12 digits with a valid check digit); the value is not shown or stored".to_owned(),
+        ],
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|(_, o)| o.is_some()), "{rows:?}");
+
+    // The dead-letter topic: the edge refusal and the three read from the topic.
+    let letters = read_topic(
+        &s.broker.brokers,
+        &s.dead_letter,
+        4,
+        Duration::from_secs(30),
+    );
+    let everything = format!("{letters:?}");
+    assert!(!everything.contains(PERSONAL), "{everything}");
+    let by = |reason: &str, field: &str| {
+        let found: Vec<&Letter> = letters
+            .iter()
+            .filter(|l| {
+                l.header("reason").as_deref() == Some(reason)
+                    && l.header("field").as_deref() == Some(field)
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{reason} at {field}: {letters:?}");
+        found[0]
+    };
+    let source = by("not_allowed", "source");
+    let headers: Vec<(&str, &str)> = source
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let offset = source.header("offset").unwrap();
+    let partition = source.header("partition").unwrap();
+    let position = format!("{topic}/{partition}@{offset}");
+    let message =
+        format!("topic \"{topic}\" may not carry source \"card\" (it carries konbini, office)");
+    assert_eq!(
+        headers,
+        [
+            ("reason", "not_allowed"),
+            ("field", "source"),
+            ("message", message.as_str()),
+            ("event_id", "c-9"),
+            ("source", "unknown"),
+            ("position", position.as_str()),
+            ("payload", "original"),
+            ("topic", topic.as_str()),
+            ("partition", partition.as_str()),
+            ("offset", offset.as_str()),
+        ]
+    );
+    assert_eq!(source.key.as_deref(), Some("card/c-9"));
+    assert_eq!(source.payload, card);
+    // The key held a personal number: masked.
+    let wrong = by("not_allowed", "type");
+    assert_eq!(wrong.key.as_deref(), Some("konbini/************"));
+    assert_eq!(wrong.header("source").as_deref(), Some("konbini"));
+    assert_eq!(wrong.payload, wrong_type);
+    let personal = by("personal_number", "event_id");
+    assert_eq!(personal.key.as_deref(), Some("office/************"));
+    assert_eq!(personal.header("event_id"), None);
+    assert_eq!(personal.header("payload").as_deref(), Some("masked"));
+    // The ingest role's letter: the same headers, but where it was received; keyed as
+    // source topics are.
+    let edge = by("unknown_value", "data.size");
+    let mut names = edge.names();
+    names.extend(["topic", "partition", "offset"]);
+    assert_eq!(names, source.names(), "{letters:?}");
+    assert_eq!(edge.header("position").as_deref(), Some("index 1"));
+    assert_eq!(edge.header("source").as_deref(), Some("office"));
+    assert_eq!(edge.header("event_id").as_deref(), Some("a-bad"));
+    assert_eq!(edge.header("payload").as_deref(), Some("original"));
+    assert_eq!(edge.key.as_deref(), Some("office/a-bad"));
+    assert!(edge.payload.contains("\"A5\""), "{letters:?}");
+
+    export.stop();
+    aggregate.stop();
+    ingest.stop();
+    eprintln!("topic allow test took {:.1?}", started.elapsed());
 }
 
 /// 「用紙」 in Shift_JIS, then a broken JSON: a line a legacy system might produce.
@@ -893,6 +1076,7 @@ const SHIFT_JIS_LINE: &[u8] = b"\x97\x70\x8e\x86 {\"sheets\": ";
 /// One message read back from a topic.
 #[derive(Debug)]
 struct Letter {
+    key: Option<String>,
     payload: String,
     bytes: Vec<u8>,
     headers: Vec<(String, String)>,
@@ -904,6 +1088,11 @@ impl Letter {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
+    }
+
+    /// The header names, in order.
+    fn names(&self) -> Vec<&str> {
+        self.headers.iter().map(|(k, _)| k.as_str()).collect()
     }
 }
 
@@ -938,6 +1127,7 @@ fn read_topic(brokers: &str, topic: &str, want: usize, within: Duration) -> Vec<
                 })
                 .unwrap_or_default();
             out.push(Letter {
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 payload: String::from_utf8_lossy(m.payload().unwrap_or(&[])).into_owned(),
                 bytes: m.payload().unwrap_or(&[]).to_vec(),
                 headers,
