@@ -1608,8 +1608,7 @@ fn read_item(schema: &Schema, allow: Option<&TopicAllow>, raw: &[u8], position: 
     if let Some(r) = refusal {
         // Kept in the `rejected` table like every refused event's text (it passed the
         // guard, so nothing is masked, but one rule holds for all the table's text).
-        item.raw_masked = Some(mieruka_ingest::mask_raw(raw));
-        item.outcome = Err(r);
+        item.refuse(raw, r);
     }
     item
 }

@@ -262,6 +262,7 @@ impl SqliteStore {
                 outcome,
                 raw_masked,
                 source_label,
+                ..
             } = item;
             match outcome {
                 Err(r) => {

@@ -415,8 +415,7 @@ async fn post_events<S: EventSink + 'static>(
             if let Some((field, message)) = refusal {
                 let r = Rejection::at(Reason::NotAllowed, field, message)
                     .with_event_id(Some(&event.id));
-                item.raw_masked = Some(crate::mask_raw(raw));
-                item.outcome = Err(r);
+                item.refuse(raw, r);
             }
         }
         items.push(item);

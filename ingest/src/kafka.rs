@@ -158,21 +158,12 @@ pub fn dead_letter<'a>(
 ) -> DeadLetter<'a> {
     let (payload, kind): (Cow<'a, [u8]>, &str) = match (original, item.raw_masked.as_deref()) {
         // The guard masked something: the masked text, never the bytes.
-        (Some(bytes), Some(masked)) if *masked != *String::from_utf8_lossy(bytes) => {
-            (Cow::Borrowed(masked.as_bytes()), "masked")
-        }
+        (_, Some(masked)) if item.raw_was_masked => (Cow::Borrowed(masked.as_bytes()), "masked"),
         // Nothing needed masking (or the event passed the guard): the bytes as received,
         // even when they are not UTF-8.
         (Some(bytes), _) => (Cow::Borrowed(bytes), "original"),
-        (None, Some(masked)) => (
-            Cow::Borrowed(masked.as_bytes()),
-            if shows_masking(masked) {
-                "masked"
-            } else {
-                "original"
-            },
-        ),
-        (None, None) => (Cow::Borrowed(&[][..]), "masked"),
+        (None, Some(text)) => (Cow::Borrowed(text.as_bytes()), "original"),
+        (None, None) => (Cow::Borrowed(&[][..]), "original"),
     };
     let event_id = rejection
         .event_id
@@ -232,34 +223,6 @@ fn mask_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
     } else {
         Cow::Owned(masked.into_bytes())
     }
-}
-
-/// Whether a text the guard has been through shows that it is not the bytes received:
-/// a run of 12 `*` (grouped or not: what the masker writes over a personal number), the
-/// guard's note that it withheld the text, or a replacement character (bytes that were
-/// not UTF-8). Only for callers that do not have the original bytes to compare with (the
-/// HTTP receiver's items carry the masked text alone); a text that held such a run
-/// already is called `masked`, the safe side.
-fn shows_masking(text: &str) -> bool {
-    if text.contains('\u{FFFD}') || text.starts_with("[withheld") {
-        return true;
-    }
-    // Stars, with at most one separator between two of them (`****-****-****`).
-    let (mut stars, mut after_separator) = (0, false);
-    for c in text.chars() {
-        if c == '*' {
-            stars += 1;
-            after_separator = false;
-            if stars >= 12 {
-                return true;
-            }
-        } else if stars > 0 && !after_separator && !c.is_alphanumeric() {
-            after_separator = true;
-        } else {
-            (stars, after_separator) = (0, false);
-        }
-    }
-    false
 }
 
 /// An [`EventSink`] producing to Kafka (the `ingest` role).
@@ -419,10 +382,12 @@ mod tests {
 
     /// An item refused for `rejection`, received as `raw` at `position` under `label`.
     fn refused(raw: &[u8], position: Position, label: &str, rejection: Rejection) -> Item {
+        let (text, masked) = crate::mask_raw_reporting(raw);
         Item {
             position,
             outcome: Err(rejection),
-            raw_masked: Some(crate::mask_raw(raw)),
+            raw_masked: Some(text),
+            raw_was_masked: masked,
             source_label: label.to_owned(),
         }
     }

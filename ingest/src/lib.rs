@@ -34,11 +34,18 @@ pub const MAX_RAW_KEPT: usize = 64 * 1024;
 /// Decodes one raw event into an [`Item`], masking the raw text when it is rejected.
 pub fn item(schema: &Schema, raw: &[u8], position: Position, source_label: &str) -> Item {
     let outcome = decode(schema, raw).map(std::sync::Arc::new);
-    let raw_masked = outcome.is_err().then(|| mask_raw(raw));
+    let (raw_masked, raw_was_masked) = match outcome {
+        Ok(_) => (None, false),
+        Err(_) => {
+            let (text, masked) = mask_raw_reporting(raw);
+            (Some(text), masked)
+        }
+    };
     Item {
         position,
         outcome,
         raw_masked,
+        raw_was_masked,
         source_label: source_label.to_owned(),
     }
 }
@@ -46,7 +53,14 @@ pub fn item(schema: &Schema, raw: &[u8], position: Position, source_label: &str)
 /// The raw text of a rejected event as it may be kept: every personal number the guard
 /// finds masked ([`guard::mask_raw`]), cut to [`MAX_RAW_KEPT`] bytes.
 pub fn mask_raw(raw: &[u8]) -> String {
+    mask_raw_reporting(raw).0
+}
+
+/// [`mask_raw`], and whether the guard changed anything (the text is then not the bytes
+/// as received).
+pub fn mask_raw_reporting(raw: &[u8]) -> (String, bool) {
     let mut masked = guard::mask_raw(raw);
+    let changed = masked != String::from_utf8_lossy(raw);
     if masked.len() > MAX_RAW_KEPT {
         let mut cut = MAX_RAW_KEPT;
         while !masked.is_char_boundary(cut) {
@@ -56,5 +70,5 @@ pub fn mask_raw(raw: &[u8]) -> String {
         masked.truncate(cut);
         masked.push_str(&format!("… [cut: {total} bytes in all]"));
     }
-    masked
+    (masked, changed)
 }

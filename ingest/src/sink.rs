@@ -47,8 +47,21 @@ pub struct Item {
     pub outcome: Result<Arc<Event>, Rejection>,
     /// The raw text, masked by the guard; kept for rejected events only.
     pub raw_masked: Option<String>,
+    /// Whether the guard changed anything in `raw_masked` (then it is not the bytes as
+    /// received, and only it may leave the process).
+    pub raw_was_masked: bool,
     /// The configured source label for metrics (never taken from request data).
     pub source_label: String,
+}
+
+impl Item {
+    /// Refuses the item for `rejection`, keeping its raw text masked.
+    pub fn refuse(&mut self, raw: &[u8], rejection: Rejection) {
+        let (text, masked) = crate::mask_raw_reporting(raw);
+        self.raw_masked = Some(text);
+        self.raw_was_masked = masked;
+        self.outcome = Err(rejection);
+    }
 }
 
 /// What became of one item.
