@@ -10,9 +10,13 @@
 //! figures are computed from; the tables are its durable copy. Several processes may
 //! share one file (`mieruka import` beside a running `standalone`): each batch starts by
 //! bumping the version row, which takes SQLite's write lock, and a writer that finds the
-//! version moved reloads its ledger before applying.
+//! version moved reloads its ledger before applying. A batch folds into the live ledger
+//! (no copy per batch), so the ledger is marked inconsistent while it does: a batch that
+//! fails, panics or is dropped half-way (an HTTP client that disconnects drops its
+//! handler's future) leaves the mark, and the next access reloads from the database.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -75,9 +79,34 @@ pub struct RejectedRow {
     pub raw: String,
 }
 
+/// The in-memory ledger and which commit it mirrors.
 struct State {
     ledger: Ledger,
+    /// The `meta.version` of the commit the ledger was loaded at or made.
     version: i64,
+    /// Whether `ledger` is exactly the database at `version`. Cleared before a batch
+    /// folds into the ledger, set again only once the batch committed or the ledger was
+    /// reloaded: whatever stops a batch half-way (an error, a panic, its future dropped)
+    /// leaves it cleared, and the next access reloads.
+    consistent: bool,
+}
+
+/// Reloads `state` from the database: the version and the ledger of one commit.
+async fn reload(pool: &SqlitePool, plan: &Plan, state: &mut State) -> Result<(), StoreError> {
+    state.consistent = false;
+    // One read transaction, so another process's commit cannot fall between the two reads.
+    let mut tx = pool.begin().await?;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    let ledger = load_ledger(&mut tx, plan).await?;
+    tx.commit().await?;
+    *state = State {
+        ledger,
+        version,
+        consistent: true,
+    };
+    Ok(())
 }
 
 /// The SQLite store.
@@ -125,16 +154,16 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let mut conn = pool.acquire().await?;
-        let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
-            .fetch_one(&mut *conn)
-            .await?;
-        let ledger = load_ledger(&mut conn, &plan).await?;
-        drop(conn);
+        let mut state = State {
+            ledger: Ledger::default(),
+            version: 0,
+            consistent: false,
+        };
+        reload(&pool, &plan, &mut state).await?;
         Ok(Self {
             pool,
             plan,
-            state: Mutex::new(State { ledger, version }),
+            state: Mutex::new(state),
         })
     }
 
@@ -148,17 +177,16 @@ impl SqliteStore {
         self.with_ledger(Ledger::clone).await
     }
 
-    /// Runs `f` on the current ledger (reloaded first if another process wrote), without
-    /// copying it: how the exporter's snapshot is computed after each batch.
+    /// Runs `f` on the current ledger (reloaded first if another process wrote, or if a
+    /// batch stopped half-way), without copying it: how the exporter's snapshot is
+    /// computed after each batch.
     pub async fn with_ledger<R>(&self, f: impl FnOnce(&Ledger) -> R) -> Result<R, StoreError> {
         let mut state = self.state.lock().await;
-        let mut conn = self.pool.acquire().await?;
         let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
-            .fetch_one(&mut *conn)
+            .fetch_one(&self.pool)
             .await?;
-        if version != state.version {
-            state.ledger = load_ledger(&mut conn, &self.plan).await?;
-            state.version = version;
+        if version != state.version || !state.consistent {
+            reload(&self.pool, &self.plan, &mut state).await?;
         }
         Ok(f(&state.ledger))
     }
@@ -205,7 +233,43 @@ impl SqliteStore {
     /// Makes a batch durable; reports each item's fate in order.
     #[tracing::instrument(skip_all, fields(items = items.len()), err)]
     pub async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, StoreError> {
+        self.submit_batch_hooked(items, std::future::ready(()))
+            .await
+    }
+
+    /// [`SqliteStore::submit_batch`], awaiting `before_commit` once the batch is folded
+    /// into the live ledger and written, before its transaction commits: where a test
+    /// makes a batch panic, or holds it to drop it, while the ledger is ahead of the
+    /// database.
+    #[doc(hidden)]
+    pub async fn submit_batch_hooked(
+        &self,
+        items: Vec<Item>,
+        before_commit: impl Future<Output = ()>,
+    ) -> Result<Vec<Status>, StoreError> {
         let mut state = self.state.lock().await;
+        let result = self.fold_and_commit(&mut state, items, before_commit).await;
+        if result.is_err() {
+            // The transaction rolled back: bring the ledger back to what is committed now
+            // rather than at the next access. Should that fail too, the ledger stays
+            // marked inconsistent and the next access tries again.
+            if let Err(e) = reload(&self.pool, &self.plan, &mut state).await {
+                tracing::warn!(error = %e, "Reloading the ledger after a failed batch failed; the next access retries.");
+            }
+        }
+        result
+    }
+
+    /// One batch's transaction, folding into the live ledger (no copy per batch). The
+    /// ledger is marked inconsistent until the commit: if this stops anywhere before,
+    /// by an error, a panic or a dropped future, the transaction rolls back and the
+    /// mark makes the next access reload the ledger.
+    async fn fold_and_commit(
+        &self,
+        state: &mut State,
+        items: Vec<Item>,
+        before_commit: impl Future<Output = ()>,
+    ) -> Result<Vec<Status>, StoreError> {
         let mut tx = self.pool.begin().await?;
         // The first statement writes, so it takes the write lock before anything is read.
         let version: i64 = sqlx::query_scalar(
@@ -213,33 +277,16 @@ impl SqliteStore {
         )
         .fetch_one(&mut *tx)
         .await?;
-        if version - 1 != state.version {
+        if version - 1 != state.version || !state.consistent {
             state.ledger = load_ledger(&mut tx, &self.plan).await?;
         }
-        // The batch folds into the live ledger (no copy per batch); if anything fails
-        // the transaction rolls back and the ledger is reloaded from what is committed.
-        let result = match self.apply(&mut tx, &mut state.ledger, items).await {
-            Ok(statuses) => tx
-                .commit()
-                .await
-                .map(|()| statuses)
-                .map_err(StoreError::from),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(statuses) => {
-                state.version = version;
-                Ok(statuses)
-            }
-            Err(e) => {
-                let mut conn = self.pool.acquire().await?;
-                state.ledger = load_ledger(&mut conn, &self.plan).await?;
-                state.version = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                Err(e)
-            }
-        }
+        state.consistent = false;
+        let statuses = self.apply(&mut tx, &mut state.ledger, items).await?;
+        before_commit.await;
+        tx.commit().await?;
+        state.version = version;
+        state.consistent = true;
+        Ok(statuses)
     }
 
     async fn apply(

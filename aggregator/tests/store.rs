@@ -4,11 +4,14 @@
 
 mod common;
 
-use mieruka_aggregator::{Engine, SqliteStore};
+use std::sync::Arc;
+
+use mieruka_aggregator::{Engine, Ledger, Plan, SqliteStore};
 use mieruka_ingest::{item, Position, Status};
 use proptest::prelude::*;
+use sqlx::{Connection, SqliteConnection};
 
-use common::{items, plan, raw, rt};
+use common::{engine_of, items, plan, poll_then_drop, raw, rt};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
@@ -88,5 +91,140 @@ fn two_stores_on_one_file_fold_on_top_of_each_other() {
         }
         assert_eq!(&a.ledger().await.unwrap(), engine.ledger());
         assert_eq!(&b.ledger().await.unwrap(), engine.ledger());
+    });
+}
+
+async fn fresh_ledger(db: &std::path::Path, plan: &Arc<Plan>) -> Ledger {
+    let store = SqliteStore::open(db, plan.clone()).await.unwrap();
+    let ledger = store.ledger().await.unwrap();
+    store.close().await;
+    ledger
+}
+
+fn sqlite_url(db: &std::path::Path) -> String {
+    format!("sqlite://{}", db.display())
+}
+
+#[test]
+fn a_batch_that_panics_before_its_commit_leaves_the_ledger_as_the_database_has_it() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("panic.db");
+    let raws = |ids: &[u32]| ids.iter().map(|i| raw(*i)).collect::<Vec<_>>();
+    rt().block_on(async {
+        let store = Arc::new(SqliteStore::open(&db, plan.clone()).await.unwrap());
+        store
+            .submit_batch(items(&plan, &[0, 1, 2, 3, 4]))
+            .await
+            .unwrap();
+        // The batch is folded into the live ledger and written, but not committed, when
+        // it panics.
+        let (s, batch) = (store.clone(), items(&plan, &[10, 11, 12, 13]));
+        let joined = tokio::spawn(async move {
+            s.submit_batch_hooked(batch, async {
+                panic!("a bug between the fold and the commit")
+            })
+            .await
+        })
+        .await;
+        assert!(joined.is_err_and(|e| e.is_panic()));
+        let fresh = fresh_ledger(&db, &plan).await;
+        assert_eq!(&fresh, engine_of(&plan, &raws(&[0, 1, 2, 3, 4])).ledger());
+        assert_eq!(store.ledger().await.unwrap(), fresh);
+        // The store goes on from what is committed.
+        store
+            .submit_batch(items(&plan, &[10, 11, 12, 13]))
+            .await
+            .unwrap();
+        assert_eq!(
+            &store.ledger().await.unwrap(),
+            engine_of(&plan, &raws(&[0, 1, 2, 3, 4, 10, 11, 12, 13])).ledger()
+        );
+    });
+}
+
+#[test]
+fn a_batch_dropped_before_its_commit_leaves_the_ledger_as_the_database_has_it() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dropped.db");
+    let raws = |ids: &[u32]| ids.iter().map(|i| raw(*i)).collect::<Vec<_>>();
+    rt().block_on(async {
+        let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
+        store
+            .submit_batch(items(&plan, &[0, 1, 2, 3, 4]))
+            .await
+            .unwrap();
+        // The batch is folded into the live ledger and written, but not committed, when
+        // its future is dropped (a client that went away).
+        let (reached, wait) = tokio::sync::oneshot::channel();
+        let hold = async {
+            let _ = reached.send(());
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = store.submit_batch_hooked(items(&plan, &[10, 11, 12, 13]), hold) => {
+                panic!("the batch cannot commit past its hook")
+            }
+            _ = wait => {}
+        }
+        let fresh = fresh_ledger(&db, &plan).await;
+        assert_eq!(&fresh, engine_of(&plan, &raws(&[0, 1, 2, 3, 4])).ledger());
+        assert_eq!(store.ledger().await.unwrap(), fresh);
+        store
+            .submit_batch(items(&plan, &[10, 11, 12, 13]))
+            .await
+            .unwrap();
+        assert_eq!(
+            &store.ledger().await.unwrap(),
+            engine_of(&plan, &raws(&[0, 1, 2, 3, 4, 10, 11, 12, 13])).ledger()
+        );
+    });
+}
+
+#[test]
+fn a_batch_dropped_at_any_await_leaves_the_ledger_as_the_database_has_it() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("drop.db");
+    let all: Vec<String> = (0..40).map(raw).collect();
+    rt().block_on(async {
+        let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
+        store
+            .submit_batch(items(&plan, &(0..20).collect::<Vec<_>>()))
+            .await
+            .unwrap();
+        let batch: Vec<u32> = (20..40).collect();
+        // Drop the batch's future after 1, 2, 3, … polls, until one finishes: every
+        // await of a batch is a place where a client can go away. (Where each poll
+        // stops depends on how fast the database answers: a sweep, not a proof.)
+        let mut polls = 1;
+        loop {
+            let done = poll_then_drop(store.submit_batch(items(&plan, &batch)), polls).await;
+            // A dropped transaction rolls back (or its commit lands) on its connection:
+            // take and release the write lock, so the database has settled.
+            let mut conn = SqliteConnection::connect(&sqlite_url(&db)).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            let fresh = fresh_ledger(&db, &plan).await;
+            assert_eq!(
+                store.ledger().await.unwrap(),
+                fresh,
+                "dropped after {polls} polls"
+            );
+            if done.is_some() {
+                break;
+            }
+            polls += 1;
+        }
+        assert!(polls > 5, "the batch finished after {polls} polls");
+        assert_eq!(
+            &store.ledger().await.unwrap(),
+            engine_of(&plan, &all).ledger()
+        );
     });
 }

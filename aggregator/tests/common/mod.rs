@@ -115,3 +115,28 @@ pub fn items(plan: &Plan, ids: &[u32]) -> Vec<mieruka_ingest::Item> {
         })
         .collect()
 }
+
+/// The pure engine over raw events, in order.
+pub fn engine_of<'p>(plan: &'p Plan, raws: &[String]) -> mieruka_aggregator::Engine<'p> {
+    let mut engine = mieruka_aggregator::Engine::new(plan);
+    for r in raws {
+        engine.apply(mieruka_ingest::decode(&plan.schema, r.as_bytes()).unwrap());
+    }
+    engine
+}
+
+/// Polls `fut` at most `polls` times (each time the runtime wakes it), then drops it
+/// unfinished, as a server drops a request's future when its client disconnects. `Some`
+/// with its output when it finished first.
+pub async fn poll_then_drop<F: std::future::Future>(fut: F, polls: usize) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut n = 0;
+    std::future::poll_fn(|cx| {
+        if n == polls {
+            return std::task::Poll::Ready(None);
+        }
+        n += 1;
+        fut.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
