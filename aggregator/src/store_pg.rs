@@ -25,6 +25,11 @@
 //! whatever the interleaving. The one-writer-per-key argument rests on the Kafka keying:
 //! two writers that take the same key at the same instant (two HTTP receivers sharing
 //! one database) could race a void against its original.
+//!
+//! The store keeps no folded state between batches (each attempt folds into a partial
+//! ledger of the rows it locked, dropped with the attempt; readers load the tables), so a
+//! batch that fails, panics or is dropped half-way leaves only a transaction that rolls
+//! back, on a connection that is closed rather than reused (`CloseIfDropped`).
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -33,8 +38,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mieruka_ingest::{EventSink, Item, Position, Reason, Rejection, SinkError, Status, Timestamp};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 use crate::engine::{fold, fold_tracked, BatchLog, EventLog, LogEntry, MemoryLog};
 use crate::fiscal::{Day, FiscalYear};
@@ -431,10 +437,29 @@ impl PgStore {
         positions: &[SourcePosition],
         lookup: Lookup,
     ) -> Result<Vec<Status>, TxError> {
+        let mut conn = CloseIfDropped {
+            conn: self.pool.acquire().await?,
+            ended: false,
+        };
+        let result = self
+            .attempt_on(&mut conn.conn, items, positions, lookup)
+            .await;
+        conn.ended = true;
+        result
+    }
+
+    /// One attempt of a batch, in one transaction on `conn`.
+    async fn attempt_on(
+        &self,
+        conn: &mut PgConnection,
+        items: &[&Item],
+        positions: &[SourcePosition],
+        lookup: Lookup,
+    ) -> Result<Vec<Status>, TxError> {
         let plan = &*self.plan;
         let received_at = now_micros();
         let t0 = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .execute(&mut *tx)
             .await?;
@@ -540,7 +565,7 @@ impl PgStore {
     /// returns them as a partial ledger.
     async fn lock(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         keys: &Keys,
     ) -> Result<Ledger, TxError> {
         let plan = &*self.plan;
@@ -716,7 +741,7 @@ impl PgStore {
     /// became empty), and the batch's `as_of` times.
     async fn write_aggregates(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         keys: &Keys,
         ledger: &Ledger,
     ) -> Result<(), TxError> {
@@ -1032,7 +1057,7 @@ impl<'a> LevelColumns<'a> {
 
 /// Fences the batch's source positions: each stored offset must be the expected one.
 async fn fence(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     positions: &[SourcePosition],
 ) -> Result<(), TxError> {
     let mut sorted: Vec<&SourcePosition> = positions.iter().collect();
@@ -1149,7 +1174,7 @@ impl BatchLog {
     /// pending voids only of sources that have any.
     async fn prefetch_keys(
         &mut self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         items: &[&Item],
         lookup: Lookup,
@@ -1244,7 +1269,7 @@ impl BatchLog {
     /// with the batch's level days locked: no writer can add or void such an event now.
     async fn prefetch_days(
         &mut self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         items: &[&Item],
         level_types: &[String],
@@ -1286,7 +1311,7 @@ impl BatchLog {
     /// [`TxError::Logged`].
     async fn write_pg(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         received_at: i64,
         lookup: Lookup,
@@ -1378,6 +1403,27 @@ impl BatchLog {
     }
 }
 
+/// A batch's pooled connection, closed rather than returned to the pool when the attempt
+/// stops before it ends (its caller went away, as an HTTP client that disconnects drops
+/// its handler's future, or it panicked): sqlx's `COPY` is not cancel-safe, and a
+/// connection dropped in the middle of one answers its next query out of step
+/// ("expected ParseComplete, got CommandComplete"). Closing it ends the session, which
+/// rolls the transaction back. An attempt that ends, even with an error, returns it to
+/// the pool as usual.
+struct CloseIfDropped {
+    conn: PoolConnection<Postgres>,
+    /// Set once the attempt returned.
+    ended: bool,
+}
+
+impl Drop for CloseIfDropped {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// A key of the event log: (`source`, `event_id`).
 type LogKey<'a> = (&'a str, &'a str);
 
@@ -1458,7 +1504,7 @@ impl CopyBinary {
 
 /// Keeps the batch's rejected events, with their Kafka offsets when they came from Kafka.
 async fn write_rejected(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     rejected: &[(&Item, Rejection, String)],
     received_at: i64,
 ) -> Result<(), TxError> {

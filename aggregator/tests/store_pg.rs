@@ -18,7 +18,7 @@ use mieruka_aggregator::{Engine, Plan};
 use mieruka_ingest::{item, Item, Position, Status};
 use proptest::prelude::*;
 
-use common::{items, plan, raw, rt, void_target};
+use common::{items, plan, poll_then_drop, raw, rt, void_target};
 use sqlx::{Connection, PgConnection};
 
 fn admin_url() -> String {
@@ -548,6 +548,58 @@ fn a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate() {
         );
         assert_eq!(store.ledger().await.unwrap(), *engine.ledger());
         assert!(store.rejected(10).await.unwrap().is_empty());
+        store.close().await;
+    });
+}
+
+/// The PostgreSQL store keeps no folded state between batches: a batch dropped at any
+/// await leaves a transaction that rolls back (or a commit that lands whole), and the
+/// tables hold all of the batch or nothing of it.
+#[test]
+fn a_batch_dropped_at_any_await_leaves_all_of_it_or_nothing() {
+    let plan = plan();
+    rt().block_on(async {
+        let db = TestDb::new().await;
+        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        store
+            .submit_batch(items(&plan, &(0..20).collect::<Vec<_>>()))
+            .await
+            .unwrap();
+        let (before, after) = (engine_over(&plan, 0..20), engine_over(&plan, 0..40));
+        let batch: Vec<u32> = (20..40).collect();
+        let mut polls = 1;
+        loop {
+            let done = poll_then_drop(store.submit_batch(items(&plan, &batch)), polls).await;
+            // Wait until no other session is in a transaction: the dropped one has
+            // rolled back or committed.
+            let mut conn = PgConnection::connect(&db.url).await.unwrap();
+            for _ in 0..500 {
+                let busy: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                     AND (state = 'active' OR state LIKE 'idle in transaction%')",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                if busy == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            conn.close().await.unwrap();
+            let ledger = store.ledger().await.unwrap();
+            assert!(
+                ledger == *before.ledger() || ledger == *after.ledger(),
+                "dropped after {polls} polls: part of the batch is in the tables"
+            );
+            if done.is_some() {
+                break;
+            }
+            polls += 1;
+        }
+        assert!(polls > 5, "the batch finished after {polls} polls");
+        assert_eq!(store.ledger().await.unwrap(), *after.ledger());
         store.close().await;
     });
 }
