@@ -14,6 +14,9 @@
 //! (no copy per batch), so the ledger is marked inconsistent while it does: a batch that
 //! fails, panics or is dropped half-way (an HTTP client that disconnects drops its
 //! handler's future) leaves the mark, and the next access reloads from the database.
+//!
+//! Summed amounts (flows, level deltas, snapshots) are i128 and kept as decimal text: an
+//! i128 does not fit SQLite's 64-bit INTEGER (see `migrations/sqlite/0002_wide_sums.sql`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -23,7 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mieruka_ingest::{EventSink, Item, Reason, Rejection, SinkError, Status, Timestamp};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
@@ -51,6 +56,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// A stored aggregate is not what this store writes (the file was edited by hand or
+    /// damaged): an operator must look.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
 }
 
 impl From<StoreError> for SinkError {
@@ -107,6 +116,12 @@ async fn reload(pool: &SqlitePool, plan: &Plan, state: &mut State) -> Result<(),
         consistent: true,
     };
     Ok(())
+}
+
+/// A summed amount as the stores keep it (decimal text), back to an i128.
+pub(crate) fn parse_amount(column: &str, text: &str) -> Result<i128, String> {
+    text.parse()
+        .map_err(|_| format!("{column} holds {text:?}, which is not a decimal integer within i128"))
 }
 
 /// The SQLite store.
@@ -540,9 +555,14 @@ async fn write_aggregates(
         let mut qb: QueryBuilder<Sqlite> =
             QueryBuilder::new("INSERT INTO flows (measure, day, amount) ");
         qb.push_values(chunk, |mut b, (m, d)| {
-            b.push_bind(mid(*m))
-                .push_bind(d.0)
-                .push_bind(ledger.flows.get(&(*m, *d)).copied().unwrap_or(0));
+            b.push_bind(mid(*m)).push_bind(d.0).push_bind(
+                ledger
+                    .flows
+                    .get(&(*m, *d))
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string(),
+            );
         });
         qb.push(" ON CONFLICT (measure, day) DO UPDATE SET amount = excluded.amount");
         qb.build().execute(&mut **tx).await?;
@@ -577,13 +597,13 @@ async fn write_aggregates(
             let s = l.snapshot.as_ref();
             b.push_bind(mid(*m))
                 .push_bind(d.0)
-                .push_bind(l.delta)
+                .push_bind(l.delta.to_string())
                 .push_bind(s.map(|s| s.at.micros()))
                 .push_bind(s.map(|s| s.id.to_string()))
-                .push_bind(s.map(|s| s.value))
-                .push_bind(s.map(|s| s.after))
+                .push_bind(s.map(|s| s.value.to_string()))
+                .push_bind(s.map(|s| s.after.to_string()))
                 .push_bind(l.opening.as_ref().map(|o| o.0.to_string()))
-                .push_bind(l.opening.as_ref().map(|o| o.1));
+                .push_bind(l.opening.as_ref().map(|o| o.1.to_string()));
         });
         qb.push(
             " ON CONFLICT (measure, day) DO UPDATE SET delta = excluded.delta, snap_at = excluded.snap_at, \
@@ -610,8 +630,9 @@ async fn write_aggregates(
         qb.push(" ON CONFLICT (kpi, day, stage) DO UPDATE SET n = excluded.n");
         qb.build().execute(&mut **tx).await?;
     }
-    // Zero rows carry nothing: drop them so the tables mirror the ledger exactly.
-    sqlx::query("DELETE FROM flows WHERE amount = 0")
+    // Zero rows carry nothing: drop them so the tables mirror the ledger exactly (amounts
+    // are text: zero is written "0").
+    sqlx::query("DELETE FROM flows WHERE amount = '0'")
         .execute(&mut **tx)
         .await?;
     sqlx::query("DELETE FROM distinct_values WHERE n <= 0")
@@ -621,7 +642,7 @@ async fn write_aggregates(
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-        "DELETE FROM level_days WHERE delta = 0 AND snap_at IS NULL AND opening_id IS NULL",
+        "DELETE FROM level_days WHERE delta = '0' AND snap_at IS NULL AND opening_id IS NULL",
     )
     .execute(&mut **tx)
     .await?;
@@ -661,7 +682,8 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
         .await?
     {
         if let Some(&m) = measure.get(r.get::<&str, _>(0)) {
-            ledger.flows.insert((m, Day(r.get(1))), r.get(2));
+            let amount = amount(&r, 2, "flows.amount")?;
+            ledger.flows.insert((m, Day(r.get(1))), amount);
         }
     }
     for r in sqlx::query("SELECT measure, fiscal_year, value, n FROM distinct_values")
@@ -687,16 +709,20 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
                 (Some(at), Some(id)) => Some(Snapshot {
                     at: Timestamp::from_micros(at),
                     id: id.into(),
-                    value: r.get::<Option<i64>, _>(5).unwrap_or(0),
-                    after: r.get::<Option<i64>, _>(6).unwrap_or(0),
+                    value: optional_amount(&r, 5, "level_days.snap_value")?.unwrap_or(0),
+                    after: optional_amount(&r, 6, "level_days.snap_after")?.unwrap_or(0),
                 }),
                 _ => None,
             };
-            let opening = match (r.get::<Option<String>, _>(7), r.get::<Option<i64>, _>(8)) {
+            let opening = match (
+                r.get::<Option<String>, _>(7),
+                optional_amount(&r, 8, "level_days.opening_value")?,
+            ) {
                 (Some(id), Some(v)) => Some((id.into(), v)),
                 _ => None,
             };
-            ledger.levels.insert((m, Day(r.get(1))), LevelDay { delta: r.get(2), snapshot, opening });
+            let delta = amount(&r, 2, "level_days.delta")?;
+            ledger.levels.insert((m, Day(r.get(1))), LevelDay { delta, snapshot, opening });
         }
     }
     for r in sqlx::query("SELECT kpi, day, stage, n FROM stages")
@@ -730,4 +756,16 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
         }
     }
     Ok(ledger)
+}
+
+/// A summed amount of a row (decimal text).
+fn amount(r: &SqliteRow, ix: usize, column: &str) -> Result<i128, StoreError> {
+    parse_amount(column, r.try_get(ix)?).map_err(StoreError::Corrupt)
+}
+
+/// A summed amount of a row that may be NULL.
+fn optional_amount(r: &SqliteRow, ix: usize, column: &str) -> Result<Option<i128>, StoreError> {
+    r.try_get::<Option<&str>, _>(ix)?
+        .map(|t| parse_amount(column, t).map_err(StoreError::Corrupt))
+        .transpose()
 }
