@@ -280,7 +280,7 @@ async fn run(
     let (certs, apps) = (measure("certificates_all")?, measure("applications_all")?);
     let (cert_sum, app_sum) = store
         .with_ledger(|l| {
-            let sum = |m: usize| -> i64 {
+            let sum = |m: usize| -> i128 {
                 l.flows
                     .iter()
                     .filter(|((k, _), _)| *k == m)
@@ -293,14 +293,14 @@ async fn run(
     let rejected = store.rejected(5).await?;
     store.close().await;
     let mut problems = String::new();
-    if cert_sum != produced.certificates {
+    if cert_sum != i128::from(produced.certificates) {
         let _ = write!(
             problems,
             " certificates_all {cert_sum} ≠ {} expected;",
             produced.certificates
         );
     }
-    if app_sum != produced.applications {
+    if app_sum != i128::from(produced.applications) {
         let _ = write!(
             problems,
             " applications_all {app_sum} ≠ {} expected;",

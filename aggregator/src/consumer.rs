@@ -1393,7 +1393,7 @@ fn classify(result: Result<Vec<Status>, PgError>) -> Result<Vec<Status>, Attempt
         Err(e @ (PgError::Database(_) | PgError::Contention { .. })) => {
             Err(AttemptError::Transient(e.to_string()))
         }
-        Err(e @ (PgError::Migrate(_) | PgError::Inconsistent(_))) => {
+        Err(e @ (PgError::Migrate(_) | PgError::Inconsistent(_) | PgError::Corrupt(_))) => {
             Err(AttemptError::Fatal(e.into()))
         }
     }

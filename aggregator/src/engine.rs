@@ -60,7 +60,7 @@ pub fn deltas_since<L: EventLog + ?Sized>(
     measure: usize,
     day: Day,
     at: Timestamp,
-) -> i64 {
+) -> i128 {
     log.events_on(day)
         .into_iter()
         .flat_map(|e| effects(plan, e))

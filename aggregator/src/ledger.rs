@@ -4,6 +4,10 @@
 //! Its size grows with measures × days × dimensions, never with the number of events:
 //! flows are summed per day, levels keep per day the sum of their deltas and the day's
 //! latest snapshot, distinct counts keep their values per fiscal year.
+//!
+//! Amounts are i128: one event's value is an i64 (whatever bounds a plan declares), and
+//! a sum of fewer than 2^64 of them cannot overflow an i128, so no accepted history can
+//! falsify a figure by wrapping or panicking. Counts of events stay i64.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +23,7 @@ pub enum Effect {
     Flow {
         measure: usize,
         day: Day,
-        amount: i64,
+        amount: i128,
     },
     /// Counts a value of a distinct measure in a fiscal year.
     Distinct {
@@ -31,14 +35,15 @@ pub enum Effect {
     Delta {
         measure: usize,
         at: Timestamp,
-        amount: i64,
+        /// Already negated for a decrease: i128, as −i64::MIN is no i64.
+        amount: i128,
     },
     /// Resets a level at an instant.
     Reset {
         measure: usize,
         at: Timestamp,
         id: Box<str>,
-        value: i64,
+        value: i128,
     },
     /// Reaches a milestone stage.
     Stage { kpi: usize, day: Day, stage: u16 },
@@ -52,28 +57,28 @@ pub struct Snapshot {
     /// Its event id: breaks ties between snapshots of one instant (the greater wins).
     pub id: Box<str>,
     /// The absolute figure.
-    pub value: i64,
+    pub value: i128,
     /// Sum of that day's deltas at or after `at`.
-    pub after: i64,
+    pub after: i128,
 }
 
 /// One day of a level.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LevelDay {
     /// Sum of every delta of the day.
-    pub delta: i64,
+    pub delta: i128,
     /// The day's latest snapshot.
     pub snapshot: Option<Snapshot>,
     /// A snapshot taken at exactly 00:00 of the day: the opening value of a fiscal year
     /// when the day is April 1.
-    pub opening: Option<(Box<str>, i64)>,
+    pub opening: Option<(Box<str>, i128)>,
 }
 
 /// The aggregates of a plan's measures.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ledger {
     /// Flow amounts per (measure, day).
-    pub flows: BTreeMap<(usize, Day), i64>,
+    pub flows: BTreeMap<(usize, Day), i128>,
     /// Distinct values per (measure, year), with how many live events carry each.
     pub distinct: HashMap<(usize, FiscalYear), HashMap<Box<str>, i64>>,
     /// Level days per (measure, day).
@@ -99,7 +104,7 @@ pub fn effects(plan: &Plan, event: &Event) -> Vec<Effect> {
         let amount = match route.field {
             None => 1,
             Some(ix) => match event.data.get(ix) {
-                Some(Value::Int(v) | Value::Fixed(v)) => *v,
+                Some(Value::Int(v) | Value::Fixed(v)) => i128::from(*v),
                 Some(Value::Id(v)) if route.op == Op::Distinct => {
                     out.push(Effect::Distinct {
                         measure: route.measure,
@@ -180,8 +185,9 @@ impl Ledger {
         &mut self,
         effect: &Effect,
         sign: i64,
-        deltas_since: &mut dyn FnMut(usize, Day, Timestamp) -> i64,
+        deltas_since: &mut dyn FnMut(usize, Day, Timestamp) -> i128,
     ) {
+        let signed = |amount: &i128| i128::from(sign) * amount;
         match effect {
             Effect::Flow {
                 measure,
@@ -189,7 +195,7 @@ impl Ledger {
                 amount,
             } => {
                 let v = self.flows.entry((*measure, *day)).or_default();
-                *v += sign * amount;
+                *v += signed(amount);
                 if *v == 0 {
                     self.flows.remove(&(*measure, *day));
                 }
@@ -216,9 +222,9 @@ impl Ledger {
             } => {
                 let key = (*measure, Day::of(*at));
                 let day = self.levels.entry(key).or_default();
-                day.delta += sign * amount;
+                day.delta += signed(amount);
                 if let Some(s) = day.snapshot.as_mut().filter(|s| *at >= s.at) {
-                    s.after += sign * amount;
+                    s.after += signed(amount);
                 }
                 // A day whose deltas cancel out and that has no snapshot says nothing
                 // about the stock; dropping it keeps the ledger independent of order.
@@ -273,7 +279,7 @@ impl Ledger {
     }
 
     /// A flow's total over days `from..=to`.
-    pub fn flow_sum(&self, measure: usize, from: Day, to: Day) -> i64 {
+    pub fn flow_sum(&self, measure: usize, from: Day, to: Day) -> i128 {
         if to < from {
             return 0;
         }
@@ -292,9 +298,9 @@ impl Ledger {
 
     /// A level at the end of `day`: its value, and whether a snapshot stands behind it.
     /// `None` when nothing has touched the level by then.
-    pub fn level_at(&self, measure: usize, day: Day) -> Option<(i64, bool)> {
+    pub fn level_at(&self, measure: usize, day: Day) -> Option<(i128, bool)> {
         let range = self.levels.range((measure, Day(i32::MIN))..=(measure, day));
-        let mut sum = 0;
+        let mut sum: i128 = 0;
         let mut any = false;
         for (_, d) in range.rev() {
             any = true;
@@ -308,7 +314,7 @@ impl Ledger {
 
     /// A level at the start of a fiscal year (its opening snapshot, or the end of the
     /// previous day), when a snapshot stands behind it.
-    pub fn level_at_start(&self, measure: usize, year: FiscalYear) -> Option<i64> {
+    pub fn level_at_start(&self, measure: usize, year: FiscalYear) -> Option<i128> {
         let first = year.first_day();
         if let Some((_, v)) = self
             .levels

@@ -10,16 +10,25 @@
 //! figures are computed from; the tables are its durable copy. Several processes may
 //! share one file (`mieruka import` beside a running `standalone`): each batch starts by
 //! bumping the version row, which takes SQLite's write lock, and a writer that finds the
-//! version moved reloads its ledger before applying.
+//! version moved reloads its ledger before applying. A batch folds into the live ledger
+//! (no copy per batch), so the ledger is marked inconsistent while it does: a batch that
+//! fails, panics or is dropped half-way (an HTTP client that disconnects drops its
+//! handler's future) leaves the mark, and the next access reloads from the database.
+//!
+//! Summed amounts (flows, level deltas, snapshots) are i128 and kept as decimal text: an
+//! i128 does not fit SQLite's 64-bit INTEGER (see `migrations/sqlite/0002_wide_sums.sql`).
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mieruka_ingest::{EventSink, Item, Reason, Rejection, SinkError, Status, Timestamp};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
@@ -47,6 +56,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// A stored aggregate is not what this store writes (the file was edited by hand or
+    /// damaged): an operator must look.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
 }
 
 impl From<StoreError> for SinkError {
@@ -75,9 +88,40 @@ pub struct RejectedRow {
     pub raw: String,
 }
 
+/// The in-memory ledger and which commit it mirrors.
 struct State {
     ledger: Ledger,
+    /// The `meta.version` of the commit the ledger was loaded at or made.
     version: i64,
+    /// Whether `ledger` is exactly the database at `version`. Cleared before a batch
+    /// folds into the ledger, set again only once the batch committed or the ledger was
+    /// reloaded: whatever stops a batch half-way (an error, a panic, its future dropped)
+    /// leaves it cleared, and the next access reloads.
+    consistent: bool,
+}
+
+/// Reloads `state` from the database: the version and the ledger of one commit.
+async fn reload(pool: &SqlitePool, plan: &Plan, state: &mut State) -> Result<(), StoreError> {
+    state.consistent = false;
+    // One read transaction, so another process's commit cannot fall between the two reads.
+    let mut tx = pool.begin().await?;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    let ledger = load_ledger(&mut tx, plan).await?;
+    tx.commit().await?;
+    *state = State {
+        ledger,
+        version,
+        consistent: true,
+    };
+    Ok(())
+}
+
+/// A summed amount as the stores keep it (decimal text), back to an i128.
+pub(crate) fn parse_amount(column: &str, text: &str) -> Result<i128, String> {
+    text.parse()
+        .map_err(|_| format!("{column} holds {text:?}, which is not a decimal integer within i128"))
 }
 
 /// The SQLite store.
@@ -125,16 +169,16 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let mut conn = pool.acquire().await?;
-        let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
-            .fetch_one(&mut *conn)
-            .await?;
-        let ledger = load_ledger(&mut conn, &plan).await?;
-        drop(conn);
+        let mut state = State {
+            ledger: Ledger::default(),
+            version: 0,
+            consistent: false,
+        };
+        reload(&pool, &plan, &mut state).await?;
         Ok(Self {
             pool,
             plan,
-            state: Mutex::new(State { ledger, version }),
+            state: Mutex::new(state),
         })
     }
 
@@ -148,17 +192,16 @@ impl SqliteStore {
         self.with_ledger(Ledger::clone).await
     }
 
-    /// Runs `f` on the current ledger (reloaded first if another process wrote), without
-    /// copying it: how the exporter's snapshot is computed after each batch.
+    /// Runs `f` on the current ledger (reloaded first if another process wrote, or if a
+    /// batch stopped half-way), without copying it: how the exporter's snapshot is
+    /// computed after each batch.
     pub async fn with_ledger<R>(&self, f: impl FnOnce(&Ledger) -> R) -> Result<R, StoreError> {
         let mut state = self.state.lock().await;
-        let mut conn = self.pool.acquire().await?;
         let version: i64 = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
-            .fetch_one(&mut *conn)
+            .fetch_one(&self.pool)
             .await?;
-        if version != state.version {
-            state.ledger = load_ledger(&mut conn, &self.plan).await?;
-            state.version = version;
+        if version != state.version || !state.consistent {
+            reload(&self.pool, &self.plan, &mut state).await?;
         }
         Ok(f(&state.ledger))
     }
@@ -205,7 +248,43 @@ impl SqliteStore {
     /// Makes a batch durable; reports each item's fate in order.
     #[tracing::instrument(skip_all, fields(items = items.len()), err)]
     pub async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, StoreError> {
+        self.submit_batch_hooked(items, std::future::ready(()))
+            .await
+    }
+
+    /// [`SqliteStore::submit_batch`], awaiting `before_commit` once the batch is folded
+    /// into the live ledger and written, before its transaction commits: where a test
+    /// makes a batch panic, or holds it to drop it, while the ledger is ahead of the
+    /// database.
+    #[doc(hidden)]
+    pub async fn submit_batch_hooked(
+        &self,
+        items: Vec<Item>,
+        before_commit: impl Future<Output = ()>,
+    ) -> Result<Vec<Status>, StoreError> {
         let mut state = self.state.lock().await;
+        let result = self.fold_and_commit(&mut state, items, before_commit).await;
+        if result.is_err() {
+            // The transaction rolled back: bring the ledger back to what is committed now
+            // rather than at the next access. Should that fail too, the ledger stays
+            // marked inconsistent and the next access tries again.
+            if let Err(e) = reload(&self.pool, &self.plan, &mut state).await {
+                tracing::warn!(error = %e, "Reloading the ledger after a failed batch failed; the next access retries.");
+            }
+        }
+        result
+    }
+
+    /// One batch's transaction, folding into the live ledger (no copy per batch). The
+    /// ledger is marked inconsistent until the commit: if this stops anywhere before,
+    /// by an error, a panic or a dropped future, the transaction rolls back and the
+    /// mark makes the next access reload the ledger.
+    async fn fold_and_commit(
+        &self,
+        state: &mut State,
+        items: Vec<Item>,
+        before_commit: impl Future<Output = ()>,
+    ) -> Result<Vec<Status>, StoreError> {
         let mut tx = self.pool.begin().await?;
         // The first statement writes, so it takes the write lock before anything is read.
         let version: i64 = sqlx::query_scalar(
@@ -213,33 +292,16 @@ impl SqliteStore {
         )
         .fetch_one(&mut *tx)
         .await?;
-        if version - 1 != state.version {
+        if version - 1 != state.version || !state.consistent {
             state.ledger = load_ledger(&mut tx, &self.plan).await?;
         }
-        // The batch folds into the live ledger (no copy per batch); if anything fails
-        // the transaction rolls back and the ledger is reloaded from what is committed.
-        let result = match self.apply(&mut tx, &mut state.ledger, items).await {
-            Ok(statuses) => tx
-                .commit()
-                .await
-                .map(|()| statuses)
-                .map_err(StoreError::from),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(statuses) => {
-                state.version = version;
-                Ok(statuses)
-            }
-            Err(e) => {
-                let mut conn = self.pool.acquire().await?;
-                state.ledger = load_ledger(&mut conn, &self.plan).await?;
-                state.version = sqlx::query_scalar("SELECT version FROM meta WHERE id = 1")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                Err(e)
-            }
-        }
+        state.consistent = false;
+        let statuses = self.apply(&mut tx, &mut state.ledger, items).await?;
+        before_commit.await;
+        tx.commit().await?;
+        state.version = version;
+        state.consistent = true;
+        Ok(statuses)
     }
 
     async fn apply(
@@ -494,9 +556,14 @@ async fn write_aggregates(
         let mut qb: QueryBuilder<Sqlite> =
             QueryBuilder::new("INSERT INTO flows (measure, day, amount) ");
         qb.push_values(chunk, |mut b, (m, d)| {
-            b.push_bind(mid(*m))
-                .push_bind(d.0)
-                .push_bind(ledger.flows.get(&(*m, *d)).copied().unwrap_or(0));
+            b.push_bind(mid(*m)).push_bind(d.0).push_bind(
+                ledger
+                    .flows
+                    .get(&(*m, *d))
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string(),
+            );
         });
         qb.push(" ON CONFLICT (measure, day) DO UPDATE SET amount = excluded.amount");
         qb.build().execute(&mut **tx).await?;
@@ -531,13 +598,13 @@ async fn write_aggregates(
             let s = l.snapshot.as_ref();
             b.push_bind(mid(*m))
                 .push_bind(d.0)
-                .push_bind(l.delta)
+                .push_bind(l.delta.to_string())
                 .push_bind(s.map(|s| s.at.micros()))
                 .push_bind(s.map(|s| s.id.to_string()))
-                .push_bind(s.map(|s| s.value))
-                .push_bind(s.map(|s| s.after))
+                .push_bind(s.map(|s| s.value.to_string()))
+                .push_bind(s.map(|s| s.after.to_string()))
                 .push_bind(l.opening.as_ref().map(|o| o.0.to_string()))
-                .push_bind(l.opening.as_ref().map(|o| o.1));
+                .push_bind(l.opening.as_ref().map(|o| o.1.to_string()));
         });
         qb.push(
             " ON CONFLICT (measure, day) DO UPDATE SET delta = excluded.delta, snap_at = excluded.snap_at, \
@@ -564,8 +631,9 @@ async fn write_aggregates(
         qb.push(" ON CONFLICT (kpi, day, stage) DO UPDATE SET n = excluded.n");
         qb.build().execute(&mut **tx).await?;
     }
-    // Zero rows carry nothing: drop them so the tables mirror the ledger exactly.
-    sqlx::query("DELETE FROM flows WHERE amount = 0")
+    // Zero rows carry nothing: drop them so the tables mirror the ledger exactly (amounts
+    // are text: zero is written "0").
+    sqlx::query("DELETE FROM flows WHERE amount = '0'")
         .execute(&mut **tx)
         .await?;
     sqlx::query("DELETE FROM distinct_values WHERE n <= 0")
@@ -575,7 +643,7 @@ async fn write_aggregates(
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-        "DELETE FROM level_days WHERE delta = 0 AND snap_at IS NULL AND opening_id IS NULL",
+        "DELETE FROM level_days WHERE delta = '0' AND snap_at IS NULL AND opening_id IS NULL",
     )
     .execute(&mut **tx)
     .await?;
@@ -615,7 +683,8 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
         .await?
     {
         if let Some(&m) = measure.get(r.get::<&str, _>(0)) {
-            ledger.flows.insert((m, Day(r.get(1))), r.get(2));
+            let amount = amount(&r, 2, "flows.amount")?;
+            ledger.flows.insert((m, Day(r.get(1))), amount);
         }
     }
     for r in sqlx::query("SELECT measure, fiscal_year, value, n FROM distinct_values")
@@ -641,16 +710,20 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
                 (Some(at), Some(id)) => Some(Snapshot {
                     at: Timestamp::from_micros(at),
                     id: id.into(),
-                    value: r.get::<Option<i64>, _>(5).unwrap_or(0),
-                    after: r.get::<Option<i64>, _>(6).unwrap_or(0),
+                    value: optional_amount(&r, 5, "level_days.snap_value")?.unwrap_or(0),
+                    after: optional_amount(&r, 6, "level_days.snap_after")?.unwrap_or(0),
                 }),
                 _ => None,
             };
-            let opening = match (r.get::<Option<String>, _>(7), r.get::<Option<i64>, _>(8)) {
+            let opening = match (
+                r.get::<Option<String>, _>(7),
+                optional_amount(&r, 8, "level_days.opening_value")?,
+            ) {
                 (Some(id), Some(v)) => Some((id.into(), v)),
                 _ => None,
             };
-            ledger.levels.insert((m, Day(r.get(1))), LevelDay { delta: r.get(2), snapshot, opening });
+            let delta = amount(&r, 2, "level_days.delta")?;
+            ledger.levels.insert((m, Day(r.get(1))), LevelDay { delta, snapshot, opening });
         }
     }
     for r in sqlx::query("SELECT kpi, day, stage, n FROM stages")
@@ -684,4 +757,16 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
         }
     }
     Ok(ledger)
+}
+
+/// A summed amount of a row (decimal text).
+fn amount(r: &SqliteRow, ix: usize, column: &str) -> Result<i128, StoreError> {
+    parse_amount(column, r.try_get(ix)?).map_err(StoreError::Corrupt)
+}
+
+/// A summed amount of a row that may be NULL.
+fn optional_amount(r: &SqliteRow, ix: usize, column: &str) -> Result<Option<i128>, StoreError> {
+    r.try_get::<Option<&str>, _>(ix)?
+        .map(|t| parse_amount(column, t).map_err(StoreError::Corrupt))
+        .transpose()
 }

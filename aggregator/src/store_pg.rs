@@ -25,6 +25,14 @@
 //! whatever the interleaving. The one-writer-per-key argument rests on the Kafka keying:
 //! two writers that take the same key at the same instant (two HTTP receivers sharing
 //! one database) could race a void against its original.
+//!
+//! The store keeps no folded state between batches (each attempt folds into a partial
+//! ledger of the rows it locked, dropped with the attempt; readers load the tables), so a
+//! batch that fails, panics or is dropped half-way leaves only a transaction that rolls
+//! back, on a connection that is closed rather than reused (`CloseIfDropped`).
+//!
+//! Summed amounts are i128, in NUMERIC(39, 0) columns read and written as decimal text
+//! (see `migrations/postgres/0004_wide_sums.sql`).
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -33,14 +41,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mieruka_ingest::{EventSink, Item, Position, Reason, Rejection, SinkError, Status, Timestamp};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 use crate::engine::{fold, fold_tracked, BatchLog, EventLog, LogEntry, MemoryLog};
 use crate::fiscal::{Day, FiscalYear};
 use crate::ledger::{Effect, Ledger, LevelDay, Snapshot};
 use crate::plan::{MeasureKind, Op, Plan};
-use crate::store::RejectedRow;
+use crate::store::{parse_amount, RejectedRow};
 
 /// The channel notified (on commit) after every committed batch.
 pub const NOTIFY_CHANNEL: &str = "mieruka_committed";
@@ -76,6 +85,10 @@ pub enum PgError {
     /// committed.
     #[error("internal inconsistency, batch not committed: {0}")]
     Inconsistent(String),
+    /// A stored aggregate is not what this store writes (edited by hand or damaged): an
+    /// operator must look.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
     /// The batch kept losing races against other replicas (deadlocks, concurrent deletes).
     #[error("gave up after {attempts} attempts against concurrent writers: {reason}")]
     Contention {
@@ -94,9 +107,10 @@ impl From<PgError> for SinkError {
             }
             // Fenced: retrying cannot help; the consumer must drop the partition (and
             // seek anew from `positions()` if it is assigned again).
-            PgError::Fenced { .. } | PgError::Migrate(_) | PgError::Inconsistent(_) => {
-                SinkError::Fatal(e.to_string())
-            }
+            PgError::Fenced { .. }
+            | PgError::Migrate(_)
+            | PgError::Inconsistent(_)
+            | PgError::Corrupt(_) => SinkError::Fatal(e.to_string()),
         }
     }
 }
@@ -431,10 +445,29 @@ impl PgStore {
         positions: &[SourcePosition],
         lookup: Lookup,
     ) -> Result<Vec<Status>, TxError> {
+        let mut conn = CloseIfDropped {
+            conn: self.pool.acquire().await?,
+            ended: false,
+        };
+        let result = self
+            .attempt_on(&mut conn.conn, items, positions, lookup)
+            .await;
+        conn.ended = true;
+        result
+    }
+
+    /// One attempt of a batch, in one transaction on `conn`.
+    async fn attempt_on(
+        &self,
+        conn: &mut PgConnection,
+        items: &[&Item],
+        positions: &[SourcePosition],
+        lookup: Lookup,
+    ) -> Result<Vec<Status>, TxError> {
         let plan = &*self.plan;
         let received_at = now_micros();
         let t0 = std::time::Instant::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .execute(&mut *tx)
             .await?;
@@ -540,7 +573,7 @@ impl PgStore {
     /// returns them as a partial ledger.
     async fn lock(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         keys: &Keys,
     ) -> Result<Ledger, TxError> {
         let plan = &*self.plan;
@@ -561,7 +594,7 @@ impl PgStore {
             .execute(&mut **tx)
             .await?;
             let rows = sqlx::query(
-                "SELECT measure, day, amount FROM flows \
+                "SELECT measure, day, amount::text FROM flows \
                  WHERE (measure, day) IN (SELECT m, d FROM UNNEST($1::text[], $2::int4[]) AS k(m, d)) \
                  ORDER BY measure, day FOR UPDATE OF flows",
             )
@@ -573,7 +606,7 @@ impl PgStore {
                 return Err(lost());
             }
             for r in rows {
-                let amount: i64 = r.get(2);
+                let amount = amount(&r, 2, "flows.amount").map_err(TxError::Fail)?;
                 if let (Some(&m), true) = (self.ids.measure.get(r.get::<&str, _>(0)), amount != 0) {
                     ledger.flows.insert((m, Day(r.get(1))), amount);
                 }
@@ -633,12 +666,11 @@ impl PgStore {
             .bind(&d)
             .execute(&mut **tx)
             .await?;
-            let rows = sqlx::query(
-                "SELECT measure, day, delta, snap_at, snap_id, snap_value, snap_after, \
-                 opening_id, opening_value FROM level_days \
+            let rows = sqlx::query(&format!(
+                "SELECT {LEVEL_DAY} FROM level_days \
                  WHERE (measure, day) IN (SELECT m, d FROM UNNEST($1::text[], $2::int4[]) AS k(m, d)) \
-                 ORDER BY measure, day FOR UPDATE OF level_days",
-            )
+                 ORDER BY measure, day FOR UPDATE OF level_days"
+            ))
             .bind(&m)
             .bind(&d)
             .fetch_all(&mut **tx)
@@ -648,7 +680,7 @@ impl PgStore {
             }
             for r in rows {
                 if let Some(&m) = self.ids.measure.get(r.get::<&str, _>(0)) {
-                    let day = level_day(&r);
+                    let day = level_day(&r).map_err(TxError::Fail)?;
                     if day != LevelDay::default() {
                         ledger.levels.insert((m, Day(r.get(1))), day);
                     }
@@ -716,7 +748,7 @@ impl PgStore {
     /// became empty), and the batch's `as_of` times.
     async fn write_aggregates(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         keys: &Keys,
         ledger: &Ledger,
     ) -> Result<(), TxError> {
@@ -729,7 +761,7 @@ impl PgStore {
                 Some(&a) if a != 0 => {
                     um.push(mid(*m));
                     ud.push(d.0);
-                    ua.push(a);
+                    ua.push(a.to_string());
                 }
                 _ => {
                     dm.push(mid(*m));
@@ -740,7 +772,7 @@ impl PgStore {
         if !um.is_empty() {
             sqlx::query(
                 "INSERT INTO flows (measure, day, amount) \
-                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::int8[]) \
+                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[]::numeric[]) \
                  ON CONFLICT (measure, day) DO UPDATE SET amount = excluded.amount",
             )
             .bind(&um)
@@ -820,8 +852,9 @@ impl PgStore {
             sqlx::query(
                 "INSERT INTO level_days (measure, day, delta, snap_at, snap_id, snap_value, \
                  snap_after, opening_id, opening_value) \
-                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::int8[], $4::int8[], $5::text[], \
-                 $6::int8[], $7::int8[], $8::text[], $9::int8[]) \
+                 SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[]::numeric[], $4::int8[], \
+                 $5::text[], $6::text[]::numeric[], $7::text[]::numeric[], $8::text[], \
+                 $9::text[]::numeric[]) \
                  ON CONFLICT (measure, day) DO UPDATE SET delta = excluded.delta, \
                  snap_at = excluded.snap_at, snap_id = excluded.snap_id, \
                  snap_value = excluded.snap_value, snap_after = excluded.snap_after, \
@@ -917,12 +950,14 @@ impl PgStore {
         let plan = &*self.plan;
         let ids = &self.ids;
         let mut ledger = Ledger::default();
-        for r in sqlx::query("SELECT measure, day, amount FROM flows WHERE amount <> 0")
+        for r in sqlx::query("SELECT measure, day, amount::text FROM flows WHERE amount <> 0")
             .fetch_all(&mut *conn)
             .await?
         {
             if let Some(&m) = ids.measure.get(r.get::<&str, _>(0)) {
-                ledger.flows.insert((m, Day(r.get(1))), r.get(2));
+                ledger
+                    .flows
+                    .insert((m, Day(r.get(1))), amount(&r, 2, "flows.amount")?);
             }
         }
         for r in
@@ -938,15 +973,12 @@ impl PgStore {
                     .insert(r.get::<String, _>(2).into(), r.get(3));
             }
         }
-        for r in sqlx::query(
-            "SELECT measure, day, delta, snap_at, snap_id, snap_value, snap_after, \
-             opening_id, opening_value FROM level_days",
-        )
-        .fetch_all(&mut *conn)
-        .await?
+        for r in sqlx::query(&format!("SELECT {LEVEL_DAY} FROM level_days"))
+            .fetch_all(&mut *conn)
+            .await?
         {
             if let Some(&m) = ids.measure.get(r.get::<&str, _>(0)) {
-                let day = level_day(&r);
+                let day = level_day(&r)?;
                 if day != LevelDay::default() {
                     ledger.levels.insert((m, Day(r.get(1))), day);
                 }
@@ -978,27 +1010,45 @@ impl EventSink for PgStore {
     }
 }
 
-/// A `level_days` row (measure, day, delta, snap_at, snap_id, snap_value, snap_after,
-/// opening_id, opening_value) as a ledger day.
-fn level_day(r: &PgRow) -> LevelDay {
+/// The columns of a `level_days` row that [`level_day`] reads, amounts as decimal text.
+const LEVEL_DAY: &str = "measure, day, delta::text, snap_at, snap_id, snap_value::text, \
+                         snap_after::text, opening_id, opening_value::text";
+
+/// A `level_days` row (the columns of [`LEVEL_DAY`]) as a ledger day.
+fn level_day(r: &PgRow) -> Result<LevelDay, PgError> {
     let snapshot = match (r.get::<Option<i64>, _>(3), r.get::<Option<String>, _>(4)) {
         (Some(at), Some(id)) => Some(Snapshot {
             at: Timestamp::from_micros(at),
             id: id.into(),
-            value: r.get::<Option<i64>, _>(5).unwrap_or(0),
-            after: r.get::<Option<i64>, _>(6).unwrap_or(0),
+            value: optional_amount(r, 5, "level_days.snap_value")?.unwrap_or(0),
+            after: optional_amount(r, 6, "level_days.snap_after")?.unwrap_or(0),
         }),
         _ => None,
     };
-    let opening = match (r.get::<Option<String>, _>(7), r.get::<Option<i64>, _>(8)) {
+    let opening = match (
+        r.get::<Option<String>, _>(7),
+        optional_amount(r, 8, "level_days.opening_value")?,
+    ) {
         (Some(id), Some(v)) => Some((id.into(), v)),
         _ => None,
     };
-    LevelDay {
-        delta: r.get(2),
+    Ok(LevelDay {
+        delta: amount(r, 2, "level_days.delta")?,
         snapshot,
         opening,
-    }
+    })
+}
+
+/// A summed amount of a row, read as `column::text`.
+fn amount(r: &PgRow, ix: usize, column: &str) -> Result<i128, PgError> {
+    parse_amount(column, r.try_get(ix)?).map_err(PgError::Corrupt)
+}
+
+/// A summed amount of a row that may be NULL, read as `column::text`.
+fn optional_amount(r: &PgRow, ix: usize, column: &str) -> Result<Option<i128>, PgError> {
+    r.try_get::<Option<&str>, _>(ix)?
+        .map(|t| parse_amount(column, t).map_err(PgError::Corrupt))
+        .transpose()
 }
 
 /// The columns of `level_days` rows to upsert, as arrays for `UNNEST`.
@@ -1006,13 +1056,14 @@ fn level_day(r: &PgRow) -> LevelDay {
 struct LevelColumns<'a> {
     measure: Vec<&'a str>,
     day: Vec<i32>,
-    delta: Vec<i64>,
+    // Amounts as decimal text, cast to NUMERIC in the statement.
+    delta: Vec<String>,
     snap_at: Vec<Option<i64>>,
     snap_id: Vec<Option<&'a str>>,
-    snap_value: Vec<Option<i64>>,
-    snap_after: Vec<Option<i64>>,
+    snap_value: Vec<Option<String>>,
+    snap_after: Vec<Option<String>>,
     opening_id: Vec<Option<&'a str>>,
-    opening_value: Vec<Option<i64>>,
+    opening_value: Vec<Option<String>>,
 }
 
 impl<'a> LevelColumns<'a> {
@@ -1020,19 +1071,20 @@ impl<'a> LevelColumns<'a> {
         let s = l.snapshot.as_ref();
         self.measure.push(measure);
         self.day.push(day.0);
-        self.delta.push(l.delta);
+        self.delta.push(l.delta.to_string());
         self.snap_at.push(s.map(|s| s.at.micros()));
         self.snap_id.push(s.map(|s| &*s.id));
-        self.snap_value.push(s.map(|s| s.value));
-        self.snap_after.push(s.map(|s| s.after));
+        self.snap_value.push(s.map(|s| s.value.to_string()));
+        self.snap_after.push(s.map(|s| s.after.to_string()));
         self.opening_id.push(l.opening.as_ref().map(|o| &*o.0));
-        self.opening_value.push(l.opening.as_ref().map(|o| o.1));
+        self.opening_value
+            .push(l.opening.as_ref().map(|o| o.1.to_string()));
     }
 }
 
 /// Fences the batch's source positions: each stored offset must be the expected one.
 async fn fence(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     positions: &[SourcePosition],
 ) -> Result<(), TxError> {
     let mut sorted: Vec<&SourcePosition> = positions.iter().collect();
@@ -1149,7 +1201,7 @@ impl BatchLog {
     /// pending voids only of sources that have any.
     async fn prefetch_keys(
         &mut self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         items: &[&Item],
         lookup: Lookup,
@@ -1244,7 +1296,7 @@ impl BatchLog {
     /// with the batch's level days locked: no writer can add or void such an event now.
     async fn prefetch_days(
         &mut self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         items: &[&Item],
         level_types: &[String],
@@ -1286,7 +1338,7 @@ impl BatchLog {
     /// [`TxError::Logged`].
     async fn write_pg(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         received_at: i64,
         lookup: Lookup,
@@ -1378,6 +1430,27 @@ impl BatchLog {
     }
 }
 
+/// A batch's pooled connection, closed rather than returned to the pool when the attempt
+/// stops before it ends (its caller went away, as an HTTP client that disconnects drops
+/// its handler's future, or it panicked): sqlx's `COPY` is not cancel-safe, and a
+/// connection dropped in the middle of one answers its next query out of step
+/// ("expected ParseComplete, got CommandComplete"). Closing it ends the session, which
+/// rolls the transaction back. An attempt that ends, even with an error, returns it to
+/// the pool as usual.
+struct CloseIfDropped {
+    conn: PoolConnection<Postgres>,
+    /// Set once the attempt returned.
+    ended: bool,
+}
+
+impl Drop for CloseIfDropped {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// A key of the event log: (`source`, `event_id`).
 type LogKey<'a> = (&'a str, &'a str);
 
@@ -1458,7 +1531,7 @@ impl CopyBinary {
 
 /// Keeps the batch's rejected events, with their Kafka offsets when they came from Kafka.
 async fn write_rejected(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Transaction<'_, Postgres>,
     rejected: &[(&Item, Rejection, String)],
     received_at: i64,
 ) -> Result<(), TxError> {

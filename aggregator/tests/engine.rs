@@ -1,8 +1,10 @@
 //! The KPI engine, worked by hand per KPI kind, and its properties under generated input.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod common;
+
 use mieruka_aggregator::{Engine, Figure, FiscalYear, Plan};
-use mieruka_ingest::{decode, Event, Status, Timestamp};
+use mieruka_ingest::{decode, Event, Status, Timestamp, Value};
 use proptest::prelude::*;
 
 const PLAN: &str = r#"
@@ -592,6 +594,49 @@ fn a_late_delta_changes_every_later_year_of_a_level() {
     close(fig(&p, &before, "holders_count", 2026).value, 1000.0);
     close(fig(&p, &after, "holders_count", 2025).value, 1007.0);
     close(fig(&p, &after, "holders_count", 2026).value, 1007.0);
+}
+
+#[test]
+fn sums_past_i64_max_are_exact_and_so_are_the_figures() {
+    let plan = common::wide_plan();
+    let engine = common::engine_of(&plan, &common::wide_history());
+    common::assert_wide_figures(&plan, engine.ledger());
+}
+
+#[test]
+fn any_i64_per_event_sums_exactly_whatever_the_plans_bounds() {
+    // Bounds are the plan's to choose; the ledger must hold whatever an i64 carries, even
+    // the decrease of i64::MIN (whose negation is no i64).
+    let plan = common::wide_plan();
+    let at = "2026-05-01T10:00:00+09:00";
+    let event = |id: &str, ty: &str, v: i64| {
+        let mut e = decode(&plan.schema, common::wide_raw(id, ty, at, "1").as_bytes()).unwrap();
+        e.data[0] = Value::Int(v);
+        e
+    };
+    let mut engine = Engine::new(&plan);
+    for (id, ty, v) in [
+        ("a", "shipped", i64::MAX),
+        ("b", "shipped", i64::MAX),
+        ("c", "shipped", i64::MAX),
+        ("d", "shipped", i64::MIN),
+        ("e", "retired", i64::MIN),
+        ("f", "retired", i64::MIN),
+        ("g", "received", i64::MAX),
+    ] {
+        assert_eq!(engine.apply(event(id, ty, v)), Status::Accepted);
+    }
+    let (max, min) = (i128::from(i64::MAX), i128::from(i64::MIN));
+    let day = mieruka_aggregator::Day::of(Timestamp::parse_rfc3339(at).unwrap());
+    let (shipped, stock) = (
+        plan.measure("shipped").unwrap(),
+        plan.measure("stock").unwrap(),
+    );
+    assert_eq!(engine.ledger().flow_sum(shipped, day, day), 3 * max + min);
+    assert_eq!(
+        engine.ledger().level_at(stock, day),
+        Some((-2 * min + max, false))
+    );
 }
 
 #[test]

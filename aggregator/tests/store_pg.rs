@@ -13,12 +13,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mieruka_aggregator::ledger::{LevelDay, Snapshot};
 use mieruka_aggregator::store_pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
-use mieruka_aggregator::{Engine, Plan};
-use mieruka_ingest::{item, Item, Position, Status};
+use mieruka_aggregator::{Day, Engine, Ledger, Plan};
+use mieruka_ingest::{item, Item, Position, Status, Timestamp};
 use proptest::prelude::*;
 
-use common::{items, plan, raw, rt, void_target};
+use common::{
+    assert_wide_figures, engine_of, items, old_migrations, plan, poll_then_drop, raw, raw_items,
+    rt, void_target, wide_history, wide_plan, wide_raw, BIG,
+};
+use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
 
 fn admin_url() -> String {
@@ -548,6 +553,190 @@ fn a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate() {
         );
         assert_eq!(store.ledger().await.unwrap(), *engine.ledger());
         assert!(store.rejected(10).await.unwrap().is_empty());
+        store.close().await;
+    });
+}
+
+#[test]
+fn sums_past_i64_max_are_exact_in_postgres_and_after_a_reopen() {
+    let plan = wide_plan();
+    let history = wide_history();
+    let engine = engine_of(&plan, &history);
+    rt().block_on(async {
+        let db = TestDb::new().await;
+        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        // Batches of three: the late snapshot and the void find their events in the log.
+        for chunk in history.chunks(3) {
+            let statuses = store.submit_batch(raw_items(&plan, chunk)).await.unwrap();
+            assert!(
+                statuses.iter().all(|s| *s == Status::Accepted),
+                "{statuses:?}"
+            );
+        }
+        let ledger = store.ledger().await.unwrap();
+        assert_eq!(&ledger, engine.ledger());
+        assert_wide_figures(&plan, &ledger);
+        store.close().await;
+
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        let (ty, amount): (String, String) = sqlx::query_as(
+            "SELECT pg_typeof(amount)::text, amount::text FROM flows ORDER BY day LIMIT 1",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            (ty.as_str(), amount.as_str()),
+            ("numeric", "18000000000000000000")
+        );
+        conn.close().await.unwrap();
+
+        let reopened = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let again = reopened.ledger().await.unwrap();
+        assert_eq!(&again, engine.ledger());
+        assert_wide_figures(&plan, &again);
+        reopened.close().await;
+    });
+}
+
+#[test]
+fn a_postgres_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
+    let plan = wide_plan();
+    let dir = tempfile::tempdir().unwrap();
+    let (shipped, stock) = (
+        plan.measure("shipped").unwrap(),
+        plan.measure("stock").unwrap(),
+    );
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let (apr_1, may_1) = (
+        Day::of(at("2026-04-01T00:00:00+09:00")),
+        Day::of(at("2026-05-01T00:00:00+09:00")),
+    );
+    let (max, min) = (i64::MAX, i64::MIN);
+    rt().block_on(async {
+        let db = TestDb::new().await;
+        // The schema as it was (0001 to 0003), holding BIGINTs at both ends of their
+        // range in every column that is summed.
+        let old = old_migrations(
+            dir.path(),
+            "postgres",
+            &["0001_init.sql", "0002_event_log_copy.sql", "0003_event_log_narrow.sql"],
+        );
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+        sqlx::query("INSERT INTO flows (measure, day, amount) VALUES ('shipped', $1, $2), ('shipped', $3, $4)")
+            .bind(apr_1.0)
+            .bind(min)
+            .bind(may_1.0)
+            .bind(max)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO level_days VALUES ('stock', $1, $2, $3, 'k0', $4, $5, 'k0', $6), \
+             ('stock', $7, -12, NULL, NULL, NULL, NULL, NULL, NULL)",
+        )
+        .bind(apr_1.0)
+        .bind(min)
+        .bind(at("2026-04-01T00:00:00+09:00").micros())
+        .bind(max)
+        .bind(min)
+        .bind(max)
+        .bind(may_1.0)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+
+        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let mut expected = Ledger::default();
+        expected.flows.insert((shipped, apr_1), min.into());
+        expected.flows.insert((shipped, may_1), max.into());
+        expected.levels.insert(
+            (stock, apr_1),
+            LevelDay {
+                delta: min.into(),
+                snapshot: Some(Snapshot {
+                    at: at("2026-04-01T00:00:00+09:00"),
+                    id: "k0".into(),
+                    value: max.into(),
+                    after: min.into(),
+                }),
+                opening: Some(("k0".into(), max.into())),
+            },
+        );
+        expected.levels.insert(
+            (stock, may_1),
+            LevelDay {
+                delta: -12,
+                ..LevelDay::default()
+            },
+        );
+        assert_eq!(store.ledger().await.unwrap(), expected);
+
+        // The old i64::MAX grows past 64 bits, exactly, and stays so through a reopen.
+        let more = [wide_raw("s9", "shipped", "2026-05-01T10:00:00+09:00", &BIG.to_string())];
+        store.submit_batch(raw_items(&plan, &more)).await.unwrap();
+        store.close().await;
+        let reopened = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let again = reopened.ledger().await.unwrap();
+        assert_eq!(
+            again.flows.get(&(shipped, may_1)),
+            Some(&(i128::from(max) + i128::from(BIG)))
+        );
+        assert_eq!(again.levels, expected.levels);
+        reopened.close().await;
+    });
+}
+
+/// The PostgreSQL store keeps no folded state between batches: a batch dropped at any
+/// await leaves a transaction that rolls back (or a commit that lands whole), and the
+/// tables hold all of the batch or nothing of it.
+#[test]
+fn a_batch_dropped_at_any_await_leaves_all_of_it_or_nothing() {
+    let plan = plan();
+    rt().block_on(async {
+        let db = TestDb::new().await;
+        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        store
+            .submit_batch(items(&plan, &(0..20).collect::<Vec<_>>()))
+            .await
+            .unwrap();
+        let (before, after) = (engine_over(&plan, 0..20), engine_over(&plan, 0..40));
+        let batch: Vec<u32> = (20..40).collect();
+        let mut polls = 1;
+        loop {
+            let done = poll_then_drop(store.submit_batch(items(&plan, &batch)), polls).await;
+            // Wait until no other session is in a transaction: the dropped one has
+            // rolled back or committed.
+            let mut conn = PgConnection::connect(&db.url).await.unwrap();
+            for _ in 0..500 {
+                let busy: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                     AND (state = 'active' OR state LIKE 'idle in transaction%')",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                if busy == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            conn.close().await.unwrap();
+            let ledger = store.ledger().await.unwrap();
+            assert!(
+                ledger == *before.ledger() || ledger == *after.ledger(),
+                "dropped after {polls} polls: part of the batch is in the tables"
+            );
+            if done.is_some() {
+                break;
+            }
+            polls += 1;
+        }
+        assert!(polls > 5, "the batch finished after {polls} polls");
+        assert_eq!(store.ledger().await.unwrap(), *after.ledger());
         store.close().await;
     });
 }
