@@ -253,16 +253,27 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// guard over the whole document → envelope → type → data fields → cross-field rules.
 /// A message never quotes a value that has not passed the guard.
 pub fn decode(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {
-    decode_with(schema, raw, true)
+    decode_with(schema, raw, Domain::Edge)
 }
 
-/// Decodes an event the store logged earlier: every check but the time window (an event
-/// accepted then stays readable whatever "now" is, and whatever the window became).
+/// Decodes an event the store logged earlier: every check but the domains of the edge
+/// (the time window and the per-event bounds of numbers). An event accepted then stays
+/// readable whatever "now" is and whatever bounds the plan declares today: a log row
+/// that a tightened bound would hide could not be voided or summed again.
 pub fn decode_logged(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {
-    decode_with(schema, raw, false)
+    decode_with(schema, raw, Domain::Logged)
 }
 
-fn decode_with(schema: &Schema, raw: &[u8], windowed: bool) -> Result<Event, Rejection> {
+/// Which domains a decode enforces.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Domain {
+    /// At the edge: the time window and the declared bounds.
+    Edge,
+    /// Reading the event log: only what a value's type can hold.
+    Logged,
+}
+
+fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rejection> {
     let raw = raw.strip_prefix(UTF8_BOM).unwrap_or(raw);
     let text = std::str::from_utf8(raw).map_err(|e| {
         Rejection::whole(
@@ -306,8 +317,7 @@ fn decode_with(schema: &Schema, raw: &[u8], windowed: bool) -> Result<Event, Rej
         )));
     }
     let env = envelope(members).map_err(fail)?;
-    let window = windowed.then(|| schema.window());
-    validate(schema, env, window).map_err(fail)
+    validate(schema, env, domain).map_err(fail)
 }
 
 /// The path of the first key given twice in one object, at any depth.
@@ -446,11 +456,7 @@ fn check_id(field: &str, v: Option<Cow<'_, str>>) -> Result<String, Rejection> {
     Ok(v.into_owned())
 }
 
-fn validate(
-    schema: &Schema,
-    env: Envelope<'_>,
-    window: Option<&TimeWindow>,
-) -> Result<Event, Rejection> {
+fn validate(schema: &Schema, env: Envelope<'_>, domain: Domain) -> Result<Event, Rejection> {
     let id = check_id("event_id", env.event_id)?;
     let source = check_id("source", env.source)?;
     let kind = env
@@ -473,8 +479,8 @@ fn validate(
         .ok_or_else(|| Rejection::at(Reason::MissingField, "occurred_at", "required"))?;
     let occurred_at = Timestamp::parse_rfc3339(&occurred_at)
         .map_err(|e| Rejection::at(Reason::BadTimestamp, "occurred_at", e.to_string()))?;
-    if let Some(w) = window {
-        check_window(w, occurred_at)?;
+    if domain == Domain::Edge {
+        check_window(schema.window(), occurred_at)?;
     }
     let voids = match (ty.voids, env.voids) {
         (true, None) => {
@@ -494,7 +500,7 @@ fn validate(
         }
         (false, None) => None,
     };
-    let data = validate_data(schema, ty, env.data)?;
+    let data = validate_data(schema, ty, env.data, domain)?;
     Ok(Event {
         id,
         source,
@@ -546,6 +552,7 @@ fn validate_data(
     schema: &Schema,
     ty: &EventType,
     data: Vec<(Cow<'_, str>, usize, &Json<'_>)>,
+    domain: Domain,
 ) -> Result<Vec<Value>, Rejection> {
     // One allocation per event: values start absent, a bit per field says "given" (keys
     // are unique: a key given twice was refused before).
@@ -566,7 +573,7 @@ fn validate_data(
             ));
         };
         given |= 1u128 << (ix % 128);
-        values[ix] = convert(&ty.fields[ix].kind, value)
+        values[ix] = convert(&ty.fields[ix].kind, value, domain)
             .map_err(|(r, m)| Rejection::at(r, &format!("data.{key}"), m))?;
     }
     for (ix, field) in ty.fields.iter().enumerate() {
@@ -641,7 +648,13 @@ fn shown_number(text: &str) -> String {
     }
 }
 
-fn convert(kind: &FieldKind, v: &Json<'_>) -> Result<Value, (Reason, String)> {
+fn convert(kind: &FieldKind, v: &Json<'_>, domain: Domain) -> Result<Value, (Reason, String)> {
+    // The log keeps what the edge accepted: there only the 64 bits of a value bound it.
+    let (unbounded_min, unbounded_max) = (i64::MIN, i64::MAX);
+    let bounded = |min: i64, max: i64| match domain {
+        Domain::Edge => (min, max),
+        Domain::Logged => (unbounded_min, unbounded_max),
+    };
     let wrong = |expected: &str| {
         (
             Reason::WrongType,
@@ -682,7 +695,8 @@ fn convert(kind: &FieldKind, v: &Json<'_>) -> Result<Value, (Reason, String)> {
                 Err(_) if n.text.starts_with('-') => i128::MIN,
                 Err(_) => i128::MAX,
             };
-            let x = bounds(value, n.text, *min, *max, &|x| x.to_string())?;
+            let (min, max) = bounded(*min, *max);
+            let x = bounds(value, n.text, min, max, &|x| x.to_string())?;
             Ok(Value::Int(x))
         }
         FieldKind::Decimal { scale, min, max } => {
@@ -700,7 +714,8 @@ fn convert(kind: &FieldKind, v: &Json<'_>) -> Result<Value, (Reason, String)> {
                 Err(ScaleError::TooLarge) if n.text.starts_with('-') => i128::MIN,
                 Err(ScaleError::TooLarge) => i128::MAX,
             };
-            let x = bounds(value, n.text, *min, *max, &|x| fixed_to_string(x, *scale))?;
+            let (min, max) = bounded(*min, *max);
+            let x = bounds(value, n.text, min, max, &|x| fixed_to_string(x, *scale))?;
             Ok(Value::Fixed(x))
         }
         FieldKind::Enum { values } => {
@@ -736,5 +751,212 @@ fn convert(kind: &FieldKind, v: &Json<'_>) -> Result<Value, (Reason, String)> {
             }
             Ok(Value::Id(s.as_ref().into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::*;
+    use crate::schema::EventTypeDecl;
+
+    const NOW: &str = "2026-10-01T00:00:00+09:00";
+
+    fn schema() -> Schema {
+        let decls: BTreeMap<String, EventTypeDecl> = serde_json::from_str(
+            r#"{
+              "cert": {"fields": {
+                 "channel": {"kind": "enum", "values": ["konbini", "counter"]},
+                 "count": {"kind": "int", "min": 1, "default": 1}}},
+              "bpr": {"fields": {"hours": {"kind": "decimal", "scale": 2, "min": 0.01}}},
+              "wide": {"fields": {"n": {"kind": "int", "min": 0, "max": 9000000000000000000}}}
+            }"#,
+        )
+        .unwrap();
+        let mut s = Schema::new(&decls, HashMap::new()).unwrap();
+        s.set_window(TimeWindow {
+            earliest: Timestamp::parse_rfc3339("2020-04-01T00:00:00+09:00").unwrap(),
+            now: Some(Timestamp::parse_rfc3339(NOW).unwrap()),
+            ..TimeWindow::default()
+        });
+        s
+    }
+
+    fn event(ty: &str, at: &str, data: &str) -> String {
+        format!(
+            r#"{{"event_id":"e-1","source":"s","type":"{ty}","occurred_at":"{at}","data":{data}}}"#
+        )
+    }
+
+    fn reject(raw: &str) -> Rejection {
+        decode(&schema(), raw.as_bytes()).unwrap_err()
+    }
+
+    fn at(r: &Rejection) -> (Reason, Option<&str>) {
+        (r.reason, r.field.as_deref())
+    }
+
+    #[test]
+    fn an_integer_field_takes_integer_notation_only() {
+        for n in ["1.0", "1e0", "1E3", "0.5"] {
+            let r = reject(&event(
+                "cert",
+                NOW,
+                &format!(r#"{{"channel":"konbini","count":{n}}}"#),
+            ));
+            assert_eq!(at(&r), (Reason::WrongType, Some("data.count")), "{n}");
+        }
+        let r = reject(&event("cert", NOW, r#"{"channel":"konbini","count":"5"}"#));
+        assert_eq!(at(&r), (Reason::WrongType, Some("data.count")));
+    }
+
+    #[test]
+    fn numbers_past_their_bounds_are_out_of_bounds_whatever_their_size() {
+        for n in [
+            "1000000001",
+            "1000000000000000",
+            "5000000000000000000",
+            "99999999999999999999999",
+            "0",
+            "-7",
+        ] {
+            let r = reject(&event(
+                "cert",
+                NOW,
+                &format!(r#"{{"channel":"konbini","count":{n}}}"#),
+            ));
+            assert_eq!(at(&r), (Reason::OutOfBounds, Some("data.count")), "{n}");
+        }
+        let ok = decode(
+            &schema(),
+            event("cert", NOW, r#"{"channel":"konbini","count":1000000000}"#).as_bytes(),
+        );
+        assert_eq!(ok.unwrap().data[1], Value::Int(1_000_000_000));
+        let wide = decode(
+            &schema(),
+            event("wide", NOW, r#"{"n":9000000000000000000}"#).as_bytes(),
+        );
+        assert_eq!(wide.unwrap().data[0], Value::Int(9_000_000_000_000_000_000));
+    }
+
+    #[test]
+    fn decimals_are_exact_and_never_rounded() {
+        for n in ["50.005", "5000.005", "0.001", "1e-3"] {
+            let r = reject(&event("bpr", NOW, &format!(r#"{{"hours":{n}}}"#)));
+            assert_eq!(at(&r), (Reason::WrongType, Some("data.hours")), "{n}");
+        }
+        for n in ["1e30", "1e999999999", "1000000000.01"] {
+            let r = reject(&event("bpr", NOW, &format!(r#"{{"hours":{n}}}"#)));
+            assert_eq!(at(&r), (Reason::OutOfBounds, Some("data.hours")), "{n}");
+        }
+        for (n, units) in [
+            ("12.5", 1250),
+            ("12.50", 1250),
+            ("1.25e1", 1250),
+            ("0.01", 1),
+            ("7", 700),
+        ] {
+            let e = decode(
+                &schema(),
+                event("bpr", NOW, &format!(r#"{{"hours":{n}}}"#)).as_bytes(),
+            )
+            .unwrap();
+            assert_eq!(e.data[0], Value::Fixed(units), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_at_any_depth_is_refused() {
+        let r = reject(
+            r#"{"event_id":"a","event_id":"b","source":"s","type":"cert","occurred_at":"2026-05-01T00:00:00Z","data":{"channel":"konbini"}}"#,
+        );
+        assert_eq!(at(&r), (Reason::WrongType, Some("event_id")));
+        let r = reject(&event(
+            "cert",
+            NOW,
+            r#"{"channel":"konbini","count":1,"count":2}"#,
+        ));
+        assert_eq!(at(&r), (Reason::WrongType, Some("data.count")));
+        let r = reject(&event(
+            "cert",
+            NOW,
+            r#"{"channel":"konbini","c\u006funt":1,"count":2}"#,
+        ));
+        assert_eq!(at(&r), (Reason::WrongType, Some("data.count")));
+        let r = reject(&event("cert", NOW, r#"{"x":[{"a":1,"a":2}]}"#));
+        assert_eq!(at(&r), (Reason::WrongType, Some("data.x[0].a")));
+    }
+
+    #[test]
+    fn framing_problems_say_what_they_are() {
+        let r = reject(r#"[{"event_id":"a"}]"#);
+        assert_eq!(r.reason, Reason::WrongType);
+        assert!(r.message.contains("not an array"), "{}", r.message);
+        let r = reject("\u{FEFF}{oops");
+        assert_eq!(r.reason, Reason::NotJson);
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(reject(&deep)
+            .message
+            .contains("nested deeper than 64 levels"));
+        let bom = format!("\u{FEFF}{}", event("cert", NOW, r#"{"channel":"konbini"}"#));
+        assert!(decode(&schema(), bom.as_bytes()).is_ok());
+        let sjis = b"{\"event_id\":\"\x82\xa0\"}";
+        assert!(decode(&schema(), sjis)
+            .unwrap_err()
+            .message
+            .contains("not UTF-8"));
+    }
+
+    #[test]
+    fn occurred_at_lies_between_the_horizon_and_now_plus_the_skew() {
+        for t in ["0001-01-01T00:00:00Z", "2020-03-31T23:59:59+09:00"] {
+            let r = reject(&event("cert", t, r#"{"channel":"konbini"}"#));
+            assert_eq!(at(&r), (Reason::OutOfBounds, Some("occurred_at")), "{t}");
+            assert!(r.message.contains("horizon"), "{}", r.message);
+        }
+        for t in ["9999-12-31T23:59:59Z", "2026-10-02T00:00:01+09:00"] {
+            let r = reject(&event("cert", t, r#"{"channel":"konbini"}"#));
+            assert_eq!(at(&r), (Reason::OutOfBounds, Some("occurred_at")), "{t}");
+            assert!(r.message.contains("future"), "{}", r.message);
+        }
+        for t in ["2020-04-01T00:00:00+09:00", "2026-10-02T00:00:00+09:00"] {
+            assert!(
+                decode(
+                    &schema(),
+                    event("cert", t, r#"{"channel":"konbini"}"#).as_bytes()
+                )
+                .is_ok(),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_log_is_read_back_whatever_the_window_and_bounds_are_today() {
+        let s = schema();
+        let old = event(
+            "cert",
+            "2001-01-01T00:00:00Z",
+            r#"{"channel":"konbini","count":5000000000}"#,
+        );
+        assert!(decode(&s, old.as_bytes()).is_err());
+        let e = decode_logged(&s, old.as_bytes()).unwrap();
+        assert_eq!(e.data[1], Value::Int(5_000_000_000));
+    }
+
+    #[test]
+    fn messages_never_echo_long_values_or_invalid_ids() {
+        let long = "x".repeat(10_000);
+        let r = reject(&event("cert", NOW, &format!(r#"{{"channel":"{long}"}}"#)));
+        assert_eq!(r.reason, Reason::UnknownValue);
+        assert!(r.message.len() < 300, "{}", r.message);
+        let r = reject(&format!(
+            r#"{{"event_id":"{long}","source":"s","type":"cert","occurred_at":"{NOW}","data":{{}}}}"#
+        ));
+        assert_eq!(at(&r), (Reason::OutOfBounds, Some("event_id")));
+        assert_eq!(r.event_id, None);
+        let r = reject(&event("cert", NOW, &format!(r#"{{"{long}":1}}"#)));
+        assert_eq!(at(&r), (Reason::UnknownField, Some("data.<key 0>")));
     }
 }
