@@ -162,6 +162,11 @@ pub fn dead_letter<'a>(
         // Nothing needed masking (or the event passed the guard): the bytes as received,
         // even when they are not UTF-8.
         (Some(bytes), _) => (Cow::Borrowed(bytes), "original"),
+        // Only the text (the HTTP receiver's items): bytes that were not UTF-8 were
+        // replaced in it, so it is not what was received.
+        (None, Some(text)) if text.contains('\u{FFFD}') => {
+            (Cow::Borrowed(text.as_bytes()), "masked")
+        }
         (None, Some(text)) => (Cow::Borrowed(text.as_bytes()), "original"),
         (None, None) => (Cow::Borrowed(&[][..]), "original"),
     };
@@ -546,7 +551,7 @@ mod tests {
         let letter = dead_letter(&item, &rejection, None, Some(raw));
         assert_eq!(letter.header("payload"), Some("masked"));
         assert_eq!(&*letter.payload, b"memo ****-****-**** {");
-        // Without the bytes (the HTTP receiver's items), the masker's marks tell.
+        // Without the bytes (the HTTP receiver's items), the item says what the guard did.
         let letter = dead_letter(&item, &rejection, None, None);
         assert_eq!(letter.header("payload"), Some("masked"));
         let item = refused(sjis, Position::Index(0), "unknown", rejection.clone());
