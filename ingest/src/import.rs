@@ -271,7 +271,9 @@ pub fn csv_events(
             .position(|h| h == name.trim())
             .ok_or_else(|| ImportError::MissingColumn {
                 column: name.to_owned(),
-                found: headers.clone(),
+                // A header cell is text from the file: a file without a header row has
+                // data there, so it is shown only as the guard lets it (and cut).
+                found: headers.iter().map(|h| shown_header(h)).collect(),
             })
     };
     let id_col = column(&mapping.event_id)?;
@@ -308,6 +310,20 @@ pub fn csv_events(
         out.push(plan.row(line, cell(id_col), cell(time_col), |k| cell(field_cols[k])));
     }
     Ok(out)
+}
+
+/// Longest header cell shown in an error, in characters.
+const MAX_SHOWN_HEADER_CHARS: usize = 64;
+
+/// A header cell as an error may show it: personal numbers masked, cut to 64 characters.
+fn shown_header(h: &str) -> String {
+    let masked = crate::guard::mask(h);
+    if masked.chars().count() <= MAX_SHOWN_HEADER_CHARS {
+        masked
+    } else {
+        let cut: String = masked.chars().take(MAX_SHOWN_HEADER_CHARS).collect();
+        format!("{cut}…")
+    }
 }
 
 /// 1-based line numbers of byte offsets, asked for in increasing order.
@@ -974,6 +990,17 @@ mod tests {
             csv_events("", &mapping(), &schema()),
             Err(ImportError::NoHeader)
         ));
+    }
+
+    #[test]
+    fn a_header_row_that_is_data_is_shown_masked() {
+        // A file without its header: the first row's cells are taken as headers.
+        let text = "1234-5678-9018,2026/05/01 10:15:00,コンビニ,住民票の写し,1\n";
+        let msg = csv_events(text, &mapping(), &schema())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("****-****-****"), "{msg}");
+        assert!(!msg.contains("5678"), "{msg}");
     }
 
     #[test]

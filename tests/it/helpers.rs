@@ -60,15 +60,22 @@ impl TestApp {
     /// Starts the binary on a free port with the given database and waits until ready.
     pub fn start(dir: &Path, db: &Path) -> TestApp {
         let config = write_config(dir);
+        TestApp::start_configured(db, &config, Stdio::inherit(), "warn")
+    }
+
+    /// Starts `standalone` with a config file of the test's, its standard error going to
+    /// `stderr` at log level `log`, and waits until ready.
+    pub fn start_configured(db: &Path, config: &Path, stderr: Stdio, log: &str) -> TestApp {
+        let config = config.to_owned();
         let mut child = Command::new(bin())
             .args(["standalone", "--listen", "127.0.0.1:0", "--now", NOW])
             .arg("--db")
             .arg(db)
             .arg("--config")
             .arg(&config)
-            .env("MIERUKA_LOG", "warn")
+            .env("MIERUKA_LOG", log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -115,6 +122,31 @@ impl TestApp {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
         let resp = match req.send_string(body) {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("request failed: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Posts a body of raw bytes; returns (status, body as JSON, or as a string).
+    pub fn post_bytes(
+        &self,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
+        let mut req =
+            ureq::post(&format!("{}/v1/events", self.base)).set("Content-Type", content_type);
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = match req.send_bytes(body) {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("request failed: {e}"),

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::bad_input::class;
 use mieruka_ingest::kafka::rdkafka;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -660,6 +661,7 @@ const A4: &str = "a4_paper_sheets_purchased";
 
 #[test]
 fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
+    class("kafka-not-json");
     let started = Instant::now();
     let s = Setup::new();
     let ingest = s.start("ingest", "ingest");
@@ -899,6 +901,8 @@ const PERSONAL: &str = "123456789018";
 
 #[test]
 fn a_topic_carries_only_the_sources_and_types_it_may_and_every_role_dead_letters_alike() {
+    class("kafka-topic-not-allowed");
+    class("kafka-key-personal-number");
     let started = Instant::now();
     let s = Setup::with_kafka(
         r#"

@@ -2,6 +2,7 @@
 //! file, driven over HTTP on a free loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod bad_input;
 mod browser;
 mod crash;
 mod helpers;
