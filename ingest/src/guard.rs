@@ -220,21 +220,24 @@ pub fn contains(text: &str) -> bool {
     !find(text).is_empty()
 }
 
-/// Whether text already decoded — a JSON string's value, such as a key shown in a field
-/// path — holds a personal number: read character by character, as the guard read it in
-/// its document, or with backslash escapes read, as [`mask`] reads what it is handed
-/// later. Read only with escapes, a decoded `\u123456789018` (from the raw
-/// `\\u123456789018`: a backslash, a `u` and twelve digits) would hide its first four
-/// digits in an escape and pass.
-fn decoded_contains(text: &str) -> bool {
-    if contains(text) {
-        return true;
-    }
+/// The byte ranges of the digits of every personal number in `text` read character by
+/// character, a backslash being only a backslash.
+fn find_unescaped(text: &str) -> Vec<Range<usize>> {
     let mut hits = Vec::new();
     if may_hold(text) {
         scan_runs(text, false, &mut hits);
     }
-    !hits.is_empty()
+    hits
+}
+
+/// Whether text already decoded — a JSON string's value, such as a key shown in a field
+/// path — holds a personal number: read character by character, as the guard read it in
+/// its document, or with backslash escapes read, as [`mask`] also reads what it is
+/// handed later. Read only with escapes, a decoded `\u123456789018` (from the raw
+/// `\\u123456789018`: a backslash, a `u` and twelve digits) would hide its first four
+/// digits in an escape and pass.
+fn decoded_contains(text: &str) -> bool {
+    contains(text) || !find_unescaped(text).is_empty()
 }
 
 /// Whether a JSON number holds a personal number: in the digits as written, or in the
@@ -274,9 +277,13 @@ pub fn mask_ranges(text: &str, ranges: &[Range<usize>]) -> String {
 
 /// `text` with the digits of every personal number replaced by `*` (separators kept, so
 /// the shape stays readable): for any text a person may read back, such as a file name
-/// or a message key.
+/// or a message key. Text is read both with JSON escapes read (`\u0031` is a 1) and
+/// character by character: a key made from a decoded id may hold `\u` before twelve
+/// plain digits, which read only as an escape would hide four of them.
 pub fn mask(text: &str) -> String {
-    mask_ranges(text, &find(text))
+    let mut ranges = find(text);
+    ranges.extend(find_unescaped(text));
+    mask_ranges(text, &ranges)
 }
 
 /// What the guard found in a JSON document.
@@ -593,6 +600,14 @@ mod tests {
         assert_eq!(
             mask("memo 9876 5432 1093 123456789018"),
             "memo **** **** **** ************"
+        );
+        // A key made from a decoded id: the digits after `\u` are plain digits, and the
+        // escapes of a number are masked as ever.
+        assert_eq!(mask(r"konbini/\u123456789018"), r"konbini/\u************");
+        assert_eq!(mask(r"k/x\u1234-5678-9018"), r"k/x\u****-****-****");
+        assert_eq!(
+            mask(r"konbini/\u0031\u0032\u0033\u0034567890\u00318"),
+            "konbini/************"
         );
         let raw = r#"{"a":"\u0031\u0032345678901\u0038","b":"123456789018","k":1.23456789018e11,"123456789018":0}"#;
         let masked = mask_raw(raw.as_bytes());
