@@ -4,9 +4,11 @@
 
 mod browser;
 mod crash;
+mod guard;
 mod helpers;
 mod import;
 mod kafka;
+mod personal;
 mod plan;
 mod prometheus;
 mod standalone;
