@@ -122,6 +122,33 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The guard decides on the first number it meets, but masks every one (DESIGN.md):
+    /// a second number, in its own notation, after the first.
+    #[test]
+    fn every_personal_number_of_an_event_is_masked_not_only_the_first(
+        first in case(),
+        second in case()
+    ) {
+        let event = first.event();
+        let also = second.notation.json(&second.digits);
+        let raw = format!("{},\"also\":{also}}}", &event[..event.len() - 1]);
+        let http = item(&SCHEMA, raw.as_bytes(), Position::Index(0), "konbini");
+        let Err(rejection) = &http.outcome else {
+            return Err(TestCaseError::fail(format!("accepted: {raw}")));
+        };
+        let field = first.field();
+        prop_assert_eq!(rejection.field.as_deref(), Some(field.as_str()), "{}", raw);
+        let letter = dead_letter(&http, rejection, None, Some(raw.as_bytes()));
+        for digits in [&first.digits, &second.digits] {
+            prop_assert!(leaks(raw.as_bytes(), digits), "{}", raw);
+            prop_assert!(!leaks(&letter.payload, digits), "{:?}\nevent: {}", digits, raw);
+        }
+    }
+}
+
 /// Whether a capture is on: the subscriber writes nothing otherwise.
 static CAPTURING: AtomicBool = AtomicBool::new(false);
 

@@ -24,13 +24,15 @@ pub const SEPARATORS: [char; 14] = [
 ];
 
 /// A valid personal number: eleven random digits and their check digit.
-pub fn personal_number() -> impl Strategy<Value = [u8; 12]> {
-    proptest::array::uniform11(0u8..10).prop_map(|first| {
-        let mut d = [0; 12];
-        d[..11].copy_from_slice(&first);
-        d[11] = check_digit(&first);
-        d
-    })
+pub fn personal_number() -> BoxedStrategy<[u8; 12]> {
+    proptest::array::uniform11(0u8..10)
+        .prop_map(|first| {
+            let mut d = [0; 12];
+            d[..11].copy_from_slice(&first);
+            d[11] = check_digit(&first);
+            d
+        })
+        .boxed()
 }
 
 /// How one digit of a string is written.
@@ -156,21 +158,23 @@ pub struct Case {
     pub base: Base,
 }
 
-fn digit() -> impl Strategy<Value = Digit> {
+fn digit() -> BoxedStrategy<Digit> {
     prop_oneof![
         Just(Digit::Ascii),
         Just(Digit::FullWidth),
         (any::<bool>(), any::<bool>())
             .prop_map(|(full_width, upper)| Digit::Escaped { full_width, upper }),
     ]
+    .boxed()
 }
 
-fn separator() -> impl Strategy<Value = Separator> {
+fn separator() -> BoxedStrategy<Separator> {
     (select(&SEPARATORS[..]), proptest::option::of(any::<bool>()))
         .prop_map(|(ch, escaped)| Separator { ch, escaped })
+        .boxed()
 }
 
-fn text() -> impl Strategy<Value = Text> {
+fn text() -> BoxedStrategy<Text> {
     let digits = prop_oneof![
         digit().prop_map(|d| [d; 12]),
         proptest::array::uniform12(digit()),
@@ -180,13 +184,14 @@ fn text() -> impl Strategy<Value = Text> {
         proptest::option::of(proptest::array::uniform2(separator())),
     )
         .prop_map(|(digits, groups)| Text { digits, groups })
+        .boxed()
 }
 
 /// Text that may sit next to a number, as raw JSON string content: words, kana and
 /// kanji, short digit runs (at most two digits each and four pieces a side, so no
 /// stray 12-digit run or 4-4-4 group forms), separators, and escapes — among them an
 /// escaped backslash, which decoded reads as the start of an escape.
-fn filler_text() -> impl Strategy<Value = String> {
+fn filler_text() -> BoxedStrategy<String> {
     let piece = prop_oneof![
         "[a-zA-Z]{1,6}",
         "[0-9]{1,2}",
@@ -205,7 +210,7 @@ fn filler_text() -> impl Strategy<Value = String> {
         ])
         .prop_map(str::to_owned),
     ];
-    vec(piece, 0..=4).prop_map(|p| p.concat())
+    vec(piece, 0..=4).prop_map(|p| p.concat()).boxed()
 }
 
 /// What separates the number from the text before it: never a digit or a separator.
@@ -221,7 +226,7 @@ fn delimiter_after() -> impl Strategy<Value = &'static str> {
     select(vec![")", ";", "x", "/", "号", r"\n", r"\\", r#"\""#])
 }
 
-fn text_notation() -> impl Strategy<Value = Notation> {
+fn text_notation() -> BoxedStrategy<Notation> {
     let around = prop_oneof![
         Just((String::new(), String::new())),
         (
@@ -246,14 +251,16 @@ fn text_notation() -> impl Strategy<Value = Notation> {
                 )
             }),
     ];
-    (text(), around).prop_map(|(text, (before, after))| Notation::Text {
-        text,
-        before,
-        after,
-    })
+    (text(), around)
+        .prop_map(|(text, (before, after))| Notation::Text {
+            text,
+            before,
+            after,
+        })
+        .boxed()
 }
 
-fn number_notation() -> impl Strategy<Value = Notation> {
+fn number_notation() -> BoxedStrategy<Notation> {
     (
         any::<bool>(),
         any::<bool>(),
@@ -270,6 +277,7 @@ fn number_notation() -> impl Strategy<Value = Notation> {
                 exponent: exponent.map(|(upper, plus)| Exponent { upper, plus }),
             })
         })
+        .boxed()
 }
 
 fn key_name() -> impl Strategy<Value = String> {
@@ -278,39 +286,40 @@ fn key_name() -> impl Strategy<Value = String> {
 
 /// Places for a value, weighted by how many kinds each stands for (four envelope
 /// fields, three declared fields, nesting up to three levels deep).
-fn place_for_value() -> impl Strategy<Value = Place> {
+fn place_for_value() -> BoxedStrategy<Place> {
     prop_oneof![
         4 => select(vec!["event_id", "source", "type", "occurred_at"]).prop_map(Place::Envelope),
         1 => (key_name(), 0usize..=5).prop_map(|(key, index)| Place::EnvelopeExtra { key, index }),
         3 => select(vec!["channel", "certificate", "count"]).prop_map(|field| Place::Data { field }),
         4 => nested_place(false),
-    ]
+    ].boxed()
 }
 
-fn place_for_key() -> impl Strategy<Value = Place> {
+fn place_for_key() -> BoxedStrategy<Place> {
     prop_oneof![
         1 => (0usize..=5).prop_map(|index| Place::EnvelopeKey { index }),
         4 => nested_place(true),
     ]
+    .boxed()
 }
 
-fn nested_place(as_key: bool) -> impl Strategy<Value = Place> {
+fn nested_place(as_key: bool) -> BoxedStrategy<Place> {
     let step = (key_name(), any::<bool>(), 0usize..=2).prop_map(|(key, array, fillers)| Step {
         key,
         array,
         fillers,
     });
-    (vec(step, 0..=3), key_name(), 0usize..=2).prop_map(move |(steps, leaf_key, fillers)| {
-        Place::Nested {
+    (vec(step, 0..=3), key_name(), 0usize..=2)
+        .prop_map(move |(steps, leaf_key, fillers)| Place::Nested {
             steps,
             leaf_key,
             fillers,
             as_key,
-        }
-    })
+        })
+        .boxed()
 }
 
-fn base() -> impl Strategy<Value = Base> {
+fn base() -> BoxedStrategy<Base> {
     (
         "[a-z]{2,6}-[0-9]{1,6}",
         (4u8..=9, 1u8..=28, 0u8..=23, 0u8..=59),
@@ -327,11 +336,14 @@ fn base() -> impl Strategy<Value = Base> {
                 count,
             },
         )
+        .boxed()
 }
 
 /// An event of the shipped Ome plan with a valid personal number somewhere in it, in
-/// some notation.
-pub fn case() -> impl Strategy<Value = Case> {
+/// some notation. The strategies here are boxed: nested unboxed, their value trees are
+/// built in stack frames that took 1.5 MiB of a test thread's 2 MiB in a debug build,
+/// and two cases overflowed it.
+pub fn case() -> BoxedStrategy<Case> {
     let placed = prop_oneof![
         1 => (text_notation(), place_for_key()),
         2 => (
@@ -339,12 +351,14 @@ pub fn case() -> impl Strategy<Value = Case> {
             place_for_value()
         ),
     ];
-    (personal_number(), placed, base()).prop_map(|(digits, (notation, place), base)| Case {
-        digits,
-        notation,
-        place,
-        base,
-    })
+    (personal_number(), placed, base())
+        .prop_map(|(digits, (notation, place), base)| Case {
+            digits,
+            notation,
+            place,
+            base,
+        })
+        .boxed()
 }
 
 fn push_escape(out: &mut String, c: u32, upper: bool) {
