@@ -85,10 +85,12 @@ fn classify(c: char) -> Class {
 
 /// The characters of a text with their byte ranges, reading JSON escapes as the
 /// character they stand for (`\u0031` is the digit 1; `\\` is one backslash, so the
-/// `u0031` after it is plain text).
+/// `u0031` after it is plain text) — unless `escapes` is false: then every character is
+/// itself (how a string's decoded value reads).
 struct Chars<'a> {
     text: &'a str,
     i: usize,
+    escapes: bool,
 }
 
 impl Iterator for Chars<'_> {
@@ -98,7 +100,7 @@ impl Iterator for Chars<'_> {
         let b = self.text.as_bytes();
         let start = self.i;
         let first = *b.get(start)?;
-        if first == b'\\' {
+        if first == b'\\' && self.escapes {
             let (class, len) = match json::unescape(b, start) {
                 Some((c, len)) => (classify(c), len),
                 None => (Class::Other, 1),
@@ -140,19 +142,23 @@ fn may_hold(text: &str) -> bool {
 pub fn find(text: &str) -> Vec<Range<usize>> {
     let mut hits = Vec::new();
     if may_hold(text) {
-        scan_runs(text, &mut hits);
+        scan_runs(text, true, &mut hits);
     }
     hits
 }
 
-fn scan_runs(text: &str, hits: &mut Vec<Range<usize>>) {
+fn scan_runs(text: &str, escapes: bool, hits: &mut Vec<Range<usize>>) {
     // The digit positions of the current run, its finished groups, the group being
     // read, and whether a single separator was just read after a group.
     let mut tokens: Vec<Range<usize>> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut cur: Option<Group> = None;
     let mut pending_sep = false;
-    for (range, class) in (Chars { text, i: 0 }) {
+    for (range, class) in (Chars {
+        text,
+        i: 0,
+        escapes,
+    }) {
         match class {
             Class::Digit(d) => {
                 if cur.is_none() && !pending_sep {
@@ -214,6 +220,26 @@ pub fn contains(text: &str) -> bool {
     !find(text).is_empty()
 }
 
+/// The byte ranges of the digits of every personal number in `text` read character by
+/// character, a backslash being only a backslash.
+fn find_unescaped(text: &str) -> Vec<Range<usize>> {
+    let mut hits = Vec::new();
+    if may_hold(text) {
+        scan_runs(text, false, &mut hits);
+    }
+    hits
+}
+
+/// Whether text already decoded — a JSON string's value, such as a key shown in a field
+/// path — holds a personal number: read character by character, as the guard read it in
+/// its document, or with backslash escapes read, as [`mask`] also reads what it is
+/// handed later. Read only with escapes, a decoded `\u123456789018` (from the raw
+/// `\\u123456789018`: a backslash, a `u` and twelve digits) would hide its first four
+/// digits in an escape and pass.
+fn decoded_contains(text: &str) -> bool {
+    contains(text) || !find_unescaped(text).is_empty()
+}
+
 /// Whether a JSON number holds a personal number: in the digits as written, or in the
 /// integer or fraction part of its canonical decimal form.
 pub fn number_holds(n: &json::Number<'_>) -> bool {
@@ -251,9 +277,13 @@ pub fn mask_ranges(text: &str, ranges: &[Range<usize>]) -> String {
 
 /// `text` with the digits of every personal number replaced by `*` (separators kept, so
 /// the shape stays readable): for any text a person may read back, such as a file name
-/// or a message key.
+/// or a message key. Text is read both with JSON escapes read (`\u0031` is a 1) and
+/// character by character: a key made from a decoded id may hold `\u` before twelve
+/// plain digits, which read only as an escape would hide four of them.
 pub fn mask(text: &str) -> String {
-    mask_ranges(text, &find(text))
+    let mut ranges = find(text);
+    ranges.extend(find_unescaped(text));
+    mask_ranges(text, &ranges)
 }
 
 /// What the guard found in a JSON document.
@@ -348,13 +378,13 @@ fn walk(v: &Json<'_>, path: &mut String, out: &mut Findings, all: bool) -> bool 
     }
 }
 
-/// How a key is named in a field path: as written when a person may see it (it passes
-/// the guard, is at most 64 characters and has no control characters), else by its
-/// 0-based position in its object as written (`<key 3>`).
+/// How a key (decoded) is named in a field path: as written when a person may see it (it
+/// passes the guard however it is read, is at most 64 characters and has no control
+/// characters), else by its 0-based position in its object as written (`<key 3>`).
 pub fn key_label(key: &str, index: usize) -> Cow<'_, str> {
     let shown = key.chars().count() <= MAX_SHOWN_KEY_CHARS
         && !key.chars().any(char::is_control)
-        && !contains(key);
+        && !decoded_contains(key);
     if shown {
         Cow::Borrowed(key)
     } else {
@@ -541,6 +571,28 @@ mod tests {
     }
 
     #[test]
+    fn a_key_whose_decoded_text_holds_a_number_is_named_by_its_position() {
+        // The raw key `\\u123456789018` is a backslash, a `u` and twelve digits: the guard
+        // finds them. Decoded, it reads `\u123456789018`, which read again as an escape
+        // would hide four digits: the path must not show it either way.
+        assert_eq!(
+            path_of(r#"{"data": {"a": 1, "x \\u1234-5678-9018": 1}}"#).as_deref(),
+            Some("data.<key 1>")
+        );
+        assert_eq!(
+            path_of(r#"{"\\u123456789018": {"n": 1}, "b": "123456789018"}"#).as_deref(),
+            Some("<key 0>")
+        );
+        assert_eq!(key_label(r"\u123456789018", 2), "<key 2>");
+        // And a key whose text reads as escapes of a number is not shown either.
+        assert_eq!(
+            key_label(r"\u0031\u0032\u0033\u0034567890\u00318", 0),
+            "<key 0>"
+        );
+        assert_eq!(key_label(r"\u1234", 0), r"\u1234");
+    }
+
+    #[test]
     fn masking_hides_every_form_found_in_a_raw_text() {
         assert_eq!(mask("a 1234-5678-9018 b"), "a ****-****-**** b");
         assert_eq!(mask(&format!("\"{VALID}\"")), "\"************\"");
@@ -548,6 +600,14 @@ mod tests {
         assert_eq!(
             mask("memo 9876 5432 1093 123456789018"),
             "memo **** **** **** ************"
+        );
+        // A key made from a decoded id: the digits after `\u` are plain digits, and the
+        // escapes of a number are masked as ever.
+        assert_eq!(mask(r"konbini/\u123456789018"), r"konbini/\u************");
+        assert_eq!(mask(r"k/x\u1234-5678-9018"), r"k/x\u****-****-****");
+        assert_eq!(
+            mask(r"konbini/\u0031\u0032\u0033\u0034567890\u00318"),
+            "konbini/************"
         );
         let raw = r#"{"a":"\u0031\u0032345678901\u0038","b":"123456789018","k":1.23456789018e11,"123456789018":0}"#;
         let masked = mask_raw(raw.as_bytes());

@@ -5,9 +5,11 @@
 mod bad_input;
 mod browser;
 mod crash;
+mod guard;
 mod helpers;
 mod import;
 mod kafka;
+mod personal;
 mod plan;
 mod prometheus;
 mod standalone;
