@@ -402,7 +402,10 @@ pub fn key_label(key: &str, index: usize) -> Cow<'_, str> {
 /// replaced), so "nothing was masked" is `mask_raw(raw) == String::from_utf8_lossy(raw)`.
 pub fn mask_raw(raw: &[u8]) -> String {
     let text = readable(raw);
+    // Both readings of the text (escapes read, and every character as itself: a
+    // backslash followed by `u1234…` shows digits to a person whatever JSON says).
     let mut ranges = find(&text);
+    ranges.extend(find_unescaped(&text));
     if let Ok(doc) = json::parse(&text) {
         ranges.extend(scan_json(&doc, true).ranges);
     }
