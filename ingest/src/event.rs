@@ -324,55 +324,49 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
 
 /// The path of the first key given twice in one object, at any depth.
 fn duplicate_key(doc: &Json<'_>) -> Option<String> {
-    fn walk(v: &Json<'_>, path: &mut String) -> bool {
+    /// The trail (innermost first) to the first repeated key; allocates only on a find.
+    fn walk<'a>(v: &Json<'a>) -> Option<Vec<guard::Step<'a>>> {
         match v {
-            Json::Array(items) => items.iter().enumerate().any(|(i, item)| {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                let hit = walk(item, path);
-                if !hit {
-                    path.truncate(len);
-                }
-                hit
+            Json::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+                let mut trail = walk(item)?;
+                trail.push(guard::Step::Index(i));
+                Some(trail)
             }),
             Json::Object(members) => {
-                let escaped = members.iter().any(|m| m.key.escaped);
-                let keys: Vec<Cow<'_, str>> = if escaped {
-                    members.iter().map(|m| m.key.decoded()).collect()
-                } else {
-                    members.iter().map(|m| Cow::Borrowed(m.key.raw)).collect()
-                };
-                let dup = if keys.len() <= 16 {
-                    (1..keys.len()).find(|&i| keys[..i].contains(&keys[i]))
-                } else {
-                    let mut seen = std::collections::HashSet::with_capacity(keys.len());
-                    (0..keys.len()).find(|&i| !seen.insert(&keys[i]))
-                };
-                let len = path.len();
-                let name = |path: &mut String, i: usize| {
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(&guard::key_label(&keys[i], i));
-                };
-                if let Some(i) = dup {
-                    name(path, i);
-                    return true;
+                if let Some(i) = first_repeat(members) {
+                    return Some(vec![guard::Step::Key(members[i].key, i)]);
                 }
-                members.iter().enumerate().any(|(i, m)| {
-                    name(path, i);
-                    let hit = walk(&m.value, path);
-                    if !hit {
-                        path.truncate(len);
+                members.iter().enumerate().find_map(|(i, m)| {
+                    if !matches!(m.value, Json::Array(_) | Json::Object(_)) {
+                        return None;
                     }
-                    hit
+                    let mut trail = walk(&m.value)?;
+                    trail.push(guard::Step::Key(m.key, i));
+                    Some(trail)
                 })
             }
-            _ => false,
+            _ => None,
         }
     }
-    let mut path = String::new();
-    walk(doc, &mut path).then_some(path)
+    walk(doc).map(|trail| guard::path_of(&trail))
+}
+
+/// The position of the first key of an object that an earlier key already gave
+/// (compared as decoded: `"c\u006funt"` is `"count"`).
+fn first_repeat(members: &[json::Member<'_>]) -> Option<usize> {
+    let same = |a: &json::Str<'_>, b: &json::Str<'_>| {
+        if a.escaped || b.escaped {
+            a.decoded() == b.decoded()
+        } else {
+            a.raw == b.raw
+        }
+    };
+    if members.len() <= 16 {
+        return (1..members.len())
+            .find(|&i| members[..i].iter().any(|m| same(&m.key, &members[i].key)));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    (0..members.len()).find(|&i| !seen.insert(members[i].key.decoded()))
 }
 
 /// The envelope's fields as given, `data` as (key, its position, value).
