@@ -19,6 +19,22 @@ use crate::app::{App, Settings};
 /// The bench's bearer token.
 const TOKEN: &str = "bench-token";
 
+/// "Now" for the benches: after every synthetic event (they lie in FY2026, April to
+/// December), so the edge's time window takes them whatever the wall clock says.
+pub const BENCH_NOW: mieruka_ingest::Timestamp =
+    mieruka_ingest::Timestamp::from_unix_seconds(1_798_729_200); // 2027-01-01T00:00:00+09:00
+
+/// The Ome plan, taking events as of [`BENCH_NOW`].
+pub fn bench_plan() -> anyhow::Result<mieruka_aggregator::Plan> {
+    let mut plan = mieruka_aggregator::Plan::ome()?;
+    let window = mieruka_ingest::TimeWindow {
+        now: Some(BENCH_NOW),
+        ..*plan.schema.window()
+    };
+    plan.schema.set_window(window);
+    Ok(plan)
+}
+
 /// One synthetic event, ~250 bytes, with a unique id; a realistic mix of certificate
 /// channels and applications over FY2026.
 pub fn event(n: u64) -> String {
@@ -143,14 +159,8 @@ pub async fn ingest(
             db.display()
         );
     }
-    let now = mieruka_ingest::Timestamp::parse_rfc3339("2027-01-01T00:00:00+09:00").ok();
-    let mut plan = mieruka_aggregator::Plan::ome()?;
-    let window = mieruka_ingest::TimeWindow {
-        now,
-        ..*plan.schema.window()
-    };
-    plan.schema.set_window(window);
-    let plan = Arc::new(plan);
+    let now = Some(BENCH_NOW);
+    let plan = Arc::new(bench_plan()?);
     let token = mieruka_ingest::http::Token {
         name: "bench".into(),
         token: Some(TOKEN.into()),

@@ -233,7 +233,7 @@ async fn run(
     bare_row.print();
 
     // 3. The aggregator folds the topic into PostgreSQL.
-    let plan = Arc::new(Plan::ome()?);
+    let plan = Arc::new(crate::bench::bench_plan()?);
     let agg = aggregate(
         &brokers,
         &format!("mieruka-bench-aggregators-{suffix}"),
