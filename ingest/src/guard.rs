@@ -388,11 +388,20 @@ pub fn mask_raw(raw: &[u8]) -> String {
 }
 
 /// What [`mask_raw`] masks in one reading of a raw text: what the guard finds in it as
-/// text, and — when it is a JSON document — in its keys, strings and numbers.
+/// text, and — when it is a JSON document after any byte order marks (`decode` skips
+/// one, so a number in exponent notation behind it is a personal number there too) —
+/// in its keys, strings and numbers.
 fn findings(text: &str) -> Vec<Range<usize>> {
     let mut ranges = find(text);
-    if let Ok(doc) = json::parse(text) {
-        ranges.extend(scan_json(&doc, true).ranges);
+    let doc = text.trim_start_matches('\u{FEFF}');
+    if let Ok(parsed) = json::parse(doc) {
+        let skipped = text.len() - doc.len();
+        ranges.extend(
+            scan_json(&parsed, true)
+                .ranges
+                .into_iter()
+                .map(|r| r.start + skipped..r.end + skipped),
+        );
     }
     ranges
 }
@@ -582,6 +591,15 @@ mod tests {
             .flat_map(u16::to_le_bytes)
             .collect();
         assert_eq!(mask_raw(&utf16), "id ************");
+    }
+
+    #[test]
+    fn a_document_behind_a_byte_order_mark_is_read_as_json() {
+        let raw = "\u{FEFF}{\"n\": 1.23456789018e11}";
+        assert_eq!(
+            mask_raw(raw.as_bytes()),
+            "\u{FEFF}{\"n\": *.***********e**}"
+        );
     }
 
     #[test]
