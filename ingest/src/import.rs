@@ -18,6 +18,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value as Json};
 
+use crate::guard;
 use crate::schema::{FieldKind, Schema};
 use crate::timestamp::Timestamp;
 
@@ -95,7 +96,8 @@ pub enum ImportError {
     MissingColumn {
         /// The column the mapping names.
         column: String,
-        /// The header's columns, in file order.
+        /// The header's columns, in file order, each masked by the guard: a header is
+        /// a cell like any other, and may hold a personal number.
         found: Vec<String>,
     },
     /// The CSV cannot be split into rows of the header's width.
@@ -271,7 +273,7 @@ pub fn csv_events(
             .position(|h| h == name.trim())
             .ok_or_else(|| ImportError::MissingColumn {
                 column: name.to_owned(),
-                found: headers.clone(),
+                found: headers.iter().map(|h| guard::mask(h)).collect(),
             })
     };
     let id_col = column(&mapping.event_id)?;
@@ -974,6 +976,19 @@ mod tests {
             csv_events("", &mapping(), &schema()),
             Err(ImportError::NoHeader)
         ));
+    }
+
+    #[test]
+    fn the_headers_listed_for_a_missing_column_are_masked() {
+        let text = "受付番号,番号 123456789018,交付方法,証明書種別,枚数\n";
+        let err = csv_events(text, &mapping(), &schema()).unwrap_err();
+        match &err {
+            ImportError::MissingColumn { found, .. } => {
+                assert_eq!(found[1], "番号 ************");
+            }
+            other => panic!("expected a missing column, got {other:?}"),
+        }
+        assert!(!guard::contains(&err.to_string()), "{err}");
     }
 
     #[test]
