@@ -312,7 +312,9 @@ pub fn csv_events(
     Ok(out)
 }
 
-/// 1-based line numbers of byte offsets, asked for in increasing order.
+/// 1-based line numbers of byte offsets, asked for in increasing order. A line ends
+/// where the csv crate ends a record: at `\n`, `\r\n` or a `\r` alone (old Mac
+/// exports).
 struct LineCounter<'t> {
     text: &'t [u8],
     byte: usize,
@@ -338,9 +340,11 @@ impl<'t> LineCounter<'t> {
             end += 1;
         }
         if end > self.byte {
-            let newlines = self.text[self.byte..end]
-                .iter()
-                .filter(|&&b| b == b'\n')
+            let text = self.text;
+            let newlines = (self.byte..end)
+                .filter(|&i| {
+                    text[i] == b'\n' || (text[i] == b'\r' && text.get(i + 1) != Some(&b'\n'))
+                })
                 .count();
             self.line += newlines as u64;
             self.byte = end;
@@ -1126,10 +1130,14 @@ mod tests {
                     ,,,,\n\
                     \"K-\n2\",2026/05/01 10:15:00,コンビニ,住民票の写し,1\n\
                     K-3,2026/05/01 10:15:00,コンビニ,住民票の写し,1\n";
-        for text in [text.to_owned(), text.replace('\n', "\r\n")] {
+        for text in [
+            text.to_owned(),
+            text.replace('\n', "\r\n"),
+            text.replace('\n', "\r"),
+        ] {
             let rows = csv_events(&text, &mapping(), &schema()).unwrap();
             let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
-            assert_eq!(lines, [2, 5, 7]);
+            assert_eq!(lines, [2, 5, 7], "{text:?}");
         }
     }
 
