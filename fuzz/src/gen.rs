@@ -42,6 +42,12 @@ pub struct PersonalNumber {
 }
 
 impl PersonalNumber {
+    /// The twelve digits of the same number with 0 as its first digit.
+    fn starting_with_zero(mut self) -> [u8; 12] {
+        self.first11[0] = 0;
+        self.digits()
+    }
+
     /// Its twelve digits.
     pub fn digits(&self) -> [u8; 12] {
         let mut first = [0u8; 11];
@@ -130,18 +136,37 @@ impl TextNotation {
         self.write(digits, [4, 8])
     }
 
-    /// A 13-digit near miss in this notation: `extra` after the personal number (so a
-    /// cut after 12 digits leaves one) or before it, groups 4-4-5 or 5-4-4.
-    pub fn near_miss(&self, digits: &[u8; 12], extra: u8, at_end: bool) -> String {
+    /// A near miss in this notation: a run one digit longer or shorter than a personal
+    /// number (see [`NearMiss`]).
+    pub fn near_miss(&self, digits: &[u8; 12], kind: NearMiss) -> String {
         let mut d = digits.to_vec();
-        if at_end {
-            d.push(extra % 10);
-            self.write(&d, [4, 8]).0
-        } else {
-            d.insert(0, extra % 10);
-            self.write(&d, [5, 9]).0
+        match kind {
+            NearMiss::Longer {
+                extra,
+                at_end: true,
+            } => {
+                d.push(extra % 10);
+                self.write(&d, [4, 8]).0
+            }
+            NearMiss::Longer { extra, .. } => {
+                d.insert(0, extra % 10);
+                self.write(&d, [5, 9]).0
+            }
+            // In a JSON string: the escape of a NUL, then 11 digits (3-4-4 grouped).
+            NearMiss::AfterNul => format!("\\u0000{}", self.write(&d[1..], [3, 7]).0),
         }
     }
+}
+
+/// A run of digits that is not a personal number but is one digit away from one.
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub enum NearMiss {
+    /// 13 digits: `extra` after the personal number (a cut after 12 digits leaves one)
+    /// or before it; grouped 4-4-5 or 5-4-4.
+    Longer { extra: u8, at_end: bool },
+    /// A NUL, then the last 11 digits of a personal number whose first digit is 0
+    /// (Rust's escaping writes a NUL as `\0`).
+    AfterNul,
 }
 
 /// How a number value is written in JSON.
@@ -727,12 +752,17 @@ impl<'a> Arbitrary<'a> for EmbeddedEvent {
         let style: Style = u.arbitrary()?;
         let bom = u.ratio(1, 8)?;
         let (skeleton, _) = write(&tree, &style, bom);
-        let pn = u.arbitrary::<PersonalNumber>()?.digits();
+        let pn = u.arbitrary::<PersonalNumber>()?;
         let near_miss = u.ratio(1, 4)?;
         let placement: Placement = u.arbitrary()?;
         let (payload, kind) = if near_miss {
             let notation: TextNotation = u.arbitrary()?;
-            let run = notation.near_miss(&pn, u.arbitrary()?, u.arbitrary()?);
+            let kind: NearMiss = u.arbitrary()?;
+            let pn = match kind {
+                NearMiss::AfterNul => pn.starting_with_zero(),
+                NearMiss::Longer { .. } => pn.digits(),
+            };
+            let run = notation.near_miss(&pn, kind);
             // Long enough text before it that a value cut at 64 characters may cut the run.
             let (a, b) = (around(u, 70, true)?, around(u, 12, false)?);
             let payload = if u.arbitrary()? {
@@ -742,6 +772,7 @@ impl<'a> Arbitrary<'a> for EmbeddedEvent {
             };
             (payload, Kind::NearMiss)
         } else {
+            let pn = pn.digits();
             let payload = match u.int_in_range(0..=2u8)? {
                 0 => {
                     let (n, _) = u.arbitrary::<TextNotation>()?.personal_number(&pn);
@@ -820,7 +851,11 @@ impl<'a> Arbitrary<'a> for TextCase {
         let notation: TextNotation = u.arbitrary()?;
         let near_miss = u.ratio(1, 4)?;
         let (number, masked) = if near_miss {
-            let run = notation.near_miss(&pn, u.arbitrary()?, u.arbitrary()?);
+            let kind = NearMiss::Longer {
+                extra: u.arbitrary()?,
+                at_end: u.arbitrary()?,
+            };
+            let run = notation.near_miss(&pn, kind);
             (run.clone(), run)
         } else {
             notation.personal_number(&pn)

@@ -233,14 +233,17 @@ pub fn fixed_to_string(v: i64, scale: u32) -> String {
 const MAX_QUOTED_CHARS: usize = 64;
 
 /// A value as a message may quote it: Rust's escaping (control characters visible),
-/// cut to [`MAX_QUOTED_CHARS`]. Only values that passed the guard are quoted.
+/// cut to [`MAX_QUOTED_CHARS`]. Only values that passed the guard are quoted, and the
+/// quote is masked by it again: a cut can shorten a 13-digit run to 12, and the
+/// escaping can lengthen an 11-digit one (a NUL before it is written `\0`).
 fn quoted(v: &str) -> String {
-    if v.chars().count() <= MAX_QUOTED_CHARS {
+    let quote = if v.chars().count() <= MAX_QUOTED_CHARS {
         format!("{v:?}")
     } else {
         let cut: String = v.chars().take(MAX_QUOTED_CHARS).collect();
         format!("{cut:?}… ({} characters)", v.chars().count())
-    }
+    };
+    guard::mask(&quote)
 }
 
 /// The UTF-8 byte order mark, which Windows tools write before text.
@@ -736,5 +739,23 @@ fn convert(kind: &FieldKind, v: &Json<'_>) -> Result<Value, (Reason, String)> {
             }
             Ok(Value::Id(s.as_ref().into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quote_shows_no_personal_number_its_cut_or_escaping_made() {
+        // 123456789018 is valid: cut after it, the 13-digit run would show one.
+        let long = format!("{}1234567890185", "a".repeat(MAX_QUOTED_CHARS - 12));
+        assert!(!guard::contains(&long));
+        assert!(!guard::contains(&quoted(&long)), "{}", quoted(&long));
+        // 048884211444 is valid: `\0` and the eleven digits after it would show one.
+        let nul = "\u{0}48884211444";
+        assert!(!guard::contains(nul));
+        assert!(!guard::contains(&quoted(nul)), "{}", quoted(nul));
+        assert_eq!(quoted("konbini"), "\"konbini\"");
     }
 }
