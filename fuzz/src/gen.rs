@@ -154,6 +154,11 @@ impl TextNotation {
             }
             // In a JSON string: the escape of a NUL, then 11 digits (3-4-4 grouped).
             NearMiss::AfterNul => format!("\\u0000{}", self.write(&d[1..], [3, 7]).0),
+            // In a JSON string: each digit an escape, escaped (`\\u0031`).
+            NearMiss::EscapedTwice => d
+                .iter()
+                .map(|x| format!("\\\\u{:04x}", 0x30 + u32::from(*x)))
+                .collect(),
         }
     }
 }
@@ -167,6 +172,10 @@ pub enum NearMiss {
     /// A NUL, then the last 11 digits of a personal number whose first digit is 0
     /// (Rust's escaping writes a NUL as `\0`).
     AfterNul,
+    /// Twelve digits each written as an escape in the string's value (`\u0031`, which
+    /// is `\\u0031` in the JSON): not digits in the JSON, but digits to the guard
+    /// reading the value as text.
+    EscapedTwice,
 }
 
 /// How a number value is written in JSON.
@@ -760,7 +769,7 @@ impl<'a> Arbitrary<'a> for EmbeddedEvent {
             let kind: NearMiss = u.arbitrary()?;
             let pn = match kind {
                 NearMiss::AfterNul => pn.starting_with_zero(),
-                NearMiss::Longer { .. } => pn.digits(),
+                NearMiss::Longer { .. } | NearMiss::EscapedTwice => pn.digits(),
             };
             let run = notation.near_miss(&pn, kind);
             // Long enough text before it that a value cut at 64 characters may cut the run.

@@ -299,7 +299,9 @@ fn decode_with(schema: &Schema, raw: &[u8], windowed: bool) -> Result<Event, Rej
             Json::String(s) => Some(s.decoded()),
             _ => None,
         })
-        .filter(|id| !id.trim().is_empty() && printable_id(id));
+        // The guard passed the id as JSON; as the plain text a rejection keeps, an
+        // escape written in it (`\u0031`, sent as `\\u0031`) reads as a digit.
+        .filter(|id| !id.trim().is_empty() && printable_id(id) && !guard::contains(id));
     let fail = |r: Rejection| r.with_event_id(id_hint.as_deref());
     if let Some(path) = duplicate_key(&doc) {
         return Err(fail(Rejection::at(
@@ -757,5 +759,22 @@ mod tests {
         assert!(!guard::contains(nul));
         assert!(!guard::contains(&quoted(nul)), "{}", quoted(nul));
         assert_eq!(quoted("konbini"), "\"konbini\"");
+    }
+
+    #[test]
+    fn a_rejection_names_no_event_id_whose_text_reads_as_a_personal_number() {
+        let schema = Schema::default();
+        // The id's value is the text \u0031\u0032… (each backslash escaped in JSON).
+        let escaped: String = "123456789018"
+            .chars()
+            .map(|c| format!("\\\\u{:04x}", u32::from(c)))
+            .collect();
+        let raw = format!(r#"{{"event_id":"{escaped}","type":"x"}}"#);
+        let r = decode(&schema, raw.as_bytes()).unwrap_err();
+        assert_eq!(r.reason, Reason::MissingField);
+        assert_eq!(r.event_id, None);
+        let raw = r#"{"event_id":"k-1","type":"x"}"#;
+        let r = decode(&schema, raw.as_bytes()).unwrap_err();
+        assert_eq!(r.event_id.as_deref(), Some("k-1"));
     }
 }
