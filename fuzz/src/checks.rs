@@ -328,7 +328,7 @@ pub fn check_mask_raw(bytes: &[u8], cut: Option<usize>) {
     assert_raw_shows_none("mask_raw", &mieruka_ingest::mask_raw(bytes));
     if let Some(keep) = cut {
         let keep = keep % (bytes.len() + 1);
-        let mut padded = vec![b'.'; mieruka_ingest::MAX_RAW_KEPT - keep];
+        let mut padded = vec![b' '; mieruka_ingest::MAX_RAW_KEPT - keep];
         padded.extend_from_slice(bytes);
         assert_raw_shows_none("mask_raw (cut)", &mieruka_ingest::mask_raw(&padded));
     }
