@@ -233,16 +233,17 @@ pub fn fixed_to_string(v: i64, scale: u32) -> String {
 const MAX_QUOTED_CHARS: usize = 64;
 
 /// A value as a message may quote it: Rust's escaping (control characters visible),
-/// cut to [`MAX_QUOTED_CHARS`]. Only values that passed the guard are quoted.
+/// cut to [`MAX_QUOTED_CHARS`]. Only values that passed the guard are quoted, and the
+/// quote is masked by it again: a cut can shorten a 13-digit run to 12, and the
+/// escaping can lengthen an 11-digit one (a NUL before it is written `\0`).
 fn quoted(v: &str) -> String {
-    // Rust's escaping can itself make digits: a NUL before 11 digits reads `\0…`, twelve
-    // digits that may pass the check. What is quoted goes through the guard's mask.
-    if v.chars().count() <= MAX_QUOTED_CHARS {
-        guard::mask(&format!("{v:?}"))
+    let quote = if v.chars().count() <= MAX_QUOTED_CHARS {
+        format!("{v:?}")
     } else {
         let cut: String = v.chars().take(MAX_QUOTED_CHARS).collect();
-        guard::mask(&format!("{cut:?}… ({} characters)", v.chars().count()))
-    }
+        format!("{cut:?}… ({} characters)", v.chars().count())
+    };
+    guard::mask(&quote)
 }
 
 /// The UTF-8 byte order mark, which Windows tools write before text.
@@ -309,7 +310,9 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
             Json::String(s) => Some(s.decoded()),
             _ => None,
         })
-        .filter(|id| !id.trim().is_empty() && printable_id(id));
+        // The guard passed the id as JSON; as the plain text a rejection keeps, an
+        // escape written in it (`\u0031`, sent as `\\u0031`) reads as a digit.
+        .filter(|id| !id.trim().is_empty() && printable_id(id) && !guard::contains(id));
     let fail = |r: Rejection| r.with_event_id(id_hint.as_deref());
     if let Some(path) = duplicate_key(&doc) {
         return Err(fail(Rejection::at(
@@ -963,5 +966,35 @@ mod tests {
         assert_eq!(r.event_id, None);
         let r = reject(&event("cert", NOW, &format!(r#"{{"{long}":1}}"#)));
         assert_eq!(at(&r), (Reason::UnknownField, Some("data.<key 0>")));
+    }
+
+    #[test]
+    fn a_quote_shows_no_personal_number_its_cut_or_escaping_made() {
+        // 123456789018 is valid: cut after it, the 13-digit run would show one.
+        let long = format!("{}1234567890185", "a".repeat(MAX_QUOTED_CHARS - 12));
+        assert!(!guard::contains(&long));
+        assert!(!guard::contains(&quoted(&long)), "{}", quoted(&long));
+        // 048884211444 is valid: `\0` and the eleven digits after it would show one.
+        let nul = "\u{0}48884211444";
+        assert!(!guard::contains(nul));
+        assert!(!guard::contains(&quoted(nul)), "{}", quoted(nul));
+        assert_eq!(quoted("konbini"), "\"konbini\"");
+    }
+
+    #[test]
+    fn a_rejection_names_no_event_id_whose_text_reads_as_a_personal_number() {
+        let schema = Schema::default();
+        // The id's value is the text \u0031\u0032… (each backslash escaped in JSON).
+        let escaped: String = "123456789018"
+            .chars()
+            .map(|c| format!("\\\\u{:04x}", u32::from(c)))
+            .collect();
+        let raw = format!(r#"{{"event_id":"{escaped}","type":"x"}}"#);
+        let r = decode(&schema, raw.as_bytes()).unwrap_err();
+        assert_eq!(r.reason, Reason::MissingField);
+        assert_eq!(r.event_id, None);
+        let raw = r#"{"event_id":"k-1","type":"x"}"#;
+        let r = decode(&schema, raw.as_bytes()).unwrap_err();
+        assert_eq!(r.event_id.as_deref(), Some("k-1"));
     }
 }

@@ -469,21 +469,45 @@ pub fn key_label(key: &str, index: usize) -> Cow<'_, str> {
 /// Bytes that are not UTF-8 are also read as the encodings line systems write (UTF-16
 /// with or without a byte order mark, Shift_JIS, EUC-JP), so a number in full-width
 /// Shift_JIS digits is found too: the text kept is then that reading, masked, in UTF-8.
-/// When the guard finds nothing, the text is the bytes as UTF-8 (malformed bytes
-/// replaced), so "nothing was masked" is `mask_raw(raw) == String::from_utf8_lossy(raw)`.
+/// When the guard finds nothing there, the text is the bytes as UTF-8 (malformed bytes
+/// replaced) — masked in its turn, as that is another reading (bytes taken for UTF-16
+/// may hold ASCII digits) — so "nothing was masked" is
+/// `mask_raw(raw) == String::from_utf8_lossy(raw)`.
 pub fn mask_raw(raw: &[u8]) -> String {
     let text = readable(raw);
+    let ranges = findings(&text);
+    if !ranges.is_empty() {
+        return mask_ranges(&text, &ranges);
+    }
+    let utf8 = String::from_utf8_lossy(raw);
+    let ranges = if utf8 == text {
+        ranges
+    } else {
+        findings(&utf8)
+    };
+    mask_ranges(&utf8, &ranges)
+}
+
+/// What [`mask_raw`] masks in one reading of a raw text: what the guard finds in it as
+/// text, and — when it is a JSON document after any byte order marks (`decode` skips
+/// one, so a number in exponent notation behind it is a personal number there too) —
+/// in its keys, strings and numbers.
+fn findings(text: &str) -> Vec<Range<usize>> {
     // Both readings of the text (escapes read, and every character as itself: a
     // backslash followed by `u1234…` shows digits to a person whatever JSON says).
-    let mut ranges = find(&text);
-    ranges.extend(find_unescaped(&text));
-    if let Ok(doc) = json::parse(&text) {
-        ranges.extend(scan_json(&doc, true).ranges);
+    let mut ranges = find(text);
+    ranges.extend(find_unescaped(text));
+    let doc = text.trim_start_matches('\u{FEFF}');
+    if let Ok(parsed) = json::parse(doc) {
+        let skipped = text.len() - doc.len();
+        ranges.extend(
+            scan_json(&parsed, true)
+                .ranges
+                .into_iter()
+                .map(|r| r.start + skipped..r.end + skipped),
+        );
     }
-    if ranges.is_empty() {
-        return String::from_utf8_lossy(raw).into_owned();
-    }
-    mask_ranges(&text, &ranges)
+    ranges
 }
 
 /// The bytes as text a person could read: UTF-8 as it is; UTF-16 (a byte order mark,
@@ -718,6 +742,23 @@ mod tests {
         let join = prop_oneof![Just("-"), Just(" "), Just("--"), Just("a"), Just("")];
         proptest::collection::vec((run, join), 0..8)
             .prop_map(|parts| parts.into_iter().map(|(r, j)| format!("{r}{j}")).collect())
+    }
+
+    #[test]
+    fn a_document_behind_a_byte_order_mark_is_read_as_json() {
+        let raw = "\u{FEFF}{\"n\": 1.23456789018e11}";
+        assert_eq!(
+            mask_raw(raw.as_bytes()),
+            "\u{FEFF}{\"n\": *.***********e**}"
+        );
+    }
+
+    #[test]
+    fn bytes_taken_for_utf16_are_masked_in_their_utf8_reading_too() {
+        // A quarter of the bytes are NUL, so they read as UTF-16 (where they hold no
+        // digit); the text kept is their UTF-8 reading, which holds one.
+        let raw = b"\0\0\0\0\0\0id 123456789018";
+        assert_eq!(mask_raw(raw), "\0\0\0\0\0\0id ************");
     }
 
     proptest! {

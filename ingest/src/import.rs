@@ -18,6 +18,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value as Json};
 
+use crate::guard;
 use crate::schema::{FieldKind, Schema};
 use crate::timestamp::Timestamp;
 
@@ -95,7 +96,8 @@ pub enum ImportError {
     MissingColumn {
         /// The column the mapping names.
         column: String,
-        /// The header's columns, in file order.
+        /// The header's columns, in file order, each masked by the guard: a header is
+        /// a cell like any other, and may hold a personal number.
         found: Vec<String>,
     },
     /// The CSV cannot be split into rows of the header's width.
@@ -317,16 +319,19 @@ const MAX_SHOWN_HEADER_CHARS: usize = 64;
 
 /// A header cell as an error may show it: personal numbers masked, cut to 64 characters.
 fn shown_header(h: &str) -> String {
-    let masked = crate::guard::mask(h);
+    let masked = guard::mask(h);
     if masked.chars().count() <= MAX_SHOWN_HEADER_CHARS {
         masked
     } else {
+        // Masked again: the cut can leave 12 digits of a longer run.
         let cut: String = masked.chars().take(MAX_SHOWN_HEADER_CHARS).collect();
-        format!("{cut}…")
+        format!("{}…", guard::mask(&cut))
     }
 }
 
-/// 1-based line numbers of byte offsets, asked for in increasing order.
+/// 1-based line numbers of byte offsets, asked for in increasing order. A line ends
+/// where the csv crate ends a record: at `\n`, `\r\n` or a `\r` alone (old Mac
+/// exports).
 struct LineCounter<'t> {
     text: &'t [u8],
     byte: usize,
@@ -352,9 +357,11 @@ impl<'t> LineCounter<'t> {
             end += 1;
         }
         if end > self.byte {
-            let newlines = self.text[self.byte..end]
-                .iter()
-                .filter(|&&b| b == b'\n')
+            let text = self.text;
+            let newlines = (self.byte..end)
+                .filter(|&i| {
+                    text[i] == b'\n' || (text[i] == b'\r' && text.get(i + 1) != Some(&b'\n'))
+                })
                 .count();
             self.line += newlines as u64;
             self.byte = end;
@@ -1004,6 +1011,19 @@ mod tests {
     }
 
     #[test]
+    fn the_headers_listed_for_a_missing_column_are_masked() {
+        let text = "受付番号,番号 123456789018,交付方法,証明書種別,枚数\n";
+        let err = csv_events(text, &mapping(), &schema()).unwrap_err();
+        match &err {
+            ImportError::MissingColumn { found, .. } => {
+                assert_eq!(found[1], "番号 ************");
+            }
+            other => panic!("expected a missing column, got {other:?}"),
+        }
+        assert!(!guard::contains(&err.to_string()), "{err}");
+    }
+
+    #[test]
     fn a_time_cell_that_does_not_match_the_format_is_kept_and_rejected_as_bad_timestamp() {
         let schema = schema();
         let text = csv(&[
@@ -1138,10 +1158,14 @@ mod tests {
                     ,,,,\n\
                     \"K-\n2\",2026/05/01 10:15:00,コンビニ,住民票の写し,1\n\
                     K-3,2026/05/01 10:15:00,コンビニ,住民票の写し,1\n";
-        for text in [text.to_owned(), text.replace('\n', "\r\n")] {
+        for text in [
+            text.to_owned(),
+            text.replace('\n', "\r\n"),
+            text.replace('\n', "\r"),
+        ] {
             let rows = csv_events(&text, &mapping(), &schema()).unwrap();
             let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
-            assert_eq!(lines, [2, 5, 7]);
+            assert_eq!(lines, [2, 5, 7], "{text:?}");
         }
     }
 

@@ -51,7 +51,9 @@ pub fn item(schema: &Schema, raw: &[u8], position: Position, source_label: &str)
 }
 
 /// The raw text of a rejected event as it may be kept: every personal number the guard
-/// finds masked ([`guard::mask_raw`]), cut to [`MAX_RAW_KEPT`] bytes.
+/// finds masked ([`guard::mask_raw`]), cut to [`MAX_RAW_KEPT`] bytes — and the part kept
+/// masked again, as a cut inside a longer digit run (or a number's exponent) can leave
+/// a personal number.
 pub fn mask_raw(raw: &[u8]) -> String {
     mask_raw_reporting(raw).0
 }
@@ -59,16 +61,37 @@ pub fn mask_raw(raw: &[u8]) -> String {
 /// [`mask_raw`], and whether the guard changed anything (the text is then not the bytes
 /// as received).
 pub fn mask_raw_reporting(raw: &[u8]) -> (String, bool) {
-    let mut masked = guard::mask_raw(raw);
+    let masked = guard::mask_raw(raw);
     let changed = masked != String::from_utf8_lossy(raw);
-    if masked.len() > MAX_RAW_KEPT {
-        let mut cut = MAX_RAW_KEPT;
-        while !masked.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let total = masked.len();
-        masked.truncate(cut);
-        masked.push_str(&format!("… [cut: {total} bytes in all]"));
+    if masked.len() <= MAX_RAW_KEPT {
+        return (masked, changed);
     }
-    (masked, changed)
+    let mut cut = MAX_RAW_KEPT;
+    while !masked.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut kept = guard::mask_raw(&masked.as_bytes()[..cut]);
+    kept.push_str(&format!("… [cut: {} bytes in all]", masked.len()));
+    (kept, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_raw_text_keeps_no_personal_number_the_cut_made() {
+        // 123456789018 is valid: the 13-digit run is not a personal number, the 12
+        // digits the cut leaves of it are.
+        let mut raw = vec![b'.'; MAX_RAW_KEPT - 12];
+        raw.extend_from_slice(b"1234567890185 and more");
+        assert!(!guard::contains(&String::from_utf8_lossy(&raw)));
+        let kept = mask_raw(&raw);
+        assert!(
+            kept.contains("************… [cut: 65546 bytes in all]"),
+            "{}",
+            &kept[65500..]
+        );
+        assert!(!guard::contains(&kept));
+    }
 }
