@@ -16,8 +16,8 @@ use crate::checks::{self, SEPARATORS};
 use crate::plan::Ome;
 
 /// What an embedded number is written between: characters that end a digit run and can
-/// neither start nor continue a JSON escape (no `\`, `u` or hex digit), so the run can
-/// neither grow nor be swallowed by an escape before it.
+/// neither start a JSON escape nor be part of a `\u` one (no `\`, `u` or hex digit), so
+/// the run can neither grow nor be swallowed by an escape before it.
 pub const DELIMITERS: [char; 16] = [
     'x', '|', '/', ':', '(', ')', '_', '#', 'z', 'あ', '。', '%', 'k', '!', '"', '\u{FFFD}',
 ];
