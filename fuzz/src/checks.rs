@@ -181,10 +181,15 @@ pub fn check_event(schema: &Schema, raw: &[u8]) {
                 .unwrap_or_else(|| panic!("a rejected event keeps no raw text"));
             assert_raw_shows_none("a rejected event's masked raw text", masked);
             check_rejection(rejection);
-            // Only the time window is decode's own: decode_logged skips it.
-            let windowed = rejection.reason == Reason::OutOfBounds
-                && rejection.field.as_deref() == Some("occurred_at");
-            if !windowed {
+            // The edge's domains are decode's own: decode_logged skips the time window
+            // and the bounds of numbers (an `out_of_bounds` at `occurred_at` or a data
+            // field; ids keep their limits in the log too).
+            let edge_only = rejection.reason == Reason::OutOfBounds
+                && rejection
+                    .field
+                    .as_deref()
+                    .is_some_and(|f| f == "occurred_at" || f.starts_with("data."));
+            if !edge_only {
                 assert_eq!(
                     logged.as_ref().err(),
                     Some(rejection),
@@ -311,11 +316,12 @@ pub fn check_guard_text(text: &str) {
     assert_eq!(guard::contains(text), !found.is_empty());
     let masked = guard::mask(text);
     assert!(
-        guard::find(&masked).is_empty(),
+        guard::find(&masked).is_empty() && guard::find_unescaped(&masked).is_empty(),
         "a masked text still holds a personal number: {text:?} → {masked:?}"
     );
     assert_eq!(guard::mask(&masked), masked, "mask is not idempotent");
-    if found.is_empty() {
+    // `mask` reads the text both ways: with escapes (`find`) and as itself.
+    if found.is_empty() && guard::find_unescaped(text).is_empty() {
         assert_eq!(masked, text, "mask changes a text without a finding");
     }
 }
@@ -411,11 +417,16 @@ pub fn check_embedded_text(before: &str, notation: &str, masked: &str, after: &s
         guard::contains(&text),
         "a personal number is not found: {text:?}"
     );
-    assert_eq!(
-        guard::mask(&text),
-        format!("{}{masked}{}", guard::mask(before), guard::mask(after)),
-        "masking a text is not masking its parts: {text:?}"
-    );
+    // `mask` also reads a backslash as itself (not as an escape): across a backslash the
+    // parts can join into a run the whole text holds, so only text without one must mask
+    // part by part.
+    if !text.contains('\\') {
+        assert_eq!(
+            guard::mask(&text),
+            format!("{}{masked}{}", guard::mask(before), guard::mask(after)),
+            "masking a text is not masking its parts: {text:?}"
+        );
+    }
     check_guard_text(&text);
 }
 
@@ -427,11 +438,13 @@ pub fn check_near_miss_text(before: &str, near_miss: &str, after: &str) {
         !guard::contains(near_miss),
         "a 13-digit run is taken for a personal number: {near_miss:?}"
     );
-    assert_eq!(
-        guard::mask(&text),
-        format!("{}{near_miss}{}", guard::mask(before), guard::mask(after)),
-        "masking a text is not masking its parts: {text:?}"
-    );
+    if !text.contains('\\') {
+        assert_eq!(
+            guard::mask(&text),
+            format!("{}{near_miss}{}", guard::mask(before), guard::mask(after)),
+            "masking a text is not masking its parts: {text:?}"
+        );
+    }
     check_guard_text(&text);
 }
 
@@ -466,9 +479,15 @@ pub fn check_embedded_event(schema: &Schema, raw: &[u8], digits: &[u8; 12], fiel
 }
 
 /// An event holding a 13-digit run (not a personal number) is not rejected as one, and
-/// what is kept or shown of it holds none ([`check_event`]).
+/// what is kept or shown of it holds none ([`check_event`]). A value that holds an
+/// escaped backslash (`\\u0031`) is read a second time with its own escapes (the guard
+/// refuses a value whose stored text reads as a personal number that way), so such
+/// events may rightly be refused.
 pub fn check_near_miss_event(schema: &Schema, raw: &[u8]) {
     check_event(schema, raw);
+    if raw.windows(2).any(|w| w == b"\\\\") {
+        return;
+    }
     if let Err(r) = mieruka_ingest::decode(schema, raw) {
         assert_ne!(
             r.reason,

@@ -267,8 +267,8 @@ pub fn contains(text: &str) -> bool {
 }
 
 /// The byte ranges of the digits of every personal number in `text` read character by
-/// character, a backslash being only a backslash.
-fn find_unescaped(text: &str) -> Vec<Range<usize>> {
+/// character, a backslash being only a backslash (the other reading [`mask`] makes).
+pub fn find_unescaped(text: &str) -> Vec<Range<usize>> {
     let mut hits = Vec::new();
     if may_hold(text) {
         scan_runs(text, false, &mut hits);
@@ -380,18 +380,42 @@ pub fn path_of(trail: &[Step<'_>]) -> String {
     path
 }
 
+/// The ranges (in the document) of what the guard finds in a string or key: in its
+/// value, escapes read; and — when its value itself holds backslashes (sent as `\\`) —
+/// in that value read once more with escapes, as a person or a tool reading the stored
+/// text back might (`\\u0031…` is stored as the text `\u0031…`). What that second
+/// reading finds cannot be placed exactly in the raw text: every digit of the string
+/// is masked then.
+fn find_in_str(s: &json::Str<'_>) -> Vec<Range<usize>> {
+    let found = find(s.raw);
+    if !found.is_empty() {
+        return found
+            .into_iter()
+            .map(|r| r.start + s.start..r.end + s.start)
+            .collect();
+    }
+    if !s.escaped {
+        return Vec::new();
+    }
+    let value = s.decoded();
+    if !value.contains('\\') || find(&value).is_empty() {
+        return Vec::new();
+    }
+    s.raw
+        .char_indices()
+        .filter(|(_, c)| matches!(classify(*c), Class::Digit(_)) || c.is_ascii_hexdigit())
+        .map(|(i, c)| s.start + i..s.start + i + c.len_utf8())
+        .collect()
+}
+
 /// Walks a value, adding the ranges to mask; returns the trail (innermost first) to the
 /// first finding. Nothing is allocated or named unless something is found.
 fn walk<'a>(v: &Json<'a>, ranges: &mut Vec<Range<usize>>, all: bool) -> Option<Vec<Step<'a>>> {
     match v {
         Json::String(s) => {
-            let found = find(s.raw);
+            let found = find_in_str(s);
             (!found.is_empty()).then(|| {
-                ranges.extend(
-                    found
-                        .into_iter()
-                        .map(|r| r.start + s.start..r.end + s.start),
-                );
+                ranges.extend(found);
                 Vec::new()
             })
         }
@@ -420,13 +444,9 @@ fn walk<'a>(v: &Json<'a>, ranges: &mut Vec<Range<usize>>, all: bool) -> Option<V
         Json::Object(members) => {
             let mut first = None;
             for (i, m) in members.iter().enumerate() {
-                let found = find(m.key.raw);
+                let found = find_in_str(&m.key);
                 let in_key = !found.is_empty();
-                ranges.extend(
-                    found
-                        .into_iter()
-                        .map(|r| r.start + m.key.start..r.end + m.key.start),
-                );
+                ranges.extend(found);
                 // A key that holds one is the finding; its value is still walked for
                 // the ranges to mask when all are wanted.
                 let in_value = if in_key && !all {
@@ -645,6 +665,21 @@ mod tests {
             };
             assert!(!number_holds(&num), "{n}");
         }
+    }
+
+    #[test]
+    fn a_value_that_reads_as_a_personal_number_once_its_own_escapes_are_read_is_one() {
+        // The id's value is the text \u0031\u0032… (each backslash escaped in JSON).
+        let escaped: String = VALID
+            .chars()
+            .map(|c| format!("\\\\u{:04x}", u32::from(c)))
+            .collect();
+        let doc = format!(r#"{{"event_id":"{escaped}","k":1}}"#);
+        assert_eq!(path_of(&doc).as_deref(), Some("event_id"));
+        let masked = mask_raw(doc.as_bytes());
+        assert!(!masked.contains("0031"), "{masked}");
+        // A lone escaped backslash before text without a number is nothing.
+        assert_eq!(path_of(r#"{"a":"C:\\data\\2026"}"#), None);
     }
 
     #[test]

@@ -819,6 +819,17 @@ fn personal_numbers_never_get_in_or_out() {
         "personal_number",
         Some("data.memo"),
     );
+    let twice: String = "141421356230"
+        .chars()
+        .map(|c| format!("\\\\u003{c}"))
+        .collect();
+    check(
+        k,
+        konbini(&twice, r#"{"channel":"konbini","certificate":"juminhyo"}"#).as_bytes(),
+        class("pn-escaped"),
+        "personal_number",
+        Some("event_id"),
+    );
     for text in [
         "２０２６０５０１１０１４",
         "9876－5432－1093",
