@@ -387,19 +387,17 @@ pub fn path_of(trail: &[Step<'_>]) -> String {
 /// reading finds cannot be placed exactly in the raw text: every digit of the string
 /// is masked then.
 fn find_in_str(s: &json::Str<'_>) -> Vec<Range<usize>> {
-    let found = find(s.raw);
-    if !found.is_empty() {
-        return found
-            .into_iter()
-            .map(|r| r.start + s.start..r.end + s.start)
-            .collect();
-    }
+    let found: Vec<Range<usize>> = find(s.raw)
+        .into_iter()
+        .map(|r| r.start + s.start..r.end + s.start)
+        .collect();
     if !s.escaped {
-        return Vec::new();
+        return found;
     }
+    // The second reading is made whatever the first found: both must be masked.
     let value = s.decoded();
     if !value.contains('\\') || find(&value).is_empty() {
-        return Vec::new();
+        return found;
     }
     s.raw
         .char_indices()
@@ -678,6 +676,13 @@ mod tests {
         assert_eq!(path_of(&doc).as_deref(), Some("event_id"));
         let masked = mask_raw(doc.as_bytes());
         assert!(!masked.contains("0031"), "{masked}");
+        // Both readings are masked when both find one (a plain number beside it).
+        let doc = format!(r#"{{"event_id":"{escaped} 0.987654321093","k":1}}"#);
+        let masked = mask_raw(doc.as_bytes());
+        assert!(
+            !masked.contains("0031") && !masked.contains("9876"),
+            "{masked}"
+        );
         // A lone escaped backslash before text without a number is nothing.
         assert_eq!(path_of(r#"{"a":"C:\\data\\2026"}"#), None);
     }
