@@ -116,22 +116,7 @@ impl TestApp {
         content_type: &str,
         body: &str,
     ) -> (u16, serde_json::Value) {
-        let mut req =
-            ureq::post(&format!("{}/v1/events", self.base)).set("Content-Type", content_type);
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let resp = match req.send_string(body) {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("request failed: {e}"),
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
+        self.post_bytes(token, content_type, body.as_bytes())
     }
 
     /// Posts a body of raw bytes; returns (status, body as JSON, or as a string).
