@@ -584,6 +584,29 @@ impl History<'_> {
 /// rate starts at 82.0 % and rises about 1.35 points a year (on pace for 84.6 %).
 fn population_and_cards(h: &mut History<'_>, seed: u64, now_day: i32) {
     let months = months_through(now_day) + 1;
+    let (population, holders) = population_and_holders(seed, months);
+    for k in 0..months {
+        let at = local(month_start(k), 0);
+        let pop = population[k];
+        h.push(
+            at,
+            "juki",
+            "population.snapshot",
+            format!("{{\"population\":{pop}}}"),
+        );
+        let held = holders[k];
+        h.push(
+            at,
+            "card",
+            "mynumber_card.holders_snapshot",
+            format!("{{\"holders\":{held}}}"),
+        );
+    }
+    card_deltas(h, seed, now_day, &holders);
+}
+
+/// The registry's population and the card holders at the start of each month.
+fn population_and_holders(seed: u64, months: usize) -> (Vec<i64>, Vec<i64>) {
     let mut rng = Rng::new(seed, "population");
     let mut population = Vec::with_capacity(months + 1);
     let mut holders = Vec::with_capacity(months + 1);
@@ -604,25 +627,13 @@ fn population_and_cards(h: &mut History<'_>, seed: u64, now_day: i32) {
         population.push(p);
         holders.push((rate / 100.0 * p as f64).round() as i64);
     }
-    for k in 0..months {
-        let at = local(month_start(k), 0);
-        let pop = population[k];
-        h.push(
-            at,
-            "juki",
-            "population.snapshot",
-            format!("{{\"population\":{pop}}}"),
-        );
-        let held = holders[k];
-        h.push(
-            at,
-            "card",
-            "mynumber_card.holders_snapshot",
-            format!("{{\"holders\":{held}}}"),
-        );
-    }
-    // Per business day; what the deltas miss (cards of people moving in, ~110 a month)
-    // arrives with the next registry figure.
+    (population, holders)
+}
+
+/// Cards handed over and surrendered, per business day, so that the holders move from
+/// one monthly figure to the next; what the deltas miss (cards of people moving in,
+/// ~110 a month) arrives with the next registry figure.
+fn card_deltas(h: &mut History<'_>, seed: u64, now_day: i32, holders: &[i64]) {
     const SURRENDERED: [(&str, f64); 5] = [
         ("death", 4.6),
         ("moved_out", 5.8),
@@ -630,6 +641,7 @@ fn population_and_cards(h: &mut History<'_>, seed: u64, now_day: i32) {
         ("expired", 0.9),
         ("other", 0.25),
     ];
+    let months = months_through(now_day) + 1;
     let surrendered_per_day: f64 = SURRENDERED.iter().map(|(_, l)| l).sum();
     let mut rng = Rng::new(seed, "card");
     for k in 0..months - 1 {
@@ -673,33 +685,34 @@ type Mix = &'static [(&'static str, f64)];
 const CERT_COUNTS: [(i64, f64); 3] = [(1, 0.82), (2, 0.14), (3, 0.04)];
 const CERT_AVG_COUNT: f64 = 0.82 + 2.0 * 0.14 + 3.0 * 0.04;
 
+const CERT_SEASON: [f64; 12] = [
+    0.92, 0.98, 1.30, 1.28, 1.00, 1.08, 0.98, 0.90, 0.93, 0.97, 0.92, 0.84,
+];
+const CERT_KONBINI: [(&str, f64); 4] = [
+    ("juminhyo", 0.48),
+    ("inkan", 0.27),
+    ("koseki", 0.10),
+    ("tax", 0.15),
+];
+const CERT_COUNTER: [(&str, f64); 5] = [
+    ("juminhyo", 0.40),
+    ("inkan", 0.18),
+    ("koseki", 0.20),
+    ("tax", 0.14),
+    ("other", 0.08),
+];
+const CERT_MAIL: [(&str, f64); 4] = [
+    ("koseki", 0.55),
+    ("juminhyo", 0.30),
+    ("tax", 0.10),
+    ("other", 0.05),
+];
+const CERT_ONLINE: [(&str, f64); 3] = [("juminhyo", 0.5), ("tax", 0.3), ("koseki", 0.2)];
+
 /// Certificates, issued one request at a time: about 11,000 a month, the convenience
 /// stores' share rising from 40.5 % (FY2025 ≈ 41.2 %) by 1.5 points a year — behind the
 /// 43.7 % the plan wants in FY2026.
 fn certificates(h: &mut History<'_>, seed: u64, now_day: i32) {
-    const SEASON: [f64; 12] = [
-        0.92, 0.98, 1.30, 1.28, 1.00, 1.08, 0.98, 0.90, 0.93, 0.97, 0.92, 0.84,
-    ];
-    const KONBINI: [(&str, f64); 4] = [
-        ("juminhyo", 0.48),
-        ("inkan", 0.27),
-        ("koseki", 0.10),
-        ("tax", 0.15),
-    ];
-    const COUNTER: [(&str, f64); 5] = [
-        ("juminhyo", 0.40),
-        ("inkan", 0.18),
-        ("koseki", 0.20),
-        ("tax", 0.14),
-        ("other", 0.08),
-    ];
-    const MAIL: [(&str, f64); 4] = [
-        ("koseki", 0.55),
-        ("juminhyo", 0.30),
-        ("tax", 0.10),
-        ("other", 0.05),
-    ];
-    const ONLINE: [(&str, f64); 3] = [("juminhyo", 0.5), ("tax", 0.3), ("koseki", 0.2)];
     let mut rng = Rng::new(seed, "certificates");
     for k in 0..months_through(now_day) {
         let (_, m) = month_of(k);
@@ -708,7 +721,7 @@ fn certificates(h: &mut History<'_>, seed: u64, now_day: i32) {
         let all = f64::from(last - first + 1);
         let konbini_days = (first..=last).filter(|d| Calendar::konbini(*d)).count() as f64;
         let business_days = h.cal.business_days(first, last).len() as f64;
-        let volume = 11_000.0 * SEASON[m as usize - 1] * (1.0 - 0.012 * years(first));
+        let volume = 11_000.0 * CERT_SEASON[m as usize - 1] * (1.0 - 0.012 * years(first));
         for d in first..=last.min(now_day) {
             let t = years(d);
             let konbini = 40.45 + 1.5 * t;
@@ -726,7 +739,7 @@ fn certificates(h: &mut History<'_>, seed: u64, now_day: i32) {
                     } else {
                         0.0
                     },
-                    &KONBINI,
+                    &CERT_KONBINI,
                 ),
                 (
                     "madoguchi",
@@ -736,7 +749,7 @@ fn certificates(h: &mut History<'_>, seed: u64, now_day: i32) {
                     } else {
                         0.0
                     },
-                    &COUNTER,
+                    &CERT_COUNTER,
                 ),
                 (
                     "madoguchi",
@@ -746,77 +759,90 @@ fn certificates(h: &mut History<'_>, seed: u64, now_day: i32) {
                     } else {
                         0.0
                     },
-                    &MAIL,
+                    &CERT_MAIL,
                 ),
-                ("madoguchi", "online", per_day(online, all), &ONLINE),
+                ("madoguchi", "online", per_day(online, all), &CERT_ONLINE),
             ];
             for (source, channel, lambda, kinds) in channels {
                 for _ in 0..rng.poisson(lambda) {
-                    let at = local(
-                        d,
-                        match channel {
-                            "konbini" => rng.konbini_time(),
-                            "online" => rng.online_time(),
-                            _ => rng.counter_time(),
-                        },
-                    );
-                    let certificate = rng.weighted(kinds);
-                    let count = rng.weighted(&CERT_COUNTS);
-                    let data = format!(
-                        "{{\"channel\":\"{channel}\",\"certificate\":\"{certificate}\",\"count\":{count}}}"
-                    );
-                    let voided = rng.chance(1.0 / 30_000.0);
-                    let duplicate = rng.chance(1.0 / 30_000.0);
-                    let delay = rng.between(10 * 60, 90 * 60);
-                    if let Some(i) = h.push(at, source, "certificate.issued", data) {
-                        h.events[i].duplicate = duplicate;
-                        if voided {
-                            h.void(at + delay, i);
-                        }
-                    }
+                    certificate_request(h, &mut rng, d, (source, channel), kinds);
                 }
             }
         }
     }
 }
 
+/// One certificate request on day `d` at a channel: its time, kind and count, now and
+/// then voided later or sent twice.
+fn certificate_request(
+    h: &mut History<'_>,
+    rng: &mut Rng,
+    d: i32,
+    (source, channel): (&'static str, &str),
+    kinds: Mix,
+) {
+    let at = local(
+        d,
+        match channel {
+            "konbini" => rng.konbini_time(),
+            "online" => rng.online_time(),
+            _ => rng.counter_time(),
+        },
+    );
+    let certificate = rng.weighted(kinds);
+    let count = rng.weighted(&CERT_COUNTS);
+    let data = format!(
+        "{{\"channel\":\"{channel}\",\"certificate\":\"{certificate}\",\"count\":{count}}}"
+    );
+    let voided = rng.chance(1.0 / 30_000.0);
+    let duplicate = rng.chance(1.0 / 30_000.0);
+    let delay = rng.between(10 * 60, 90 * 60);
+    if let Some(i) = h.push(at, source, "certificate.issued", data) {
+        h.events[i].duplicate = duplicate;
+        if voided {
+            h.void(at + delay, i);
+        }
+    }
+}
+
+const APP_SEASON: [f64; 12] = [
+    1.10, 1.15, 1.20, 1.25, 0.95, 1.10, 0.95, 0.85, 0.90, 0.95, 0.90, 0.80,
+];
+const APP_ONLINE: [(&str, f64); 14] = [
+    ("shisetsu-yoyaku", 0.20),
+    ("kenshin-yoyaku", 0.12),
+    ("sodaigomi-uketsuke", 0.12),
+    ("ibento-moshikomi", 0.10),
+    ("jidouteate-genkyo", 0.06),
+    ("hoikusho-nyusho", 0.05),
+    ("gakudo-nyusho", 0.04),
+    ("juminhyo-yuso-seikyu", 0.05),
+    ("tenshutsu-todoke", 0.04),
+    ("furusato-nozei", 0.08),
+    ("inu-toroku", 0.02),
+    ("kyushoku-kaiji", 0.03),
+    ("jutaku-kaishu-hojo", 0.04),
+    ("bosai-mail-toroku", 0.05),
+];
+const APP_COUNTER: [(&str, f64); 10] = [
+    ("jidouteate-genkyo", 0.10),
+    ("hoikusho-nyusho", 0.12),
+    ("gakudo-nyusho", 0.06),
+    ("kokuho-kanyu", 0.16),
+    ("kaigo-nintei", 0.14),
+    ("inkan-toroku", 0.12),
+    ("sodaigomi-uketsuke", 0.08),
+    ("jutaku-kaishu-hojo", 0.06),
+    ("shogai-fukushi", 0.10),
+    ("inu-toroku", 0.06),
+];
+const APP_COUNTS: [(i64, f64); 3] = [(1, 0.95), (2, 0.04), (3, 0.01)];
+const APP_AVG: f64 = 0.95 + 2.0 * 0.04 + 3.0 * 0.01;
+
 /// Applications: about 5,400 a month, online via the e-application portal, at the
 /// counters or by mail; the online share rises from 61.2 % by 1.6 points a year (FY2025
 /// ≈ 62 %, FY2026 ≈ 63.5 % against a target of 65 %).
 fn applications(h: &mut History<'_>, seed: u64, now_day: i32) {
-    const SEASON: [f64; 12] = [
-        1.10, 1.15, 1.20, 1.25, 0.95, 1.10, 0.95, 0.85, 0.90, 0.95, 0.90, 0.80,
-    ];
-    const ONLINE: [(&str, f64); 14] = [
-        ("shisetsu-yoyaku", 0.20),
-        ("kenshin-yoyaku", 0.12),
-        ("sodaigomi-uketsuke", 0.12),
-        ("ibento-moshikomi", 0.10),
-        ("jidouteate-genkyo", 0.06),
-        ("hoikusho-nyusho", 0.05),
-        ("gakudo-nyusho", 0.04),
-        ("juminhyo-yuso-seikyu", 0.05),
-        ("tenshutsu-todoke", 0.04),
-        ("furusato-nozei", 0.08),
-        ("inu-toroku", 0.02),
-        ("kyushoku-kaiji", 0.03),
-        ("jutaku-kaishu-hojo", 0.04),
-        ("bosai-mail-toroku", 0.05),
-    ];
-    const COUNTER: [(&str, f64); 10] = [
-        ("jidouteate-genkyo", 0.10),
-        ("hoikusho-nyusho", 0.12),
-        ("gakudo-nyusho", 0.06),
-        ("kokuho-kanyu", 0.16),
-        ("kaigo-nintei", 0.14),
-        ("inkan-toroku", 0.12),
-        ("sodaigomi-uketsuke", 0.08),
-        ("jutaku-kaishu-hojo", 0.06),
-        ("shogai-fukushi", 0.10),
-        ("inu-toroku", 0.06),
-    ];
-    const COUNTS: [(i64, f64); 3] = [(1, 0.95), (2, 0.04), (3, 0.01)];
-    const AVG: f64 = 0.95 + 2.0 * 0.04 + 3.0 * 0.01;
     let mut rng = Rng::new(seed, "applications");
     for k in 0..months_through(now_day) {
         let (_, m) = month_of(k);
@@ -824,14 +850,14 @@ fn applications(h: &mut History<'_>, seed: u64, now_day: i32) {
         let last = month_start(k + 1) - 1;
         let all = f64::from(last - first + 1);
         let business_days = h.cal.business_days(first, last).len() as f64;
-        let volume = 5_400.0 * SEASON[m as usize - 1] * (1.0 + 0.02 * years(first));
+        let volume = 5_400.0 * APP_SEASON[m as usize - 1] * (1.0 + 0.02 * years(first));
         for d in first..=last.min(now_day) {
             let t = years(d);
             let online = 61.2 + 1.6 * t;
             let mail = 3.0;
             let counter = 100.0 - online - mail;
             let business = h.cal.business(d);
-            let per_day = |share: f64, days: f64| volume * share / 100.0 / days / AVG;
+            let per_day = |share: f64, days: f64| volume * share / 100.0 / days / APP_AVG;
             let channels = [
                 ("portal", "online", per_day(online, all)),
                 (
@@ -855,23 +881,31 @@ fn applications(h: &mut History<'_>, seed: u64, now_day: i32) {
             ];
             for (source, channel, lambda) in channels {
                 for _ in 0..rng.poisson(lambda) {
-                    let (second, procedure) = if channel == "online" {
-                        (rng.online_time(), rng.weighted(&ONLINE))
-                    } else {
-                        (rng.counter_time(), rng.weighted(&COUNTER))
-                    };
-                    let count = rng.weighted(&COUNTS);
-                    let data = format!(
-                        "{{\"procedure\":\"{procedure}\",\"channel\":\"{channel}\",\"count\":{count}}}"
-                    );
-                    let duplicate = rng.chance(1.0 / 30_000.0);
-                    if let Some(i) = h.push(local(d, second), source, "application.submitted", data)
-                    {
-                        h.events[i].duplicate = duplicate;
-                    }
+                    application(h, &mut rng, d, (source, channel));
                 }
             }
         }
+    }
+}
+
+/// One application on day `d` through a channel, now and then sent twice.
+fn application(
+    h: &mut History<'_>,
+    rng: &mut Rng,
+    d: i32,
+    (source, channel): (&'static str, &str),
+) {
+    let (second, procedure) = if channel == "online" {
+        (rng.online_time(), rng.weighted(&APP_ONLINE))
+    } else {
+        (rng.counter_time(), rng.weighted(&APP_COUNTER))
+    };
+    let count = rng.weighted(&APP_COUNTS);
+    let data =
+        format!("{{\"procedure\":\"{procedure}\",\"channel\":\"{channel}\",\"count\":{count}}}");
+    let duplicate = rng.chance(1.0 / 30_000.0);
+    if let Some(i) = h.push(local(d, second), source, "application.submitted", data) {
+        h.events[i].duplicate = duplicate;
     }
 }
 

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use mieruka::app::{App, Settings};
+use mieruka::config::{Resolved, RoleKind};
+use mieruka::roles::standalone::Standalone;
 use mieruka_aggregator::Plan;
 use mieruka_ingest::http::{Limits, Token, DEFAULT_IDLE_TIMEOUT};
 use mieruka_ingest::kafka::dead_letter;
@@ -263,17 +264,16 @@ fn a_personal_number_leaves_no_trace_in_the_reply_the_store_or_the_logs() {
         sources: vec!["konbini".into()],
         types: vec!["certificate.issued".into()],
     };
-    let settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        db: db.clone(),
-        refresh: Duration::from_secs(60),
-        limits: Limits::default(),
-        idle_timeout: DEFAULT_IDLE_TIMEOUT,
-        tokens: vec![(TOKEN.into(), token)],
-        sources: vec!["konbini".into()],
-        now: Timestamp::parse_rfc3339(NOW).ok(),
-    };
-    let app = rt.block_on(App::build(Arc::new(plan()), settings)).unwrap();
+    let mut settings = Resolved::new(Arc::new(plan()), RoleKind::Standalone);
+    settings.listen = "127.0.0.1:0".into();
+    settings.db = db.clone();
+    settings.refresh = Duration::from_secs(60);
+    settings.limits = Limits::default();
+    settings.idle_timeout = DEFAULT_IDLE_TIMEOUT;
+    settings.add_token(TOKEN.into(), token);
+    settings.sources = vec!["konbini".into()];
+    settings.now = Timestamp::parse_rfc3339(NOW).ok();
+    let app = rt.block_on(Standalone::build(&settings)).unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
     let shutdown = CancellationToken::new();
     let server = rt.spawn(app.run(shutdown.clone()));

@@ -10,7 +10,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::bad_input::class;
@@ -38,18 +37,7 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{nanos}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use mieruka_testkit::unique;
 
 // ---------------------------------------------------------------------------------------
 // The broker
@@ -77,7 +65,7 @@ impl Broker {
                 };
             }
         }
-        let tansu = mieruka::bench_kafka::tansu_binary().unwrap_or_else(|| {
+        let tansu = mieruka_testkit::tansu::binary().unwrap_or_else(|| {
             panic!(
                 "no `tansu` broker (looked in ~/.cargo/bin and PATH) and KAFKA_BROKERS is unset: \
                  run ./scripts/test.sh (it installs tansu), or \
@@ -85,7 +73,7 @@ impl Broker {
             )
         });
         let port = free_port();
-        let child = mieruka::bench_kafka::tansu_command(&tansu, port)
+        let child = mieruka_testkit::tansu::command(&tansu, port)
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
@@ -195,47 +183,26 @@ impl Drop for Broker {
 // ---------------------------------------------------------------------------------------
 // The database
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A fresh database, dropped (with its connections) when this goes out of scope.
+/// A fresh database (testkit's, dropped with its connections when this goes out of
+/// scope), with the queries these tests make of it.
 struct TestDb {
     name: String,
     url: String,
+    inner: mieruka_testkit::pg::TestDb,
 }
 
 impl TestDb {
     fn new() -> TestDb {
-        let name = unique("mieruka_kafka");
-        rt().block_on(async {
-            let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-        });
-        let admin = admin_url();
-        let (base, query) = match admin.split_once('?') {
-            Some((b, q)) => (b.to_owned(), format!("?{q}")),
-            None => (admin.clone(), String::new()),
-        };
-        let scheme_end = base.find("://").map_or(0, |i| i + 3);
-        let host_end = base[scheme_end..]
-            .find('/')
-            .map_or(base.len(), |i| scheme_end + i);
-        let url = format!("{}/{name}{query}", &base[..host_end]);
-        TestDb { name, url }
+        let inner = mieruka_testkit::pg::TestDb::create_blocking("mieruka_kafka").unwrap();
+        TestDb {
+            name: inner.name().to_owned(),
+            url: inner.url().to_owned(),
+            inner,
+        }
     }
 
     fn admin(&self, sql: &str) {
-        rt().block_on(async {
-            let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
-            sqlx::query(sql).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        });
+        self.inner.admin_blocking(sql).unwrap();
     }
 
     /// Makes the database refuse connections and ends the ones it has.
@@ -302,23 +269,6 @@ impl TestDb {
             let _ = conn.close().await;
             n.unwrap_or(0)
         })
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            rt().block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
     }
 }
 

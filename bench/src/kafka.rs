@@ -1,4 +1,4 @@
-//! `mieruka bench kafka`: Kafka → aggregates committed in PostgreSQL, end to end, side by
+//! `mieruka-bench kafka`: Kafka → aggregates committed in PostgreSQL, end to end, side by
 //! side with a bare rdkafka consumer draining the same topic from the same broker, so the
 //! ratio of the two rates comes from one run on one machine (DESIGN.md's target: the
 //! aggregator reaches ≥ 0.8 of the bare consumer's rate). A benchmark, never a test:
@@ -6,7 +6,7 @@
 //!
 //! Steps: start a `tansu` broker (memory engine) on a free port unless `--brokers` is
 //! given; create a fresh PostgreSQL database; create a topic; produce the synthetic events
-//! of [`crate::bench::event`] (idempotent, `acks=all`, batched); then drain the topic
+//! of [`crate::events::event`] (idempotent, `acks=all`, batched); then drain the topic
 //! (1) with a bare `BaseConsumer` in a fresh group and (2) with the `aggregate` role's
 //! [`Aggregator`] in another fresh group, until the offsets stored in PostgreSQL reach the
 //! end of every partition; finally check the ledger against sums computed while producing.
@@ -14,12 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use mieruka_aggregator::consumer::{Aggregator, AggregatorOptions, NoObserver};
@@ -33,18 +30,16 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 
-use crate::bench::{event, event_with_random_id, rss_mib};
-
-/// The default PostgreSQL of DESIGN.md (a fresh database is created beside `postgres`).
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use crate::events::{bench_plan, event, event_with_random_id, rss_mib};
+use mieruka_testkit::pg::TestDb;
+use mieruka_testkit::tansu::Tansu;
 
 /// How long a phase may go without progress before the bench gives up.
 const STALL: Duration = Duration::from_secs(120);
 
-/// What `mieruka bench kafka` is asked to do.
+/// What `mieruka-bench kafka` is asked to do.
 #[derive(Debug, Clone)]
 pub struct KafkaBenchOptions {
     /// Events to produce and drain.
@@ -69,21 +64,34 @@ pub async fn kafka(opts: KafkaBenchOptions) -> anyhow::Result<()> {
     {
         bail!("--events, --partitions, --max-batch and --parallel-commits must be at least 1");
     }
-    let suffix = suffix();
-    let broker = match &opts.brokers {
-        Some(b) => Broker {
-            child: None,
-            brokers: b.clone(),
-            log: None,
-        },
-        None => Broker::start(&suffix).await?,
+    let suffix = mieruka_testkit::unique("bench");
+    let log = std::env::temp_dir().join(format!("mieruka-bench-tansu-{suffix}.log"));
+    let tansu = match &opts.brokers {
+        Some(_) => None,
+        None => Some(Tansu::start(&log)?),
     };
-    let db = BenchDb::create(&opts.database_url, &format!("mieruka_bench_{suffix}")).await?;
+    let broker = Broker {
+        brokers: opts
+            .brokers
+            .clone()
+            .or_else(|| tansu.as_ref().map(Tansu::brokers))
+            .unwrap_or_default(),
+        started_here: tansu.is_some(),
+    };
+    let db = TestDb::create_on(&opts.database_url, "mieruka_bench").await?;
     let result = run(&opts, &broker, &db, &suffix).await;
-    let dropped = db.drop_database().await;
-    drop(broker);
-    result?;
-    dropped
+    drop(db);
+    drop(tansu);
+    let _ = std::fs::remove_file(&log);
+    result
+}
+
+/// The broker the bench runs against.
+struct Broker {
+    /// `bootstrap.servers`.
+    brokers: String,
+    /// Whether this process started it (`tansu`, memory engine).
+    started_here: bool,
 }
 
 /// One phase's figures.
@@ -98,6 +106,19 @@ struct Row {
 }
 
 impl Row {
+    /// A phase's row, with this process's memory as it is now.
+    fn now(name: &'static str, events: u64, drained: &Drained) -> Row {
+        let (peak_mib, rss_mib) = rss_mib();
+        Row {
+            name,
+            events,
+            seconds: drained.seconds,
+            first: drained.first,
+            peak_mib,
+            rss_mib,
+        }
+    }
+
     fn rate(&self) -> f64 {
         self.events as f64 / self.seconds
     }
@@ -126,25 +147,62 @@ impl Row {
     }
 }
 
+/// The bench once the broker and the database are there: produce, drain twice, verify.
 async fn run(
     opts: &KafkaBenchOptions,
     broker: &Broker,
-    db: &BenchDb,
+    db: &TestDb,
     suffix: &str,
 ) -> anyhow::Result<()> {
     let topic = format!("mieruka.bench.{suffix}");
     let brokers = broker.brokers.clone();
     create_topic(&brokers, &topic, opts.partitions).await?;
+    print_header(opts, broker, db, &topic);
+    let (produced, produce_row) = produce_phase(opts, &brokers, &topic).await?;
+    compare_watermarks(opts, &brokers, &topic, &produced).await?;
+
+    // A bare rdkafka consumer drains the topic.
+    let bare = {
+        let (b, t, n) = (brokers.clone(), topic.clone(), opts.events);
+        let group = format!("mieruka-bench-bare-{suffix}");
+        tokio::task::spawn_blocking(move || drain_bare(&b, &group, &t, n))
+            .await
+            .context("the bare consumer thread panicked")??
+    };
+    let bare_row = Row::now("bare rdkafka consumer", opts.events, &bare);
+    bare_row.print();
+
+    // The aggregator folds the topic into PostgreSQL.
+    let plan = Arc::new(bench_plan()?);
+    let agg = aggregate(
+        &brokers,
+        &format!("mieruka-bench-aggregators-{suffix}"),
+        &topic,
+        db.url(),
+        plan.clone(),
+        &produced.ends,
+        (opts.max_batch, opts.parallel_commits),
+    )
+    .await?;
+    let agg_row = Row::now("mieruka aggregate → PostgreSQL", opts.events, &agg);
+    agg_row.print();
+    print_ratio(&produce_row, &bare_row, &agg_row);
+    verify(opts, db.url(), plan, &produced).await
+}
+
+/// What the run is about, and the table's head.
+fn print_header(opts: &KafkaBenchOptions, broker: &Broker, db: &TestDb, topic: &str) {
     println!(
-        "bench kafka: {} events, topic {topic} ({} partitions) on {brokers} ({}), PostgreSQL database {}",
+        "bench kafka: {} events, topic {topic} ({} partitions) on {} ({}), PostgreSQL database {}",
         opts.events,
         opts.partitions,
-        if broker.child.is_some() {
+        broker.brokers,
+        if broker.started_here {
             "tansu started here, memory engine"
         } else {
             "given with --brokers"
         },
-        db.name
+        db.name()
     );
     println!(
         "aggregator: batches of up to {} events, up to {} committing at once; event ids {}",
@@ -160,42 +218,62 @@ async fn run(
         "{:<34} {:>10} {:>9} {:>12} {:>9} {:>12} {:>9} {:>9}",
         "phase", "events", "seconds", "events/s", "first s", "steady ev/s", "peak MiB", "rss MiB"
     );
+}
 
-    // 1. Produce.
+/// Produces the events and checks the delivery reports cover every one.
+async fn produce_phase(
+    opts: &KafkaBenchOptions,
+    brokers: &str,
+    topic: &str,
+) -> anyhow::Result<(Produced, Row)> {
     let produced = {
-        let (b, t, n, r) = (brokers.clone(), topic.clone(), opts.events, opts.random_ids);
+        let (b, t, n, r) = (
+            brokers.to_owned(),
+            topic.to_owned(),
+            opts.events,
+            opts.random_ids,
+        );
         tokio::task::spawn_blocking(move || produce(&b, &t, n, r))
             .await
             .context("the producer thread panicked")??
     };
-    let (peak, rss) = rss_mib();
-    let produce_row = Row {
-        name: "produce (idempotent, acks=all)",
-        events: opts.events,
-        seconds: produced.seconds,
-        first: None,
-        peak_mib: peak,
-        rss_mib: rss,
-    };
-    produce_row.print();
-    // The end of each partition, from the delivery reports; the broker's own high
-    // watermarks are only compared (tansu 0.6 answers ListOffsets(latest) with the last
-    // batch's base offset + 1, short of the real end).
-    let ends = produced.ends.clone();
-    let delivered: i64 = ends.values().map(|(count, _)| *count).sum();
+    let row = Row::now(
+        "produce (idempotent, acks=all)",
+        opts.events,
+        &Drained {
+            seconds: produced.seconds,
+            first: None,
+        },
+    );
+    row.print();
+    let delivered: i64 = produced.ends.values().map(|(count, _)| *count).sum();
     if u64::try_from(delivered).ok() != Some(opts.events) {
         bail!(
-            "delivery reports cover {delivered} messages of {} ({ends:?})",
-            opts.events
+            "delivery reports cover {delivered} messages of {} ({:?})",
+            opts.events,
+            produced.ends
         );
     }
+    Ok((produced, row))
+}
+
+/// The end of each partition comes from the delivery reports; the broker's own high
+/// watermarks are only compared (tansu 0.6 answers ListOffsets(latest) with the last
+/// batch's base offset + 1, short of the real end).
+async fn compare_watermarks(
+    opts: &KafkaBenchOptions,
+    brokers: &str,
+    topic: &str,
+    produced: &Produced,
+) -> anyhow::Result<()> {
     let highs = {
-        let (b, t, p) = (brokers.clone(), topic.clone(), opts.partitions);
+        let (b, t, p) = (brokers.to_owned(), topic.to_owned(), opts.partitions);
         tokio::task::spawn_blocking(move || watermarks(&b, &t, p))
             .await
             .context("the watermark thread panicked")??
     };
-    let mismatched: Vec<String> = ends
+    let mismatched: Vec<String> = produced
+        .ends
         .iter()
         .filter(|(p, (_, end))| highs.get(p).map(|(_, h)| h) != Some(end))
         .map(|(p, (_, end))| {
@@ -212,49 +290,11 @@ async fn run(
             mismatched.join("; ")
         );
     }
+    Ok(())
+}
 
-    // 2. A bare rdkafka consumer drains the topic.
-    let bare = {
-        let (b, t, n) = (brokers.clone(), topic.clone(), opts.events);
-        let group = format!("mieruka-bench-bare-{suffix}");
-        tokio::task::spawn_blocking(move || drain_bare(&b, &group, &t, n))
-            .await
-            .context("the bare consumer thread panicked")??
-    };
-    let (peak, rss) = rss_mib();
-    let bare_row = Row {
-        name: "bare rdkafka consumer",
-        events: opts.events,
-        seconds: bare.seconds,
-        first: bare.first,
-        peak_mib: peak,
-        rss_mib: rss,
-    };
-    bare_row.print();
-
-    // 3. The aggregator folds the topic into PostgreSQL.
-    let plan = Arc::new(crate::bench::bench_plan()?);
-    let agg = aggregate(
-        &brokers,
-        &format!("mieruka-bench-aggregators-{suffix}"),
-        &topic,
-        &db.url,
-        plan.clone(),
-        &ends,
-        (opts.max_batch, opts.parallel_commits),
-    )
-    .await?;
-    let (peak, rss) = rss_mib();
-    let agg_row = Row {
-        name: "mieruka aggregate → PostgreSQL",
-        events: opts.events,
-        seconds: agg.seconds,
-        first: agg.first,
-        peak_mib: peak,
-        rss_mib: rss,
-    };
-    agg_row.print();
-
+/// The aggregator's rate against the bare consumer's.
+fn print_ratio(produce_row: &Row, bare_row: &Row, agg_row: &Row) {
     let ratio = agg_row.rate() / bare_row.rate();
     let steady = match (agg_row.steady(), bare_row.steady()) {
         (Some(a), Some(b)) => format!("{:.2}", a / b),
@@ -269,9 +309,16 @@ async fn run(
         "peak RSS is this one process (producer, bare consumer and the in-process aggregator \
          together); VmHWM only grows, so each row's peak includes the phases before it."
     );
+}
 
-    // 4. Correctness: the committed ledger holds exactly what was produced.
-    let store = PgStore::open(&db.url, plan.clone()).await?;
+/// Correctness: the committed ledger holds exactly what was produced.
+async fn verify(
+    opts: &KafkaBenchOptions,
+    url: &str,
+    plan: Arc<Plan>,
+    produced: &Produced,
+) -> anyhow::Result<()> {
+    let store = PgStore::open(url, plan.clone()).await?;
     let logged = store.logged_events().await?;
     let measure = |id: &str| {
         plan.measure(id)
@@ -280,7 +327,7 @@ async fn run(
     let (certs, apps) = (measure("certificates_all")?, measure("applications_all")?);
     let (cert_sum, app_sum) = store
         .with_ledger(|l| {
-            let sum = |m: usize| -> i128 {
+            let sum = |m| -> i128 {
                 l.flows
                     .iter()
                     .filter(|((k, _), _)| *k == m)
@@ -310,11 +357,11 @@ async fn run(
     if u64::try_from(logged).ok() != Some(opts.events) {
         let _ = write!(problems, " {logged} events logged ≠ {};", opts.events);
     }
-    if !rejected.is_empty() {
+    if let Some(r) = rejected.first() {
         let _ = write!(
             problems,
             " rejected events, e.g. {}: {};",
-            rejected[0].reason, rejected[0].message
+            r.reason, r.message
         );
     }
     if !problems.is_empty() {
@@ -639,116 +686,6 @@ fn base_config(brokers: &str) -> ClientConfig {
     cfg
 }
 
-/// A Kafka-protocol broker: a `tansu` child of this process (killed on drop), or given.
-struct Broker {
-    child: Option<Child>,
-    brokers: String,
-    log: Option<PathBuf>,
-}
-
-/// The `tansu` broker binary: in `~/.cargo/bin` (where `scripts/test.sh` installs it)
-/// or on `PATH`.
-pub fn tansu_binary() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let in_path = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("tansu"))
-        .collect::<Vec<_>>();
-    home.iter()
-        .map(|h| h.join(".cargo/bin/tansu"))
-        .chain(in_path)
-        .find(|p| p.is_file())
-}
-
-/// `tansu broker` with the memory engine on 127.0.0.1:`port` (DESIGN.md, "Real
-/// components"), logging warnings only; the caller sets its stdio.
-pub fn tansu_command(tansu: &std::path::Path, port: u16) -> Command {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut cmd = Command::new(tansu);
-    cmd.args([
-        "broker",
-        "--listener-url",
-        &url,
-        "--advertised-listener-url",
-        &url,
-        "--storage-engine",
-        "memory://tansu/",
-    ])
-    .env("RUST_LOG", "warn");
-    cmd
-}
-
-impl Broker {
-    /// Starts `tansu` with the memory engine on a free loopback port and waits until it listens.
-    async fn start(suffix: &str) -> anyhow::Result<Broker> {
-        let Some(tansu) = tansu_binary() else {
-            bail!(
-                "no `tansu` broker in ~/.cargo/bin or PATH: install with \
-                 `cargo install tansu --locked --features dynostore`, or pass --brokers"
-            );
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("cannot find a free port")?
-            .port();
-        let log = std::env::temp_dir().join(format!("mieruka-bench-tansu-{suffix}.log"));
-        let out = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = tansu_command(&tansu, port)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .with_context(|| format!("cannot start {}", tansu.display()))?;
-        let mut broker = Broker {
-            child: Some(child),
-            brokers: format!("127.0.0.1:{port}"),
-            log: Some(log),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if let Some(status) = broker
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                bail!("tansu exited ({status}); see {}", broker.log_path());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "tansu did not listen within 30 s; see {}",
-                    broker.log_path()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(broker)
-    }
-
-    fn log_path(&self) -> String {
-        self.log
-            .as_ref()
-            .map_or_else(String::new, |p| p.display().to_string())
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Some(log) = &self.log {
-            let _ = std::fs::remove_file(log);
-        }
-    }
-}
-
 /// Creates the topic (retrying while the broker comes up) and waits for its partitions
 /// to show in the metadata (tansu 0.6 does not auto-create topics).
 async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
@@ -800,81 +737,4 @@ async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Re
     })
     .await
     .context("the metadata thread panicked")?
-}
-
-/// A fresh database on the server of `admin_url`, dropped by [`BenchDb::drop_database`].
-struct BenchDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl BenchDb {
-    async fn create(admin_url: &str, name: &str) -> anyhow::Result<BenchDb> {
-        let mut conn = PgConnection::connect(admin_url)
-            .await
-            .with_context(|| format!("cannot connect to PostgreSQL at {admin_url}"))?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("cannot create the database {name}"))?;
-        let _ = conn.close().await;
-        Ok(BenchDb {
-            admin_url: admin_url.to_owned(),
-            name: name.to_owned(),
-            url: sibling_url(admin_url, name),
-        })
-    }
-
-    async fn drop_database(&self) -> anyhow::Result<()> {
-        let mut conn = PgConnection::connect(&self.admin_url).await?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("cannot drop the bench database {}", self.name))?;
-        let _ = conn.close().await;
-        Ok(())
-    }
-}
-
-/// `url` with its database name replaced by `name` (query string kept).
-fn sibling_url(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{name}{query}", &base[..host_end])
-}
-
-/// A suffix unique to this run, usable in database and topic names.
-fn suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}_{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sibling_urls() {
-        assert_eq!(
-            sibling_url("postgres://postgres@127.0.0.1:5432/postgres", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            sibling_url("postgres://u:p@h/db?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(sibling_url("postgres://h:5432", "x"), "postgres://h:5432/x");
-    }
 }

@@ -8,33 +8,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
-use mieruka_aggregator::store_pg::PgStore;
+use mieruka_aggregator::store_pg::{PgStore, NOTIFY_CHANNEL};
 use mieruka_aggregator::{figures, Plan};
 use mieruka_exporter::Exporter;
 use sqlx::postgres::PgListener;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Clock;
+use super::{bind, Clock};
+use crate::config::Resolved;
 
-/// The PostgreSQL channel aggregators notify after each commit.
-pub const COMMIT_CHANNEL: &str = "mieruka_committed";
-
-/// Settings of the export role.
+/// What the refresher needs.
 #[derive(Clone, Debug)]
-pub struct ExportSettings {
-    /// Address to listen on.
-    pub listen: String,
-    /// PostgreSQL URL.
-    pub database_url: String,
+struct ExportSettings {
+    database_url: String,
     /// Refresh interval while no commit is notified.
-    pub refresh: Duration,
-    /// Fixed "now", for reproducible runs.
-    pub now: Option<mieruka_ingest::Timestamp>,
-    /// Source labels for metrics.
-    pub sources: Vec<String>,
+    refresh: Duration,
+    now: Option<mieruka_ingest::Timestamp>,
 }
 
 /// The built export role.
@@ -48,11 +39,15 @@ pub struct ExportRole {
 impl ExportRole {
     /// Binds the socket. The database is reached in `run` (and retried), so the role
     /// starts, and answers `/healthz`, even while PostgreSQL is still coming up.
-    pub async fn build(plan: Arc<Plan>, settings: ExportSettings) -> anyhow::Result<ExportRole> {
-        let exporter = Exporter::new(plan.clone(), settings.sources.clone());
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    pub async fn build(resolved: &Resolved) -> anyhow::Result<ExportRole> {
+        let settings = ExportSettings {
+            database_url: resolved.database_url()?.to_owned(),
+            refresh: resolved.refresh,
+            now: resolved.now,
+        };
+        let plan = resolved.plan.clone();
+        let exporter = Exporter::new(plan.clone(), resolved.sources.clone());
+        let (listener, _) = bind(&resolved.listen).await?;
         Ok(ExportRole {
             listener,
             exporter,
@@ -99,7 +94,7 @@ async fn connect(
         let store = PgStore::open(url, plan.clone()).await?;
         let mut listener = PgListener::connect(url).await.ok();
         if let Some(l) = listener.as_mut() {
-            if l.listen(COMMIT_CHANNEL).await.is_err() {
+            if l.listen(NOTIFY_CHANNEL).await.is_err() {
                 listener = None;
             }
         }

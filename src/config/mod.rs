@@ -1,7 +1,10 @@
-//! The config file (TOML) of every role, with defaults a newcomer never has to write.
-//!
-//! Precedence: command-line flag > environment variable (`MIERUKA_*`, see `--help`) >
-//! config file > default.
+//! The config file (TOML) of every role, with defaults a newcomer never has to write,
+//! and [`resolve`]: the one place where flag > environment > config file > default is
+//! worked out, giving each role and command its [`Resolved`] settings.
+
+mod resolve;
+
+pub use resolve::{load_plan, load_plan_at, resolve, Flags, KafkaSettings, Resolved, RoleKind};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +16,27 @@ use mieruka_ingest::import::CsvMapping;
 use mieruka_ingest::Timestamp;
 use serde::Deserialize;
 
-/// Default address of the standalone HTTP server (events, metrics, status page).
+/// Default address of the standalone HTTP server (events, metrics, status page), of
+/// `demo` and of `export`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 
-/// Default SQLite file of `standalone` and `import`.
+/// Default address of the `ingest` role.
+pub const DEFAULT_INGEST_LISTEN: &str = "127.0.0.1:8080";
+
+/// Default address of the `aggregate` role's health endpoints.
+pub const DEFAULT_AGGREGATE_LISTEN: &str = "127.0.0.1:9465";
+
+/// The source topic when the config names none.
+pub const DEFAULT_TOPIC: &str = "mieruka.events";
+
+/// The consumer group when the config names none.
+pub const DEFAULT_GROUP_ID: &str = "mieruka-aggregators";
+
+/// Default SQLite file of `standalone`, `import` and `rejected`.
 pub const DEFAULT_DB: &str = "data/mieruka.db";
+
+/// Default SQLite file of `demo` (recreated on each run).
+pub const DEFAULT_DEMO_DB: &str = "data/demo.db";
 
 /// Default request body limit: 16 MiB is ~60,000 events of 250 bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -347,34 +366,6 @@ fn parse_instant(s: &str) -> anyhow::Result<Timestamp> {
     Ok(Timestamp::parse_rfc3339(s)?)
 }
 
-/// The plan to run with (a file, or the shipped Ome plan), taking events in the window
-/// the config and `now` give.
-pub fn load_plan_at(
-    cfg: &Config,
-    path: Option<&Path>,
-    now: Option<Timestamp>,
-) -> anyhow::Result<mieruka_aggregator::Plan> {
-    let mut plan = load_plan(path.or(cfg.plan.as_deref()))?;
-    let window = cfg.time_window(plan.schema.window(), now)?;
-    plan.schema.set_window(window);
-    Ok(plan)
-}
-
-/// The plan to run with: a file, or the shipped Ome plan.
-pub fn load_plan(path: Option<&Path>) -> anyhow::Result<mieruka_aggregator::Plan> {
-    match path {
-        None => Ok(mieruka_aggregator::Plan::ome()?),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read plan {}", p.display()))?;
-            Ok(mieruka_aggregator::Plan::parse(
-                &p.display().to_string(),
-                &text,
-            )?)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,7 +430,8 @@ sources = ["card"]
 
     #[test]
     fn the_deployed_aggregate_config_is_valid_and_closes_its_topic() {
-        let cfg: Config = toml::from_str(include_str!("../deploy/config/aggregate.toml")).unwrap();
+        let cfg: Config =
+            toml::from_str(include_str!("../../deploy/config/aggregate.toml")).unwrap();
         let k = cfg.kafka.as_ref().unwrap();
         assert!(
             k.dead_letter_topic.is_some(),
@@ -452,7 +444,8 @@ sources = ["card"]
             "every topic declares what it carries"
         );
         // The ingest role produces every token's events to its topic: the topic carries them.
-        let ingest: Config = toml::from_str(include_str!("../deploy/config/ingest.toml")).unwrap();
+        let ingest: Config =
+            toml::from_str(include_str!("../../deploy/config/ingest.toml")).unwrap();
         let topic = ingest.kafka.as_ref().unwrap().topic.clone().unwrap();
         let a = allow.iter().find(|a| a.topic() == topic).unwrap();
         for source in ingest.source_labels() {

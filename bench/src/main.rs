@@ -1,0 +1,144 @@
+//! `mieruka-bench`: benchmarks of mieruka on this machine, for the figures quoted in
+//! notes and the README. Never a test (these machines are noisy, nothing is asserted on
+//! a rate), and never part of the shipped `mieruka` binary.
+//!
+//! ```text
+//! cargo run --release -p mieruka-bench -- ingest [--events N] [--batch N] [--connections N]
+//! cargo run --release -p mieruka-bench -- kafka  [--events N] [--partitions N] [--brokers H:P] …
+//! ```
+//!
+//! The engine's per-core fold is a `cargo bench` of its own:
+//! `cargo bench -p mieruka-aggregator --bench fold`.
+
+mod events;
+mod ingest;
+mod kafka;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The allocator of the shipped binary, so the figures are its figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Benchmarks of mieruka on this machine (figures for notes; nothing is asserted).
+#[derive(Parser, Debug)]
+#[command(name = "mieruka-bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// HTTP NDJSON ingest to durable on a fresh SQLite file: events/s and peak RSS.
+    Ingest {
+        /// Events to post.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per request.
+        #[arg(long, default_value_t = 10_000)]
+        batch: u64,
+        /// Fresh SQLite file to create.
+        #[arg(long, default_value = "data/bench.db")]
+        db: PathBuf,
+        /// Concurrent HTTP connections (line systems posting at once).
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+    },
+    /// Kafka → aggregates committed in PostgreSQL, against a bare rdkafka consumer on the
+    /// same topic and broker: events/s of both, their ratio, peak RSS.
+    Kafka {
+        /// Events to produce and drain.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Partitions of the bench topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// An existing Kafka-protocol broker (HOST:PORT) [default: start `tansu` here].
+        #[arg(long)]
+        brokers: Option<String>,
+        /// PostgreSQL server on which a fresh bench database is created and dropped
+        /// [default: DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres].
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Most events per aggregator transaction (the `[kafka] max_batch` of the role).
+        #[arg(long, default_value_t = 20_000)]
+        max_batch: usize,
+        /// Aggregator batches committing at once (`[kafka] parallel_commits`).
+        #[arg(long, default_value_t = 2)]
+        parallel_commits: usize,
+        /// Event ids in no order, like UUIDs [default: increasing within each source].
+        #[arg(long)]
+        random_ids: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MIERUKA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Ingest {
+            events,
+            batch,
+            db,
+            connections,
+        } => {
+            let checkpoints = [100_000, 1_000_000, 2_000_000, 5_000_000, 10_000_000];
+            let opts = ingest::IngestOptions {
+                events,
+                batch: batch.max(1),
+                connections,
+            };
+            ingest::ingest(&db, opts, &checkpoints).await
+        }
+        Command::Kafka {
+            events,
+            partitions,
+            brokers,
+            database_url,
+            max_batch,
+            parallel_commits,
+            random_ids,
+        } => {
+            kafka::kafka(kafka::KafkaBenchOptions {
+                events,
+                partitions,
+                brokers,
+                database_url: database_url.unwrap_or_else(mieruka_testkit::pg::admin_url),
+                max_batch,
+                parallel_commits,
+                random_ids,
+            })
+            .await
+        }
+    }
+}

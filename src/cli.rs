@@ -1,0 +1,199 @@
+//! The command line: every subcommand and flag, with its environment variable. Turning
+//! flags into settings is `config::resolve`'s job; running them is `main`'s.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use mieruka::config::Flags;
+use mieruka_ingest::import::Encoding;
+use mieruka_ingest::Timestamp;
+
+/// mieruka (見える化): folds a city's line-system events into the KPIs of its DX plan and
+/// exports them to Prometheus, with pace and projection against each year's target.
+#[derive(Parser, Debug)]
+#[command(name = "mieruka", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (TOML): tokens, CSV mappings, defaults for the flags below.
+    #[arg(long, short, global = true, env = "MIERUKA_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate a synthetic history of the Ome plan (FY2025 to now), ingest it, and serve it
+    /// like `standalone`: the newcomer's first command.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Seed of the synthetic history.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Ingest the history, print the summary and exit without serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// All roles in one process on the embedded SQLite store: HTTP ingest, aggregation,
+    /// /metrics and the status page.
+    Standalone {
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Import NDJSON or CSV files (UTF-8 or Shift_JIS) into the store.
+    Import {
+        /// Files to import (`.csv`/`.tsv` are CSV; anything else is NDJSON).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// SQLite file [default: data/mieruka.db].
+        #[arg(long, env = "MIERUKA_DB")]
+        db: Option<PathBuf>,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+        /// CSV column mapping: the name of a [csv_mappings.NAME] table in the config.
+        #[arg(long)]
+        mapping: Option<String>,
+        /// Text encoding: utf-8 or shift_jis [default: detected].
+        #[arg(long)]
+        encoding: Option<Encoding>,
+        /// Take this instant as "now" (RFC 3339) when judging whether an event lies in
+        /// the future [default: the wall clock].
+        #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+        now: Option<Timestamp>,
+    },
+    /// Show the most recent rejected events kept in the store (reason, field, place, raw
+    /// text with personal numbers masked).
+    Rejected {
+        /// SQLite file [default: data/mieruka.db].
+        #[arg(long, env = "MIERUKA_DB")]
+        db: Option<PathBuf>,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Plan files.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// Write Prometheus recording and alerting rules generated from the plan (feed
+    /// cadences and thresholds from the config's [rules] table).
+    Rules {
+        /// Output file [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+    },
+    /// Write Grafana dashboards generated from the plan.
+    Dashboards {
+        /// Output directory.
+        #[arg(long, default_value = "deploy/grafana/dashboards")]
+        out: PathBuf,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+    },
+    /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all).
+    Ingest {
+        #[command(flatten)]
+        role: RoleArgs,
+    },
+    /// Production role: Kafka consumer group folding into PostgreSQL, effectively once.
+    Aggregate {
+        #[command(flatten)]
+        role: RoleArgs,
+    },
+    /// Production role: /metrics, health and the status page, served from PostgreSQL.
+    Export {
+        #[command(flatten)]
+        role: RoleArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlanCommand {
+    /// Validate a plan file and print a summary of its KPIs by chapter, with targets.
+    Check {
+        /// Plan file [default: the shipped Ome plan].
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:9464].
+    #[arg(long, env = "MIERUKA_LISTEN")]
+    pub listen: Option<String>,
+    /// SQLite file [default: data/mieruka.db; demo: data/demo.db, recreated].
+    #[arg(long, env = "MIERUKA_DB")]
+    pub db: Option<PathBuf>,
+    /// Plan file [default: the shipped Ome plan].
+    #[arg(long, env = "MIERUKA_PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Take this instant as "now" (RFC 3339) instead of the wall clock, for reproducible runs.
+    #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+    /// Seconds between snapshot refreshes while no events arrive [default: 60].
+    #[arg(long, env = "MIERUKA_REFRESH_SECONDS")]
+    pub refresh_seconds: Option<u64>,
+}
+
+/// Flags of the production roles (the config file's `[kafka]` and `[store]` give the rest).
+#[derive(Args, Debug, Clone)]
+pub struct RoleArgs {
+    /// Address to listen on [default: ingest 127.0.0.1:8080, aggregate 127.0.0.1:9465, export 127.0.0.1:9464].
+    #[arg(long, env = "MIERUKA_LISTEN")]
+    pub listen: Option<String>,
+    /// PostgreSQL URL [default: the config's [store] url].
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Kafka bootstrap servers [default: the config's [kafka] brokers].
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+    /// Plan file [default: the shipped Ome plan].
+    #[arg(long, env = "MIERUKA_PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Take this instant as "now" (RFC 3339) instead of the wall clock.
+    #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+    /// Seconds between snapshot refreshes (export) [default: 60].
+    #[arg(long, env = "MIERUKA_REFRESH_SECONDS")]
+    pub refresh_seconds: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The flags, for [`config::resolve`].
+    pub fn flags(&self) -> Flags {
+        Flags {
+            listen: self.listen.clone(),
+            db: self.db.clone(),
+            plan: self.plan.clone(),
+            now: self.now,
+            refresh_seconds: self.refresh_seconds,
+            ..Flags::default()
+        }
+    }
+}
+
+impl RoleArgs {
+    /// The flags, for [`config::resolve`].
+    pub fn flags(&self) -> Flags {
+        Flags {
+            listen: self.listen.clone(),
+            plan: self.plan.clone(),
+            now: self.now,
+            refresh_seconds: self.refresh_seconds,
+            database_url: self.database_url.clone(),
+            brokers: self.brokers.clone(),
+            ..Flags::default()
+        }
+    }
+}
+
+pub fn parse_now(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(s).map_err(|e| e.to_string())
+}

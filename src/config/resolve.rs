@@ -1,0 +1,317 @@
+//! Precedence, once: command-line flag (already merged with its environment variable by
+//! clap) > config file > default. Every role and command gets its settings from
+//! [`resolve`], and nothing else in the crate looks at a flag and the config together.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mieruka_aggregator::topic_allow::TopicAllow;
+use mieruka_aggregator::Plan;
+use mieruka_ingest::http::{Limits, Token};
+use mieruka_ingest::Timestamp;
+
+use super::{
+    Config, DEFAULT_AGGREGATE_LISTEN, DEFAULT_DB, DEFAULT_DEMO_DB, DEFAULT_GROUP_ID,
+    DEFAULT_INGEST_LISTEN, DEFAULT_LISTEN, DEFAULT_REFRESH_SECONDS, DEFAULT_TOPIC,
+};
+
+/// What the command line says (each flag already merged with its environment variable).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--listen` / `MIERUKA_LISTEN`.
+    pub listen: Option<String>,
+    /// `--db` / `MIERUKA_DB`.
+    pub db: Option<PathBuf>,
+    /// `--plan` / `MIERUKA_PLAN`.
+    pub plan: Option<PathBuf>,
+    /// `--now` / `MIERUKA_NOW`.
+    pub now: Option<Timestamp>,
+    /// `--refresh-seconds` / `MIERUKA_REFRESH_SECONDS`.
+    pub refresh_seconds: Option<u64>,
+    /// `--database-url` / `DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--brokers` / `KAFKA_BROKERS`.
+    pub brokers: Option<String>,
+}
+
+/// Who the settings are for: each has its own defaults, and only what it uses is
+/// resolved (an `export` never needs a token's secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleKind {
+    /// `mieruka standalone`.
+    Standalone,
+    /// `mieruka demo`: the standalone role on a database of its own.
+    Demo,
+    /// `mieruka ingest`.
+    Ingest,
+    /// `mieruka aggregate`.
+    Aggregate,
+    /// `mieruka export`.
+    Export,
+    /// A command on the embedded store (`import`, `rejected`) or on the plan alone
+    /// (`rules`, `dashboards`).
+    Command,
+}
+
+impl RoleKind {
+    fn default_listen(self) -> &'static str {
+        match self {
+            RoleKind::Ingest => DEFAULT_INGEST_LISTEN,
+            RoleKind::Aggregate => DEFAULT_AGGREGATE_LISTEN,
+            _ => DEFAULT_LISTEN,
+        }
+    }
+
+    fn default_db(self) -> &'static str {
+        match self {
+            RoleKind::Demo => DEFAULT_DEMO_DB,
+            _ => DEFAULT_DB,
+        }
+    }
+
+    /// Whether it receives events over HTTP, and so needs the tokens' secrets.
+    fn receives(self) -> bool {
+        matches!(
+            self,
+            RoleKind::Standalone | RoleKind::Demo | RoleKind::Ingest
+        )
+    }
+}
+
+/// The Kafka side of the production roles, defaults applied.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// The topic `ingest` produces to.
+    pub topic: String,
+    /// Every topic `aggregate` consumes (`topic`, then `topics`).
+    pub source_topics: Vec<String>,
+    /// Where rejected events go.
+    pub dead_letter_topic: Option<String>,
+    /// The aggregators' consumer group.
+    pub group_id: String,
+    /// What each source topic may carry (compiled against the plan; `aggregate` only).
+    pub allow: Vec<TopicAllow>,
+    /// The `[kafka.topic_allow]` entry of `topic`, for `ingest`'s warnings.
+    pub ingest_allow: Option<super::TopicAllowConfig>,
+    /// `[kafka.librdkafka]`, checked.
+    pub librdkafka: Vec<(String, String)>,
+    /// `[kafka] max_batch`, at least 1.
+    pub max_batch: Option<usize>,
+    /// `[kafka] parallel_commits`, at least 1.
+    pub parallel_commits: Option<usize>,
+    /// `[kafka] max_wait_ms`.
+    pub max_wait: Option<Duration>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            topic: DEFAULT_TOPIC.to_owned(),
+            source_topics: vec![DEFAULT_TOPIC.to_owned()],
+            dead_letter_topic: None,
+            group_id: DEFAULT_GROUP_ID.to_owned(),
+            allow: Vec::new(),
+            ingest_allow: None,
+            librdkafka: Vec::new(),
+            max_batch: None,
+            parallel_commits: None,
+            max_wait: None,
+        }
+    }
+}
+
+/// Everything a role or command needs, with precedence applied. Its `Debug` shows how
+/// many tokens there are, never their secrets.
+#[derive(Clone)]
+pub struct Resolved {
+    /// Who these are for.
+    pub kind: RoleKind,
+    /// The plan, taking events in the config's time window around `now`.
+    pub plan: Arc<Plan>,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// The SQLite file of the embedded store.
+    pub db: PathBuf,
+    /// Seconds between snapshot refreshes while idle.
+    pub refresh: Duration,
+    /// A fixed "now" for reproducible runs; `None` follows the wall clock.
+    pub now: Option<Timestamp>,
+    /// The bounds of a request to `POST /v1/events`.
+    pub limits: Limits,
+    /// A connection that sends nothing this long is dropped.
+    pub idle_timeout: Duration,
+    /// (secret, token) pairs of the roles that receive events.
+    pub tokens: Vec<(String, Token)>,
+    /// Source labels for the metrics.
+    pub sources: Vec<String>,
+    /// The Kafka side.
+    pub kafka: KafkaSettings,
+    database_url: Option<String>,
+    brokers: Option<String>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("kind", &self.kind)
+            .field("plan", &self.plan.id)
+            .field("listen", &self.listen)
+            .field("db", &self.db)
+            .field("refresh", &self.refresh)
+            .field("now", &self.now)
+            .field("tokens", &self.tokens.len())
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resolved {
+    /// The defaults of `kind` around `plan`, as with no flag and an empty config (tests
+    /// and benchmarks start here and set what they need).
+    pub fn new(plan: Arc<Plan>, kind: RoleKind) -> Resolved {
+        Resolved {
+            kind,
+            plan,
+            listen: kind.default_listen().to_owned(),
+            db: kind.default_db().into(),
+            refresh: Duration::from_secs(DEFAULT_REFRESH_SECONDS),
+            now: None,
+            limits: Config::default().http_limits(),
+            idle_timeout: Config::default().idle_timeout(),
+            tokens: Vec::new(),
+            sources: Vec::new(),
+            kafka: KafkaSettings::default(),
+            database_url: None,
+            brokers: None,
+        }
+    }
+
+    /// The PostgreSQL URL, or an error saying the three ways to give one.
+    pub fn database_url(&self) -> anyhow::Result<&str> {
+        self.database_url.as_deref().context(
+            "no PostgreSQL URL: pass --database-url, set DATABASE_URL, or add [store] url to the config",
+        )
+    }
+
+    /// The Kafka bootstrap servers, or an error saying the three ways to give them.
+    pub fn brokers(&self) -> anyhow::Result<&str> {
+        self.brokers.as_deref().context(
+            "no Kafka brokers: pass --brokers, set KAFKA_BROKERS, or add [kafka] brokers to the config",
+        )
+    }
+
+    /// Adds a token (the demo's) to those the config gives, and its sources to the labels.
+    pub fn add_token(&mut self, secret: String, token: Token) {
+        self.sources.extend(token.sources.iter().cloned());
+        self.sources.sort();
+        self.sources.dedup();
+        self.tokens.push((secret, token));
+    }
+}
+
+/// The settings of `kind`: each flag, else the config file, else the default.
+pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Resolved> {
+    let plan = Arc::new(load_plan_at(cfg, flags.plan.as_deref(), flags.now)?);
+    let mut r = Resolved::new(plan, kind);
+    r.listen = first(&flags.listen, &cfg.listen).unwrap_or(r.listen);
+    r.db = first(&flags.db, &cfg.db).unwrap_or(r.db);
+    if let Some(s) = flags.refresh_seconds.or(cfg.refresh_seconds) {
+        r.refresh = Duration::from_secs(s.max(1));
+    }
+    r.now = flags.now;
+    r.limits = cfg.http_limits();
+    r.idle_timeout = cfg.idle_timeout();
+    r.sources = cfg.source_labels();
+    if kind.receives() {
+        for (secret, token) in cfg.secrets()? {
+            r.add_token(secret, token);
+        }
+    }
+    r.database_url = first(
+        &flags.database_url,
+        &cfg.store.as_ref().map(|s| s.url.clone()),
+    );
+    r.brokers = first(
+        &flags.brokers,
+        &cfg.kafka.as_ref().map(|k| k.brokers.clone()),
+    );
+    if let Some(k) = &cfg.kafka {
+        if matches!(kind, RoleKind::Ingest | RoleKind::Aggregate) {
+            r.kafka = kafka_settings(k, &r.plan, kind)?;
+        }
+    }
+    Ok(r)
+}
+
+/// The flag's value, else the config's.
+fn first<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
+    flag.clone().or_else(|| file.clone())
+}
+
+/// `[kafka]` with its defaults, checked: a wrong allow list, a reserved librdkafka key or
+/// a zero batch stops the role before it waits on anything.
+fn kafka_settings(
+    k: &super::KafkaConfig,
+    plan: &Plan,
+    kind: RoleKind,
+) -> anyhow::Result<KafkaSettings> {
+    let topic = k.topic.clone().unwrap_or_else(|| DEFAULT_TOPIC.to_owned());
+    let mut source_topics = k.source_topics();
+    if source_topics.is_empty() {
+        source_topics.push(DEFAULT_TOPIC.to_owned());
+    }
+    let allow = match kind {
+        RoleKind::Aggregate => k.topic_allow(&plan.schema, &source_topics)?,
+        _ => Vec::new(),
+    };
+    if kind == RoleKind::Aggregate && k.max_batch == Some(0) {
+        anyhow::bail!("[kafka] max_batch must be at least 1");
+    }
+    if kind == RoleKind::Aggregate && k.parallel_commits == Some(0) {
+        anyhow::bail!("[kafka] parallel_commits must be at least 1");
+    }
+    Ok(KafkaSettings {
+        ingest_allow: k.topic_allow.get(&topic).cloned(),
+        topic,
+        source_topics,
+        dead_letter_topic: k.dead_letter_topic.clone(),
+        group_id: k
+            .group_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_GROUP_ID.to_owned()),
+        allow,
+        librdkafka: k.librdkafka()?,
+        max_batch: k.max_batch,
+        parallel_commits: k.parallel_commits,
+        max_wait: k.max_wait_ms.map(Duration::from_millis),
+    })
+}
+/// The plan to run with (a file, or the shipped Ome plan), taking events in the window
+/// the config and `now` give.
+pub fn load_plan_at(
+    cfg: &Config,
+    path: Option<&Path>,
+    now: Option<Timestamp>,
+) -> anyhow::Result<mieruka_aggregator::Plan> {
+    let mut plan = load_plan(path.or(cfg.plan.as_deref()))?;
+    let window = cfg.time_window(plan.schema.window(), now)?;
+    plan.schema.set_window(window);
+    Ok(plan)
+}
+
+/// The plan to run with: a file, or the shipped Ome plan.
+pub fn load_plan(path: Option<&Path>) -> anyhow::Result<mieruka_aggregator::Plan> {
+    match path {
+        None => Ok(mieruka_aggregator::Plan::ome()?),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read plan {}", p.display()))?;
+            Ok(mieruka_aggregator::Plan::parse(
+                &p.display().to_string(),
+                &text,
+            )?)
+        }
+    }
+}

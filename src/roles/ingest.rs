@@ -1,0 +1,203 @@
+//! The `ingest` role: the HTTP receiver, producing to Kafka.
+//!
+//! It answers `POST /v1/events` once the broker has acknowledged every accepted event
+//! (idempotent producer, `acks=all`); its reply means "accepted for processing":
+//! duplicates are found by the aggregators. It also serves `/metrics`, `/healthz` and
+//! `/readyz` for its own health (ready while the broker answers for the topic) and
+//! counts the events it refuses at the edge.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mieruka_exporter::Exporter;
+use mieruka_ingest::http::{IdleTimeoutListener, Receiver, Token};
+use mieruka_ingest::kafka::rdkafka::producer::Producer;
+use mieruka_ingest::kafka::KafkaSink;
+use mieruka_ingest::{EventSink, Item, SinkError, Status};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{bind, record_batch, Clock, Counted};
+use crate::config::{Resolved, TopicAllowConfig};
+
+/// The Kafka sink, counting the events refused at the edge.
+struct CountingSink {
+    inner: KafkaSink,
+    exporter: Arc<Exporter>,
+    clock: Clock,
+}
+
+impl EventSink for CountingSink {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+        let labels: Vec<String> = items.iter().map(|i| i.source_label.clone()).collect();
+        let started = Instant::now();
+        let statuses = self.inner.submit(items).await?;
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let elapsed = started.elapsed();
+        record_batch(
+            &self.exporter,
+            self.clock,
+            &labels,
+            &statuses,
+            elapsed,
+            Counted::Refusals,
+        );
+        Ok(statuses)
+    }
+}
+
+/// The built `ingest` role.
+pub struct IngestRole {
+    listener: TcpListener,
+    sink: Arc<CountingSink>,
+    exporter: Arc<Exporter>,
+    settings: Resolved,
+    topic: String,
+}
+
+impl IngestRole {
+    /// Creates the producer and binds the socket; the broker is reached in `run`.
+    pub async fn build(settings: &Resolved) -> anyhow::Result<IngestRole> {
+        let brokers = settings.brokers()?;
+        let topic = settings.kafka.topic.clone();
+        if let Some(allow) = &settings.kafka.ingest_allow {
+            warn_not_carried(&topic, allow, &settings.tokens);
+        }
+        let schema = Arc::new(settings.plan.schema.clone());
+        let mut producer = mieruka_ingest::kafka::producer_config(brokers);
+        for (k, v) in &settings.kafka.librdkafka {
+            producer.set(k, v);
+        }
+        let dead_letter = settings.kafka.dead_letter_topic.as_deref();
+        let inner = KafkaSink::with_config(producer, &topic, dead_letter, schema)
+            .context("cannot create the Kafka producer")?;
+        let exporter = Exporter::new(settings.plan.clone(), settings.sources.clone());
+        let clock = Clock(settings.now);
+        // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
+        exporter.publish(&[], clock.now());
+        let (listener, _) = bind(&settings.listen).await?;
+        let sink = Arc::new(CountingSink {
+            inner,
+            exporter: exporter.clone(),
+            clock,
+        });
+        Ok(IngestRole {
+            listener,
+            sink,
+            exporter,
+            settings: settings.clone(),
+            topic,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The topic events are produced to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Serves until `shutdown` is cancelled, then flushes the producer.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let IngestRole {
+            listener,
+            sink,
+            exporter,
+            settings,
+            topic,
+        } = self;
+        let readiness = tokio::spawn(readiness(
+            sink.clone(),
+            exporter.clone(),
+            topic.clone(),
+            shutdown.clone(),
+        ));
+        let receiver = Receiver {
+            sink: sink.clone(),
+            schema: Arc::new(settings.plan.schema.clone()),
+            tokens: settings.tokens.clone(),
+            limits: settings.limits,
+        };
+        let app = mieruka_exporter::router(exporter).merge(mieruka_ingest::http::router(receiver));
+        let addr = listener.local_addr()?;
+        let listener = IdleTimeoutListener::new(listener, settings.idle_timeout);
+        tracing::info!(%addr, %topic, "Receiving events for Kafka.");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+        shutdown.cancel();
+        let _ = readiness.await;
+        let flushed = tokio::task::spawn_blocking(move || {
+            sink.inner.producer().flush(Duration::from_secs(10))
+        })
+        .await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            tracing::warn!("Some produced events were not acknowledged before stopping; their requests were not answered 2xx.");
+        }
+        tracing::info!("Stopped.");
+        Ok(())
+    }
+}
+
+/// Ready while the broker answers for the topic: probed every 10 s while it does, every
+/// second while it does not; each change is logged once.
+async fn readiness(
+    sink: Arc<CountingSink>,
+    exporter: Arc<Exporter>,
+    topic: String,
+    shutdown: CancellationToken,
+) {
+    let mut was = None;
+    loop {
+        let probe = {
+            let (sink, topic) = (sink.clone(), topic.clone());
+            tokio::task::spawn_blocking(move || {
+                sink.inner
+                    .producer()
+                    .client()
+                    .fetch_metadata(Some(&topic), Duration::from_secs(3))
+                    .map(|m| m.topics().iter().any(|t| t.error().is_none()))
+            })
+            .await
+        };
+        let ok = matches!(probe, Ok(Ok(true)));
+        exporter.set_ready(ok);
+        if was != Some(ok) {
+            if ok {
+                tracing::info!(%topic, "The broker answers for the topic; ready.");
+            } else {
+                tracing::warn!(%topic, "The broker does not answer for the topic; not ready.");
+            }
+            was = Some(ok);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(Duration::from_secs(if ok { 10 } else { 1 })) => {}
+        }
+    }
+}
+
+/// Warns about each source and type a token may send that the topic it goes to may not
+/// carry (when the config says what it carries): the aggregators would refuse those
+/// events as `not_allowed` after this role accepted them.
+fn warn_not_carried(topic: &str, allow: &TopicAllowConfig, tokens: &[(String, Token)]) {
+    for (_, token) in tokens {
+        for source in token.sources.iter().filter(|s| !allow.sources.contains(s)) {
+            tracing::warn!(token = %token.name, %source, %topic, "A token may send a source its topic does not carry ([kafka.topic_allow]); the aggregators will refuse those events.");
+        }
+        if allow.types.is_empty() {
+            continue;
+        }
+        if token.types.is_empty() {
+            tracing::warn!(token = %token.name, %topic, "A token may send every type, and its topic carries only some ([kafka.topic_allow]); the aggregators will refuse the others.");
+        }
+        for ty in token.types.iter().filter(|t| !allow.types.contains(t)) {
+            tracing::warn!(token = %token.name, r#type = %ty, %topic, "A token may send a type its topic does not carry ([kafka.topic_allow]); the aggregators will refuse those events.");
+        }
+    }
+}

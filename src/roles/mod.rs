@@ -1,0 +1,87 @@
+//! The roles of the one binary, each a room of its own built the same way:
+//! `build(&Resolved) -> Result<Self>` binds its socket and checks its settings,
+//! `local_addr()` says where it listens, `run(self, CancellationToken)` serves until the
+//! token is cancelled. `main` and the tests call the same three.
+//!
+//! - [`standalone`]: HTTP ingest, aggregation on the embedded SQLite store, /metrics and
+//!   the status page in one process (also what `demo` serves).
+//! - [`ingest`]: HTTP → Kafka (idempotent, `acks=all`).
+//! - [`aggregate`]: Kafka → PostgreSQL, effectively once, in a consumer group.
+//! - [`export`]: /metrics and the status page from PostgreSQL.
+//!
+//! What they share lives here: the clock, the socket, and how a committed batch is
+//! counted into the health metrics.
+
+pub mod aggregate;
+pub mod export;
+pub mod ingest;
+pub mod standalone;
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use mieruka_exporter::Exporter;
+use mieruka_ingest::{Status, Timestamp};
+use tokio::net::TcpListener;
+
+/// The clock: fixed by `--now`, else the wall clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock(pub Option<Timestamp>);
+
+impl Clock {
+    /// The current instant.
+    pub fn now(self) -> Timestamp {
+        self.0.unwrap_or_else(|| {
+            let micros = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            Timestamp::from_micros(micros)
+        })
+    }
+}
+
+/// Listens on `listen` (`127.0.0.1:0` picks a free port).
+async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Which outcomes of a batch a role counts: each outcome is counted once across the
+/// roles, so `ingest` counts only what it refuses at the edge (the aggregators count
+/// the rest when they commit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counted {
+    /// Every outcome: the role that commits.
+    All,
+    /// Refusals only: the role in front of Kafka.
+    Refusals,
+}
+
+/// Records one committed batch into the health metrics: how long the commit took, each
+/// outcome by source label, and when each source was last heard from.
+fn record_batch(
+    exporter: &Exporter,
+    clock: Clock,
+    labels: &[&str],
+    statuses: &[Status],
+    elapsed: Duration,
+    counted: Counted,
+) {
+    let health = exporter.health();
+    health.observe_commit(elapsed.as_secs_f64());
+    let now = clock.now().unix_seconds_f64();
+    let mut last = None;
+    for (label, status) in labels.iter().zip(statuses) {
+        if counted == Counted::All || matches!(status, Status::Rejected(_)) {
+            health.record(label, status);
+        }
+        if last != Some(label) {
+            health.received(label, now);
+            last = Some(label);
+        }
+    }
+}

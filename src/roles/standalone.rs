@@ -1,0 +1,183 @@
+//! The standalone role: HTTP ingest, the aggregator on the embedded SQLite store, and the
+//! exporter, in one process.
+//!
+//! [`Standalone::build`] opens the store, publishes a first snapshot and binds the socket
+//! (port 0 allowed); [`Standalone::run`] serves until the shutdown token is cancelled,
+//! then lets in-flight requests (and so the batch in flight) finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mieruka_aggregator::{figures, Plan, SqliteStore};
+use mieruka_exporter::Exporter;
+use mieruka_ingest::http::{IdleTimeoutListener, Receiver};
+use mieruka_ingest::{EventSink, Item, SinkError, Status};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{bind, record_batch, Clock, Counted};
+use crate::config::Resolved;
+
+/// The store as the HTTP receiver and the demo see it: commits, then counts the
+/// outcomes and wakes the snapshot refresher.
+pub struct PublishingSink {
+    store: Arc<SqliteStore>,
+    exporter: Arc<Exporter>,
+    committed: Arc<Notify>,
+    clock: Clock,
+}
+
+impl EventSink for PublishingSink {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+        let labels: Vec<String> = items.iter().map(|i| i.source_label.clone()).collect();
+        let started = Instant::now();
+        let statuses = self.store.submit(items).await?;
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let elapsed = started.elapsed();
+        record_batch(
+            &self.exporter,
+            self.clock,
+            &labels,
+            &statuses,
+            elapsed,
+            Counted::All,
+        );
+        self.committed.notify_one();
+        Ok(statuses)
+    }
+}
+
+/// The built standalone process, ready to serve.
+pub struct Standalone {
+    listener: TcpListener,
+    store: Arc<SqliteStore>,
+    exporter: Arc<Exporter>,
+    sink: Arc<PublishingSink>,
+    settings: Resolved,
+}
+
+impl Standalone {
+    /// Opens the store, publishes a first snapshot and binds the socket.
+    pub async fn build(settings: &Resolved) -> anyhow::Result<Standalone> {
+        let plan = settings.plan.clone();
+        let store = Arc::new(
+            SqliteStore::open(&settings.db, plan.clone())
+                .await
+                .with_context(|| format!("cannot open the store at {}", settings.db.display()))?,
+        );
+        let exporter = Exporter::new(plan.clone(), settings.sources.clone());
+        let clock = Clock(settings.now);
+        let sink = Arc::new(PublishingSink {
+            store: store.clone(),
+            exporter: exporter.clone(),
+            committed: Arc::new(Notify::new()),
+            clock,
+        });
+        refresh(&plan, &store, &exporter, clock).await?;
+        exporter.set_ready(true);
+        let (listener, _) = bind(&settings.listen).await?;
+        Ok(Standalone {
+            listener,
+            store,
+            exporter,
+            sink,
+            settings: settings.clone(),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The sink events go through (the demo feeds its history here).
+    pub fn sink(&self) -> Arc<PublishingSink> {
+        self.sink.clone()
+    }
+
+    /// Recomputes and publishes the snapshot now, as of `clock`.
+    pub async fn refresh(&self, clock: Clock) -> anyhow::Result<()> {
+        refresh(&self.settings.plan, &self.store, &self.exporter, clock).await
+    }
+
+    /// Closes the store without serving (the demo's `--no-serve`).
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+
+    /// Serves until `shutdown` is cancelled; in-flight requests finish first.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Standalone {
+            listener,
+            store,
+            exporter,
+            sink,
+            settings,
+        } = self;
+        let receiver = Receiver {
+            sink: sink.clone(),
+            schema: Arc::new(settings.plan.schema.clone()),
+            tokens: settings.tokens.clone(),
+            limits: settings.limits,
+        };
+        let app = mieruka_exporter::router(exporter.clone())
+            .merge(mieruka_ingest::http::router(receiver));
+        let refresher = tokio::spawn(refresh_loop(
+            settings.plan.clone(),
+            store.clone(),
+            exporter,
+            sink.committed.clone(),
+            (Clock(settings.now), settings.refresh),
+            shutdown.clone(),
+        ));
+        tracing::info!(addr = %listener.local_addr()?, "Serving events, metrics and the status page.");
+        let listener = IdleTimeoutListener::new(listener, settings.idle_timeout);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await?;
+        shutdown.cancel();
+        let _ = refresher.await;
+        store.close().await;
+        tracing::info!("Stopped.");
+        Ok(())
+    }
+}
+
+/// Refreshes the snapshot after each committed batch, and every `every` while idle.
+async fn refresh_loop(
+    plan: Arc<Plan>,
+    store: Arc<SqliteStore>,
+    exporter: Arc<Exporter>,
+    committed: Arc<Notify>,
+    (clock, every): (Clock, Duration),
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = committed.notified() => {}
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = refresh(&plan, &store, &exporter, clock).await {
+            tracing::warn!(error = %e, "Snapshot refresh failed; serving the previous one.");
+        }
+    }
+}
+
+/// Recomputes every figure from the store's ledger and publishes it.
+async fn refresh(
+    plan: &Plan,
+    store: &SqliteStore,
+    exporter: &Exporter,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    let now = clock.now();
+    let figs = store
+        .with_ledger(|ledger| figures(plan, ledger, now))
+        .await?;
+    exporter.publish(&figs, now);
+    Ok(())
+}
