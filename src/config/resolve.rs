@@ -315,3 +315,97 @@ pub fn load_plan(path: Option<&Path>) -> anyhow::Result<mieruka_aggregator::Plan
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_flag_beats_the_config_file_which_beats_the_default() {
+        let none = resolve(&Config::default(), &Flags::default(), RoleKind::Export).unwrap();
+        assert_eq!(none.listen, DEFAULT_LISTEN);
+        assert_eq!(none.db, PathBuf::from(DEFAULT_DB));
+        assert_eq!(none.refresh, Duration::from_secs(DEFAULT_REFRESH_SECONDS));
+        assert!(none.database_url().is_err());
+        assert!(none.brokers().is_err());
+
+        let cfg = config(
+            "listen = \"127.0.0.1:7000\"\ndb = \"file.db\"\nrefresh_seconds = 5\n\
+             [store]\nurl = \"postgres://file\"\n[kafka]\nbrokers = \"file:9092\"\n",
+        );
+        let file = resolve(&cfg, &Flags::default(), RoleKind::Export).unwrap();
+        assert_eq!(file.listen, "127.0.0.1:7000");
+        assert_eq!(file.db, PathBuf::from("file.db"));
+        assert_eq!(file.refresh, Duration::from_secs(5));
+        assert_eq!(file.database_url().unwrap(), "postgres://file");
+        assert_eq!(file.brokers().unwrap(), "file:9092");
+
+        let flags = Flags {
+            listen: Some("127.0.0.1:7001".into()),
+            db: Some("flag.db".into()),
+            refresh_seconds: Some(0),
+            database_url: Some("postgres://flag".into()),
+            brokers: Some("flag:9092".into()),
+            ..Flags::default()
+        };
+        let flag = resolve(&cfg, &flags, RoleKind::Export).unwrap();
+        assert_eq!(flag.listen, "127.0.0.1:7001");
+        assert_eq!(flag.db, PathBuf::from("flag.db"));
+        assert_eq!(flag.refresh, Duration::from_secs(1), "at least a second");
+        assert_eq!(flag.database_url().unwrap(), "postgres://flag");
+        assert_eq!(flag.brokers().unwrap(), "flag:9092");
+    }
+
+    #[test]
+    fn each_role_has_its_own_default_address_and_the_demo_its_own_database() {
+        let cfg = Config::default();
+        let listen = |kind| resolve(&cfg, &Flags::default(), kind).unwrap().listen;
+        assert_eq!(listen(RoleKind::Standalone), DEFAULT_LISTEN);
+        assert_eq!(listen(RoleKind::Export), DEFAULT_LISTEN);
+        assert_eq!(listen(RoleKind::Ingest), DEFAULT_INGEST_LISTEN);
+        assert_eq!(listen(RoleKind::Aggregate), DEFAULT_AGGREGATE_LISTEN);
+        let demo = resolve(&cfg, &Flags::default(), RoleKind::Demo).unwrap();
+        assert_eq!(demo.db, PathBuf::from(DEFAULT_DEMO_DB));
+    }
+
+    #[test]
+    fn only_the_roles_that_receive_events_need_the_tokens_secrets() {
+        let cfg = config(
+            "[[tokens]]\nname = \"konbini\"\ntoken_env = \"MIERUKA_TEST_NO_SUCH_VARIABLE\"\nsources = [\"konbini\"]\n",
+        );
+        for kind in [RoleKind::Standalone, RoleKind::Demo, RoleKind::Ingest] {
+            let err = resolve(&cfg, &Flags::default(), kind).unwrap_err();
+            assert!(err.to_string().contains("has no secret"), "{kind:?}: {err}");
+        }
+        for kind in [RoleKind::Aggregate, RoleKind::Export, RoleKind::Command] {
+            let r = resolve(&cfg, &Flags::default(), kind).unwrap();
+            assert!(r.tokens.is_empty(), "{kind:?}");
+            assert_eq!(r.sources, ["konbini"], "{kind:?}: labels come from the config");
+        }
+    }
+
+    #[test]
+    fn kafka_settings_take_their_defaults_and_refuse_a_zero_batch_for_the_aggregators() {
+        let cfg = config("[kafka]\nbrokers = \"b:9092\"\nmax_batch = 0\n");
+        let ingest = resolve(&cfg, &Flags::default(), RoleKind::Ingest).unwrap();
+        assert_eq!(ingest.kafka.topic, DEFAULT_TOPIC);
+        assert_eq!(ingest.kafka.source_topics, [DEFAULT_TOPIC]);
+        assert_eq!(ingest.kafka.group_id, DEFAULT_GROUP_ID);
+        let err = resolve(&cfg, &Flags::default(), RoleKind::Aggregate).unwrap_err();
+        assert!(err.to_string().contains("max_batch must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let cfg = config(
+            "[[tokens]]\nname = \"konbini\"\ntoken = \"s3cret-token\"\nsources = [\"konbini\"]\n",
+        );
+        let r = resolve(&cfg, &Flags::default(), RoleKind::Standalone).unwrap();
+        assert_eq!(r.tokens.len(), 1);
+        assert!(!format!("{r:?}").contains("s3cret"), "{r:?}");
+    }
+}
