@@ -36,6 +36,7 @@ use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
 use crate::fiscal::{Day, FiscalYear};
 use crate::ledger::{Effect, Ledger, LevelDay, Snapshot};
 use crate::plan::Plan;
+use crate::store::{parse_amount, RejectedRow, Store};
 
 /// Rows per multi-row statement: SQLite allows 32,766 bound parameters; 500 rows of at
 /// most 9 columns stays far below and keeps statements cacheable.
@@ -76,18 +77,6 @@ impl From<StoreError> for SinkError {
     }
 }
 
-/// A rejected event as kept in the store.
-#[derive(Clone, Debug)]
-pub struct RejectedRow {
-    pub source: String,
-    pub position: String,
-    pub event_id: Option<String>,
-    pub reason: String,
-    pub field: Option<String>,
-    pub message: String,
-    pub raw: String,
-}
-
 /// The in-memory ledger and which commit it mirrors.
 struct State {
     ledger: Ledger,
@@ -116,12 +105,6 @@ async fn reload(pool: &SqlitePool, plan: &Plan, state: &mut State) -> Result<(),
         consistent: true,
     };
     Ok(())
-}
-
-/// A summed amount as the stores keep it (decimal text), back to an i128.
-pub(crate) fn parse_amount(column: &str, text: &str) -> Result<i128, String> {
-    text.parse()
-        .map_err(|_| format!("{column} holds {text:?}, which is not a decimal integer within i128"))
 }
 
 /// The SQLite store.
@@ -361,6 +344,44 @@ impl SqliteStore {
 impl EventSink for SqliteStore {
     async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
         self.submit_batch(items).await.map_err(SinkError::from)
+    }
+}
+
+/// Each method calls the inherent one of the same name (inherent methods win a path).
+impl Store for SqliteStore {
+    type Error = StoreError;
+    type Location = Path;
+
+    async fn open(location: &Path, plan: Arc<Plan>) -> Result<Self, StoreError> {
+        SqliteStore::open(location, plan).await
+    }
+
+    fn plan(&self) -> &Arc<Plan> {
+        SqliteStore::plan(self)
+    }
+
+    async fn ledger(&self) -> Result<Ledger, StoreError> {
+        SqliteStore::ledger(self).await
+    }
+
+    async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, StoreError> {
+        SqliteStore::submit_batch(self, items).await
+    }
+
+    async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
+        SqliteStore::rejected(self, limit).await
+    }
+
+    async fn logged_events(&self) -> Result<i64, StoreError> {
+        SqliteStore::logged_events(self).await
+    }
+
+    async fn ping(&self) -> bool {
+        SqliteStore::ping(self).await
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 }
 
