@@ -4,7 +4,7 @@
 //! interface, [`Store`].
 //!
 //! What the dialects share lives here: the description of the aggregate tables and
-//! how a ledger row maps to a table row and back ([`tables`]), the decoding of rejected
+//! how a ledger row maps to a table row and back (`tables`), the decoding of rejected
 //! rows. What differs stays in each dialect: placeholders, upsert and locking syntax,
 //! how summed amounts are typed (TEXT in SQLite, NUMERIC in PostgreSQL), how a batch
 //! is made exactly-once against other writers.
@@ -21,7 +21,10 @@ use crate::ledger::Ledger;
 use crate::plan::Plan;
 
 pub mod pg;
+mod rejected;
+mod row;
 pub mod sqlite;
+mod tables;
 
 pub use pg::PgStore;
 pub use sqlite::{SqliteStore, StoreError};
