@@ -58,7 +58,8 @@ mod log;
 
 use log::write_rejected;
 
-/// The channel notified (on commit) after every committed batch.
+/// The channel notified (on commit) after every committed batch: the one definition of
+/// it, which listeners (the export role) name too.
 pub const NOTIFY_CHANNEL: &str = "mieruka_committed";
 
 /// Attempts of one batch before a deadlock or a lost race is reported as contention.

@@ -409,9 +409,12 @@ impl BatchLog {
             .fetch_all(&mut **tx)
             .await?;
             for r in rows {
-                if let Some(entry) =
-                    LogEntry::from_stored(plan, r.get(0), r.get(1), r.get::<i64, _>(2) != 0)
-                {
+                if let Some(entry) = LogEntry::from_stored(
+                    plan,
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get::<i64, _>(2)? != 0,
+                ) {
                     self.log.insert(entry);
                 }
             }
@@ -423,7 +426,7 @@ impl BatchLog {
             .fetch_all(&mut **tx)
             .await?;
             for r in pending {
-                self.log.add_pending_void(r.get(0), r.get(1));
+                self.log.add_pending_void(r.try_get(0)?, r.try_get(1)?);
             }
         }
         // A snapshot that becomes its day's latest needs that day's deltas.
@@ -435,7 +438,9 @@ impl BatchLog {
             .fetch_all(&mut **tx)
             .await?;
             for r in rows {
-                if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), false) {
+                if let Some(entry) =
+                    LogEntry::from_stored(plan, r.try_get(0)?, r.try_get(1)?, false)
+                {
                     self.add_fetched(entry);
                 }
             }
