@@ -271,3 +271,61 @@ fn a_batch_dropped_at_any_await_leaves_the_ledger_as_the_database_has_it() {
         );
     });
 }
+
+/// A batch that empties an aggregate row (a void retracting the only event of a day)
+/// deletes the row: the tables hold exactly the ledger's entries, never a zero.
+#[test]
+fn rows_a_batch_empties_are_deleted_not_kept_as_zeros() {
+    let plan = plan();
+    let (_dir, db) = fresh_db("empty.db");
+    rt().block_on(async {
+        let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
+        // A certificate, then its void in a batch of its own: the flow row goes.
+        let void = r#"{"event_id":"v0","source":"konbini","type":"event.voided","occurred_at":"2026-05-02T09:00:00+09:00","data":{},"voids":"e0"}"#;
+        store.submit_batch(items(&plan, &[0])).await.unwrap();
+        assert!(!store.ledger().await.unwrap().flows.is_empty());
+        let st = store
+            .submit_batch(common::raw_items(&plan, &[void.to_owned()]))
+            .await
+            .unwrap();
+        assert_eq!(st, [mieruka_ingest::Status::Accepted]);
+        assert!(store.ledger().await.unwrap().flows.is_empty());
+        let pool = SqlitePool::connect(&sqlite_url(&db)).await.unwrap();
+        let flows: i64 = sqlx::query_scalar("SELECT count(*) FROM flows")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(flows, 0);
+        pool.close().await;
+        // Then the rest one by one, so each void's retraction is a batch of its own.
+        for id in 1..60 {
+            store.submit_batch(items(&plan, &[id])).await.unwrap();
+        }
+        let ledger = store.ledger().await.unwrap();
+        store.close().await;
+        let pool = SqlitePool::connect(&sqlite_url(&db)).await.unwrap();
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        let zeros = count(
+            "SELECT (SELECT count(*) FROM flows WHERE amount = '0') \
+             + (SELECT count(*) FROM distinct_values WHERE n <= 0) \
+             + (SELECT count(*) FROM stages WHERE n <= 0) \
+             + (SELECT count(*) FROM level_days \
+                WHERE delta = '0' AND snap_at IS NULL AND opening_id IS NULL)",
+        )
+        .await;
+        assert_eq!(zeros, 0);
+        let flows = count("SELECT count(*) FROM flows").await;
+        assert_eq!(flows, ledger.flows.len() as i64);
+        let levels = count("SELECT count(*) FROM level_days").await;
+        assert_eq!(levels, ledger.levels.len() as i64);
+        pool.close().await;
+    });
+}
