@@ -1,22 +1,29 @@
 //! The SQLite store against the pure engine: whatever the batching, the store's ledger
-//! equals the engine's, survives a reopen, and keeps rejected events masked.
+//! equals the engine's, survives a reopen, and keeps rejected events masked. The cases
+//! both stores share are in `common::stores`; this file runs them on a SQLite file and
+//! adds what is SQLite's own (the in-memory ledger of a batch that stops half-way).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mieruka_aggregator::ledger::{LevelDay, Snapshot};
-use mieruka_aggregator::{Day, Engine, Ledger, Plan, SqliteStore};
-use mieruka_ingest::{item, Position, Status, Timestamp};
+use mieruka_aggregator::{Day, Plan, SqliteStore};
+use mieruka_ingest::Timestamp;
 use proptest::prelude::*;
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
-use common::{
-    assert_wide_figures, engine_of, items, old_migrations, plan, poll_then_drop, raw, raw_items,
-    rt, wide_history, wide_plan, wide_raw, BIG,
-};
+use common::stores;
+use common::{engine_of, items, old_migrations, plan, poll_then_drop, raw, rt};
+
+/// A fresh SQLite file in a temporary folder (removed with it).
+fn fresh_db(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(name);
+    (dir, db)
+}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
@@ -26,111 +33,50 @@ proptest! {
         ids in proptest::collection::vec(0u32..60, 1..80),
         cuts in proptest::collection::vec(1usize..20, 1..10),
     ) {
-        let plan = plan();
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("s.db");
-        let mut engine = Engine::new(&plan);
-        let mut engine_statuses = Vec::new();
-        for id in &ids {
-            let ev = mieruka_ingest::decode(&plan.schema, raw(*id).as_bytes()).unwrap();
-            engine_statuses.push(engine.apply(ev));
-        }
-        let (ledger, statuses, reopened) = rt().block_on(async {
-            let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
-            let mut statuses = Vec::new();
-            let mut rest: &[u32] = &ids;
-            let mut c = 0;
-            while !rest.is_empty() {
-                let n = cuts[c % cuts.len()].min(rest.len());
-                c += 1;
-                statuses.extend(store.submit_batch(items(&plan, &rest[..n])).await.unwrap());
-                rest = &rest[n..];
-            }
-            let ledger = store.ledger().await.unwrap();
-            store.close().await;
-            let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
-            let reopened = store.ledger().await.unwrap();
-            store.close().await;
-            (ledger, statuses, reopened)
-        });
-        prop_assert_eq!(&statuses, &engine_statuses);
-        prop_assert_eq!(&ledger, engine.ledger());
-        prop_assert_eq!(&reopened, engine.ledger());
+        let (_dir, db) = fresh_db("s.db");
+        stores::folds_like_the_engine::<SqliteStore>(&db, &ids, &cuts)?;
     }
 }
 
 #[test]
 fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
-    let plan = plan();
-    let dir = tempfile::tempdir().unwrap();
-    rt().block_on(async {
-        let store = SqliteStore::open(&dir.path().join("r.db"), plan.clone()).await.unwrap();
-        let bad = r#"{"event_id":"k1","source":"konbini","type":"certificate.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{"channel":"konbini","certificate":"juminhyo","memo":"my number 123456789018"}}"#;
-        let it = item(&plan.schema, bad.as_bytes(), Position::Line { file: "f.ndjson".into(), line: 7 }, "konbini");
-        let st = store.submit_batch(vec![it]).await.unwrap();
-        assert!(matches!(&st[0], Status::Rejected(r) if r.reason.as_str() == "personal_number"));
-        let rows = store.rejected(10).await.unwrap();
-        assert_eq!(rows.len(), 1);
-        let r = &rows[0];
-        assert_eq!((r.reason.as_str(), r.field.as_deref(), r.position.as_str()), ("personal_number", Some("data.memo"), "f.ndjson:7"));
-        assert!(r.raw.contains("************") && !r.raw.contains("123456789018"), "{}", r.raw);
-        assert_eq!(store.logged_events().await.unwrap(), 0);
-        store.close().await;
-    });
+    let (_dir, db) = fresh_db("r.db");
+    stores::rejected_events_are_kept_with_their_reason_and_masked_raw_text::<SqliteStore>(&db);
 }
 
 #[test]
 fn two_stores_on_one_file_fold_on_top_of_each_other() {
-    let plan = plan();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("two.db");
-    rt().block_on(async {
-        let a = SqliteStore::open(&db, plan.clone()).await.unwrap();
-        let b = SqliteStore::open(&db, plan.clone()).await.unwrap();
-        a.submit_batch(items(&plan, &[0, 1])).await.unwrap();
-        b.submit_batch(items(&plan, &[9 * 3, 10])).await.unwrap();
-        a.submit_batch(items(&plan, &[18, 19])).await.unwrap();
-        let mut engine = Engine::new(&plan);
-        for id in [0, 1, 27, 10, 18, 19] {
-            engine.apply(mieruka_ingest::decode(&plan.schema, raw(id).as_bytes()).unwrap());
-        }
-        assert_eq!(&a.ledger().await.unwrap(), engine.ledger());
-        assert_eq!(&b.ledger().await.unwrap(), engine.ledger());
-    });
+    let (_dir, db) = fresh_db("two.db");
+    stores::two_stores_on_one_database_fold_on_top_of_each_other::<SqliteStore>(&db);
 }
 
-async fn fresh_ledger(db: &std::path::Path, plan: &Arc<Plan>) -> Ledger {
-    let store = SqliteStore::open(db, plan.clone()).await.unwrap();
-    let ledger = store.ledger().await.unwrap();
-    store.close().await;
-    ledger
+#[test]
+fn an_event_logged_by_an_earlier_batch_is_a_duplicate() {
+    let (_dir, db) = fresh_db("dup.db");
+    stores::an_event_logged_by_an_earlier_batch_is_a_duplicate::<SqliteStore>(&db);
 }
 
-fn sqlite_url(db: &std::path::Path) -> String {
+#[test]
+fn a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate() {
+    let (_dir, db) = fresh_db("void.db");
+    stores::a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate::<SqliteStore>(
+        &db,
+    );
+}
+
+async fn fresh_ledger(db: &Path, plan: &Arc<Plan>) -> mieruka_aggregator::Ledger {
+    stores::fresh_ledger::<SqliteStore>(db, plan).await
+}
+
+fn sqlite_url(db: &Path) -> String {
     format!("sqlite://{}", db.display())
 }
 
 #[test]
 fn sums_past_i64_max_are_exact_in_the_store_and_after_a_reopen() {
-    let plan = wide_plan();
-    let history = wide_history();
-    let engine = engine_of(&plan, &history);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("wide.db");
+    let (_dir, db) = fresh_db("wide.db");
     rt().block_on(async {
-        let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
-        // Batches of three: the late snapshot and the void find their events in the log.
-        for chunk in history.chunks(3) {
-            let statuses = store.submit_batch(raw_items(&plan, chunk)).await.unwrap();
-            assert!(
-                statuses.iter().all(|s| *s == Status::Accepted),
-                "{statuses:?}"
-            );
-        }
-        let ledger = store.ledger().await.unwrap();
-        assert_eq!(&ledger, engine.ledger());
-        assert_wide_figures(&plan, &ledger);
-        store.close().await;
+        stores::fold_the_wide_history::<SqliteStore>(&db).await;
 
         // Kept as exact decimal text, never as a lossy REAL.
         let pool = SqlitePool::connect(&sqlite_url(&db)).await.unwrap();
@@ -145,21 +91,14 @@ fn sums_past_i64_max_are_exact_in_the_store_and_after_a_reopen() {
         );
         pool.close().await;
 
-        let reopened = fresh_ledger(&db, &plan).await;
-        assert_eq!(&reopened, engine.ledger());
-        assert_wide_figures(&plan, &reopened);
+        stores::the_wide_history_survives_a_reopen::<SqliteStore>(&db).await;
     });
 }
 
 #[test]
 fn a_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
-    let plan = wide_plan();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("old.db");
-    let (shipped, stock) = (
-        plan.measure("shipped").unwrap(),
-        plan.measure("stock").unwrap(),
-    );
     let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
     let (apr_1, may_1) = (
         Day::of(at("2026-04-01T00:00:00+09:00")),
@@ -205,47 +144,7 @@ fn a_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
         .unwrap();
         pool.close().await;
 
-        let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
-        let mut expected = Ledger::default();
-        expected.flows.insert((shipped, apr_1), min.into());
-        expected.flows.insert((shipped, may_1), max.into());
-        expected.levels.insert(
-            (stock, apr_1),
-            LevelDay {
-                delta: min.into(),
-                snapshot: Some(Snapshot {
-                    at: at("2026-04-01T00:00:00+09:00"),
-                    id: "k0".into(),
-                    value: max.into(),
-                    after: min.into(),
-                }),
-                opening: Some(("k0".into(), max.into())),
-            },
-        );
-        expected.levels.insert(
-            (stock, may_1),
-            LevelDay {
-                delta: -12,
-                ..LevelDay::default()
-            },
-        );
-        assert_eq!(store.ledger().await.unwrap(), expected);
-
-        // The old i64::MAX grows past 64 bits, exactly, and stays so through a reopen.
-        let more = [wide_raw(
-            "s9",
-            "shipped",
-            "2026-05-01T10:00:00+09:00",
-            &BIG.to_string(),
-        )];
-        store.submit_batch(raw_items(&plan, &more)).await.unwrap();
-        store.close().await;
-        let reopened = fresh_ledger(&db, &plan).await;
-        assert_eq!(
-            reopened.flows.get(&(shipped, may_1)),
-            Some(&(i128::from(max) + i128::from(BIG)))
-        );
-        assert_eq!(reopened.levels, expected.levels);
+        stores::the_old_numbers_are_kept_and_grow_past_64_bits::<SqliteStore>(&db).await;
     });
 }
 
@@ -370,5 +269,63 @@ fn a_batch_dropped_at_any_await_leaves_the_ledger_as_the_database_has_it() {
             &store.ledger().await.unwrap(),
             engine_of(&plan, &all).ledger()
         );
+    });
+}
+
+/// A batch that empties an aggregate row (a void retracting the only event of a day)
+/// deletes the row: the tables hold exactly the ledger's entries, never a zero.
+#[test]
+fn rows_a_batch_empties_are_deleted_not_kept_as_zeros() {
+    let plan = plan();
+    let (_dir, db) = fresh_db("empty.db");
+    rt().block_on(async {
+        let store = SqliteStore::open(&db, plan.clone()).await.unwrap();
+        // A certificate, then its void in a batch of its own: the flow row goes.
+        let void = r#"{"event_id":"v0","source":"konbini","type":"event.voided","occurred_at":"2026-05-02T09:00:00+09:00","data":{},"voids":"e0"}"#;
+        store.submit_batch(items(&plan, &[0])).await.unwrap();
+        assert!(!store.ledger().await.unwrap().flows.is_empty());
+        let st = store
+            .submit_batch(common::raw_items(&plan, &[void.to_owned()]))
+            .await
+            .unwrap();
+        assert_eq!(st, [mieruka_ingest::Status::Accepted]);
+        assert!(store.ledger().await.unwrap().flows.is_empty());
+        let pool = SqlitePool::connect(&sqlite_url(&db)).await.unwrap();
+        let flows: i64 = sqlx::query_scalar("SELECT count(*) FROM flows")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(flows, 0);
+        pool.close().await;
+        // Then the rest one by one, so each void's retraction is a batch of its own.
+        for id in 1..60 {
+            store.submit_batch(items(&plan, &[id])).await.unwrap();
+        }
+        let ledger = store.ledger().await.unwrap();
+        store.close().await;
+        let pool = SqlitePool::connect(&sqlite_url(&db)).await.unwrap();
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        let zeros = count(
+            "SELECT (SELECT count(*) FROM flows WHERE amount = '0') \
+             + (SELECT count(*) FROM distinct_values WHERE n <= 0) \
+             + (SELECT count(*) FROM stages WHERE n <= 0) \
+             + (SELECT count(*) FROM level_days \
+                WHERE delta = '0' AND snap_at IS NULL AND opening_id IS NULL)",
+        )
+        .await;
+        assert_eq!(zeros, 0);
+        let flows = count("SELECT count(*) FROM flows").await;
+        assert_eq!(flows, ledger.flows.len() as i64);
+        let levels = count("SELECT count(*) FROM level_days").await;
+        assert_eq!(levels, ledger.levels.len() as i64);
+        pool.close().await;
     });
 }

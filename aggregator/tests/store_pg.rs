@@ -9,84 +9,24 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use mieruka_aggregator::ledger::{LevelDay, Snapshot};
 use mieruka_aggregator::store_pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
-use mieruka_aggregator::{Day, Engine, Ledger, Plan};
+use mieruka_aggregator::{Day, Plan};
 use mieruka_ingest::{item, Item, Position, Status, Timestamp};
+use mieruka_testkit::pg::TestDb;
 use proptest::prelude::*;
 
-use common::{
-    assert_wide_figures, engine_of, items, old_migrations, plan, poll_then_drop, raw, raw_items,
-    rt, void_target, wide_history, wide_plan, wide_raw, BIG,
-};
+use common::stores::{self, engine_over};
+use common::{items, old_migrations, plan, poll_then_drop, raw, rt, void_target};
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A fresh database, dropped (with its connections) when this goes out of scope.
-struct TestDb {
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "mieruka_test_{}_{}_{}",
-            std::process::id(),
-            nanos,
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        // Swap the database name in the URL: the path after the host, before any query.
-        let (base, query) = match admin.split_once('?') {
-            Some((b, q)) => (b.to_owned(), format!("?{q}")),
-            None => (admin.clone(), String::new()),
-        };
-        let scheme_end = base.find("://").map_or(0, |i| i + 3);
-        let host_end = base[scheme_end..]
-            .find('/')
-            .map_or(base.len(), |i| scheme_end + i);
-        let url = format!("{}/{name}{query}", &base[..host_end]);
-        Self { name, url }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // A thread of its own: this may run inside a runtime (or while unwinding).
-        let _ = std::thread::spawn(move || {
-            rt().block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
-    }
+/// A fresh database on the machine's PostgreSQL (`DATABASE_URL`), dropped with its
+/// connections when the value goes out of scope, even when the test fails.
+async fn fresh_db() -> TestDb {
+    TestDb::create("mieruka_test").await.unwrap()
 }
 
 /// The id a Kafka key would carry: a void is keyed by its target.
@@ -98,14 +38,6 @@ fn key_of(id: u32) -> u32 {
     }
 }
 
-fn engine_over<'p>(plan: &'p Plan, ids: impl IntoIterator<Item = u32>) -> Engine<'p> {
-    let mut engine = Engine::new(plan);
-    for id in ids {
-        engine.apply(mieruka_ingest::decode(&plan.schema, raw(id).as_bytes()).unwrap());
-    }
-    engine
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
@@ -114,36 +46,21 @@ proptest! {
         ids in proptest::collection::vec(0u32..60, 1..80),
         cuts in proptest::collection::vec(1usize..20, 1..10),
     ) {
-        let plan = plan();
-        let mut engine = Engine::new(&plan);
-        let mut engine_statuses = Vec::new();
-        for id in &ids {
-            let ev = mieruka_ingest::decode(&plan.schema, raw(*id).as_bytes()).unwrap();
-            engine_statuses.push(engine.apply(ev));
-        }
-        let (ledger, statuses, reopened) = rt().block_on(async {
-            let db = TestDb::new().await;
-            let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
-            let mut statuses = Vec::new();
-            let mut rest: &[u32] = &ids;
-            let mut c = 0;
-            while !rest.is_empty() {
-                let n = cuts[c % cuts.len()].min(rest.len());
-                c += 1;
-                statuses.extend(store.submit_batch(items(&plan, &rest[..n])).await.unwrap());
-                rest = &rest[n..];
-            }
-            let ledger = store.ledger().await.unwrap();
-            store.close().await;
-            let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
-            let reopened = store.ledger().await.unwrap();
-            store.close().await;
-            (ledger, statuses, reopened)
-        });
-        prop_assert_eq!(&statuses, &engine_statuses);
-        prop_assert_eq!(&ledger, engine.ledger());
-        prop_assert_eq!(&reopened, engine.ledger());
+        let db = TestDb::create_blocking("mieruka_test").unwrap();
+        stores::folds_like_the_engine::<PgStore>(db.url(), &ids, &cuts)?;
     }
+}
+
+#[test]
+fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::rejected_events_are_kept_with_their_reason_and_masked_raw_text::<PgStore>(db.url());
+}
+
+#[test]
+fn two_stores_on_one_database_fold_on_top_of_each_other() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::two_stores_on_one_database_fold_on_top_of_each_other::<PgStore>(db.url());
 }
 
 /// Submits `ids` in batches of `size` as the consumer of `topic`/`partition`, committing
@@ -217,9 +134,9 @@ fn two_replicas_on_one_database_merge_into_the_engines_ledger() {
             engine.ledger()
         );
         let (ledger, pa, pb) = runtime.block_on(async {
-            let db = TestDb::new().await;
-            let a = Arc::new(PgStore::open(&db.url, plan.clone()).await.unwrap());
-            let b = Arc::new(PgStore::open(&db.url, plan.clone()).await.unwrap());
+            let db = fresh_db().await;
+            let a = Arc::new(PgStore::open(db.url(), plan.clone()).await.unwrap());
+            let b = Arc::new(PgStore::open(db.url(), plan.clone()).await.unwrap());
             let ta = {
                 let (a, plan, ids) = (a.clone(), plan.clone(), a_ids.clone());
                 tokio::spawn(async move { consume(&a, &plan, "events", 0, &ids, size).await })
@@ -253,8 +170,8 @@ fn two_replicas_on_one_database_merge_into_the_engines_ledger() {
 fn a_stale_offset_fences_the_whole_batch_off() {
     let plan = plan();
     rt().block_on(async {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let db = fresh_db().await;
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
         let pos = |partition: i32, expected: Option<i64>, next: i64| SourcePosition {
             topic: "events".into(),
             partition,
@@ -299,7 +216,7 @@ fn a_stale_offset_fences_the_whole_batch_off() {
         }
 
         // Two consumers that both believe they own partition 0: exactly one wins.
-        let other = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let other = PgStore::open(db.url(), plan.clone()).await.unwrap();
         let both = [pos(0, Some(3), 5)];
         let (b1, b2) = (items(&plan, &[9, 10]), items(&plan, &[9, 10]));
         let (r1, r2) = tokio::join!(
@@ -336,8 +253,8 @@ fn a_stale_offset_fences_the_whole_batch_off() {
 fn rejected_events_keep_their_kafka_offset_and_masked_raw_text() {
     let plan = plan();
     rt().block_on(async {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let db = fresh_db().await;
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
         let at = |offset: i64| Position::Offset {
             topic: "events".into(),
             partition: 3,
@@ -390,9 +307,9 @@ fn rejected_events_keep_their_kafka_offset_and_masked_raw_text() {
 fn a_committed_batch_notifies_listeners_and_survives_a_reopen() {
     let plan = plan();
     rt().block_on(async {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
-        let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+        let db = fresh_db().await;
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        let mut listener = sqlx::postgres::PgListener::connect(db.url()).await.unwrap();
         listener.listen(NOTIFY_CHANNEL).await.unwrap();
         let ids: Vec<u32> = (0..40).collect();
         store.submit_batch(items(&plan, &ids[..20])).await.unwrap();
@@ -408,7 +325,7 @@ fn a_committed_batch_notifies_listeners_and_survives_a_reopen() {
         let ledger = store.ledger().await.unwrap();
         assert_eq!(&ledger, engine_over(&plan, ids.iter().copied()).ledger());
         store.close().await;
-        let reopened = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let reopened = PgStore::open(db.url(), plan.clone()).await.unwrap();
         assert_eq!(reopened.ledger().await.unwrap(), ledger);
         assert_eq!(
             reopened.with_ledger(|l| l.flows.len()).await.unwrap(),
@@ -425,47 +342,8 @@ fn a_committed_batch_notifies_listeners_and_survives_a_reopen() {
 /// counts as usual, in that batch and in the ones after it.
 #[test]
 fn an_event_logged_by_an_earlier_batch_is_caught_without_looking_every_key_up() {
-    let plan = plan();
-    rt().block_on(async {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
-        let first: Vec<u32> = (0..10).collect();
-        let st = store.submit_batch(items(&plan, &first)).await.unwrap();
-        assert!(st.iter().all(|s| *s == Status::Accepted), "{st:?}");
-
-        // Id 0 is a konbini certificate with "count":1; the same id with another count
-        // is a conflicting duplicate.
-        let changed = raw(0).replace(r#""count":1"#, r#""count":3"#);
-        assert_ne!(changed, raw(0));
-        let mut second = items(&plan, &[3, 10, 11]);
-        second.push(item(&plan.schema, changed.as_bytes(), Position::Index(3), "test"));
-        let st = store.submit_batch(second).await.unwrap();
-        assert_eq!(st[0], Status::Duplicate);
-        assert_eq!(st[1..3], [Status::Accepted, Status::Accepted]);
-        assert!(
-            matches!(&st[3], Status::Rejected(r) if r.reason == mieruka_ingest::Reason::ConflictingDuplicate),
-            "{:?}",
-            st[3]
-        );
-
-        // The batches after it (looking their keys up for a while) count as usual.
-        for chunk in (12..60).collect::<Vec<u32>>().chunks(4) {
-            let st = store.submit_batch(items(&plan, chunk)).await.unwrap();
-            assert!(st.iter().all(|s| *s == Status::Accepted), "{st:?}");
-        }
-        let st = store.submit_batch(items(&plan, &[5, 59])).await.unwrap();
-        assert_eq!(st, [Status::Duplicate, Status::Duplicate]);
-
-        assert_eq!(store.logged_events().await.unwrap(), 60);
-        assert_eq!(
-            store.ledger().await.unwrap(),
-            *engine_over(&plan, 0..60).ledger()
-        );
-        let rejected = store.rejected(10).await.unwrap();
-        assert_eq!(rejected.len(), 1);
-        assert_eq!(rejected[0].reason, "conflicting_duplicate");
-        store.close().await;
-    });
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::an_event_logged_by_an_earlier_batch_is_a_duplicate::<PgStore>(db.url());
 }
 
 /// Rows logged before migration 0003 hold the whole canonical body; rows logged since hold
@@ -475,11 +353,11 @@ fn an_event_logged_by_an_earlier_batch_is_caught_without_looking_every_key_up() 
 fn log_rows_with_a_whole_body_and_rows_with_only_data_read_back_alike() {
     let plan = plan();
     rt().block_on(async {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let db = fresh_db().await;
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
         let first: Vec<u32> = (0..10).collect();
         store.submit_batch(items(&plan, &first)).await.unwrap();
-        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
         let (data_rows,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM event_log WHERE body IS NULL AND data IS NOT NULL",
         )
@@ -521,64 +399,21 @@ fn log_rows_with_a_whole_body_and_rows_with_only_data_read_back_alike() {
     });
 }
 
-/// A void re-sent after its target turned out to be a snapshot is a duplicate, as the
-/// engine says, not a refused void: the void itself is looked up even when a batch does
-/// not look its other keys up.
 #[test]
 fn a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate() {
-    let plan = plan();
-    let void = r#"{"event_id":"v1","source":"juki","type":"event.voided","occurred_at":"2026-05-02T09:00:00+09:00","data":{},"voids":"s1"}"#;
-    let snapshot = r#"{"event_id":"s1","source":"juki","type":"population.snapshot","occurred_at":"2026-05-01T09:00:00+09:00","data":{"population":130000}}"#;
-    let one = |raw: &str| {
-        vec![item(
-            &plan.schema,
-            raw.as_bytes(),
-            Position::Index(0),
-            "test",
-        )]
-    };
-    rt().block_on(async {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
-        let mut engine = Engine::new(&plan);
-        for raw in [void, snapshot, void] {
-            let expected =
-                engine.apply(mieruka_ingest::decode(&plan.schema, raw.as_bytes()).unwrap());
-            let st = store.submit_batch(one(raw)).await.unwrap();
-            assert_eq!(st, [expected]);
-        }
-        assert_eq!(
-            store.submit_batch(one(void)).await.unwrap(),
-            [Status::Duplicate]
-        );
-        assert_eq!(store.ledger().await.unwrap(), *engine.ledger());
-        assert!(store.rejected(10).await.unwrap().is_empty());
-        store.close().await;
-    });
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate::<PgStore>(
+        db.url(),
+    );
 }
 
 #[test]
 fn sums_past_i64_max_are_exact_in_postgres_and_after_a_reopen() {
-    let plan = wide_plan();
-    let history = wide_history();
-    let engine = engine_of(&plan, &history);
     rt().block_on(async {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
-        // Batches of three: the late snapshot and the void find their events in the log.
-        for chunk in history.chunks(3) {
-            let statuses = store.submit_batch(raw_items(&plan, chunk)).await.unwrap();
-            assert!(
-                statuses.iter().all(|s| *s == Status::Accepted),
-                "{statuses:?}"
-            );
-        }
-        let ledger = store.ledger().await.unwrap();
-        assert_eq!(&ledger, engine.ledger());
-        assert_wide_figures(&plan, &ledger);
-        store.close().await;
+        let db = fresh_db().await;
+        stores::fold_the_wide_history::<PgStore>(db.url()).await;
 
-        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
         let (ty, amount): (String, String) = sqlx::query_as(
             "SELECT pg_typeof(amount)::text, amount::text FROM flows ORDER BY day LIMIT 1",
         )
@@ -591,22 +426,13 @@ fn sums_past_i64_max_are_exact_in_postgres_and_after_a_reopen() {
         );
         conn.close().await.unwrap();
 
-        let reopened = PgStore::open(&db.url, plan.clone()).await.unwrap();
-        let again = reopened.ledger().await.unwrap();
-        assert_eq!(&again, engine.ledger());
-        assert_wide_figures(&plan, &again);
-        reopened.close().await;
+        stores::the_wide_history_survives_a_reopen::<PgStore>(db.url()).await;
     });
 }
 
 #[test]
 fn a_postgres_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
-    let plan = wide_plan();
     let dir = tempfile::tempdir().unwrap();
-    let (shipped, stock) = (
-        plan.measure("shipped").unwrap(),
-        plan.measure("stock").unwrap(),
-    );
     let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
     let (apr_1, may_1) = (
         Day::of(at("2026-04-01T00:00:00+09:00")),
@@ -614,7 +440,7 @@ fn a_postgres_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
     );
     let (max, min) = (i64::MAX, i64::MIN);
     rt().block_on(async {
-        let db = TestDb::new().await;
+        let db = fresh_db().await;
         // The schema as it was (0001 to 0003), holding BIGINTs at both ends of their
         // range in every column that is summed.
         let old = old_migrations(
@@ -622,7 +448,7 @@ fn a_postgres_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
             "postgres",
             &["0001_init.sql", "0002_event_log_copy.sql", "0003_event_log_narrow.sql"],
         );
-        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
         Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
         sqlx::query("INSERT INTO flows (measure, day, amount) VALUES ('shipped', $1, $2), ('shipped', $3, $4)")
             .bind(apr_1.0)
@@ -648,44 +474,7 @@ fn a_postgres_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
         .unwrap();
         conn.close().await.unwrap();
 
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
-        let mut expected = Ledger::default();
-        expected.flows.insert((shipped, apr_1), min.into());
-        expected.flows.insert((shipped, may_1), max.into());
-        expected.levels.insert(
-            (stock, apr_1),
-            LevelDay {
-                delta: min.into(),
-                snapshot: Some(Snapshot {
-                    at: at("2026-04-01T00:00:00+09:00"),
-                    id: "k0".into(),
-                    value: max.into(),
-                    after: min.into(),
-                }),
-                opening: Some(("k0".into(), max.into())),
-            },
-        );
-        expected.levels.insert(
-            (stock, may_1),
-            LevelDay {
-                delta: -12,
-                ..LevelDay::default()
-            },
-        );
-        assert_eq!(store.ledger().await.unwrap(), expected);
-
-        // The old i64::MAX grows past 64 bits, exactly, and stays so through a reopen.
-        let more = [wide_raw("s9", "shipped", "2026-05-01T10:00:00+09:00", &BIG.to_string())];
-        store.submit_batch(raw_items(&plan, &more)).await.unwrap();
-        store.close().await;
-        let reopened = PgStore::open(&db.url, plan.clone()).await.unwrap();
-        let again = reopened.ledger().await.unwrap();
-        assert_eq!(
-            again.flows.get(&(shipped, may_1)),
-            Some(&(i128::from(max) + i128::from(BIG)))
-        );
-        assert_eq!(again.levels, expected.levels);
-        reopened.close().await;
+        stores::the_old_numbers_are_kept_and_grow_past_64_bits::<PgStore>(db.url()).await;
     });
 }
 
@@ -696,8 +485,8 @@ fn a_postgres_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
 fn a_batch_dropped_at_any_await_leaves_all_of_it_or_nothing() {
     let plan = plan();
     rt().block_on(async {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.url, plan.clone()).await.unwrap();
+        let db = fresh_db().await;
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
         store
             .submit_batch(items(&plan, &(0..20).collect::<Vec<_>>()))
             .await
@@ -709,7 +498,7 @@ fn a_batch_dropped_at_any_await_leaves_all_of_it_or_nothing() {
             let done = poll_then_drop(store.submit_batch(items(&plan, &batch)), polls).await;
             // Wait until no other session is in a transaction: the dropped one has
             // rolled back or committed.
-            let mut conn = PgConnection::connect(&db.url).await.unwrap();
+            let mut conn = PgConnection::connect(db.url()).await.unwrap();
             for _ in 0..500 {
                 let busy: i64 = sqlx::query_scalar(
                     "SELECT count(*) FROM pg_stat_activity \

@@ -2,6 +2,8 @@
 //! whose body is decided by its id, so re-sending an id is a duplicate.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod stores;
+
 use std::sync::Arc;
 
 use mieruka_aggregator::Plan;

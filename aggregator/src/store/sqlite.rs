@@ -18,24 +18,27 @@
 //! Summed amounts (flows, level deltas, snapshots) are i128 and kept as decimal text: an
 //! i128 does not fit SQLite's 64-bit INTEGER (see `migrations/sqlite/0002_wide_sums.sql`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mieruka_ingest::{EventSink, Item, Reason, Rejection, SinkError, Status, Timestamp};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use mieruka_ingest::{EventSink, Item, SinkError, Status};
+use sqlx::query_builder::Separated;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
 use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
-use crate::fiscal::{Day, FiscalYear};
-use crate::ledger::{Effect, Ledger, LevelDay, Snapshot};
+use crate::fiscal::Day;
+use crate::ledger::{Effect, Ledger};
 use crate::plan::Plan;
+use crate::store::rejected::{read_rejected, RejectedItem, REJECTED_COLUMNS};
+use crate::store::row::ReadError;
+use crate::store::tables::{Aggregate, Dialect, Ids, Keys, Table, TableRow, Value};
+use crate::store::{RejectedRow, Store};
 
 /// Rows per multi-row statement: SQLite allows 32,766 bound parameters; 500 rows of at
 /// most 9 columns stays far below and keeps statements cacheable.
@@ -76,16 +79,13 @@ impl From<StoreError> for SinkError {
     }
 }
 
-/// A rejected event as kept in the store.
-#[derive(Clone, Debug)]
-pub struct RejectedRow {
-    pub source: String,
-    pub position: String,
-    pub event_id: Option<String>,
-    pub reason: String,
-    pub field: Option<String>,
-    pub message: String,
-    pub raw: String,
+impl From<ReadError> for StoreError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Database(e) => StoreError::Database(e),
+            ReadError::Corrupt(m) => StoreError::Corrupt(m),
+        }
+    }
 }
 
 /// The in-memory ledger and which commit it mirrors.
@@ -116,12 +116,6 @@ async fn reload(pool: &SqlitePool, plan: &Plan, state: &mut State) -> Result<(),
         consistent: true,
     };
     Ok(())
-}
-
-/// A summed amount as the stores keep it (decimal text), back to an i128.
-pub(crate) fn parse_amount(column: &str, text: &str) -> Result<i128, String> {
-    text.parse()
-        .map_err(|_| format!("{column} holds {text:?}, which is not a decimal integer within i128"))
 }
 
 /// The SQLite store.
@@ -213,24 +207,13 @@ impl SqliteStore {
 
     /// The most recent rejected events, newest first.
     pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT source, position, event_id, reason, field, message, raw FROM rejected ORDER BY id DESC LIMIT ?",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {REJECTED_COLUMNS} FROM rejected ORDER BY id DESC LIMIT ?"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RejectedRow {
-                source: r.get(0),
-                position: r.get(1),
-                event_id: r.get(2),
-                reason: r.get(3),
-                field: r.get(4),
-                message: r.get(5),
-                raw: r.get(6),
-            })
-            .collect())
+        Ok(rows.iter().map(read_rejected).collect::<Result<_, _>>()?)
     }
 
     /// Number of events in the log.
@@ -353,7 +336,7 @@ impl SqliteStore {
         }
         overlay.write_sqlite(tx, plan, received_at).await?;
         write_rejected(tx, &rejected, received_at).await?;
-        write_aggregates(tx, plan, ledger, &dirty).await?;
+        write_aggregates(tx, plan, ledger, dirty).await?;
         Ok(statuses)
     }
 }
@@ -361,6 +344,44 @@ impl SqliteStore {
 impl EventSink for SqliteStore {
     async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
         self.submit_batch(items).await.map_err(SinkError::from)
+    }
+}
+
+/// Each method calls the inherent one of the same name (inherent methods win a path).
+impl Store for SqliteStore {
+    type Error = StoreError;
+    type Location = Path;
+
+    async fn open(location: &Path, plan: Arc<Plan>) -> Result<Self, StoreError> {
+        SqliteStore::open(location, plan).await
+    }
+
+    fn plan(&self) -> &Arc<Plan> {
+        SqliteStore::plan(self)
+    }
+
+    async fn ledger(&self) -> Result<Ledger, StoreError> {
+        SqliteStore::ledger(self).await
+    }
+
+    async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, StoreError> {
+        SqliteStore::submit_batch(self, items).await
+    }
+
+    async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
+        SqliteStore::rejected(self, limit).await
+    }
+
+    async fn logged_events(&self) -> Result<i64, StoreError> {
+        SqliteStore::logged_events(self).await
+    }
+
+    async fn ping(&self) -> bool {
+        SqliteStore::ping(self).await
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 }
 
@@ -388,9 +409,12 @@ impl BatchLog {
             .fetch_all(&mut **tx)
             .await?;
             for r in rows {
-                if let Some(entry) =
-                    LogEntry::from_stored(plan, r.get(0), r.get(1), r.get::<i64, _>(2) != 0)
-                {
+                if let Some(entry) = LogEntry::from_stored(
+                    plan,
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get::<i64, _>(2)? != 0,
+                ) {
                     self.log.insert(entry);
                 }
             }
@@ -402,7 +426,7 @@ impl BatchLog {
             .fetch_all(&mut **tx)
             .await?;
             for r in pending {
-                self.log.add_pending_void(r.get(0), r.get(1));
+                self.log.add_pending_void(r.try_get(0)?, r.try_get(1)?);
             }
         }
         // A snapshot that becomes its day's latest needs that day's deltas.
@@ -414,7 +438,9 @@ impl BatchLog {
             .fetch_all(&mut **tx)
             .await?;
             for r in rows {
-                if let Some(entry) = LogEntry::from_stored(plan, r.get(0), r.get(1), false) {
+                if let Some(entry) =
+                    LogEntry::from_stored(plan, r.try_get(0)?, r.try_get(1)?, false)
+                {
                     self.add_fetched(entry);
                 }
             }
@@ -471,14 +497,6 @@ impl BatchLog {
     }
 }
 
-/// A refused item as the `rejected` table keeps it.
-struct RejectedItem {
-    source_label: String,
-    position: mieruka_ingest::Position,
-    rejection: Rejection,
-    raw: String,
-}
-
 async fn write_rejected(
     tx: &mut Transaction<'static, Sqlite>,
     rejected: &[RejectedItem],
@@ -488,285 +506,113 @@ async fn write_rejected(
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO rejected (received_at, source, position, event_id, reason, field, message, raw) ",
         );
-        qb.push_values(
-            chunk,
-            |mut b,
-             RejectedItem {
-                 source_label,
-                 position,
-                 rejection: r,
-                 raw,
-             }| {
-                // The event id is shown only when the event passed the guard (the rejection
-                // carries it then); a personal number never reaches this table unmasked.
-                let event_id = if r.reason == Reason::PersonalNumber {
-                    None
-                } else {
-                    r.event_id.clone()
-                };
-                b.push_bind(received_at)
-                    .push_bind(source_label.clone())
-                    .push_bind(position.to_string())
-                    .push_bind(event_id)
-                    .push_bind(r.reason.as_str())
-                    .push_bind(r.field.clone())
-                    .push_bind(r.message.clone())
-                    .push_bind(raw.clone());
-            },
-        );
+        qb.push_values(chunk, |mut b, item| {
+            let r = &item.rejection;
+            b.push_bind(received_at)
+                .push_bind(item.source_label.as_str())
+                .push_bind(item.position.to_string())
+                .push_bind(item.shown_event_id())
+                .push_bind(r.reason.as_str())
+                .push_bind(r.field.as_deref())
+                .push_bind(r.message.as_str())
+                .push_bind(item.raw.as_str());
+        });
         qb.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
 
-/// Writes the ledger rows the batch touched (absolute values: the write lock is held).
+/// Writes the ledger rows the batch touched (absolute values: the write lock is held),
+/// deleting those that became empty, and every `as_of`.
 async fn write_aggregates(
     tx: &mut Transaction<'static, Sqlite>,
     plan: &Plan,
     ledger: &Ledger,
-    dirty: &[Effect],
+    dirty: Vec<Effect>,
 ) -> Result<(), StoreError> {
-    let mut flows = BTreeSet::new();
-    let mut distinct = BTreeSet::new();
-    let mut levels = BTreeSet::new();
-    let mut stages = BTreeSet::new();
-    for e in dirty {
-        match e {
-            Effect::Flow { measure, day, .. } => {
-                flows.insert((*measure, *day));
+    let keys = Keys::of(dirty);
+    for agg in Aggregate::ALL {
+        let (live, empty): (Vec<TableRow<'_>>, Vec<TableRow<'_>>) = agg
+            .rows(plan, &keys, ledger)
+            .into_iter()
+            .partition(|r| r.live);
+        upsert(tx, agg.table(), &live).await?;
+        delete(tx, agg.table(), &empty).await?;
+    }
+    Ok(())
+}
+
+/// Writes `rows` whole, over the rows of their keys.
+async fn upsert(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &Table,
+    rows: &[TableRow<'_>],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "INSERT INTO {} ({}) ",
+            table.name,
+            table.column_list()
+        ));
+        qb.push_values(chunk, |mut b, row| {
+            for v in &row.values {
+                push_value(&mut b, v);
             }
-            Effect::Distinct {
-                measure,
-                year,
-                value,
-            } => {
-                distinct.insert((*measure, *year, value.clone()));
-            }
-            Effect::Delta { measure, at, .. } | Effect::Reset { measure, at, .. } => {
-                levels.insert((*measure, Day::of(*at)));
-            }
-            Effect::Stage { kpi, day, stage } => {
-                stages.insert((*kpi, *day, *stage));
-            }
-        }
-    }
-    let mid = |m: usize| plan.measures[m].id.as_str();
-    let flows: Vec<_> = flows.into_iter().collect();
-    for chunk in flows.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO flows (measure, day, amount) ");
-        qb.push_values(chunk, |mut b, (m, d)| {
-            b.push_bind(mid(*m)).push_bind(d.0).push_bind(
-                ledger
-                    .flows
-                    .get(&(*m, *d))
-                    .copied()
-                    .unwrap_or(0)
-                    .to_string(),
-            );
         });
-        qb.push(" ON CONFLICT (measure, day) DO UPDATE SET amount = excluded.amount");
-        qb.build().execute(&mut **tx).await?;
-    }
-    let distinct: Vec<_> = distinct.into_iter().collect();
-    for chunk in distinct.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO distinct_values (measure, fiscal_year, value, n) ");
-        qb.push_values(chunk, |mut b, (m, y, v)| {
-            let n = ledger
-                .distinct
-                .get(&(*m, *y))
-                .and_then(|s| s.get(v))
-                .copied()
-                .unwrap_or(0);
-            b.push_bind(mid(*m))
-                .push_bind(y.0)
-                .push_bind(v.to_string())
-                .push_bind(n);
-        });
-        qb.push(" ON CONFLICT (measure, fiscal_year, value) DO UPDATE SET n = excluded.n");
-        qb.build().execute(&mut **tx).await?;
-    }
-    let levels: Vec<_> = levels.into_iter().collect();
-    for chunk in levels.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO level_days (measure, day, delta, snap_at, snap_id, snap_value, snap_after, opening_id, opening_value) ",
-        );
-        let empty = LevelDay::default();
-        qb.push_values(chunk, |mut b, (m, d)| {
-            let l = ledger.levels.get(&(*m, *d)).unwrap_or(&empty);
-            let s = l.snapshot.as_ref();
-            b.push_bind(mid(*m))
-                .push_bind(d.0)
-                .push_bind(l.delta.to_string())
-                .push_bind(s.map(|s| s.at.micros()))
-                .push_bind(s.map(|s| s.id.to_string()))
-                .push_bind(s.map(|s| s.value.to_string()))
-                .push_bind(s.map(|s| s.after.to_string()))
-                .push_bind(l.opening.as_ref().map(|o| o.0.to_string()))
-                .push_bind(l.opening.as_ref().map(|o| o.1.to_string()));
-        });
-        qb.push(
-            " ON CONFLICT (measure, day) DO UPDATE SET delta = excluded.delta, snap_at = excluded.snap_at, \
-             snap_id = excluded.snap_id, snap_value = excluded.snap_value, snap_after = excluded.snap_after, \
-             opening_id = excluded.opening_id, opening_value = excluded.opening_value",
-        );
-        qb.build().execute(&mut **tx).await?;
-    }
-    let stages: Vec<_> = stages.into_iter().collect();
-    for chunk in stages.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO stages (kpi, day, stage, n) ");
-        qb.push_values(chunk, |mut b, (k, d, s)| {
-            let kpi = &plan.kpis[*k];
-            let stage = kpi
-                .stages()
-                .and_then(|st| st.get(usize::from(*s)))
-                .map_or("", |st| st.id.as_str());
-            b.push_bind(kpi.id.as_str())
-                .push_bind(d.0)
-                .push_bind(stage)
-                .push_bind(ledger.stages.get(&(*k, *d, *s)).copied().unwrap_or(0));
-        });
-        qb.push(" ON CONFLICT (kpi, day, stage) DO UPDATE SET n = excluded.n");
-        qb.build().execute(&mut **tx).await?;
-    }
-    // Zero rows carry nothing: drop them so the tables mirror the ledger exactly (amounts
-    // are text: zero is written "0").
-    sqlx::query("DELETE FROM flows WHERE amount = '0'")
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM distinct_values WHERE n <= 0")
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM stages WHERE n <= 0")
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "DELETE FROM level_days WHERE delta = '0' AND snap_at IS NULL AND opening_id IS NULL",
-    )
-    .execute(&mut **tx)
-    .await?;
-    let as_of: Vec<(String, i64)> = ledger
-        .as_of
-        .iter()
-        .map(|(k, t)| {
-            let key = if *k < plan.measures.len() {
-                format!("m:{}", plan.measures[*k].id)
-            } else {
-                format!("k:{}", plan.kpis[*k - plan.measures.len()].id)
-            };
-            (key, t.micros())
-        })
-        .collect();
-    for chunk in as_of.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO as_of (key, at) ");
-        qb.push_values(chunk, |mut b, (k, t)| {
-            b.push_bind(k.as_str()).push_bind(*t);
-        });
-        qb.push(" ON CONFLICT (key) DO UPDATE SET at = max(at, excluded.at)");
+        qb.push(format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            table.key_list(),
+            table.update_set(Dialect::Sqlite)
+        ));
         qb.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
 
-async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<Ledger, StoreError> {
-    let mut ledger = Ledger::default();
-    let measure: HashMap<&str, usize> = plan
-        .measures
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.id.as_str(), i))
-        .collect();
-    for r in sqlx::query("SELECT measure, day, amount FROM flows")
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        if let Some(&m) = measure.get(r.get::<&str, _>(0)) {
-            let amount = amount(&r, 2, "flows.amount")?;
-            ledger.flows.insert((m, Day(r.get(1))), amount);
-        }
-    }
-    for r in sqlx::query("SELECT measure, fiscal_year, value, n FROM distinct_values")
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        if let Some(&m) = measure.get(r.get::<&str, _>(0)) {
-            ledger
-                .distinct
-                .entry((m, FiscalYear(r.get(1))))
-                .or_default()
-                .insert(r.get::<String, _>(2).into(), r.get(3));
-        }
-    }
-    for r in sqlx::query(
-        "SELECT measure, day, delta, snap_at, snap_id, snap_value, snap_after, opening_id, opening_value FROM level_days",
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        if let Some(&m) = measure.get(r.get::<&str, _>(0)) {
-            let snapshot = match (r.get::<Option<i64>, _>(3), r.get::<Option<String>, _>(4)) {
-                (Some(at), Some(id)) => Some(Snapshot {
-                    at: Timestamp::from_micros(at),
-                    id: id.into(),
-                    value: optional_amount(&r, 5, "level_days.snap_value")?.unwrap_or(0),
-                    after: optional_amount(&r, 6, "level_days.snap_after")?.unwrap_or(0),
-                }),
-                _ => None,
-            };
-            let opening = match (
-                r.get::<Option<String>, _>(7),
-                optional_amount(&r, 8, "level_days.opening_value")?,
-            ) {
-                (Some(id), Some(v)) => Some((id.into(), v)),
-                _ => None,
-            };
-            let delta = amount(&r, 2, "level_days.delta")?;
-            ledger.levels.insert((m, Day(r.get(1))), LevelDay { delta, snapshot, opening });
-        }
-    }
-    for r in sqlx::query("SELECT kpi, day, stage, n FROM stages")
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        let kpi = plan.kpis.iter().position(|k| k.id == r.get::<&str, _>(0));
-        if let Some(k) = kpi {
-            let stage = plan.kpis[k]
-                .stages()
-                .and_then(|s| s.iter().position(|s| s.id == r.get::<&str, _>(2)));
-            if let Some(s) = stage {
-                ledger.stages.insert((k, Day(r.get(1)), s as u16), r.get(3));
+/// Deletes the rows of the keys of `rows`.
+async fn delete(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &Table,
+    rows: &[TableRow<'_>],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "DELETE FROM {} WHERE ({}) IN (",
+            table.name,
+            table.key_list()
+        ));
+        qb.push_values(chunk, |mut b, row| {
+            for v in row.key(table) {
+                push_value(&mut b, v);
             }
-        }
+        });
+        qb.push(")");
+        qb.build().execute(&mut **tx).await?;
     }
-    for r in sqlx::query("SELECT key, at FROM as_of")
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        let key: &str = r.get(0);
-        let ix = if let Some(m) = key.strip_prefix("m:") {
-            measure.get(m).copied()
-        } else {
-            key.strip_prefix("k:")
-                .and_then(|k| plan.kpis.iter().position(|x| x.id == k))
-                .map(|k| plan.measures.len() + k)
-        };
-        if let Some(ix) = ix {
-            ledger.as_of.insert(ix, Timestamp::from_micros(r.get(1)));
+    Ok(())
+}
+
+/// Binds a value as SQLite keeps it (a sum as decimal text).
+fn push_value<'a>(b: &mut Separated<'_, 'a, Sqlite, &'static str>, v: &'a Value<'_>) {
+    match v {
+        Value::Text(t) => b.push_bind(t.as_deref()),
+        Value::Int4(n) => b.push_bind(*n),
+        Value::Int8(n) => b.push_bind(*n),
+        Value::Sum(a) => b.push_bind(a.map(|a| a.to_string())),
+    };
+}
+
+/// The whole ledger, as the tables hold it.
+async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<Ledger, StoreError> {
+    let ids = Ids::new(plan);
+    let mut ledger = Ledger::default();
+    for agg in Aggregate::ALL {
+        for r in sqlx::query(&agg.select_all(Dialect::Sqlite))
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            agg.read(&ids, plan, &r, &mut ledger)?;
         }
     }
     Ok(ledger)
-}
-
-/// A summed amount of a row (decimal text).
-fn amount(r: &SqliteRow, ix: usize, column: &str) -> Result<i128, StoreError> {
-    parse_amount(column, r.try_get(ix)?).map_err(StoreError::Corrupt)
-}
-
-/// A summed amount of a row that may be NULL.
-fn optional_amount(r: &SqliteRow, ix: usize, column: &str) -> Result<Option<i128>, StoreError> {
-    r.try_get::<Option<&str>, _>(ix)?
-        .map(|t| parse_amount(column, t).map_err(StoreError::Corrupt))
-        .transpose()
 }

@@ -1,0 +1,94 @@
+//! The stores: the event log, the aggregates and the rejected events, durable. Two
+//! dialects keep the same tables with the same guarantees — SQLite ([`SqliteStore`],
+//! the embedded default) and PostgreSQL ([`PgStore`], shared by replicas) — behind one
+//! interface, [`Store`].
+//!
+//! What the dialects share lives here: the description of the aggregate tables and
+//! how a ledger row maps to a table row and back (`tables`), the decoding of rejected
+//! rows. What differs stays in each dialect: placeholders, upsert and locking syntax,
+//! how summed amounts are typed (TEXT in SQLite, NUMERIC in PostgreSQL), how a batch
+//! is made exactly-once against other writers.
+//!
+//! A store never decides what an event means: the engine folds, the store makes the
+//! fold durable.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use mieruka_ingest::{Item, SinkError, Status};
+
+use crate::ledger::Ledger;
+use crate::plan::Plan;
+
+pub mod pg;
+mod rejected;
+mod row;
+pub mod sqlite;
+mod tables;
+
+pub use pg::{PgStore, NOTIFY_CHANNEL};
+pub use sqlite::{SqliteStore, StoreError};
+
+/// What every store offers: open, fold batches in exactly once, read the ledger and the
+/// rejected events back, close. The dialects add their own (the SQLite store's
+/// `with_ledger`, the PostgreSQL store's source positions).
+///
+/// The methods mirror each store's inherent ones, so callers that name a concrete store
+/// need not import this trait.
+pub trait Store: Send + Sync + Sized {
+    /// Why the store failed; every error means nothing of the batch was committed.
+    type Error: std::error::Error + Into<SinkError> + Send + Sync + 'static;
+    /// Where the store lives: a file path for SQLite, a URL for PostgreSQL.
+    type Location: ?Sized + Sync;
+
+    /// Opens the store at `location` (creating and migrating it as needed).
+    fn open(
+        location: &Self::Location,
+        plan: Arc<Plan>,
+    ) -> impl Future<Output = Result<Self, Self::Error>> + Send;
+
+    /// The plan the store folds with.
+    fn plan(&self) -> &Arc<Plan>;
+
+    /// A copy of the whole ledger as committed.
+    fn ledger(&self) -> impl Future<Output = Result<Ledger, Self::Error>> + Send;
+
+    /// Makes a batch durable; reports each item's fate in order.
+    fn submit_batch(
+        &self,
+        items: Vec<Item>,
+    ) -> impl Future<Output = Result<Vec<Status>, Self::Error>> + Send;
+
+    /// The most recent rejected events, newest first.
+    fn rejected(
+        &self,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<RejectedRow>, Self::Error>> + Send;
+
+    /// Number of events in the log.
+    fn logged_events(&self) -> impl Future<Output = Result<i64, Self::Error>> + Send;
+
+    /// Whether the database answers.
+    fn ping(&self) -> impl Future<Output = bool> + Send;
+
+    /// Closes the store's connections.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A rejected event as kept in the store.
+#[derive(Clone, Debug)]
+pub struct RejectedRow {
+    pub source: String,
+    pub position: String,
+    pub event_id: Option<String>,
+    pub reason: String,
+    pub field: Option<String>,
+    pub message: String,
+    pub raw: String,
+}
+
+/// A summed amount as the stores keep it (decimal text), back to an i128.
+pub(crate) fn parse_amount(column: &str, text: &str) -> Result<i128, String> {
+    text.parse()
+        .map_err(|_| format!("{column} holds {text:?}, which is not a decimal integer within i128"))
+}

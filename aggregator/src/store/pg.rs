@@ -1,0 +1,707 @@
+//! The store on PostgreSQL: the same event log, aggregates and rejected events as the
+//! SQLite store, shared by several aggregator replicas that write at once, plus the Kafka
+//! source positions that commit in the same transaction as the batch they end.
+//!
+//! Why concurrent replicas cannot corrupt the numbers. Kafka messages are keyed by
+//! `source/event_id` (a void by its target), so every event of one key, and every void
+//! of it, reaches one partition, which one consumer owns: the log rows of a key (its
+//! entry, its `voided` flag, its pending void) have one writer, and a batch reads them up
+//! front without locks. The consumer proves it still owns its partitions by moving their
+//! stored offsets with a conditional update, first thing in the transaction; one that
+//! lost a partition in a rebalance finds the offset moved (or waits for the new owner's
+//! commit, then finds it moved), and its whole batch rolls back ([`PgError::Fenced`]).
+//! The aggregate rows (today's konbini flow, a level's day) are shared by every replica,
+//! so a batch, in one READ COMMITTED transaction, locks exactly the rows it can touch
+//! (the effects of its events and of the logged originals its voids retract), creating
+//! missing ones as zero placeholders, then `SELECT … ORDER BY key FOR UPDATE`: one sorted
+//! order for every replica, so replicas queue rather than deadlock (a deadlock or a row
+//! deleted under the lock is retried with the whole transaction). It folds into a partial
+//! ledger built from the locked rows and writes back absolute values, which is right
+//! because nobody else can move those rows until it commits. A snapshot needs the live
+//! deltas of its day from the log; they are read after the lock on that level day is
+//! held, and every writer of such a delta holds the same lock until it commits, so none
+//! is missing. Replicas thus serialise only on the aggregate rows they share, and since
+//! the engine is order-independent the tables end as the engine's ledger over all events,
+//! whatever the interleaving. The one-writer-per-key argument rests on the Kafka keying:
+//! two writers that take the same key at the same instant (two HTTP receivers sharing
+//! one database) could race a void against its original.
+//!
+//! The store keeps no folded state between batches (each attempt folds into a partial
+//! ledger of the rows it locked, dropped with the attempt; readers load the tables), so a
+//! batch that fails, panics or is dropped half-way leaves only a transaction that rolls
+//! back, on a connection that is closed rather than reused (`CloseIfDropped`).
+//!
+//! Summed amounts are i128, in NUMERIC(39, 0) columns read and written as decimal text
+//! (see `migrations/postgres/0004_wide_sums.sql`).
+
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mieruka_ingest::{EventSink, Item, SinkError, Status};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
+
+use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
+use crate::ledger::{Effect, Ledger};
+use crate::plan::{MeasureKind, Op, Plan};
+use crate::store::rejected::{read_rejected, RejectedItem, REJECTED_COLUMNS};
+use crate::store::row::ReadError;
+use crate::store::tables::{Aggregate, Dialect, Ids, Keys};
+use crate::store::{RejectedRow, Store};
+
+mod aggregates;
+mod log;
+
+use log::write_rejected;
+
+/// The channel notified (on commit) after every committed batch: the one definition of
+/// it, which listeners (the export role) name too.
+pub const NOTIFY_CHANNEL: &str = "mieruka_committed";
+
+/// Attempts of one batch before a deadlock or a lost race is reported as contention.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Batches that look their keys up first after one found a key already logged: a stream
+/// that re-sends events is not made to fail its optimistic attempt batch after batch.
+const CAREFUL_AFTER_CONFLICT: u32 = 16;
+
+/// Why the PostgreSQL store failed. Every variant means nothing of the batch was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The database could not be reached, read or written.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another consumer committed past the offset this one expected: it lost the partition.
+    #[error(
+        "fenced: this consumer lost partition {partition} of topic {topic} (its stored offset \
+         moved past the one this consumer expected); the batch was rolled back"
+    )]
+    Fenced {
+        /// The topic.
+        topic: String,
+        /// The partition this consumer no longer owns.
+        partition: i32,
+    },
+    /// The store's two passes over a batch disagreed: a bug, reported rather than
+    /// committed.
+    #[error("internal inconsistency, batch not committed: {0}")]
+    Inconsistent(String),
+    /// A stored aggregate is not what this store writes (edited by hand or damaged): an
+    /// operator must look.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The batch kept losing races against other replicas (deadlocks, concurrent deletes).
+    #[error("gave up after {attempts} attempts against concurrent writers: {reason}")]
+    Contention {
+        /// How many times the batch was tried.
+        attempts: u32,
+        /// The last reason to retry.
+        reason: String,
+    },
+}
+
+impl From<PgError> for SinkError {
+    fn from(e: PgError) -> Self {
+        match e {
+            PgError::Database(_) | PgError::Contention { .. } => {
+                SinkError::Unavailable(e.to_string())
+            }
+            // Fenced: retrying cannot help; the consumer must drop the partition (and
+            // seek anew from `positions()` if it is assigned again).
+            PgError::Fenced { .. }
+            | PgError::Migrate(_)
+            | PgError::Inconsistent(_)
+            | PgError::Corrupt(_) => SinkError::Fatal(e.to_string()),
+        }
+    }
+}
+
+/// A Kafka partition's offsets, committed with a batch: the fence of the `aggregate` role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcePosition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The next offset this consumer believes is stored; `None`: no row yet.
+    pub expected: Option<i64>,
+    /// The next offset to consume after this batch.
+    pub next: i64,
+}
+
+/// Where a rejected event was read in Kafka.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaOffset {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The message's offset.
+    pub offset: i64,
+}
+
+impl From<ReadError> for PgError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Database(e) => PgError::Database(e),
+            ReadError::Corrupt(m) => PgError::Corrupt(m),
+        }
+    }
+}
+
+impl From<ReadError> for TxError {
+    fn from(e: ReadError) -> Self {
+        TxError::Fail(e.into())
+    }
+}
+
+/// Names of the types whose events can move a level (what a snapshot's day needs).
+fn level_types(plan: &Plan) -> Vec<String> {
+    plan.schema
+        .types()
+        .iter()
+        .enumerate()
+        .filter(|(t, _)| {
+            plan.routes.get(*t).into_iter().flatten().any(|r| {
+                r.op == Op::Sub
+                    || (r.op != Op::Reset && plan.measures[r.measure].kind == MeasureKind::Level)
+            })
+        })
+        .map(|(_, ty)| ty.name.clone())
+        .collect()
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// How one attempt of a batch ended without committing.
+enum TxError {
+    /// Lost a race against another replica: try the whole batch again.
+    Retry(String),
+    /// An optimistic attempt met a key already logged: try again looking the keys up.
+    Logged,
+    /// Give up.
+    Fail(PgError),
+}
+
+impl From<sqlx::Error> for TxError {
+    fn from(e: sqlx::Error) -> Self {
+        // 40P01 deadlock, 40001 serialization failure, 23505 unique violation (two
+        // writers logging one key at once: the retry finds it and reports a duplicate).
+        let transient = matches!(
+            &e,
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001" | "23505"))
+        );
+        if transient {
+            TxError::Retry(e.to_string())
+        } else {
+            TxError::Fail(PgError::Database(e))
+        }
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: PgPool,
+    plan: Arc<Plan>,
+    ids: Ids,
+    /// Names of the types whose events can move a level (what a snapshot's day needs).
+    level_types: Vec<String>,
+    /// Batches still to look their keys up before logging (see [`Lookup`]).
+    careful: AtomicU32,
+}
+
+/// How a batch learns which of its own keys are logged already.
+///
+/// Most batches hold only new events: re-sends are rare, and a redelivery after a crash
+/// starts at the stored offsets. An `Optimistic` batch therefore looks up only what it
+/// cannot learn otherwise — its voids and their targets, and pending voids of sources
+/// that have any — and lets the log's primary key catch an event logged before: the `COPY` fails
+/// (unique violation), the transaction rolls back, and the batch runs again `Careful`,
+/// which looks every key up first (as do the next [`CAREFUL_AFTER_CONFLICT`] batches).
+/// Either way a key is decided against the log as committed, so the figures are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lookup {
+    Optimistic,
+    Careful,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` and migrates it.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn open(url: &str, plan: Arc<Plan>) -> Result<Self, PgError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let (ids, level_types) = (Ids::new(&plan), level_types(&plan));
+        Ok(Self {
+            pool,
+            plan,
+            ids,
+            level_types,
+            careful: AtomicU32::new(0),
+        })
+    }
+
+    /// The plan the store folds with.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// A copy of the whole ledger, loaded from the tables.
+    pub async fn ledger(&self) -> Result<Ledger, PgError> {
+        self.with_ledger(Ledger::clone).await
+    }
+
+    /// Loads the whole ledger from the tables (one consistent snapshot) and runs `f` on it.
+    pub async fn with_ledger<R>(&self, f: impl FnOnce(&Ledger) -> R) -> Result<R, PgError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let ledger = self.load_ledger(&mut tx).await?;
+        tx.commit().await?;
+        Ok(f(&ledger))
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// The most recent rejected events, newest first.
+    pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
+        Ok(self
+            .rejected_with_offsets(limit)
+            .await?
+            .into_iter()
+            .map(|(row, _)| row)
+            .collect())
+    }
+
+    /// The most recent rejected events, newest first, with their Kafka offset if any.
+    pub async fn rejected_with_offsets(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(RejectedRow, Option<KafkaOffset>)>, PgError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REJECTED_COLUMNS}, topic, kafka_partition, kafka_offset \
+             FROM rejected ORDER BY id DESC LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let with_offset = |r: &PgRow| -> Result<_, PgError> {
+            let offset = match (r.try_get(7)?, r.try_get(8)?, r.try_get(9)?) {
+                (Some(topic), Some(partition), Some(offset)) => Some(KafkaOffset {
+                    topic,
+                    partition,
+                    offset,
+                }),
+                _ => None,
+            };
+            Ok((read_rejected(r)?, offset))
+        };
+        rows.iter().map(with_offset).collect()
+    }
+
+    /// Number of events in the log.
+    pub async fn logged_events(&self) -> Result<i64, PgError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM event_log")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The stored next offset of each partition of `topic`, by partition: where to seek
+    /// on assignment.
+    pub async fn positions(&self, topic: &str) -> Result<Vec<(i32, i64)>, PgError> {
+        Ok(sqlx::query_as(
+            "SELECT partition, next_offset FROM source_positions WHERE topic = $1 ORDER BY partition",
+        )
+        .bind(topic)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Makes a batch durable; reports each item's fate in order.
+    pub async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, PgError> {
+        self.submit_with_positions(&items, &[]).await
+    }
+
+    /// Makes a batch durable together with its source positions (one per partition),
+    /// or nothing of it: [`PgError::Fenced`] when a stored offset is not the expected one.
+    #[tracing::instrument(skip_all, fields(items = items.len(), positions = positions.len()), err)]
+    pub async fn submit_with_positions<I: Borrow<Item>>(
+        &self,
+        items: &[I],
+        positions: &[SourcePosition],
+    ) -> Result<Vec<Status>, PgError> {
+        let items: Vec<&Item> = items.iter().map(Borrow::borrow).collect();
+        let careful = self
+            .careful
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        let mut lookup = if careful {
+            Lookup::Careful
+        } else {
+            Lookup::Optimistic
+        };
+        let mut attempt = 1;
+        loop {
+            match self.attempt(&items, positions, lookup).await {
+                Ok(statuses) => return Ok(statuses),
+                Err(TxError::Fail(e)) => return Err(e),
+                Err(TxError::Logged) => {
+                    tracing::debug!("An optimistic batch met a logged key; looking its keys up.");
+                    self.careful
+                        .store(CAREFUL_AFTER_CONFLICT, Ordering::Relaxed);
+                    lookup = Lookup::Careful;
+                }
+                Err(TxError::Retry(reason)) if attempt >= MAX_ATTEMPTS => {
+                    return Err(PgError::Contention {
+                        attempts: attempt,
+                        reason,
+                    });
+                }
+                Err(TxError::Retry(reason)) => {
+                    tracing::debug!(attempt, %reason, "batch lost a race; retrying");
+                    // Back off a little, differently per replica, so racers part ways.
+                    let jitter = (now_micros() % 1000) as u64;
+                    let base = 5u64 << attempt.min(6);
+                    tokio::time::sleep(Duration::from_micros(base * 1000 + jitter * base)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        items: &[&Item],
+        positions: &[SourcePosition],
+        lookup: Lookup,
+    ) -> Result<Vec<Status>, TxError> {
+        let mut conn = CloseIfDropped {
+            conn: self.pool.acquire().await?,
+            ended: false,
+        };
+        let result = self
+            .attempt_on(&mut conn.conn, items, positions, lookup)
+            .await;
+        conn.ended = true;
+        result
+    }
+
+    /// One attempt of a batch, in one transaction on `conn`.
+    async fn attempt_on(
+        &self,
+        conn: &mut PgConnection,
+        items: &[&Item],
+        positions: &[SourcePosition],
+        lookup: Lookup,
+    ) -> Result<Vec<Status>, TxError> {
+        let plan = &*self.plan;
+        let received_at = now_micros();
+        let t0 = std::time::Instant::now();
+        let mut tx = conn.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *tx)
+            .await?;
+        // 1. The fence: this consumer still owns its partitions, and holds their rows.
+        fence(&mut tx, positions).await?;
+        // 2. The log rows of the batch's keys (one writer per key: no lock needed).
+        // Sized for the batch: most of its events are logged in it.
+        let mut overlay = BatchLog {
+            log: MemoryLog::with_capacity(items.len()),
+            ..BatchLog::default()
+        };
+        overlay.prefetch_keys(&mut tx, plan, items, lookup).await?;
+        let t_keys = t0.elapsed();
+        // 3. The log first. What a batch logs (and each event's fate) depends on the log
+        //    alone, never on the aggregates: decide it on a copy of the overlay and write
+        //    it before any aggregate row is locked, so that replicas and parallel commits
+        //    overlap their heaviest work and hold the shared rows only briefly.
+        let decided = Decided::of(plan, &overlay, items);
+        let t_decided = t0.elapsed();
+        decided
+            .log
+            .write_pg(&mut tx, plan, received_at, lookup)
+            .await?;
+        write_rejected(&mut tx, &decided.rejected, received_at).await?;
+        let t_log = t0.elapsed();
+        // 4. Lock every aggregate row the batch moves (as the log step's fold found them:
+        //    the fold below decides alike), and read it.
+        let keys = Keys::of(decided.moved);
+        let mut ledger = self.lock(&mut tx, &keys).await?;
+        // 4b. The days of the batch's snapshots, read under the lock of their level days.
+        overlay
+            .prefetch_days(&mut tx, plan, items, &self.level_types)
+            .await?;
+        let t_read = t0.elapsed();
+        // 5. Fold into the aggregates, exactly as the SQLite store does; the log's
+        //    decisions come out as they were written in step 3.
+        fold_as_decided(plan, &mut ledger, &mut overlay, items, &decided.statuses)?;
+        if !overlay.logged_alike(&decided.log) {
+            return Err(TxError::Fail(PgError::Inconsistent(
+                "the fold logged other events than the log step wrote".to_owned(),
+            )));
+        }
+        debug_assert!(
+            keys.covers(&ledger),
+            "the fold moved an aggregate row it had not locked"
+        );
+        let t_fold = t0.elapsed();
+        // 6. Write back: one statement per table.
+        self.write_aggregates(&mut tx, &keys, &ledger).await?;
+        // 7. Tell listeners, on commit.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+        let t_write = t0.elapsed();
+        tx.commit().await?;
+        tracing::debug!(
+            items = items.len(),
+            keys = ?t_keys,
+            decide = ?(t_decided - t_keys),
+            log = ?(t_log - t_decided),
+            lock = ?(t_read - t_log),
+            fold = ?(t_fold - t_read),
+            aggregates = ?(t_write - t_fold),
+            commit = ?(t0.elapsed() - t_write),
+            "Batch transaction."
+        );
+        Ok(decided.statuses)
+    }
+
+    async fn load_ledger(&self, conn: &mut PgConnection) -> Result<Ledger, PgError> {
+        let mut ledger = Ledger::default();
+        for agg in Aggregate::ALL {
+            for r in sqlx::query(&agg.select_all(Dialect::Postgres))
+                .fetch_all(&mut *conn)
+                .await?
+            {
+                agg.read(&self.ids, &self.plan, &r, &mut ledger)?;
+            }
+        }
+        Ok(ledger)
+    }
+}
+
+impl EventSink for PgStore {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+        self.submit_batch(items).await.map_err(SinkError::from)
+    }
+}
+
+/// Each method calls the inherent one of the same name (inherent methods win a path).
+impl Store for PgStore {
+    type Error = PgError;
+    type Location = str;
+
+    async fn open(location: &str, plan: Arc<Plan>) -> Result<Self, PgError> {
+        PgStore::open(location, plan).await
+    }
+
+    fn plan(&self) -> &Arc<Plan> {
+        PgStore::plan(self)
+    }
+
+    async fn ledger(&self) -> Result<Ledger, PgError> {
+        PgStore::ledger(self).await
+    }
+
+    async fn submit_batch(&self, items: Vec<Item>) -> Result<Vec<Status>, PgError> {
+        PgStore::submit_batch(self, items).await
+    }
+
+    async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
+        PgStore::rejected(self, limit).await
+    }
+
+    async fn logged_events(&self) -> Result<i64, PgError> {
+        PgStore::logged_events(self).await
+    }
+
+    async fn ping(&self) -> bool {
+        PgStore::ping(self).await
+    }
+
+    async fn close(&self) {
+        PgStore::close(self).await;
+    }
+}
+
+/// What the log step (step 3 of an attempt) decided of a batch, folding on a scratch
+/// ledger: the log as it must be written, each item's fate, the rejected items, and the
+/// aggregate rows the batch moves.
+struct Decided {
+    log: BatchLog,
+    statuses: Vec<Status>,
+    rejected: Vec<RejectedItem>,
+    moved: Vec<Effect>,
+}
+
+impl Decided {
+    fn of(plan: &Plan, overlay: &BatchLog, items: &[&Item]) -> Self {
+        let mut decided = Decided {
+            log: overlay.clone(),
+            statuses: Vec::with_capacity(items.len()),
+            rejected: Vec::new(),
+            moved: Vec::new(),
+        };
+        let mut scratch = Ledger::default();
+        for &item in items {
+            let (status, raw) = match &item.outcome {
+                Err(r) => (
+                    Status::Rejected(r.clone()),
+                    item.raw_masked.clone().unwrap_or_default(),
+                ),
+                Ok(event) => {
+                    let (status, _) = fold_tracked(
+                        plan,
+                        &mut scratch,
+                        &mut decided.log,
+                        event.clone(),
+                        &mut decided.moved,
+                    );
+                    (status, event.canonical_json(&plan.schema))
+                }
+            };
+            if let Status::Rejected(r) = &status {
+                decided.rejected.push(RejectedItem {
+                    source_label: item.source_label.clone(),
+                    position: item.position.clone(),
+                    rejection: r.clone(),
+                    raw,
+                });
+            }
+            decided.statuses.push(status);
+        }
+        decided
+    }
+}
+
+/// Step 5 of an attempt: folds the batch into the locked rows; each event's fate must be
+/// the one the log step decided (and wrote).
+fn fold_as_decided(
+    plan: &Plan,
+    ledger: &mut Ledger,
+    overlay: &mut BatchLog,
+    items: &[&Item],
+    decided: &[Status],
+) -> Result<(), TxError> {
+    let mut fates = decided.iter();
+    for item in items {
+        let decided_fate = fates.next();
+        if let Ok(event) = &item.outcome {
+            let status = fold(plan, ledger, overlay, event.clone());
+            if decided_fate != Some(&status) {
+                return Err(TxError::Fail(PgError::Inconsistent(format!(
+                    "event {} of source {}: the log decided {decided_fate:?}, the fold {status:?}",
+                    event.id, event.source
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fences the batch's source positions: each stored offset must be the expected one.
+async fn fence(
+    tx: &mut Transaction<'_, Postgres>,
+    positions: &[SourcePosition],
+) -> Result<(), TxError> {
+    let mut sorted: Vec<&SourcePosition> = positions.iter().collect();
+    sorted.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let (stored, fresh): (Vec<&SourcePosition>, Vec<&SourcePosition>) =
+        sorted.into_iter().partition(|p| p.expected.is_some());
+    let fenced = |p: &SourcePosition| {
+        TxError::Fail(PgError::Fenced {
+            topic: p.topic.clone(),
+            partition: p.partition,
+        })
+    };
+    if !stored.is_empty() {
+        let moved: HashSet<(String, i32)> = sqlx::query_as(
+            "UPDATE source_positions s SET next_offset = v.next \
+             FROM UNNEST($1::text[], $2::int4[], $3::int8[], $4::int8[]) AS v(topic, part, expected, next) \
+             WHERE s.topic = v.topic AND s.partition = v.part AND s.next_offset = v.expected \
+             RETURNING s.topic, s.partition",
+        )
+        .bind(stored.iter().map(|p| p.topic.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|p| p.partition).collect::<Vec<_>>())
+        .bind(stored.iter().map(|p| p.expected.unwrap_or(0)).collect::<Vec<_>>())
+        .bind(stored.iter().map(|p| p.next).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        if let Some(p) = stored
+            .iter()
+            .find(|p| !moved.contains(&(p.topic.clone(), p.partition)))
+        {
+            return Err(fenced(p));
+        }
+    }
+    if !fresh.is_empty() {
+        let made: HashSet<(String, i32)> = sqlx::query_as(
+            "INSERT INTO source_positions (topic, partition, next_offset) \
+             SELECT * FROM UNNEST($1::text[], $2::int4[], $3::int8[]) AS v(t, p, n) ORDER BY t, p \
+             ON CONFLICT (topic, partition) DO NOTHING RETURNING topic, partition",
+        )
+        .bind(fresh.iter().map(|p| p.topic.as_str()).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|p| p.partition).collect::<Vec<_>>())
+        .bind(fresh.iter().map(|p| p.next).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        if let Some(p) = fresh
+            .iter()
+            .find(|p| !made.contains(&(p.topic.clone(), p.partition)))
+        {
+            return Err(fenced(p));
+        }
+    }
+    Ok(())
+}
+
+/// A batch's pooled connection, closed rather than returned to the pool when the attempt
+/// stops before it ends (its caller went away, as an HTTP client that disconnects drops
+/// its handler's future, or it panicked): sqlx's `COPY` is not cancel-safe, and a
+/// connection dropped in the middle of one answers its next query out of step
+/// ("expected ParseComplete, got CommandComplete"). Closing it ends the session, which
+/// rolls the transaction back. An attempt that ends, even with an error, returns it to
+/// the pool as usual.
+struct CloseIfDropped {
+    conn: PoolConnection<Postgres>,
+    /// Set once the attempt returned.
+    ended: bool,
+}
+
+impl Drop for CloseIfDropped {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
+    }
+}

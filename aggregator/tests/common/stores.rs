@@ -1,0 +1,283 @@
+//! The cases every store must pass, written once against the `Store` trait: each
+//! dialect's test binary runs them on its own database (a SQLite file, a throw-away
+//! PostgreSQL database), so both stores are held to the same facts.
+
+use std::sync::Arc;
+
+use mieruka_aggregator::ledger::{LevelDay, Snapshot};
+use mieruka_aggregator::store::Store;
+use mieruka_aggregator::{Day, Engine, Ledger, Plan};
+use mieruka_ingest::{item, Position, Status, Timestamp};
+use proptest::prelude::*;
+
+use super::{
+    assert_wide_figures, engine_of, items, plan, raw, raw_items, rt, wide_history, wide_plan,
+    wide_raw, BIG,
+};
+
+/// The pure engine over the events of `ids`, in order.
+pub fn engine_over<'p>(plan: &'p Plan, ids: impl IntoIterator<Item = u32>) -> Engine<'p> {
+    let mut engine = Engine::new(plan);
+    for id in ids {
+        engine.apply(mieruka_ingest::decode(&plan.schema, raw(id).as_bytes()).unwrap());
+    }
+    engine
+}
+
+/// The ledger of a store opened afresh at `location`.
+pub async fn fresh_ledger<S: Store>(location: &S::Location, plan: &Arc<Plan>) -> Ledger {
+    let store = S::open(location, plan.clone()).await.unwrap();
+    let ledger = store.ledger().await.unwrap();
+    store.close().await;
+    ledger
+}
+
+/// Whatever the batching (`ids` cut by `cuts`), the store reports the engine's statuses
+/// and holds the engine's ledger, before and after a reopen.
+pub fn folds_like_the_engine<S: Store>(
+    location: &S::Location,
+    ids: &[u32],
+    cuts: &[usize],
+) -> Result<(), TestCaseError> {
+    let plan = plan();
+    let mut engine = Engine::new(&plan);
+    let mut engine_statuses = Vec::new();
+    for id in ids {
+        let ev = mieruka_ingest::decode(&plan.schema, raw(*id).as_bytes()).unwrap();
+        engine_statuses.push(engine.apply(ev));
+    }
+    let (ledger, statuses, reopened) = rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let mut statuses = Vec::new();
+        let mut rest: &[u32] = ids;
+        let mut c = 0;
+        while !rest.is_empty() {
+            let n = cuts[c % cuts.len()].min(rest.len());
+            c += 1;
+            statuses.extend(store.submit_batch(items(&plan, &rest[..n])).await.unwrap());
+            rest = &rest[n..];
+        }
+        let ledger = store.ledger().await.unwrap();
+        store.close().await;
+        let reopened = fresh_ledger::<S>(location, &plan).await;
+        (ledger, statuses, reopened)
+    });
+    prop_assert_eq!(&statuses, &engine_statuses);
+    prop_assert_eq!(&ledger, engine.ledger());
+    prop_assert_eq!(&reopened, engine.ledger());
+    Ok(())
+}
+
+/// A refused event is kept with its reason, field and position, its personal number
+/// masked, and nothing of it is logged.
+pub fn rejected_events_are_kept_with_their_reason_and_masked_raw_text<S: Store>(
+    location: &S::Location,
+) {
+    let plan = plan();
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let bad = r#"{"event_id":"k1","source":"konbini","type":"certificate.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{"channel":"konbini","certificate":"juminhyo","memo":"my number 123456789018"}}"#;
+        let it = item(&plan.schema, bad.as_bytes(), Position::Line { file: "f.ndjson".into(), line: 7 }, "konbini");
+        let st = store.submit_batch(vec![it]).await.unwrap();
+        assert!(matches!(&st[0], Status::Rejected(r) if r.reason.as_str() == "personal_number"));
+        let rows = store.rejected(10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.reason.as_str(), r.field.as_deref(), r.position.as_str()), ("personal_number", Some("data.memo"), "f.ndjson:7"));
+        assert!(r.raw.contains("************") && !r.raw.contains("123456789018"), "{}", r.raw);
+        assert_eq!(store.logged_events().await.unwrap(), 0);
+        store.close().await;
+    });
+}
+
+/// Two stores on one database each fold on top of what the other committed.
+pub fn two_stores_on_one_database_fold_on_top_of_each_other<S: Store>(location: &S::Location) {
+    let plan = plan();
+    rt().block_on(async {
+        let a = S::open(location, plan.clone()).await.unwrap();
+        let b = S::open(location, plan.clone()).await.unwrap();
+        a.submit_batch(items(&plan, &[0, 1])).await.unwrap();
+        b.submit_batch(items(&plan, &[9 * 3, 10])).await.unwrap();
+        a.submit_batch(items(&plan, &[18, 19])).await.unwrap();
+        let mut engine = Engine::new(&plan);
+        for id in [0, 1, 27, 10, 18, 19] {
+            engine.apply(mieruka_ingest::decode(&plan.schema, raw(id).as_bytes()).unwrap());
+        }
+        assert_eq!(&a.ledger().await.unwrap(), engine.ledger());
+        assert_eq!(&b.ledger().await.unwrap(), engine.ledger());
+        a.close().await;
+        b.close().await;
+    });
+}
+
+/// Folds [`wide_history`] in batches of three (the late snapshot and the void find their
+/// events in the log): sums past `i64::MAX` are exact in the ledger. The store is closed
+/// after, so the caller can look at how its dialect keeps the sums.
+pub async fn fold_the_wide_history<S: Store>(location: &S::Location) {
+    let plan = wide_plan();
+    let history = wide_history();
+    let engine = engine_of(&plan, &history);
+    let store = S::open(location, plan.clone()).await.unwrap();
+    for chunk in history.chunks(3) {
+        let statuses = store.submit_batch(raw_items(&plan, chunk)).await.unwrap();
+        assert!(
+            statuses.iter().all(|s| *s == Status::Accepted),
+            "{statuses:?}"
+        );
+    }
+    let ledger = store.ledger().await.unwrap();
+    assert_eq!(&ledger, engine.ledger());
+    assert_wide_figures(&plan, &ledger);
+    store.close().await;
+}
+
+/// After [`fold_the_wide_history`], a reopened store reads the same exact sums back.
+pub async fn the_wide_history_survives_a_reopen<S: Store>(location: &S::Location) {
+    let plan = wide_plan();
+    let engine = engine_of(&plan, &wide_history());
+    let reopened = fresh_ledger::<S>(location, &plan).await;
+    assert_eq!(&reopened, engine.ledger());
+    assert_wide_figures(&plan, &reopened);
+}
+
+/// After a dialect wrote the old schema's extreme 64-bit values (`i64::MIN` on April
+/// 1st, `i64::MAX` on May 1st, a level day with a snapshot and an opening) and the
+/// store migrated them: the numbers are kept, and grow past 64 bits exactly.
+pub async fn the_old_numbers_are_kept_and_grow_past_64_bits<S: Store>(location: &S::Location) {
+    let plan = wide_plan();
+    let (shipped, stock) = (
+        plan.measure("shipped").unwrap(),
+        plan.measure("stock").unwrap(),
+    );
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let (apr_1, may_1) = (
+        Day::of(at("2026-04-01T00:00:00+09:00")),
+        Day::of(at("2026-05-01T00:00:00+09:00")),
+    );
+    let (max, min) = (i64::MAX, i64::MIN);
+    let store = S::open(location, plan.clone()).await.unwrap();
+    let mut expected = Ledger::default();
+    expected.flows.insert((shipped, apr_1), min.into());
+    expected.flows.insert((shipped, may_1), max.into());
+    expected.levels.insert(
+        (stock, apr_1),
+        LevelDay {
+            delta: min.into(),
+            snapshot: Some(Snapshot {
+                at: at("2026-04-01T00:00:00+09:00"),
+                id: "k0".into(),
+                value: max.into(),
+                after: min.into(),
+            }),
+            opening: Some(("k0".into(), max.into())),
+        },
+    );
+    expected.levels.insert(
+        (stock, may_1),
+        LevelDay {
+            delta: -12,
+            ..LevelDay::default()
+        },
+    );
+    assert_eq!(store.ledger().await.unwrap(), expected);
+
+    // The old i64::MAX grows past 64 bits, exactly, and stays so through a reopen.
+    let more = [wide_raw(
+        "s9",
+        "shipped",
+        "2026-05-01T10:00:00+09:00",
+        &BIG.to_string(),
+    )];
+    store.submit_batch(raw_items(&plan, &more)).await.unwrap();
+    store.close().await;
+    let reopened = fresh_ledger::<S>(location, &plan).await;
+    assert_eq!(
+        reopened.flows.get(&(shipped, may_1)),
+        Some(&(i128::from(max) + i128::from(BIG)))
+    );
+    assert_eq!(reopened.levels, expected.levels);
+}
+
+/// An event logged by an earlier batch is a duplicate when re-sent, a conflict when
+/// re-sent changed, and the rest of its batch and the batches after it count as usual.
+/// (On PostgreSQL a batch does not look its own keys up unless a batch before it met a
+/// logged key: the log's primary key catches the re-send and the batch runs again
+/// looking its keys up.)
+pub fn an_event_logged_by_an_earlier_batch_is_a_duplicate<S: Store>(location: &S::Location) {
+    let plan = plan();
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let first: Vec<u32> = (0..10).collect();
+        let st = store.submit_batch(items(&plan, &first)).await.unwrap();
+        assert!(st.iter().all(|s| *s == Status::Accepted), "{st:?}");
+
+        // Id 0 is a konbini certificate with "count":1; the same id with another count
+        // is a conflicting duplicate.
+        let changed = raw(0).replace(r#""count":1"#, r#""count":3"#);
+        assert_ne!(changed, raw(0));
+        let mut second = items(&plan, &[3, 10, 11]);
+        second.push(item(&plan.schema, changed.as_bytes(), Position::Index(3), "test"));
+        let st = store.submit_batch(second).await.unwrap();
+        assert_eq!(st[0], Status::Duplicate);
+        assert_eq!(st[1..3], [Status::Accepted, Status::Accepted]);
+        assert!(
+            matches!(&st[3], Status::Rejected(r) if r.reason == mieruka_ingest::Reason::ConflictingDuplicate),
+            "{:?}",
+            st[3]
+        );
+
+        // The batches after it count as usual.
+        for chunk in (12..60).collect::<Vec<u32>>().chunks(4) {
+            let st = store.submit_batch(items(&plan, chunk)).await.unwrap();
+            assert!(st.iter().all(|s| *s == Status::Accepted), "{st:?}");
+        }
+        let st = store.submit_batch(items(&plan, &[5, 59])).await.unwrap();
+        assert_eq!(st, [Status::Duplicate, Status::Duplicate]);
+
+        assert_eq!(store.logged_events().await.unwrap(), 60);
+        assert_eq!(
+            store.ledger().await.unwrap(),
+            *engine_over(&plan, 0..60).ledger()
+        );
+        let rejected = store.rejected(10).await.unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].reason, "conflicting_duplicate");
+        store.close().await;
+    });
+}
+
+/// A void re-sent after its target turned out to be a snapshot is a duplicate, as the
+/// engine says, not a refused void (on PostgreSQL: the void itself is looked up even
+/// when a batch does not look its other keys up).
+pub fn a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate<S: Store>(
+    location: &S::Location,
+) {
+    let plan = plan();
+    let void = r#"{"event_id":"v1","source":"juki","type":"event.voided","occurred_at":"2026-05-02T09:00:00+09:00","data":{},"voids":"s1"}"#;
+    let snapshot = r#"{"event_id":"s1","source":"juki","type":"population.snapshot","occurred_at":"2026-05-01T09:00:00+09:00","data":{"population":130000}}"#;
+    let one = |raw: &str| {
+        vec![item(
+            &plan.schema,
+            raw.as_bytes(),
+            Position::Index(0),
+            "test",
+        )]
+    };
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let mut engine = Engine::new(&plan);
+        for raw in [void, snapshot, void] {
+            let expected =
+                engine.apply(mieruka_ingest::decode(&plan.schema, raw.as_bytes()).unwrap());
+            let st = store.submit_batch(one(raw)).await.unwrap();
+            assert_eq!(st, [expected]);
+        }
+        assert_eq!(
+            store.submit_batch(one(void)).await.unwrap(),
+            [Status::Duplicate]
+        );
+        assert_eq!(store.ledger().await.unwrap(), *engine.ledger());
+        assert!(store.rejected(10).await.unwrap().is_empty());
+        store.close().await;
+    });
+}
