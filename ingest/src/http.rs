@@ -481,3 +481,202 @@ async fn post_events<S: EventSink + 'static>(
     }
     (StatusCode::OK, Json(reply)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every reply of `POST /v1/events`, byte for byte (less the `date` header), through a
+    //! real socket: what clients see must not move when the handler is reorganised.
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::schema::EventTypeDecl;
+    use crate::sink::Item;
+
+    /// What the test sink does with each call to `submit`.
+    #[derive(Clone, Copy)]
+    enum Script {
+        /// Accepts valid events (`dup-…` ids are duplicates), refuses the rest.
+        Take,
+        /// Takes the first batch, then is unavailable.
+        FailSecond,
+        Unavailable,
+        Fatal,
+    }
+
+    struct TestSink {
+        script: Script,
+        calls: AtomicUsize,
+    }
+
+    impl EventSink for TestSink {
+        async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            match (self.script, call) {
+                (Script::Unavailable, _) | (Script::FailSecond, 1..) => {
+                    return Err(SinkError::Unavailable("broker down".to_owned()))
+                }
+                (Script::Fatal, _) => return Err(SinkError::Fatal("bug".to_owned())),
+                _ => {}
+            }
+            Ok(items
+                .into_iter()
+                .map(|i| match i.outcome {
+                    Ok(e) if e.id.starts_with("dup-") => Status::Duplicate,
+                    Ok(_) => Status::Accepted,
+                    Err(r) => Status::Rejected(r),
+                })
+                .collect())
+        }
+    }
+
+    fn schema() -> Schema {
+        let decls: BTreeMap<String, EventTypeDecl> = serde_json::from_str(
+            r#"{
+              "cert": {"fields": {"channel": {"kind": "enum", "values": ["konbini", "counter"]}}},
+              "bpr": {"fields": {"hours": {"kind": "int", "min": 1}}}
+            }"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Schema::new(&decls, HashMap::new()).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    async fn serve(script: Script) -> std::net::SocketAddr {
+        let token = Token {
+            name: "counter".to_owned(),
+            token: Some("s3cret".to_owned()),
+            token_env: None,
+            sources: vec!["konbini".to_owned()],
+            types: vec!["cert".to_owned()],
+        };
+        let receiver = Receiver {
+            sink: Arc::new(TestSink {
+                script,
+                calls: AtomicUsize::new(0),
+            }),
+            schema: Arc::new(schema()),
+            tokens: vec![("s3cret".to_owned(), token)],
+            limits: Limits {
+                max_body_bytes: 4096,
+                max_events: 3,
+                body_timeout: Duration::from_millis(300),
+            },
+        };
+        let receiver = Receiver {
+            limits: Limits {
+                max_events: if matches!(script, Script::FailSecond) {
+                    SINK_BATCH + 1
+                } else {
+                    3
+                },
+                max_body_bytes: if matches!(script, Script::FailSecond) {
+                    1 << 20
+                } else {
+                    4096
+                },
+                ..receiver.limits
+            },
+            ..receiver
+        };
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move { axum::serve(listener, router(receiver)).await });
+        addr
+    }
+
+    /// The raw reply to a request of `headers` and `body` (`declared`: a Content-Length
+    /// longer than the body, for a body that never ends), less its `date` header.
+    async fn raw(
+        addr: std::net::SocketAddr,
+        headers: &str,
+        body: &[u8],
+        declared: usize,
+    ) -> String {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{headers}content-length: {declared}\r\n\r\n"
+        );
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(body).await;
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply).await;
+        String::from_utf8_lossy(&reply)
+            .split("\r\n")
+            .filter(|l| !l.starts_with("date:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    async fn post(addr: std::net::SocketAddr, headers: &str, body: &str) -> String {
+        raw(addr, headers, body.as_bytes(), body.len()).await
+    }
+
+    const AUTH: &str = "authorization: Bearer s3cret\r\n";
+    const NDJSON: &str = "authorization: Bearer s3cret\r\ncontent-type: application/x-ndjson\r\n";
+    const JSON: &str =
+        "authorization: Bearer s3cret\r\ncontent-type: Application/JSON; charset=utf-8\r\n";
+
+    fn cert(id: &str, source: &str, ty: &str) -> String {
+        let data = if ty == "cert" {
+            r#"{"channel":"konbini"}"#
+        } else {
+            r#"{"hours":2}"#
+        };
+        format!(
+            r#"{{"event_id":"{id}","source":"{source}","type":"{ty}","occurred_at":"2026-05-01T10:00:00+09:00","data":{data}}}"#
+        )
+    }
+
+    /// Every reply, in order, separated by a line of `=`.
+    async fn transcript() -> String {
+        let mut replies = Vec::new();
+        let addr = serve(Script::Take).await;
+        let one = cert("e-1", "konbini", "cert");
+        replies.push(post(addr, "", &one).await);
+        replies.push(post(addr, "authorization: Basic czNjcmV0\r\n", &one).await);
+        replies.push(post(addr, "authorization: Bearer wrong\r\n", &one).await);
+        replies.push(post(addr, AUTH, &one).await);
+        let csv = "authorization: Bearer s3cret\r\ncontent-type: text/csv\r\n";
+        replies.push(post(addr, csv, &one).await);
+        replies.push(post(addr, NDJSON, &"x".repeat(5000)).await);
+        replies.push(post(addr, JSON, "[{").await);
+        replies.push(post(addr, JSON, "[1,2,3,4]").await);
+        replies.push(post(addr, NDJSON, "1\n2\n3\n4\n").await);
+        replies.push(raw(addr, NDJSON, b"{", 100).await);
+
+        let body = format!(
+            "{}\n\nnot json\r\n{}\n",
+            cert("dup-1", "konbini", "cert"),
+            cert("e-2", "card", "cert"),
+        );
+        replies.push(post(addr, NDJSON, &body).await);
+        let body = format!(
+            "[{},{}]",
+            cert("e-3", "konbini", "bpr"),
+            cert("e-4", "konbini", "cert")
+        );
+        replies.push(post(addr, JSON, &body).await);
+
+        let addr = serve(Script::Unavailable).await;
+        replies.push(post(addr, NDJSON, &one).await);
+        let addr = serve(Script::Fatal).await;
+        replies.push(post(addr, NDJSON, &one).await);
+        let addr = serve(Script::FailSecond).await;
+        let many = "x\n".repeat(SINK_BATCH + 1);
+        replies.push(post(addr, NDJSON, &many).await);
+        replies.join("\n=====\n")
+    }
+
+    #[tokio::test]
+    async fn every_reply_stays_byte_for_byte_what_clients_know() {
+        let got = transcript().await;
+        let want = include_str!("http/replies.golden");
+        assert_eq!(got, want, "\n--- got:\n{got}\n--- want:\n{want}");
+    }
+}
