@@ -16,26 +16,25 @@
 //! that opens a connection and stalls, in its headers or its body, holds nothing for
 //! long).
 
-use std::future::Future;
-use std::pin::Pin;
+mod error;
+mod extract;
+mod idle;
+
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::frame::FrameError;
 use crate::reject::{Reason, Rejection};
 use crate::schema::Schema;
-use crate::sink::{EventSink, Position, SinkError, Status};
+use crate::sink::{EventSink, Item, Position, SinkError, Status};
+
+use error::RequestError;
+use extract::{Caller, Framed};
+pub use idle::{IdleTimeout, IdleTimeoutListener};
 
 /// Items per sink batch: a large request is committed in several transactions of this
 /// size, so memory stays bounded; the reply comes after the last one.
@@ -64,6 +63,37 @@ pub struct Token {
 }
 
 impl Token {
+    /// Refuses as `not_allowed` a valid event of a source or type this token may not
+    /// send; else counts it under its own source.
+    fn authorise(&self, schema: &Schema, item: &mut Item, raw: &[u8]) {
+        let Ok(event) = &item.outcome else {
+            return;
+        };
+        let type_name = &schema.event_type(event.type_id).name;
+        let (field, message) = if !self.sources.contains(&event.source) {
+            (
+                "source",
+                format!(
+                    "token {:?} may not send source {:?}",
+                    self.name, event.source
+                ),
+            )
+        } else if !self.types.is_empty() && !self.types.contains(type_name) {
+            (
+                "type",
+                format!(
+                    "token {:?} may not send events of type {type_name}",
+                    self.name
+                ),
+            )
+        } else {
+            item.source_label = event.source.clone();
+            return;
+        };
+        let r = Rejection::at(Reason::NotAllowed, field, message).with_event_id(Some(&event.id));
+        item.refuse(raw, r);
+    }
+
     /// The secret, from the config or the environment.
     pub fn secret(&self) -> Option<String> {
         match (&self.token, &self.token_env) {
@@ -149,21 +179,6 @@ pub struct RejectedEntry {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    error: String,
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: message.into(),
-        }),
-    )
-        .into_response()
-}
-
 /// The router serving `POST /v1/events` (the receiver's limits apply).
 pub fn router<S: EventSink + 'static>(receiver: Receiver<S>) -> Router {
     Router::new()
@@ -171,300 +186,60 @@ pub fn router<S: EventSink + 'static>(receiver: Receiver<S>) -> Router {
         .with_state(Arc::new(receiver))
 }
 
-/// Reads a body within the limits: its bytes, or the reply that refuses it.
-async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, Response> {
-    let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
-    match tokio::time::timeout(
-        limits.body_timeout,
-        http_body_util::BodyExt::collect(limited),
-    )
-    .await
-    {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the body is larger than {} bytes; split it into several requests",
-                    limits.max_body_bytes
-                ),
-            ))
-        }
-        Ok(Err(e)) => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("cannot read the body: {e}"),
-        )),
-        Err(_) => Err(error(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the body did not arrive within {} s; send it faster or in smaller requests",
-                limits.body_timeout.as_secs()
-            ),
-        )),
-    }
-}
-
-/// A listener whose connections are dropped when they send nothing (or take nothing of
-/// a reply) for `idle`: a client that stalls in its headers or body holds no socket for
-/// long. Works with `axum::serve`.
-#[derive(Debug)]
-pub struct IdleTimeoutListener {
-    inner: TcpListener,
-    idle: Duration,
-}
-
-impl IdleTimeoutListener {
-    /// Wraps a bound listener.
-    pub fn new(inner: TcpListener, idle: Duration) -> Self {
-        Self { inner, idle }
-    }
-}
-
-impl axum::serve::Listener for IdleTimeoutListener {
-    type Io = IdleTimeout<TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (IdleTimeout::new(io, self.idle), addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A stream whose reads and writes fail with `TimedOut` once nothing has moved for
-/// `idle`.
-#[derive(Debug)]
-pub struct IdleTimeout<S> {
-    inner: S,
-    idle: Duration,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl<S> IdleTimeout<S> {
-    fn new(inner: S, idle: Duration) -> Self {
-        Self {
-            inner,
-            idle,
-            deadline: Box::pin(tokio::time::sleep(idle)),
-        }
-    }
-
-    /// Moves the deadline after progress; when nothing moved, fails once it has passed.
-    fn watch<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        poll: Poll<std::io::Result<T>>,
-    ) -> Poll<std::io::Result<T>> {
-        match poll {
-            Poll::Ready(r) => {
-                let next = tokio::time::Instant::now() + self.idle;
-                self.deadline.as_mut().reset(next);
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the client sent nothing for too long",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        self.watch(cx, poll)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.watch(cx, poll)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let poll = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch(cx, poll)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
+/// `POST /v1/events`: the caller and the framed body come from the extractors (which
+/// refuse a request whole); each event is decoded, authorised for the caller and
+/// committed; the reply sums up each event's fate.
 async fn post_events<S: EventSink + 'static>(
     State(rx): State<Arc<Receiver<S>>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return (
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            error(
-                StatusCode::UNAUTHORIZED,
-                "missing bearer token (Authorization: Bearer <token>)",
-            ),
-        )
-            .into_response();
-    };
-    let Some(token) = rx
-        .tokens
-        .iter()
-        .find(|(secret, _)| constant_time_eq(secret.as_bytes(), presented.as_bytes()))
-        .map(|(_, t)| t)
-    else {
-        return (
-            [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")],
-            error(StatusCode::UNAUTHORIZED, "unknown bearer token"),
-        )
-            .into_response();
-    };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
-    let ndjson = match content_type.as_str() {
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
-        "application/json" => false,
-        other => {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "content type {other:?} is not accepted; send application/x-ndjson (one event per line) \
-                     or application/json (an array of events)"
-                ),
-            )
-        }
-    };
-    let body = match read_body(body, &rx.limits).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let raws = match crate::frame::frame(&body, ndjson, rx.limits.max_events) {
-        Ok(r) => r,
-        Err(e @ FrameError::TooManyEvents { .. }) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-        }
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-
+    Caller(token): Caller,
+    Framed(raws): Framed,
+) -> Result<Json<Reply>, RequestError> {
     let single_source = (token.sources.len() == 1).then(|| token.sources[0].as_str());
-    let mut items = Vec::with_capacity(raws.len());
-    for (index, (raw, _)) in raws.iter().enumerate() {
-        let mut item = crate::item(
-            &rx.schema,
-            raw,
-            Position::Index(index),
-            single_source.unwrap_or(UNKNOWN_SOURCE),
-        );
-        if let Ok(event) = &item.outcome {
-            let type_name = &rx.schema.event_type(event.type_id).name;
-            let refusal = if !token.sources.contains(&event.source) {
-                Some((
-                    "source",
-                    format!(
-                        "token {:?} may not send source {:?}",
-                        token.name, event.source
-                    ),
-                ))
-            } else if !token.types.is_empty() && !token.types.contains(type_name) {
-                Some((
-                    "type",
-                    format!(
-                        "token {:?} may not send events of type {type_name}",
-                        token.name
-                    ),
-                ))
-            } else {
-                item.source_label = event.source.clone();
-                None
-            };
-            if let Some((field, message)) = refusal {
-                let r = Rejection::at(Reason::NotAllowed, field, message)
-                    .with_event_id(Some(&event.id));
-                item.refuse(raw, r);
-            }
-        }
-        items.push(item);
-    }
+    let label = single_source.unwrap_or(UNKNOWN_SOURCE);
+    let items = raws
+        .iter()
+        .enumerate()
+        .map(|(index, (raw, _))| {
+            let mut item = crate::item(&rx.schema, raw, Position::Index(index), label);
+            token.authorise(&rx.schema, &mut item, raw);
+            item
+        })
+        .collect();
+    let lines: Vec<Option<usize>> = raws.iter().map(|(_, line)| *line).collect();
+    // The body is not needed past decoding: free it before the (long) commits.
+    drop(raws);
+    submit(&*rx.sink, items, &lines).await.map(Json)
+}
 
+/// Commits `items` in batches of [`SINK_BATCH`] (memory stays bounded), in order, and
+/// sums up their fates; `lines` holds each item's NDJSON line.
+async fn submit<S: EventSink>(
+    sink: &S,
+    mut remaining: Vec<Item>,
+    lines: &[Option<usize>],
+) -> Result<Reply, RequestError> {
     let mut reply = Reply {
         accepted: 0,
         duplicates: 0,
         rejected: Vec::new(),
     };
     let mut offset = 0;
-    let mut remaining = items;
     while !remaining.is_empty() {
         let rest = remaining.split_off(remaining.len().min(SINK_BATCH));
-        let statuses = match rx.sink.submit(remaining).await {
-            Ok(s) => s,
-            Err(SinkError::Unavailable(m)) => {
-                // A broker may have written some messages whose acknowledgement it never
-                // sent: say only what is known, and that re-sending is safe.
-                let kept = if offset == 0 {
-                    "this request's events may not have been kept; re-sending it is safe (an event id counts once)".to_owned()
-                } else {
-                    format!(
-                        "the first {offset} events were kept, the rest may not have been; re-sending the whole request is safe (an event id counts once)"
-                    )
-                };
-                return (
-                    [(header::RETRY_AFTER, "5")],
-                    error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("store unavailable ({m}); {kept}; retry later"),
-                    ),
-                )
-                    .into_response();
-            }
-            Err(SinkError::Fatal(m)) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("store failed: {m}"),
-                );
-            }
-        };
+        let statuses = sink.submit(remaining).await.map_err(|e| match e {
+            SinkError::Unavailable(message) => RequestError::Unavailable {
+                message,
+                kept: offset,
+            },
+            SinkError::Fatal(m) => RequestError::StoreFailed(m),
+        })?;
         for (i, status) in statuses.into_iter().enumerate() {
             match status {
                 Status::Accepted => reply.accepted += 1,
                 Status::Duplicate => reply.duplicates += 1,
                 Status::Rejected(r) => reply.rejected.push(RejectedEntry {
                     index: offset + i,
-                    line: raws[offset + i].1,
+                    line: lines.get(offset + i).copied().flatten(),
                     event_id: if r.reason == Reason::PersonalNumber {
                         None
                     } else {
@@ -476,10 +251,10 @@ async fn post_events<S: EventSink + 'static>(
                 }),
             }
         }
-        offset += SINK_BATCH.min(raws.len() - offset);
+        offset += SINK_BATCH.min(lines.len() - offset);
         remaining = rest;
     }
-    (StatusCode::OK, Json(reply)).into_response()
+    Ok(reply)
 }
 
 #[cfg(test)]
@@ -491,9 +266,10 @@ mod tests {
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    use tokio::net::{TcpListener, TcpStream};
+
     use super::*;
     use crate::schema::EventTypeDecl;
-    use crate::sink::Item;
 
     /// What the test sink does with each call to `submit`.
     #[derive(Clone, Copy)]
