@@ -49,9 +49,17 @@
 //!   background commit is retried in the foreground as above, with what was read
 //!   meanwhile kept, in order, for after it.
 //!
+//! The parts: `run` (the loop and its thread), `context` (rebalances and librdkafka's
+//! callbacks), `partition` (one partition's state, with the recovery of gaps and of
+//! seeks a broker does not answer), `batch` (what waits for a commit, and which
+//! partitions a batch takes), `commit` (committing, retrying, fencing, pausing),
+//! `dead_letter` and `source` (the topics and decoding a message).
+//!
 //! The loop runs on a thread of its own with a `BaseConsumer`, so that the rebalance
 //! callback (which runs inside `poll`) can read the stored offsets synchronously before
 //! it assigns the partitions with those offsets.
+//!
+//! [`PgStore::submit_with_positions`]: crate::store_pg::PgStore::submit_with_positions
 
 mod batch;
 mod commit;
