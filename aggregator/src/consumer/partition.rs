@@ -350,3 +350,99 @@ impl Aggregator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gap(admit: Admit) -> Gap {
+        match admit {
+            Admit::Gap(g) => g,
+            other => panic!("expected a gap, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_partition_with_no_stored_offset_takes_whatever_comes_first_then_reads_in_order() {
+        let mut s = PartitionState::new(3, None);
+        assert!(matches!(s.admit(41), Admit::Take(3)));
+        assert!(matches!(s.admit(41), Admit::Drop));
+        assert!(matches!(s.admit(42), Admit::Take(3)));
+        assert_eq!(s.next, Some(43));
+    }
+
+    #[test]
+    fn a_message_past_the_next_offset_is_a_gap_sought_back_over_at_most_every_500_ms() {
+        let mut s = PartitionState::new(1, Some(10));
+        let first = gap(s.admit(12));
+        assert_eq!((first.from, first.tries, first.seek_due), (10, 0, true));
+        // Another message past the gap right after: no second seek yet.
+        let again = gap(s.admit(13));
+        assert_eq!((again.tries, again.seek_due), (1, false));
+        assert_eq!(s.next, Some(10), "nothing past a gap is read");
+        // Once the missing offset arrives, reading goes on.
+        assert!(matches!(s.admit(10), Admit::Take(1)));
+        assert_eq!(s.next, Some(11));
+    }
+
+    #[test]
+    fn an_expired_gap_reads_on_only_if_the_partition_still_waits_on_it() {
+        let mut s = PartitionState::new(2, Some(5));
+        let g = gap(s.admit(9));
+        assert_eq!(s.skip_expired(g, 9), Some(2));
+        assert_eq!(s.next, Some(10));
+        // The partition moved on meanwhile: the stale gap changes nothing.
+        assert_eq!(s.skip_expired(g, 20), None);
+        assert_eq!(s.next, Some(10));
+    }
+
+    #[test]
+    fn a_seek_is_answered_by_a_message_at_or_before_the_offset_sought() {
+        let mut s = PartitionState::new(1, Some(100));
+        assert!(s.probe.is_some(), "a start at a stored offset is awaited");
+        // A message after the offset sought does not answer it (a broker that skipped
+        // ahead), so the probe stays.
+        let _ = s.admit(140);
+        assert!(s.probe.is_some());
+        let _ = s.admit(100);
+        assert!(s.probe.is_none());
+    }
+
+    #[test]
+    fn a_silent_probe_is_sought_further_back_each_try_and_ends_at_the_log_start() {
+        let mut s = PartitionState::new(1, Some(1000));
+        assert!(s.probe_due().is_none(), "a fresh probe is not due");
+        let probe = Probe {
+            since: Instant::now() - PROBE_AFTER,
+            ..Probe::new(1000)
+        };
+        s.probe = Some(probe);
+        let due = s
+            .probe_due()
+            .unwrap_or_else(|| panic!("a probe silent for a second is due"));
+        assert_eq!(due.target(0), 1000 - 16);
+        assert!(s.probe_again(due, 0));
+        let next = s.probe.unwrap_or_else(|| panic!("the probe goes on"));
+        assert_eq!((next.tries, next.target(0)), (1, 1000 - 64));
+        assert_eq!(next.target(990), 990, "never below the log start");
+        // A probe replaced meanwhile by a seek elsewhere is not sought again.
+        let mut moved = PartitionState::new(1, Some(500));
+        assert!(!moved.probe_again(due, 0));
+        assert_eq!(moved.probe.map(|p| p.wanted), Some(500));
+        // Nothing precedes an offset at the log start: the partition is at its end.
+        assert!(!s.probe_again(next, 1000));
+        assert!(s.probe.is_none());
+    }
+
+    #[test]
+    fn a_restart_after_a_fence_keeps_the_watermarks_and_forgets_the_rest() {
+        let mut s = PartitionState::new(1, Some(10));
+        s.watermarks = Some((Some(0), 50));
+        let _ = s.admit(12);
+        s.restart(7, Some(30));
+        assert_eq!((s.epoch, s.expected, s.next), (7, Some(30), Some(30)));
+        assert!(s.gap_sought.is_none());
+        assert_eq!(s.probe.map(|p| (p.wanted, p.tries)), Some((30, 0)));
+        assert_eq!(s.watermarks, Some((Some(0), 50)));
+    }
+}
