@@ -23,7 +23,9 @@ use crate::store_pg::PgStore;
 
 /// The `aggregate` role's consumer, built and subscribed, ready to [`Aggregator::run`].
 pub struct Aggregator {
+    /// The group member; its context holds the partitions owned.
     pub(super) consumer: BaseConsumer<Ctx>,
+    /// The dead-letter producer and topic, when one is configured.
     pub(super) dead_letter: Option<(FutureProducer, String)>,
     pub(super) store: Arc<PgStore>,
     pub(super) schema: Arc<Schema>,
@@ -33,10 +35,16 @@ pub struct Aggregator {
     pub(super) observer: Arc<dyn Observer>,
     /// The source topics, and what each may carry.
     pub(super) topics: Vec<SourceTopic>,
+    /// Messages read but in no batch yet (of partitions with a commit in flight, or read
+    /// during a backoff), in order.
     pub(super) carry: Vec<Pending>,
+    /// The assignment epoch the partitions were paused under (`None`: not paused).
     pub(super) paused_epoch: Option<u64>,
+    /// When the lag was last measured.
     pub(super) last_lag: Option<Instant>,
+    /// When a poll error was last logged (one warning per 30 s).
     pub(super) last_poll_warning: Option<Instant>,
+    /// When silent seeks were last probed (at most every 200 ms).
     pub(super) last_probe: Option<Instant>,
 }
 
