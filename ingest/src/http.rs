@@ -16,26 +16,25 @@
 //! that opens a connection and stalls, in its headers or its body, holds nothing for
 //! long).
 
-use std::future::Future;
-use std::pin::Pin;
+mod error;
+mod extract;
+mod idle;
+
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::frame::FrameError;
 use crate::reject::{Reason, Rejection};
 use crate::schema::Schema;
-use crate::sink::{EventSink, Position, SinkError, Status};
+use crate::sink::{EventSink, Item, Position, SinkError, Status};
+
+use error::RequestError;
+use extract::{Caller, Framed};
+pub use idle::{IdleTimeout, IdleTimeoutListener};
 
 /// Items per sink batch: a large request is committed in several transactions of this
 /// size, so memory stays bounded; the reply comes after the last one.
@@ -64,6 +63,37 @@ pub struct Token {
 }
 
 impl Token {
+    /// Refuses as `not_allowed` a valid event of a source or type this token may not
+    /// send; else counts it under its own source.
+    fn authorise(&self, schema: &Schema, item: &mut Item, raw: &[u8]) {
+        let Ok(event) = &item.outcome else {
+            return;
+        };
+        let type_name = &schema.event_type(event.type_id).name;
+        let (field, message) = if !self.sources.contains(&event.source) {
+            (
+                "source",
+                format!(
+                    "token {:?} may not send source {:?}",
+                    self.name, event.source
+                ),
+            )
+        } else if !self.types.is_empty() && !self.types.contains(type_name) {
+            (
+                "type",
+                format!(
+                    "token {:?} may not send events of type {type_name}",
+                    self.name
+                ),
+            )
+        } else {
+            item.source_label = event.source.clone();
+            return;
+        };
+        let r = Rejection::at(Reason::NotAllowed, field, message).with_event_id(Some(&event.id));
+        item.refuse(raw, r);
+    }
+
     /// The secret, from the config or the environment.
     pub fn secret(&self) -> Option<String> {
         match (&self.token, &self.token_env) {
@@ -149,21 +179,6 @@ pub struct RejectedEntry {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    error: String,
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: message.into(),
-        }),
-    )
-        .into_response()
-}
-
 /// The router serving `POST /v1/events` (the receiver's limits apply).
 pub fn router<S: EventSink + 'static>(receiver: Receiver<S>) -> Router {
     Router::new()
@@ -171,300 +186,60 @@ pub fn router<S: EventSink + 'static>(receiver: Receiver<S>) -> Router {
         .with_state(Arc::new(receiver))
 }
 
-/// Reads a body within the limits: its bytes, or the reply that refuses it.
-async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, Response> {
-    let limited = http_body_util::Limited::new(body, limits.max_body_bytes);
-    match tokio::time::timeout(
-        limits.body_timeout,
-        http_body_util::BodyExt::collect(limited),
-    )
-    .await
-    {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the body is larger than {} bytes; split it into several requests",
-                    limits.max_body_bytes
-                ),
-            ))
-        }
-        Ok(Err(e)) => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("cannot read the body: {e}"),
-        )),
-        Err(_) => Err(error(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the body did not arrive within {} s; send it faster or in smaller requests",
-                limits.body_timeout.as_secs()
-            ),
-        )),
-    }
-}
-
-/// A listener whose connections are dropped when they send nothing (or take nothing of
-/// a reply) for `idle`: a client that stalls in its headers or body holds no socket for
-/// long. Works with `axum::serve`.
-#[derive(Debug)]
-pub struct IdleTimeoutListener {
-    inner: TcpListener,
-    idle: Duration,
-}
-
-impl IdleTimeoutListener {
-    /// Wraps a bound listener.
-    pub fn new(inner: TcpListener, idle: Duration) -> Self {
-        Self { inner, idle }
-    }
-}
-
-impl axum::serve::Listener for IdleTimeoutListener {
-    type Io = IdleTimeout<TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (IdleTimeout::new(io, self.idle), addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A stream whose reads and writes fail with `TimedOut` once nothing has moved for
-/// `idle`.
-#[derive(Debug)]
-pub struct IdleTimeout<S> {
-    inner: S,
-    idle: Duration,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl<S> IdleTimeout<S> {
-    fn new(inner: S, idle: Duration) -> Self {
-        Self {
-            inner,
-            idle,
-            deadline: Box::pin(tokio::time::sleep(idle)),
-        }
-    }
-
-    /// Moves the deadline after progress; when nothing moved, fails once it has passed.
-    fn watch<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        poll: Poll<std::io::Result<T>>,
-    ) -> Poll<std::io::Result<T>> {
-        match poll {
-            Poll::Ready(r) => {
-                let next = tokio::time::Instant::now() + self.idle;
-                self.deadline.as_mut().reset(next);
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the client sent nothing for too long",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        self.watch(cx, poll)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.watch(cx, poll)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let poll = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch(cx, poll)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
+/// `POST /v1/events`: the caller and the framed body come from the extractors (which
+/// refuse a request whole); each event is decoded, authorised for the caller and
+/// committed; the reply sums up each event's fate.
 async fn post_events<S: EventSink + 'static>(
     State(rx): State<Arc<Receiver<S>>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return (
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            error(
-                StatusCode::UNAUTHORIZED,
-                "missing bearer token (Authorization: Bearer <token>)",
-            ),
-        )
-            .into_response();
-    };
-    let Some(token) = rx
-        .tokens
-        .iter()
-        .find(|(secret, _)| constant_time_eq(secret.as_bytes(), presented.as_bytes()))
-        .map(|(_, t)| t)
-    else {
-        return (
-            [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")],
-            error(StatusCode::UNAUTHORIZED, "unknown bearer token"),
-        )
-            .into_response();
-    };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
-    let ndjson = match content_type.as_str() {
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
-        "application/json" => false,
-        other => {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "content type {other:?} is not accepted; send application/x-ndjson (one event per line) \
-                     or application/json (an array of events)"
-                ),
-            )
-        }
-    };
-    let body = match read_body(body, &rx.limits).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let raws = match crate::frame::frame(&body, ndjson, rx.limits.max_events) {
-        Ok(r) => r,
-        Err(e @ FrameError::TooManyEvents { .. }) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
-        }
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-
+    Caller(token): Caller,
+    Framed(raws): Framed,
+) -> Result<Json<Reply>, RequestError> {
     let single_source = (token.sources.len() == 1).then(|| token.sources[0].as_str());
-    let mut items = Vec::with_capacity(raws.len());
-    for (index, (raw, _)) in raws.iter().enumerate() {
-        let mut item = crate::item(
-            &rx.schema,
-            raw,
-            Position::Index(index),
-            single_source.unwrap_or(UNKNOWN_SOURCE),
-        );
-        if let Ok(event) = &item.outcome {
-            let type_name = &rx.schema.event_type(event.type_id).name;
-            let refusal = if !token.sources.contains(&event.source) {
-                Some((
-                    "source",
-                    format!(
-                        "token {:?} may not send source {:?}",
-                        token.name, event.source
-                    ),
-                ))
-            } else if !token.types.is_empty() && !token.types.contains(type_name) {
-                Some((
-                    "type",
-                    format!(
-                        "token {:?} may not send events of type {type_name}",
-                        token.name
-                    ),
-                ))
-            } else {
-                item.source_label = event.source.clone();
-                None
-            };
-            if let Some((field, message)) = refusal {
-                let r = Rejection::at(Reason::NotAllowed, field, message)
-                    .with_event_id(Some(&event.id));
-                item.refuse(raw, r);
-            }
-        }
-        items.push(item);
-    }
+    let label = single_source.unwrap_or(UNKNOWN_SOURCE);
+    let items = raws
+        .iter()
+        .enumerate()
+        .map(|(index, (raw, _))| {
+            let mut item = crate::item(&rx.schema, raw, Position::Index(index), label);
+            token.authorise(&rx.schema, &mut item, raw);
+            item
+        })
+        .collect();
+    let lines: Vec<Option<usize>> = raws.iter().map(|(_, line)| *line).collect();
+    // The body is not needed past decoding: free it before the (long) commits.
+    drop(raws);
+    submit(&*rx.sink, items, &lines).await.map(Json)
+}
 
+/// Commits `items` in batches of [`SINK_BATCH`] (memory stays bounded), in order, and
+/// sums up their fates; `lines` holds each item's NDJSON line.
+async fn submit<S: EventSink>(
+    sink: &S,
+    mut remaining: Vec<Item>,
+    lines: &[Option<usize>],
+) -> Result<Reply, RequestError> {
     let mut reply = Reply {
         accepted: 0,
         duplicates: 0,
         rejected: Vec::new(),
     };
     let mut offset = 0;
-    let mut remaining = items;
     while !remaining.is_empty() {
         let rest = remaining.split_off(remaining.len().min(SINK_BATCH));
-        let statuses = match rx.sink.submit(remaining).await {
-            Ok(s) => s,
-            Err(SinkError::Unavailable(m)) => {
-                // A broker may have written some messages whose acknowledgement it never
-                // sent: say only what is known, and that re-sending is safe.
-                let kept = if offset == 0 {
-                    "this request's events may not have been kept; re-sending it is safe (an event id counts once)".to_owned()
-                } else {
-                    format!(
-                        "the first {offset} events were kept, the rest may not have been; re-sending the whole request is safe (an event id counts once)"
-                    )
-                };
-                return (
-                    [(header::RETRY_AFTER, "5")],
-                    error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("store unavailable ({m}); {kept}; retry later"),
-                    ),
-                )
-                    .into_response();
-            }
-            Err(SinkError::Fatal(m)) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("store failed: {m}"),
-                );
-            }
-        };
+        let statuses = sink.submit(remaining).await.map_err(|e| match e {
+            SinkError::Unavailable(message) => RequestError::Unavailable {
+                message,
+                kept: offset,
+            },
+            SinkError::Fatal(m) => RequestError::StoreFailed(m),
+        })?;
         for (i, status) in statuses.into_iter().enumerate() {
             match status {
                 Status::Accepted => reply.accepted += 1,
                 Status::Duplicate => reply.duplicates += 1,
                 Status::Rejected(r) => reply.rejected.push(RejectedEntry {
                     index: offset + i,
-                    line: raws[offset + i].1,
+                    line: lines.get(offset + i).copied().flatten(),
                     event_id: if r.reason == Reason::PersonalNumber {
                         None
                     } else {
@@ -476,8 +251,208 @@ async fn post_events<S: EventSink + 'static>(
                 }),
             }
         }
-        offset += SINK_BATCH.min(raws.len() - offset);
+        offset += SINK_BATCH.min(lines.len() - offset);
         remaining = rest;
     }
-    (StatusCode::OK, Json(reply)).into_response()
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every reply of `POST /v1/events`, byte for byte (less the `date` header), through a
+    //! real socket: what clients see must not move when the handler is reorganised.
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::schema::EventTypeDecl;
+
+    /// What the test sink does with each call to `submit`.
+    #[derive(Clone, Copy)]
+    enum Script {
+        /// Accepts valid events (`dup-…` ids are duplicates), refuses the rest.
+        Take,
+        /// Takes the first batch, then is unavailable.
+        FailSecond,
+        Unavailable,
+        Fatal,
+    }
+
+    struct TestSink {
+        script: Script,
+        calls: AtomicUsize,
+    }
+
+    impl EventSink for TestSink {
+        async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            match (self.script, call) {
+                (Script::Unavailable, _) | (Script::FailSecond, 1..) => {
+                    return Err(SinkError::Unavailable("broker down".to_owned()))
+                }
+                (Script::Fatal, _) => return Err(SinkError::Fatal("bug".to_owned())),
+                _ => {}
+            }
+            Ok(items
+                .into_iter()
+                .map(|i| match i.outcome {
+                    Ok(e) if e.id.starts_with("dup-") => Status::Duplicate,
+                    Ok(_) => Status::Accepted,
+                    Err(r) => Status::Rejected(r),
+                })
+                .collect())
+        }
+    }
+
+    fn schema() -> Schema {
+        let decls: BTreeMap<String, EventTypeDecl> = serde_json::from_str(
+            r#"{
+              "cert": {"fields": {"channel": {"kind": "enum", "values": ["konbini", "counter"]}}},
+              "bpr": {"fields": {"hours": {"kind": "int", "min": 1}}}
+            }"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Schema::new(&decls, HashMap::new()).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    async fn serve(script: Script) -> std::net::SocketAddr {
+        let token = Token {
+            name: "counter".to_owned(),
+            token: Some("s3cret".to_owned()),
+            token_env: None,
+            sources: vec!["konbini".to_owned()],
+            types: vec!["cert".to_owned()],
+        };
+        let receiver = Receiver {
+            sink: Arc::new(TestSink {
+                script,
+                calls: AtomicUsize::new(0),
+            }),
+            schema: Arc::new(schema()),
+            tokens: vec![("s3cret".to_owned(), token)],
+            limits: Limits {
+                max_body_bytes: 4096,
+                max_events: 3,
+                body_timeout: Duration::from_millis(300),
+            },
+        };
+        let receiver = Receiver {
+            limits: Limits {
+                max_events: if matches!(script, Script::FailSecond) {
+                    SINK_BATCH + 1
+                } else {
+                    3
+                },
+                max_body_bytes: if matches!(script, Script::FailSecond) {
+                    1 << 20
+                } else {
+                    4096
+                },
+                ..receiver.limits
+            },
+            ..receiver
+        };
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move { axum::serve(listener, router(receiver)).await });
+        addr
+    }
+
+    /// The raw reply to a request of `headers` and `body` (`declared`: a Content-Length
+    /// longer than the body, for a body that never ends), less its `date` header.
+    async fn raw(
+        addr: std::net::SocketAddr,
+        headers: &str,
+        body: &[u8],
+        declared: usize,
+    ) -> String {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{headers}content-length: {declared}\r\n\r\n"
+        );
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(body).await;
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply).await;
+        String::from_utf8_lossy(&reply)
+            .split("\r\n")
+            .filter(|l| !l.starts_with("date:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    async fn post(addr: std::net::SocketAddr, headers: &str, body: &str) -> String {
+        raw(addr, headers, body.as_bytes(), body.len()).await
+    }
+
+    const AUTH: &str = "authorization: Bearer s3cret\r\n";
+    const NDJSON: &str = "authorization: Bearer s3cret\r\ncontent-type: application/x-ndjson\r\n";
+    const JSON: &str =
+        "authorization: Bearer s3cret\r\ncontent-type: Application/JSON; charset=utf-8\r\n";
+
+    fn cert(id: &str, source: &str, ty: &str) -> String {
+        let data = if ty == "cert" {
+            r#"{"channel":"konbini"}"#
+        } else {
+            r#"{"hours":2}"#
+        };
+        format!(
+            r#"{{"event_id":"{id}","source":"{source}","type":"{ty}","occurred_at":"2026-05-01T10:00:00+09:00","data":{data}}}"#
+        )
+    }
+
+    /// Every reply, in order, separated by a line of `=`.
+    async fn transcript() -> String {
+        let mut replies = Vec::new();
+        let addr = serve(Script::Take).await;
+        let one = cert("e-1", "konbini", "cert");
+        replies.push(post(addr, "", &one).await);
+        replies.push(post(addr, "authorization: Basic czNjcmV0\r\n", &one).await);
+        replies.push(post(addr, "authorization: Bearer wrong\r\n", &one).await);
+        replies.push(post(addr, AUTH, &one).await);
+        let csv = "authorization: Bearer s3cret\r\ncontent-type: text/csv\r\n";
+        replies.push(post(addr, csv, &one).await);
+        replies.push(post(addr, NDJSON, &"x".repeat(5000)).await);
+        replies.push(post(addr, JSON, "[{").await);
+        replies.push(post(addr, JSON, "[1,2,3,4]").await);
+        replies.push(post(addr, NDJSON, "1\n2\n3\n4\n").await);
+        replies.push(raw(addr, NDJSON, b"{", 100).await);
+
+        let body = format!(
+            "{}\n\nnot json\r\n{}\n",
+            cert("dup-1", "konbini", "cert"),
+            cert("e-2", "card", "cert"),
+        );
+        replies.push(post(addr, NDJSON, &body).await);
+        let body = format!(
+            "[{},{}]",
+            cert("e-3", "konbini", "bpr"),
+            cert("e-4", "konbini", "cert")
+        );
+        replies.push(post(addr, JSON, &body).await);
+
+        let addr = serve(Script::Unavailable).await;
+        replies.push(post(addr, NDJSON, &one).await);
+        let addr = serve(Script::Fatal).await;
+        replies.push(post(addr, NDJSON, &one).await);
+        let addr = serve(Script::FailSecond).await;
+        let many = "x\n".repeat(SINK_BATCH + 1);
+        replies.push(post(addr, NDJSON, &many).await);
+        replies.join("\n=====\n")
+    }
+
+    #[tokio::test]
+    async fn every_reply_stays_byte_for_byte_what_clients_know() {
+        let got = transcript().await;
+        let want = include_str!("http/replies.golden");
+        assert_eq!(got, want, "\n--- got:\n{got}\n--- want:\n{want}");
+    }
 }

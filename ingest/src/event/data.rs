@@ -1,0 +1,267 @@
+//! An event's `data`: each field converted as its type declares (within its bounds at
+//! the edge), defaults filled in, milestone stages and cross-field rules checked.
+
+use std::borrow::Cow;
+
+use super::{fixed_to_string, printable_id, quoted, Domain, Value, MAX_ID_CHARS};
+use crate::guard;
+use crate::json::{self, Json, ScaleError};
+use crate::reject::{Reason, Rejection};
+use crate::schema::{EventType, FieldKind, Schema};
+
+/// The data fields of an event of type `ty`: each converted, defaults filled in, stages
+/// and cross-field rules checked.
+pub(super) fn validate_data(
+    schema: &Schema,
+    ty: &EventType,
+    data: Vec<(Cow<'_, str>, usize, &Json<'_>)>,
+    domain: Domain,
+) -> Result<Vec<Value>, Rejection> {
+    // One allocation per event: values start absent, a bit per field says "given" (keys
+    // are unique: a key given twice was refused before).
+    let mut values = vec![Value::Absent; ty.fields.len()];
+    let mut given: u128 = 0;
+    for (key, position, value) in data {
+        let Some(ix) = ty.field(&key) else {
+            return Err(unknown_field(ty, &key, position));
+        };
+        given |= 1u128 << (ix % 128);
+        values[ix] = convert(&ty.fields[ix].kind, value, domain)
+            .map_err(|(r, m)| Rejection::at(r, &format!("data.{key}"), m))?;
+    }
+    fill_defaults(ty, &mut values, given)?;
+    check_stages(schema, ty, &values)?;
+    check_rules(ty, &values)?;
+    Ok(values)
+}
+
+/// A data key that `ty` does not declare (`position`: where it is, for a key that cannot
+/// be shown).
+fn unknown_field(ty: &EventType, key: &str, position: usize) -> Rejection {
+    let expected: Vec<&str> = ty.fields.iter().map(|f| f.name.as_str()).collect();
+    let hint = if expected.is_empty() {
+        format!("{} carries no data fields", ty.name)
+    } else {
+        format!("{} has fields {}", ty.name, expected.join(", "))
+    };
+    Rejection::at(
+        Reason::UnknownField,
+        &format!("data.{}", guard::key_label(key, position)),
+        format!("unknown field; {hint}"),
+    )
+}
+
+/// Fields not `given` take their default; a required one without a default is missing.
+fn fill_defaults(ty: &EventType, values: &mut [Value], given: u128) -> Result<(), Rejection> {
+    for (ix, field) in ty.fields.iter().enumerate() {
+        if given & (1u128 << (ix % 128)) != 0 {
+            continue;
+        }
+        match (&field.default, field.required) {
+            (Some(d), _) => values[ix] = d.clone(),
+            (None, true) => {
+                return Err(Rejection::at(
+                    Reason::MissingField,
+                    &format!("data.{}", field.name),
+                    format!("required by {}", ty.name),
+                ))
+            }
+            (None, false) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Each stage field names a stage of the milestone KPI its `of` field names.
+fn check_stages(schema: &Schema, ty: &EventType, values: &[Value]) -> Result<(), Rejection> {
+    for (ix, field) in ty.fields.iter().enumerate() {
+        if let (FieldKind::Stage { of }, Value::Id(stage)) = (&field.kind, &values[ix]) {
+            let kpi = match &values[*of] {
+                Value::Id(k) => k.to_string(),
+                Value::Enum(i) => match &ty.fields[*of].kind {
+                    FieldKind::Enum { values } => {
+                        values.get(usize::from(*i)).cloned().unwrap_or_default()
+                    }
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            };
+            let path = format!("data.{}", field.name);
+            let Some(stages) = schema.stages(&kpi) else {
+                return Err(Rejection::at(
+                    Reason::UnknownValue,
+                    &format!("data.{}", ty.fields[*of].name),
+                    format!("{} is not a milestone KPI of the plan", quoted(&kpi)),
+                ));
+            };
+            if !stages.iter().any(|s| s.as_str() == &**stage) {
+                return Err(Rejection::at(
+                    Reason::UnknownValue,
+                    &path,
+                    format!(
+                        "unknown value {}; {kpi} has stages {}",
+                        quoted(stage),
+                        stages.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The type's cross-field rules: each `(a, b)` says data.a ≤ data.b when both are given.
+fn check_rules(ty: &EventType, values: &[Value]) -> Result<(), Rejection> {
+    for &(a, b) in &ty.rules {
+        if let (Some(x), Some(y)) = (values[a].as_i64(), values[b].as_i64()) {
+            if x > y {
+                return Err(Rejection::at(
+                    Reason::CrossField,
+                    &format!("data.{}", ty.fields[a].name),
+                    format!("{x} is greater than data.{} ({y})", ty.fields[b].name),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A number for a message: its text when short, else how long it is.
+fn shown_number(text: &str) -> String {
+    if text.len() <= 24 {
+        text.to_owned()
+    } else {
+        format!("a number of {} characters", text.len())
+    }
+}
+
+/// Why a value is refused, and the message (the caller adds the field's path).
+type Refusal = (Reason, String);
+
+/// A JSON value of a data field as the field's kind says, within its bounds (at the edge).
+fn convert(kind: &FieldKind, v: &Json<'_>, domain: Domain) -> Result<Value, Refusal> {
+    match kind {
+        FieldKind::Int { min, max } => {
+            let Json::Number(n) = v else {
+                return Err(wrong("an integer", v));
+            };
+            convert_int(n, bounded(domain, *min, *max)).map(Value::Int)
+        }
+        FieldKind::Decimal { scale, min, max } => {
+            let Json::Number(n) = v else {
+                return Err(wrong("a number", v));
+            };
+            convert_decimal(n, *scale, bounded(domain, *min, *max)).map(Value::Fixed)
+        }
+        FieldKind::Enum { values } => {
+            let Json::String(s) = v else {
+                return Err(wrong("a string", v));
+            };
+            convert_enum(&s.decoded(), values)
+        }
+        FieldKind::Id | FieldKind::Stage { .. } => {
+            let Json::String(s) = v else {
+                return Err(wrong("a string", v));
+            };
+            convert_id(&s.decoded())
+        }
+    }
+}
+
+/// The bounds a value must lie in: the declared ones at the edge; in the log, which keeps
+/// what the edge accepted, only the 64 bits of a value.
+fn bounded(domain: Domain, min: i64, max: i64) -> (i64, i64) {
+    match domain {
+        Domain::Edge => (min, max),
+        Domain::Logged => (i64::MIN, i64::MAX),
+    }
+}
+
+fn wrong(expected: &str, v: &Json<'_>) -> Refusal {
+    (
+        Reason::WrongType,
+        format!("expected {expected}, got {}", v.kind_name()),
+    )
+}
+
+/// `v` (written `text`) within `(min, max)`, inclusive, compared in 128 bits (nothing
+/// wraps); `shown` writes a bound for the message.
+fn within(
+    v: i128,
+    text: &str,
+    (min, max): (i64, i64),
+    shown: &dyn Fn(i64) -> String,
+) -> Result<i64, Refusal> {
+    if v < i128::from(min) {
+        Err((
+            Reason::OutOfBounds,
+            format!("{} is below the minimum {}", shown_number(text), shown(min)),
+        ))
+    } else if v > i128::from(max) {
+        Err((
+            Reason::OutOfBounds,
+            format!("{} is above the maximum {}", shown_number(text), shown(max)),
+        ))
+    } else {
+        Ok(v as i64)
+    }
+}
+
+fn convert_int(n: &json::Number<'_>, bounds: (i64, i64)) -> Result<i64, Refusal> {
+    if !n.is_integer_notation() {
+        return Err((
+            Reason::WrongType,
+            "expected an integer, written without a fraction or exponent (1, not 1.0 or 1e0)"
+                .to_owned(),
+        ));
+    }
+    // Integer notation has no fraction: only the magnitude can fail.
+    let value = match n.decimal().scaled(0) {
+        Ok(x) => x,
+        Err(_) if n.text.starts_with('-') => i128::MIN,
+        Err(_) => i128::MAX,
+    };
+    within(value, n.text, bounds, &|x| x.to_string())
+}
+
+fn convert_decimal(n: &json::Number<'_>, scale: u32, bounds: (i64, i64)) -> Result<i64, Refusal> {
+    let value = match n.decimal().scaled(scale) {
+        Ok(x) => x,
+        Err(ScaleError::TooPrecise) => {
+            return Err((
+                Reason::WrongType,
+                format!("expected a number with at most {scale} decimal places"),
+            ))
+        }
+        Err(ScaleError::TooLarge) if n.text.starts_with('-') => i128::MIN,
+        Err(ScaleError::TooLarge) => i128::MAX,
+    };
+    within(value, n.text, bounds, &|x| fixed_to_string(x, scale))
+}
+
+fn convert_enum(s: &str, values: &[String]) -> Result<Value, Refusal> {
+    match values.iter().position(|x| *x == *s) {
+        Some(i) => Ok(Value::Enum(i as u16)),
+        None => Err((
+            Reason::UnknownValue,
+            format!(
+                "unknown value {}; expected one of {}",
+                quoted(s),
+                values.join(", ")
+            ),
+        )),
+    }
+}
+
+fn convert_id(s: &str) -> Result<Value, Refusal> {
+    if s.trim().is_empty() {
+        return Err((Reason::EmptyId, "must not be empty".to_owned()));
+    }
+    if !printable_id(s) {
+        return Err((
+            Reason::OutOfBounds,
+            format!("must be at most {MAX_ID_CHARS} printable characters"),
+        ));
+    }
+    Ok(Value::Id(s.into()))
+}
