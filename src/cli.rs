@@ -123,14 +123,9 @@ pub enum PlanCommand {
     },
 }
 
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:9464].
-    #[arg(long, env = "MIERUKA_LISTEN")]
-    pub listen: Option<String>,
-    /// SQLite file [default: data/mieruka.db; demo: data/demo.db, recreated].
-    #[arg(long, env = "MIERUKA_DB")]
-    pub db: Option<PathBuf>,
+/// Flags every serving role shares: the plan, the clock and how often figures move.
+#[derive(Args, Debug, Clone)]
+pub struct PlanArgs {
     /// Plan file [default: the shipped Ome plan].
     #[arg(long, env = "MIERUKA_PLAN")]
     pub plan: Option<PathBuf>,
@@ -140,6 +135,19 @@ pub struct ServeArgs {
     /// Seconds between snapshot refreshes while no events arrive [default: 60].
     #[arg(long, env = "MIERUKA_REFRESH_SECONDS")]
     pub refresh_seconds: Option<u64>,
+}
+
+/// Flags of `standalone` and `demo`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:9464].
+    #[arg(long, env = "MIERUKA_LISTEN")]
+    pub listen: Option<String>,
+    /// SQLite file [default: data/mieruka.db; demo: data/demo.db, recreated].
+    #[arg(long, env = "MIERUKA_DB")]
+    pub db: Option<PathBuf>,
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 /// Flags of the production roles (the config file's `[kafka]` and `[store]` give the rest).
@@ -154,46 +162,46 @@ pub struct RoleArgs {
     /// Kafka bootstrap servers [default: the config's [kafka] brokers].
     #[arg(long, env = "KAFKA_BROKERS")]
     pub brokers: Option<String>,
-    /// Plan file [default: the shipped Ome plan].
-    #[arg(long, env = "MIERUKA_PLAN")]
-    pub plan: Option<PathBuf>,
-    /// Take this instant as "now" (RFC 3339) instead of the wall clock.
-    #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
-    pub now: Option<Timestamp>,
-    /// Seconds between snapshot refreshes (export) [default: 60].
-    #[arg(long, env = "MIERUKA_REFRESH_SECONDS")]
-    pub refresh_seconds: Option<u64>,
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
-impl ServeArgs {
-    /// The flags, for [`config::resolve`].
-    pub fn flags(&self) -> Flags {
+impl PlanArgs {
+    /// These flags, for [`mieruka::config::resolve`].
+    fn flags(&self) -> Flags {
         Flags {
-            listen: self.listen.clone(),
-            db: self.db.clone(),
             plan: self.plan.clone(),
             now: self.now,
             refresh_seconds: self.refresh_seconds,
             ..Flags::default()
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The flags, for [`mieruka::config::resolve`].
+    pub fn flags(&self) -> Flags {
+        Flags {
+            listen: self.listen.clone(),
+            db: self.db.clone(),
+            ..self.plan.flags()
         }
     }
 }
 
 impl RoleArgs {
-    /// The flags, for [`config::resolve`].
+    /// The flags, for [`mieruka::config::resolve`].
     pub fn flags(&self) -> Flags {
         Flags {
             listen: self.listen.clone(),
-            plan: self.plan.clone(),
-            now: self.now,
-            refresh_seconds: self.refresh_seconds,
             database_url: self.database_url.clone(),
             brokers: self.brokers.clone(),
-            ..Flags::default()
+            ..self.plan.flags()
         }
     }
 }
 
+/// `--now`: an RFC 3339 instant.
 pub fn parse_now(s: &str) -> Result<Timestamp, String> {
     Timestamp::parse_rfc3339(s).map_err(|e| e.to_string())
 }

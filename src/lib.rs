@@ -6,4 +6,5 @@
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod process;
 pub mod roles;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use mieruka_aggregator::consumer::{Aggregator, AggregatorOptions, NoObserver};
+use mieruka_aggregator::consumer::{consumer_config, Aggregator, AggregatorOptions, NoObserver};
 use mieruka_aggregator::store_pg::PgStore;
 use mieruka_aggregator::Plan;
 use mieruka_ingest::kafka::rdkafka;
@@ -559,20 +559,16 @@ struct Drained {
     first: Option<f64>,
 }
 
-/// A bare `BaseConsumer` in a fresh group, with the aggregator's consumer settings (so the
-/// ratio measures what mieruka does with the messages, not a different fetch policy):
-/// counts the messages and reads every payload byte.
+/// A bare `BaseConsumer` in a fresh group, with the aggregator's own consumer settings
+/// ([`consumer_config`], so the ratio measures what mieruka does with the messages, not
+/// a different fetch policy): counts the messages and reads every payload byte.
 fn drain_bare(brokers: &str, group: &str, topic: &str, events: u64) -> anyhow::Result<Drained> {
     let started = Instant::now();
-    let mut cfg = base_config(brokers);
-    cfg.set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("allow.auto.create.topics", "false")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("fetch.wait.max.ms", "100");
+    let cfg = consumer_config(&AggregatorOptions::new(
+        brokers,
+        group,
+        vec![topic.to_owned()],
+    ));
     let consumer: BaseConsumer = cfg.create().context("cannot create the bare consumer")?;
     consumer.subscribe(&[topic])?;
     let (mut count, mut bytes, mut sum) = (0u64, 0u64, 0u64);

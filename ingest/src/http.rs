@@ -40,8 +40,7 @@ pub use idle::{IdleTimeout, IdleTimeoutListener};
 /// size, so memory stays bounded; the reply comes after the last one.
 pub const SINK_BATCH: usize = 10_000;
 
-/// The label under which events of no configured source are counted.
-pub const UNKNOWN_SOURCE: &str = "unknown";
+pub use crate::UNKNOWN_SOURCE;
 
 /// A bearer token of one line system, from the config file.
 #[derive(Clone, Debug, Deserialize)]

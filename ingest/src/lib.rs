@@ -26,6 +26,10 @@ pub use schema::{EventType, EventTypeDecl, FieldKind, Schema, TimeWindow, TypeId
 pub use sink::{EventSink, Item, Position, SinkError, Status};
 pub use timestamp::Timestamp;
 
+/// The source label of an event whose source is not one the configuration names (or
+/// cannot be read): metrics labels come from configuration, never from request data.
+pub const UNKNOWN_SOURCE: &str = "unknown";
+
 /// Most bytes of a rejected event's raw text that are kept (in the `rejected` table, a
 /// dead letter, a reply): enough for any real event many times over; a hostile
 /// megabyte line is kept cut, with a note saying how long it was.

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use mieruka_aggregator::Plan;
-use mieruka_ingest::http::{Token, SINK_BATCH, UNKNOWN_SOURCE};
-use mieruka_ingest::{item, EventSink, Position, Status};
+use mieruka_ingest::http::{Token, SINK_BATCH};
+use mieruka_ingest::{item, EventSink, Position, Status, UNKNOWN_SOURCE};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Resolved;

@@ -384,7 +384,11 @@ mod tests {
         for kind in [RoleKind::Aggregate, RoleKind::Export, RoleKind::Command] {
             let r = resolve(&cfg, &Flags::default(), kind).unwrap();
             assert!(r.tokens.is_empty(), "{kind:?}");
-            assert_eq!(r.sources, ["konbini"], "{kind:?}: labels come from the config");
+            assert_eq!(
+                r.sources,
+                ["konbini"],
+                "{kind:?}: labels come from the config"
+            );
         }
     }
 
@@ -396,7 +400,10 @@ mod tests {
         assert_eq!(ingest.kafka.source_topics, [DEFAULT_TOPIC]);
         assert_eq!(ingest.kafka.group_id, DEFAULT_GROUP_ID);
         let err = resolve(&cfg, &Flags::default(), RoleKind::Aggregate).unwrap_err();
-        assert!(err.to_string().contains("max_batch must be at least 1"), "{err}");
+        assert!(
+            err.to_string().contains("max_batch must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,50 +8,24 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use mieruka_exporter::Exporter;
 use mieruka_ingest::http::{IdleTimeoutListener, Receiver, Token};
 use mieruka_ingest::kafka::rdkafka::producer::Producer;
 use mieruka_ingest::kafka::KafkaSink;
-use mieruka_ingest::{EventSink, Item, SinkError, Status};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{bind, record_batch, Clock, Counted};
+use super::{bind, Clock, Counted, CountingSink};
 use crate::config::{Resolved, TopicAllowConfig};
-
-/// The Kafka sink, counting the events refused at the edge.
-struct CountingSink {
-    inner: KafkaSink,
-    exporter: Arc<Exporter>,
-    clock: Clock,
-}
-
-impl EventSink for CountingSink {
-    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
-        let labels: Vec<String> = items.iter().map(|i| i.source_label.clone()).collect();
-        let started = Instant::now();
-        let statuses = self.inner.submit(items).await?;
-        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-        let elapsed = started.elapsed();
-        record_batch(
-            &self.exporter,
-            self.clock,
-            &labels,
-            &statuses,
-            elapsed,
-            Counted::Refusals,
-        );
-        Ok(statuses)
-    }
-}
 
 /// The built `ingest` role.
 pub struct IngestRole {
     listener: TcpListener,
-    sink: Arc<CountingSink>,
+    kafka: Arc<KafkaSink>,
+    sink: Arc<CountingSink<KafkaSink>>,
     exporter: Arc<Exporter>,
     settings: Resolved,
     topic: String,
@@ -71,20 +45,26 @@ impl IngestRole {
             producer.set(k, v);
         }
         let dead_letter = settings.kafka.dead_letter_topic.as_deref();
-        let inner = KafkaSink::with_config(producer, &topic, dead_letter, schema)
-            .context("cannot create the Kafka producer")?;
+        let kafka = Arc::new(
+            KafkaSink::with_config(producer, &topic, dead_letter, schema)
+                .context("cannot create the Kafka producer")?,
+        );
         let exporter = Exporter::new(settings.plan.clone(), settings.sources.clone());
         let clock = Clock(settings.now);
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
         exporter.publish(&[], clock.now());
         let (listener, _) = bind(&settings.listen).await?;
-        let sink = Arc::new(CountingSink {
-            inner,
-            exporter: exporter.clone(),
+        // Each outcome is counted once across the roles: this one counts what it refuses
+        // at the edge, the aggregators what they commit.
+        let sink = Arc::new(CountingSink::new(
+            kafka.clone(),
+            exporter.clone(),
             clock,
-        });
+            Counted::Refusals,
+        ));
         Ok(IngestRole {
             listener,
+            kafka,
             sink,
             exporter,
             settings: settings.clone(),
@@ -106,13 +86,14 @@ impl IngestRole {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let IngestRole {
             listener,
+            kafka,
             sink,
             exporter,
             settings,
             topic,
         } = self;
         let readiness = tokio::spawn(readiness(
-            sink.clone(),
+            kafka.clone(),
             exporter.clone(),
             topic.clone(),
             shutdown.clone(),
@@ -132,10 +113,10 @@ impl IngestRole {
             .await?;
         shutdown.cancel();
         let _ = readiness.await;
-        let flushed = tokio::task::spawn_blocking(move || {
-            sink.inner.producer().flush(Duration::from_secs(10))
-        })
-        .await;
+        drop(sink);
+        let flushed =
+            tokio::task::spawn_blocking(move || kafka.producer().flush(Duration::from_secs(10)))
+                .await;
         if !matches!(flushed, Ok(Ok(()))) {
             tracing::warn!("Some produced events were not acknowledged before stopping; their requests were not answered 2xx.");
         }
@@ -147,7 +128,7 @@ impl IngestRole {
 /// Ready while the broker answers for the topic: probed every 10 s while it does, every
 /// second while it does not; each change is logged once.
 async fn readiness(
-    sink: Arc<CountingSink>,
+    kafka: Arc<KafkaSink>,
     exporter: Arc<Exporter>,
     topic: String,
     shutdown: CancellationToken,
@@ -155,9 +136,9 @@ async fn readiness(
     let mut was = None;
     loop {
         let probe = {
-            let (sink, topic) = (sink.clone(), topic.clone());
+            let (kafka, topic) = (kafka.clone(), topic.clone());
             tokio::task::spawn_blocking(move || {
-                sink.inner
+                kafka
                     .producer()
                     .client()
                     .fetch_metadata(Some(&topic), Duration::from_secs(3))

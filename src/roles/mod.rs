@@ -18,12 +18,14 @@ pub mod ingest;
 pub mod standalone;
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use mieruka_exporter::Exporter;
-use mieruka_ingest::{Status, Timestamp};
+use mieruka_ingest::{EventSink, Item, SinkError, Status, Timestamp};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 /// The clock: fixed by `--now`, else the wall clock.
 #[derive(Clone, Copy, Debug)]
@@ -59,6 +61,48 @@ enum Counted {
     All,
     /// Refusals only: the role in front of Kafka.
     Refusals,
+}
+
+/// A sink that counts what each batch it commits came to into the health metrics, and
+/// wakes whoever waits for commits (the snapshot refresher).
+pub struct CountingSink<S> {
+    inner: Arc<S>,
+    exporter: Arc<Exporter>,
+    clock: Clock,
+    counted: Counted,
+    committed: Arc<Notify>,
+}
+
+impl<S: EventSink> CountingSink<S> {
+    fn new(inner: Arc<S>, exporter: Arc<Exporter>, clock: Clock, counted: Counted) -> Self {
+        CountingSink {
+            inner,
+            exporter,
+            clock,
+            counted,
+            committed: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl<S: EventSink> EventSink for CountingSink<S> {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+        let labels: Vec<String> = items.iter().map(|i| i.source_label.clone()).collect();
+        let started = Instant::now();
+        let statuses = self.inner.submit(items).await?;
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let elapsed = started.elapsed();
+        record_batch(
+            &self.exporter,
+            self.clock,
+            &labels,
+            &statuses,
+            elapsed,
+            self.counted,
+        );
+        self.committed.notify_one();
+        Ok(statuses)
+    }
 }
 
 /// Records one committed batch into the health metrics: how long the commit took, each

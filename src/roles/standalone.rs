@@ -7,48 +7,22 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use mieruka_aggregator::{figures, Plan, SqliteStore};
 use mieruka_exporter::Exporter;
 use mieruka_ingest::http::{IdleTimeoutListener, Receiver};
-use mieruka_ingest::{EventSink, Item, SinkError, Status};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{bind, record_batch, Clock, Counted};
+use super::{bind, Clock, Counted, CountingSink};
 use crate::config::Resolved;
 
 /// The store as the HTTP receiver and the demo see it: commits, then counts the
 /// outcomes and wakes the snapshot refresher.
-pub struct PublishingSink {
-    store: Arc<SqliteStore>,
-    exporter: Arc<Exporter>,
-    committed: Arc<Notify>,
-    clock: Clock,
-}
-
-impl EventSink for PublishingSink {
-    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
-        let labels: Vec<String> = items.iter().map(|i| i.source_label.clone()).collect();
-        let started = Instant::now();
-        let statuses = self.store.submit(items).await?;
-        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-        let elapsed = started.elapsed();
-        record_batch(
-            &self.exporter,
-            self.clock,
-            &labels,
-            &statuses,
-            elapsed,
-            Counted::All,
-        );
-        self.committed.notify_one();
-        Ok(statuses)
-    }
-}
+pub type PublishingSink = CountingSink<SqliteStore>;
 
 /// The built standalone process, ready to serve.
 pub struct Standalone {
@@ -70,12 +44,12 @@ impl Standalone {
         );
         let exporter = Exporter::new(plan.clone(), settings.sources.clone());
         let clock = Clock(settings.now);
-        let sink = Arc::new(PublishingSink {
-            store: store.clone(),
-            exporter: exporter.clone(),
-            committed: Arc::new(Notify::new()),
+        let sink = Arc::new(CountingSink::new(
+            store.clone(),
+            exporter.clone(),
             clock,
-        });
+            Counted::All,
+        ));
         refresh(&plan, &store, &exporter, clock).await?;
         exporter.set_ready(true);
         let (listener, _) = bind(&settings.listen).await?;

@@ -77,7 +77,7 @@ use rdkafka::error::KafkaError;
 use crate::store_pg::PgError;
 use crate::topic_allow::TopicAllow;
 
-pub use run::Aggregator;
+pub use run::{consumer_config, Aggregator};
 
 /// How often consumer lag is measured.
 const LAG_INTERVAL: Duration = Duration::from_secs(5);

@@ -73,29 +73,7 @@ impl Aggregator {
             owned: Mutex::new(Owned::default()),
             max_backoff: opts.max_backoff,
         };
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &opts.brokers)
-            .set("group.id", &opts.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("allow.auto.create.topics", "false")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "100")
-            // Statistics carry the partitions' watermarks, for the lag (see `Ctx::stats`).
-            .set(
-                "statistics.interval.ms",
-                LAG_INTERVAL.as_millis().to_string(),
-            )
-            // Connections that do not come up, or stop answering, within 10 s are dropped
-            // and made again (librdkafka's defaults are 30 and 60 s).
-            .set("socket.connection.setup.timeout.ms", "10000")
-            .set("socket.timeout.ms", "10000")
-            .set("broker.address.family", "v4");
-        for (k, v) in &opts.client_config {
-            cfg.set(k, v);
-        }
+        let cfg = consumer_config(&opts);
         let consumer: BaseConsumer<Ctx> = cfg.create_with_context(ctx)?;
         let topics: Vec<&str> = opts.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
@@ -299,4 +277,35 @@ fn accept(
 ) -> Option<Pending> {
     let epoch = partition::admit(consumer, m.topic(), m.partition(), m.offset())?;
     Some(source::pending(schema, topics, m, epoch))
+}
+
+/// The consumer's librdkafka settings: the group's, offsets kept by the store (never
+/// committed to Kafka, read from the earliest when none is stored), statistics for the
+/// lag, short socket timeouts; then the config's `[kafka.librdkafka]` properties. The
+/// benchmark's bare consumer uses the same, so its ratio compares like with like.
+pub fn consumer_config(opts: &AggregatorOptions) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &opts.brokers)
+        .set("group.id", &opts.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("allow.auto.create.topics", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "100")
+        // Statistics carry the partitions' watermarks, for the lag (see `Ctx::stats`).
+        .set(
+            "statistics.interval.ms",
+            LAG_INTERVAL.as_millis().to_string(),
+        )
+        // Connections that do not come up, or stop answering, within 10 s are dropped
+        // and made again (librdkafka's defaults are 30 and 60 s).
+        .set("socket.connection.setup.timeout.ms", "10000")
+        .set("socket.timeout.ms", "10000")
+        .set("broker.address.family", "v4");
+    for (k, v) in &opts.client_config {
+        cfg.set(k, v);
+    }
+    cfg
 }

@@ -10,8 +10,7 @@ use super::batch::Pending;
 use super::ConsumerError;
 use crate::topic_allow::TopicAllow;
 
-/// The source label of events whose `source` could not be read.
-const UNKNOWN_SOURCE: &str = "unknown";
+use mieruka_ingest::UNKNOWN_SOURCE;
 
 /// A source topic: its name, shared by every message read from it (telling two messages'
 /// topics apart is then a pointer comparison), and what it may carry.
