@@ -20,4 +20,3 @@ pub use ledger::{Effect, Ledger};
 pub use plan::{Direction, Kpi, KpiKind, Measure, MeasureKind, Plan, PlanError, PlanErrors};
 pub mod store;
 pub use store::{RejectedRow, SqliteStore, StoreError};
-pub mod store_pg;

@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mieruka_aggregator::store_pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
+use mieruka_aggregator::store::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
 use mieruka_aggregator::{Day, Plan};
 use mieruka_ingest::{item, Item, Position, Status, Timestamp};
 use mieruka_testkit::pg::TestDb;

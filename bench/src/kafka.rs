@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use mieruka_aggregator::consumer::{consumer_config, Aggregator, AggregatorOptions, NoObserver};
-use mieruka_aggregator::store_pg::PgStore;
+use mieruka_aggregator::store::PgStore;
 use mieruka_aggregator::Plan;
 use mieruka_ingest::kafka::rdkafka;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

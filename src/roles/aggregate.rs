@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
 use mieruka_aggregator::consumer::{Aggregator, AggregatorOptions, Observer};
-use mieruka_aggregator::store_pg::PgStore;
+use mieruka_aggregator::store::PgStore;
 use mieruka_exporter::Exporter;
 use mieruka_ingest::Status;
 use tokio::net::TcpListener;

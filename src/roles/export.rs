@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use mieruka_aggregator::store_pg::{PgStore, NOTIFY_CHANNEL};
+use mieruka_aggregator::store::{PgStore, NOTIFY_CHANNEL};
 use mieruka_aggregator::{figures, Plan};
 use mieruka_exporter::Exporter;
 use sqlx::postgres::PgListener;
@@ -98,7 +98,7 @@ async fn connect(
                 listener = None;
             }
         }
-        Ok::<_, mieruka_aggregator::store_pg::PgError>((store, listener))
+        Ok::<_, mieruka_aggregator::store::PgError>((store, listener))
     };
     let retry = attempt
         .retry(ExponentialBuilder::default().with_max_delay(Duration::from_secs(10)).without_max_times())

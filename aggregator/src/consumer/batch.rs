@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mieruka_ingest::{Item, Status};
 
 use super::run::Aggregator;
-use crate::store_pg::{PgError, SourcePosition};
+use crate::store::{PgError, SourcePosition};
 
 /// Batches' worth of messages a batch being collected may hold back (of partitions with a
 /// commit in flight) before it stops and waits for that commit.

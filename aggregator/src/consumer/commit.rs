@@ -14,7 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::batch::{parts_of, CommitTask, InFlight, Part, Pending};
 use super::run::Aggregator;
 use super::ConsumerError;
-use crate::store_pg::{PgError, SourcePosition};
+use crate::store::{PgError, SourcePosition};
 
 /// Batches read ahead while commits fail before the partitions are paused.
 const PAUSE_AFTER_BATCHES: usize = 4;

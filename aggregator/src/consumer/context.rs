@@ -18,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use super::partition::PartitionState;
-use crate::store_pg::{PgError, PgStore};
+use crate::store::{PgError, PgStore};
 
 /// The partitions this consumer owns, by topic and partition.
 #[derive(Debug, Default)]

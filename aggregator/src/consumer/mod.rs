@@ -59,7 +59,7 @@
 //! callback (which runs inside `poll`) can read the stored offsets synchronously before
 //! it assigns the partitions with those offsets.
 //!
-//! [`PgStore::submit_with_positions`]: crate::store_pg::PgStore::submit_with_positions
+//! [`PgStore::submit_with_positions`]: crate::store::PgStore::submit_with_positions
 
 mod batch;
 mod commit;
@@ -74,7 +74,7 @@ use std::time::Duration;
 use mieruka_ingest::Status;
 use rdkafka::error::KafkaError;
 
-use crate::store_pg::PgError;
+use crate::store::PgError;
 use crate::topic_allow::TopicAllow;
 
 pub use run::{consumer_config, Aggregator};

@@ -19,7 +19,7 @@ use super::batch::{InFlight, Pending};
 use super::context::{Ctx, Owned};
 use super::source::{source_topics, SourceTopic};
 use super::{partition, source, AggregatorOptions, ConsumerError, Observer, LAG_INTERVAL};
-use crate::store_pg::PgStore;
+use crate::store::PgStore;
 
 /// The `aggregate` role's consumer, built and subscribed, ready to [`Aggregator::run`].
 pub struct Aggregator {

@@ -26,7 +26,7 @@ mod row;
 pub mod sqlite;
 mod tables;
 
-pub use pg::{PgStore, NOTIFY_CHANNEL};
+pub use pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
 pub use sqlite::{SqliteStore, StoreError};
 
 /// What every store offers: open, fold batches in exactly once, read the ledger and the
