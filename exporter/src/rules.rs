@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use mieruka_aggregator::plan::{Kpi, KpiKind, Plan, Stage};
-use mieruka_aggregator::{Direction, FiscalYear};
+use mieruka_aggregator::{Day, Direction, FiscalYear};
 use mieruka_ingest::Timestamp;
 
 /// Where the runbook lives; each alert's `runbook_url` is this plus `#<anchor>`.
@@ -357,11 +357,10 @@ fn current(figure: &str) -> String {
 /// The instant from which a milestone's target stage for `fy` is overdue: the end of its
 /// `due` day (JST), else the end of the fiscal year (April 1, 00:00 JST).
 pub fn milestone_due(kpi: &Kpi, fy: FiscalYear) -> Timestamp {
-    kpi.due
-        .get(&fy)
-        .and_then(|d| Timestamp::parse_rfc3339(&format!("{d}T00:00:00+09:00")).ok())
-        .map(|t| Timestamp::from_micros(t.micros() + 86_400 * 1_000_000))
-        .unwrap_or_else(|| fy.end())
+    match kpi.due.get(&fy) {
+        Some(day) => Day(day.0 + 1).start(),
+        None => fy.end(),
+    }
 }
 
 fn has_numeric_target(kpi: &Kpi) -> bool {
@@ -442,7 +441,8 @@ fn kpi_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
     let id = kpi.id.as_str();
     let sel = format!("{{kpi={}}}", promql_str(id));
     let tol = kpi.tolerance;
-    let crit = kpi.alert.critical_factor * tol;
+    let factor = kpi.alert.critical_factor.get();
+    let crit = factor * tol;
     let fig = |figure| Slot::Figure {
         figure,
         kpi: id,
@@ -459,15 +459,12 @@ fn kpi_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
     for (severity, threshold) in [("warning", tol), ("critical", crit)] {
         let (sev_ja, sev_en) = severity_words(severity);
         let past_ja = if severity == "critical" {
-            format!("許容の{}倍を超えて", num(kpi.alert.critical_factor))
+            format!("許容の{}倍を超えて", num(factor))
         } else {
             "許容を超えて".to_owned()
         };
         let past_en = if severity == "critical" {
-            format!(
-                "more than {} × the tolerance",
-                num(kpi.alert.critical_factor)
-            )
+            format!("more than {} × the tolerance", num(factor))
         } else {
             "beyond the tolerance".to_owned()
         };
@@ -516,7 +513,7 @@ fn kpi_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
         rules.push(Rule::Alert {
             alert: "MierukaKpiBehindPace",
             expr: format!("{}{sel} < {}", current("drift"), num(-threshold)),
-            for_: kpi.alert.behind_for.clone(),
+            for_: kpi.alert.behind_for.to_string(),
             labels: vec![("kpi", id.to_owned()), ("severity", severity.to_owned())],
             key: key(severity),
             annotations: vec![
@@ -988,7 +985,8 @@ mod tests {
             milestone_due(&kpi, FiscalYear(2026)).unix_seconds(),
             1_806_505_200
         );
-        kpi.due.insert(FiscalYear(2026), "2026-09-30".to_owned());
+        kpi.due
+            .insert(FiscalYear(2026), "2026-09-30".parse().unwrap());
         // 2026-10-01T00:00+09:00
         assert_eq!(
             milestone_due(&kpi, FiscalYear(2026)).unix_seconds(),

@@ -47,6 +47,9 @@ pub(super) fn compile_kpis(
         };
         let figures = targets::compile_targets(&k, &kind, years, &key, errs);
         checks::kpi_figures(&k, &kind, &figures.targets, &key, errs);
+        let Some(alert) = checks::kpi_alert(&k, &key, errs) else {
+            continue;
+        };
         kpis.push(Kpi {
             id: k.id.into_inner(),
             name_ja: k.name_ja,
@@ -59,7 +62,7 @@ pub(super) fn compile_kpis(
             targets: figures.targets,
             tolerance: k.tolerance,
             due: figures.due,
-            alert: k.alert,
+            alert,
             source: k.source,
             note: k.note,
         });

@@ -6,6 +6,7 @@
 //! `file` is the TOML as written, `model` the checked plan everyone else reads, and
 //! `compile` (with `measures`, `kpis`, `targets` and `checks`) turns one into the other.
 
+mod alert;
 mod checks;
 mod compile;
 mod error;
@@ -15,6 +16,7 @@ mod measures;
 mod model;
 mod targets;
 
+pub use alert::{Alert, CriticalFactor, PromDuration};
 pub use error::{PlanError, PlanErrors};
 pub use file::{AlertDecl, Chapter};
 pub use model::{Direction, Kpi, KpiKind, Measure, MeasureKind, Op, Plan, Route, Stage};

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use mieruka_ingest::schema::{FieldIx, Schema, TypeId};
 
-use super::file::{AlertDecl, Chapter};
-use crate::fiscal::FiscalYear;
+use super::alert::Alert;
+use super::file::Chapter;
+use crate::fiscal::{Day, FiscalYear};
 
 /// Whether more is better or less is better.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -142,10 +143,10 @@ pub struct Kpi {
     pub targets: BTreeMap<FiscalYear, Option<f64>>,
     /// How far behind pace still counts as on pace, in the KPI's unit.
     pub tolerance: f64,
-    /// Milestones: the date by which each year's target stage is due (JST, `YYYY-MM-DD`).
-    pub due: BTreeMap<FiscalYear, String>,
+    /// Milestones: the day (JST) by which each year's target stage is due.
+    pub due: BTreeMap<FiscalYear, Day>,
     /// Alerting knobs.
-    pub alert: AlertDecl,
+    pub alert: Alert,
     /// Which line system feeds it.
     pub source: String,
     /// Definitions to confirm, and where the numbers come from.

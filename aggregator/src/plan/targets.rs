@@ -9,13 +9,13 @@ use super::error::Errors;
 use super::file::{KpiDecl, TargetDecl};
 use super::kpis::KpiKey;
 use super::model::KpiKind;
-use crate::fiscal::FiscalYear;
+use crate::fiscal::{Day, FiscalYear};
 
 /// The compiled baseline, targets and due dates of one KPI.
 pub(super) struct Figures {
     pub(super) baseline: Option<f64>,
     pub(super) targets: BTreeMap<FiscalYear, Option<f64>>,
-    pub(super) due: BTreeMap<FiscalYear, String>,
+    pub(super) due: BTreeMap<FiscalYear, Day>,
 }
 
 /// Compiles a KPI's numbers; `years` is the plan's (first, last) year.
@@ -130,19 +130,17 @@ fn due(
     (first, last): (FiscalYear, FiscalYear),
     key: &KpiKey,
     errs: &mut Errors<'_>,
-) -> BTreeMap<FiscalYear, String> {
+) -> BTreeMap<FiscalYear, Day> {
     let mut due = BTreeMap::new();
     for (year, d) in &k.due {
         let ok_year = year
             .parse::<i32>()
             .ok()
             .filter(|y| (first.0..=last.0).contains(y));
-        let ok_date =
-            mieruka_ingest::Timestamp::parse_rfc3339(&format!("{}T00:00:00+09:00", d.get_ref()))
-                .is_ok();
-        match (ok_year, ok_date, is_milestone) {
-            (Some(y), true, true) => {
-                due.insert(FiscalYear(y), d.get_ref().clone());
+        let date = d.get_ref().parse::<Day>();
+        match (ok_year, date, is_milestone) {
+            (Some(y), Ok(day), true) => {
+                due.insert(FiscalYear(y), day);
             }
             (_, _, false) => errs.at(
                 Some(d.span()),
@@ -154,7 +152,7 @@ fn due(
                 key.of(&format!("due.{year}")),
                 "not a year of the plan",
             ),
-            (_, false, _) => errs.at(
+            (_, Err(_), _) => errs.at(
                 Some(d.span()),
                 key.of(&format!("due.{year}")),
                 "expected a date YYYY-MM-DD",
