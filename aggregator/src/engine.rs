@@ -17,7 +17,7 @@ use mieruka_ingest::{Event, Reason, Rejection, Status, Timestamp};
 use crate::figures::{figures, Figure};
 use crate::fiscal::Day;
 use crate::ledger::{effects, Effect, Ledger};
-use crate::plan::Plan;
+use crate::plan::{MeasureId, Plan};
 
 /// An accepted event as the log keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub trait EventLog {
 pub fn deltas_since<L: EventLog + ?Sized>(
     plan: &Plan,
     log: &L,
-    measure: usize,
+    measure: MeasureId,
     day: Day,
     at: Timestamp,
 ) -> i128 {

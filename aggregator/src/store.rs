@@ -34,8 +34,8 @@ use tokio::sync::Mutex;
 
 use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
 use crate::fiscal::{Day, FiscalYear};
-use crate::ledger::{Effect, Ledger, LevelDay, Snapshot};
-use crate::plan::Plan;
+use crate::ledger::{AsOf, Effect, Ledger, LevelDay, Snapshot};
+use crate::plan::{MeasureId, Plan};
 
 /// Rows per multi-row statement: SQLite allows 32,766 bound parameters; 500 rows of at
 /// most 9 columns stays far below and keeps statements cacheable.
@@ -550,7 +550,7 @@ async fn write_aggregates(
             }
         }
     }
-    let mid = |m: usize| plan.measures[m].id.as_str();
+    let mid = |m: MeasureId| plan.measures[m].id.as_str();
     let flows: Vec<_> = flows.into_iter().collect();
     for chunk in flows.chunks(ROWS_PER_STATEMENT) {
         let mut qb: QueryBuilder<Sqlite> =
@@ -650,14 +650,7 @@ async fn write_aggregates(
     let as_of: Vec<(String, i64)> = ledger
         .as_of
         .iter()
-        .map(|(k, t)| {
-            let key = if *k < plan.measures.len() {
-                format!("m:{}", plan.measures[*k].id)
-            } else {
-                format!("k:{}", plan.kpis[*k - plan.measures.len()].id)
-            };
-            (key, t.micros())
-        })
+        .map(|(k, t)| (k.key(plan), t.micros()))
         .collect();
     for chunk in as_of.chunks(ROWS_PER_STATEMENT) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO as_of (key, at) ");
@@ -672,11 +665,11 @@ async fn write_aggregates(
 
 async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<Ledger, StoreError> {
     let mut ledger = Ledger::default();
-    let measure: HashMap<&str, usize> = plan
+    let measure: HashMap<&str, MeasureId> = plan
         .measures
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.id.as_str(), i))
+        .map(|(i, m)| (m.id.as_str(), MeasureId(i)))
         .collect();
     for r in sqlx::query("SELECT measure, day, amount FROM flows")
         .fetch_all(&mut *conn)
@@ -730,7 +723,7 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
         .fetch_all(&mut *conn)
         .await?
     {
-        let kpi = plan.kpis.iter().position(|k| k.id == r.get::<&str, _>(0));
+        let kpi = plan.kpi_id(r.get::<&str, _>(0));
         if let Some(k) = kpi {
             let stage = plan.kpis[k]
                 .stages()
@@ -744,15 +737,7 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
         .fetch_all(&mut *conn)
         .await?
     {
-        let key: &str = r.get(0);
-        let ix = if let Some(m) = key.strip_prefix("m:") {
-            measure.get(m).copied()
-        } else {
-            key.strip_prefix("k:")
-                .and_then(|k| plan.kpis.iter().position(|x| x.id == k))
-                .map(|k| plan.measures.len() + k)
-        };
-        if let Some(ix) = ix {
+        if let Some(ix) = AsOf::from_key(plan, r.get(0)) {
             ledger.as_of.insert(ix, Timestamp::from_micros(r.get(1)));
         }
     }

@@ -47,8 +47,8 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 use crate::engine::{fold, fold_tracked, BatchLog, EventLog, LogEntry, MemoryLog};
 use crate::fiscal::{Day, FiscalYear};
-use crate::ledger::{Effect, Ledger, LevelDay, Snapshot};
-use crate::plan::{MeasureKind, Op, Plan};
+use crate::ledger::{AsOf, Effect, Ledger, LevelDay, Snapshot};
+use crate::plan::{KpiId, MeasureId, MeasureKind, Op, Plan};
 use crate::store::{parse_amount, RejectedRow};
 
 /// The channel notified (on commit) after every committed batch.
@@ -141,8 +141,8 @@ pub struct KafkaOffset {
 
 /// Plan ids resolved once: rows are keyed by ids, the ledger by positions.
 struct Ids {
-    measure: HashMap<String, usize>,
-    kpi: HashMap<String, usize>,
+    measure: HashMap<String, MeasureId>,
+    kpi: HashMap<String, KpiId>,
     /// Names of the types whose events can move a level (what a snapshot's day needs).
     level_types: Vec<String>,
 }
@@ -168,47 +168,46 @@ impl Ids {
                 .measures
                 .iter()
                 .enumerate()
-                .map(|(i, m)| (m.id.clone(), i))
+                .map(|(i, m)| (m.id.clone(), MeasureId(i)))
                 .collect(),
             kpi: plan
                 .kpis
                 .iter()
                 .enumerate()
-                .map(|(i, k)| (k.id.clone(), i))
+                .map(|(i, k)| (k.id.clone(), KpiId(i)))
                 .collect(),
             level_types,
         }
     }
 
-    fn stage(&self, plan: &Plan, kpi: &str, stage: &str) -> Option<(usize, u16)> {
+    fn stage(&self, plan: &Plan, kpi: &str, stage: &str) -> Option<(KpiId, u16)> {
         let k = *self.kpi.get(kpi)?;
         let s = plan.kpis[k].stages()?.iter().position(|s| s.id == stage)?;
         Some((k, u16::try_from(s).ok()?))
     }
 
-    fn as_of(&self, plan: &Plan, key: &str) -> Option<usize> {
+    fn as_of(&self, plan: &Plan, key: &str) -> Option<AsOf> {
         if let Some(m) = key.strip_prefix("m:") {
-            self.measure.get(m).copied()
+            self.measure.get(m).copied().map(AsOf::Measure)
         } else {
-            let k = self.kpi.get(key.strip_prefix("k:")?)?;
-            Some(plan.measures.len() + k)
+            let _ = plan;
+            self.kpi
+                .get(key.strip_prefix("k:")?)
+                .copied()
+                .map(AsOf::Kpi)
         }
     }
 }
 
-fn stage_id(plan: &Plan, kpi: usize, stage: u16) -> &str {
+fn stage_id(plan: &Plan, kpi: KpiId, stage: u16) -> &str {
     plan.kpis[kpi]
         .stages()
         .and_then(|st| st.get(usize::from(stage)))
         .map_or("", |st| st.id.as_str())
 }
 
-fn as_of_key(plan: &Plan, ix: usize) -> String {
-    if ix < plan.measures.len() {
-        format!("m:{}", plan.measures[ix].id)
-    } else {
-        format!("k:{}", plan.kpis[ix - plan.measures.len()].id)
-    }
+fn as_of_key(plan: &Plan, ix: AsOf) -> String {
+    ix.key(plan)
 }
 
 fn now_micros() -> i64 {
@@ -577,7 +576,7 @@ impl PgStore {
         keys: &Keys,
     ) -> Result<Ledger, TxError> {
         let plan = &*self.plan;
-        let mid = |m: usize| plan.measures[m].id.as_str();
+        let mid = |m: MeasureId| plan.measures[m].id.as_str();
         let mut ledger = Ledger::default();
         let lost = || TxError::Retry("an aggregate row was deleted while being locked".into());
 
@@ -753,7 +752,7 @@ impl PgStore {
         ledger: &Ledger,
     ) -> Result<(), TxError> {
         let plan = &*self.plan;
-        let mid = |m: usize| plan.measures[m].id.as_str();
+        let mid = |m: MeasureId| plan.measures[m].id.as_str();
 
         let (mut um, mut ud, mut ua, mut dm, mut dd) = (vec![], vec![], vec![], vec![], vec![]);
         for (m, d) in &keys.flows {
@@ -1145,10 +1144,10 @@ async fn fence(
 /// The aggregate rows a batch can touch, sorted.
 #[derive(Default)]
 struct Keys {
-    flows: BTreeSet<(usize, Day)>,
-    distinct: BTreeSet<(usize, FiscalYear, Box<str>)>,
-    levels: BTreeSet<(usize, Day)>,
-    stages: BTreeSet<(usize, Day, u16)>,
+    flows: BTreeSet<(MeasureId, Day)>,
+    distinct: BTreeSet<(MeasureId, FiscalYear, Box<str>)>,
+    levels: BTreeSet<(MeasureId, Day)>,
+    stages: BTreeSet<(KpiId, Day, u16)>,
 }
 
 impl Keys {

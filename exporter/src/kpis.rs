@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use mieruka_aggregator::{Figure, KpiKind, Plan};
+use mieruka_aggregator::{Figure, KpiId, KpiKind, Plan};
 use prometheus::{GaugeVec, Opts, Registry, TextEncoder};
 
 /// Labels of every per-year KPI series.
@@ -142,12 +142,12 @@ fn try_render(plan: &Plan, figures: &[Figure]) -> prometheus::Result<String> {
         .set(1.0);
     }
 
-    let mut latest: BTreeMap<usize, f64> = BTreeMap::new();
+    let mut latest: BTreeMap<KpiId, f64> = BTreeMap::new();
     let mut years: BTreeMap<i32, f64> = BTreeMap::new();
     for fig in figures {
         // A figure of a KPI the plan does not have (a stale snapshot after a plan
         // change) has no id to label it with: it is skipped, not guessed.
-        let Some(kpi) = plan.kpis.get(fig.kpi) else {
+        let Some(kpi) = plan.kpis.get(fig.kpi.0) else {
             continue;
         };
         let year = fig.year.0.to_string();

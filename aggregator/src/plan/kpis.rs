@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::error::Errors;
 use super::file::{Chapter, KpiDecl};
-use super::model::{Direction, Kpi, KpiKind, Measure, Stage};
+use super::model::{Direction, Kpi, KpiKind, Measure, MeasureId, Stage};
 use super::{checks, targets};
 use crate::fiscal::FiscalYear;
 
@@ -29,10 +29,10 @@ pub(super) fn compile_kpis(
     years: (FiscalYear, FiscalYear),
     errs: &mut Errors<'_>,
 ) -> Vec<Kpi> {
-    let measure_ix: HashMap<&str, usize> = measures
+    let measure_ix: HashMap<&str, MeasureId> = measures
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.id.as_str(), i))
+        .map(|(i, m)| (m.id.as_str(), MeasureId(i)))
         .collect();
     let chapter_ids: HashSet<&str> = chapters.iter().map(|c| c.id.as_str()).collect();
     let mut seen_ids: HashMap<String, usize> = HashMap::new();
@@ -89,7 +89,7 @@ fn direction(k: &KpiDecl, key: &KpiKey, errs: &mut Errors<'_>) -> Direction {
 fn kind(
     k: &KpiDecl,
     key: &KpiKey,
-    measure_ix: &HashMap<&str, usize>,
+    measure_ix: &HashMap<&str, MeasureId>,
     errs: &mut Errors<'_>,
 ) -> Option<KpiKind> {
     let measure_ref = |f: &str, v: &Option<Spanned<String>>, errs: &mut Errors<'_>| {
@@ -128,11 +128,11 @@ fn kind(
 fn measure_ref(
     k: &KpiDecl,
     key: &KpiKey,
-    measure_ix: &HashMap<&str, usize>,
+    measure_ix: &HashMap<&str, MeasureId>,
     f: &str,
     v: &Option<Spanned<String>>,
     errs: &mut Errors<'_>,
-) -> Option<usize> {
+) -> Option<MeasureId> {
     let Some(s) = v else {
         errs.at(
             Some(k.kind.span()),

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::error::Errors;
 use super::file::{FilterValues, MeasureDecl, TermDecl};
-use super::model::{Measure, MeasureKind, Op, Route};
+use super::model::{Measure, MeasureId, MeasureKind, Op, Route};
 
 /// Compiles the measures (in id order) and, per event type, the routes that feed them.
 pub(super) fn compile_measures(
@@ -25,7 +25,7 @@ pub(super) fn compile_measures(
         };
         let mut terms = Terms {
             schema,
-            measure: ix,
+            measure: MeasureId(ix),
             key: &key,
             scale: None,
             routes: &mut routes,
@@ -73,7 +73,7 @@ fn measure_kind(m: &MeasureDecl, key: &str, errs: &mut Errors<'_>) -> Option<Mea
 /// scale they must share.
 struct Terms<'a> {
     schema: &'a Schema,
-    measure: usize,
+    measure: MeasureId,
     key: &'a str,
     scale: Option<u32>,
     routes: &'a mut [Vec<Route>],
@@ -178,7 +178,7 @@ fn flow_terms(
 /// What events of one type do to `measure`, per one term.
 fn compile_route(
     schema: &Schema,
-    measure: usize,
+    measure: MeasureId,
     op: Op,
     t: &TermDecl,
     key: &str,

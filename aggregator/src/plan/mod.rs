@@ -19,7 +19,9 @@ mod targets;
 pub use alert::{Alert, CriticalFactor, PromDuration};
 pub use error::{PlanError, PlanErrors};
 pub use file::{AlertDecl, Chapter};
-pub use model::{Direction, Kpi, KpiKind, Measure, MeasureKind, Op, Plan, Route, Stage};
+pub use model::{
+    Direction, Kpi, KpiId, KpiKind, Measure, MeasureId, MeasureKind, Op, Plan, Route, Stage,
+};
 
 use error::Errors;
 use file::PlanFile;

@@ -1,12 +1,65 @@
 //! The compiled plan: the checked types every other part of mieruka reads.
 
 use std::collections::BTreeMap;
+use std::ops::Index;
 
 use mieruka_ingest::schema::{FieldIx, Schema, TypeId};
 
 use super::alert::Alert;
 use super::file::Chapter;
 use crate::fiscal::{Day, FiscalYear};
+
+/// A measure of a plan: its index in `Plan::measures` (the plan's id order).
+///
+/// Measures and KPIs are counted apart; the types keep one from standing for the other.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct MeasureId(pub usize);
+
+/// A KPI of a plan: its index in `Plan::kpis` (the file's order).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct KpiId(pub usize);
+
+// Bridges for code that still holds raw indices (`Plan::measure`, positions found by
+// hand): an index converts to an id and compares with one.
+impl From<usize> for MeasureId {
+    fn from(i: usize) -> Self {
+        MeasureId(i)
+    }
+}
+
+impl From<usize> for KpiId {
+    fn from(i: usize) -> Self {
+        KpiId(i)
+    }
+}
+
+impl PartialEq<usize> for MeasureId {
+    fn eq(&self, other: &usize) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<usize> for KpiId {
+    fn eq(&self, other: &usize) -> bool {
+        self.0 == *other
+    }
+}
+
+impl Index<MeasureId> for Vec<Measure> {
+    type Output = Measure;
+
+    fn index(&self, m: MeasureId) -> &Measure {
+        &self[m.0]
+    }
+}
+
+impl Index<KpiId> for Vec<Kpi> {
+    type Output = Kpi;
+
+    fn index(&self, k: KpiId) -> &Kpi {
+        &self[k.0]
+    }
+}
 
 /// Whether more is better or less is better.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -70,7 +123,7 @@ pub struct Measure {
 #[derive(Clone, Debug)]
 pub struct Route {
     /// The measure it feeds.
-    pub measure: usize,
+    pub measure: MeasureId,
     /// How.
     pub op: Op,
     /// The numeric field to add (None: 1 per event).
@@ -96,17 +149,17 @@ pub enum Op {
 #[derive(Clone, Debug)]
 pub enum KpiKind {
     /// The value of one measure.
-    Measure(usize),
+    Measure(MeasureId),
     /// numerator / denominator × scale.
     Ratio {
-        numerator: usize,
-        denominator: usize,
+        numerator: MeasureId,
+        denominator: MeasureId,
         scale: f64,
     },
     /// Ordered stages; the value is the index of the highest stage reached.
     Milestone { stages: Vec<Stage> },
     /// A duty done every fiscal year: a per-year count whose target is at least 1.
-    Recurring(usize),
+    Recurring(MeasureId),
 }
 
 /// A milestone stage.
@@ -208,8 +261,25 @@ pub struct Plan {
 
 impl Plan {
     /// The measure called `id`.
+    ///
+    /// A raw index, kept for callers that still hold one; `measure_id` is the typed form.
     pub fn measure(&self, id: &str) -> Option<usize> {
-        self.measures.iter().position(|m| m.id == id)
+        self.measure_id(id).map(|m| m.0)
+    }
+
+    /// The id of the measure called `id`.
+    pub fn measure_id(&self, id: &str) -> Option<MeasureId> {
+        self.measures.iter().position(|m| m.id == id).map(MeasureId)
+    }
+
+    /// The id of the KPI called `id`.
+    pub fn kpi_id(&self, id: &str) -> Option<KpiId> {
+        self.kpis.iter().position(|k| k.id == id).map(KpiId)
+    }
+
+    /// Every KPI with its id, in file order.
+    pub fn kpis_with_ids(&self) -> impl Iterator<Item = (KpiId, &Kpi)> {
+        self.kpis.iter().enumerate().map(|(i, k)| (KpiId(i), k))
     }
 
     /// The KPI called `id`.
@@ -231,7 +301,8 @@ impl Plan {
     }
 
     /// The event types that feed a measure (through any route).
-    pub fn types_feeding(&self, measure: usize) -> Vec<TypeId> {
+    pub fn types_feeding(&self, measure: impl Into<MeasureId>) -> Vec<TypeId> {
+        let measure = measure.into();
         (0..self.routes.len())
             .filter(|t| self.routes[*t].iter().any(|r| r.measure == measure))
             .map(|t| TypeId(t as u16))
