@@ -17,6 +17,7 @@
 use mieruka_aggregator::plan::{Kpi, Plan, Stage};
 use serde_json::{json, Value};
 
+use crate::precision::kpi_decimals;
 use crate::rules;
 
 /// The uid of the Prometheus datasource every panel queries (provisioned in
@@ -185,14 +186,6 @@ fn grafana_unit(kpi: &Kpi) -> String {
         "none".to_owned()
     } else {
         format!("suffix: {}", kpi.unit)
-    }
-}
-
-fn kpi_decimals(kpi: &Kpi) -> u32 {
-    if kpi.is_percent() || kpi.tolerance.fract() != 0.0 {
-        1
-    } else {
-        0
     }
 }
 
