@@ -358,8 +358,9 @@ impl Ledger {
 
     /// Records that an accepted event stands behind its measures as of its time, even
     /// when it is voided (so the record does not depend on arrival order).
-    pub fn touch(&mut self, plan: &Plan, effects: &[Effect], at: Timestamp) {
-        let _ = plan;
+    /// (`_plan` is no longer needed since `AsOf` keys need no measure count; it stays so
+    /// that callers are unchanged.)
+    pub fn touch(&mut self, _plan: &Plan, effects: &[Effect], at: Timestamp) {
         for e in effects {
             let slot = self.as_of.entry(as_of_key(e)).or_insert(at);
             *slot = (*slot).max(at);
