@@ -48,26 +48,76 @@ fn severity_words(severity: &str) -> (&'static str, &'static str) {
     }
 }
 
-pub(super) fn kpi_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
-    let d = kpi_decimals(kpi);
-    let id = kpi.id.as_str();
-    let sel = format!("{{kpi={}}}", promql_str(id));
-    let tol = kpi.tolerance;
-    let factor = kpi.alert.critical_factor.get();
-    let crit = factor * tol;
-    let fig = |figure| Slot::Figure {
-        figure,
-        kpi: id,
-        decimals: d,
-    };
-    let unit = if kpi.unit.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", kpi.unit)
-    };
-    let key = |severity: &str| vec![("kpi", id.to_owned()), ("severity", severity.to_owned())];
-    let mut rules = Vec::new();
+/// What the alerts of one KPI share: its selector, thresholds, decimals and unit.
+struct KpiText<'k> {
+    kpi: &'k Kpi,
+    /// Decimals of its figures.
+    d: usize,
+    /// `{kpi="<id>"}`.
+    sel: String,
+    tol: f64,
+    factor: f64,
+    /// critical_factor × tolerance.
+    crit: f64,
+    /// The unit with a leading space, or nothing.
+    unit: String,
+}
 
+impl<'k> KpiText<'k> {
+    fn new(kpi: &'k Kpi) -> Self {
+        let factor = kpi.alert.critical_factor.get();
+        Self {
+            kpi,
+            d: kpi_decimals(kpi),
+            sel: format!("{{kpi={}}}", promql_str(&kpi.id)),
+            tol: kpi.tolerance,
+            factor,
+            crit: factor * kpi.tolerance,
+            unit: if kpi.unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", kpi.unit)
+            },
+        }
+    }
+}
+
+impl KpiText<'_> {
+    /// A current-year figure of the KPI, with its decimals.
+    fn fig<'s>(&'s self, figure: &'s str) -> Slot<'s> {
+        Slot::Figure {
+            figure,
+            kpi: &self.kpi.id,
+            decimals: self.d,
+        }
+    }
+
+    /// The labels that identify one of its alerts.
+    fn key(&self, severity: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("kpi", self.kpi.id.clone()),
+            ("severity", severity.to_owned()),
+        ]
+    }
+}
+
+pub(super) fn kpi_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
+    let k = KpiText::new(kpi);
+    let mut rules = behind_pace_rules(&k, opts, fill);
+    if !matches!(kpi.kind, KpiKind::Recurring(_)) {
+        rules.extend(projected_miss_rules(&k, opts, fill));
+    }
+    rules
+}
+
+/// `MierukaKpiBehindPace`, warning past the tolerance and critical past
+/// critical_factor × the tolerance, both after `behind_for`.
+fn behind_pace_rules(k: &KpiText<'_>, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
+    let (kpi, d, sel, tol, unit) = (k.kpi, k.d, &k.sel, k.tol, &k.unit);
+    let (factor, crit, id) = (k.factor, k.crit, kpi.id.as_str());
+    let fig = |figure| k.fig(figure);
+    let key = |severity: &str| k.key(severity);
+    let mut rules = Vec::new();
     for (severity, threshold) in [("warning", tol), ("critical", crit)] {
         let (sev_ja, sev_en) = severity_words(severity);
         let past_ja = if severity == "critical" {
@@ -136,9 +186,17 @@ pub(super) fn kpi_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) -> Vec<R
         });
     }
 
-    if matches!(kpi.kind, KpiKind::Recurring(_)) {
-        return rules;
-    }
+    rules
+}
+
+/// `MierukaKpiProjectedMiss`: warning when the engine says off track, critical when the
+/// projection's gap is past critical_factor × the tolerance.
+fn projected_miss_rules(k: &KpiText<'_>, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
+    let (kpi, d, sel, tol, unit) = (k.kpi, k.d, &k.sel, k.tol, &k.unit);
+    let (crit, id) = (k.crit, kpi.id.as_str());
+    let fig = |figure| k.fig(figure);
+    let key = |severity: &str| k.key(severity);
+    let mut rules = Vec::new();
     // The gap, direction-aware: negative means the projection falls short.
     let gap = match kpi.direction {
         Direction::Up => format!(
