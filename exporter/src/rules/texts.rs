@@ -342,53 +342,23 @@ pub(super) fn milestone_rules(kpi: &Kpi, opts: &RulesOptions, fill: Fill<'_>) ->
 }
 
 pub(super) fn feed_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
+    let mut rules = feed_silent_rules(opts, fill);
+    rules.extend([
+        rejected_rule(opts, fill),
+        consumer_lag_rule(opts, fill),
+        snapshot_stale_rule(opts, fill),
+        exporter_absent_rule(opts),
+    ]);
+    rules
+}
+
+/// `MierukaFeedSilent`: one rule per source with its own cadence, and one for the rest.
+fn feed_silent_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
     let mut rules = Vec::new();
-    let silent = |selector: String, cadence: &str, key: Vec<(&'static str, String)>| {
-        // An invalid cadence is refused by `RulesOptions::validate`; here it falls back
-        // to the default rather than writing a rule that never fires.
-        let seconds = parse_duration(cadence)
-            .or_else(|_| parse_duration(DEFAULT_CADENCE))
-            .unwrap_or(172_800);
-        let summary = Text::new(fill)
-            .t("連携元 ")
-            .s(Slot::Label("source"))
-            .t(&format!(
-                " から {cadence} 以上イベントが届いていません / No events from source "
-            ))
-            .s(Slot::Label("source"))
-            .t(&format!(" for more than {cadence}"))
-            .done();
-        let description = Text::new(fill)
-            .t("連携元 ")
-            .s(Slot::Label("source"))
-            .t(" の最後の受信から ")
-            .s(Slot::ValueDuration)
-            .t(&format!(
-                " 経過しました（想定間隔 {cadence}）。 / The last event from source "
-            ))
-            .s(Slot::Label("source"))
-            .t(" arrived ")
-            .s(Slot::ValueDuration)
-            .t(&format!(" ago (expected at least every {cadence})."))
-            .done();
-        Rule::Alert {
-            alert: "MierukaFeedSilent",
-            expr: format!(
-                "time() - max by (source) (mieruka_source_last_received_timestamp_seconds{selector}) > {seconds}"
-            ),
-            for_: "5m".to_owned(),
-            // A source with its own cadence carries its name, so the rule is unique.
-            labels: key.clone(),
-            key,
-            annotations: vec![
-                ("summary", summary),
-                ("description", description),
-                ("runbook_url", runbook(opts, "MierukaFeedSilent")),
-            ],
-        }
-    };
     for (source, cadence) in &opts.source_cadence {
-        rules.push(silent(
+        rules.push(feed_silent(
+            opts,
+            fill,
             format!("{{source={}}}", promql_str(source)),
             cadence,
             vec![
@@ -407,14 +377,72 @@ pub(super) fn feed_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
             .collect();
         format!("{{source!~{}}}", promql_str(&alternatives.join("|")))
     };
-    rules.push(silent(
+    rules.push(feed_silent(
+        opts,
+        fill,
         others,
         &opts.default_cadence,
         vec![("severity", "warning".to_owned())],
     ));
+    rules
+}
 
+/// `MierukaFeedSilent` for the sources `selector` picks, silent for longer than `cadence`.
+fn feed_silent(
+    opts: &RulesOptions,
+    fill: Fill<'_>,
+    selector: String,
+    cadence: &str,
+    key: Vec<(&'static str, String)>,
+) -> Rule {
+    // An invalid cadence is refused by `RulesOptions::validate`; here it falls back
+    // to the default rather than writing a rule that never fires.
+    let seconds = parse_duration(cadence)
+        .or_else(|_| parse_duration(DEFAULT_CADENCE))
+        .unwrap_or(172_800);
+    let summary = Text::new(fill)
+        .t("連携元 ")
+        .s(Slot::Label("source"))
+        .t(&format!(
+            " から {cadence} 以上イベントが届いていません / No events from source "
+        ))
+        .s(Slot::Label("source"))
+        .t(&format!(" for more than {cadence}"))
+        .done();
+    let description = Text::new(fill)
+        .t("連携元 ")
+        .s(Slot::Label("source"))
+        .t(" の最後の受信から ")
+        .s(Slot::ValueDuration)
+        .t(&format!(
+            " 経過しました（想定間隔 {cadence}）。 / The last event from source "
+        ))
+        .s(Slot::Label("source"))
+        .t(" arrived ")
+        .s(Slot::ValueDuration)
+        .t(&format!(" ago (expected at least every {cadence})."))
+        .done();
+    Rule::Alert {
+        alert: "MierukaFeedSilent",
+        expr: format!(
+            "time() - max by (source) (mieruka_source_last_received_timestamp_seconds{selector}) > {seconds}"
+        ),
+        for_: "5m".to_owned(),
+        // A source with its own cadence carries its name, so the rule is unique.
+        labels: key.clone(),
+        key,
+        annotations: vec![
+            ("summary", summary),
+            ("description", description),
+            ("runbook_url", runbook(opts, "MierukaFeedSilent")),
+        ],
+    }
+}
+
+/// `MierukaRejectedEvents`: a source's rejections in the last hour past the threshold.
+fn rejected_rule(opts: &RulesOptions, fill: Fill<'_>) -> Rule {
     let thr = num(opts.rejected_per_hour);
-    rules.push(Rule::Alert {
+    Rule::Alert {
         alert: "MierukaRejectedEvents",
         // increase over an hour, not a 5-minute rate: a nightly CSV import rejects its
         // bad rows in one burst, which a short window would forget before `for` ends.
@@ -451,10 +479,13 @@ pub(super) fn feed_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
             ),
             ("runbook_url", runbook(opts, "MierukaRejectedEvents")),
         ],
-    });
+    }
+}
 
+/// `MierukaConsumerLag`: the aggregators behind on a topic.
+fn consumer_lag_rule(opts: &RulesOptions, fill: Fill<'_>) -> Rule {
     let lag = opts.consumer_lag_max;
-    rules.push(Rule::Alert {
+    Rule::Alert {
         alert: "MierukaConsumerLag",
         expr: format!("sum by (topic) (mieruka_consumer_lag) > {lag}"),
         for_: "15m".to_owned(),
@@ -484,10 +515,13 @@ pub(super) fn feed_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
             ),
             ("runbook_url", runbook(opts, "MierukaConsumerLag")),
         ],
-    });
+    }
+}
 
+/// `MierukaSnapshotStale`: the exporter's figures are not being refreshed.
+fn snapshot_stale_rule(opts: &RulesOptions, fill: Fill<'_>) -> Rule {
     let age = SNAPSHOT_MAX_AGE_SECONDS;
-    rules.push(Rule::Alert {
+    Rule::Alert {
         alert: "MierukaSnapshotStale",
         expr: format!("mieruka_snapshot_age_seconds > {age}"),
         for_: "2m".to_owned(),
@@ -511,9 +545,12 @@ pub(super) fn feed_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
             ),
             ("runbook_url", runbook(opts, "MierukaSnapshotStale")),
         ],
-    });
+    }
+}
 
-    rules.push(Rule::Alert {
+/// `MierukaExporterAbsent`: no KPI figures reach Prometheus.
+fn exporter_absent_rule(opts: &RulesOptions) -> Rule {
+    Rule::Alert {
         alert: "MierukaExporterAbsent",
         expr: "absent(mieruka_kpi_elapsed_ratio)".to_owned(),
         for_: "10m".to_owned(),
@@ -531,6 +568,5 @@ pub(super) fn feed_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
             ),
             ("runbook_url", runbook(opts, "MierukaExporterAbsent")),
         ],
-    });
-    rules
+    }
 }
