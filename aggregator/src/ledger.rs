@@ -431,3 +431,35 @@ impl Ledger {
             .max()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::KpiKind;
+
+    #[test]
+    fn the_first_measure_and_the_first_kpi_are_different_as_of_keys() {
+        let mut ledger = Ledger::default();
+        let t = Timestamp::from_unix_seconds(1_800_000_000);
+        ledger.as_of.insert(AsOf::Measure(MeasureId(0)), t);
+        ledger.as_of.insert(AsOf::Kpi(KpiId(0)), t);
+        assert_eq!(ledger.as_of.len(), 2);
+    }
+
+    #[test]
+    fn an_as_of_key_reads_back_as_itself_and_names_the_plan_id() {
+        let plan = Plan::ome().unwrap();
+        let milestone = plan
+            .kpis_with_ids()
+            .find(|(_, k)| matches!(k.kind, KpiKind::Milestone { .. }))
+            .map(|(k, _)| k)
+            .unwrap();
+        for key in [AsOf::Measure(MeasureId(0)), AsOf::Kpi(milestone)] {
+            let text = key.key(&plan);
+            assert!(text.starts_with("m:") || text.starts_with("k:"), "{text}");
+            assert_eq!(AsOf::from_key(&plan, &text), Some(key));
+        }
+        assert_eq!(AsOf::from_key(&plan, "m:no_such_measure"), None);
+        assert_eq!(AsOf::from_key(&plan, "x:whatever"), None);
+    }
+}
