@@ -17,7 +17,7 @@ use mieruka_ingest::{Event, Reason, Rejection, Status, Timestamp};
 use crate::figures::{figures, Figure};
 use crate::fiscal::Day;
 use crate::ledger::{effects, Effect, Ledger};
-use crate::plan::Plan;
+use crate::plan::{MeasureId, Plan};
 
 /// An accepted event as the log keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub trait EventLog {
 pub fn deltas_since<L: EventLog + ?Sized>(
     plan: &Plan,
     log: &L,
-    measure: usize,
+    measure: MeasureId,
     day: Day,
     at: Timestamp,
 ) -> i128 {
@@ -110,48 +110,10 @@ pub fn fold_tracked<L: EventLog + ?Sized>(
         .with_event_id(Some(&event.id));
         return (Status::Rejected(r), Some(event));
     }
-    let is_void = schema.event_type(event.type_id).voids;
-    let not_voidable = |e: &Event| {
-        plan.is_snapshot[usize::from(e.type_id.0)] || schema.event_type(e.type_id).voids
-    };
-    if is_void {
-        let target = event.voids.clone().unwrap_or_default();
-        if target == event.id {
-            return (
-                reject_void(&event, "an event cannot void itself"),
-                Some(event),
-            );
-        }
-        match log.get(&event.source, &target) {
-            Some(original) if not_voidable(&original.event) => {
-                let st = reject_void(
-                    &event,
-                    "snapshots and voids cannot be voided; correct a snapshot with a newer one",
-                );
-                return (st, Some(event));
-            }
-            Some(original) if !original.voided => {
-                let effs = effects(plan, &original.event);
-                for eff in &effs {
-                    ledger.apply(eff, -1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
-                }
-                touched.extend(effs);
-                log.set_voided(&event.source, &target);
-            }
-            Some(_) => {}
-            None => log.add_pending_void(&event.source, &target),
-        }
-        log.insert_with(
-            LogEntry {
-                fingerprint,
-                event,
-                voided: false,
-            },
-            false,
-        );
-        return (Status::Accepted, None);
+    if schema.event_type(event.type_id).voids {
+        return fold_void(plan, ledger, log, event, fingerprint, touched);
     }
-    let voided = log.has_pending_void(&event.source, &event.id) && !not_voidable(&event);
+    let voided = log.has_pending_void(&event.source, &event.id) && !not_voidable(plan, &event);
     let effs = effects(plan, &event);
     ledger.touch(plan, &effs, event.occurred_at);
     if !voided {
@@ -170,6 +132,58 @@ pub fn fold_tracked<L: EventLog + ?Sized>(
         moves_a_level,
     );
     (Status::Accepted, None)
+}
+
+/// A void: retracts its original's contribution if the original is logged and
+/// voidable, else remembers it for when the original arrives; then logs the void.
+fn fold_void<L: EventLog + ?Sized>(
+    plan: &Plan,
+    ledger: &mut Ledger,
+    log: &mut L,
+    event: Arc<Event>,
+    fingerprint: i64,
+    touched: &mut Vec<Effect>,
+) -> (Status, Option<Arc<Event>>) {
+    let target = event.voids.clone().unwrap_or_default();
+    if target == event.id {
+        return (
+            reject_void(&event, "an event cannot void itself"),
+            Some(event),
+        );
+    }
+    match log.get(&event.source, &target) {
+        Some(original) if not_voidable(plan, &original.event) => {
+            let st = reject_void(
+                &event,
+                "snapshots and voids cannot be voided; correct a snapshot with a newer one",
+            );
+            return (st, Some(event));
+        }
+        Some(original) if !original.voided => {
+            let effs = effects(plan, &original.event);
+            for eff in &effs {
+                ledger.apply(eff, -1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
+            }
+            touched.extend(effs);
+            log.set_voided(&event.source, &target);
+        }
+        Some(_) => {}
+        None => log.add_pending_void(&event.source, &target),
+    }
+    log.insert_with(
+        LogEntry {
+            fingerprint,
+            event,
+            voided: false,
+        },
+        false,
+    );
+    (Status::Accepted, None)
+}
+
+/// Snapshots and voids cannot be voided.
+fn not_voidable(plan: &Plan, e: &Event) -> bool {
+    plan.is_snapshot[usize::from(e.type_id.0)] || plan.schema.event_type(e.type_id).voids
 }
 
 fn reject_void(event: &Event, message: &str) -> Status {

@@ -4,8 +4,8 @@
 use mieruka_ingest::Timestamp;
 
 use crate::fiscal::{Day, FiscalYear};
-use crate::ledger::Ledger;
-use crate::plan::{Direction, Kpi, KpiKind, MeasureKind, Plan};
+use crate::ledger::{AsOf, Ledger};
+use crate::plan::{Direction, Kpi, KpiId, KpiKind, MeasureId, MeasureKind, Plan};
 
 /// Before this elapsed fraction of a year (its first month), no projection is made: the
 /// first weeks are noise.
@@ -15,8 +15,8 @@ pub const MIN_FRACTION_FOR_PROJECTION: f64 = 1.0 / 12.0;
 /// never zero.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
-    /// Index of the KPI in the plan.
-    pub kpi: usize,
+    /// The KPI.
+    pub kpi: KpiId,
     /// The fiscal year.
     pub year: FiscalYear,
     /// Flows year to date; levels and ratios as of the end of the cut-off day.
@@ -54,7 +54,7 @@ struct Part {
     flow: bool,
 }
 
-fn part(plan: &Plan, ledger: &Ledger, m: usize, year: FiscalYear, cutoff: Day) -> Part {
+fn part(plan: &Plan, ledger: &Ledger, m: MeasureId, year: FiscalYear, cutoff: Day) -> Part {
     let measure = &plan.measures[m];
     let unit = 10f64.powi(measure.scale as i32);
     match measure.kind {
@@ -97,7 +97,7 @@ fn cutoff(year: FiscalYear, now: Timestamp) -> Option<Day> {
 /// Every KPI's figures for every exported year (baseline year to the plan's last).
 pub fn figures(plan: &Plan, ledger: &Ledger, now: Timestamp) -> Vec<Figure> {
     let mut out = Vec::with_capacity(plan.kpis.len() * 4);
-    for (k, kpi) in plan.kpis.iter().enumerate() {
+    for (k, kpi) in plan.kpis_with_ids() {
         for year in plan.years() {
             out.push(figure(plan, ledger, k, kpi, year, now));
         }
@@ -113,108 +113,126 @@ struct Core {
     flow: bool,
 }
 
-fn core(
-    plan: &Plan,
-    ledger: &Ledger,
-    k: usize,
-    kpi: &Kpi,
+/// What `core` needs about one KPI in one year.
+struct At<'a> {
+    plan: &'a Plan,
+    ledger: &'a Ledger,
+    kpi: &'a Kpi,
     year: FiscalYear,
     cut: Day,
+    /// Elapsed fraction of the year.
     f: f64,
-) -> Core {
-    let proj_ok = f >= MIN_FRACTION_FOR_PROJECTION;
-    let level_proj = |v: Option<f64>, b: Option<f64>| match (v, b) {
-        (Some(v), Some(b)) if proj_ok => Some(b + (v - b) / f),
-        _ => None,
-    };
-    match &kpi.kind {
-        KpiKind::Measure(m) | KpiKind::Recurring(m) => {
-            let p = part(plan, ledger, *m, year, cut);
-            if p.flow {
-                let projection = p.value.filter(|_| proj_ok).map(|v| v / f);
-                Core {
-                    value: p.value,
-                    start: Some(0.0),
-                    projection,
-                    flow: true,
-                }
-            } else {
-                let start = p
-                    .start
-                    .or_else(|| previous_final(plan, ledger, k, kpi, year))
-                    .or(kpi.baseline);
-                Core {
-                    value: p.value,
-                    start,
-                    projection: level_proj(p.value, start),
-                    flow: false,
-                }
-            }
+}
+
+impl At<'_> {
+    /// Whether enough of the year has passed to project.
+    fn proj_ok(&self) -> bool {
+        self.f >= MIN_FRACTION_FOR_PROJECTION
+    }
+
+    /// A level's projection from its value and start.
+    fn level_proj(&self, v: Option<f64>, b: Option<f64>) -> Option<f64> {
+        match (v, b) {
+            (Some(v), Some(b)) if self.proj_ok() => Some(b + (v - b) / self.f),
+            _ => None,
         }
+    }
+
+    /// Where the year started, when the ledger cannot tell for sure.
+    fn start_else(&self, start: Option<f64>) -> Option<f64> {
+        start
+            .or_else(|| previous_final(self.plan, self.ledger, self.kpi, self.year))
+            .or(self.kpi.baseline)
+    }
+}
+
+fn core(at: &At<'_>, k: KpiId) -> Core {
+    match &at.kpi.kind {
+        KpiKind::Measure(m) | KpiKind::Recurring(m) => core_measure(at, *m),
         KpiKind::Ratio {
             numerator,
             denominator,
             scale,
-        } => {
-            let n = part(plan, ledger, *numerator, year, cut);
-            let d = part(plan, ledger, *denominator, year, cut);
-            let value = ratio(n.value, d.value, *scale);
-            let start = ratio(n.start, d.start, *scale)
-                .or_else(|| previous_final(plan, ledger, k, kpi, year))
-                .or(kpi.baseline);
-            let projection = if !proj_ok {
-                None
-            } else if n.flow && d.flow {
-                value
+        } => core_ratio(at, *numerator, *denominator, *scale),
+        KpiKind::Milestone { .. } => core_milestone(at, k),
+    }
+}
+
+/// A KPI that is one measure: a flow projects linearly, a level from its start.
+fn core_measure(at: &At<'_>, m: MeasureId) -> Core {
+    let p = part(at.plan, at.ledger, m, at.year, at.cut);
+    if p.flow {
+        let projection = p.value.filter(|_| at.proj_ok()).map(|v| v / at.f);
+        Core {
+            value: p.value,
+            start: Some(0.0),
+            projection,
+            flow: true,
+        }
+    } else {
+        let start = at.start_else(p.start);
+        Core {
+            value: p.value,
+            start,
+            projection: at.level_proj(p.value, start),
+            flow: false,
+        }
+    }
+}
+
+/// A ratio: of flows it projects to itself; otherwise each part projects on its own.
+fn core_ratio(at: &At<'_>, numerator: MeasureId, denominator: MeasureId, scale: f64) -> Core {
+    let n = part(at.plan, at.ledger, numerator, at.year, at.cut);
+    let d = part(at.plan, at.ledger, denominator, at.year, at.cut);
+    let value = ratio(n.value, d.value, scale);
+    let start = at.start_else(ratio(n.start, d.start, scale));
+    let projection = if !at.proj_ok() {
+        None
+    } else if n.flow && d.flow {
+        value
+    } else {
+        let proj_part = |p: &Part| {
+            if p.flow {
+                p.value.map(|v| v / at.f)
             } else {
-                let proj_part = |p: &Part| {
-                    if p.flow {
-                        p.value.map(|v| v / f)
-                    } else {
-                        level_proj(p.value, p.start)
-                    }
-                };
-                ratio(proj_part(&n), proj_part(&d), *scale).or_else(|| level_proj(value, start))
-            };
-            Core {
-                value,
-                start,
-                projection,
-                flow: false,
+                at.level_proj(p.value, p.start)
             }
-        }
-        KpiKind::Milestone { .. } => {
-            let stage = |day: Day| ledger.stage_at(k, day).map(f64::from);
-            let value = match (stage(cut), kpi.baseline) {
-                (Some(s), Some(b)) => Some(s.max(b)),
-                (s, b) => s.or(b),
-            };
-            let start = match (stage(Day(year.first_day().0 - 1)), kpi.baseline) {
-                (Some(s), Some(b)) => Some(s.max(b)),
-                (s, b) => s.or(b),
-            };
-            Core {
-                value,
-                start,
-                projection: None,
-                flow: false,
-            }
-        }
+        };
+        ratio(proj_part(&n), proj_part(&d), scale).or_else(|| at.level_proj(value, start))
+    };
+    Core {
+        value,
+        start,
+        projection,
+        flow: false,
+    }
+}
+
+/// A milestone: the highest stage reached (or the baseline's), never projected.
+fn core_milestone(at: &At<'_>, k: KpiId) -> Core {
+    let stage = |day: Day| at.ledger.stage_at(k, day).map(f64::from);
+    let value = match (stage(at.cut), at.kpi.baseline) {
+        (Some(s), Some(b)) => Some(s.max(b)),
+        (s, b) => s.or(b),
+    };
+    let start = match (stage(Day(at.year.first_day().0 - 1)), at.kpi.baseline) {
+        (Some(s), Some(b)) => Some(s.max(b)),
+        (s, b) => s.or(b),
+    };
+    Core {
+        value,
+        start,
+        projection: None,
+        flow: false,
     }
 }
 
 /// A ratio's or level's final value of the previous year, when it can be computed with
 /// the same certainty as a start (every level behind it had a snapshot).
-fn previous_final(
-    plan: &Plan,
-    ledger: &Ledger,
-    _k: usize,
-    kpi: &Kpi,
-    year: FiscalYear,
-) -> Option<f64> {
+fn previous_final(plan: &Plan, ledger: &Ledger, kpi: &Kpi, year: FiscalYear) -> Option<f64> {
     let prev = FiscalYear(year.0 - 1);
     let last = prev.last_day();
-    let sure = |m: usize| -> Option<f64> {
+    let sure = |m: MeasureId| -> Option<f64> {
         let p = part(plan, ledger, m, prev, last);
         if p.flow {
             p.value
@@ -239,7 +257,7 @@ fn previous_final(
 fn figure(
     plan: &Plan,
     ledger: &Ledger,
-    k: usize,
+    k: KpiId,
     kpi: &Kpi,
     year: FiscalYear,
     now: Timestamp,
@@ -259,13 +277,21 @@ fn figure(
         on_track: None,
         tolerance: kpi.tolerance,
         elapsed: year.elapsed_fraction(now),
-        as_of: as_of(plan, ledger, k, kpi),
+        as_of: as_of(ledger, k, kpi),
     };
     let Some(cut) = cutoff(year, now) else {
         return fig;
     };
     let f = fig.elapsed;
-    let c = core(plan, ledger, k, kpi, year, cut, f);
+    let at = At {
+        plan,
+        ledger,
+        kpi,
+        year,
+        cut,
+        f,
+    };
+    let c = core(&at, k);
     let percent_cap = |x: f64| if kpi.is_percent() { x.min(100.0) } else { x };
     fig.value = c.value;
     fig.start = c.start;
@@ -295,17 +321,17 @@ fn figure(
     fig
 }
 
-fn as_of(plan: &Plan, ledger: &Ledger, k: usize, kpi: &Kpi) -> Option<Timestamp> {
-    let measures: Vec<usize> = match &kpi.kind {
-        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![*m],
+fn as_of(ledger: &Ledger, k: KpiId, kpi: &Kpi) -> Option<Timestamp> {
+    let behind: Vec<AsOf> = match &kpi.kind {
+        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![AsOf::Measure(*m)],
         KpiKind::Ratio {
             numerator,
             denominator,
             ..
-        } => vec![*numerator, *denominator],
-        KpiKind::Milestone { .. } => vec![plan.measures.len() + k],
+        } => vec![AsOf::Measure(*numerator), AsOf::Measure(*denominator)],
+        KpiKind::Milestone { .. } => vec![AsOf::Kpi(k)],
     };
-    measures
+    behind
         .iter()
         .filter_map(|m| ledger.as_of.get(m).copied())
         .max()

@@ -2,6 +2,7 @@
 //! counted in Asia/Tokyo (UTC+9, no daylight saving time).
 
 use std::fmt;
+use std::str::FromStr;
 
 use mieruka_ingest::timestamp::{civil_from_days, days_from_civil, Timestamp};
 
@@ -81,6 +82,31 @@ impl Day {
     }
 }
 
+/// A day written `YYYY-MM-DD` (a date in the plan) that is not a calendar day.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}: expected a date YYYY-MM-DD")]
+pub struct DayError(pub String);
+
+impl FromStr for Day {
+    type Err = DayError;
+
+    /// Reads `YYYY-MM-DD`; only a real calendar day written in that form is one.
+    fn from_str(s: &str) -> Result<Self, DayError> {
+        Timestamp::parse_rfc3339(&format!("{s}T00:00:00+09:00"))
+            .map(Day::of)
+            .ok()
+            .filter(|d| format!("{d}").as_str() == s)
+            .ok_or_else(|| DayError(s.to_owned()))
+    }
+}
+
+/// A day equals its `YYYY-MM-DD` text (as the plan writes it).
+impl PartialEq<str> for Day {
+    fn eq(&self, other: &str) -> bool {
+        format!("{self}").as_str() == other
+    }
+}
+
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (y, m, d) = self.civil();
@@ -127,6 +153,22 @@ mod tests {
         assert!((fy.elapsed_fraction(half) - 0.5).abs() < 1e-12);
         assert_eq!(fy.elapsed_fraction(ts("2020-01-01T00:00:00Z")), 0.0);
         assert_eq!(fy.elapsed_fraction(ts("2030-01-01T00:00:00Z")), 1.0);
+    }
+
+    #[test]
+    fn a_plan_date_is_a_day_and_only_a_real_one() {
+        let day: Day = "2027-03-31".parse().unwrap();
+        assert_eq!(day, FiscalYear(2026).last_day());
+        assert!(day == *"2027-03-31");
+        for bad in [
+            "2027-02-30",
+            "2027-3-31",
+            "31.03.2027",
+            "2027-03-31T00:00",
+            "",
+        ] {
+            assert!(bad.parse::<Day>().is_err(), "{bad:?}");
+        }
     }
 
     proptest! {

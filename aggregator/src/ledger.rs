@@ -10,43 +10,44 @@
 //! falsify a figure by wrapping or panicking. Counts of events stay i64.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::{Deref, DerefMut};
 
 use mieruka_ingest::{Event, Timestamp, Value};
 
 use crate::fiscal::{Day, FiscalYear};
-use crate::plan::{MeasureKind, Op, Plan};
+use crate::plan::{KpiId, MeasureId, MeasureKind, Op, Plan};
 
 /// What one event contributes to the ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Adds to a flow on a day.
     Flow {
-        measure: usize,
+        measure: MeasureId,
         day: Day,
         amount: i128,
     },
     /// Counts a value of a distinct measure in a fiscal year.
     Distinct {
-        measure: usize,
+        measure: MeasureId,
         year: FiscalYear,
         value: Box<str>,
     },
     /// Moves a level at an instant.
     Delta {
-        measure: usize,
+        measure: MeasureId,
         at: Timestamp,
         /// Already negated for a decrease: i128, as −i64::MIN is no i64.
         amount: i128,
     },
     /// Resets a level at an instant.
     Reset {
-        measure: usize,
+        measure: MeasureId,
         at: Timestamp,
         id: Box<str>,
         value: i128,
     },
     /// Reaches a milestone stage.
-    Stage { kpi: usize, day: Day, stage: u16 },
+    Stage { kpi: KpiId, day: Day, stage: u16 },
 }
 
 /// The latest snapshot of a level on one day.
@@ -78,16 +79,82 @@ pub struct LevelDay {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ledger {
     /// Flow amounts per (measure, day).
-    pub flows: BTreeMap<(usize, Day), i128>,
+    pub flows: PerDay<i128>,
     /// Distinct values per (measure, year), with how many live events carry each.
-    pub distinct: HashMap<(usize, FiscalYear), HashMap<Box<str>, i64>>,
+    pub distinct: HashMap<(MeasureId, FiscalYear), HashMap<Box<str>, i64>>,
     /// Level days per (measure, day).
-    pub levels: BTreeMap<(usize, Day), LevelDay>,
+    pub levels: PerDay<LevelDay>,
     /// Milestone stages reached per (kpi, day, stage), with how many live events say so.
-    pub stages: BTreeMap<(usize, Day, u16), i64>,
-    /// The latest `occurred_at` behind each measure (and each milestone KPI, keyed by
-    /// `measures.len() + kpi`).
-    pub as_of: HashMap<usize, Timestamp>,
+    pub stages: BTreeMap<(KpiId, Day, u16), i64>,
+    /// The latest `occurred_at` behind each measure and each milestone KPI.
+    pub as_of: HashMap<AsOf, Timestamp>,
+}
+
+/// A map per (measure, day), as flows and levels keep their days. It derefs to the
+/// `BTreeMap`; `get` and `insert` also take a raw measure index, for callers that still
+/// hold one (`Plan::measure`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PerDay<V>(pub BTreeMap<(MeasureId, Day), V>);
+
+impl<V> Default for PerDay<V> {
+    fn default() -> Self {
+        PerDay(BTreeMap::new())
+    }
+}
+
+impl<V> PerDay<V> {
+    /// The value of a measure on a day, if any.
+    pub fn get<M: Into<MeasureId> + Copy>(&self, key: &(M, Day)) -> Option<&V> {
+        self.0.get(&(key.0.into(), key.1))
+    }
+
+    /// Sets the value of a measure on a day; returns the one it replaces.
+    pub fn insert<M: Into<MeasureId>>(&mut self, key: (M, Day), value: V) -> Option<V> {
+        self.0.insert((key.0.into(), key.1), value)
+    }
+}
+
+impl<V> Deref for PerDay<V> {
+    type Target = BTreeMap<(MeasureId, Day), V>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<V> DerefMut for PerDay<V> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+/// What an `as_of` time stands behind: a measure, or a milestone KPI (whose stages are
+/// no measure). Measures and KPIs are counted apart, so each has its own variant.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum AsOf {
+    /// A measure's events.
+    Measure(MeasureId),
+    /// A milestone KPI's stage events.
+    Kpi(KpiId),
+}
+
+impl AsOf {
+    /// Its key in a store: `m:<measure id>` or `k:<KPI id>` (ids of the plan, so a
+    /// store outlives the plan's order).
+    pub fn key(self, plan: &Plan) -> String {
+        match self {
+            AsOf::Measure(m) => format!("m:{}", plan.measures[m].id),
+            AsOf::Kpi(k) => format!("k:{}", plan.kpis[k].id),
+        }
+    }
+
+    /// Reads a store's key; `None` for what the plan no longer has.
+    pub fn from_key(plan: &Plan, key: &str) -> Option<AsOf> {
+        match key.strip_prefix("m:") {
+            Some(m) => plan.measure_id(m).map(AsOf::Measure),
+            None => plan.kpi_id(key.strip_prefix("k:")?).map(AsOf::Kpi),
+        }
+    }
 }
 
 /// The contributions of an event, per the plan's routes.
@@ -146,9 +213,7 @@ pub fn effects(plan: &Plan, event: &Event) -> Vec<Effect> {
             (event.data.get(kpi_field), event.data.get(stage_field))
         {
             if let Some((k, stages)) = plan
-                .kpis
-                .iter()
-                .enumerate()
+                .kpis_with_ids()
                 .find_map(|(i, k)| (k.id == **kpi).then_some((i, k.stages()?)))
             {
                 if let Some(s) = stages.iter().position(|s| s.id == **stage) {
@@ -164,14 +229,14 @@ pub fn effects(plan: &Plan, event: &Event) -> Vec<Effect> {
     out
 }
 
-/// The measures (and milestone KPIs, as `measures.len() + kpi`) an effect touches.
-fn as_of_key(plan: &Plan, e: &Effect) -> usize {
+/// The measure (or milestone KPI) an effect touches.
+fn as_of_key(e: &Effect) -> AsOf {
     match e {
         Effect::Flow { measure, .. }
         | Effect::Distinct { measure, .. }
         | Effect::Delta { measure, .. }
-        | Effect::Reset { measure, .. } => *measure,
-        Effect::Stage { kpi, .. } => plan.measures.len() + kpi,
+        | Effect::Reset { measure, .. } => AsOf::Measure(*measure),
+        Effect::Stage { kpi, .. } => AsOf::Kpi(*kpi),
     }
 }
 
@@ -185,101 +250,126 @@ impl Ledger {
         &mut self,
         effect: &Effect,
         sign: i64,
-        deltas_since: &mut dyn FnMut(usize, Day, Timestamp) -> i128,
+        deltas_since: &mut dyn FnMut(MeasureId, Day, Timestamp) -> i128,
     ) {
-        let signed = |amount: &i128| i128::from(sign) * amount;
         match effect {
             Effect::Flow {
                 measure,
                 day,
                 amount,
-            } => {
-                let v = self.flows.entry((*measure, *day)).or_default();
-                *v += signed(amount);
-                if *v == 0 {
-                    self.flows.remove(&(*measure, *day));
-                }
-            }
+            } => self.apply_flow((*measure, *day), i128::from(sign) * amount),
             Effect::Distinct {
                 measure,
                 year,
                 value,
-            } => {
-                let set = self.distinct.entry((*measure, *year)).or_default();
-                let n = set.entry(value.clone()).or_default();
-                *n += sign;
-                if *n <= 0 {
-                    set.remove(value);
-                }
-                if set.is_empty() {
-                    self.distinct.remove(&(*measure, *year));
-                }
-            }
+            } => self.apply_distinct((*measure, *year), value, sign),
             Effect::Delta {
                 measure,
                 at,
                 amount,
-            } => {
-                let key = (*measure, Day::of(*at));
-                let day = self.levels.entry(key).or_default();
-                day.delta += signed(amount);
-                if let Some(s) = day.snapshot.as_mut().filter(|s| *at >= s.at) {
-                    s.after += signed(amount);
-                }
-                // A day whose deltas cancel out and that has no snapshot says nothing
-                // about the stock; dropping it keeps the ledger independent of order.
-                if *day == LevelDay::default() {
-                    self.levels.remove(&key);
-                }
-            }
+            } => self.apply_delta(*measure, *at, i128::from(sign) * amount),
             Effect::Reset {
                 measure,
                 at,
                 id,
                 value,
-            } => {
-                // Snapshots are never voided (DESIGN.md), so only sign +1 arrives here.
-                let d = Day::of(*at);
-                let day = self.levels.entry((*measure, d)).or_default();
-                if *at == d.start() && day.opening.as_ref().is_none_or(|(oid, _)| **oid < **id) {
-                    day.opening = Some((id.clone(), *value));
-                }
-                let newer = day
-                    .snapshot
-                    .as_ref()
-                    .is_none_or(|s| (s.at, &*s.id) < (*at, &**id));
-                if newer {
-                    let after = deltas_since(*measure, d, *at);
-                    let day = self.levels.entry((*measure, d)).or_default();
-                    day.snapshot = Some(Snapshot {
-                        at: *at,
-                        id: id.clone(),
-                        value: *value,
-                        after,
-                    });
-                }
-            }
-            Effect::Stage { kpi, day, stage } => {
-                let v = self.stages.entry((*kpi, *day, *stage)).or_default();
-                *v += sign;
-                if *v <= 0 {
-                    self.stages.remove(&(*kpi, *day, *stage));
-                }
-            }
+            } => self.apply_reset(*measure, *at, id, *value, deltas_since),
+            Effect::Stage { kpi, day, stage } => self.apply_stage((*kpi, *day, *stage), sign),
+        }
+    }
+
+    /// Adds a signed amount to a flow's day; a day back at zero is dropped.
+    fn apply_flow(&mut self, key: (MeasureId, Day), signed: i128) {
+        let v = self.flows.entry(key).or_default();
+        *v += signed;
+        if *v == 0 {
+            self.flows.remove(&key);
+        }
+    }
+
+    /// Counts a value of a distinct measure once more (or once less).
+    fn apply_distinct(&mut self, key: (MeasureId, FiscalYear), value: &str, sign: i64) {
+        let set = self.distinct.entry(key).or_default();
+        let n = set.entry(value.into()).or_default();
+        *n += sign;
+        if *n <= 0 {
+            set.remove(value);
+        }
+        if set.is_empty() {
+            self.distinct.remove(&key);
+        }
+    }
+
+    /// Moves a level's day by a signed delta, and the day's snapshot if it is not later.
+    fn apply_delta(&mut self, measure: MeasureId, at: Timestamp, signed: i128) {
+        let key = (measure, Day::of(at));
+        let day = self.levels.entry(key).or_default();
+        day.delta += signed;
+        if let Some(s) = day.snapshot.as_mut().filter(|s| at >= s.at) {
+            s.after += signed;
+        }
+        // A day whose deltas cancel out and that has no snapshot says nothing
+        // about the stock; dropping it keeps the ledger independent of order.
+        if *day == LevelDay::default() {
+            self.levels.remove(&key);
+        }
+    }
+
+    /// Records a snapshot: the day's opening if taken at 00:00, and the day's latest if
+    /// newer than the one kept.
+    fn apply_reset(
+        &mut self,
+        measure: MeasureId,
+        at: Timestamp,
+        id: &str,
+        value: i128,
+        deltas_since: &mut dyn FnMut(MeasureId, Day, Timestamp) -> i128,
+    ) {
+        // Snapshots are never voided (DESIGN.md), so only sign +1 arrives here.
+        let d = Day::of(at);
+        let day = self.levels.entry((measure, d)).or_default();
+        if at == d.start() && day.opening.as_ref().is_none_or(|(oid, _)| **oid < *id) {
+            day.opening = Some((id.into(), value));
+        }
+        let newer = day
+            .snapshot
+            .as_ref()
+            .is_none_or(|s| (s.at, &*s.id) < (at, id));
+        if newer {
+            let after = deltas_since(measure, d, at);
+            let day = self.levels.entry((measure, d)).or_default();
+            day.snapshot = Some(Snapshot {
+                at,
+                id: id.into(),
+                value,
+                after,
+            });
+        }
+    }
+
+    /// Counts one more (or one less) live event saying a milestone stage was reached.
+    fn apply_stage(&mut self, key: (KpiId, Day, u16), sign: i64) {
+        let v = self.stages.entry(key).or_default();
+        *v += sign;
+        if *v <= 0 {
+            self.stages.remove(&key);
         }
     }
 
     /// Records that an accepted event stands behind its measures as of its time, even
     /// when it is voided (so the record does not depend on arrival order).
-    pub fn touch(&mut self, plan: &Plan, effects: &[Effect], at: Timestamp) {
+    /// (`_plan` is no longer needed since `AsOf` keys need no measure count; it stays so
+    /// that callers are unchanged.)
+    pub fn touch(&mut self, _plan: &Plan, effects: &[Effect], at: Timestamp) {
         for e in effects {
-            let slot = self.as_of.entry(as_of_key(plan, e)).or_insert(at);
+            let slot = self.as_of.entry(as_of_key(e)).or_insert(at);
             *slot = (*slot).max(at);
         }
     }
 
     /// A flow's total over days `from..=to`.
-    pub fn flow_sum(&self, measure: usize, from: Day, to: Day) -> i128 {
+    pub fn flow_sum(&self, measure: impl Into<MeasureId>, from: Day, to: Day) -> i128 {
+        let measure = measure.into();
         if to < from {
             return 0;
         }
@@ -290,7 +380,8 @@ impl Ledger {
     }
 
     /// A distinct measure's count for a year.
-    pub fn distinct_count(&self, measure: usize, year: FiscalYear) -> i64 {
+    pub fn distinct_count(&self, measure: impl Into<MeasureId>, year: FiscalYear) -> i64 {
+        let measure = measure.into();
         self.distinct
             .get(&(measure, year))
             .map_or(0, |s| s.len() as i64)
@@ -298,7 +389,8 @@ impl Ledger {
 
     /// A level at the end of `day`: its value, and whether a snapshot stands behind it.
     /// `None` when nothing has touched the level by then.
-    pub fn level_at(&self, measure: usize, day: Day) -> Option<(i128, bool)> {
+    pub fn level_at(&self, measure: impl Into<MeasureId>, day: Day) -> Option<(i128, bool)> {
+        let measure = measure.into();
         let range = self.levels.range((measure, Day(i32::MIN))..=(measure, day));
         let mut sum: i128 = 0;
         let mut any = false;
@@ -314,7 +406,8 @@ impl Ledger {
 
     /// A level at the start of a fiscal year (its opening snapshot, or the end of the
     /// previous day), when a snapshot stands behind it.
-    pub fn level_at_start(&self, measure: usize, year: FiscalYear) -> Option<i128> {
+    pub fn level_at_start(&self, measure: impl Into<MeasureId>, year: FiscalYear) -> Option<i128> {
+        let measure = measure.into();
         let first = year.first_day();
         if let Some((_, v)) = self
             .levels
@@ -330,10 +423,43 @@ impl Ledger {
     }
 
     /// The highest stage index of a milestone KPI reached by the end of `day`.
-    pub fn stage_at(&self, kpi: usize, day: Day) -> Option<u16> {
+    pub fn stage_at(&self, kpi: impl Into<KpiId>, day: Day) -> Option<u16> {
+        let kpi = kpi.into();
         self.stages
             .range((kpi, Day(i32::MIN), 0)..=(kpi, day, u16::MAX))
             .map(|((_, _, s), _)| *s)
             .max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::KpiKind;
+
+    #[test]
+    fn the_first_measure_and_the_first_kpi_are_different_as_of_keys() {
+        let mut ledger = Ledger::default();
+        let t = Timestamp::from_unix_seconds(1_800_000_000);
+        ledger.as_of.insert(AsOf::Measure(MeasureId(0)), t);
+        ledger.as_of.insert(AsOf::Kpi(KpiId(0)), t);
+        assert_eq!(ledger.as_of.len(), 2);
+    }
+
+    #[test]
+    fn an_as_of_key_reads_back_as_itself_and_names_the_plan_id() {
+        let plan = Plan::ome().unwrap();
+        let milestone = plan
+            .kpis_with_ids()
+            .find(|(_, k)| matches!(k.kind, KpiKind::Milestone { .. }))
+            .map(|(k, _)| k)
+            .unwrap();
+        for key in [AsOf::Measure(MeasureId(0)), AsOf::Kpi(milestone)] {
+            let text = key.key(&plan);
+            assert!(text.starts_with("m:") || text.starts_with("k:"), "{text}");
+            assert_eq!(AsOf::from_key(&plan, &text), Some(key));
+        }
+        assert_eq!(AsOf::from_key(&plan, "m:no_such_measure"), None);
+        assert_eq!(AsOf::from_key(&plan, "x:whatever"), None);
     }
 }

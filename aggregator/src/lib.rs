@@ -16,7 +16,9 @@ pub mod topic_allow;
 pub use engine::{fold, fold_tracked, BatchLog, Engine, EventLog, LogEntry, MemoryLog};
 pub use figures::{figures, Figure};
 pub use fiscal::{Day, FiscalYear};
-pub use ledger::{Effect, Ledger};
-pub use plan::{Direction, Kpi, KpiKind, Measure, MeasureKind, Plan, PlanError, PlanErrors};
+pub use ledger::{AsOf, Effect, Ledger, PerDay};
+pub use plan::{
+    Direction, Kpi, KpiId, KpiKind, Measure, MeasureId, MeasureKind, Plan, PlanError, PlanErrors,
+};
 pub mod store;
 pub use store::{RejectedRow, SqliteStore, StoreError};

@@ -3,7 +3,7 @@
 //! targets; every milestone's stages in order; every event type of the DESIGN.md
 //! catalogue. And broken copies of the plan fail with the line and the key at fault.
 
-use mieruka_aggregator::plan::{KpiKind, Plan, PlanError, OME_PLAN};
+use mieruka_aggregator::plan::{KpiKind, MeasureId, Plan, PlanError, OME_PLAN};
 use mieruka_aggregator::{Direction, FiscalYear};
 use mieruka_ingest::schema::FieldKind;
 use mieruka_ingest::{decode, Reason};
@@ -326,7 +326,7 @@ fn ome() -> Plan {
     }
 }
 
-fn measure_id(plan: &Plan, ix: usize) -> &str {
+fn measure_id(plan: &Plan, ix: MeasureId) -> &str {
     &plan.measures[ix].id
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use mieruka_aggregator::{Figure, KpiKind, Plan};
+use mieruka_aggregator::{Figure, KpiId, KpiKind, Plan};
 use prometheus::{GaugeVec, Opts, Registry, TextEncoder};
 
 /// Labels of every per-year KPI series.
@@ -91,103 +91,146 @@ fn try_render(plan: &Plan, figures: &[Figure]) -> prometheus::Result<String> {
     // A fresh registry per snapshot: a series that disappears (a target unset by a plan
     // change, a year no longer exported) disappears from the next scrape too.
     let registry = Registry::new();
+    let gauges = Gauges::register(&registry)?;
+    gauges.set_info(plan)?;
+    gauges.set_figures(plan, figures)?;
+    let mut text = String::with_capacity(64 * 1024);
+    TextEncoder::new().encode_utf8(&registry.gather(), &mut text)?;
+    Ok(text)
+}
 
-    let per_year = PER_YEAR
-        .iter()
-        .map(|(suffix, help, field)| {
-            let g = gauge_vec(&registry, &format!("mieruka_kpi_{suffix}"), help, KPI_YEAR)?;
-            Ok((g, *field))
-        })
-        .collect::<prometheus::Result<Vec<_>>>()?;
-    let stage = gauge_vec(
-        &registry,
+/// The KPI metric families of one snapshot's registry.
+struct Gauges {
+    per_year: Vec<(GaugeVec, Field)>,
+    stage: GaugeVec,
+    target_stage: GaugeVec,
+    info: GaugeVec,
+    as_of: GaugeVec,
+    elapsed: GaugeVec,
+}
+
+impl Gauges {
+    /// Registers every family (the names and help texts are the contract).
+    fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let per_year = PER_YEAR
+            .iter()
+            .map(|(suffix, help, field)| {
+                let g = gauge_vec(registry, &format!("mieruka_kpi_{suffix}"), help, KPI_YEAR)?;
+                Ok((g, *field))
+            })
+            .collect::<prometheus::Result<Vec<_>>>()?;
+        let stage = gauge_vec(
+        registry,
         "mieruka_kpi_milestone_stage",
         "Milestone KPIs: 0-based index of the highest stage reached by the fiscal year (the stages are the plan's).",
         KPI_YEAR,
     )?;
-    let target_stage = gauge_vec(
-        &registry,
+        let target_stage = gauge_vec(
+        registry,
         "mieruka_kpi_milestone_target_stage",
         "Milestone KPIs: 0-based index of the stage the plan targets for the fiscal year; absent where the plan sets none.",
         KPI_YEAR,
     )?;
-    let info = gauge_vec(
-        &registry,
+        let info = gauge_vec(
+        registry,
         "mieruka_kpi_info",
         "The plan's description of each KPI (Japanese and English names, unit, which direction is better, chapter); always 1.",
         &["kpi", "name_ja", "name_en", "unit", "direction", "chapter"],
     )?;
-    let as_of = gauge_vec(
-        &registry,
+        let as_of = gauge_vec(
+        registry,
         "mieruka_kpi_as_of_timestamp_seconds",
         "Unix time of the latest event occurrence behind the KPI's value (monthly and annual feeds are as of a date).",
         &["kpi"],
     )?;
-    let elapsed = gauge_vec(
-        &registry,
+        let elapsed = gauge_vec(
+        registry,
         "mieruka_kpi_elapsed_ratio",
         "Elapsed fraction of the fiscal year at the snapshot, from 0 (not started) to 1 (closed).",
         &["fiscal_year"],
     )?;
-
-    for kpi in &plan.kpis {
-        info.get_metric_with_label_values(&[
-            kpi.id.as_str(),
-            kpi.name_ja.as_str(),
-            kpi.name_en.as_str(),
-            kpi.unit.as_str(),
-            kpi.direction.as_str(),
-            kpi.chapter.as_str(),
-        ])?
-        .set(1.0);
+        Ok(Self {
+            per_year,
+            stage,
+            target_stage,
+            info,
+            as_of,
+            elapsed,
+        })
     }
 
-    let mut latest: BTreeMap<usize, f64> = BTreeMap::new();
-    let mut years: BTreeMap<i32, f64> = BTreeMap::new();
-    for fig in figures {
-        // A figure of a KPI the plan does not have (a stale snapshot after a plan
-        // change) has no id to label it with: it is skipped, not guessed.
-        let Some(kpi) = plan.kpis.get(fig.kpi) else {
-            continue;
-        };
-        let year = fig.year.0.to_string();
-        let labels = [kpi.id.as_str(), year.as_str()];
-        for (gauge, field) in &per_year {
-            if let Some(v) = field(fig).filter(|v| v.is_finite()) {
-                gauge.get_metric_with_label_values(&labels)?.set(v);
-            }
+    /// One `mieruka_kpi_info` series per KPI of the plan.
+    fn set_info(&self, plan: &Plan) -> prometheus::Result<()> {
+        let info = &self.info;
+        for kpi in &plan.kpis {
+            info.get_metric_with_label_values(&[
+                kpi.id.as_str(),
+                kpi.name_ja.as_str(),
+                kpi.name_en.as_str(),
+                kpi.unit.as_str(),
+                kpi.direction.as_str(),
+                kpi.chapter.as_str(),
+            ])?
+            .set(1.0);
         }
-        if matches!(kpi.kind, KpiKind::Milestone { .. }) {
-            if let Some(v) = fig.value.filter(|v| v.is_finite()) {
-                stage.get_metric_with_label_values(&labels)?.set(v);
-            }
-            if let Some(t) = fig.target.filter(|t| t.is_finite()) {
-                target_stage.get_metric_with_label_values(&labels)?.set(t);
-            }
-        }
-        if let Some(t) = fig.as_of {
-            let t = t.unix_seconds_f64();
-            let e = latest.entry(fig.kpi).or_insert(t);
-            *e = e.max(t);
-        }
-        if fig.elapsed.is_finite() {
-            years.insert(fig.year.0, fig.elapsed);
-        }
-    }
-    for (k, t) in latest {
-        as_of
-            .get_metric_with_label_values(&[plan.kpis[k].id.as_str()])?
-            .set(t);
-    }
-    for (year, f) in years {
-        elapsed
-            .get_metric_with_label_values(&[year.to_string().as_str()])?
-            .set(f);
+        Ok(())
     }
 
-    let mut text = String::with_capacity(64 * 1024);
-    TextEncoder::new().encode_utf8(&registry.gather(), &mut text)?;
-    Ok(text)
+    /// The per-year series of each figure, the latest `as_of` per KPI and the elapsed
+    /// fraction per year.
+    fn set_figures(&self, plan: &Plan, figures: &[Figure]) -> prometheus::Result<()> {
+        let Self {
+            per_year,
+            stage,
+            target_stage,
+            as_of,
+            elapsed,
+            ..
+        } = self;
+        let mut latest: BTreeMap<KpiId, f64> = BTreeMap::new();
+        let mut years: BTreeMap<i32, f64> = BTreeMap::new();
+        for fig in figures {
+            // A figure of a KPI the plan does not have (a stale snapshot after a plan
+            // change) has no id to label it with: it is skipped, not guessed.
+            let Some(kpi) = plan.kpis.get(fig.kpi.0) else {
+                continue;
+            };
+            let year = fig.year.0.to_string();
+            let labels = [kpi.id.as_str(), year.as_str()];
+            for (gauge, field) in per_year {
+                if let Some(v) = field(fig).filter(|v| v.is_finite()) {
+                    gauge.get_metric_with_label_values(&labels)?.set(v);
+                }
+            }
+            if matches!(kpi.kind, KpiKind::Milestone { .. }) {
+                if let Some(v) = fig.value.filter(|v| v.is_finite()) {
+                    stage.get_metric_with_label_values(&labels)?.set(v);
+                }
+                if let Some(t) = fig.target.filter(|t| t.is_finite()) {
+                    target_stage.get_metric_with_label_values(&labels)?.set(t);
+                }
+            }
+            if let Some(t) = fig.as_of {
+                let t = t.unix_seconds_f64();
+                let e = latest.entry(fig.kpi).or_insert(t);
+                *e = e.max(t);
+            }
+            if fig.elapsed.is_finite() {
+                years.insert(fig.year.0, fig.elapsed);
+            }
+        }
+        for (k, t) in latest {
+            as_of
+                .get_metric_with_label_values(&[plan.kpis[k].id.as_str()])?
+                .set(t);
+        }
+        for (year, f) in years {
+            elapsed
+                .get_metric_with_label_values(&[year.to_string().as_str()])?
+                .set(f);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

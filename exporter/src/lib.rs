@@ -13,6 +13,7 @@ mod exporter;
 mod health;
 mod http;
 mod kpis;
+pub mod precision;
 mod status_page;
 
 pub use exporter::Exporter;

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use mieruka_aggregator::fiscal::JST_OFFSET_SECONDS;
+use mieruka_aggregator::plan::Chapter;
 use mieruka_aggregator::{Figure, FiscalYear, Kpi, KpiKind, Plan};
 use mieruka_ingest::Timestamp;
 
@@ -167,7 +168,19 @@ footer{font-size:.85rem;color:#57606a}";
 pub fn render_status_page(plan: &Plan, figures: &[Figure], snapshot: Option<Timestamp>) -> String {
     let mut h = String::with_capacity(32 * 1024);
     let year = snapshot.map(|now| (current_year(plan, now), now));
-    // `write!` into a String cannot fail; the results are ignored on purpose.
+    write_header(&mut h, plan, year);
+    for chapter in &plan.chapters {
+        write_chapter(&mut h, plan, chapter, figures, year);
+    }
+    write_footer(&mut h, figures, snapshot);
+    h.push_str("</footer>\n</body>\n</html>\n");
+    h
+}
+
+// `write!` into a String cannot fail; the results below are ignored on purpose.
+
+/// The document's head and the page header: the plan, the year and how far it is.
+fn write_header(h: &mut String, plan: &Plan, year: Option<(FiscalYear, Timestamp)>) {
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"ja\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -202,44 +215,54 @@ pub fn render_status_page(plan: &Plan, figures: &[Figure], snapshot: Option<Time
         }
     }
     h.push_str("</header>\n<main>\n");
+}
 
-    for chapter in &plan.chapters {
-        let _ = write!(
-            h,
-            "<section id=\"chapter-{}\">\n<h2>{}. {}<span class=\"en\" lang=\"en\">{}</span></h2>\n\
-             <table>\n<thead><tr><th>KPI</th><th>値<small>Value</small></th>\
-             <th>目標<small>Target</small></th><th>ペース<small>Pace</small></th>\
-             <th>見込み<small>Projection</small></th><th>状況<small>Status</small></th>\
-             </tr></thead>\n<tbody>\n",
-            esc(&chapter.id),
-            esc(&chapter.id),
-            esc(&chapter.name_ja),
-            esc(&chapter.name_en),
-        );
-        for (k, kpi) in plan.kpis.iter().enumerate() {
-            if kpi.chapter != chapter.id {
-                continue;
-            }
-            let fig = year.and_then(|(fy, _)| figures.iter().find(|f| f.kpi == k && f.year == fy));
-            let (class, ja, en) = standing(kpi, fig).words();
-            let _ = writeln!(
-                h,
-                "<tr data-kpi=\"{}\"><td>{}<small lang=\"en\">{}</small></td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td><span class=\"badge {class}\">{ja}\
-                 <small lang=\"en\">{en}</small></span></td></tr>",
-                esc(&kpi.id),
-                esc(&kpi.name_ja),
-                esc(&kpi.name_en),
-                cell(kpi, fig.and_then(|f| f.value)),
-                cell(kpi, fig.and_then(|f| f.target)),
-                cell(kpi, fig.and_then(|f| f.pace)),
-                cell(kpi, fig.and_then(|f| f.projection)),
-            );
+/// One chapter's table: a row per KPI of the chapter, in plan order.
+fn write_chapter(
+    h: &mut String,
+    plan: &Plan,
+    chapter: &Chapter,
+    figures: &[Figure],
+    year: Option<(FiscalYear, Timestamp)>,
+) {
+    let _ = write!(
+        h,
+        "<section id=\"chapter-{}\">\n<h2>{}. {}<span class=\"en\" lang=\"en\">{}</span></h2>\n\
+         <table>\n<thead><tr><th>KPI</th><th>値<small>Value</small></th>\
+         <th>目標<small>Target</small></th><th>ペース<small>Pace</small></th>\
+         <th>見込み<small>Projection</small></th><th>状況<small>Status</small></th>\
+         </tr></thead>\n<tbody>\n",
+        esc(&chapter.id),
+        esc(&chapter.id),
+        esc(&chapter.name_ja),
+        esc(&chapter.name_en),
+    );
+    for (k, kpi) in plan.kpis.iter().enumerate() {
+        if kpi.chapter != chapter.id {
+            continue;
         }
-        h.push_str("</tbody>\n</table>\n</section>\n");
+        let fig = year.and_then(|(fy, _)| figures.iter().find(|f| f.kpi == k && f.year == fy));
+        let (class, ja, en) = standing(kpi, fig).words();
+        let _ = writeln!(
+            h,
+            "<tr data-kpi=\"{}\"><td>{}<small lang=\"en\">{}</small></td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td><span class=\"badge {class}\">{ja}\
+             <small lang=\"en\">{en}</small></span></td></tr>",
+            esc(&kpi.id),
+            esc(&kpi.name_ja),
+            esc(&kpi.name_en),
+            cell(kpi, fig.and_then(|f| f.value)),
+            cell(kpi, fig.and_then(|f| f.target)),
+            cell(kpi, fig.and_then(|f| f.pace)),
+            cell(kpi, fig.and_then(|f| f.projection)),
+        );
     }
+    h.push_str("</tbody>\n</table>\n</section>\n");
+}
 
+/// The footer: when the snapshot was taken and the latest data behind it.
+fn write_footer(h: &mut String, figures: &[Figure], snapshot: Option<Timestamp>) {
     h.push_str("</main>\n<footer>\n");
     match snapshot {
         Some(now) => {
@@ -260,8 +283,6 @@ pub fn render_status_page(plan: &Plan, figures: &[Figure], snapshot: Option<Time
         }
         None => h.push_str("<p>集計時点 <span lang=\"en\">Snapshot</span>: —</p>\n"),
     }
-    h.push_str("</footer>\n</body>\n</html>\n");
-    h
 }
 
 #[cfg(test)]

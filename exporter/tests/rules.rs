@@ -727,7 +727,7 @@ fn promtool_rule_tests_follow_cadences_and_due_dates() {
     // Due by the end of 1970-01-05 (JST), i.e. overdue from 1970-01-05T15:00Z = 4d15h.
     plan.kpis[k]
         .due
-        .insert(FiscalYear(2026), "1970-01-05".to_owned());
+        .insert(FiscalYear(2026), "1970-01-05".parse().unwrap());
     let opts = RulesOptions {
         source_cadence: BTreeMap::from([("population".to_owned(), "10d".to_owned())]),
         ..RulesOptions::default()

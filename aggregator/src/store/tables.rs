@@ -14,8 +14,8 @@ use std::collections::{BTreeSet, HashMap};
 use mieruka_ingest::Timestamp;
 
 use crate::fiscal::{Day, FiscalYear};
-use crate::ledger::{Effect, Ledger, LevelDay, Snapshot};
-use crate::plan::Plan;
+use crate::ledger::{AsOf, Effect, Ledger, LevelDay, Snapshot};
+use crate::plan::{KpiId, MeasureId, Plan};
 use crate::store::row::{ReadError, ReadRow};
 
 /// How a column is typed; each dialect spells the types its own way.
@@ -285,7 +285,7 @@ impl Aggregate {
     /// The rows of `keys` with their values in `ledger` (every `as_of` of `ledger`,
     /// whatever the keys), sorted by key.
     pub fn rows<'a>(self, plan: &'a Plan, keys: &'a Keys, ledger: &'a Ledger) -> Vec<TableRow<'a>> {
-        let mid = |m: usize| Value::text_of(plan.measures[m].id.as_str());
+        let mid = |m: MeasureId| Value::text_of(plan.measures[m].id.as_str());
         match self {
             Aggregate::Flows => keys
                 .flows
@@ -345,7 +345,7 @@ impl Aggregate {
                     .iter()
                     .map(|(k, t)| TableRow {
                         values: vec![
-                            Value::Text(Some(Cow::Owned(as_of_key(plan, *k)))),
+                            Value::Text(Some(Cow::Owned(k.key(plan)))),
                             Value::Int8(Some(t.micros())),
                         ],
                         live: true,
@@ -405,7 +405,7 @@ impl Aggregate {
                 }
             }
             Aggregate::AsOf => {
-                if let Some(ix) = ids.as_of(plan, r.text(0)?) {
+                if let Some(ix) = ids.as_of(r.text(0)?) {
                     ledger.as_of.insert(ix, Timestamp::from_micros(r.int8(1)?));
                 }
             }
@@ -461,8 +461,8 @@ fn read_level_day(r: &impl ReadRow) -> Result<LevelDay, ReadError> {
 
 /// Plan ids resolved once: rows are keyed by ids, the ledger by positions.
 pub(crate) struct Ids {
-    measure: HashMap<String, usize>,
-    kpi: HashMap<String, usize>,
+    measure: HashMap<String, MeasureId>,
+    kpi: HashMap<String, KpiId>,
 }
 
 impl Ids {
@@ -472,56 +472,49 @@ impl Ids {
                 .measures
                 .iter()
                 .enumerate()
-                .map(|(i, m)| (m.id.clone(), i))
+                .map(|(i, m)| (m.id.clone(), MeasureId(i)))
                 .collect(),
             kpi: plan
                 .kpis
                 .iter()
                 .enumerate()
-                .map(|(i, k)| (k.id.clone(), i))
+                .map(|(i, k)| (k.id.clone(), KpiId(i)))
                 .collect(),
         }
     }
 
-    fn stage(&self, plan: &Plan, kpi: &str, stage: &str) -> Option<(usize, u16)> {
+    fn stage(&self, plan: &Plan, kpi: &str, stage: &str) -> Option<(KpiId, u16)> {
         let k = *self.kpi.get(kpi)?;
         let s = plan.kpis[k].stages()?.iter().position(|s| s.id == stage)?;
         Some((k, u16::try_from(s).ok()?))
     }
 
-    fn as_of(&self, plan: &Plan, key: &str) -> Option<usize> {
-        if let Some(m) = key.strip_prefix("m:") {
-            self.measure.get(m).copied()
-        } else {
-            let k = self.kpi.get(key.strip_prefix("k:")?)?;
-            Some(plan.measures.len() + k)
+    fn as_of(&self, key: &str) -> Option<AsOf> {
+        match key.strip_prefix("m:") {
+            Some(m) => self.measure.get(m).copied().map(AsOf::Measure),
+            None => self
+                .kpi
+                .get(key.strip_prefix("k:")?)
+                .copied()
+                .map(AsOf::Kpi),
         }
     }
 }
 
-fn stage_id(plan: &Plan, kpi: usize, stage: u16) -> &str {
+fn stage_id(plan: &Plan, kpi: KpiId, stage: u16) -> &str {
     plan.kpis[kpi]
         .stages()
         .and_then(|st| st.get(usize::from(stage)))
         .map_or("", |st| st.id.as_str())
 }
 
-/// The `as_of` key of a ledger position: `m:<measure id>` or `k:<KPI id>`.
-fn as_of_key(plan: &Plan, ix: usize) -> String {
-    if ix < plan.measures.len() {
-        format!("m:{}", plan.measures[ix].id)
-    } else {
-        format!("k:{}", plan.kpis[ix - plan.measures.len()].id)
-    }
-}
-
 /// The aggregate rows a batch can touch, sorted.
 #[derive(Default)]
 pub(crate) struct Keys {
-    flows: BTreeSet<(usize, Day)>,
-    distinct: BTreeSet<(usize, FiscalYear, Box<str>)>,
-    levels: BTreeSet<(usize, Day)>,
-    stages: BTreeSet<(usize, Day, u16)>,
+    flows: BTreeSet<(MeasureId, Day)>,
+    distinct: BTreeSet<(MeasureId, FiscalYear, Box<str>)>,
+    levels: BTreeSet<(MeasureId, Day)>,
+    stages: BTreeSet<(KpiId, Day, u16)>,
 }
 
 impl Keys {
@@ -576,31 +569,31 @@ mod tests {
         let day = Day::of(at);
         let effects = vec![
             Effect::Flow {
-                measure: 0,
+                measure: MeasureId(0),
                 day,
                 amount: 1,
             },
             Effect::Distinct {
-                measure: 0,
+                measure: MeasureId(0),
                 year: FiscalYear(2026),
                 value: "v".into(),
             },
             Effect::Reset {
-                measure: 0,
+                measure: MeasureId(0),
                 at,
                 id: "k".into(),
                 value: 3,
             },
             Effect::Stage {
-                kpi: 0,
+                kpi: KpiId(0),
                 day,
                 stage: 0,
             },
         ];
         let mut ledger = Ledger::default();
-        ledger.flows.insert((0, day), 5);
+        ledger.flows.insert((MeasureId(0), day), 5);
         ledger.levels.insert(
-            (0, day),
+            (MeasureId(0), day),
             LevelDay {
                 delta: 1,
                 snapshot: Some(Snapshot {
@@ -612,7 +605,7 @@ mod tests {
                 opening: Some(("k".into(), 3)),
             },
         );
-        ledger.as_of.insert(0, at);
+        ledger.as_of.insert(AsOf::Measure(MeasureId(0)), at);
         let keys = Keys::of(effects);
         for agg in Aggregate::ALL {
             let t = agg.table();

@@ -1,0 +1,311 @@
+//! The compiled plan: the checked types every other part of mieruka reads.
+
+use std::collections::BTreeMap;
+use std::ops::Index;
+
+use mieruka_ingest::schema::{FieldIx, Schema, TypeId};
+
+use super::alert::Alert;
+use super::file::Chapter;
+use crate::fiscal::{Day, FiscalYear};
+
+/// A measure of a plan: its index in `Plan::measures` (the plan's id order).
+///
+/// Measures and KPIs are counted apart; the types keep one from standing for the other.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct MeasureId(pub usize);
+
+/// A KPI of a plan: its index in `Plan::kpis` (the file's order).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct KpiId(pub usize);
+
+// Bridges for code that still holds raw indices (`Plan::measure`, positions found by
+// hand): an index converts to an id and compares with one.
+impl From<usize> for MeasureId {
+    fn from(i: usize) -> Self {
+        MeasureId(i)
+    }
+}
+
+impl From<usize> for KpiId {
+    fn from(i: usize) -> Self {
+        KpiId(i)
+    }
+}
+
+impl PartialEq<usize> for MeasureId {
+    fn eq(&self, other: &usize) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<usize> for KpiId {
+    fn eq(&self, other: &usize) -> bool {
+        self.0 == *other
+    }
+}
+
+impl Index<MeasureId> for Vec<Measure> {
+    type Output = Measure;
+
+    fn index(&self, m: MeasureId) -> &Measure {
+        &self[m.0]
+    }
+}
+
+impl Index<KpiId> for Vec<Kpi> {
+    type Output = Kpi;
+
+    fn index(&self, k: KpiId) -> &Kpi {
+        &self[k.0]
+    }
+}
+
+/// Whether more is better or less is better.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+impl Direction {
+    /// +1 for up, −1 for down: multiplies differences so that positive is good.
+    pub fn sign(self) -> f64 {
+        match self {
+            Direction::Up => 1.0,
+            Direction::Down => -1.0,
+        }
+    }
+
+    /// `up` or `down`, as in the plan and the `direction` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+/// How a measure folds its events.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MeasureKind {
+    /// Number of events per fiscal year (a flow).
+    Events,
+    /// Sum of a numeric field per fiscal year (a flow).
+    Sum,
+    /// Distinct values of a field per fiscal year (exact).
+    Distinct,
+    /// A stock: moved by deltas, reset by snapshots, carried across years.
+    Level,
+}
+
+impl MeasureKind {
+    /// Whether the measure restarts at zero each fiscal year.
+    pub fn is_flow(self) -> bool {
+        !matches!(self, MeasureKind::Level)
+    }
+}
+
+/// A measure: one number per fiscal year (or per instant, for a level).
+#[derive(Clone, Debug)]
+pub struct Measure {
+    /// Its id in the plan.
+    pub id: String,
+    /// How it folds.
+    pub kind: MeasureKind,
+    /// Decimal places of the summed field: values are kept in units of 10^-scale.
+    pub scale: u32,
+    /// What it counts, for people.
+    pub description: String,
+}
+
+/// What an event of one type does to one measure.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The measure it feeds.
+    pub measure: MeasureId,
+    /// How.
+    pub op: Op,
+    /// The numeric field to add (None: 1 per event).
+    pub field: Option<FieldIx>,
+    /// Only events whose enum fields hold one of these values (by index).
+    pub filter: Vec<(FieldIx, Vec<u16>)>,
+}
+
+/// The operation of a route.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Op {
+    /// Add to a flow, or increase a level.
+    Add,
+    /// Decrease a level.
+    Sub,
+    /// Reset a level to a snapshot.
+    Reset,
+    /// Count a distinct value.
+    Distinct,
+}
+
+/// What a KPI's value is made of.
+#[derive(Clone, Debug)]
+pub enum KpiKind {
+    /// The value of one measure.
+    Measure(MeasureId),
+    /// numerator / denominator × scale.
+    Ratio {
+        numerator: MeasureId,
+        denominator: MeasureId,
+        scale: f64,
+    },
+    /// Ordered stages; the value is the index of the highest stage reached.
+    Milestone { stages: Vec<Stage> },
+    /// A duty done every fiscal year: a per-year count whose target is at least 1.
+    Recurring(MeasureId),
+}
+
+/// A milestone stage.
+#[derive(Clone, Debug)]
+pub struct Stage {
+    /// ASCII id sent by events.
+    pub id: String,
+    /// The plan's wording.
+    pub name_ja: String,
+    /// English gloss.
+    pub name_en: String,
+}
+
+/// A KPI of the plan.
+#[derive(Clone, Debug)]
+pub struct Kpi {
+    /// The id used in the `kpi` label.
+    pub id: String,
+    /// The plan's name.
+    pub name_ja: String,
+    /// English name.
+    pub name_en: String,
+    /// The chapter id (`1`, `2`, `3` in the Ome plan).
+    pub chapter: String,
+    /// Unit as shown (`%`, `people / FY`, …).
+    pub unit: String,
+    /// Whether up or down is better.
+    pub direction: Direction,
+    /// How its value is computed.
+    pub kind: KpiKind,
+    /// The plan's reported figure for the baseline year (a stage index for milestones).
+    pub baseline: Option<f64>,
+    /// Target per fiscal year of the plan; `None` where the plan gives no number.
+    pub targets: BTreeMap<FiscalYear, Option<f64>>,
+    /// How far behind pace still counts as on pace, in the KPI's unit.
+    pub tolerance: f64,
+    /// Milestones: the day (JST) by which each year's target stage is due.
+    pub due: BTreeMap<FiscalYear, Day>,
+    /// Alerting knobs.
+    pub alert: Alert,
+    /// Which line system feeds it.
+    pub source: String,
+    /// Definitions to confirm, and where the numbers come from.
+    pub note: String,
+}
+
+impl Kpi {
+    /// The target for a year, if the plan gives one.
+    pub fn target(&self, fy: FiscalYear) -> Option<f64> {
+        self.targets.get(&fy).copied().flatten()
+    }
+
+    /// Whether the unit is a percentage (projections are capped at 100).
+    pub fn is_percent(&self) -> bool {
+        self.unit == "%"
+    }
+
+    /// The stages, for a milestone KPI.
+    pub fn stages(&self) -> Option<&[Stage]> {
+        match &self.kind {
+            KpiKind::Milestone { stages } => Some(stages),
+            _ => None,
+        }
+    }
+}
+
+/// A loaded, checked plan: what every other part of mieruka reads.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The plan's id.
+    pub id: String,
+    /// Its Japanese title.
+    pub name_ja: String,
+    /// Its English title.
+    pub name_en: String,
+    /// The city.
+    pub city: String,
+    /// The year of the plan's reported baseline ("現在地").
+    pub baseline_year: FiscalYear,
+    /// The first year with targets.
+    pub first_year: FiscalYear,
+    /// The last year with targets.
+    pub last_year: FiscalYear,
+    /// Chapters, in id order.
+    pub chapters: Vec<Chapter>,
+    /// The event types, compiled for ingest.
+    pub schema: Schema,
+    /// Measures, in id order.
+    pub measures: Vec<Measure>,
+    /// KPIs, in file order.
+    pub kpis: Vec<Kpi>,
+    /// Per event type (by `TypeId`), what it feeds.
+    pub routes: Vec<Vec<Route>>,
+    /// Per event type: the (kpi field, stage field) of a milestone event, if it is one.
+    pub milestone_fields: Vec<Option<(FieldIx, FieldIx)>>,
+    /// Per event type: whether it resets a level (a snapshot, which cannot be voided).
+    pub is_snapshot: Vec<bool>,
+}
+
+impl Plan {
+    /// The measure called `id`.
+    ///
+    /// A raw index, kept for callers that still hold one; `measure_id` is the typed form.
+    pub fn measure(&self, id: &str) -> Option<usize> {
+        self.measure_id(id).map(|m| m.0)
+    }
+
+    /// The id of the measure called `id`.
+    pub fn measure_id(&self, id: &str) -> Option<MeasureId> {
+        self.measures.iter().position(|m| m.id == id).map(MeasureId)
+    }
+
+    /// The id of the KPI called `id`.
+    pub fn kpi_id(&self, id: &str) -> Option<KpiId> {
+        self.kpis.iter().position(|k| k.id == id).map(KpiId)
+    }
+
+    /// Every KPI with its id, in file order.
+    pub fn kpis_with_ids(&self) -> impl Iterator<Item = (KpiId, &Kpi)> {
+        self.kpis.iter().enumerate().map(|(i, k)| (KpiId(i), k))
+    }
+
+    /// The KPI called `id`.
+    pub fn kpi(&self, id: &str) -> Option<&Kpi> {
+        self.kpis.iter().find(|k| k.id == id)
+    }
+
+    /// Every fiscal year the plan exports: the baseline year to the last year.
+    pub fn years(&self) -> impl Iterator<Item = FiscalYear> {
+        (self.baseline_year.0..=self.last_year.0).map(FiscalYear)
+    }
+
+    /// Whether events of a type can move a level (some route adds to or takes from a
+    /// stock): what a late snapshot must find in the log.
+    pub fn moves_a_level(&self, ty: TypeId) -> bool {
+        self.routes[usize::from(ty.0)]
+            .iter()
+            .any(|r| r.op != Op::Reset && self.measures[r.measure].kind == MeasureKind::Level)
+    }
+
+    /// The event types that feed a measure (through any route).
+    pub fn types_feeding(&self, measure: impl Into<MeasureId>) -> Vec<TypeId> {
+        let measure = measure.into();
+        (0..self.routes.len())
+            .filter(|t| self.routes[*t].iter().any(|r| r.measure == measure))
+            .map(|t| TypeId(t as u16))
+            .collect()
+    }
+}
