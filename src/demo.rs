@@ -1694,7 +1694,7 @@ mod tests {
         }
         let figures = engine.figures(now());
         let fig = |id: &str, year: i32| {
-            let k = plan.kpis.iter().position(|k| k.id == id).unwrap();
+            let k = plan.kpi_id(id).unwrap();
             figures
                 .iter()
                 .find(|f| f.kpi == k && f.year == FiscalYear(year))
@@ -1732,7 +1732,7 @@ mod tests {
         assert!(fy2026
             .iter()
             .any(|f| f.on_track == Some(false) || f.drift.is_some_and(|d| d < -f.tolerance)));
-        for (k, kpi) in plan.kpis.iter().enumerate() {
+        for (k, kpi) in plan.kpis_with_ids() {
             if !matches!(kpi.kind, KpiKind::Milestone { .. }) {
                 let f = fy2026.iter().find(|f| f.kpi == k).unwrap();
                 assert!(f.value.is_some(), "{} has no FY2026 value", kpi.id);

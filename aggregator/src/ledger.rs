@@ -10,7 +10,6 @@
 //! falsify a figure by wrapping or panicking. Counts of events stay i64.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::{Deref, DerefMut};
 
 use mieruka_ingest::{Event, Timestamp, Value};
 
@@ -90,43 +89,8 @@ pub struct Ledger {
     pub as_of: HashMap<AsOf, Timestamp>,
 }
 
-/// A map per (measure, day), as flows and levels keep their days. It derefs to the
-/// `BTreeMap`; `get` and `insert` also take a raw measure index, for callers that still
-/// hold one (`Plan::measure`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PerDay<V>(pub BTreeMap<(MeasureId, Day), V>);
-
-impl<V> Default for PerDay<V> {
-    fn default() -> Self {
-        PerDay(BTreeMap::new())
-    }
-}
-
-impl<V> PerDay<V> {
-    /// The value of a measure on a day, if any.
-    pub fn get<M: Into<MeasureId> + Copy>(&self, key: &(M, Day)) -> Option<&V> {
-        self.0.get(&(key.0.into(), key.1))
-    }
-
-    /// Sets the value of a measure on a day; returns the one it replaces.
-    pub fn insert<M: Into<MeasureId>>(&mut self, key: (M, Day), value: V) -> Option<V> {
-        self.0.insert((key.0.into(), key.1), value)
-    }
-}
-
-impl<V> Deref for PerDay<V> {
-    type Target = BTreeMap<(MeasureId, Day), V>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl<V> DerefMut for PerDay<V> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
+/// A map per (measure, day), as flows and levels keep their days.
+pub type PerDay<V> = BTreeMap<(MeasureId, Day), V>;
 
 /// What an `as_of` time stands behind: a measure, or a milestone KPI (whose stages are
 /// no measure). Measures and KPIs are counted apart, so each has its own variant.
@@ -151,7 +115,7 @@ impl AsOf {
     /// Reads a store's key; `None` for what the plan no longer has.
     pub fn from_key(plan: &Plan, key: &str) -> Option<AsOf> {
         match key.strip_prefix("m:") {
-            Some(m) => plan.measure_id(m).map(AsOf::Measure),
+            Some(m) => plan.measure(m).map(AsOf::Measure),
             None => plan.kpi_id(key.strip_prefix("k:")?).map(AsOf::Kpi),
         }
     }

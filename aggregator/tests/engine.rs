@@ -228,7 +228,7 @@ fn now() -> Timestamp {
 const F: f64 = 183.0 / 365.0;
 
 fn fig<'a>(plan: &Plan, figures: &'a [Figure], kpi: &str, year: i32) -> &'a Figure {
-    let k = plan.kpis.iter().position(|k| k.id == kpi).unwrap();
+    let k = plan.kpi_id(kpi).unwrap();
     figures
         .iter()
         .find(|f| f.kpi == k && f.year == FiscalYear(year))

@@ -516,7 +516,7 @@ fn every_catalogue_event_type_is_declared() {
 fn every_measure_is_fed_and_every_level_has_a_snapshot() {
     let plan = ome();
     for (ix, m) in plan.measures.iter().enumerate() {
-        let types = plan.types_feeding(ix);
+        let types = plan.types_feeding(MeasureId(ix));
         assert!(!types.is_empty(), "{} is fed by no event type", m.id);
         if !m.kind.is_flow() {
             assert!(

@@ -237,7 +237,7 @@ fn write_chapter(
         esc(&chapter.name_ja),
         esc(&chapter.name_en),
     );
-    for (k, kpi) in plan.kpis.iter().enumerate() {
+    for (k, kpi) in plan.kpis_with_ids() {
         if kpi.chapter != chapter.id {
             continue;
         }

@@ -21,30 +21,6 @@ pub struct KpiId(pub usize);
 
 // Bridges for code that still holds raw indices (`Plan::measure`, positions found by
 // hand): an index converts to an id and compares with one.
-impl From<usize> for MeasureId {
-    fn from(i: usize) -> Self {
-        MeasureId(i)
-    }
-}
-
-impl From<usize> for KpiId {
-    fn from(i: usize) -> Self {
-        KpiId(i)
-    }
-}
-
-impl PartialEq<usize> for MeasureId {
-    fn eq(&self, other: &usize) -> bool {
-        self.0 == *other
-    }
-}
-
-impl PartialEq<usize> for KpiId {
-    fn eq(&self, other: &usize) -> bool {
-        self.0 == *other
-    }
-}
-
 impl Index<MeasureId> for Vec<Measure> {
     type Output = Measure;
 
@@ -260,15 +236,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The measure called `id`.
-    ///
-    /// A raw index, kept for callers that still hold one; `measure_id` is the typed form.
-    pub fn measure(&self, id: &str) -> Option<usize> {
-        self.measure_id(id).map(|m| m.0)
-    }
-
     /// The id of the measure called `id`.
-    pub fn measure_id(&self, id: &str) -> Option<MeasureId> {
+    pub fn measure(&self, id: &str) -> Option<MeasureId> {
         self.measures.iter().position(|m| m.id == id).map(MeasureId)
     }
 
@@ -301,8 +270,7 @@ impl Plan {
     }
 
     /// The event types that feed a measure (through any route).
-    pub fn types_feeding(&self, measure: impl Into<MeasureId>) -> Vec<TypeId> {
-        let measure = measure.into();
+    pub fn types_feeding(&self, measure: MeasureId) -> Vec<TypeId> {
         (0..self.routes.len())
             .filter(|t| self.routes[*t].iter().any(|r| r.measure == measure))
             .map(|t| TypeId(t as u16))

@@ -267,7 +267,7 @@ pub fn assert_wide_figures(plan: &Plan, ledger: &mieruka_aggregator::Ledger) {
     let now = Timestamp::parse_rfc3339("2026-10-01T00:00:00+09:00").unwrap();
     let figs = figures(plan, ledger, now);
     for kpi in ["shipped_total", "stock_level"] {
-        let k = plan.kpis.iter().position(|x| x.id == kpi).unwrap();
+        let k = plan.kpi_id(kpi).unwrap();
         let f = figs.iter().find(|f| f.kpi == k && f.year == fy).unwrap();
         let v = f.value.unwrap_or_else(|| panic!("{kpi}: no value"));
         assert!((v - 1.8e19).abs() <= 1.8e19 * 1e-12, "{kpi}: {v} != 1.8e19");
