@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Kafka tests run a real Kafka-protocol broker, tansu (DESIGN.md, "Real components"),
+# The Kafka tests run a real Kafka-protocol broker, tansu (docs/architecture.md, "Real components"),
 # unless KAFKA_BROKERS points them at another. Building it takes ~12 minutes, once.
 if [ -z "${KAFKA_BROKERS:-}" ] && ! command -v tansu >/dev/null 2>&1; then
   echo "test.sh: installing the tansu broker (cargo install tansu --locked --features dynostore)"

@@ -1,5 +1,5 @@
 //! Decode + validate + fold of a realistic mix of Ome events, in one thread (so the
-//! events/s it reports are per core). Target (DESIGN.md): ≥ 1,000,000 events/s per core.
+//! events/s it reports are per core). Target (docs/architecture.md): ≥ 1,000,000 events/s per core.
 //!
 //! Run: `cargo bench -p mieruka-aggregator --bench fold`
 

@@ -1,5 +1,5 @@
 //! KPI figures (value, target, pace, projection, attainment, drift, on track) computed
-//! from the ledger at an instant, exactly as DESIGN.md "KPI figures" defines them.
+//! from the ledger at an instant, exactly as docs/architecture.md "KPI figures" defines them.
 
 use mieruka_ingest::Timestamp;
 

@@ -289,7 +289,7 @@ impl Ledger {
         value: i128,
         deltas_since: &mut dyn FnMut(MeasureId, Day, Timestamp) -> i128,
     ) {
-        // Snapshots are never voided (DESIGN.md), so only sign +1 arrives here.
+        // Snapshots are never voided (docs/architecture.md), so only sign +1 arrives here.
         let d = Day::of(at);
         let day = self.levels.entry((measure, d)).or_default();
         if at == d.start() && day.opening.as_ref().is_none_or(|(oid, _)| **oid < *id) {

@@ -3,7 +3,7 @@
 //! the event log and the effectively-once bookkeeping.
 //!
 //! The engine never reads the wall clock and does no I/O: it takes events and a `now`
-//! and returns figures, so every rule of DESIGN.md is tested without a database.
+//! and returns figures, so every rule of docs/architecture.md is tested without a database.
 
 pub mod consumer;
 pub mod engine;

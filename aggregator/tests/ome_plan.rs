@@ -1,6 +1,6 @@
 //! The shipped Ome plan (`plans/ome.toml`) against the plan itself, as read out in
 //! `PLAN-KPIS.md`: every KPI with its chapter, unit, direction, baseline and yearly
-//! targets; every milestone's stages in order; every event type of the DESIGN.md
+//! targets; every milestone's stages in order; every event type of the docs/architecture.md
 //! catalogue. And broken copies of the plan fail with the line and the key at fault.
 
 use mieruka_aggregator::plan::{KpiKind, MeasureId, Plan, PlanError, OME_PLAN};
@@ -288,7 +288,7 @@ const CHAPTER_ORDER: &[&str] = &[
     "umepon_registrations",
 ];
 
-/// DESIGN.md, "Events": the catalogue, its snapshot additions, and the security reviews.
+/// the event catalogue every line system of Ome sends (docs/architecture.md, "Events", shows one), its snapshot additions, and the security reviews.
 const CATALOGUE: &[&str] = &[
     "certificate.issued",
     "mynumber_card.issued",

@@ -4,7 +4,7 @@
 //! events keep their Kafka offsets and masked raw text.
 //!
 //! Each test makes its own database on `DATABASE_URL` (default: the local PostgreSQL of
-//! DESIGN.md) and drops it at the end, even when the test fails.
+//! docs/architecture.md) and drops it at the end, even when the test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod common;

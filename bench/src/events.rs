@@ -46,7 +46,7 @@ pub fn event(n: u64) -> String {
 /// [`event`] with an id in no order (a bijective mix of `n`, so still unique), like a
 /// UUID: such ids land anywhere in the event log's key index, not at its end. Written
 /// with the letters a–p, one per 4 bits: a run of 12 digits could pass the
-/// personal-number check and be rejected, as DESIGN.md intends.
+/// personal-number check and be rejected, as docs/architecture.md intends.
 pub fn event_with_random_id(n: u64) -> String {
     let mut x = n;
     // splitmix64's finalizer: a bijection on u64.

@@ -1,6 +1,6 @@
 //! `mieruka-bench kafka`: Kafka → aggregates committed in PostgreSQL, end to end, side by
 //! side with a bare rdkafka consumer draining the same topic from the same broker, so the
-//! ratio of the two rates comes from one run on one machine (DESIGN.md's target: the
+//! ratio of the two rates comes from one run on one machine (docs/architecture.md's target: the
 //! aggregator reaches ≥ 0.8 of the bare consumer's rate). A benchmark, never a test:
 //! nothing is asserted on the figures, only on the correctness of the result.
 //!

@@ -9,7 +9,7 @@ use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Regist
 
 /// The `source` label of events from a source that is not configured.
 ///
-/// DESIGN.md: the label comes from configuration, never from request data.
+/// docs/architecture.md: the label comes from configuration, never from request data.
 pub const UNKNOWN_SOURCE: &str = "unknown";
 
 /// Commit latency buckets, in seconds: a batch commit on SQLite or PostgreSQL takes a

@@ -1,5 +1,5 @@
 //! The KPI part of the exposition: one series per KPI and fiscal year for each figure
-//! that is present, named as DESIGN.md "Metric names" fixes (the contract with the
+//! that is present, named as docs/architecture.md "Metric names" fixes (the contract with the
 //! generated dashboards and alert rules).
 
 use std::collections::BTreeMap;

@@ -256,7 +256,7 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Decodes and validates one event from its raw JSON bytes, at the edge: its
 /// `occurred_at` must also lie in the schema's [`TimeWindow`](crate::schema::TimeWindow).
 ///
-/// Checks run in the order DESIGN.md fixes: framing (UTF-8, JSON) → the personal-number
+/// Checks run in the order docs/architecture.md fixes: framing (UTF-8, JSON) → the personal-number
 /// guard over the whole document → envelope → type → data fields → cross-field rules.
 /// A message never quotes a value that has not passed the guard.
 pub fn decode(schema: &Schema, raw: &[u8]) -> Result<Event, Rejection> {

@@ -4,7 +4,7 @@
 //! started on, ready for [`crate::item`] with a [`crate::Position::Line`]: validation,
 //! the personal-number guard and rejection reasons stay in one place, whatever the
 //! transport. A CSV row is mapped to the envelope by a [`CsvMapping`] from the config
-//! file (DESIGN.md, "Transports"). Problems with the whole file (its encoding, its
+//! file (docs/architecture.md, "Transports"). Problems with the whole file (its encoding, its
 //! header, its shape, the mapping itself) are an [`ImportError`]; a bad row is still
 //! emitted, so validation rejects it with a reason and the rows beside it go on.
 //!

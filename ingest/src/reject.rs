@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// The closed list of rejection reasons (DESIGN.md, "Rejections"). Metric labels come
+/// The closed list of rejection reasons (docs/architecture.md, "Rejections"). Metric labels come
 /// from here, never from input.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum Reason {

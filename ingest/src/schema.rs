@@ -106,7 +106,7 @@ impl Bound {
 /// sum far inside the ledger's 128-bit range.
 pub const DEFAULT_BOUND: i64 = 1_000_000_000;
 
-/// Which instants an event may carry in `occurred_at` (DESIGN.md, "Inputs have domains").
+/// Which instants an event may carry in `occurred_at` (docs/architecture.md, "Inputs have domains").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeWindow {
     /// The earliest accepted instant (inclusive): by default the start of the fiscal year

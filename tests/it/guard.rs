@@ -126,7 +126,7 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// The guard decides on the first number it meets, but masks every one (DESIGN.md):
+    /// The guard decides on the first number it meets, but masks every one (docs/architecture.md):
     /// a second number, in its own notation, after the first.
     #[test]
     fn every_personal_number_of_an_event_is_masked_not_only_the_first(

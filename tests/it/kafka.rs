@@ -4,7 +4,7 @@
 //!
 //! Each test starts its own `tansu` broker on a free port (or uses `KAFKA_BROKERS`, with
 //! topics and a group of its own) and makes its own database on `DATABASE_URL` (default:
-//! the local PostgreSQL of DESIGN.md), dropped at the end. Synchronisation is by polling
+//! the local PostgreSQL of docs/architecture.md), dropped at the end. Synchronisation is by polling
 //! with deadlines; the only fixed waits are the lengths of injected faults.
 
 use std::io::{BufRead, BufReader};

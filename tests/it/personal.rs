@@ -1,5 +1,5 @@
 //! Personal numbers hidden in events, for the guard's property tests: a random valid
-//! number, the notations the guard reads (DESIGN.md, "Rejections and the personal-number
+//! number, the notations the guard reads (docs/architecture.md, "Rejections and the personal-number
 //! guard"), the places of an event it may sit in, and [`leaks`], which says whether bytes
 //! still hold a number in any of those forms.
 //!

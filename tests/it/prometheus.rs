@@ -4,7 +4,7 @@
 //! - every panel query of every dashboard under `deploy/grafana/dashboards/` (and the
 //!   PromQL of the templating variables) returns data, for every KPI of the plan where
 //!   the query uses `$kpi`, except the series that are absent by design
-//!   ([`absent_by_design`]: DESIGN.md's list, plus what the engine never computes for
+//!   ([`absent_by_design`]: docs/architecture.md's list, plus what the engine never computes for
 //!   milestones);
 //! - the committed rules (`deploy/prometheus/rules/mieruka.rules.yml`) load, their
 //!   recording rules have data, and `MierukaKpiBehindPace` is pending or firing exactly
@@ -271,7 +271,7 @@ fn kpi_label_of(expr: &str) -> Option<&str> {
 }
 
 /// Why a dashboard query may return nothing on the demo, or `None` when it must return
-/// data. DESIGN.md ("Commands and checks") exempts the figures of a KPI whose target is
+/// data. docs/architecture.md ("Commands and checks") exempts the figures of a KPI whose target is
 /// unset and the Kafka-only consumer lag; the engine (`aggregator/src/figures.rs`) also
 /// leaves out, by construction, a milestone's pace, projection and drift, and a value
 /// where nothing gives one (no baseline and no event).

@@ -76,7 +76,7 @@ fn schema(
         }
     };
     // Events older than the start of the fiscal year five years before the baseline
-    // are out of the plan's horizon (DESIGN.md, "Inputs have domains"); the config
+    // are out of the plan's horizon (docs/architecture.md, "Inputs have domains"); the config
     // (`horizon_start`) may move it.
     schema.set_window(mieruka_ingest::TimeWindow {
         earliest: FiscalYear(h.baseline_year.saturating_sub(HORIZON_YEARS)).start(),

@@ -116,7 +116,7 @@ pub(super) fn pipeline() -> Value {
         9,
         ts(
             "拒否理由（1時間あたり）",
-            "Rejected events in the last hour by source and reason code (the closed list of DESIGN.md); MierukaRejectedEvents past the configured rate.",
+            "Rejected events in the last hour by source and reason code (the closed list of docs/architecture.md); MierukaRejectedEvents past the configured rate.",
             vec![target(
                 "A",
                 "sum by (source, reason) (increase(mieruka_events_total{outcome=\"rejected\"}[1h]))",
