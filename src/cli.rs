@@ -41,7 +41,8 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
-    /// Import NDJSON or CSV files (UTF-8 or Shift_JIS) into the store.
+    /// Import NDJSON or CSV files (UTF-8 or Shift_JIS) into the store, or into the
+    /// production pipeline (the `[kafka]` topic) when Kafka brokers are given.
     Import {
         /// Files to import (`.csv`/`.tsv` are CSV; anything else is NDJSON).
         #[arg(required = true)]
@@ -62,13 +63,24 @@ pub enum Command {
         /// the future [default: the wall clock].
         #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
         now: Option<Timestamp>,
+        /// Kafka bootstrap servers: produce to the `[kafka]` topic instead of the SQLite
+        /// store [default: the config's [kafka] brokers].
+        #[arg(long, env = "KAFKA_BROKERS")]
+        brokers: Option<String>,
+        /// PostgreSQL URL where a production import keeps its rejected lines [default:
+        /// the config's [store] url].
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
     },
     /// Show the most recent rejected events kept in the store (reason, field, place, raw
-    /// text with personal numbers masked).
+    /// text with personal numbers masked): PostgreSQL's when a URL is given, else SQLite's.
     Rejected {
         /// SQLite file [default: data/mieruka.db].
         #[arg(long, env = "MIERUKA_DB")]
         db: Option<PathBuf>,
+        /// PostgreSQL URL [default: the config's [store] url].
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
         /// How many, newest first.
         #[arg(long, default_value_t = 20)]
         limit: i64,

@@ -54,19 +54,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             mapping,
             encoding,
             now,
+            brokers,
+            database_url,
         } => {
             let flags = Flags {
                 db,
                 plan,
                 now,
+                brokers,
+                database_url,
                 ..Flags::default()
             };
-            let settings = resolve(flags, RoleKind::Command)?;
+            let settings = resolve(flags, RoleKind::Import)?;
             commands::import::run(&cfg, &settings, &files, mapping.as_deref(), encoding).await
         }
-        Command::Rejected { db, limit } => {
+        Command::Rejected {
+            db,
+            database_url,
+            limit,
+        } => {
             let flags = Flags {
                 db,
+                database_url,
                 ..Flags::default()
             };
             commands::rejected::run(&resolve(flags, RoleKind::Command)?, limit).await

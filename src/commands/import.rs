@@ -1,6 +1,10 @@
-//! `mieruka import FILE…`: NDJSON and CSV files through the same store API as HTTP,
-//! then a summary. Exit code 1 when any line was rejected (all rejections are kept in
-//! the store's `rejected` table).
+//! `mieruka import FILE…`: NDJSON and CSV files through the same sink API as HTTP,
+//! then a summary. Exit code 1 when any line was rejected.
+//!
+//! Where the events go follows the config: the embedded SQLite store (every rejection
+//! kept in its `rejected` table), or — when Kafka brokers are resolved — the production
+//! pipeline ([`pipeline`]: produced to the `[kafka]` topic as the `ingest` role does).
+//! Either way a rejected CSV line names its file, line and the column of its bad cell.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -12,9 +16,11 @@ use mieruka_aggregator::{Plan, SqliteStore};
 use mieruka_ingest::import::{
     csv_events, decode_text, detect_encoding, ndjson_events, CsvMapping, Encoding, RawLine,
 };
-use mieruka_ingest::{item, EventSink, Position, Status};
+use mieruka_ingest::{item, EventSink, Item, Position, Status};
 
 use crate::config::{Config, Resolved};
+
+mod pipeline;
 
 /// Lines per store transaction.
 const BATCH: usize = 10_000;
@@ -48,7 +54,8 @@ fn is_csv(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("tsv"))
 }
 
-/// `mieruka import`: every file into the store of `settings.db`, then a summary.
+/// `mieruka import`: every file into the production pipeline when Kafka brokers are
+/// resolved, else into the store of `settings.db`; then a summary.
 pub async fn run(
     cfg: &Config,
     settings: &Resolved,
@@ -57,6 +64,14 @@ pub async fn run(
     encoding: Option<Encoding>,
 ) -> anyhow::Result<ExitCode> {
     let mapping = csv_mapping(cfg, mapping)?;
+    let opts = ImportOptions {
+        mapping,
+        encoding,
+        progress: true,
+    };
+    if let Ok(brokers) = settings.brokers() {
+        return pipeline::run(settings, brokers, files, &opts).await;
+    }
     let db = &settings.db;
     let plan = settings.plan.clone();
     let store = Arc::new(
@@ -65,13 +80,8 @@ pub async fn run(
             .with_context(|| format!("cannot open {}", db.display()))?,
     );
     let mut summary = Summary::default();
-    let opts = ImportOptions {
-        mapping,
-        encoding,
-        progress: true,
-    };
     for f in files {
-        import_file(&plan, &store, f, &opts, &mut summary).await?;
+        import_file(&plan, &*store, f, &opts, &mut summary).await?;
     }
     store.close().await;
     println!(
@@ -82,20 +92,8 @@ pub async fn run(
         summary.duplicates,
         summary.rejected
     );
-    for r in &summary.first_rejections {
-        println!("  rejected {r}");
-    }
-    if summary.rejected as usize > summary.first_rejections.len() {
-        println!(
-            "  … all rejections are in the `rejected` table of {}",
-            db.display()
-        );
-    }
-    Ok(if summary.rejected > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    summary.print_rejections(&format!("the `rejected` table of {}", db.display()));
+    Ok(summary.exit_code())
 }
 
 /// The `[csv_mappings.NAME]` named by `--mapping`, or the only one of the config.
@@ -116,10 +114,10 @@ fn csv_mapping<'a>(cfg: &'a Config, name: Option<&str>) -> anyhow::Result<Option
     })
 }
 
-/// Imports one file into the store.
-pub async fn import_file(
+/// Imports one file into `sink` (a store, or the Kafka producer).
+pub async fn import_file<S: EventSink>(
     plan: &Plan,
-    store: &Arc<SqliteStore>,
+    sink: &S,
     path: &Path,
     opts: &ImportOptions<'_>,
     summary: &mut Summary,
@@ -131,7 +129,7 @@ pub async fn import_file(
         let items: Vec<_> = chunk
             .iter()
             .map(|l| {
-                item(
+                let mut item = item(
                     &plan.schema,
                     &l.json,
                     Position::Line {
@@ -139,10 +137,12 @@ pub async fn import_file(
                         line: l.line,
                     },
                     "import",
-                )
+                );
+                note_column(&mut item, l);
+                item
             })
             .collect();
-        let statuses = store
+        let statuses = sink
             .submit(items)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -157,6 +157,16 @@ pub async fn import_file(
         bar.finish_and_clear();
     }
     Ok(())
+}
+
+/// Names the column of a CSV line's bad cell in its rejection's message, so that every
+/// place the rejection is kept (the `rejected` tables, the dead-letter topic's `message`
+/// header, the summary) says file, line and column. The column is the mapping's header
+/// text, never the cell's content.
+fn note_column(item: &mut Item, line: &RawLine) {
+    if let (Err(r), Some((column, _))) = (&mut item.outcome, &line.column_error) {
+        r.message = format!("column {column:?}: {}", r.message);
+    }
 }
 
 /// The file's lines as events: decoded (its encoding forced or detected), CSV rows
@@ -194,6 +204,25 @@ fn progress_bar(wanted: bool, lines: usize, file: &str) -> Option<indicatif::Pro
 }
 
 impl Summary {
+    /// Prints the first rejections, and where all of them are kept (`kept_in`).
+    fn print_rejections(&self, kept_in: &str) {
+        for r in &self.first_rejections {
+            println!("  rejected {r}");
+        }
+        if self.rejected as usize > self.first_rejections.len() {
+            println!("  … all rejections are in {kept_in}");
+        }
+    }
+
+    /// 1 when any line was rejected.
+    fn exit_code(&self) -> ExitCode {
+        if self.rejected > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+
     /// Counts one line's outcome; the first rejections are kept with their place.
     fn count(&mut self, file: &str, line: &RawLine, status: Status) {
         match status {
@@ -202,13 +231,14 @@ impl Summary {
             Status::Rejected(r) => {
                 self.rejected += 1;
                 if self.first_rejections.len() < SHOWN_REJECTIONS {
+                    // A bad cell's column already leads the message (`note_column`).
                     let place = match (&line.column_error, &r.field) {
-                        (Some((column, _)), _) => format!("column {column:?}"),
-                        (None, Some(field)) => field.clone(),
-                        (None, None) => "event".to_owned(),
+                        (Some(_), _) => String::new(),
+                        (None, Some(field)) => format!("{field}: "),
+                        (None, None) => "event: ".to_owned(),
                     };
                     self.first_rejections.push(format!(
-                        "{file}:{} {place}: {} ({})",
+                        "{file}:{} {place}{} ({})",
                         line.line, r.message, r.reason
                     ));
                 }

@@ -50,8 +50,10 @@ pub enum RoleKind {
     Aggregate,
     /// `mieruka export`.
     Export,
-    /// A command on the embedded store (`import`, `rejected`) or on the plan alone
-    /// (`rules`, `dashboards`).
+    /// `mieruka import`: into the embedded store, or — when Kafka brokers are given —
+    /// produced to the `[kafka]` topic as `ingest` produces.
+    Import,
+    /// A command on a store (`rejected`) or on the plan alone (`rules`, `dashboards`).
     Command,
 }
 
@@ -238,7 +240,10 @@ pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Re
         &cfg.kafka.as_ref().map(|k| k.brokers.clone()),
     );
     if let Some(k) = &cfg.kafka {
-        if matches!(kind, RoleKind::Ingest | RoleKind::Aggregate) {
+        if matches!(
+            kind,
+            RoleKind::Ingest | RoleKind::Aggregate | RoleKind::Import
+        ) {
             r.kafka = kafka_settings(k, &r.plan, kind)?;
         }
     }
@@ -404,6 +409,23 @@ mod tests {
             err.to_string().contains("max_batch must be at least 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_import_resolves_the_kafka_side_as_ingest_does() {
+        let cfg = config(
+            "[kafka]\nbrokers = \"b:9092\"\ntopic = \"t\"\ndead_letter_topic = \"dlq\"\n\
+             [kafka.librdkafka]\n\"linger.ms\" = \"1\"\n",
+        );
+        let import = resolve(&cfg, &Flags::default(), RoleKind::Import).unwrap();
+        let ingest = resolve(&cfg, &Flags::default(), RoleKind::Ingest).unwrap();
+        assert_eq!(import.brokers().unwrap(), "b:9092");
+        assert_eq!(import.kafka.topic, ingest.kafka.topic);
+        assert_eq!(import.kafka.dead_letter_topic.as_deref(), Some("dlq"));
+        assert_eq!(import.kafka.librdkafka, ingest.kafka.librdkafka);
+        assert!(import.tokens.is_empty(), "an import needs no token");
+        let none = resolve(&Config::default(), &Flags::default(), RoleKind::Import).unwrap();
+        assert!(none.brokers().is_err(), "no brokers: the embedded store");
     }
 
     #[test]

@@ -282,6 +282,46 @@ impl PgStore {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
+    /// Keeps the refused items of `items` in the `rejected` table, in the same shape as a
+    /// batch's refusals, and folds nothing: for refusals that never reach an aggregator
+    /// (`mieruka import` into the production pipeline refuses lines before Kafka).
+    /// Items that were not refused are skipped.
+    pub async fn record_rejected(&self, items: &[Item]) -> Result<(), PgError> {
+        let rejected: Vec<RejectedItem> = items
+            .iter()
+            .filter_map(|item| {
+                let rejection = item.outcome.as_ref().err()?;
+                Some(RejectedItem {
+                    source_label: item.source_label.clone(),
+                    position: item.position.clone(),
+                    rejection: rejection.clone(),
+                    raw: item.raw_masked.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        match write_rejected(&mut tx, &rejected, now_micros()).await {
+            Ok(()) => {}
+            Err(TxError::Fail(e)) => return Err(e),
+            Err(TxError::Retry(reason)) => {
+                return Err(PgError::Contention {
+                    attempts: 1,
+                    reason,
+                })
+            }
+            Err(TxError::Logged) => {
+                return Err(PgError::Inconsistent(
+                    "writing rejected rows met a logged key".to_owned(),
+                ))
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The most recent rejected events, newest first.
     pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
         Ok(self
