@@ -30,7 +30,7 @@ const OFFICE_TOKEN: &str = "t-office";
 const KONBINI: &str = "t-konbini";
 const PARTITIONS: i32 = 4;
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -45,10 +45,10 @@ use mieruka_testkit::unique;
 /// A Kafka-protocol broker: a `tansu` process of this test, `KAFKA_BROKERS`, or
 /// librdkafka's in-process mock cluster (for the faults a real broker cannot be made to
 /// show on cue: brokers going down, a dead member's session expiring).
-struct Broker {
+pub(crate) struct Broker {
     child: Option<Child>,
     mock: Option<MockCluster<'static, DefaultProducerContext>>,
-    brokers: String,
+    pub(crate) brokers: String,
     log: PathBuf,
 }
 
@@ -185,9 +185,9 @@ impl Drop for Broker {
 
 /// A fresh database (testkit's, dropped with its connections when this goes out of
 /// scope), with the queries these tests make of it.
-struct TestDb {
+pub(crate) struct TestDb {
     name: String,
-    url: String,
+    pub(crate) url: String,
     inner: mieruka_testkit::pg::TestDb,
 }
 
@@ -246,7 +246,7 @@ impl TestDb {
     }
 
     /// Rows of a query returning (text, int8) pairs.
-    fn rows(&self, sql: &str) -> Vec<(Option<String>, Option<i64>)> {
+    pub(crate) fn rows(&self, sql: &str) -> Vec<(Option<String>, Option<i64>)> {
         rt().block_on(async {
             let mut conn = PgConnection::connect(&self.url).await.unwrap();
             let rows = sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap();
@@ -276,17 +276,17 @@ impl TestDb {
 // The roles
 
 /// Everything one test's roles share.
-struct Setup {
+pub(crate) struct Setup {
     dir: tempfile::TempDir,
-    broker: Broker,
-    db: TestDb,
-    topic: String,
-    dead_letter: String,
-    config: PathBuf,
+    pub(crate) broker: Broker,
+    pub(crate) db: TestDb,
+    pub(crate) topic: String,
+    pub(crate) dead_letter: String,
+    pub(crate) config: PathBuf,
 }
 
 impl Setup {
-    fn new() -> Setup {
+    pub(crate) fn new() -> Setup {
         Setup::with_kafka("")
     }
 
@@ -354,7 +354,7 @@ url = "{url}"
         }
     }
 
-    fn start(&self, role: &str, name: &str) -> Role {
+    pub(crate) fn start(&self, role: &str, name: &str) -> Role {
         let log = self.dir.path().join(format!("{name}.log"));
         let mut cmd = Command::new(crate::helpers::bin());
         cmd.arg(role)
@@ -410,10 +410,10 @@ url = "{url}"
 }
 
 /// A running role process; killed on drop.
-struct Role {
+pub(crate) struct Role {
     child: Child,
     base: String,
-    log: PathBuf,
+    pub(crate) log: PathBuf,
     name: String,
 }
 
@@ -424,7 +424,7 @@ impl Role {
         assert!(log.contains(needle), "{what}:\n{}", tail(&self.log, 30));
     }
 
-    fn wait_ready(&self, within: Duration) {
+    pub(crate) fn wait_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(r) = ureq::get(&format!("{}/readyz", self.base)).call() {
@@ -442,7 +442,7 @@ impl Role {
         }
     }
 
-    fn scrape(&self) -> Option<Metrics> {
+    pub(crate) fn scrape(&self) -> Option<Metrics> {
         let text = ureq::get(&format!("{}/metrics", self.base))
             .call()
             .ok()?
@@ -476,7 +476,7 @@ impl Role {
         let _ = self.child.wait();
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -510,7 +510,7 @@ impl Drop for Role {
 }
 
 /// Polls the exporter until `check` holds for its metrics, or fails with what it saw.
-fn wait_for_metrics(
+pub(crate) fn wait_for_metrics(
     export: &Role,
     logs: &[&Role],
     within: Duration,
@@ -1029,7 +1029,7 @@ const SHIFT_JIS_LINE: &[u8] = b"\x97\x70\x8e\x86 {\"sheets\": ";
 
 /// One message read back from a topic.
 #[derive(Debug)]
-struct Letter {
+pub(crate) struct Letter {
     key: Option<String>,
     payload: String,
     bytes: Vec<u8>,
@@ -1037,7 +1037,7 @@ struct Letter {
 }
 
 impl Letter {
-    fn header(&self, key: &str) -> Option<String> {
+    pub(crate) fn header(&self, key: &str) -> Option<String> {
         self.headers
             .iter()
             .find(|(k, _)| k == key)
@@ -1051,7 +1051,7 @@ impl Letter {
 }
 
 /// Reads `want` messages from partition 0 of `topic`, from the beginning.
-fn read_topic(brokers: &str, topic: &str, want: usize, within: Duration) -> Vec<Letter> {
+pub(crate) fn read_topic(brokers: &str, topic: &str, want: usize, within: Duration) -> Vec<Letter> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))

@@ -8,6 +8,7 @@ mod crash;
 mod guard;
 mod helpers;
 mod import;
+mod import_kafka;
 mod kafka;
 mod personal;
 mod plan;
