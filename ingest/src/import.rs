@@ -19,12 +19,14 @@ use serde::Deserialize;
 use crate::guard;
 use crate::schema::Schema;
 
+#[cfg(test)]
+mod city_tests;
 mod mapping;
 mod row;
 mod time_format;
 
-pub use mapping::CsvMapping;
 use mapping::Plan;
+pub use mapping::{CsvMapping, MonthDayKey};
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";

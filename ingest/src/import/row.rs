@@ -67,13 +67,13 @@ impl Plan<'_> {
     /// mapping's time format.
     fn occurred_at(&self, time: &str, errors: &mut FirstError) -> String {
         let m = self.mapping;
-        match self.time.apply(time, &self.offset) {
-            Some(t) => t,
-            None => {
+        match self.time.convert(time, &self.offset) {
+            Ok(t) => t,
+            Err(e) => {
                 let message = if time.is_empty() {
                     format!("is empty; expected time format {}", m.time_format)
                 } else {
-                    format!("does not match time format {}", m.time_format)
+                    e.message(&m.time_format)
                 };
                 errors.note(&m.occurred_at, message);
                 time.to_owned()
