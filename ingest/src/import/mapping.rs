@@ -19,8 +19,13 @@ pub struct CsvMapping {
     /// The envelope's `type`, constant for the file.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// The header of the column holding the event id.
-    pub event_id: String,
+    /// The header of the column holding the event id (or give `event_id_columns`).
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// For a file without an id column: the headers of the columns whose cells make a
+    /// row's id (see `row_id`: a letters-only hash plus the occurrence index).
+    #[serde(default)]
+    pub event_id_columns: Vec<String>,
     /// The header of the column holding the time.
     pub occurred_at: String,
     /// `%Y %E %m %d %H %M %S %z %%` and literal characters (a space matches any run of
@@ -49,6 +54,45 @@ pub struct CsvMapping {
     /// The field delimiter (default `,`; an ASCII character).
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// Column header → cell texts that make a row skipped, not imported (totals rows:
+    /// `{ "地区" = ["合計", "総計"] }`). Compared trimmed, full-width forms as ASCII.
+    #[serde(default)]
+    pub skip_when: BTreeMap<String, Vec<String>>,
+}
+
+/// Where a row's event id comes from.
+pub(super) enum IdRule<'a> {
+    /// The cell of this column.
+    Column(&'a str),
+    /// Built from the cells of these columns (`event_id_columns`).
+    Columns(&'a [String]),
+}
+
+impl<'a> IdRule<'a> {
+    /// Exactly one of `event_id` and `event_id_columns`, each column named once.
+    fn of(m: &'a CsvMapping) -> Result<Self, ImportError> {
+        match (&m.event_id, m.event_id_columns.as_slice()) {
+            (Some(c), []) => Ok(IdRule::Column(c)),
+            (None, cols) if !cols.is_empty() => {
+                for (i, c) in cols.iter().enumerate() {
+                    if cols[..i].contains(c) {
+                        return Err(ImportError::Mapping(format!(
+                            "event_id_columns names {c:?} twice"
+                        )));
+                    }
+                }
+                Ok(IdRule::Columns(cols))
+            }
+            (None, _) => Err(ImportError::Mapping(
+                "needs event_id (the id column) or event_id_columns (the columns an id \
+                 is built from)"
+                    .to_owned(),
+            )),
+            (Some(_), _) => Err(ImportError::Mapping(
+                "has both event_id and event_id_columns; give exactly one".to_owned(),
+            )),
+        }
+    }
 }
 
 /// The `month_day` key: `"last"` or a day number (1–31).
@@ -133,6 +177,7 @@ pub(super) struct Plan<'a> {
     pub(super) time: TimeFormat,
     pub(super) offset: String,
     pub(super) fields: Vec<PlanField<'a>>,
+    pub(super) id: IdRule<'a>,
 }
 
 impl<'a> Plan<'a> {
@@ -194,6 +239,7 @@ impl<'a> Plan<'a> {
                 )))
             }
         };
+        let id = IdRule::of(mapping)?;
         let time = TimeFormat::parse_with(&mapping.time_format, month_anchor(mapping)?)
             .map_err(ImportError::Mapping)?;
         let offset = parse_zone(&mapping.utc_offset).ok_or_else(|| {
@@ -208,6 +254,7 @@ impl<'a> Plan<'a> {
             time,
             offset,
             fields,
+            id,
         })
     }
 }
