@@ -11,6 +11,7 @@
 //! Nothing here prints, logs or quotes the contents of a cell: a cell may hold a
 //! personal number, and only the guard may decide what is shown.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -279,6 +280,8 @@ struct Columns {
     fields: Vec<usize>,
     /// A column and the cell texts (normalised) that make a row skipped.
     skip: Vec<(usize, Vec<String>)>,
+    /// A column and the only cell texts (normalised) whose rows are kept.
+    keep: Vec<(usize, Vec<String>)>,
 }
 
 impl Columns {
@@ -305,24 +308,28 @@ impl Columns {
             .iter()
             .map(|f| column(f.header))
             .collect::<Result<_, _>>()?;
-        let mut skip = Vec::with_capacity(plan.mapping.skip_when.len());
-        for (header, values) in &plan.mapping.skip_when {
-            let normalised = values.iter().map(|v| skip_key(v)).collect();
-            skip.push((column(header)?, normalised));
-        }
+        let rules = |table: &BTreeMap<String, Vec<String>>| {
+            table
+                .iter()
+                .map(|(header, values)| {
+                    let normalised = values.iter().map(|v| skip_key(v)).collect();
+                    column(header).map(|i| (i, normalised))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(Columns {
             id,
             time,
             fields,
-            skip,
+            skip: rules(&plan.mapping.skip_when)?,
+            keep: rules(&plan.mapping.keep_when)?,
         })
     }
 
-    /// Whether a row (its trimmed cells by index) matches a skip rule.
+    /// Whether a row (its trimmed cells by index) matches a skip rule or misses a keep rule.
     fn skipped<'c>(&self, cell: impl Fn(usize) -> &'c str) -> bool {
-        self.skip
-            .iter()
-            .any(|(i, values)| values.contains(&skip_key(cell(*i))))
+        let matches = |(i, values): &(usize, Vec<String>)| values.contains(&skip_key(cell(*i)));
+        self.skip.iter().any(matches) || !self.keep.iter().all(matches)
     }
 }
 

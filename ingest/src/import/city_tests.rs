@@ -244,3 +244,12 @@ fn cp932_nec_and_ibm_extensions_decode_and_map_through_a_value_map() {
     assert_eq!(r[0].column_error, None);
     assert_eq!(json(&r[0])["data"]["initiative"], "nec_ibm");
 }
+
+#[test]
+fn keep_when_imports_only_the_rows_it_names() {
+    let m = by_district(serde_json::json!({"skip_when": {}, "keep_when": {"地区": ["合計"]}}));
+    let r = rows(DISTRICTS, &m);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].line, 6);
+    assert_eq!(json(&r[0])["data"]["population"], 2000);
+}

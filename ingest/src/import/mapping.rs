@@ -58,6 +58,11 @@ pub struct CsvMapping {
     /// `{ "地区" = ["合計", "総計"] }`). Compared trimmed, full-width forms as ASCII.
     #[serde(default)]
     pub skip_when: BTreeMap<String, Vec<String>>,
+    /// Column header → the only cell texts whose rows are imported; other rows are
+    /// skipped (a city-wide snapshot from a file of districts: `{ "地区" = ["合計"] }`).
+    /// Compared as `skip_when` is; a row must match every column given.
+    #[serde(default)]
+    pub keep_when: BTreeMap<String, Vec<String>>,
 }
 
 /// Where a row's event id comes from.
