@@ -253,3 +253,36 @@ fn keep_when_imports_only_the_rows_it_names() {
     assert_eq!(r[0].line, 6);
     assert_eq!(json(&r[0])["data"]["population"], 2000);
 }
+
+#[test]
+fn the_worked_population_fixture_maps_its_two_totals_rows() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    #[derive(serde::Deserialize)]
+    struct File {
+        csv_mappings: std::collections::BTreeMap<String, CsvMapping>,
+    }
+    let toml_text = std::fs::read_to_string(dir.join("population.mapping.toml")).unwrap();
+    let file: File = toml::from_str(&toml_text).unwrap();
+    let bytes = std::fs::read(dir.join("population_monthly_sjis.csv")).unwrap();
+    assert_eq!(detect_encoding(&bytes), Encoding::ShiftJis);
+    let text = decode_text(&bytes, Encoding::ShiftJis).unwrap();
+    let r = rows(&text, &file.csv_mappings["juki_monthly"]);
+    let got: Vec<(u64, Json, Json)> = r
+        .iter()
+        .map(|r| {
+            let j = json(r);
+            (
+                r.line,
+                j["occurred_at"].clone(),
+                j["data"]["population"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (6, "2026-08-31T23:59:59+09:00".into(), 129_012.into()),
+            (12, "2026-09-30T23:59:59+09:00".into(), 128_900.into()),
+        ]
+    );
+}
