@@ -179,6 +179,10 @@ fn an_empty_id_cell_names_its_column_and_the_id_rule_must_be_exactly_one() {
     let m = by_district(serde_json::json!({"skip_when": {}}));
     let r = rows("集計月,地区,人口\n令和8年10月,,5\n", &m);
     assert_eq!(r[0].column_error.as_ref().unwrap().0, "地区");
+    assert_eq!(
+        decode(&schema(), &r[0].json).unwrap_err().reason,
+        crate::Reason::EmptyId
+    );
 
     let schema = schema();
     for extra in [

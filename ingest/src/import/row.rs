@@ -36,9 +36,17 @@ impl Plan<'_> {
                 id: cells.first().copied().unwrap_or("").to_owned(),
                 empty: empty_at.map(|_| *h),
             },
-            IdRule::Columns(hs) => RowId {
-                id: ids.next(&self.mapping.source, &self.mapping.event_type, cells),
-                empty: empty_at.and_then(|i| hs.get(i)).map(String::as_str),
+            // An empty id cell gives an empty id, so that validation rejects the row
+            // (`empty_id`) rather than import it under a key that lacks a part.
+            IdRule::Columns(hs) => match empty_at {
+                Some(i) => RowId {
+                    id: String::new(),
+                    empty: hs.get(i).map(String::as_str),
+                },
+                None => RowId {
+                    id: ids.next(&self.mapping.source, &self.mapping.event_type, cells),
+                    empty: None,
+                },
             },
         }
     }
