@@ -290,3 +290,15 @@ fn the_worked_population_fixture_maps_its_two_totals_rows() {
         ]
     );
 }
+
+#[test]
+fn a_quoted_cell_with_commas_and_a_line_break_is_one_cell_and_later_lines_stay_right() {
+    let m = by_district(serde_json::json!({"skip_when": {}}));
+    let text = "集計月,地区,人口\r\n\
+        令和8年9月,\"東町,\r\n西町\",\"1,000\"\r\n\
+        令和8年9月,南町,900\r\n";
+    let r = rows(text, &m);
+    assert_eq!(r.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4]);
+    assert!(r.iter().all(|r| r.column_error.is_none()));
+    assert_eq!(json(&r[0])["data"]["population"], 1000);
+}
