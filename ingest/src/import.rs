@@ -11,6 +11,7 @@
 //! Nothing here prints, logs or quotes the contents of a cell: a cell may hold a
 //! personal number, and only the guard may decide what is shown.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -19,12 +20,16 @@ use serde::Deserialize;
 use crate::guard;
 use crate::schema::Schema;
 
+#[cfg(test)]
+mod city_tests;
 mod mapping;
 mod row;
+mod row_id;
 mod time_format;
 
-pub use mapping::CsvMapping;
-use mapping::Plan;
+pub use mapping::{CsvMapping, MonthDayKey};
+use mapping::{IdRule, Plan};
+use row_id::RowIds;
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -230,24 +235,8 @@ pub fn csv_events(
     if headers.iter().all(String::is_empty) {
         return Err(ImportError::NoHeader);
     }
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name.trim())
-            .ok_or_else(|| ImportError::MissingColumn {
-                column: name.to_owned(),
-                // A header cell is text from the file: a file without a header row has
-                // data there, so it is shown only as the guard lets it (and cut).
-                found: headers.iter().map(|h| shown_header(h)).collect(),
-            })
-    };
-    let id_col = column(&mapping.event_id)?;
-    let time_col = column(&mapping.occurred_at)?;
-    let mut field_cols = Vec::with_capacity(plan.fields.len());
-    for f in &plan.fields {
-        field_cols.push(column(f.header)?);
-    }
-
+    let cols = Columns::resolve(&plan, &headers)?;
+    let mut ids = RowIds::default();
     let mut out = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
@@ -272,9 +261,81 @@ pub fn csv_events(
             });
         }
         let cell = |i: usize| record.get(i).unwrap_or("").trim();
-        out.push(plan.row(line, cell(id_col), cell(time_col), |k| cell(field_cols[k])));
+        if cols.skipped(cell) {
+            continue;
+        }
+        let id_cells: Vec<&str> = cols.id.iter().map(|&i| cell(i)).collect();
+        let id = plan.event_id(&mut ids, &id_cells);
+        out.push(plan.row(line, id, cell(cols.time), |k| cell(cols.fields[k])));
     }
     Ok(out)
+}
+
+/// The columns (by index) a mapping reads in a file, and its skip rules.
+struct Columns {
+    /// The id column, or the columns an id is built from.
+    id: Vec<usize>,
+    time: usize,
+    /// One per mapped field, in the plan's order.
+    fields: Vec<usize>,
+    /// A column and the cell texts (normalised) that make a row skipped.
+    skip: Vec<(usize, Vec<String>)>,
+    /// A column and the only cell texts (normalised) whose rows are kept.
+    keep: Vec<(usize, Vec<String>)>,
+}
+
+impl Columns {
+    /// Finds each column the mapping names in the header; a missing one is an error.
+    fn resolve(plan: &Plan<'_>, headers: &[String]) -> Result<Self, ImportError> {
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name.trim())
+                .ok_or_else(|| ImportError::MissingColumn {
+                    column: name.to_owned(),
+                    // A header cell is text from the file: a file without a header row has
+                    // data there, so it is shown only as the guard lets it (and cut).
+                    found: headers.iter().map(|h| shown_header(h)).collect(),
+                })
+        };
+        let id = match &plan.id {
+            IdRule::Column(h) => vec![column(h)?],
+            IdRule::Columns(hs) => hs.iter().map(|h| column(h)).collect::<Result<_, _>>()?,
+        };
+        let time = column(&plan.mapping.occurred_at)?;
+        let fields = plan
+            .fields
+            .iter()
+            .map(|f| column(f.header))
+            .collect::<Result<_, _>>()?;
+        let rules = |table: &BTreeMap<String, Vec<String>>| {
+            table
+                .iter()
+                .map(|(header, values)| {
+                    let normalised = values.iter().map(|v| skip_key(v)).collect();
+                    column(header).map(|i| (i, normalised))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Columns {
+            id,
+            time,
+            fields,
+            skip: rules(&plan.mapping.skip_when)?,
+            keep: rules(&plan.mapping.keep_when)?,
+        })
+    }
+
+    /// Whether a row (its trimmed cells by index) matches a skip rule or misses a keep rule.
+    fn skipped<'c>(&self, cell: impl Fn(usize) -> &'c str) -> bool {
+        let matches = |(i, values): &(usize, Vec<String>)| values.contains(&skip_key(cell(*i)));
+        self.skip.iter().any(matches) || !self.keep.iter().all(matches)
+    }
+}
+
+/// A cell or a `skip_when` value as compared: trimmed, full-width forms as ASCII.
+fn skip_key(s: &str) -> String {
+    row::half_width(s).trim().to_owned()
 }
 
 /// Longest header cell shown in an error, in characters.

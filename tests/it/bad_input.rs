@@ -1166,3 +1166,70 @@ fn files_with_bad_input() {
     assert_eq!(code, 0, "{id}: {out}");
     assert!(out.contains("1 accepted"), "{id}: {out}");
 }
+
+/// `mieruka import` with the worked monthly population mapping (docs/csv-mapping.md):
+/// (exit code, stdout).
+fn import_juki(dir: &Path, file: &Path) -> (i32, String) {
+    let config = write_config(dir);
+    let mapping = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures/population.mapping.toml"),
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&mapping);
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(bin())
+        .arg("import")
+        .arg(file)
+        .arg("--db")
+        .arg(dir.join("juki.db"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--now", NOW, "--mapping", "juki_monthly"])
+        .env("MIERUKA_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn monthly_exports_with_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = d.join("juki.csv");
+    std::fs::write(
+        &f,
+        "集計月,地区,人口\r\n\
+         令和8年8月,合計,\"129,012\"\r\n\
+         平成32年8月,合計,\"129,000\"\r\n\
+         令和8年9月,東町,\"1,000\"\r\n\
+         \r\n\
+         令和8年9月,合計,\"1,28,900\"\r\n\
+         令和8年9月,総計,\"128,900\"\r\n",
+    )
+    .unwrap();
+    let (code, out) = import_juki(d, &f);
+    assert_eq!(code, 1, "{out}");
+
+    let id = class("import-skipped-row");
+    assert!(
+        out.contains("1 accepted, 0 duplicate, 2 rejected"),
+        "{id}: {out}"
+    );
+
+    let id = class("import-era-date");
+    assert!(
+        out.contains("juki.csv:3 column \"集計月\"") && out.contains("bad_timestamp"),
+        "{id}: {out}"
+    );
+    assert!(!out.contains("平成32"), "{id}: {out}");
+
+    let id = class("import-bad-grouping");
+    assert!(
+        out.contains("juki.csv:6 column \"人口\"") && out.contains("wrong_type"),
+        "{id}: {out}"
+    );
+}

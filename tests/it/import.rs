@@ -10,9 +10,13 @@ fn fixture() -> std::path::PathBuf {
 }
 
 fn import(config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
+    import_file(&fixture(), config, db, extra)
+}
+
+fn import_file(file: &Path, config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new(bin())
         .arg("import")
-        .arg(fixture())
+        .arg(file)
         .arg("--db")
         .arg(db)
         .arg("--config")
@@ -85,5 +89,50 @@ fn an_import_beside_a_running_standalone_shows_at_its_next_refresh() {
     let m = app.metrics_after_commit();
     let v = m.kpi("value", "konbini_issuance_rate").unwrap();
     assert!((v - 5.0 / 11.0 * 100.0).abs() < 1e-9, "{v}");
+    app.stop();
+}
+
+/// docs/csv-mapping.md's worked example: a monthly population export by district in
+/// CP932, era months, no id column, the 合計 row taken as the city's population.
+#[test]
+fn the_worked_monthly_population_export_imports_its_totals_and_sets_the_card_holding_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures");
+    let mapping = std::fs::read_to_string(fixtures.join("population.mapping.toml")).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&mapping);
+    std::fs::write(&config, text).unwrap();
+    let db = dir.path().join("m.db");
+    let file = fixtures.join("population_monthly_sjis.csv");
+
+    let (code, out) = import_file(&file, &config, &db, &["--mapping", "juki_monthly"]);
+    assert_eq!(code, 0, "{out}");
+    // Two months' 合計 rows; the district rows, the 総計 row and the blank line are skipped.
+    assert!(out.contains("2 accepted, 0 duplicate, 0 rejected"), "{out}");
+    let (code, again) = import_file(&file, &config, &db, &["--mapping", "juki_monthly"]);
+    assert_eq!(code, 0, "{again}");
+    assert!(
+        again.contains("0 accepted, 2 duplicate, 0 rejected"),
+        "{again}"
+    );
+
+    let app = TestApp::start(dir.path(), &db);
+    let reply = app.post_events(
+        CARD_TOKEN,
+        &[snapshot(
+            "holders-2026-09",
+            "card",
+            "mynumber_card.holders_snapshot",
+            "holders",
+            103_120,
+            "2026-09-30T12:00:00+09:00",
+        )],
+    );
+    assert_eq!(reply["accepted"], 1, "{reply}");
+    let m = app.metrics_after_commit();
+    // 103,120 cards / 128,900 residents (令和8年9月's 合計, the latest snapshot) = 80 %.
+    let v = m.kpi("value", "mynumber_card_holding_rate").unwrap();
+    assert!((v - 80.0).abs() < 1e-9, "{v}");
     app.stop();
 }

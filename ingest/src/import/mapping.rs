@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::time_format::{parse_zone, TimeFormat};
+use super::time_format::{parse_zone, MonthAnchor, MonthDay, TimeFormat};
 use super::ImportError;
 use crate::schema::{FieldKind, Schema};
 
@@ -19,13 +19,26 @@ pub struct CsvMapping {
     /// The envelope's `type`, constant for the file.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// The header of the column holding the event id.
-    pub event_id: String,
+    /// The header of the column holding the event id (or give `event_id_columns`).
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// For a file without an id column: the headers of the columns whose cells make a
+    /// row's id (see `row_id`: a letters-only hash plus the occurrence index).
+    #[serde(default)]
+    pub event_id_columns: Vec<String>,
     /// The header of the column holding the time.
     pub occurred_at: String,
-    /// `%Y %m %d %H %M %S %z %%` and literal characters (a space matches any run of spaces), or `rfc3339`.
+    /// `%Y %E %m %d %H %M %S %z %%` and literal characters (a space matches any run of
+    /// spaces), or `rfc3339`; `%E` is a Japanese era year (`令和8`, `令和元`, `R8`, `H31`).
     #[serde(default = "default_time_format")]
     pub time_format: String,
+    /// For a `time_format` without `%d` (a monthly export's `2026年10月`): the day of
+    /// the month it stands for, `"last"` or a day number.
+    #[serde(default)]
+    pub month_day: Option<MonthDayKey>,
+    /// For a month-only `time_format`: the time of day (`HH:MM:SS`, default `00:00:00`).
+    #[serde(default)]
+    pub month_time: Option<String>,
     /// The UTC offset of times without one (`+09:00`, `Z`, `Asia/Tokyo`).
     #[serde(default = "default_utc_offset")]
     pub utc_offset: String,
@@ -41,6 +54,109 @@ pub struct CsvMapping {
     /// The field delimiter (default `,`; an ASCII character).
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// Column header → cell texts that make a row skipped, not imported (totals rows:
+    /// `{ "地区" = ["合計", "総計"] }`). Compared trimmed, full-width forms as ASCII.
+    #[serde(default)]
+    pub skip_when: BTreeMap<String, Vec<String>>,
+    /// Column header → the only cell texts whose rows are imported; other rows are
+    /// skipped (a city-wide snapshot from a file of districts: `{ "地区" = ["合計"] }`).
+    /// Compared as `skip_when` is; a row must match every column given.
+    #[serde(default)]
+    pub keep_when: BTreeMap<String, Vec<String>>,
+}
+
+/// Where a row's event id comes from.
+pub(super) enum IdRule<'a> {
+    /// The cell of this column.
+    Column(&'a str),
+    /// Built from the cells of these columns (`event_id_columns`).
+    Columns(&'a [String]),
+}
+
+impl<'a> IdRule<'a> {
+    /// Exactly one of `event_id` and `event_id_columns`, each column named once.
+    fn of(m: &'a CsvMapping) -> Result<Self, ImportError> {
+        match (&m.event_id, m.event_id_columns.as_slice()) {
+            (Some(c), []) => Ok(IdRule::Column(c)),
+            (None, cols) if !cols.is_empty() => {
+                for (i, c) in cols.iter().enumerate() {
+                    if cols[..i].contains(c) {
+                        return Err(ImportError::Mapping(format!(
+                            "event_id_columns names {c:?} twice"
+                        )));
+                    }
+                }
+                Ok(IdRule::Columns(cols))
+            }
+            (None, _) => Err(ImportError::Mapping(
+                "needs event_id (the id column) or event_id_columns (the columns an id \
+                 is built from)"
+                    .to_owned(),
+            )),
+            (Some(_), _) => Err(ImportError::Mapping(
+                "has both event_id and event_id_columns; give exactly one".to_owned(),
+            )),
+        }
+    }
+}
+
+/// The `month_day` key: `"last"` or a day number (1–31).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum MonthDayKey {
+    /// A day number.
+    Day(u32),
+    /// `"last"` (or a day number written as text).
+    Word(String),
+}
+
+/// The mapping's `month_day`/`month_time` as a month anchor (`None` when neither is set).
+fn month_anchor(m: &CsvMapping) -> Result<Option<MonthAnchor>, ImportError> {
+    let bad = |what: String| ImportError::Mapping(what);
+    let day = match &m.month_day {
+        None if m.month_time.is_some() => {
+            return Err(bad(
+                "month_time needs month_day (\"last\" or a day number)".to_owned()
+            ))
+        }
+        None => return Ok(None),
+        Some(MonthDayKey::Word(w)) if w.trim().eq_ignore_ascii_case("last") => MonthDay::Last,
+        Some(MonthDayKey::Word(w)) => match w.trim().parse::<u32>() {
+            Ok(n) => MonthDay::Nth(n),
+            Err(_) => {
+                return Err(bad(format!(
+                    "month_day {w:?} is neither \"last\" nor a day number"
+                )))
+            }
+        },
+        Some(MonthDayKey::Day(n)) => MonthDay::Nth(*n),
+    };
+    if let MonthDay::Nth(n) = day {
+        if !(1..=31).contains(&n) {
+            return Err(bad(format!(
+                "month_day {n} is not a day of a month (1-31, or \"last\")"
+            )));
+        }
+    }
+    let time = match m.month_time.as_deref() {
+        None => (0, 0, 0),
+        Some(t) => parse_hms(t)
+            .ok_or_else(|| bad(format!("month_time {t:?} is not a time like 00:00:00")))?,
+    };
+    Ok(Some(MonthAnchor { day, time }))
+}
+
+/// `HH:MM:SS` or `HH:MM` as (hour, minute, second).
+fn parse_hms(t: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = t.trim().split(':').map(|p| {
+        (!p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    });
+    let h = parts.next()??;
+    let m = parts.next()??;
+    let s = parts.next().unwrap_or(Some(0))?;
+    (parts.next().is_none() && h <= 23 && m <= 59 && s <= 59).then_some((h, m, s))
 }
 
 fn default_time_format() -> String {
@@ -66,6 +182,7 @@ pub(super) struct Plan<'a> {
     pub(super) time: TimeFormat,
     pub(super) offset: String,
     pub(super) fields: Vec<PlanField<'a>>,
+    pub(super) id: IdRule<'a>,
 }
 
 impl<'a> Plan<'a> {
@@ -127,7 +244,9 @@ impl<'a> Plan<'a> {
                 )))
             }
         };
-        let time = TimeFormat::parse(&mapping.time_format).map_err(ImportError::Mapping)?;
+        let id = IdRule::of(mapping)?;
+        let time = TimeFormat::parse_with(&mapping.time_format, month_anchor(mapping)?)
+            .map_err(ImportError::Mapping)?;
         let offset = parse_zone(&mapping.utc_offset).ok_or_else(|| {
             ImportError::Mapping(format!(
                 "utc_offset {:?} is not an offset like +09:00 (or Z, UTC, Asia/Tokyo)",
@@ -140,6 +259,7 @@ impl<'a> Plan<'a> {
             time,
             offset,
             fields,
+            id,
         })
     }
 }

@@ -4,7 +4,8 @@
 
 use serde_json::{Map, Number, Value as Json};
 
-use super::mapping::{Plan, PlanField};
+use super::mapping::{IdRule, Plan, PlanField};
+use super::row_id::RowIds;
 use super::RawLine;
 use crate::schema::FieldKind;
 
@@ -19,23 +20,57 @@ impl FirstError {
     }
 }
 
+/// A row's event id, and the header of its first empty id cell, if any.
+pub(super) struct RowId<'h> {
+    pub(super) id: String,
+    pub(super) empty: Option<&'h str>,
+}
+
 impl Plan<'_> {
+    /// The event id of a row whose id cells (trimmed; one per `event_id` /
+    /// `event_id_columns` column, in order) are `cells`.
+    pub(super) fn event_id(&self, ids: &mut RowIds, cells: &[&str]) -> RowId<'_> {
+        let empty_at = cells.iter().position(|c| c.is_empty());
+        match &self.id {
+            IdRule::Column(h) => RowId {
+                id: cells.first().copied().unwrap_or("").to_owned(),
+                empty: empty_at.map(|_| *h),
+            },
+            // An empty id cell gives an empty id, so that validation rejects the row
+            // (`empty_id`) rather than import it under a key that lacks a part.
+            IdRule::Columns(hs) => match empty_at {
+                Some(i) => RowId {
+                    id: String::new(),
+                    empty: hs.get(i).map(String::as_str),
+                },
+                None => RowId {
+                    id: ids.next(&self.mapping.source, &self.mapping.event_type, cells),
+                    empty: None,
+                },
+            },
+        }
+    }
+
     /// One envelope from a row's (trimmed) cells; `field` gives the cell of the k-th mapped field.
     pub(super) fn row<'c>(
         &self,
         line: u64,
-        id: &str,
+        id: RowId<'_>,
         time: &str,
         field: impl Fn(usize) -> &'c str,
     ) -> RawLine {
         let m = self.mapping;
         let mut errors = FirstError::default();
-        if id.is_empty() {
-            errors.note(
-                &m.event_id,
-                "is empty: every row needs an event id".to_owned(),
-            );
+        if let Some(header) = id.empty {
+            let message = match self.id {
+                IdRule::Column(_) => "is empty: every row needs an event id",
+                IdRule::Columns(_) => {
+                    "is empty: it is one of event_id_columns, which make the event id"
+                }
+            };
+            errors.note(header, message.to_owned());
         }
+        let id = id.id;
         let occurred_at = self.occurred_at(time, &mut errors);
         let mut data: Map<String, Json> = m
             .constants
@@ -67,13 +102,13 @@ impl Plan<'_> {
     /// mapping's time format.
     fn occurred_at(&self, time: &str, errors: &mut FirstError) -> String {
         let m = self.mapping;
-        match self.time.apply(time, &self.offset) {
-            Some(t) => t,
-            None => {
+        match self.time.convert(time, &self.offset) {
+            Ok(t) => t,
+            Err(e) => {
                 let message = if time.is_empty() {
                     format!("is empty; expected time format {}", m.time_format)
                 } else {
-                    format!("does not match time format {}", m.time_format)
+                    e.message(&m.time_format)
                 };
                 errors.note(&m.occurred_at, message);
                 time.to_owned()
