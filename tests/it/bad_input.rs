@@ -1044,6 +1044,7 @@ fn import(dir: &Path, file: &Path, extra: &[&str]) -> (i32, String, String) {
         .args(["--now", NOW])
         .args(extra)
         .env("MIERUKA_LOG", "warn")
+        .env_remove("KAFKA_BROKERS")
         .output()
         .unwrap();
     (
@@ -1187,6 +1188,7 @@ fn import_juki(dir: &Path, file: &Path) -> (i32, String) {
         .arg(&config)
         .args(["--now", NOW, "--mapping", "juki_monthly"])
         .env("MIERUKA_LOG", "warn")
+        .env_remove("KAFKA_BROKERS")
         .output()
         .unwrap();
     (

@@ -23,6 +23,8 @@ fn import_file(file: &Path, config: &Path, db: &Path, extra: &[&str]) -> (i32, S
         .arg(config)
         .args(extra)
         .env("MIERUKA_LOG", "warn")
+        // Into the SQLite file: brokers in the environment would send it to Kafka.
+        .env_remove("KAFKA_BROKERS")
         .output()
         .unwrap();
     (
