@@ -33,6 +33,12 @@ pub struct Health {
     /// until a snapshot has been published.
     snapshot_age: GaugeVec,
     consumer_lag: GaugeVec,
+    /// Files of each `[[inbox]]` by outcome (done, failed).
+    inbox_files: IntCounterVec,
+    /// Lines of each `[[inbox]]`'s files by outcome (accepted, duplicate, rejected).
+    inbox_lines: IntCounterVec,
+    /// When each `[[inbox]]` last finished a file.
+    inbox_last_file: GaugeVec,
 }
 
 impl std::fmt::Debug for Health {
@@ -103,6 +109,30 @@ impl Health {
         registry.register(Box::new(commit_duration.clone()))?;
         registry.register(Box::new(snapshot_age.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
+        let inbox_files = IntCounterVec::new(
+            Opts::new(
+                "mieruka_inbox_files_total",
+                "Files taken from an inbox folder, by inbox and outcome (done: imported; failed: could not be read at all).",
+            ),
+            &["inbox", "outcome"],
+        )?;
+        let inbox_lines = IntCounterVec::new(
+            Opts::new(
+                "mieruka_inbox_lines_total",
+                "Lines of the files of an inbox folder, by inbox and outcome (accepted — for processing, in the ingest role —, duplicate, rejected).",
+            ),
+            &["inbox", "outcome"],
+        )?;
+        let inbox_last_file = GaugeVec::new(
+            Opts::new(
+                "mieruka_inbox_last_file_timestamp_seconds",
+                "Unix time at which the inbox last finished a file (done or failed).",
+            ),
+            &["inbox"],
+        )?;
+        registry.register(Box::new(inbox_files.clone()))?;
+        registry.register(Box::new(inbox_lines.clone()))?;
+        registry.register(Box::new(inbox_last_file.clone()))?;
         for source in &sources {
             for outcome in ["accepted", "duplicate"] {
                 events.get_metric_with_label_values(&[source.as_str(), outcome, ""])?;
@@ -123,7 +153,32 @@ impl Health {
             commit_duration,
             snapshot_age,
             consumer_lag,
+            inbox_files,
+            inbox_lines,
+            inbox_last_file,
         })
+    }
+
+    /// Starts every series of an inbox (named in the config) at 0.
+    pub fn declare_inbox(&self, inbox: &str) {
+        for outcome in ["done", "failed"] {
+            self.inbox_files.with_label_values(&[inbox, outcome]);
+        }
+        for outcome in ["accepted", "duplicate", "rejected"] {
+            self.inbox_lines.with_label_values(&[inbox, outcome]);
+        }
+    }
+
+    /// Counts one finished file of an inbox: its outcome (`done`, `failed`), its lines
+    /// (accepted, duplicate, rejected) and when.
+    pub fn inbox_file(&self, inbox: &str, outcome: &str, lines: [u64; 3], at_unix_seconds: f64) {
+        self.inbox_files.with_label_values(&[inbox, outcome]).inc();
+        for (o, n) in ["accepted", "duplicate", "rejected"].iter().zip(lines) {
+            self.inbox_lines.with_label_values(&[inbox, o]).inc_by(n);
+        }
+        self.inbox_last_file
+            .with_label_values(&[inbox])
+            .set(at_unix_seconds);
     }
 
     /// The label for `source`: itself when configured, else `unknown`.

@@ -125,6 +125,25 @@ pub async fn import_file<S: EventSink>(
     let lines = read_lines(plan, path, opts)?;
     let file = path.display().to_string();
     let bar = progress_bar(opts.progress, lines.len(), &file);
+    submit_lines(plan, sink, &file, &lines, summary, |_, _| {}, bar.as_ref()).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+/// Submits a file's lines to `sink` in batches, each item named `file:line` and passed
+/// through `admit` (which may refuse it, as an inbox refuses a source it may not send),
+/// and counts each line's outcome into `summary`.
+pub(crate) async fn submit_lines<S: EventSink>(
+    plan: &Plan,
+    sink: &S,
+    file: &str,
+    lines: &[RawLine],
+    summary: &mut Summary,
+    admit: impl Fn(&mut Item, &[u8]),
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<()> {
     for chunk in lines.chunks(BATCH) {
         let items: Vec<_> = chunk
             .iter()
@@ -133,11 +152,12 @@ pub async fn import_file<S: EventSink>(
                     &plan.schema,
                     &l.json,
                     Position::Line {
-                        file: file.clone(),
+                        file: file.to_owned(),
                         line: l.line,
                     },
                     "import",
                 );
+                admit(&mut item, &l.json);
                 note_column(&mut item, l);
                 item
             })
@@ -147,14 +167,11 @@ pub async fn import_file<S: EventSink>(
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (line, status) in chunk.iter().zip(statuses) {
-            summary.count(&file, line, status);
+            summary.count(file, line, status);
         }
-        if let Some(bar) = &bar {
+        if let Some(bar) = bar {
             bar.inc(chunk.len() as u64);
         }
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
     }
     Ok(())
 }
@@ -171,7 +188,11 @@ fn note_column(item: &mut Item, line: &RawLine) {
 
 /// The file's lines as events: decoded (its encoding forced or detected), CSV rows
 /// through the mapping, NDJSON as is.
-fn read_lines(plan: &Plan, path: &Path, opts: &ImportOptions<'_>) -> anyhow::Result<Vec<RawLine>> {
+pub(crate) fn read_lines(
+    plan: &Plan,
+    path: &Path,
+    opts: &ImportOptions<'_>,
+) -> anyhow::Result<Vec<RawLine>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let encoding = opts.encoding.unwrap_or_else(|| detect_encoding(&bytes));
     let text = decode_text(&bytes, encoding)

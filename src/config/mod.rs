@@ -4,7 +4,9 @@
 
 mod resolve;
 
-pub use resolve::{load_plan, load_plan_at, resolve, Flags, KafkaSettings, Resolved, RoleKind};
+pub use resolve::{
+    load_plan, load_plan_at, resolve, Flags, InboxSettings, KafkaSettings, Resolved, RoleKind,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,6 +86,37 @@ pub struct Config {
     /// Options of `mieruka rules`.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Folders a line system drops files into (`standalone` and `ingest` import them).
+    #[serde(default)]
+    pub inbox: Vec<InboxConfig>,
+}
+
+/// `[[inbox]]`: one folder a line system drops its files into.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// The folder watched (it must exist; `processing/`, `done/` and `failed/` are made
+    /// inside it).
+    pub dir: PathBuf,
+    /// The `[csv_mappings.NAME]` of its CSV files (NDJSON files need none).
+    pub mapping: Option<String>,
+    /// The label of its metrics and logs (default: the folder's last component).
+    pub name: Option<String>,
+    /// The `source` values its events may have (empty: any); others are `not_allowed`.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// The event types its events may have (empty: every type of the plan).
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Which file names are taken (`*` and `?` wildcards; default: every file).
+    pub pattern: Option<String>,
+    /// The files' encoding (default: detected, UTF-8 else Shift_JIS).
+    pub encoding: Option<mieruka_ingest::import::Encoding>,
+    /// How long a file's size and mtime must stay unchanged before it is taken
+    /// (default 10).
+    pub settle_seconds: Option<u64>,
+    /// How often the folder is looked at, in milliseconds (default 1000; tests use less).
+    pub poll_millis: Option<u64>,
 }
 
 /// `[rules]`: how `mieruka rules` judges feeds (the KPI alerts come from the plan).
@@ -287,6 +320,7 @@ impl Config {
             .iter()
             .flat_map(|t| t.sources.clone())
             .chain(topics.flat_map(|a| a.sources.clone()))
+            .chain(self.inbox.iter().flat_map(|i| i.sources.clone()))
             .collect();
         v.sort();
         v.dedup();

@@ -10,6 +10,7 @@ use anyhow::Context;
 use mieruka_aggregator::topic_allow::TopicAllow;
 use mieruka_aggregator::Plan;
 use mieruka_ingest::http::{Limits, Token};
+use mieruka_ingest::import::{CsvMapping, Encoding};
 use mieruka_ingest::Timestamp;
 
 use super::{
@@ -150,6 +151,9 @@ pub struct Resolved {
     pub sources: Vec<String>,
     /// The Kafka side.
     pub kafka: KafkaSettings,
+    /// The `[[inbox]]` folders this role imports dropped files from (`standalone` and
+    /// `ingest` only).
+    pub inboxes: Vec<InboxSettings>,
     database_url: Option<String>,
     brokers: Option<String>,
 }
@@ -185,6 +189,7 @@ impl Resolved {
             tokens: Vec::new(),
             sources: Vec::new(),
             kafka: KafkaSettings::default(),
+            inboxes: Vec::new(),
             database_url: None,
             brokers: None,
         }
@@ -239,6 +244,13 @@ pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Re
         &flags.brokers,
         &cfg.kafka.as_ref().map(|k| k.brokers.clone()),
     );
+    if matches!(kind, RoleKind::Standalone | RoleKind::Ingest) {
+        r.inboxes = cfg
+            .inbox
+            .iter()
+            .map(|i| inbox_settings(cfg, i, &r.plan))
+            .collect::<anyhow::Result<_>>()?;
+    }
     if let Some(k) = &cfg.kafka {
         if matches!(
             kind,
@@ -248,6 +260,85 @@ pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Re
         }
     }
     Ok(r)
+}
+
+/// One `[[inbox]]` folder, defaults applied.
+#[derive(Debug, Clone)]
+pub struct InboxSettings {
+    /// The label of its metrics, reports and logs.
+    pub name: String,
+    /// The folder watched.
+    pub dir: PathBuf,
+    /// The column mapping of its CSV files.
+    pub mapping: Option<CsvMapping>,
+    /// The sources its events may have (empty: any).
+    pub sources: Vec<String>,
+    /// The event types its events may have (empty: any).
+    pub types: Vec<String>,
+    /// Which file names are taken (`*`, `?`); `None`: every file.
+    pub pattern: Option<String>,
+    /// The files' encoding; `None`: detected.
+    pub encoding: Option<Encoding>,
+    /// How long a file must stay unchanged before it is taken.
+    pub settle: Duration,
+    /// How often the folder is looked at.
+    pub poll: Duration,
+}
+
+/// A file must be unchanged this long before it is taken, unless the config says.
+const DEFAULT_SETTLE_SECONDS: u64 = 10;
+
+/// The folder is looked at this often, unless the config says: a second is quick for
+/// a person and nothing for the file system.
+const DEFAULT_POLL_MILLIS: u64 = 1000;
+
+/// `[[inbox]]` with its defaults, checked at start: a folder that does not exist, an
+/// unknown mapping or an event type the plan does not declare stops the role.
+fn inbox_settings(
+    cfg: &Config,
+    i: &super::InboxConfig,
+    plan: &Plan,
+) -> anyhow::Result<InboxSettings> {
+    let dir = &i.dir;
+    anyhow::ensure!(
+        dir.is_dir(),
+        "[[inbox]] dir {} is not a folder (create it, or fix the path)",
+        dir.display()
+    );
+    let name = match &i.name {
+        Some(n) => n.clone(),
+        None => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("[[inbox]] dir {}: give it a `name`", dir.display()))?,
+    };
+    let mapping = match &i.mapping {
+        Some(m) => Some(cfg.csv_mappings.get(m).cloned().with_context(|| {
+            let known: Vec<&str> = cfg.csv_mappings.keys().map(String::as_str).collect();
+            format!(
+                "[[inbox]] {name:?}: no CSV mapping {m:?} in the config; it has: {}",
+                known.join(", ")
+            )
+        })?),
+        None => None,
+    };
+    for ty in &i.types {
+        anyhow::ensure!(
+            plan.schema.type_id(ty).is_some(),
+            "[[inbox]] {name:?}: type {ty:?} is not an event type of the plan"
+        );
+    }
+    Ok(InboxSettings {
+        name,
+        dir: dir.clone(),
+        mapping,
+        sources: i.sources.clone(),
+        types: i.types.clone(),
+        pattern: i.pattern.clone(),
+        encoding: i.encoding,
+        settle: Duration::from_secs(i.settle_seconds.unwrap_or(DEFAULT_SETTLE_SECONDS)),
+        poll: Duration::from_millis(i.poll_millis.unwrap_or(DEFAULT_POLL_MILLIS).max(10)),
+    })
 }
 
 /// The flag's value, else the config's.

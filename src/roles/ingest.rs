@@ -53,6 +53,7 @@ impl IngestRole {
         let clock = Clock(settings.now);
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
         exporter.publish(&[], clock.now());
+        super::inbox::prepare(&settings.inboxes)?;
         let (listener, _) = bind(&settings.listen).await?;
         // Each outcome is counted once across the roles: this one counts what it refuses
         // at the edge, the aggregators what they commit.
@@ -104,6 +105,14 @@ impl IngestRole {
             tokens: settings.tokens.clone(),
             limits: settings.limits,
         };
+        let inboxes = super::inbox::spawn_all(
+            &settings.inboxes,
+            &settings.plan,
+            &sink,
+            &exporter,
+            Clock(settings.now),
+            &shutdown,
+        );
         let app = mieruka_exporter::router(exporter).merge(mieruka_ingest::http::router(receiver));
         let addr = listener.local_addr()?;
         let listener = IdleTimeoutListener::new(listener, settings.idle_timeout);
@@ -112,6 +121,8 @@ impl IngestRole {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
         shutdown.cancel();
+        // The file in hand is produced before the producer is flushed.
+        inboxes.join_all().await;
         let _ = readiness.await;
         drop(sink);
         let flushed =

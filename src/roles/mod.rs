@@ -14,6 +14,7 @@
 
 pub mod aggregate;
 pub mod export;
+pub mod inbox;
 pub mod ingest;
 pub mod standalone;
 

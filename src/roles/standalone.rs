@@ -51,6 +51,7 @@ impl Standalone {
             Counted::All,
         ));
         refresh(&plan, &store, &exporter, clock).await?;
+        super::inbox::prepare(&settings.inboxes)?;
         exporter.set_ready(true);
         let (listener, _) = bind(&settings.listen).await?;
         Ok(Standalone {
@@ -99,6 +100,14 @@ impl Standalone {
         };
         let app = mieruka_exporter::router(exporter.clone())
             .merge(mieruka_ingest::http::router(receiver));
+        let inboxes = super::inbox::spawn_all(
+            &settings.inboxes,
+            &settings.plan,
+            &sink,
+            &exporter,
+            Clock(settings.now),
+            &shutdown,
+        );
         let refresher = tokio::spawn(refresh_loop(
             settings.plan.clone(),
             store.clone(),
@@ -113,6 +122,8 @@ impl Standalone {
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
         shutdown.cancel();
+        // The file in hand is finished before the store closes.
+        inboxes.join_all().await;
         let _ = refresher.await;
         store.close().await;
         tracing::info!("Stopped.");

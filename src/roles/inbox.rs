@@ -1,0 +1,366 @@
+//! The `[[inbox]]` folders: a line system that cannot call anything drops its files into
+//! a shared folder, and the `standalone` and `ingest` roles import them through their own
+//! sink, as `mieruka import` would.
+//!
+//! A file is taken once its size and mtime have stayed the same for `settle_seconds`
+//! (writers may also write a dotfile, `*.tmp` or `*.part` and rename it into place: those
+//! names are never taken). It is claimed by renaming it into `processing/` — a rename is
+//! atomic, so of several replicas watching one folder exactly one gets it — imported,
+//! then moved to `done/` beside `NAME.result.json` and `NAME.result.txt`; a file that
+//! cannot be read at all (encoding, not CSV, no mapping, missing columns) goes to
+//! `failed/` with the same two reports saying why. A file found in `processing/` at
+//! start was being imported when a process stopped: it is imported again, and its
+//! event ids make the lines already taken duplicates. Reports quote no cell: only the
+//! import's counts and its rejection messages (positions, columns, reasons).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use mieruka_aggregator::Plan;
+use mieruka_exporter::Exporter;
+use mieruka_ingest::{EventSink, Item, Reason, Rejection};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::Clock;
+use crate::commands::import::{read_lines, submit_lines, ImportOptions, Summary};
+use crate::config::InboxSettings;
+
+/// The folders inside an inbox, in the order a file passes through them.
+const PROCESSING: &str = "processing";
+const DONE: &str = "done";
+const FAILED: &str = "failed";
+
+/// What a watcher needs besides its folder: the plan, the role's sink, the metrics.
+pub struct Watcher<S> {
+    pub inbox: InboxSettings,
+    pub plan: Arc<Plan>,
+    pub sink: Arc<S>,
+    pub exporter: Arc<Exporter>,
+    pub clock: Clock,
+}
+
+/// Makes `processing/`, `done/` and `failed/` inside each inbox (at build, so a folder
+/// the role may not write to stops it at start).
+pub fn prepare(inboxes: &[InboxSettings]) -> anyhow::Result<()> {
+    for inbox in inboxes {
+        for sub in [PROCESSING, DONE, FAILED] {
+            let d = inbox.dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| {
+                anyhow::anyhow!(
+                    "[[inbox]] {:?}: cannot create {}: {e}",
+                    inbox.name,
+                    d.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts one watcher per inbox; each stops when `shutdown` is cancelled (after the
+/// file in hand).
+pub fn spawn_all<S: EventSink + 'static>(
+    inboxes: &[InboxSettings],
+    plan: &Arc<Plan>,
+    sink: &Arc<S>,
+    exporter: &Arc<Exporter>,
+    clock: Clock,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    for inbox in inboxes {
+        let w = Watcher {
+            inbox: inbox.clone(),
+            plan: plan.clone(),
+            sink: sink.clone(),
+            exporter: exporter.clone(),
+            clock,
+        };
+        set.spawn(w.run(shutdown.clone()));
+    }
+    set
+}
+
+/// A file seen in the folder: its size and mtime, and since when they have not moved.
+type Seen = (u64, Option<SystemTime>, Instant);
+
+impl<S: EventSink> Watcher<S> {
+    /// Imports what `processing/` holds, then polls the folder until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let name = self.inbox.name.clone();
+        self.exporter.health().declare_inbox(&name);
+        tracing::info!(inbox = %name, dir = %self.inbox.dir.display(), "Watching the inbox folder.");
+        for file in self.files(&self.inbox.dir.join(PROCESSING)) {
+            tracing::info!(inbox = %name, file = %file.0, "Importing a file left in processing/ again.");
+            self.import(&file.0).await;
+        }
+        let mut seen: HashMap<String, Seen> = HashMap::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.inbox.poll) => {}
+            }
+            let files = self.files(&self.inbox.dir);
+            seen.retain(|n, _| files.iter().any(|f| &f.0 == n));
+            for (file, size, mtime) in files {
+                let now = Instant::now();
+                let entry = seen.entry(file.clone()).or_insert((size, mtime, now));
+                if (entry.0, entry.1) != (size, mtime) {
+                    *entry = (size, mtime, now);
+                }
+                if entry.2.elapsed() < self.inbox.settle || shutdown.is_cancelled() {
+                    continue;
+                }
+                seen.remove(&file);
+                if self.claim(&file) {
+                    self.import(&file).await;
+                }
+            }
+        }
+    }
+
+    /// The files of `dir` this inbox takes (name, size, mtime), by name.
+    fn files(&self, dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(error) => {
+                tracing::warn!(inbox = %self.inbox.name, dir = %dir.display(), %error, "Cannot list the inbox folder; trying again at the next poll.");
+                return Vec::new();
+            }
+        };
+        let mut v: Vec<_> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let meta = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
+                let name = e.file_name().into_string().ok()?;
+                self.takes(&name)
+                    .then(|| (name, meta.len(), meta.modified().ok()))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether a file name is one to take: never a dotfile, `*.tmp` or `*.part` (files
+    /// being written), else when it matches the pattern.
+    fn takes(&self, name: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        if name.starts_with('.') || lower.ends_with(".tmp") || lower.ends_with(".part") {
+            return false;
+        }
+        self.inbox
+            .pattern
+            .as_deref()
+            .is_none_or(|p| glob(p.as_bytes(), name.as_bytes()))
+    }
+
+    /// Claims a settled file by renaming it into `processing/`; false when another
+    /// replica took it first or the rename failed (then it is tried again).
+    fn claim(&self, file: &str) -> bool {
+        let from = self.inbox.dir.join(file);
+        let to = self.inbox.dir.join(PROCESSING).join(file);
+        match std::fs::rename(&from, &to) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(error) => {
+                tracing::warn!(inbox = %self.inbox.name, path = %from.display(), %error, "Cannot claim a file of the inbox; trying again at the next poll.");
+                false
+            }
+        }
+    }
+
+    /// Imports `processing/FILE`, then moves it to `done/` or `failed/` with its reports.
+    /// When the sink fails (the store or the broker is down) the file goes back to the
+    /// folder, to be taken again: its ids make what was taken duplicates.
+    async fn import(&self, file: &str) {
+        let path = self.inbox.dir.join(PROCESSING).join(file);
+        let opts = ImportOptions {
+            mapping: self.inbox.mapping.as_ref(),
+            encoding: self.inbox.encoding,
+            progress: false,
+        };
+        let mut summary = Summary::default();
+        let lines = match read_lines(&self.plan, &path, &opts) {
+            Ok(lines) => lines,
+            Err(e) => {
+                let reason = format!("{e:#}");
+                return self.finish(file, FAILED, &summary, Some(reason));
+            }
+        };
+        let admit = |item: &mut Item, raw: &[u8]| self.admit(item, raw);
+        let sent = submit_lines(
+            &self.plan,
+            &*self.sink,
+            file,
+            &lines,
+            &mut summary,
+            admit,
+            None,
+        );
+        if let Err(error) = sent.await {
+            tracing::warn!(inbox = %self.inbox.name, path = %path.display(), error = %format!("{error:#}"), "The sink failed while importing a file; it goes back to the folder to be taken again.");
+            if let Err(error) = std::fs::rename(&path, self.inbox.dir.join(file)) {
+                tracing::error!(inbox = %self.inbox.name, path = %path.display(), %error, "Cannot put the file back; it stays in processing/ and is imported again at the next start.");
+            }
+            return;
+        }
+        self.finish(file, DONE, &summary, None);
+    }
+
+    /// Refuses as `not_allowed` an event of a source or type the inbox may not send;
+    /// else counts it under its own source.
+    fn admit(&self, item: &mut Item, raw: &[u8]) {
+        let Ok(event) = &item.outcome else {
+            return;
+        };
+        let type_name = &self.plan.schema.event_type(event.type_id).name;
+        let name = &self.inbox.name;
+        let refusal =
+            if !self.inbox.sources.is_empty() && !self.inbox.sources.contains(&event.source) {
+                Some((
+                    "source",
+                    format!("inbox {name:?} may not send source {:?}", event.source),
+                ))
+            } else if !self.inbox.types.is_empty() && !self.inbox.types.contains(type_name) {
+                Some((
+                    "type",
+                    format!("inbox {name:?} may not send events of type {type_name}"),
+                ))
+            } else {
+                None
+            };
+        match refusal {
+            None => item.source_label = event.source.clone(),
+            Some((field, message)) => {
+                let r = Rejection::at(Reason::NotAllowed, field, message)
+                    .with_event_id(Some(&event.id));
+                item.refuse(raw, r);
+            }
+        }
+    }
+
+    /// Writes the two reports into `done/` or `failed/`, moves the file beside them and
+    /// counts it.
+    fn finish(&self, file: &str, outcome: &str, summary: &Summary, reason: Option<String>) {
+        let name = &self.inbox.name;
+        let from = self.inbox.dir.join(PROCESSING).join(file);
+        let to = unique(&self.inbox.dir.join(outcome), file);
+        let now = self.clock.now().unix_seconds_f64();
+        let report = Report {
+            inbox: name,
+            file,
+            outcome,
+            reason: reason.as_deref(),
+            accepted: summary.accepted,
+            duplicates: summary.duplicates,
+            rejected: summary.rejected,
+            first_rejections: &summary.first_rejections,
+            finished_at_unix_seconds: now,
+        };
+        for (ext, text) in [("json", report.json()), ("txt", report.text())] {
+            let at = PathBuf::from(format!("{}.result.{ext}", to.display()));
+            if let Err(error) = std::fs::write(&at, text) {
+                tracing::error!(inbox = %name, path = %at.display(), %error, "Cannot write the report of a file.");
+            }
+        }
+        if let Err(error) = std::fs::rename(&from, &to) {
+            tracing::error!(inbox = %name, path = %from.display(), %error, "Cannot move the file out of processing/; it is imported again (as duplicates) at the next start.");
+        }
+        let lines = [summary.accepted, summary.duplicates, summary.rejected];
+        self.exporter.health().inbox_file(name, outcome, lines, now);
+        match reason {
+            None => {
+                tracing::info!(inbox = %name, file, accepted = summary.accepted, duplicates = summary.duplicates, rejected = summary.rejected, "Imported a file of the inbox.")
+            }
+            Some(reason) => {
+                tracing::error!(inbox = %name, file, %reason, "A file of the inbox cannot be read; it is in failed/ with a report.")
+            }
+        }
+    }
+}
+
+/// `dir/file`, or `dir/file.N` for the first N free (a name dropped again keeps the
+/// earlier file and its reports).
+fn unique(dir: &Path, file: &str) -> PathBuf {
+    let mut to = dir.join(file);
+    let mut n = 1;
+    while to.exists() || PathBuf::from(format!("{}.result.json", to.display())).exists() {
+        to = dir.join(format!("{file}.{n}"));
+        n += 1;
+    }
+    to
+}
+
+/// Whether `name` matches `pattern` (`*` any run, `?` any one byte, else literal).
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            glob(&pattern[1..], name) || (!name.is_empty() && glob(pattern, &name[1..]))
+        }
+        (Some(b'?'), Some(_)) => glob(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => glob(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
+
+/// What became of one file, as `NAME.result.json` says it.
+#[derive(Serialize)]
+struct Report<'a> {
+    inbox: &'a str,
+    file: &'a str,
+    /// `done` or `failed`.
+    outcome: &'a str,
+    /// Why a failed file could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    accepted: u64,
+    duplicates: u64,
+    rejected: u64,
+    /// The first rejections: "file:line, column X: message (reason)".
+    first_rejections: &'a [String],
+    finished_at_unix_seconds: f64,
+}
+
+impl Report<'_> {
+    fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The short report for a person, in Japanese and English.
+    fn text(&self) -> String {
+        let mut t = format!("ファイル / file: {}\n", self.file);
+        if let Some(reason) = self.reason {
+            t += "結果 / outcome: 読み込めませんでした / failed (nothing was imported)\n";
+            t += &format!("理由 / reason: {reason}\n");
+            return t;
+        }
+        t += "結果 / outcome: 取り込み済み / done\n";
+        t += &format!("受理 / accepted: {}\n", self.accepted);
+        t += &format!("重複 / duplicates: {}\n", self.duplicates);
+        t += &format!("却下 / rejected: {}\n", self.rejected);
+        if !self.first_rejections.is_empty() {
+            t += "最初の却下 / first rejections:\n";
+            for r in self.first_rejections {
+                t += &format!("  {r}\n");
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn a_pattern_matches_with_star_and_question_mark() {
+        assert!(glob(b"*.csv", b"konbini_0501.csv"));
+        assert!(!glob(b"*.csv", b"konbini_0501.csv.part"));
+        assert!(glob(b"k?nbini*", b"konbini.ndjson"));
+        assert!(!glob(b"k?nbini*", b"juki.csv"));
+    }
+}
