@@ -9,6 +9,7 @@ mod guard;
 mod helpers;
 mod import;
 mod import_kafka;
+mod inbox;
 mod kafka;
 mod personal;
 mod plan;

@@ -1,0 +1,208 @@
+//! `[[inbox]]`: a line system drops files into a folder that `standalone` watches; each
+//! file is imported once, then lands in `done/` (or `failed/`) beside its reports.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+fn fixture() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures/konbini_sjis.csv"),
+    )
+    .unwrap()
+}
+
+/// The test config with one inbox `konbini` (Shift_JIS CSV through the konbini
+/// mapping), polled every 50 ms; returns the inbox folder.
+fn config_with_inbox(dir: &Path, settle_seconds: u64) -> (PathBuf, PathBuf) {
+    let config = write_config(dir);
+    let inbox = dir.join("inbox").join("konbini");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "\n[[inbox]]\ndir = '{}'\nmapping = \"konbini\"\nencoding = \"shift_jis\"\n\
+         sources = [\"konbini\"]\nsettle_seconds = {settle_seconds}\npoll_millis = 50\n",
+        inbox.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    (config, inbox)
+}
+
+fn start(dir: &Path, config: &Path) -> TestApp {
+    TestApp::start_configured(&dir.join("m.db"), config, Stdio::inherit(), "warn")
+}
+
+/// Writes `bytes` as `.NAME.part` and renames it into place, as a careful writer does.
+fn drop_file(inbox: &Path, name: &str, bytes: &[u8]) {
+    let part = inbox.join(format!(".{name}.part"));
+    std::fs::write(&part, bytes).unwrap();
+    std::fs::rename(&part, inbox.join(name)).unwrap();
+}
+
+/// The JSON report of `outcome/NAME`, once it is there (10 s at most).
+fn report(inbox: &Path, outcome: &str, name: &str) -> serde_json::Value {
+    let path = inbox.join(outcome).join(format!("{name}.result.json"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !inbox.join(outcome).join(name).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn counts(r: &serde_json::Value) -> (u64, u64, u64) {
+    (
+        r["accepted"].as_u64().unwrap(),
+        r["duplicates"].as_u64().unwrap(),
+        r["rejected"].as_u64().unwrap(),
+    )
+}
+
+fn kpi_eventually(app: &TestApp, kpi: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = Metrics::parse(&app.scrape()).kpi("value", kpi);
+        if got == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{kpi} is {got:?}, not {want}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+#[test]
+fn a_shift_jis_csv_dropped_into_the_inbox_is_imported_once_and_lands_in_done_with_its_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let app = start(dir.path(), &config);
+
+    drop_file(&inbox, "konbini_0501.csv", &fixture());
+    let r = report(&inbox, "done", "konbini_0501.csv");
+    assert_eq!(counts(&r), (4, 0, 2), "{r}");
+    let first = r["first_rejections"].to_string();
+    assert!(
+        first.contains("konbini_0501.csv:5") && first.contains("unknown_value"),
+        "{first}"
+    );
+    assert!(
+        first.contains("konbini_0501.csv:6") && first.contains("交付日時"),
+        "{first}"
+    );
+    let text = std::fs::read_to_string(inbox.join("done/konbini_0501.csv.result.txt")).unwrap();
+    assert!(
+        text.contains("受理 / accepted: 4") && text.contains("却下 / rejected: 2"),
+        "{text}"
+    );
+    assert!(is_empty(&inbox.join("processing")));
+
+    // konbini 1 + 2 + 1 (default count) of 5 certificates, as `mieruka import` gives.
+    kpi_eventually(&app, "konbini_issuance_rate", 80.0);
+    let m = Metrics::parse(&app.scrape());
+    let files = |o| {
+        m.get(
+            "mieruka_inbox_files_total",
+            &[("inbox", "konbini"), ("outcome", o)],
+        )
+    };
+    let lines = |o| {
+        m.get(
+            "mieruka_inbox_lines_total",
+            &[("inbox", "konbini"), ("outcome", o)],
+        )
+    };
+    assert_eq!(files("done"), Some(1.0));
+    assert_eq!(files("failed"), Some(0.0));
+    assert_eq!(lines("accepted"), Some(4.0));
+    assert_eq!(lines("rejected"), Some(2.0));
+    assert!(m
+        .get(
+            "mieruka_inbox_last_file_timestamp_seconds",
+            &[("inbox", "konbini")]
+        )
+        .is_some());
+    app.stop();
+}
+
+#[test]
+fn a_file_still_being_written_is_not_taken_until_it_has_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), 1);
+    let app = start(dir.path(), &config);
+
+    let bytes = fixture();
+    let (head, rest) = bytes.split_at(bytes.len() / 2);
+    let path = inbox.join("slow.csv");
+    std::fs::write(&path, head).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(path.exists(), "taken before it settled");
+    let mut all = head.to_vec();
+    all.extend_from_slice(rest);
+    std::fs::write(&path, &all).unwrap();
+
+    let r = report(&inbox, "done", "slow.csv");
+    assert_eq!(counts(&r), (4, 0, 2), "{r}");
+    app.stop();
+}
+
+#[test]
+fn the_same_file_dropped_again_under_another_name_counts_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let app = start(dir.path(), &config);
+
+    drop_file(&inbox, "a.csv", &fixture());
+    assert_eq!(counts(&report(&inbox, "done", "a.csv")), (4, 0, 2));
+    drop_file(&inbox, "b.csv", &fixture());
+    assert_eq!(counts(&report(&inbox, "done", "b.csv")), (0, 4, 2));
+    kpi_eventually(&app, "konbini_issuance_rate", 80.0);
+    app.stop();
+}
+
+#[test]
+fn a_file_that_cannot_be_read_lands_in_failed_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let app = start(dir.path(), &config);
+
+    drop_file(&inbox, "other.csv", b"a,b\n1,2\n");
+    let r = report(&inbox, "failed", "other.csv");
+    assert_eq!(r["outcome"], "failed", "{r}");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("受付番号"), "{reason}");
+    let text = std::fs::read_to_string(inbox.join("failed/other.csv.result.txt")).unwrap();
+    assert!(text.contains("理由 / reason:"), "{text}");
+
+    std::thread::sleep(Duration::from_millis(200));
+    let m = Metrics::parse(&app.scrape());
+    assert_eq!(
+        m.get(
+            "mieruka_inbox_files_total",
+            &[("inbox", "konbini"), ("outcome", "failed")]
+        ),
+        Some(1.0)
+    );
+    app.stop();
+}
+
+#[test]
+fn a_file_left_in_processing_is_imported_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    std::fs::create_dir_all(inbox.join("processing")).unwrap();
+    std::fs::write(inbox.join("processing/left.csv"), fixture()).unwrap();
+    let app = start(dir.path(), &config);
+
+    assert_eq!(counts(&report(&inbox, "done", "left.csv")), (4, 0, 2));
+    kpi_eventually(&app, "konbini_issuance_rate", 80.0);
+    app.stop();
+}
