@@ -469,6 +469,50 @@ mod tests {
     }
 
     #[test]
+    fn an_inbox_resolves_its_defaults_and_a_missing_folder_or_unknown_mapping_stops_the_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("konbini");
+        std::fs::create_dir(&inbox).unwrap();
+        let text = |dir: &Path, mapping: &str| {
+            format!(
+                "[csv_mappings.konbini]\nsource = \"konbini\"\ntype = \"certificate.issued\"\n\
+                 event_id = \"id\"\noccurred_at = \"at\"\n\
+                 [[inbox]]\ndir = '{}'\nmapping = \"{mapping}\"\n",
+                dir.display()
+            )
+        };
+        let r = resolve(
+            &config(&text(&inbox, "konbini")),
+            &Flags::default(),
+            RoleKind::Standalone,
+        )
+        .unwrap();
+        let i = &r.inboxes[0];
+        assert_eq!(i.name, "konbini");
+        assert!(i.mapping.is_some());
+        assert_eq!(i.settle, Duration::from_secs(DEFAULT_SETTLE_SECONDS));
+        // Only the roles that watch folders look at them.
+        let export = resolve(
+            &config(&text(&inbox, "konbini")),
+            &Flags::default(),
+            RoleKind::Export,
+        )
+        .unwrap();
+        assert!(export.inboxes.is_empty());
+
+        let err = |text: String| {
+            format!(
+                "{:#}",
+                resolve(&config(&text), &Flags::default(), RoleKind::Ingest).unwrap_err()
+            )
+        };
+        let e = err(text(&inbox, "konbni"));
+        assert!(e.contains("no CSV mapping \"konbni\""), "{e}");
+        let e = err(text(&dir.path().join("nowhere"), "konbini"));
+        assert!(e.contains("is not a folder"), "{e}");
+    }
+
+    #[test]
     fn only_the_roles_that_receive_events_need_the_tokens_secrets() {
         let cfg = config(
             "[[tokens]]\nname = \"konbini\"\ntoken_env = \"MIERUKA_TEST_NO_SUCH_VARIABLE\"\nsources = [\"konbini\"]\n",
