@@ -186,7 +186,8 @@ impl<S: EventSink> Watcher<S> {
         let lines = match read_lines(&self.plan, &path, &opts) {
             Ok(lines) => lines,
             Err(e) => {
-                let reason = format!("{e:#}");
+                // The file is named as it was dropped, not by its place in processing/.
+                let reason = format!("{e:#}").replace(&path.display().to_string(), file);
                 return self.finish(file, FAILED, &summary, Some(reason));
             }
         };

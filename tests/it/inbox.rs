@@ -182,6 +182,15 @@ fn a_file_that_cannot_be_read_lands_in_failed_with_its_reason() {
     let text = std::fs::read_to_string(inbox.join("failed/other.csv.result.txt")).unwrap();
     assert!(text.contains("理由 / reason:"), "{text}");
 
+    assert!(reason.starts_with("other.csv: "), "{reason}");
+
+    // Bytes that are not Shift_JIS, the inbox's declared encoding.
+    drop_file(&inbox, "garbled.csv", b"\x81\x20,\x81\x0a\n");
+    let r = report(&inbox, "failed", "garbled.csv");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("not valid Shift_JIS"), "{reason}");
+    assert!(inbox.join("failed/garbled.csv").exists());
+
     std::thread::sleep(Duration::from_millis(200));
     let m = Metrics::parse(&app.scrape());
     assert_eq!(
@@ -189,7 +198,7 @@ fn a_file_that_cannot_be_read_lands_in_failed_with_its_reason() {
             "mieruka_inbox_files_total",
             &[("inbox", "konbini"), ("outcome", "failed")]
         ),
-        Some(1.0)
+        Some(2.0)
     );
     app.stop();
 }
