@@ -215,3 +215,71 @@ fn a_file_left_in_processing_is_imported_at_start() {
     kpi_eventually(&app, "konbini_issuance_rate", 80.0);
     app.stop();
 }
+
+#[test]
+fn the_ingest_role_produces_a_dropped_file_to_kafka_and_the_aggregators_count_it_once() {
+    use crate::kafka::{wait_for_metrics, Setup};
+
+    let s = Setup::new();
+    let inbox = s.config.with_file_name("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let mapping = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures/konbini.mapping.toml"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!(
+            "{config}\n{mapping}\n[[inbox]]\ndir = '{}'\nname = \"konbini\"\nmapping = \"konbini\"\n\
+             settle_seconds = 0\npoll_millis = 50\n",
+            inbox.display()
+        ),
+    )
+    .unwrap();
+    let aggregate = s.start("aggregate", "aggregate");
+    let export = s.start("export", "export");
+    let ingest = s.start("ingest", "ingest");
+    ingest.wait_ready(Duration::from_secs(30));
+
+    drop_file(&inbox, "a.csv", &fixture());
+    // "accepted" is "accepted for processing" in front of Kafka.
+    assert_eq!(counts(&report(&inbox, "done", "a.csv")), (4, 0, 2));
+    drop_file(&inbox, "b.csv", &fixture());
+    assert_eq!(counts(&report(&inbox, "done", "b.csv")), (4, 0, 2));
+
+    let counted = |m: &Metrics, outcome| {
+        m.get(
+            "mieruka_events_total",
+            &[("source", "konbini"), ("outcome", outcome), ("reason", "")],
+        )
+    };
+    wait_for_metrics(
+        &aggregate,
+        &[&aggregate, &ingest],
+        Duration::from_secs(60),
+        "the second file counted as duplicates",
+        |m| counted(m, "accepted") == Some(4.0) && counted(m, "duplicate") == Some(4.0),
+        |m| format!("{:?}", (counted(m, "accepted"), counted(m, "duplicate"))),
+    );
+    let rate = |m: &Metrics| m.kpi("value", "konbini_issuance_rate");
+    wait_for_metrics(
+        &export,
+        &[&aggregate, &export],
+        Duration::from_secs(60),
+        "the imported figures",
+        |m| rate(m) == Some(80.0),
+        |m| format!("{:?}", rate(m)),
+    );
+    let m = ingest.scrape().unwrap();
+    assert_eq!(
+        m.get(
+            "mieruka_inbox_lines_total",
+            &[("inbox", "konbini"), ("outcome", "accepted")]
+        ),
+        Some(8.0)
+    );
+    aggregate.stop();
+    export.stop();
+    ingest.stop();
+}
