@@ -283,3 +283,79 @@ fn the_ingest_role_produces_a_dropped_file_to_kafka_and_the_aggregators_count_it
     export.stop();
     ingest.stop();
 }
+
+#[test]
+fn a_process_killed_mid_file_imports_it_again_at_start_without_counting_a_line_twice() {
+    const LINES: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let app = start(dir.path(), &config);
+
+    let body: Vec<String> = (0..LINES)
+        .map(|i| {
+            cert(
+                &format!("big-{i}"),
+                "konbini",
+                1,
+                "2026-05-01T10:00:00+09:00",
+            )
+        })
+        .collect();
+    let file = dir.path().join("big.ndjson");
+    std::fs::write(&file, body.join("\n")).unwrap();
+    drop_file(&inbox, "big.ndjson", &std::fs::read(&file).unwrap());
+    // Killed once a first batch is committed (each batch is counted as it commits).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let committed = loop {
+        let m = Metrics::parse(&app.scrape());
+        let n = m
+            .get(
+                "mieruka_events_total",
+                &[
+                    ("source", "konbini"),
+                    ("outcome", "accepted"),
+                    ("reason", ""),
+                ],
+            )
+            .unwrap_or(0.0);
+        if n > 0.0 {
+            break n as u64;
+        }
+        assert!(Instant::now() < deadline, "no batch was committed");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mid_file = inbox.join("processing/big.ndjson").exists();
+    app.kill9();
+
+    let app = start(dir.path(), &config);
+    let (accepted, duplicates, rejected) = counts(&report(&inbox, "done", "big.ndjson"));
+    assert_eq!(rejected, 0);
+    if mid_file {
+        // What the killed process committed comes again as duplicates.
+        assert!(duplicates >= committed, "{duplicates} < {committed}");
+    }
+    assert_eq!(
+        accepted + duplicates,
+        LINES as u64,
+        "every line once in the report"
+    );
+    app.stop();
+
+    // Every line is in the store, once: importing the file again finds only duplicates.
+    let out = std::process::Command::new(bin())
+        .arg("import")
+        .arg(&file)
+        .arg("--db")
+        .arg(dir.path().join("m.db"))
+        .arg("--config")
+        .arg(&config)
+        .env("MIERUKA_LOG", "warn")
+        .env_remove("KAFKA_BROKERS")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains(&format!("0 accepted, {LINES} duplicate, 0 rejected")),
+        "{out}"
+    );
+}
