@@ -250,6 +250,14 @@ pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Re
             .iter()
             .map(|i| inbox_settings(cfg, i, &r.plan))
             .collect::<anyhow::Result<_>>()?;
+        let mut names: Vec<&str> = r.inboxes.iter().map(|i| i.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            anyhow::bail!(
+                "two [[inbox]] tables are named {:?} (their metrics would mix): give one a `name`",
+                w[0]
+            );
+        }
     }
     if let Some(k) = &cfg.kafka {
         if matches!(
@@ -510,6 +518,16 @@ mod tests {
         assert!(e.contains("no CSV mapping \"konbni\""), "{e}");
         let e = err(text(&dir.path().join("nowhere"), "konbini"));
         assert!(e.contains("is not a folder"), "{e}");
+        let twice = format!(
+            "{}[[inbox]]\ndir = '{}'\n",
+            text(&inbox, "konbini"),
+            inbox.display()
+        );
+        let e = err(twice);
+        assert!(
+            e.contains("two [[inbox]] tables are named \"konbini\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -94,7 +94,8 @@ impl<S: EventSink> Watcher<S> {
         self.exporter.health().declare_inbox(&name);
         tracing::info!(inbox = %name, dir = %self.inbox.dir.display(), "Watching the inbox folder.");
         for file in self.files(&self.inbox.dir.join(PROCESSING)) {
-            tracing::info!(inbox = %name, file = %file.0, "Importing a file left in processing/ again.");
+            let shown = mieruka_ingest::mask_raw(file.0.as_bytes());
+            tracing::info!(inbox = %name, file = %shown, "Importing a file left in processing/ again.");
             self.import(&file.0).await;
         }
         let mut seen: HashMap<String, Seen> = HashMap::new();
@@ -182,20 +183,24 @@ impl<S: EventSink> Watcher<S> {
             encoding: self.inbox.encoding,
             progress: false,
         };
+        // The name as reports, positions and logs show it: a name is outside data too,
+        // so the guard masks any personal number in it.
+        let shown = mieruka_ingest::mask_raw(file.as_bytes());
         let mut summary = Summary::default();
         let lines = match read_lines(&self.plan, &path, &opts) {
             Ok(lines) => lines,
             Err(e) => {
                 // The file is named as it was dropped, not by its place in processing/.
-                let reason = format!("{e:#}").replace(&path.display().to_string(), file);
-                return self.finish(file, FAILED, &summary, Some(reason));
+                let reason = format!("{e:#}").replace(&path.display().to_string(), &shown);
+                let reason = mieruka_ingest::mask_raw(reason.as_bytes());
+                return self.finish((file, &shown), FAILED, &summary, Some(reason));
             }
         };
         let admit = |item: &mut Item, raw: &[u8]| self.admit(item, raw);
         let sent = submit_lines(
             &self.plan,
             &*self.sink,
-            file,
+            &shown,
             &lines,
             &mut summary,
             admit,
@@ -208,7 +213,7 @@ impl<S: EventSink> Watcher<S> {
             }
             return;
         }
-        self.finish(file, DONE, &summary, None);
+        self.finish((file, &shown), DONE, &summary, None);
     }
 
     /// Refuses as `not_allowed` an event of a source or type the inbox may not send;
@@ -244,15 +249,21 @@ impl<S: EventSink> Watcher<S> {
     }
 
     /// Writes the two reports into `done/` or `failed/`, moves the file beside them and
-    /// counts it.
-    fn finish(&self, file: &str, outcome: &str, summary: &Summary, reason: Option<String>) {
+    /// counts it. `file` is the name on disk, and the name as shown.
+    fn finish(
+        &self,
+        (file, shown): (&str, &str),
+        outcome: &str,
+        summary: &Summary,
+        reason: Option<String>,
+    ) {
         let name = &self.inbox.name;
         let from = self.inbox.dir.join(PROCESSING).join(file);
         let to = unique(&self.inbox.dir.join(outcome), file);
         let now = self.clock.now().unix_seconds_f64();
         let report = Report {
             inbox: name,
-            file,
+            file: shown,
             outcome,
             reason: reason.as_deref(),
             accepted: summary.accepted,
@@ -274,10 +285,10 @@ impl<S: EventSink> Watcher<S> {
         self.exporter.health().inbox_file(name, outcome, lines, now);
         match reason {
             None => {
-                tracing::info!(inbox = %name, file, accepted = summary.accepted, duplicates = summary.duplicates, rejected = summary.rejected, "Imported a file of the inbox.")
+                tracing::info!(inbox = %name, file = shown, accepted = summary.accepted, duplicates = summary.duplicates, rejected = summary.rejected, "Imported a file of the inbox.")
             }
             Some(reason) => {
-                tracing::error!(inbox = %name, file, %reason, "A file of the inbox cannot be read; it is in failed/ with a report.")
+                tracing::error!(inbox = %name, file = shown, %reason, "A file of the inbox cannot be read; it is in failed/ with a report.")
             }
         }
     }
