@@ -359,3 +359,31 @@ fn a_process_killed_mid_file_imports_it_again_at_start_without_counting_a_line_t
         "{out}"
     );
 }
+
+#[test]
+fn an_event_of_a_source_the_inbox_may_not_send_is_refused_as_not_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let app = start(dir.path(), &config);
+
+    let lines = [
+        cert("nd-1", "konbini", 1, "2026-05-01T10:00:00+09:00"),
+        snapshot(
+            "nd-2",
+            "card",
+            "mynumber_card.holders_snapshot",
+            "holders",
+            10,
+            "2026-05-01T10:00:00+09:00",
+        ),
+    ];
+    drop_file(&inbox, "mixed.ndjson", lines.join("\n").as_bytes());
+    let r = report(&inbox, "done", "mixed.ndjson");
+    assert_eq!(counts(&r), (1, 0, 1), "{r}");
+    let first = r["first_rejections"].to_string();
+    assert!(
+        first.contains("mixed.ndjson:2") && first.contains("not_allowed"),
+        "{first}"
+    );
+    app.stop();
+}
