@@ -109,27 +109,7 @@ impl Health {
         registry.register(Box::new(commit_duration.clone()))?;
         registry.register(Box::new(snapshot_age.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
-        let inbox_files = IntCounterVec::new(
-            Opts::new(
-                "mieruka_inbox_files_total",
-                "Files taken from an inbox folder, by inbox and outcome (done: imported; failed: could not be read at all).",
-            ),
-            &["inbox", "outcome"],
-        )?;
-        let inbox_lines = IntCounterVec::new(
-            Opts::new(
-                "mieruka_inbox_lines_total",
-                "Lines of the files of an inbox folder, by inbox and outcome (accepted — for processing, in the ingest role —, duplicate, rejected).",
-            ),
-            &["inbox", "outcome"],
-        )?;
-        let inbox_last_file = GaugeVec::new(
-            Opts::new(
-                "mieruka_inbox_last_file_timestamp_seconds",
-                "Unix time at which the inbox last finished a file (done or failed).",
-            ),
-            &["inbox"],
-        )?;
+        let (inbox_files, inbox_lines, inbox_last_file) = inbox_metrics()?;
         registry.register(Box::new(inbox_files.clone()))?;
         registry.register(Box::new(inbox_lines.clone()))?;
         registry.register(Box::new(inbox_last_file.clone()))?;
@@ -237,4 +217,31 @@ impl Health {
             tracing::error!(%error, "Health metrics could not be rendered.");
         }
     }
+}
+
+/// The metrics of the `[[inbox]]` folders: files and lines by outcome, and when each
+/// last finished a file.
+fn inbox_metrics() -> prometheus::Result<(IntCounterVec, IntCounterVec, GaugeVec)> {
+    let inbox_files = IntCounterVec::new(
+        Opts::new(
+            "mieruka_inbox_files_total",
+            "Files taken from an inbox folder, by inbox and outcome (done: imported; failed: could not be read at all).",
+        ),
+        &["inbox", "outcome"],
+    )?;
+    let inbox_lines = IntCounterVec::new(
+        Opts::new(
+            "mieruka_inbox_lines_total",
+            "Lines of the files of an inbox folder, by inbox and outcome (accepted — for processing, in the ingest role —, duplicate, rejected).",
+        ),
+        &["inbox", "outcome"],
+    )?;
+    let inbox_last_file = GaugeVec::new(
+        Opts::new(
+            "mieruka_inbox_last_file_timestamp_seconds",
+            "Unix time at which the inbox last finished a file (done or failed).",
+        ),
+        &["inbox"],
+    )?;
+    Ok((inbox_files, inbox_lines, inbox_last_file))
 }
