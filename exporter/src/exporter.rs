@@ -11,7 +11,7 @@ use mieruka_ingest::Timestamp;
 
 use crate::health::Health;
 use crate::kpis::render_kpis;
-use crate::status_page::render_status_page;
+use crate::status_page::{render_status_page, render_status_page_with_inboxes};
 
 /// One published snapshot, immutable once built: scrapes clone the `Arc` and read it
 /// without holding the lock.
@@ -80,7 +80,12 @@ impl Exporter {
         let next = Snapshot {
             figures: Arc::new(figures.to_vec()),
             kpi_text: render_kpis(&self.plan, figures),
-            status_page: render_status_page(&self.plan, figures, Some(now)),
+            status_page: render_status_page_with_inboxes(
+                &self.plan,
+                figures,
+                Some(now),
+                &self.health.inboxes(),
+            ),
             now: Some(now),
             published: Some(Instant::now()),
         };

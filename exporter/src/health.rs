@@ -2,15 +2,15 @@
 //! last heard from, how long commits take, how stale the served snapshot is, and (in
 //! the Kafka role) how far the consumers lag.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
 
 use mieruka_ingest::{Reason, Status};
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
 
-/// The `source` label of events from a source that is not configured.
-///
-/// docs/architecture.md: the label comes from configuration, never from request data.
-pub const UNKNOWN_SOURCE: &str = "unknown";
+/// The `source` label of events from a source that is not configured (defined once, in
+/// the ingest crate: the label comes from configuration, never from request data).
+pub use mieruka_ingest::UNKNOWN_SOURCE;
 
 /// Commit latency buckets, in seconds: a batch commit on SQLite or PostgreSQL takes a
 /// millisecond when all is well and seconds when the disk or the database struggles;
@@ -39,6 +39,19 @@ pub struct Health {
     inbox_lines: IntCounterVec,
     /// When each `[[inbox]]` last finished a file.
     inbox_last_file: GaugeVec,
+    /// Each `[[inbox]]` and what its last finished file came to, for the status page.
+    inbox_last: Mutex<BTreeMap<String, Option<InboxLast>>>,
+}
+
+/// What an inbox's last finished file came to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboxLast {
+    /// `done` or `failed`.
+    pub outcome: String,
+    /// Its lines: accepted, duplicate, rejected.
+    pub lines: [u64; 3],
+    /// When it was finished.
+    pub at_unix_seconds: f64,
 }
 
 impl std::fmt::Debug for Health {
@@ -136,11 +149,17 @@ impl Health {
             inbox_files,
             inbox_lines,
             inbox_last_file,
+            inbox_last: Mutex::new(BTreeMap::new()),
         })
     }
 
     /// Starts every series of an inbox (named in the config) at 0.
     pub fn declare_inbox(&self, inbox: &str) {
+        self.inbox_last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(inbox.to_owned())
+            .or_insert(None);
         for outcome in ["done", "failed"] {
             self.inbox_files.with_label_values(&[inbox, outcome]);
         }
@@ -159,6 +178,25 @@ impl Health {
         self.inbox_last_file
             .with_label_values(&[inbox])
             .set(at_unix_seconds);
+        let last = InboxLast {
+            outcome: outcome.to_owned(),
+            lines,
+            at_unix_seconds,
+        };
+        self.inbox_last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(inbox.to_owned(), Some(last));
+    }
+
+    /// Every declared inbox, by name, with what its last finished file came to.
+    pub fn inboxes(&self) -> Vec<(String, Option<InboxLast>)> {
+        self.inbox_last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The label for `source`: itself when configured, else `unknown`.

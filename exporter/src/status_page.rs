@@ -9,6 +9,8 @@ use mieruka_aggregator::plan::Chapter;
 use mieruka_aggregator::{Figure, FiscalYear, Kpi, KpiKind, Plan};
 use mieruka_ingest::Timestamp;
 
+use crate::health::InboxLast;
+
 /// Seconds between the page's own refreshes: the snapshot is republished on a 60 s
 /// timer, so refreshing faster shows nothing new.
 const REFRESH_SECONDS: u32 = 60;
@@ -166,12 +168,24 @@ footer{font-size:.85rem;color:#57606a}";
 /// With `None` (nothing published yet) every KPI shows データなし No data. Every KPI of
 /// the plan has a row, marked `data-kpi="<id>"`.
 pub fn render_status_page(plan: &Plan, figures: &[Figure], snapshot: Option<Timestamp>) -> String {
+    render_status_page_with_inboxes(plan, figures, snapshot, &[])
+}
+
+/// [`render_status_page`] with a section listing each watched folder (`[[inbox]]`) and
+/// what its last file came to; without inboxes the page is the same.
+pub fn render_status_page_with_inboxes(
+    plan: &Plan,
+    figures: &[Figure],
+    snapshot: Option<Timestamp>,
+    inboxes: &[(String, Option<InboxLast>)],
+) -> String {
     let mut h = String::with_capacity(32 * 1024);
     let year = snapshot.map(|now| (current_year(plan, now), now));
     write_header(&mut h, plan, year);
     for chapter in &plan.chapters {
         write_chapter(&mut h, plan, chapter, figures, year);
     }
+    write_inboxes(&mut h, inboxes);
     write_footer(&mut h, figures, snapshot);
     h.push_str("</footer>\n</body>\n</html>\n");
     h
@@ -261,6 +275,51 @@ fn write_chapter(
     h.push_str("</tbody>\n</table>\n</section>\n");
 }
 
+/// The watched folders: each inbox, when its last file was finished, and what it came
+/// to (`data-inbox="<name>"` on each row). Nothing without inboxes.
+fn write_inboxes(h: &mut String, inboxes: &[(String, Option<InboxLast>)]) {
+    if inboxes.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section class=\"inboxes\">\n<h2>受信フォルダ <span lang=\"en\">Inboxes</span></h2>\n<table>\n\
+         <thead><tr><th>フォルダ <span lang=\"en\">Inbox</span></th>\
+         <th>最終ファイル <span lang=\"en\">Last file</span></th>\
+         <th>結果 <span lang=\"en\">Outcome</span></th>\
+         <th class=\"num\">受理 <span lang=\"en\">Accepted</span></th>\
+         <th class=\"num\">重複 <span lang=\"en\">Duplicates</span></th>\
+         <th class=\"num\">却下 <span lang=\"en\">Rejected</span></th></tr></thead>\n<tbody>\n",
+    );
+    for (name, last) in inboxes {
+        let _ = write!(h, "<tr data-inbox=\"{}\"><td>{}</td>", esc(name), esc(name));
+        match last {
+            None => h.push_str(
+                "<td>—</td><td><span class=\"badge no-data\">まだなし <span lang=\"en\">None yet</span></span></td>\
+                 <td class=\"num\">—</td><td class=\"num\">—</td><td class=\"num\">—</td></tr>\n",
+            ),
+            Some(last) => {
+                let at = Timestamp::from_micros((last.at_unix_seconds * 1e6) as i64);
+                let (class, words) = if last.outcome == "done" {
+                    ("on-track", "取込済 <span lang=\"en\">Done</span>")
+                } else {
+                    ("behind", "失敗 <span lang=\"en\">Failed</span>")
+                };
+                let [accepted, duplicates, rejected] = last.lines;
+                let _ = writeln!(
+                    h,
+                    "<td>{}</td><td><span class=\"badge {class}\">{words}</span></td>\
+                     <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    jst(at),
+                    grouped(accepted as f64, 0),
+                    grouped(duplicates as f64, 0),
+                    grouped(rejected as f64, 0),
+                );
+            }
+        }
+    }
+    h.push_str("</tbody>\n</table>\n</section>\n");
+}
+
 /// The footer: when the snapshot was taken and the latest data behind it.
 fn write_footer(h: &mut String, figures: &[Figure], snapshot: Option<Timestamp>) {
     h.push_str("</main>\n<footer>\n");
@@ -288,6 +347,37 @@ fn write_footer(h: &mut String, figures: &[Figure], snapshot: Option<Timestamp>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inboxes_are_listed_with_their_last_file_and_absent_without_any() {
+        let plan = Plan::ome().unwrap();
+        let without = render_status_page(&plan, &[], None);
+        assert!(!without.contains("data-inbox"));
+        let done = InboxLast {
+            outcome: "done".into(),
+            lines: [1234, 0, 2],
+            at_unix_seconds: 1_796_000_000.0,
+        };
+        let inboxes = vec![
+            ("juki".to_owned(), None),
+            ("konbini".to_owned(), Some(done)),
+        ];
+        let page = render_status_page_with_inboxes(&plan, &[], None, &inboxes);
+        let row = |name: &str| {
+            page.split(&format!("<tr data-inbox=\"{name}\">"))
+                .nth(1)
+                .and_then(|r| r.split("</tr>").next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(row("juki").contains("まだなし"), "{}", row("juki"));
+        let konbini = row("konbini");
+        assert!(
+            konbini.contains("取込済") && konbini.contains(">1,234<"),
+            "{konbini}"
+        );
+        assert!(konbini.contains(">2<"), "{konbini}");
+    }
 
     fn ts(s: &str) -> Timestamp {
         Timestamp::parse_rfc3339(s).unwrap()

@@ -40,7 +40,13 @@ pub struct Watcher<S> {
     pub sink: Arc<S>,
     pub exporter: Arc<Exporter>,
     pub clock: Clock,
+    /// Called after each finished file, so the status page shows it (the standalone
+    /// wakes its refresher; the ingest role republishes its empty snapshot).
+    pub on_file: OnFile,
 }
+
+/// What a role does after an inbox finished a file.
+pub type OnFile = Arc<dyn Fn() + Send + Sync>;
 
 /// Makes `processing/`, `done/` and `failed/` inside each inbox (at build, so a folder
 /// the role may not write to stops it at start).
@@ -67,7 +73,7 @@ pub fn spawn_all<S: EventSink + 'static>(
     plan: &Arc<Plan>,
     sink: &Arc<S>,
     exporter: &Arc<Exporter>,
-    clock: Clock,
+    (clock, on_file): (Clock, OnFile),
     shutdown: &CancellationToken,
 ) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
@@ -78,6 +84,7 @@ pub fn spawn_all<S: EventSink + 'static>(
             sink: sink.clone(),
             exporter: exporter.clone(),
             clock,
+            on_file: on_file.clone(),
         };
         set.spawn(w.run(shutdown.clone()));
     }
@@ -92,6 +99,7 @@ impl<S: EventSink> Watcher<S> {
     pub async fn run(self, shutdown: CancellationToken) {
         let name = self.inbox.name.clone();
         self.exporter.health().declare_inbox(&name);
+        (self.on_file)();
         tracing::info!(inbox = %name, dir = %self.inbox.dir.display(), "Watching the inbox folder.");
         for file in self.files(&self.inbox.dir.join(PROCESSING)) {
             let shown = mieruka_ingest::mask_raw(file.0.as_bytes());
@@ -283,6 +291,7 @@ impl<S: EventSink> Watcher<S> {
         }
         let lines = [summary.accepted, summary.duplicates, summary.rejected];
         self.exporter.health().inbox_file(name, outcome, lines, now);
+        (self.on_file)();
         match reason {
             None => {
                 tracing::info!(inbox = %name, file = shown, accepted = summary.accepted, duplicates = summary.duplicates, rejected = summary.rejected, "Imported a file of the inbox.")

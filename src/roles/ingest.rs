@@ -105,12 +105,18 @@ impl IngestRole {
             tokens: settings.tokens.clone(),
             limits: settings.limits,
         };
+        let clock = Clock(settings.now);
+        let republish = {
+            let exporter = exporter.clone();
+            // The role serves no KPIs: its page is the empty snapshot, with the inboxes.
+            Arc::new(move || exporter.publish(&[], clock.now()))
+        };
         let inboxes = super::inbox::spawn_all(
             &settings.inboxes,
             &settings.plan,
             &sink,
             &exporter,
-            Clock(settings.now),
+            (clock, republish),
             &shutdown,
         );
         let app = mieruka_exporter::router(exporter).merge(mieruka_ingest::http::router(receiver));

@@ -100,12 +100,13 @@ impl Standalone {
         };
         let app = mieruka_exporter::router(exporter.clone())
             .merge(mieruka_ingest::http::router(receiver));
+        let wake = sink.committed.clone();
         let inboxes = super::inbox::spawn_all(
             &settings.inboxes,
             &settings.plan,
             &sink,
             &exporter,
-            Clock(settings.now),
+            (Clock(settings.now), Arc::new(move || wake.notify_one())),
             &shutdown,
         );
         let refresher = tokio::spawn(refresh_loop(

@@ -130,6 +130,26 @@ fn a_shift_jis_csv_dropped_into_the_inbox_is_imported_once_and_lands_in_done_wit
             &[("inbox", "konbini")]
         )
         .is_some());
+    // The status page lists the inbox with what its last file came to.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = ureq::get(&format!("{}/", app.base))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let row = page
+            .split("<tr data-inbox=\"konbini\">")
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .map(str::to_owned);
+        if let Some(row) = row.filter(|r| r.contains("取込済")) {
+            assert!(row.contains(">4<") && row.contains(">2<"), "{row}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no done konbini row on the page");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     app.stop();
 }
 
