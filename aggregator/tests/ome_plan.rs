@@ -1,5 +1,5 @@
-//! The shipped Ome plan (`plans/ome.toml`) against the plan itself, as read out in
-//! `PLAN-KPIS.md`: every KPI with its chapter, unit, direction, baseline and yearly
+//! The shipped Ome plan (`plans/ome.toml`) against the plan itself, as read out of the
+//! city's published plan document (the tables below are that reading): every KPI with its chapter, unit, direction, baseline and yearly
 //! targets; every milestone's stages in order; every event type of the docs/architecture.md
 //! catalogue. And broken copies of the plan fail with the line and the key at fault.
 
@@ -21,7 +21,7 @@ enum Made {
     Recurring(&'static str),
 }
 
-/// A numeric KPI as PLAN-KPIS.md gives it.
+/// A numeric KPI as the plan document gives it.
 struct Numeric {
     id: &'static str,
     chapter: &'static str,
@@ -34,7 +34,7 @@ struct Numeric {
 
 const UP: Direction = Direction::Up;
 
-/// PLAN-KPIS.md, "Numeric KPIs", plus the two recurring duties of "Milestone KPIs".
+/// The plan document's numeric KPIs, plus the two recurring duties among its milestones.
 const NUMERIC: &[Numeric] = &[
     Numeric {
         id: "mynumber_card_holding_rate",
@@ -184,7 +184,7 @@ const NUMERIC: &[Numeric] = &[
     },
 ];
 
-/// A milestone KPI as PLAN-KPIS.md gives it: stage ids in order, and the stage of the
+/// A milestone KPI as the plan document gives it: stage ids in order, and the stage of the
 /// baseline and of each year's target (None where the plan does not say).
 struct Milestone {
     id: &'static str,
@@ -194,7 +194,7 @@ struct Milestone {
     targets: [Option<&'static str>; 3],
 }
 
-/// PLAN-KPIS.md, "Milestone KPIs" (without the two recurring duties).
+/// The plan document's milestone KPIs (without the two recurring duties).
 const MILESTONES: &[Milestone] = &[
     Milestone {
         id: "library_card_with_mynumber",
@@ -262,7 +262,7 @@ const MILESTONES: &[Milestone] = &[
     },
 ];
 
-/// PLAN-KPIS.md, "Chapters": every KPI id, chapter by chapter, in the file's order.
+/// The plan document's chapters: every KPI id, chapter by chapter, in the file's order.
 const CHAPTER_ORDER: &[&str] = &[
     "mynumber_card_holding_rate",
     "konbini_issuance_rate",
