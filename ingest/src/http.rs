@@ -28,7 +28,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::reject::{Reason, Rejection};
+use crate::reject::Reason;
 use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
@@ -65,32 +65,8 @@ impl Token {
     /// Refuses as `not_allowed` a valid event of a source or type this token may not
     /// send; else counts it under its own source.
     fn authorise(&self, schema: &Schema, item: &mut Item, raw: &[u8]) {
-        let Ok(event) = &item.outcome else {
-            return;
-        };
-        let type_name = &schema.event_type(event.type_id).name;
-        let (field, message) = if !self.sources.contains(&event.source) {
-            (
-                "source",
-                format!(
-                    "token {:?} may not send source {:?}",
-                    self.name, event.source
-                ),
-            )
-        } else if !self.types.is_empty() && !self.types.contains(type_name) {
-            (
-                "type",
-                format!(
-                    "token {:?} may not send events of type {type_name}",
-                    self.name
-                ),
-            )
-        } else {
-            item.source_label = event.source.clone();
-            return;
-        };
-        let r = Rejection::at(Reason::NotAllowed, field, message).with_event_id(Some(&event.id));
-        item.refuse(raw, r);
+        let allowed = (Some(self.sources.as_slice()), self.types.as_slice());
+        item.authorise(raw, schema, ("token", &self.name), allowed);
     }
 
     /// The secret, from the config or the environment.

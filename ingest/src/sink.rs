@@ -4,7 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::event::Event;
-use crate::reject::Rejection;
+use crate::reject::{Reason, Rejection};
+use crate::schema::Schema;
 
 /// Where an item sat in what its source received, so a person can find it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +62,40 @@ impl Item {
         self.raw_masked = Some(text);
         self.raw_was_masked = masked;
         self.outcome = Err(rejection);
+    }
+
+    /// What a sender may send, for an accepted item: refused as `not_allowed` when its
+    /// source is not among `sources` (`None`: any source) or its type not among `types`
+    /// (empty: any type), naming `sender` (e.g. `token "konbini"`); else labelled with its
+    /// source. The HTTP receiver's tokens and the inboxes both decide here.
+    pub fn authorise(
+        &mut self,
+        raw: &[u8],
+        schema: &Schema,
+        sender: (&str, &str),
+        (sources, types): (Option<&[String]>, &[String]),
+    ) {
+        let Ok(event) = &self.outcome else {
+            return;
+        };
+        let (kind, name) = sender;
+        let type_name = &schema.event_type(event.type_id).name;
+        let (field, message) = if sources.is_some_and(|s| !s.contains(&event.source)) {
+            (
+                "source",
+                format!("{kind} {name:?} may not send source {:?}", event.source),
+            )
+        } else if !types.is_empty() && !types.contains(type_name) {
+            (
+                "type",
+                format!("{kind} {name:?} may not send events of type {type_name}"),
+            )
+        } else {
+            self.source_label = event.source.clone();
+            return;
+        };
+        let r = Rejection::at(Reason::NotAllowed, field, message).with_event_id(Some(&event.id));
+        self.refuse(raw, r);
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Instant, SystemTime};
 
 use mieruka_aggregator::Plan;
 use mieruka_exporter::Exporter;
-use mieruka_ingest::{EventSink, Item, Reason, Rejection};
+use mieruka_ingest::{EventSink, Item};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -227,33 +227,9 @@ impl<S: EventSink> Watcher<S> {
     /// Refuses as `not_allowed` an event of a source or type the inbox may not send;
     /// else counts it under its own source.
     fn admit(&self, item: &mut Item, raw: &[u8]) {
-        let Ok(event) = &item.outcome else {
-            return;
-        };
-        let type_name = &self.plan.schema.event_type(event.type_id).name;
-        let name = &self.inbox.name;
-        let refusal =
-            if !self.inbox.sources.is_empty() && !self.inbox.sources.contains(&event.source) {
-                Some((
-                    "source",
-                    format!("inbox {name:?} may not send source {:?}", event.source),
-                ))
-            } else if !self.inbox.types.is_empty() && !self.inbox.types.contains(type_name) {
-                Some((
-                    "type",
-                    format!("inbox {name:?} may not send events of type {type_name}"),
-                ))
-            } else {
-                None
-            };
-        match refusal {
-            None => item.source_label = event.source.clone(),
-            Some((field, message)) => {
-                let r = Rejection::at(Reason::NotAllowed, field, message)
-                    .with_event_id(Some(&event.id));
-                item.refuse(raw, r);
-            }
-        }
+        let sources = (!self.inbox.sources.is_empty()).then_some(self.inbox.sources.as_slice());
+        let allowed = (sources, self.inbox.types.as_slice());
+        item.authorise(raw, &self.plan.schema, ("inbox", &self.inbox.name), allowed);
     }
 
     /// Writes the two reports into `done/` or `failed/`, moves the file beside them and
