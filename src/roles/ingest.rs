@@ -39,16 +39,7 @@ impl IngestRole {
         if let Some(allow) = &settings.kafka.ingest_allow {
             warn_not_carried(&topic, allow, &settings.tokens);
         }
-        let schema = Arc::new(settings.plan.schema.clone());
-        let mut producer = mieruka_ingest::kafka::producer_config(brokers);
-        for (k, v) in &settings.kafka.librdkafka {
-            producer.set(k, v);
-        }
-        let dead_letter = settings.kafka.dead_letter_topic.as_deref();
-        let kafka = Arc::new(
-            KafkaSink::with_config(producer, &topic, dead_letter, schema)
-                .context("cannot create the Kafka producer")?,
-        );
+        let kafka = Arc::new(kafka_sink(settings, brokers)?);
         let exporter = Exporter::new(settings.plan.clone(), settings.sources.clone());
         let clock = Clock(settings.now);
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
@@ -140,6 +131,20 @@ impl IngestRole {
         tracing::info!("Stopped.");
         Ok(())
     }
+}
+
+/// The producer of the `[kafka]` topic as `ingest` (and `mieruka import`) produce: mieruka's
+/// producer settings, then `[kafka.librdkafka]`; refusals to the dead-letter topic.
+pub fn kafka_sink(settings: &Resolved, brokers: &str) -> anyhow::Result<KafkaSink> {
+    let mut producer = mieruka_ingest::kafka::producer_config(brokers);
+    for (k, v) in &settings.kafka.librdkafka {
+        producer.set(k, v);
+    }
+    let kafka = &settings.kafka;
+    let schema = Arc::new(settings.plan.schema.clone());
+    let dead_letter = kafka.dead_letter_topic.as_deref();
+    KafkaSink::with_config(producer, &kafka.topic, dead_letter, schema)
+        .context("cannot create the Kafka producer")
 }
 
 /// Ready while the broker answers for the topic: probed every 10 s while it does, every

@@ -11,13 +11,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use mieruka_aggregator::store::PgStore;
 use mieruka_ingest::kafka::rdkafka::producer::Producer;
-use mieruka_ingest::kafka::{producer_config, KafkaSink};
+use mieruka_ingest::kafka::KafkaSink;
 use mieruka_ingest::{EventSink, Item, SinkError, Status};
 
 use super::{import_file, ImportOptions, Summary};
@@ -61,16 +60,8 @@ pub(super) async fn run(
     opts: &ImportOptions<'_>,
 ) -> anyhow::Result<ExitCode> {
     let plan = settings.plan.clone();
-    let kafka = &settings.kafka;
-    let mut producer = producer_config(brokers);
-    for (k, v) in &kafka.librdkafka {
-        producer.set(k, v);
-    }
-    let dead_letter = kafka.dead_letter_topic.as_deref();
-    let schema = Arc::new(plan.schema.clone());
     let sink = PipelineSink {
-        kafka: KafkaSink::with_config(producer, &kafka.topic, dead_letter, schema)
-            .context("cannot create the Kafka producer")?,
+        kafka: crate::roles::ingest::kafka_sink(settings, brokers)?,
         rejected: match settings.database_url() {
             Ok(url) => Some(
                 PgStore::open(url, plan.clone())
