@@ -529,3 +529,9 @@ fn a_batch_dropped_at_any_await_leaves_all_of_it_or_nothing() {
         store.close().await;
     });
 }
+
+#[test]
+fn freshness_is_kept_for_declared_sources_only() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::freshness_is_kept_for_declared_sources_only::<PgStore>(db.url());
+}

@@ -48,6 +48,7 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
 use crate::ledger::{Effect, Ledger};
 use crate::plan::{MeasureKind, Op, Plan};
+use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_rejected, RejectedItem, REJECTED_COLUMNS};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys};
@@ -358,6 +359,19 @@ impl PgStore {
         rows.iter().map(with_offset).collect()
     }
 
+    /// Declares the sources a role's configuration knows (see [`Store::declare_sources`]).
+    pub async fn declare_sources(&self, sources: &[String]) -> Result<(), PgError> {
+        let mut conn = self.pool.acquire().await?;
+        freshness::declare_pg(&mut conn, sources, now_micros()).await?;
+        Ok(())
+    }
+
+    /// When each declared source was last heard from, by source.
+    pub async fn freshness(&self) -> Result<Vec<SourceFreshness>, PgError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(freshness::read_pg(&mut conn).await?)
+    }
+
     /// Number of events in the log.
     pub async fn logged_events(&self) -> Result<i64, PgError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM event_log")
@@ -511,7 +525,14 @@ impl PgStore {
         let t_fold = t0.elapsed();
         // 6. Write back: one statement per table.
         self.write_aggregates(&mut tx, &keys, &ledger).await?;
-        // 7. Tell listeners, on commit.
+        // 7. When each source was last heard from: last, to hold its rows briefly.
+        freshness::heard_pg(
+            &mut tx,
+            &freshness::heard_from(items.iter().copied()),
+            received_at,
+        )
+        .await?;
+        // 8. Tell listeners, on commit.
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(NOTIFY_CHANNEL)
             .execute(&mut *tx)
@@ -575,6 +596,14 @@ impl Store for PgStore {
 
     async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
         PgStore::rejected(self, limit).await
+    }
+
+    async fn declare_sources(&self, sources: &[String]) -> Result<(), PgError> {
+        PgStore::declare_sources(self, sources).await
+    }
+
+    async fn freshness(&self) -> Result<Vec<SourceFreshness>, PgError> {
+        PgStore::freshness(self).await
     }
 
     async fn logged_events(&self) -> Result<i64, PgError> {
