@@ -9,7 +9,7 @@ use std::time::Instant;
 use mieruka_aggregator::{Figure, Plan};
 use mieruka_ingest::Timestamp;
 
-use crate::health::Health;
+use crate::health::{Health, Role};
 use crate::kpis::render_kpis;
 use crate::status_page::{render_status_page, render_status_page_with_inboxes};
 
@@ -33,6 +33,8 @@ struct Snapshot {
 /// Shared behind an `Arc` by the HTTP handlers and the role that publishes snapshots.
 pub struct Exporter {
     plan: Arc<Plan>,
+    /// Which role serves: only the KPI roles render the KPI figures into `/metrics`.
+    role: Role,
     health: Health,
     /// Set by the role once its inputs are open; `/readyz` also needs a snapshot.
     ready: AtomicBool,
@@ -52,10 +54,18 @@ impl std::fmt::Debug for Exporter {
 }
 
 impl Exporter {
-    /// An exporter for `plan`, labelling events by the configured `sources` (plus `unknown`).
+    /// The standalone role's exporter for `plan`, labelling events by the configured
+    /// `sources` (plus `unknown`).
     ///
     /// It starts not ready (see [`Exporter::set_ready`]) and with no snapshot.
     pub fn new(plan: Arc<Plan>, sources: Vec<String>) -> Arc<Self> {
+        Self::for_role(plan, sources, Role::Standalone)
+    }
+
+    /// The exporter of `role`: its health series are those that apply to it, and the
+    /// KPI figures are in its `/metrics` only if it serves them (a role that does not
+    /// still publishes, for its readiness and its status page).
+    pub fn for_role(plan: Arc<Plan>, sources: Vec<String>, role: Role) -> Arc<Self> {
         let empty = Snapshot {
             figures: Arc::new(Vec::new()),
             kpi_text: String::new(),
@@ -64,7 +74,8 @@ impl Exporter {
             published: None,
         };
         Arc::new(Self {
-            health: Health::new(&sources),
+            health: Health::for_role(role, &sources),
+            role,
             plan,
             ready: AtomicBool::new(false),
             snapshot: RwLock::new(Arc::new(empty)),
@@ -79,7 +90,11 @@ impl Exporter {
         let started = Instant::now();
         let next = Snapshot {
             figures: Arc::new(figures.to_vec()),
-            kpi_text: render_kpis(&self.plan, figures),
+            kpi_text: if self.role.serves_kpis() {
+                render_kpis(&self.plan, figures)
+            } else {
+                String::new()
+            },
             status_page: render_status_page_with_inboxes(
                 &self.plan,
                 figures,

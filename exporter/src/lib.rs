@@ -17,7 +17,7 @@ pub mod precision;
 mod status_page;
 
 pub use exporter::Exporter;
-pub use health::{Health, InboxLast, UNKNOWN_SOURCE};
+pub use health::{Health, InboxLast, Role, UNKNOWN_SOURCE};
 pub use http::{router, METRICS_CONTENT_TYPE};
 pub use kpis::render_kpis;
 pub use status_page::{current_year, render_status_page, render_status_page_with_inboxes};

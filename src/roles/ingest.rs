@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mieruka_exporter::Exporter;
+use mieruka_exporter::{Exporter, Role};
 use mieruka_ingest::http::{IdleTimeoutListener, Receiver, Token};
 use mieruka_ingest::kafka::rdkafka::producer::Producer;
 use mieruka_ingest::kafka::KafkaSink;
@@ -40,7 +40,11 @@ impl IngestRole {
             warn_not_carried(&topic, allow, &settings.tokens);
         }
         let kafka = Arc::new(kafka_sink(settings, brokers)?);
-        let exporter = Exporter::new(settings.plan.clone(), settings.sources.clone());
+        let exporter = Exporter::for_role(
+            settings.plan.clone(),
+            settings.sources.clone(),
+            Role::Ingest,
+        );
         let clock = Clock(settings.now);
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
         exporter.publish(&[], clock.now());
@@ -51,7 +55,6 @@ impl IngestRole {
         let sink = Arc::new(CountingSink::new(
             kafka.clone(),
             exporter.clone(),
-            clock,
             Counted::Refusals,
         ));
         Ok(IngestRole {

@@ -47,9 +47,12 @@ impl Standalone {
         let sink = Arc::new(CountingSink::new(
             store.clone(),
             exporter.clone(),
-            clock,
             Counted::All,
         ));
+        store
+            .declare_sources(&settings.sources)
+            .await
+            .context("cannot declare the configured sources in the store")?;
         refresh(&plan, &store, &exporter, clock).await?;
         super::inbox::prepare(&settings.inboxes)?;
         exporter.set_ready(true);
@@ -165,5 +168,6 @@ async fn refresh(
         .with_ledger(|ledger| figures(plan, ledger, now))
         .await?;
     exporter.publish(&figs, now);
+    super::publish_freshness(store, exporter).await?;
     Ok(())
 }

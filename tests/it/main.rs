@@ -5,7 +5,9 @@
 mod bad_input;
 mod browser;
 mod crash;
+mod freshness;
 mod guard;
+mod healthy_pipeline;
 mod helpers;
 mod import;
 mod import_kafka;
