@@ -7,7 +7,7 @@
 //! at zero) would be read by rules and dashboards as a fact.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use mieruka_ingest::{Reason, Status};
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
@@ -59,7 +59,10 @@ impl Role {
 pub struct Health {
     registry: Registry,
     /// Configured source labels, `unknown` included: the only values `source` may take.
-    sources: BTreeSet<String>,
+    /// A std lock: held only to look a label up or add sources, never across an await.
+    sources: RwLock<BTreeSet<String>>,
+    /// Whether this role counts events (and so starts their series at 0).
+    counts_events: bool,
     events: IntCounterVec,
     last_received: GaugeVec,
     commit_duration: Histogram,
@@ -174,21 +177,15 @@ impl Health {
             registry.register(Box::new(inbox_lines.clone()))?;
             registry.register(Box::new(inbox_last_file.clone()))?;
         }
-        for source in sources.iter().filter(|_| role.counts_events()) {
-            for outcome in ["accepted", "duplicate"] {
-                events.get_metric_with_label_values(&[source.as_str(), outcome, ""])?;
-            }
-            for reason in Reason::ALL {
-                events.get_metric_with_label_values(&[
-                    source.as_str(),
-                    "rejected",
-                    reason.as_str(),
-                ])?;
+        if role.counts_events() {
+            for source in &sources {
+                start_at_zero(&events, source)?;
             }
         }
         Ok(Self {
             registry,
-            sources,
+            sources: RwLock::new(sources),
+            counts_events: role.counts_events(),
             events,
             last_received,
             commit_duration,
@@ -248,10 +245,25 @@ impl Health {
     }
 
     /// The label for `source`: itself when configured, else `unknown`.
-    pub fn source_label<'a>(&'a self, source: &str) -> &'a str {
-        self.sources
+    pub fn source_label(&self, source: &str) -> String {
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        sources
             .get(source)
             .map_or(UNKNOWN_SOURCE, String::as_str)
+            .to_owned()
+    }
+
+    /// Adds configured sources learnt after start (those another role declared in the
+    /// store), their series starting at 0.
+    pub fn add_sources<S: AsRef<str>>(&self, more: &[S]) {
+        let mut sources = self.sources.write().unwrap_or_else(PoisonError::into_inner);
+        for source in more {
+            if sources.insert(source.as_ref().to_owned()) && self.counts_events {
+                if let Err(error) = start_at_zero(&self.events, source.as_ref()) {
+                    tracing::error!(%error, "A source's event counters could not start at 0.");
+                }
+            }
+        }
     }
 
     /// Counts one event's fate under its source's label.
@@ -261,8 +273,10 @@ impl Health {
             Status::Duplicate => ("duplicate", ""),
             Status::Rejected(r) => ("rejected", r.reason.as_str()),
         };
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        let label = sources.get(source).map_or(UNKNOWN_SOURCE, String::as_str);
         self.events
-            .with_label_values(&[self.source_label(source), outcome, reason])
+            .with_label_values(&[label, outcome, reason])
             .inc();
     }
 
@@ -308,6 +322,18 @@ impl Health {
             tracing::error!(%error, "Health metrics could not be rendered.");
         }
     }
+}
+
+/// Starts every (outcome, reason) series of `source` at 0, so that rates and alerts see
+/// its first event.
+fn start_at_zero(events: &IntCounterVec, source: &str) -> prometheus::Result<()> {
+    for outcome in ["accepted", "duplicate"] {
+        events.get_metric_with_label_values(&[source, outcome, ""])?;
+    }
+    for reason in Reason::ALL {
+        events.get_metric_with_label_values(&[source, "rejected", reason.as_str()])?;
+    }
+    Ok(())
 }
 
 /// The metrics of the `[[inbox]]` folders: files and lines by outcome, and when each

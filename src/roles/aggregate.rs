@@ -117,10 +117,18 @@ impl AggregateRole {
             }
         };
         // The sources this member's topics carry: their arrivals are kept from now on.
+        // Every source a role of the deployment declared is a configured source here too,
+        // so this member labels its counts alike whatever its own config lists.
         store
             .declare_sources(&settings.sources)
             .await
             .context("cannot declare the configured sources in PostgreSQL")?;
+        let declared = store
+            .freshness()
+            .await
+            .context("cannot read the declared sources from PostgreSQL")?;
+        let declared: Vec<&str> = declared.iter().map(|f| f.source.as_str()).collect();
+        exporter.health().add_sources(&declared);
         let observer = Arc::new(HealthObserver {
             exporter: exporter.clone(),
         });

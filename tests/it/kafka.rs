@@ -298,7 +298,7 @@ impl Setup {
     }
 
     /// On librdkafka's mock cluster of `brokers` brokers.
-    fn mocked(brokers: i32) -> Setup {
+    pub(crate) fn mocked(brokers: i32) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::mock(dir.path(), brokers);
         Setup::on(dir, broker, "")

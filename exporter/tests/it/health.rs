@@ -241,3 +241,30 @@ async fn the_snapshot_age_appears_with_the_first_publish_and_is_measured_at_scra
     assert!((0.0..5.0).contains(&first), "{first}");
     assert!(second >= first + 0.015, "{first} then {second}");
 }
+
+#[tokio::test]
+async fn a_source_declared_by_another_role_is_labelled_as_itself_from_then_on() {
+    let app = TestApp::new();
+    let health = app.exporter.health();
+    health.record("juki-feed", &Status::Accepted);
+    health.add_sources(&["juki-feed"]);
+    health.record("juki-feed", &Status::Accepted);
+    let text = app.scrape_metrics().await;
+    let count = |source| {
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events(source, "accepted", ""),
+        )
+    };
+    assert_eq!(count("unknown"), Some(1.0));
+    assert_eq!(count("juki-feed"), Some(1.0));
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_events_total",
+            &events("juki-feed", "rejected", "not_json")
+        ),
+        Some(0.0)
+    );
+}
