@@ -13,6 +13,7 @@ mod import;
 mod import_kafka;
 mod inbox;
 mod kafka;
+mod logs;
 mod personal;
 mod plan;
 mod prometheus;
