@@ -145,22 +145,8 @@ fn a_silent_feed_still_alerts_after_a_restart_and_a_file_import_resets_it() {
     let file = dir.path().join("juki-2026-10.ndjson");
     std::fs::write(&file, population("juki-2") + "\n").unwrap();
     let imported_at = unix_now();
-    let out = Command::new(bin())
-        .arg("import")
-        .arg(&file)
-        .arg("--db")
-        .arg(&db)
-        .arg("--config")
-        .arg(&config)
-        .env("MIERUKA_LOG", "warn")
-        .env_remove("KAFKA_BROKERS")
-        .output()
-        .unwrap();
-    let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && summary.contains("1 accepted"),
-        "{summary}"
-    );
+    let (code, summary) = crate::import::import_file(&file, &config, &db, &[]);
+    assert!(code == 0 && summary.contains("1 accepted"), "{summary}");
     wait_until(
         Duration::from_secs(10),
         "juki's arrival from the import",

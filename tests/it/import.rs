@@ -13,7 +13,7 @@ fn import(config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
     import_file(&fixture(), config, db, extra)
 }
 
-fn import_file(file: &Path, config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
+pub(crate) fn import_file(file: &Path, config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new(bin())
         .arg("import")
         .arg(file)

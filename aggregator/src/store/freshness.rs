@@ -60,15 +60,14 @@ pub(crate) async fn declare_sqlite(
     sources: &[String],
     now_micros: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO source_freshness (source, known_since) \
-         SELECT value, ?1 FROM json_each(?2) WHERE true ON CONFLICT (source) DO NOTHING",
-    )
-    .bind(now_micros)
-    .bind(json_list(sources))
-    .execute(conn)
-    .await?;
-    Ok(())
+    let sql = "INSERT INTO source_freshness (source, known_since) \
+               SELECT value, ?1 FROM json_each(?2) WHERE true ON CONFLICT (source) DO NOTHING";
+    sqlx::query(sql)
+        .bind(now_micros)
+        .bind(json_list(sources))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// SQLite: the batch heard from `sources` at `received_micros` (declared ones only).
@@ -80,15 +79,14 @@ pub(crate) async fn heard_sqlite(
     if sources.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "UPDATE source_freshness SET last_received = max(coalesce(last_received, ?1), ?1) \
-         WHERE source IN (SELECT value FROM json_each(?2))",
-    )
-    .bind(received_micros)
-    .bind(json_list(sources))
-    .execute(conn)
-    .await?;
-    Ok(())
+    let sql = "UPDATE source_freshness SET last_received = max(coalesce(last_received, ?1), ?1) \
+               WHERE source IN (SELECT value FROM json_each(?2))";
+    sqlx::query(sql)
+        .bind(received_micros)
+        .bind(json_list(sources))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// SQLite: every declared source's row, by source.
@@ -109,15 +107,14 @@ pub(crate) async fn declare_pg(
     sources: &[String],
     now_micros: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO source_freshness (source, known_since) \
-         SELECT s, $1 FROM UNNEST($2::text[]) AS s ORDER BY s ON CONFLICT (source) DO NOTHING",
-    )
-    .bind(now_micros)
-    .bind(sources)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let sql = "INSERT INTO source_freshness (source, known_since) \
+               SELECT s, $1 FROM UNNEST($2::text[]) AS s ORDER BY s ON CONFLICT (source) DO NOTHING";
+    sqlx::query(sql)
+        .bind(now_micros)
+        .bind(sources)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// PostgreSQL: the batch heard from `sources` at `received_micros` (declared ones only).
@@ -133,18 +130,17 @@ pub(crate) async fn heard_pg(
     if sources.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "WITH locked AS (SELECT source FROM source_freshness WHERE source = ANY($2) \
-                         ORDER BY source FOR UPDATE) \
-         UPDATE source_freshness f \
-         SET last_received = GREATEST(coalesce(f.last_received, $1), $1) \
-         FROM locked WHERE f.source = locked.source",
-    )
-    .bind(received_micros)
-    .bind(sources)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let sql = "WITH locked AS (SELECT source FROM source_freshness WHERE source = ANY($2) \
+                                ORDER BY source FOR UPDATE) \
+               UPDATE source_freshness f \
+               SET last_received = GREATEST(coalesce(f.last_received, $1), $1) \
+               FROM locked WHERE f.source = locked.source";
+    sqlx::query(sql)
+        .bind(received_micros)
+        .bind(sources)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// PostgreSQL: every declared source's row, by source.
