@@ -11,7 +11,15 @@ use mieruka_ingest::Timestamp;
 /// mieruka (見える化): folds a city's line-system events into the KPIs of its DX plan and
 /// exports them to Prometheus, with pace and projection against each year's target.
 #[derive(Parser, Debug)]
-#[command(name = "mieruka", version, about, long_about = None)]
+#[command(
+    name = "mieruka",
+    version,
+    about,
+    long_about = None,
+    after_help = "Logs go to standard error: MIERUKA_LOG sets the filter (default \"info,sqlx=warn\"); \
+                  MIERUKA_LOG_FORMAT=json writes one JSON object per line, otherwise plain text \
+                  (coloured only on a terminal)."
+)]
 pub struct Cli {
     /// Config file (TOML): tokens, CSV mappings, defaults for the flags below.
     #[arg(long, short, global = true, env = "MIERUKA_CONFIG")]
