@@ -72,8 +72,9 @@ pub enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
     },
-    /// Show the most recent rejected events kept in the store (reason, field, place, raw
-    /// text with personal numbers masked): PostgreSQL's when a URL is given, else SQLite's.
+    /// Show the rejected events kept in the store, newest first (when received, place,
+    /// reason, field, raw text with personal numbers masked), then a summary by source
+    /// and reason: PostgreSQL's when a URL is given, else SQLite's.
     Rejected {
         /// SQLite file [default: data/mieruka.db].
         #[arg(long, env = "MIERUKA_DB")]
@@ -81,7 +82,17 @@ pub enum Command {
         /// PostgreSQL URL [default: the config's [store] url].
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
-        /// How many, newest first.
+        /// Only this source label (`unknown` for events of no configured source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this reason (not_json, personal_number, out_of_bounds, …).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only those received since: RFC 3339 (2026-05-01T00:00:00+09:00), or a
+        /// duration back from now (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// How many to list, newest first (the summary counts every match).
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },

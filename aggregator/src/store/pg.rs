@@ -48,10 +48,10 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
 use crate::ledger::{Effect, Ledger};
 use crate::plan::{MeasureKind, Op, Plan};
-use crate::store::rejected::{read_rejected, RejectedItem, REJECTED_COLUMNS};
+use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys};
-use crate::store::{RejectedRow, Store};
+use crate::store::{RejectedCount, RejectedFilter, RejectedRow, Store};
 
 mod aggregates;
 mod log;
@@ -324,8 +324,18 @@ impl PgStore {
 
     /// The most recent rejected events, newest first.
     pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
+        self.rejected_matching(&RejectedFilter::default(), limit)
+            .await
+    }
+
+    /// The most recent rejected events that match `filter`, newest first.
+    pub async fn rejected_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> Result<Vec<RejectedRow>, PgError> {
         Ok(self
-            .rejected_with_offsets(limit)
+            .rejected_with_offsets_matching(filter, limit)
             .await?
             .into_iter()
             .map(|(row, _)| row)
@@ -337,15 +347,23 @@ impl PgStore {
         &self,
         limit: i64,
     ) -> Result<Vec<(RejectedRow, Option<KafkaOffset>)>, PgError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {REJECTED_COLUMNS}, topic, kafka_partition, kafka_offset \
-             FROM rejected ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        self.rejected_with_offsets_matching(&RejectedFilter::default(), limit)
+            .await
+    }
+
+    /// [`PgStore::rejected_matching`], with each row's Kafka offset if any.
+    async fn rejected_with_offsets_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> Result<Vec<(RejectedRow, Option<KafkaOffset>)>, PgError> {
+        let rows = filter
+            .rows_query::<Postgres>(", topic, kafka_partition, kafka_offset", limit)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
         let with_offset = |r: &PgRow| -> Result<_, PgError> {
-            let offset = match (r.try_get(7)?, r.try_get(8)?, r.try_get(9)?) {
+            let offset = match (r.try_get(8)?, r.try_get(9)?, r.try_get(10)?) {
                 (Some(topic), Some(partition), Some(offset)) => Some(KafkaOffset {
                     topic,
                     partition,
@@ -356,6 +374,19 @@ impl PgStore {
             Ok((read_rejected(r)?, offset))
         };
         rows.iter().map(with_offset).collect()
+    }
+
+    /// How many rejected events match `filter`, by source and reason.
+    pub async fn rejected_summary(
+        &self,
+        filter: &RejectedFilter,
+    ) -> Result<Vec<RejectedCount>, PgError> {
+        let rows = filter
+            .summary_query::<Postgres>()
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
     }
 
     /// Number of events in the log.
@@ -575,6 +606,18 @@ impl Store for PgStore {
 
     async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
         PgStore::rejected(self, limit).await
+    }
+
+    async fn rejected_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> Result<Vec<RejectedRow>, PgError> {
+        PgStore::rejected_matching(self, filter, limit).await
+    }
+
+    async fn rejected_summary(&self, filter: &RejectedFilter) -> Result<Vec<RejectedCount>, PgError> {
+        PgStore::rejected_summary(self, filter).await
     }
 
     async fn logged_events(&self) -> Result<i64, PgError> {

@@ -35,10 +35,10 @@ use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
 use crate::fiscal::Day;
 use crate::ledger::{Effect, Ledger};
 use crate::plan::Plan;
-use crate::store::rejected::{read_rejected, RejectedItem, REJECTED_COLUMNS};
+use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys, Table, TableRow, Value};
-use crate::store::{RejectedRow, Store};
+use crate::store::{RejectedCount, RejectedFilter, RejectedRow, Store};
 
 /// Rows per multi-row statement: SQLite allows 32,766 bound parameters; 500 rows of at
 /// most 9 columns stays far below and keeps statements cacheable.
@@ -207,13 +207,35 @@ impl SqliteStore {
 
     /// The most recent rejected events, newest first.
     pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {REJECTED_COLUMNS} FROM rejected ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        self.rejected_matching(&RejectedFilter::default(), limit)
+            .await
+    }
+
+    /// The most recent rejected events that match `filter`, newest first.
+    pub async fn rejected_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> Result<Vec<RejectedRow>, StoreError> {
+        let rows = filter
+            .rows_query::<Sqlite>("", limit)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(read_rejected).collect::<Result<_, _>>()?)
+    }
+
+    /// How many rejected events match `filter`, by source and reason.
+    pub async fn rejected_summary(
+        &self,
+        filter: &RejectedFilter,
+    ) -> Result<Vec<RejectedCount>, StoreError> {
+        let rows = filter
+            .summary_query::<Sqlite>()
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
     }
 
     /// Number of events in the log.
@@ -370,6 +392,21 @@ impl Store for SqliteStore {
 
     async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
         SqliteStore::rejected(self, limit).await
+    }
+
+    async fn rejected_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> Result<Vec<RejectedRow>, StoreError> {
+        SqliteStore::rejected_matching(self, filter, limit).await
+    }
+
+    async fn rejected_summary(
+        &self,
+        filter: &RejectedFilter,
+    ) -> Result<Vec<RejectedCount>, StoreError> {
+        SqliteStore::rejected_summary(self, filter).await
     }
 
     async fn logged_events(&self) -> Result<i64, StoreError> {
