@@ -155,7 +155,11 @@ fn fold_void<L: EventLog + ?Sized>(
         Some(original) if not_voidable(plan, &original.event) => {
             let message = format!(
                 "a {} cannot be voided ({})",
-                if is_snapshot(plan, &original.event) { "snapshot" } else { "void" },
+                if is_snapshot(plan, &original.event) {
+                    "snapshot"
+                } else {
+                    "void"
+                },
                 how_to_correct(plan, &original.event)
             );
             return (reject_void(&event, &message), Some(event));

@@ -604,7 +604,10 @@ fn a_snapshot_is_corrected_by_another_one_and_every_refusal_says_so() {
             message.contains("a snapshot is corrected by another snapshot under a new event_id"),
             "{message}"
         );
-        assert!(!message.contains("event.voided"), "never the refused path: {message}");
+        assert!(
+            !message.contains("event.voided"),
+            "never the refused path: {message}"
+        );
     }
     close(holders(&e), 1000.0);
     // What the messages say: the same instant and a greater id (the suffix -r1) stands …
@@ -614,7 +617,13 @@ fn a_snapshot_is_corrected_by_another_one_and_every_refusal_says_so() {
     );
     close(holders(&e), 1200.0);
     // … and so does a later snapshot, whatever its id.
-    e.apply(ev(&p, "a", "holders", "2026-06-01T00:00:00+09:00", r#"{"holders":1300}"#));
+    e.apply(ev(
+        &p,
+        "a",
+        "holders",
+        "2026-06-01T00:00:00+09:00",
+        r#"{"holders":1300}"#,
+    ));
     close(holders(&e), 1300.0);
 }
 
@@ -628,7 +637,10 @@ fn a_conflicting_flow_event_is_told_to_void_and_resend_and_that_path_works() {
         e.apply(ev(&p, "x", "paper", at, r#"{"sheets":30}"#)),
         "conflicting_duplicate",
     );
-    assert!(message.contains("send an event.voided of this event_id"), "{message}");
+    assert!(
+        message.contains("send an event.voided of this event_id"),
+        "{message}"
+    );
     assert_eq!(e.apply(void(&p, "v-x", "x", at)), Status::Accepted);
     assert_eq!(
         e.apply(ev(&p, "x-r1", "paper", at, r#"{"sheets":30}"#)),
@@ -636,10 +648,7 @@ fn a_conflicting_flow_event_is_told_to_void_and_resend_and_that_path_works() {
     );
     close(fig(&p, &e.figures(now()), "paper_sheets", 2026).value, 30.0);
     // A void is final: voiding it or re-sending it changed is refused, saying so.
-    let again = refusal(
-        e.apply(void(&p, "v-v", "v-x", at)),
-        "void_not_allowed",
-    );
+    let again = refusal(e.apply(void(&p, "v-v", "v-x", at)), "void_not_allowed");
     assert!(again.contains("a void is final"), "{again}");
 }
 

@@ -73,7 +73,9 @@ impl Access {
             .map_or(UNKNOWN_TOKEN, String::as_str);
         self.refused.with_label_values(&[r.reason, token]).inc();
         if AUTH_FAILURE_REASONS.contains(&r.reason) {
-            self.auth_failures.with_label_values(&[token, r.reason]).inc();
+            self.auth_failures
+                .with_label_values(&[token, r.reason])
+                .inc();
         }
     }
 

@@ -34,11 +34,9 @@ use serde::{Deserialize, Serialize};
 use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
+pub use access::{OnRefused, Peer, Refusal, AUTH_FAILURE_REASONS, REFUSAL_REASONS, UNKNOWN_TOKEN};
 use error::RequestError;
 use extract::{Caller, Framed};
-pub use access::{
-    OnRefused, Peer, Refusal, AUTH_FAILURE_REASONS, REFUSAL_REASONS, UNKNOWN_TOKEN,
-};
 pub use idle::{IdleTimeout, IdleTimeoutListener};
 
 /// Items per sink batch: a large request is committed in several transactions of this
@@ -197,7 +195,12 @@ async fn post_events<S: EventSink + 'static>(
 
 /// The reply to a request refused whole, logged and reported first when the request
 /// (not the store) is at fault.
-fn refuse<S>(rx: &Receiver<S>, e: RequestError, token: &str, peer: Option<std::net::SocketAddr>) -> Response {
+fn refuse<S>(
+    rx: &Receiver<S>,
+    e: RequestError,
+    token: &str,
+    peer: Option<std::net::SocketAddr>,
+) -> Response {
     if let Some(reason) = e.refusal_reason() {
         let refusal = Refusal {
             status: e.status().as_u16(),
@@ -497,7 +500,12 @@ mod tests {
         let one = cert("e-1", "konbini", "cert");
         post(addr, "", &one).await;
         post(addr, "authorization: Bearer wrong\r\n", &one).await;
-        post(addr, "authorization: Bearer s3cret\r\ncontent-type: text/csv\r\n", &one).await;
+        post(
+            addr,
+            "authorization: Bearer s3cret\r\ncontent-type: text/csv\r\n",
+            &one,
+        )
+        .await;
         post(addr, NDJSON, &"x".repeat(5000)).await;
         post(addr, JSON, "[{").await;
         post(addr, NDJSON, "1\n2\n3\n4\n").await;
@@ -520,6 +528,8 @@ mod tests {
             ]
         );
         // The presented secret is in no report.
-        assert!(seen.iter().all(|s| !s.contains("wrong") && !s.contains("s3cret")));
+        assert!(seen
+            .iter()
+            .all(|s| !s.contains("wrong") && !s.contains("s3cret")));
     }
 }

@@ -127,7 +127,8 @@ fn row_text(r: &RejectedRow) -> String {
 /// The counts by source and reason of every matching row (not only those listed).
 fn summary_text(summary: &[RejectedCount], listed: usize) -> String {
     let total: i64 = summary.iter().map(|c| c.count).sum();
-    let mut out = format!("\n{total} rejected in all ({listed} newest listed above), by source and reason:");
+    let mut out =
+        format!("\n{total} rejected in all ({listed} newest listed above), by source and reason:");
     for c in summary {
         out.push_str(&format!(
             "\n  {:<16} {:<22} {:>8}   first {}, last {}",

@@ -60,8 +60,16 @@ async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
 /// against the plan, for the configured tokens within the limits; requests refused
 /// whole are counted in the role's health registry (`mieruka_http_refused_total`,
 /// `mieruka_auth_failures_total`).
-fn receiver<S>(settings: &Resolved, sink: Arc<S>, exporter: &Exporter) -> anyhow::Result<Receiver<S>> {
-    let names: Vec<&str> = settings.tokens.iter().map(|(_, t)| t.name.as_str()).collect();
+fn receiver<S>(
+    settings: &Resolved,
+    sink: Arc<S>,
+    exporter: &Exporter,
+) -> anyhow::Result<Receiver<S>> {
+    let names: Vec<&str> = settings
+        .tokens
+        .iter()
+        .map(|(_, t)| t.name.as_str())
+        .collect();
     let access = Access::register(exporter.health().registry(), &names)
         .context("cannot register the metrics of refused requests")?;
     Ok(Receiver {

@@ -11,6 +11,7 @@ mod import;
 mod import_kafka;
 mod inbox;
 mod kafka;
+mod operator;
 mod personal;
 mod plan;
 mod prometheus;

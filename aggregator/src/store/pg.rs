@@ -616,7 +616,10 @@ impl Store for PgStore {
         PgStore::rejected_matching(self, filter, limit).await
     }
 
-    async fn rejected_summary(&self, filter: &RejectedFilter) -> Result<Vec<RejectedCount>, PgError> {
+    async fn rejected_summary(
+        &self,
+        filter: &RejectedFilter,
+    ) -> Result<Vec<RejectedCount>, PgError> {
         PgStore::rejected_summary(self, filter).await
     }
 

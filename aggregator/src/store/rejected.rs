@@ -80,7 +80,11 @@ impl RejectedFilter {
     }
 
     /// The newest rows that match, newest first.
-    pub(crate) fn rows_query<'a, DB>(&'a self, extra_columns: &str, limit: i64) -> QueryBuilder<'a, DB>
+    pub(crate) fn rows_query<'a, DB>(
+        &'a self,
+        extra_columns: &str,
+        limit: i64,
+    ) -> QueryBuilder<'a, DB>
     where
         DB: Database,
         &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,

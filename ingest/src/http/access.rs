@@ -73,9 +73,9 @@ pub(super) fn report(refusal: &Refusal<'_>, on_refused: Option<&OnRefused>) {
         .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
     tracing::warn!(
         %peer,
-        token = refusal.token,
+        token = %refusal.token,
         status = refusal.status,
-        reason = refusal.reason,
+        reason = %refusal.reason,
         "Refused a request to /v1/events."
     );
     if let Some(f) = on_refused {
