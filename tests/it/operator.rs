@@ -289,3 +289,50 @@ fn without_colours(text: &str) -> String {
     }
     out
 }
+
+#[test]
+fn the_shipped_configs_hold_every_key_the_readme_calls_required() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for role in ["ingest", "aggregate", "export"] {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `mieruka {role}` |")))
+            .unwrap_or_else(|| panic!("no row for {role} in the README's role table"));
+        let needs = row.split('|').nth(2).unwrap_or_default();
+        let path = root.join(format!("deploy/config/{role}.toml"));
+        let config: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut checked = 0;
+        // Code spans: `[section] key, key/alternative`, `[[array]]`, `[a.b."<name>"]`.
+        for span in needs.split('`').skip(1).step_by(2) {
+            let missing = |what: &str| panic!("{}: the README requires {what}", path.display());
+            if let Some(array) = span.strip_prefix("[[").and_then(|s| s.strip_suffix("]]")) {
+                let entries = config.get(array).and_then(toml::Value::as_array);
+                if entries.is_none_or(Vec::is_empty) {
+                    missing(span);
+                }
+            } else if let Some((section, keys)) =
+                span.strip_prefix('[').and_then(|s| s.split_once(']'))
+            {
+                // A table per name (`[kafka.topic_allow."<topic>"]`): at least one.
+                let path: Vec<&str> = section
+                    .split('.')
+                    .take_while(|p| !p.starts_with('"'))
+                    .collect();
+                let table = path
+                    .iter()
+                    .try_fold(&config, |t, p| t.get(*p).and_then(toml::Value::as_table))
+                    .unwrap_or_else(|| missing(span));
+                for key in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                    if !key.split('/').any(|k| table.contains_key(k)) {
+                        missing(&format!("{key} in [{section}]"));
+                    }
+                }
+            } else {
+                continue;
+            }
+            checked += 1;
+        }
+        assert!(checked >= 1, "{role}: no required key found in {row}");
+    }
+}
