@@ -324,22 +324,7 @@ impl PgStore {
 
     /// The most recent rejected events, newest first.
     pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
-        self.rejected_matching(&RejectedFilter::default(), limit)
-            .await
-    }
-
-    /// The most recent rejected events that match `filter`, newest first.
-    pub async fn rejected_matching(
-        &self,
-        filter: &RejectedFilter,
-        limit: i64,
-    ) -> Result<Vec<RejectedRow>, PgError> {
-        Ok(self
-            .rejected_with_offsets_matching(filter, limit)
-            .await?
-            .into_iter()
-            .map(|(row, _)| row)
-            .collect())
+        Store::rejected_matching(self, &RejectedFilter::default(), limit).await
     }
 
     /// The most recent rejected events, newest first, with their Kafka offset if any.
@@ -351,7 +336,8 @@ impl PgStore {
             .await
     }
 
-    /// [`PgStore::rejected_matching`], with each row's Kafka offset if any.
+    /// The most recent rejected events that match `filter`, newest first, with each
+    /// row's Kafka offset if any.
     async fn rejected_with_offsets_matching(
         &self,
         filter: &RejectedFilter,
@@ -374,19 +360,6 @@ impl PgStore {
             Ok((read_rejected(r)?, offset))
         };
         rows.iter().map(with_offset).collect()
-    }
-
-    /// How many rejected events match `filter`, by source and reason.
-    pub async fn rejected_summary(
-        &self,
-        filter: &RejectedFilter,
-    ) -> Result<Vec<RejectedCount>, PgError> {
-        let rows = filter
-            .summary_query::<Postgres>()
-            .build()
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
     }
 
     /// Number of events in the log.
@@ -613,14 +586,20 @@ impl Store for PgStore {
         filter: &RejectedFilter,
         limit: i64,
     ) -> Result<Vec<RejectedRow>, PgError> {
-        PgStore::rejected_matching(self, filter, limit).await
+        let rows = self.rejected_with_offsets_matching(filter, limit).await?;
+        Ok(rows.into_iter().map(|(row, _)| row).collect())
     }
 
     async fn rejected_summary(
         &self,
         filter: &RejectedFilter,
     ) -> Result<Vec<RejectedCount>, PgError> {
-        PgStore::rejected_summary(self, filter).await
+        let rows = filter
+            .summary_query::<Postgres>()
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
     }
 
     async fn logged_events(&self) -> Result<i64, PgError> {

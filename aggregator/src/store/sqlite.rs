@@ -207,35 +207,7 @@ impl SqliteStore {
 
     /// The most recent rejected events, newest first.
     pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
-        self.rejected_matching(&RejectedFilter::default(), limit)
-            .await
-    }
-
-    /// The most recent rejected events that match `filter`, newest first.
-    pub async fn rejected_matching(
-        &self,
-        filter: &RejectedFilter,
-        limit: i64,
-    ) -> Result<Vec<RejectedRow>, StoreError> {
-        let rows = filter
-            .rows_query::<Sqlite>("", limit)
-            .build()
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(read_rejected).collect::<Result<_, _>>()?)
-    }
-
-    /// How many rejected events match `filter`, by source and reason.
-    pub async fn rejected_summary(
-        &self,
-        filter: &RejectedFilter,
-    ) -> Result<Vec<RejectedCount>, StoreError> {
-        let rows = filter
-            .summary_query::<Sqlite>()
-            .build()
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
+        Store::rejected_matching(self, &RejectedFilter::default(), limit).await
     }
 
     /// Number of events in the log.
@@ -399,14 +371,24 @@ impl Store for SqliteStore {
         filter: &RejectedFilter,
         limit: i64,
     ) -> Result<Vec<RejectedRow>, StoreError> {
-        SqliteStore::rejected_matching(self, filter, limit).await
+        let rows = filter
+            .rows_query::<Sqlite>("", limit)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(read_rejected).collect::<Result<_, _>>()?)
     }
 
     async fn rejected_summary(
         &self,
         filter: &RejectedFilter,
     ) -> Result<Vec<RejectedCount>, StoreError> {
-        SqliteStore::rejected_summary(self, filter).await
+        let rows = filter
+            .summary_query::<Sqlite>()
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
     }
 
     async fn logged_events(&self) -> Result<i64, StoreError> {
