@@ -1039,6 +1039,16 @@ types = ["paper.purchased", "event.voided"]
 #[test]
 fn every_refusal_of_the_production_roles_is_in_postgres_and_refused_requests_are_counted() {
     let s = Setup::new();
+    // An NDJSON inbox of the office line system, watched by the ingest role.
+    let inbox = s.config.with_file_name("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    let watch = format!(
+        "\n[[inbox]]\ndir = '{}'\nname = \"office\"\nsources = [\"office\"]\n\
+         settle_seconds = 0\npoll_millis = 50\n",
+        inbox.display()
+    );
+    std::fs::write(&s.config, config + &watch).unwrap();
     let ingest = s.start("ingest", "ingest");
     let aggregate = s.start("aggregate", "aggregate");
     ingest.wait_ready(Duration::from_secs(30));
@@ -1068,31 +1078,38 @@ fn every_refusal_of_the_production_roles_is_in_postgres_and_refused_requests_are
             .await
             .unwrap();
     });
+    // A file dropped into the ingest role's inbox, with a line it refuses.
+    let part = inbox.join(".drop.ndjson.part");
+    std::fs::write(&part, format!("{}\nnot json\n", paper("f-1", "A4", 1, at))).unwrap();
+    std::fs::rename(&part, inbox.join("drop.ndjson")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let kept = loop {
         let kept = s.db.rows(
             "SELECT concat_ws(' | ', reason, source, position, event_id, topic), count(*)::int8 \
              FROM rejected GROUP BY 1 ORDER BY 1",
         );
-        if kept.len() >= 3 || Instant::now() > deadline {
+        if kept.len() >= 4 || Instant::now() > deadline {
             break kept;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     let kept: Vec<&str> = kept.iter().map(|(t, _)| t.as_deref().unwrap()).collect();
     let topic = &s.topic;
-    assert_eq!(kept.len(), 3, "{kept:?}\n{}", tail(&aggregate.log, 20));
+    let logs = format!("{}\n{}", tail(&ingest.log, 20), tail(&aggregate.log, 20));
+    assert_eq!(kept.len(), 4, "{kept:?}\n{logs}");
+    let from_topic = format!("not_json | unknown | {topic}/");
+    assert!(kept.iter().any(|k| k.starts_with(&from_topic)), "{kept:?}");
     assert!(
-        kept[0].starts_with(&format!("not_json | unknown | {topic}/")),
-        "{kept:?}"
+        kept.iter()
+            .any(|k| k.starts_with("not_json | ") && k.contains("drop.ndjson:2")),
+        "the inbox's refusal: {kept:?}"
     );
-    assert_eq!(
-        kept[1..],
-        [
-            "personal_number | office | index 2 | a-pn",
-            "unknown_value | office | index 1 | a-bad"
-        ],
-    );
+    for edge in [
+        "personal_number | office | index 2 | a-pn",
+        "unknown_value | office | index 1 | a-bad",
+    ] {
+        assert!(kept.contains(&edge), "{edge:?} not in {kept:?}");
+    }
 
     // `mieruka rejected` reads them from PostgreSQL, filtered and summed up.
     let listed = |args: &[&str]| {
@@ -1115,7 +1132,8 @@ fn every_refusal_of_the_production_roles_is_in_postgres_and_refused_requests_are
         "event_id a-pn",
         "index 1 [unknown_value]",
         "[not_json]",
-        "3 rejected in all",
+        "drop.ndjson:2 [not_json]",
+        "4 rejected in all",
     ] {
         assert!(all.contains(needle), "{needle:?} not in:\n{all}");
     }
