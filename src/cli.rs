@@ -67,8 +67,8 @@ pub enum Command {
         /// store [default: the config's [kafka] brokers].
         #[arg(long, env = "KAFKA_BROKERS")]
         brokers: Option<String>,
-        /// PostgreSQL URL where a production import keeps its rejected lines [default:
-        /// the config's [store] url].
+        /// PostgreSQL URL where a production import keeps its rejected lines (written
+        /// before the batch is produced) [default: the config's [store] url].
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
     },
@@ -120,7 +120,8 @@ pub enum Command {
         #[arg(long, env = "MIERUKA_PLAN")]
         plan: Option<PathBuf>,
     },
-    /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all).
+    /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all);
+    /// its refusals also go to PostgreSQL's `rejected` table when a URL is given.
     Ingest {
         #[command(flatten)]
         role: RoleArgs,
@@ -179,7 +180,8 @@ pub struct RoleArgs {
     /// Address to listen on [default: ingest 127.0.0.1:8080, aggregate 127.0.0.1:9465, export 127.0.0.1:9464].
     #[arg(long, env = "MIERUKA_LISTEN")]
     pub listen: Option<String>,
-    /// PostgreSQL URL [default: the config's [store] url].
+    /// PostgreSQL URL [default: the config's [store] url]; `ingest` keeps its refusals
+    /// there.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Kafka bootstrap servers [default: the config's [kafka] brokers].
