@@ -75,13 +75,14 @@ pub enum Command {
         /// store [default: the config's [kafka] brokers].
         #[arg(long, env = "KAFKA_BROKERS")]
         brokers: Option<String>,
-        /// PostgreSQL URL where a production import keeps its rejected lines [default:
-        /// the config's [store] url].
+        /// PostgreSQL URL where a production import keeps its rejected lines (written
+        /// before the batch is produced) [default: the config's [store] url].
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
     },
-    /// Show the most recent rejected events kept in the store (reason, field, place, raw
-    /// text with personal numbers masked): PostgreSQL's when a URL is given, else SQLite's.
+    /// Show the rejected events kept in the store, newest first (when received, place,
+    /// reason, field, raw text with personal numbers masked), then a summary by source
+    /// and reason: PostgreSQL's when a URL is given, else SQLite's.
     Rejected {
         /// SQLite file [default: data/mieruka.db].
         #[arg(long, env = "MIERUKA_DB")]
@@ -89,7 +90,17 @@ pub enum Command {
         /// PostgreSQL URL [default: the config's [store] url].
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
-        /// How many, newest first.
+        /// Only this source label (`unknown` for events of no configured source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this reason (not_json, personal_number, out_of_bounds, …).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only those received since: RFC 3339 (2026-05-01T00:00:00+09:00), or a
+        /// duration back from now (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// How many to list, newest first (the summary counts every match).
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
@@ -117,7 +128,8 @@ pub enum Command {
         #[arg(long, env = "MIERUKA_PLAN")]
         plan: Option<PathBuf>,
     },
-    /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all).
+    /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all);
+    /// its refusals also go to PostgreSQL's `rejected` table when a URL is given.
     Ingest {
         #[command(flatten)]
         role: RoleArgs,
@@ -176,7 +188,8 @@ pub struct RoleArgs {
     /// Address to listen on [default: ingest 127.0.0.1:8080, aggregate 127.0.0.1:9465, export 127.0.0.1:9464].
     #[arg(long, env = "MIERUKA_LISTEN")]
     pub listen: Option<String>,
-    /// PostgreSQL URL [default: the config's [store] url].
+    /// PostgreSQL URL [default: the config's [store] url]; `ingest` keeps its refusals
+    /// there.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
     /// Kafka bootstrap servers [default: the config's [kafka] brokers].

@@ -14,6 +14,7 @@ use mieruka::roles::aggregate::AggregateRole;
 use mieruka::roles::export::ExportRole;
 use mieruka::roles::ingest::IngestRole;
 use mieruka::roles::standalone::Standalone;
+use mieruka_ingest::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, PlanCommand};
@@ -71,6 +72,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rejected {
             db,
             database_url,
+            source,
+            reason,
+            since,
             limit,
         } => {
             let flags = Flags {
@@ -78,7 +82,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 database_url,
                 ..Flags::default()
             };
-            commands::rejected::run(&resolve(flags, RoleKind::Command)?, limit).await
+            let now = Timestamp::wall_clock();
+            let query =
+                commands::rejected::Query::parse(source, reason, since.as_deref(), limit, now)?;
+            commands::rejected::run(&resolve(flags, RoleKind::Command)?, &query).await
         }
         Command::Rules { out, plan } => {
             let flags = Flags {

@@ -1,7 +1,7 @@
 //! Folding validated events into the ledger, effectively once.
 //!
 //! [`fold`] holds the rules (duplicates, conflicting duplicates, voids before or after
-//! their original, snapshots that cannot be voided); it reads and writes the event log
+//! their original, snapshots that cannot be voided but are superseded by newer ones); it reads and writes the event log
 //! through the small [`EventLog`] trait, so the in-memory engine of the tests and the
 //! store's per-batch overlay run the same code.
 
@@ -101,13 +101,13 @@ pub fn fold_tracked<L: EventLog + ?Sized>(
         if seen.fingerprint == fingerprint {
             return (Status::Duplicate, None);
         }
-        let r = Rejection::at(
-            Reason::ConflictingDuplicate,
-            "event_id",
-            "this source sent the same event_id earlier with a different body; the \
-             first one stands (send a void and a new id to correct it)",
-        )
-        .with_event_id(Some(&event.id));
+        let message = format!(
+            "this source sent the same event_id earlier with a different body; the first \
+             one stands ({})",
+            how_to_correct(plan, &seen.event)
+        );
+        let r = Rejection::at(Reason::ConflictingDuplicate, "event_id", message)
+            .with_event_id(Some(&event.id));
         return (Status::Rejected(r), Some(event));
     }
     if schema.event_type(event.type_id).voids {
@@ -153,11 +153,16 @@ fn fold_void<L: EventLog + ?Sized>(
     }
     match log.get(&event.source, &target) {
         Some(original) if not_voidable(plan, &original.event) => {
-            let st = reject_void(
-                &event,
-                "snapshots and voids cannot be voided; correct a snapshot with a newer one",
+            let message = format!(
+                "a {} cannot be voided ({})",
+                if is_snapshot(plan, &original.event) {
+                    "snapshot"
+                } else {
+                    "void"
+                },
+                how_to_correct(plan, &original.event)
             );
-            return (st, Some(event));
+            return (reject_void(&event, &message), Some(event));
         }
         Some(original) if !original.voided => {
             let effs = effects(plan, &original.event);
@@ -183,7 +188,28 @@ fn fold_void<L: EventLog + ?Sized>(
 
 /// Snapshots and voids cannot be voided.
 fn not_voidable(plan: &Plan, e: &Event) -> bool {
-    plan.is_snapshot[usize::from(e.type_id.0)] || plan.schema.event_type(e.type_id).voids
+    is_snapshot(plan, e) || plan.schema.event_type(e.type_id).voids
+}
+
+/// Whether `e` resets a level (a snapshot).
+fn is_snapshot(plan: &Plan, e: &Event) -> bool {
+    plan.is_snapshot[usize::from(e.type_id.0)]
+}
+
+/// The one way to correct a logged event, as every refusal that concerns it says
+/// (docs/bad-input.md, "Correcting what was sent"): a snapshot is superseded by a newer
+/// snapshot; a void is final; any other event is voided and sent again.
+fn how_to_correct(plan: &Plan, logged: &Event) -> &'static str {
+    if is_snapshot(plan, logged) {
+        "a snapshot is corrected by another snapshot under a new event_id: a later \
+         occurred_at supersedes it, and at the same occurred_at the greater event_id \
+         stands, e.g. the same id with the suffix -r1"
+    } else if plan.schema.event_type(logged.type_id).voids {
+        "a void is final; to count the event again, send it under a new event_id"
+    } else {
+        "to correct it, send an event.voided of this event_id, then the corrected event \
+         under a new event_id"
+    }
 }
 
 fn reject_void(event: &Event, message: &str) -> Status {

@@ -571,6 +571,87 @@ fn a_snapshot_cannot_be_voided() {
     assert!(matches!(st, Status::Rejected(r) if r.reason.as_str() == "void_not_allowed"));
 }
 
+/// The message of a refused status.
+fn refusal(st: Status, reason: &str) -> String {
+    match st {
+        Status::Rejected(r) if r.reason.as_str() == reason => r.message,
+        other => panic!("expected {reason}, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_snapshot_is_corrected_by_another_one_and_every_refusal_says_so() {
+    let p = plan();
+    let mut e = Engine::new(&p);
+    let at = "2026-05-01T00:00:00+09:00";
+    let holders = |e: &Engine<'_>| fig(&p, &e.figures(now()), "holders_count", 2026).value;
+    assert_eq!(
+        e.apply(ev(&p, "h", "holders", at, r#"{"holders":1000}"#)),
+        Status::Accepted
+    );
+    // Re-sent with the same id and the right figure: refused, pointing at a new snapshot.
+    let resent = refusal(
+        e.apply(ev(&p, "h", "holders", at, r#"{"holders":1200}"#)),
+        "conflicting_duplicate",
+    );
+    // A void of it: refused too, with the same way out.
+    let voided = refusal(
+        e.apply(void(&p, "v", "h", "2026-05-02T00:00:00+09:00")),
+        "void_not_allowed",
+    );
+    for message in [&resent, &voided] {
+        assert!(
+            message.contains("a snapshot is corrected by another snapshot under a new event_id"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("event.voided"),
+            "never the refused path: {message}"
+        );
+    }
+    close(holders(&e), 1000.0);
+    // What the messages say: the same instant and a greater id (the suffix -r1) stands …
+    assert_eq!(
+        e.apply(ev(&p, "h-r1", "holders", at, r#"{"holders":1200}"#)),
+        Status::Accepted
+    );
+    close(holders(&e), 1200.0);
+    // … and so does a later snapshot, whatever its id.
+    e.apply(ev(
+        &p,
+        "a",
+        "holders",
+        "2026-06-01T00:00:00+09:00",
+        r#"{"holders":1300}"#,
+    ));
+    close(holders(&e), 1300.0);
+}
+
+#[test]
+fn a_conflicting_flow_event_is_told_to_void_and_resend_and_that_path_works() {
+    let p = plan();
+    let mut e = Engine::new(&p);
+    let at = "2026-04-10T09:00:00+09:00";
+    e.apply(ev(&p, "x", "paper", at, r#"{"sheets":300}"#));
+    let message = refusal(
+        e.apply(ev(&p, "x", "paper", at, r#"{"sheets":30}"#)),
+        "conflicting_duplicate",
+    );
+    assert!(
+        message.contains("send an event.voided of this event_id"),
+        "{message}"
+    );
+    assert_eq!(e.apply(void(&p, "v-x", "x", at)), Status::Accepted);
+    assert_eq!(
+        e.apply(ev(&p, "x-r1", "paper", at, r#"{"sheets":30}"#)),
+        Status::Accepted
+    );
+    close(fig(&p, &e.figures(now()), "paper_sheets", 2026).value, 30.0);
+    // A void is final: voiding it or re-sending it changed is refused, saying so.
+    let again = refusal(e.apply(void(&p, "v-v", "v-x", at)), "void_not_allowed");
+    assert!(again.contains("a void is final"), "{again}");
+}
+
 #[test]
 fn a_late_delta_changes_every_later_year_of_a_level() {
     let p = plan();
@@ -778,6 +859,36 @@ proptest! {
         again.extend(events.iter().cloned());
         prop_assert!(same(&run(&p, &events), &run(&p, &twice)));
         prop_assert!(same(&run(&p, &events), &run(&p, &again)));
+    }
+
+    #[test]
+    fn of_snapshots_at_one_instant_the_greatest_event_id_stands_in_any_order(
+        snaps in proptest::collection::btree_map("[a-z0-9-]{1,8}", 0u32..100_000, 1..8),
+        delta in 0u32..50,
+        seed in any::<u64>(),
+    ) {
+        let p = plan();
+        let at = "2026-05-01T10:00:00+09:00";
+        let mut events: Vec<Event> = snaps
+            .iter()
+            .map(|(id, v)| ev(&p, &format!("h{id}"), "holders", at, &format!(r#"{{"holders":{v}}}"#)))
+            .collect();
+        if delta > 0 {
+            events.push(ev(&p, "d", "issued", at, &format!(r#"{{"count":{delta}}}"#)));
+        }
+        let mut s = seed | 1;
+        for i in (1..events.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            events.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        let mut e = Engine::new(&p);
+        for event in events {
+            prop_assert_eq!(e.apply(event), Status::Accepted);
+        }
+        // Byte order of the ids: the map's last key is the greatest.
+        let (_, greatest) = snaps.iter().next_back().unwrap();
+        let value = fig(&p, &e.figures(now()), "holders_count", 2026).value;
+        prop_assert_eq!(value, Some(f64::from(*greatest) + f64::from(delta)));
     }
 
     #[test]

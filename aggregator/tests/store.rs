@@ -45,6 +45,12 @@ fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
 }
 
 #[test]
+fn rejected_events_are_filtered_and_summed_up() {
+    let (_dir, db) = fresh_db("r.db");
+    stores::rejected_events_are_filtered_and_summed_up::<SqliteStore>(&db);
+}
+
+#[test]
 fn two_stores_on_one_file_fold_on_top_of_each_other() {
     let (_dir, db) = fresh_db("two.db");
     stores::two_stores_on_one_database_fold_on_top_of_each_other::<SqliteStore>(&db);

@@ -58,6 +58,12 @@ fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
 }
 
 #[test]
+fn rejected_events_are_filtered_and_summed_up() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::rejected_events_are_filtered_and_summed_up::<PgStore>(db.url());
+}
+
+#[test]
 fn two_stores_on_one_database_fold_on_top_of_each_other() {
     let db = TestDb::create_blocking("mieruka_test").unwrap();
     stores::two_stores_on_one_database_fold_on_top_of_each_other::<PgStore>(db.url());
@@ -288,7 +294,8 @@ fn rejected_events_keep_their_kafka_offset_and_masked_raw_text() {
         let (r, off) = &rows[2];
         assert_eq!(
             (r.reason.as_str(), r.field.as_deref(), r.position.as_str(), r.event_id.as_deref()),
-            ("personal_number", Some("data.memo"), "events/3@41", None)
+            // The id passed the guard (the number is in `memo`): named.
+            ("personal_number", Some("data.memo"), "events/3@41", Some("k1"))
         );
         assert!(r.raw.contains("************") && !r.raw.contains("123456789018"), "{}", r.raw);
         assert_eq!(off, &Some(KafkaOffset { topic: "events".into(), partition: 3, offset: 41 }));

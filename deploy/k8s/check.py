@@ -132,7 +132,8 @@ for where, d in deployments:
         mounts = {m.get("mountPath") for m in c.get("volumeMounts") or []}
         need("/etc/mieruka" in mounts, cw, "config not mounted at /etc/mieruka")
         env = {e.get("name") for e in c.get("env") or []}
-        need(role == "ingest" or "PGPASSWORD" in env, cw, "no PGPASSWORD from a Secret")
+        # Every role opens PostgreSQL: ingest keeps its refusals in the `rejected` table.
+        need("PGPASSWORD" in env, cw, "no PGPASSWORD from a Secret")
     vols = {v.get("name"): v for v in pod.get("volumes") or []}
     need(dig(vols.get("config"), "configMap", "name") == "mieruka-config", where,
          "volume config is not the mieruka-config ConfigMap")

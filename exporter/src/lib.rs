@@ -9,6 +9,7 @@
 //! plan file, `reason` from the closed list of rejection reasons, and `source` from the
 //! configured sources, anything else being counted as `unknown`.
 
+mod access;
 mod exporter;
 mod health;
 mod http;
@@ -16,6 +17,7 @@ mod kpis;
 pub mod precision;
 mod status_page;
 
+pub use access::Access;
 pub use exporter::Exporter;
 pub use health::{Health, InboxLast, Role, UNKNOWN_SOURCE};
 pub use http::{router, METRICS_CONTENT_TYPE};

@@ -293,13 +293,17 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
     })?;
     let doc = json::parse(text)
         .map_err(|e| Rejection::whole(Reason::NotJson, format!("not JSON: {e}")))?;
+    let id_hint = id_hint(&doc);
     if let Some(path) = guard::scan_json(&doc, false).first {
+        // The id is named when it passed the guard itself (the number is elsewhere), so
+        // the sender and the operator can find the event.
         return Err(Rejection::at(
             Reason::PersonalNumber,
             &path,
             "holds what looks like a personal number (マイナンバー: 12 digits with a valid check \
              digit); the value is not shown or stored",
-        ));
+        )
+        .with_event_id(id_hint.as_deref()));
     }
     let Json::Object(members) = &doc else {
         return Err(Rejection::whole(
@@ -307,16 +311,6 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
             format!("an event is a JSON object, not {}", doc.kind_name()),
         ));
     };
-    let id_hint = members
-        .iter()
-        .find(|m| m.key.decoded() == "event_id")
-        .and_then(|m| match &m.value {
-            Json::String(s) => Some(s.decoded()),
-            _ => None,
-        })
-        // The guard passed the id as JSON; as the plain text a rejection keeps, an
-        // escape written in it (`\u0031`, sent as `\\u0031`) reads as a digit.
-        .filter(|id| !id.trim().is_empty() && printable_id(id) && !guard::contains(id));
     let fail = |r: Rejection| r.with_event_id(id_hint.as_deref());
     if let Some(path) = duplicate_key(&doc) {
         return Err(fail(Rejection::at(
@@ -327,6 +321,25 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
     }
     let env = envelope(members).map_err(fail)?;
     validate(schema, env, domain).map_err(fail)
+}
+
+/// The event's id as a rejection may name it: a non-empty, printable string `event_id`
+/// of a top-level object that holds nothing the guard would refuse.
+fn id_hint(doc: &Json<'_>) -> Option<String> {
+    let Json::Object(members) = doc else {
+        return None;
+    };
+    members
+        .iter()
+        .find(|m| m.key.decoded() == "event_id")
+        .and_then(|m| match &m.value {
+            Json::String(s) => Some(s.decoded()),
+            _ => None,
+        })
+        // The guard passed the id as JSON; as the plain text a rejection keeps, an
+        // escape written in it (`\u0031`, sent as `\\u0031`) reads as a digit.
+        .filter(|id| !id.trim().is_empty() && printable_id(id) && !guard::contains(id))
+        .map(|id| id.into_owned())
 }
 
 /// The path of the first key given twice in one object, at any depth.
@@ -795,5 +808,18 @@ mod tests {
         let raw = r#"{"event_id":"k-1","type":"x"}"#;
         let r = decode(&schema, raw.as_bytes()).unwrap_err();
         assert_eq!(r.event_id.as_deref(), Some("k-1"));
+    }
+
+    #[test]
+    fn a_personal_number_rejection_names_the_event_id_that_passed_the_guard() {
+        let schema = Schema::default();
+        let raw = r#"{"event_id":"k-7","type":"x","data":{"memo":"1234-5678-9018"}}"#;
+        let r = decode(&schema, raw.as_bytes()).unwrap_err();
+        assert_eq!(r.reason, Reason::PersonalNumber);
+        assert_eq!(r.event_id.as_deref(), Some("k-7"));
+        // The number in the id itself: no id is named.
+        let raw = r#"{"event_id":"123456789018","type":"x"}"#;
+        let r = decode(&schema, raw.as_bytes()).unwrap_err();
+        assert_eq!((r.reason, r.event_id), (Reason::PersonalNumber, None));
     }
 }

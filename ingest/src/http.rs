@@ -16,6 +16,7 @@
 //! that opens a connection and stalls, in its headers or its body, holds nothing for
 //! long).
 
+mod access;
 mod error;
 mod extract;
 mod idle;
@@ -23,15 +24,17 @@ mod idle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::reject::Reason;
 use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
+pub use access::{OnRefused, Peer, Refusal, AUTH_FAILURE_REASONS, REFUSAL_REASONS, UNKNOWN_TOKEN};
 use error::RequestError;
 use extract::{Caller, Framed};
 pub use idle::{IdleTimeout, IdleTimeoutListener};
@@ -121,6 +124,9 @@ pub struct Receiver<S> {
     pub tokens: Vec<(String, Token)>,
     /// The bounds of a request.
     pub limits: Limits,
+    /// What the role does with a request refused whole, besides the log line (counts
+    /// it); `None`: only the log line.
+    pub on_refused: Option<OnRefused>,
 }
 
 /// The reply to `POST /v1/events`.
@@ -161,14 +167,58 @@ pub fn router<S: EventSink + 'static>(receiver: Receiver<S>) -> Router {
         .with_state(Arc::new(receiver))
 }
 
-/// `POST /v1/events`: the caller and the framed body come from the extractors (which
-/// refuse a request whole); each event is decoded, authorised for the caller and
-/// committed; the reply sums up each event's fate.
+/// `POST /v1/events`: the caller, then the framed body (each may refuse the request
+/// whole: logged with the peer and counted); each event is decoded, authorised for the
+/// caller and committed; the reply sums up each event's fate.
 async fn post_events<S: EventSink + 'static>(
     State(rx): State<Arc<Receiver<S>>>,
-    Caller(token): Caller,
-    Framed(raws): Framed,
-) -> Result<Json<Reply>, RequestError> {
+    req: Request,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|ConnectInfo(Peer(addr))| *addr);
+    let (mut parts, body) = req.into_parts();
+    let token = match Caller::from_request_parts(&mut parts, &rx).await {
+        Ok(Caller(token)) => token,
+        Err(e) => return refuse(&rx, e, UNKNOWN_TOKEN, peer),
+    };
+    let raws = match Framed::from_request(Request::from_parts(parts, body), &rx).await {
+        Ok(Framed(raws)) => raws,
+        Err(e) => return refuse(&rx, e, &token.name, peer),
+    };
+    match take(&rx, &token, raws).await {
+        Ok(reply) => Json(reply).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The reply to a request refused whole, logged and reported first when the request
+/// (not the store) is at fault.
+fn refuse<S>(
+    rx: &Receiver<S>,
+    e: RequestError,
+    token: &str,
+    peer: Option<std::net::SocketAddr>,
+) -> Response {
+    if let Some(reason) = e.refusal_reason() {
+        let refusal = Refusal {
+            status: e.status().as_u16(),
+            reason,
+            token,
+            peer,
+        };
+        access::report(&refusal, rx.on_refused.as_ref());
+    }
+    e.into_response()
+}
+
+/// Decodes and authorises each framed event for `token`, commits them, and sums up.
+async fn take<S: EventSink>(
+    rx: &Receiver<S>,
+    token: &Token,
+    raws: Vec<(axum::body::Bytes, Option<usize>)>,
+) -> Result<Reply, RequestError> {
     let single_source = (token.sources.len() == 1).then(|| token.sources[0].as_str());
     let label = single_source.unwrap_or(UNKNOWN_SOURCE);
     let items = raws
@@ -183,7 +233,7 @@ async fn post_events<S: EventSink + 'static>(
     let lines: Vec<Option<usize>> = raws.iter().map(|(_, line)| *line).collect();
     // The body is not needed past decoding: free it before the (long) commits.
     drop(raws);
-    submit(&*rx.sink, items, &lines).await.map(Json)
+    submit(&*rx.sink, items, &lines).await
 }
 
 /// Commits `items` in batches of [`SINK_BATCH`] (memory stays bounded), in order, and
@@ -215,11 +265,8 @@ async fn submit<S: EventSink>(
                 Status::Rejected(r) => reply.rejected.push(RejectedEntry {
                     index: offset + i,
                     line: lines.get(offset + i).copied().flatten(),
-                    event_id: if r.reason == Reason::PersonalNumber {
-                        None
-                    } else {
-                        r.event_id
-                    },
+                    // Set only when the id passed the guard.
+                    event_id: r.event_id,
                     reason: r.reason.as_str().to_owned(),
                     field: r.field,
                     message: r.message,
@@ -295,6 +342,10 @@ mod tests {
     }
 
     async fn serve(script: Script) -> std::net::SocketAddr {
+        serve_with(script, None).await
+    }
+
+    async fn serve_with(script: Script, on_refused: Option<OnRefused>) -> std::net::SocketAddr {
         let token = Token {
             name: "counter".to_owned(),
             token: Some("s3cret".to_owned()),
@@ -314,6 +365,7 @@ mod tests {
                 max_events: 3,
                 body_timeout: Duration::from_millis(300),
             },
+            on_refused,
         };
         let receiver = Receiver {
             limits: Limits {
@@ -335,7 +387,8 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        tokio::spawn(async move { axum::serve(listener, router(receiver)).await });
+        let app = router(receiver).into_make_service_with_connect_info::<Peer>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
         addr
     }
 
@@ -429,5 +482,54 @@ mod tests {
         let got = transcript().await;
         let want = include_str!("http/replies.golden");
         assert_eq!(got, want, "\n--- got:\n{got}\n--- want:\n{want}");
+    }
+
+    #[tokio::test]
+    async fn every_request_refused_whole_is_reported_with_its_token_name_and_peer() {
+        let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let on_refused: OnRefused = {
+            let seen = seen.clone();
+            Arc::new(move |r: &Refusal<'_>| {
+                let peer_ip = r.peer.map(|p| p.ip().to_string());
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(format!("{} {} {} {peer_ip:?}", r.status, r.reason, r.token));
+                }
+            })
+        };
+        let addr = serve_with(Script::Take, Some(on_refused)).await;
+        let one = cert("e-1", "konbini", "cert");
+        post(addr, "", &one).await;
+        post(addr, "authorization: Bearer wrong\r\n", &one).await;
+        post(
+            addr,
+            "authorization: Bearer s3cret\r\ncontent-type: text/csv\r\n",
+            &one,
+        )
+        .await;
+        post(addr, NDJSON, &"x".repeat(5000)).await;
+        post(addr, JSON, "[{").await;
+        post(addr, NDJSON, "1\n2\n3\n4\n").await;
+        raw(addr, NDJSON, b"{", 100).await;
+        // Accepted requests, and events refused one by one, are no refusal of the request.
+        post(addr, NDJSON, &one).await;
+        post(addr, NDJSON, "not json").await;
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let ip = "Some(\"127.0.0.1\")";
+        assert_eq!(
+            seen,
+            [
+                format!("401 missing_token unknown {ip}"),
+                format!("401 unknown_token unknown {ip}"),
+                format!("415 content_type counter {ip}"),
+                format!("413 too_large counter {ip}"),
+                format!("400 not_framed counter {ip}"),
+                format!("413 too_many_events counter {ip}"),
+                format!("408 timeout counter {ip}"),
+            ]
+        );
+        // The presented secret is in no report.
+        assert!(seen
+            .iter()
+            .all(|s| !s.contains("wrong") && !s.contains("s3cret")));
     }
 }

@@ -62,7 +62,7 @@ use rdkafka::message::ToBytes;
 
 use crate::event::Event;
 use crate::guard;
-use crate::reject::{Reason, Rejection};
+use crate::reject::Rejection;
 use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
@@ -170,10 +170,9 @@ pub fn dead_letter<'a>(
         (None, Some(text)) => (Cow::Borrowed(text.as_bytes()), "original"),
         (None, None) => (Cow::Borrowed(&[][..]), "original"),
     };
-    let event_id = rejection
-        .event_id
-        .as_deref()
-        .filter(|_| rejection.reason != Reason::PersonalNumber);
+    // Set only when the id passed the guard (for `personal_number` too: the number is
+    // elsewhere in the event).
+    let event_id = rejection.event_id.as_deref();
     let source = item.source_label.as_str();
     let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(10);
     let mut add = |name: &'static str, value: &str| headers.push((name, guard::mask(value)));
@@ -362,6 +361,7 @@ impl EventSink for KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reject::Reason;
     use crate::timestamp::Timestamp;
     use crate::TypeId;
 
@@ -522,10 +522,9 @@ mod tests {
         let everything = format!("{letter:?}{}", String::from_utf8_lossy(&letter.payload));
         assert!(!everything.contains(PERSONAL), "{everything}");
         assert_eq!(letter.header("file"), Some("in/************.csv"));
-        // A personal_number refusal names no event id, in a header or a key made up here.
-        assert_eq!(letter.header("event_id"), None);
-        let unkeyed = dead_letter(&item, &rejection, None, Some(raw.as_bytes()));
-        assert_eq!(unkeyed.key, None);
+        // A personal_number refusal names the id that passed the guard (the number is
+        // elsewhere in the event).
+        assert_eq!(letter.header("event_id"), Some("k-1"));
         // An id that is a personal number is masked wherever it goes.
         let id = Rejection::at(Reason::NotAllowed, "type", "may not").with_event_id(Some(PERSONAL));
         let item = refused(b"{}", Position::Index(0), "konbini", id.clone());

@@ -4,7 +4,7 @@
 //!
 //! - [`demo`]: generate a synthetic history, ingest it, serve it like `standalone`.
 //! - [`import`]: NDJSON and CSV files into the embedded store.
-//! - [`rejected`]: the newest rejected events of the embedded store.
+//! - [`rejected`]: the rejected events kept in a store (SQLite or PostgreSQL), filtered and summed up.
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
 

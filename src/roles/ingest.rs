@@ -5,16 +5,24 @@
 //! duplicates are found by the aggregators. It also serves `/metrics`, `/healthz` and
 //! `/readyz` for its own health (ready while the broker answers for the topic) and
 //! counts the events it refuses at the edge.
+//!
+//! What it refuses (HTTP and its inboxes) goes to the dead-letter topic and, when a
+//! PostgreSQL URL is resolved (`[store] url`), into PostgreSQL's `rejected` table beside
+//! the aggregators' own refusals ([`KeepRefused`]): `mieruka rejected` then lists every
+//! refusal of the deployment from one table. The aggregators do not read the
+//! dead-letter topic back, so nothing is kept twice.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use mieruka_aggregator::store::PgStore;
 use mieruka_exporter::{Exporter, Role};
-use mieruka_ingest::http::{IdleTimeoutListener, Receiver, Token};
+use mieruka_ingest::http::Token;
 use mieruka_ingest::kafka::rdkafka::producer::Producer;
 use mieruka_ingest::kafka::KafkaSink;
+use mieruka_ingest::{EventSink, Item, SinkError, Status};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +33,7 @@ use crate::config::{Resolved, TopicAllowConfig};
 pub struct IngestRole {
     listener: TcpListener,
     kafka: Arc<KafkaSink>,
-    sink: Arc<CountingSink<KafkaSink>>,
+    sink: Arc<CountingSink<KeepRefused<KafkaSink>>>,
     exporter: Arc<Exporter>,
     settings: Resolved,
     topic: String,
@@ -52,8 +60,9 @@ impl IngestRole {
         let (listener, _) = bind(&settings.listen).await?;
         // Each outcome is counted once across the roles: this one counts what it refuses
         // at the edge, the aggregators what they commit.
+        let keep = KeepRefused::open(kafka.clone(), settings).await?;
         let sink = Arc::new(CountingSink::new(
-            kafka.clone(),
+            Arc::new(keep),
             exporter.clone(),
             Counted::Refusals,
         ));
@@ -93,12 +102,7 @@ impl IngestRole {
             topic.clone(),
             shutdown.clone(),
         ));
-        let receiver = Receiver {
-            sink: sink.clone(),
-            schema: Arc::new(settings.plan.schema.clone()),
-            tokens: settings.tokens.clone(),
-            limits: settings.limits,
-        };
+        let receiver = super::receiver(&settings, sink.clone(), &exporter)?;
         let clock = Clock(settings.now);
         let republish = {
             let exporter = exporter.clone();
@@ -115,11 +119,8 @@ impl IngestRole {
         );
         let app = mieruka_exporter::router(exporter).merge(mieruka_ingest::http::router(receiver));
         let addr = listener.local_addr()?;
-        let listener = IdleTimeoutListener::new(listener, settings.idle_timeout);
         tracing::info!(%addr, %topic, "Receiving events for Kafka.");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        super::serve(listener, settings.idle_timeout, app, &shutdown).await?;
         shutdown.cancel();
         // The file in hand is produced before the producer is flushed.
         inboxes.join_all().await;
@@ -148,6 +149,51 @@ pub fn kafka_sink(settings: &Resolved, brokers: &str) -> anyhow::Result<KafkaSin
     let dead_letter = kafka.dead_letter_topic.as_deref();
     KafkaSink::with_config(producer, &kafka.topic, dead_letter, schema)
         .context("cannot create the Kafka producer")
+}
+
+/// A sink in front of Kafka that first keeps each refused item in PostgreSQL's
+/// `rejected` table, when a URL is resolved: the `ingest` role and `mieruka import` into
+/// the production pipeline refuse items before Kafka, which no aggregator sees.
+///
+/// The refusals are written before the batch is produced, so a database that fails
+/// fails the batch (503 to an HTTP client, which re-sends: the accepted events count
+/// once by their ids; a refusal may then be kept twice, never not at all).
+pub struct KeepRefused<S> {
+    inner: Arc<S>,
+    store: Option<PgStore>,
+}
+
+impl<S> KeepRefused<S> {
+    /// In front of `inner`, keeping refusals in the PostgreSQL store the settings name
+    /// (none: only `inner`, e.g. its dead-letter topic, keeps them).
+    pub async fn open(inner: Arc<S>, settings: &Resolved) -> anyhow::Result<Self> {
+        let store = match settings.database_url() {
+            Ok(url) => Some(
+                PgStore::open(url, settings.plan.clone())
+                    .await
+                    .context("cannot open the PostgreSQL store that keeps rejected events")?,
+            ),
+            Err(_) => None,
+        };
+        Ok(KeepRefused { inner, store })
+    }
+
+    /// Closes the connections to PostgreSQL.
+    pub async fn close(&self) {
+        if let Some(store) = &self.store {
+            store.close().await;
+        }
+    }
+}
+
+impl<S: EventSink> EventSink for KeepRefused<S> {
+    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
+        if let Some(store) = &self.store {
+            // Only the refused items are written (with their masked raw text).
+            store.record_rejected(&items).await?;
+        }
+        self.inner.submit(items).await
+    }
 }
 
 /// Ready while the broker answers for the topic: probed every 10 s while it does, every

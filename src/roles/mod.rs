@@ -23,10 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use mieruka_exporter::Exporter;
+use mieruka_exporter::{Access, Exporter};
+use mieruka_ingest::http::{IdleTimeoutListener, Peer, Receiver};
 use mieruka_ingest::{EventSink, Item, SinkError, Status, Timestamp};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+
+use crate::config::Resolved;
 
 /// The clock: fixed by `--now`, else the wall clock.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +54,46 @@ async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
+}
+
+/// The HTTP receiver of a role (`standalone`, `ingest`): events into `sink`, validated
+/// against the plan, for the configured tokens within the limits; requests refused
+/// whole are counted in the role's health registry (`mieruka_http_refused_total`,
+/// `mieruka_auth_failures_total`).
+fn receiver<S>(
+    settings: &Resolved,
+    sink: Arc<S>,
+    exporter: &Exporter,
+) -> anyhow::Result<Receiver<S>> {
+    let names: Vec<&str> = settings
+        .tokens
+        .iter()
+        .map(|(_, t)| t.name.as_str())
+        .collect();
+    let access = Access::register(exporter.health().registry(), &names)
+        .context("cannot register the metrics of refused requests")?;
+    Ok(Receiver {
+        sink,
+        schema: Arc::new(settings.plan.schema.clone()),
+        tokens: settings.tokens.clone(),
+        limits: settings.limits,
+        on_refused: Some(access.on_refused()),
+    })
+}
+
+/// Serves `app` on `listener` (connections idle past `idle` are dropped) until
+/// `shutdown`; each request knows its peer's address, which refusals are logged with.
+async fn serve(
+    listener: TcpListener,
+    idle: Duration,
+    app: axum::Router,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = IdleTimeoutListener::new(listener, idle);
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await?;
+    Ok(())
 }
 
 /// Which outcomes of a batch a role counts: each outcome is counted once across the

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context;
 use mieruka_aggregator::{figures, Plan, SqliteStore};
 use mieruka_exporter::Exporter;
-use mieruka_ingest::http::{IdleTimeoutListener, Receiver};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -95,12 +94,7 @@ impl Standalone {
             sink,
             settings,
         } = self;
-        let receiver = Receiver {
-            sink: sink.clone(),
-            schema: Arc::new(settings.plan.schema.clone()),
-            tokens: settings.tokens.clone(),
-            limits: settings.limits,
-        };
+        let receiver = super::receiver(&settings, sink.clone(), &exporter)?;
         let app = mieruka_exporter::router(exporter.clone())
             .merge(mieruka_ingest::http::router(receiver));
         let wake = sink.committed.clone();
@@ -121,10 +115,7 @@ impl Standalone {
             shutdown.clone(),
         ));
         tracing::info!(addr = %listener.local_addr()?, "Serving events, metrics and the status page.");
-        let listener = IdleTimeoutListener::new(listener, settings.idle_timeout);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        super::serve(listener, settings.idle_timeout, app, &shutdown).await?;
         shutdown.cancel();
         // The file in hand is finished before the store closes.
         inboxes.join_all().await;

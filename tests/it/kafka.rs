@@ -1033,6 +1033,153 @@ types = ["paper.purchased", "event.voided"]
     eprintln!("topic allow test took {:.1?}", started.elapsed());
 }
 
+/// Issue 19: the refusals of both production roles are in PostgreSQL's one `rejected`
+/// table, where `mieruka rejected` filters and sums them up; the ingest role counts and
+/// logs the requests it refuses whole.
+#[test]
+fn every_refusal_of_the_production_roles_is_in_postgres_and_refused_requests_are_counted() {
+    let s = Setup::new();
+    // An NDJSON inbox of the office line system, watched by the ingest role.
+    let inbox = s.config.with_file_name("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    let watch = format!(
+        "\n[[inbox]]\ndir = '{}'\nname = \"office\"\nsources = [\"office\"]\n\
+         settle_seconds = 0\npoll_millis = 50\n",
+        inbox.display()
+    );
+    std::fs::write(&s.config, config + &watch).unwrap();
+    let ingest = s.start("ingest", "ingest");
+    let aggregate = s.start("aggregate", "aggregate");
+    ingest.wait_ready(Duration::from_secs(30));
+    let at = "2026-05-01T10:00:00+09:00";
+    let personal = format!(
+        r#"{{"event_id":"a-pn","source":"office","type":"paper.purchased","occurred_at":"{at}","data":{{"size":"A4","sheets":{PERSONAL}}}}}"#
+    );
+    // Refused at the edge by the ingest role, and refused on reading by an aggregator.
+    let reply = ingest.post(
+        OFFICE_TOKEN,
+        &[
+            paper("a-1", "A4", 1, at),
+            paper("a-bad", "A5", 1, at),
+            personal,
+        ],
+    );
+    assert_eq!(reply["accepted"], 1, "{reply}");
+    let producer: FutureProducer = mieruka_ingest::kafka::producer_config(&s.broker.brokers)
+        .create()
+        .unwrap();
+    rt().block_on(async {
+        let record = FutureRecord::to(&s.topic)
+            .key("office/x")
+            .payload("not json");
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap();
+    });
+    // A file dropped into the ingest role's inbox, with a line it refuses.
+    let part = inbox.join(".drop.ndjson.part");
+    std::fs::write(&part, format!("{}\nnot json\n", paper("f-1", "A4", 1, at))).unwrap();
+    std::fs::rename(&part, inbox.join("drop.ndjson")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let kept = loop {
+        let kept = s.db.rows(
+            "SELECT concat_ws(' | ', reason, source, position, event_id, topic), count(*)::int8 \
+             FROM rejected GROUP BY 1 ORDER BY 1",
+        );
+        if kept.len() >= 4 || Instant::now() > deadline {
+            break kept;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let kept: Vec<&str> = kept.iter().map(|(t, _)| t.as_deref().unwrap()).collect();
+    let topic = &s.topic;
+    let logs = format!("{}\n{}", tail(&ingest.log, 20), tail(&aggregate.log, 20));
+    assert_eq!(kept.len(), 4, "{kept:?}\n{logs}");
+    let from_topic = format!("not_json | unknown | {topic}/");
+    assert!(kept.iter().any(|k| k.starts_with(&from_topic)), "{kept:?}");
+    assert!(
+        kept.iter()
+            .any(|k| k.starts_with("not_json | ") && k.contains("drop.ndjson:2")),
+        "the inbox's refusal: {kept:?}"
+    );
+    for edge in [
+        "personal_number | office | index 2 | a-pn",
+        "unknown_value | office | index 1 | a-bad",
+    ] {
+        assert!(kept.contains(&edge), "{edge:?} not in {kept:?}");
+    }
+
+    // `mieruka rejected` reads them from PostgreSQL, filtered and summed up.
+    let listed = |args: &[&str]| {
+        let out = Command::new(crate::helpers::bin())
+            .arg("rejected")
+            .args(args)
+            .args(["--config"])
+            .arg(&s.config)
+            .args(["--database-url", &s.db.url])
+            .env("MIERUKA_LOG", "warn")
+            .env_remove("MIERUKA_CONFIG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let all = listed(&[]);
+    for needle in [
+        "index 2 [personal_number] data.sheets",
+        "event_id a-pn",
+        "index 1 [unknown_value]",
+        "[not_json]",
+        "drop.ndjson:2 [not_json]",
+        "4 rejected in all",
+    ] {
+        assert!(all.contains(needle), "{needle:?} not in:\n{all}");
+    }
+    assert!(!all.contains(PERSONAL), "{all}");
+    let office = listed(&["--source", "office", "--since", "1h"]);
+    assert!(
+        office.contains("2 rejected in all") && !office.contains("not_json"),
+        "{office}"
+    );
+
+    // Requests refused whole: counted by reason and token name, logged with the peer.
+    let post = |token: &str, content_type: &str| {
+        let r = ureq::post(&format!("{}/v1/events", ingest.base))
+            .set("Content-Type", content_type)
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_string(&paper("a-2", "A4", 1, at));
+        match r {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(post("t-rotated", "application/x-ndjson"), 401);
+    assert_eq!(post(OFFICE_TOKEN, "text/csv"), 415);
+    let m = ingest.scrape().unwrap();
+    assert_eq!(
+        m.get(
+            "mieruka_auth_failures_total",
+            &[("token", "unknown"), ("reason", "unknown_token")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get(
+            "mieruka_http_refused_total",
+            &[("reason", "content_type"), ("token", "office")]
+        ),
+        Some(1.0)
+    );
+    ingest.assert_logged("Refused a request to /v1/events.", "the refusal is logged");
+    let log = std::fs::read_to_string(&ingest.log).unwrap();
+    assert!(!log.contains("t-rotated"), "never the presented secret");
+    aggregate.stop();
+    ingest.stop();
+}
+
 /// 「用紙」 in Shift_JIS, then a broken JSON: a line a legacy system might produce.
 const SHIFT_JIS_LINE: &[u8] = b"\x97\x70\x8e\x86 {\"sheets\": ";
 

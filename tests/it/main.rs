@@ -14,6 +14,7 @@ mod import_kafka;
 mod inbox;
 mod kafka;
 mod logs;
+mod operator;
 mod personal;
 mod plan;
 mod prometheus;

@@ -29,6 +29,7 @@ mod tables;
 
 pub use freshness::SourceFreshness;
 pub use pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
+pub use rejected::{RejectedCount, RejectedFilter};
 pub use sqlite::{SqliteStore, StoreError};
 
 /// What every store offers: open, fold batches in exactly once, read the ledger and the
@@ -77,6 +78,19 @@ pub trait Store: Send + Sync + Sized {
     /// When each declared source was last heard from, by source.
     fn freshness(&self) -> impl Future<Output = Result<Vec<SourceFreshness>, Self::Error>> + Send;
 
+    /// The most recent rejected events that match `filter`, newest first.
+    fn rejected_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<RejectedRow>, Self::Error>> + Send;
+
+    /// How many rejected events match `filter`, by source and reason.
+    fn rejected_summary(
+        &self,
+        filter: &RejectedFilter,
+    ) -> impl Future<Output = Result<Vec<RejectedCount>, Self::Error>> + Send;
+
     /// Number of events in the log.
     fn logged_events(&self) -> impl Future<Output = Result<i64, Self::Error>> + Send;
 
@@ -97,6 +111,8 @@ pub struct RejectedRow {
     pub field: Option<String>,
     pub message: String,
     pub raw: String,
+    /// When it was received, in microseconds since the Unix epoch.
+    pub received_at_micros: i64,
 }
 
 /// A summed amount as the stores keep it (decimal text), back to an i128.

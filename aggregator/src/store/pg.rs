@@ -49,10 +49,10 @@ use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
 use crate::ledger::{Effect, Ledger};
 use crate::plan::{MeasureKind, Op, Plan};
 use crate::store::freshness::{self, SourceFreshness};
-use crate::store::rejected::{read_rejected, RejectedItem, REJECTED_COLUMNS};
+use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys};
-use crate::store::{RejectedRow, Store};
+use crate::store::{RejectedCount, RejectedFilter, RejectedRow, Store};
 
 mod aggregates;
 mod log;
@@ -303,8 +303,9 @@ impl PgStore {
         if rejected.is_empty() {
             return Ok(());
         }
+        let received_at = now_micros();
         let mut tx = self.pool.begin().await?;
-        match write_rejected(&mut tx, &rejected, now_micros()).await {
+        match write_rejected(&mut tx, &rejected, received_at).await {
             Ok(()) => {}
             Err(TxError::Fail(e)) => return Err(e),
             Err(TxError::Retry(reason)) => {
@@ -325,12 +326,7 @@ impl PgStore {
 
     /// The most recent rejected events, newest first.
     pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
-        Ok(self
-            .rejected_with_offsets(limit)
-            .await?
-            .into_iter()
-            .map(|(row, _)| row)
-            .collect())
+        Store::rejected_matching(self, &RejectedFilter::default(), limit).await
     }
 
     /// The most recent rejected events, newest first, with their Kafka offset if any.
@@ -338,15 +334,24 @@ impl PgStore {
         &self,
         limit: i64,
     ) -> Result<Vec<(RejectedRow, Option<KafkaOffset>)>, PgError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {REJECTED_COLUMNS}, topic, kafka_partition, kafka_offset \
-             FROM rejected ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        self.rejected_with_offsets_matching(&RejectedFilter::default(), limit)
+            .await
+    }
+
+    /// The most recent rejected events that match `filter`, newest first, with each
+    /// row's Kafka offset if any.
+    async fn rejected_with_offsets_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> Result<Vec<(RejectedRow, Option<KafkaOffset>)>, PgError> {
+        let rows = filter
+            .rows_query::<Postgres>(", topic, kafka_partition, kafka_offset", limit)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
         let with_offset = |r: &PgRow| -> Result<_, PgError> {
-            let offset = match (r.try_get(7)?, r.try_get(8)?, r.try_get(9)?) {
+            let offset = match (r.try_get(8)?, r.try_get(9)?, r.try_get(10)?) {
                 (Some(topic), Some(partition), Some(offset)) => Some(KafkaOffset {
                     topic,
                     partition,
@@ -604,6 +609,27 @@ impl Store for PgStore {
 
     async fn freshness(&self) -> Result<Vec<SourceFreshness>, PgError> {
         PgStore::freshness(self).await
+    }
+
+    async fn rejected_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> Result<Vec<RejectedRow>, PgError> {
+        let rows = self.rejected_with_offsets_matching(filter, limit).await?;
+        Ok(rows.into_iter().map(|(row, _)| row).collect())
+    }
+
+    async fn rejected_summary(
+        &self,
+        filter: &RejectedFilter,
+    ) -> Result<Vec<RejectedCount>, PgError> {
+        let rows = filter
+            .summary_query::<Postgres>()
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
     }
 
     async fn logged_events(&self) -> Result<i64, PgError> {

@@ -36,10 +36,10 @@ use crate::fiscal::Day;
 use crate::ledger::{Effect, Ledger};
 use crate::plan::Plan;
 use crate::store::freshness::{self, SourceFreshness};
-use crate::store::rejected::{read_rejected, RejectedItem, REJECTED_COLUMNS};
+use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys, Table, TableRow, Value};
-use crate::store::{RejectedRow, Store};
+use crate::store::{RejectedCount, RejectedFilter, RejectedRow, Store};
 
 /// Rows per multi-row statement: SQLite allows 32,766 bound parameters; 500 rows of at
 /// most 9 columns stays far below and keeps statements cacheable.
@@ -208,13 +208,7 @@ impl SqliteStore {
 
     /// The most recent rejected events, newest first.
     pub async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {REJECTED_COLUMNS} FROM rejected ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(read_rejected).collect::<Result<_, _>>()?)
+        Store::rejected_matching(self, &RejectedFilter::default(), limit).await
     }
 
     /// Declares the sources a role's configuration knows (see [`Store::declare_sources`]).
@@ -394,6 +388,31 @@ impl Store for SqliteStore {
 
     async fn freshness(&self) -> Result<Vec<SourceFreshness>, StoreError> {
         SqliteStore::freshness(self).await
+    }
+
+    async fn rejected_matching(
+        &self,
+        filter: &RejectedFilter,
+        limit: i64,
+    ) -> Result<Vec<RejectedRow>, StoreError> {
+        let rows = filter
+            .rows_query::<Sqlite>("", limit)
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(read_rejected).collect::<Result<_, _>>()?)
+    }
+
+    async fn rejected_summary(
+        &self,
+        filter: &RejectedFilter,
+    ) -> Result<Vec<RejectedCount>, StoreError> {
+        let rows = filter
+            .summary_query::<Sqlite>()
+            .build()
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
     }
 
     async fn logged_events(&self) -> Result<i64, StoreError> {

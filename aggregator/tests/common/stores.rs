@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use mieruka_aggregator::ledger::{LevelDay, Snapshot};
-use mieruka_aggregator::store::Store;
+use mieruka_aggregator::store::{RejectedFilter, Store};
 use mieruka_aggregator::{Day, Engine, Ledger, Plan};
 use mieruka_ingest::{item, Position, Status, Timestamp};
 use proptest::prelude::*;
@@ -85,7 +85,93 @@ pub fn rejected_events_are_kept_with_their_reason_and_masked_raw_text<S: Store>(
         let r = &rows[0];
         assert_eq!((r.reason.as_str(), r.field.as_deref(), r.position.as_str()), ("personal_number", Some("data.memo"), "f.ndjson:7"));
         assert!(r.raw.contains("************") && !r.raw.contains("123456789018"), "{}", r.raw);
+        // The id passed the guard (the number is in `memo`): the row names the event.
+        assert_eq!(r.event_id.as_deref(), Some("k1"));
         assert_eq!(store.logged_events().await.unwrap(), 0);
+        store.close().await;
+    });
+}
+
+/// Kept rejections are read back by source, reason and time received, newest first,
+/// and summed up by source and reason.
+pub fn rejected_events_are_filtered_and_summed_up<S: Store>(location: &S::Location) {
+    let plan = plan();
+    let refused = |id: &str, channel: &str, source: &str| {
+        let raw = format!(
+            r#"{{"event_id":"{id}","source":"konbini","type":"certificate.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{{"channel":"{channel}","certificate":"juminhyo"}}}}"#
+        );
+        item(&plan.schema, raw.as_bytes(), Position::Index(0), source)
+    };
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let before = Timestamp::wall_clock().micros();
+        store
+            .submit_batch(vec![
+                refused("a", "conbini", "konbini"),
+                refused("b", "conbini", "konbini"),
+                item(&plan.schema, b"not json", Position::Index(2), "madoguchi"),
+            ])
+            .await
+            .unwrap();
+        let filter =
+            |source: Option<&str>, reason: Option<&str>, since: Option<i64>| RejectedFilter {
+                source: source.map(str::to_owned),
+                reason: reason.map(str::to_owned),
+                since_micros: since,
+            };
+        let ids = |rows: Vec<mieruka_aggregator::RejectedRow>| {
+            rows.into_iter()
+                .map(|r| (r.source, r.reason, r.event_id))
+                .collect::<Vec<_>>()
+        };
+        let konbini = store
+            .rejected_matching(&filter(Some("konbini"), None, None), 10)
+            .await
+            .unwrap();
+        assert!(
+            konbini.iter().all(|r| r.received_at_micros >= before),
+            "{konbini:?}"
+        );
+        assert_eq!(
+            ids(konbini),
+            [
+                ("konbini".into(), "unknown_value".into(), Some("b".into())),
+                ("konbini".into(), "unknown_value".into(), Some("a".into())),
+            ],
+            "newest first"
+        );
+        let not_json = store
+            .rejected_matching(&filter(None, Some("not_json"), Some(before)), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(not_json),
+            [("madoguchi".into(), "not_json".into(), None)]
+        );
+        let later = Timestamp::wall_clock().micros() + 60_000_000;
+        let none = store
+            .rejected_matching(&filter(None, None, Some(later)), 10)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "{none:?}");
+        let summary = store
+            .rejected_summary(&filter(None, None, None))
+            .await
+            .unwrap();
+        let counts: Vec<(&str, &str, i64)> = summary
+            .iter()
+            .map(|c| (c.source.as_str(), c.reason.as_str(), c.count))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("konbini", "unknown_value", 2),
+                ("madoguchi", "not_json", 1)
+            ]
+        );
+        assert!(summary
+            .iter()
+            .all(|c| c.first_micros >= before && c.last_micros >= c.first_micros));
         store.close().await;
     });
 }

@@ -74,7 +74,23 @@ struct ErrorBody {
 }
 
 impl RequestError {
-    fn status(&self) -> StatusCode {
+    /// Why the request was refused, from [`super::REFUSAL_REASONS`]; `None` when the
+    /// fault is the store's, not the request's (503, 500).
+    pub(super) fn refusal_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            RequestError::MissingToken => "missing_token",
+            RequestError::UnknownToken => "unknown_token",
+            RequestError::ContentType(_) => "content_type",
+            RequestError::TooLarge { .. } => "too_large",
+            RequestError::Frame(FrameError::TooManyEvents { .. }) => "too_many_events",
+            RequestError::Frame(_) => "not_framed",
+            RequestError::Unreadable(_) => "unreadable",
+            RequestError::Timeout { .. } => "timeout",
+            RequestError::Unavailable { .. } | RequestError::StoreFailed(_) => return None,
+        })
+    }
+
+    pub(super) fn status(&self) -> StatusCode {
         match self {
             RequestError::MissingToken | RequestError::UnknownToken => StatusCode::UNAUTHORIZED,
             RequestError::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

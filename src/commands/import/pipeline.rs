@@ -1,5 +1,5 @@
 //! `mieruka import` into the production pipeline: each accepted line is produced to the
-//! `[kafka]` topic through the `ingest` role's [`KafkaSink`] (same producer settings,
+//! `[kafka]` topic through the `ingest` role's `KafkaSink` (same producer settings,
 //! keys, canonical payload and delivery wait), so the aggregators fold it effectively
 //! once like any event received over HTTP. What the import can know is what `ingest`
 //! knows: "accepted for processing" and rejected; duplicates show in the aggregators'
@@ -7,50 +7,23 @@
 //!
 //! A rejected line goes to the dead-letter topic (when configured) in the one
 //! dead-letter format, and — when a PostgreSQL URL is resolved — into PostgreSQL's
-//! `rejected` table beside the aggregators' refusals, where `mieruka rejected` lists it.
+//! `rejected` table beside the aggregators' refusals, where `mieruka rejected` lists it
+//! (the `ingest` role's [`KeepRefused`], written before the batch is produced).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use mieruka_aggregator::store::PgStore;
 use mieruka_ingest::kafka::rdkafka::producer::Producer;
-use mieruka_ingest::kafka::KafkaSink;
-use mieruka_ingest::{EventSink, Item, SinkError, Status};
 
 use super::{import_file, ImportOptions, Summary};
 use crate::config::Resolved;
+use crate::roles::ingest::KeepRefused;
 
 /// How long the end of an import waits for the producer to flush (every batch has
 /// already waited for its deliveries; this covers nothing but stragglers).
 const FLUSH: Duration = Duration::from_secs(10);
-
-/// The `ingest` role's producer, and where refusals are kept besides the dead letters.
-struct PipelineSink {
-    kafka: KafkaSink,
-    rejected: Option<PgStore>,
-}
-
-impl EventSink for PipelineSink {
-    async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
-        // The refused items only (with their masked raw text), before the producer takes
-        // the batch.
-        let refused: Vec<Item> = match &self.rejected {
-            Some(_) => items
-                .iter()
-                .filter(|i| i.outcome.is_err())
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        };
-        let statuses = self.kafka.submit(items).await?;
-        if let Some(store) = &self.rejected {
-            store.record_rejected(&refused).await?;
-        }
-        Ok(statuses)
-    }
-}
 
 /// Every file into the `[kafka]` topic on `brokers`, then the summary.
 pub(super) async fn run(
@@ -60,17 +33,9 @@ pub(super) async fn run(
     opts: &ImportOptions<'_>,
 ) -> anyhow::Result<ExitCode> {
     let plan = settings.plan.clone();
-    let sink = PipelineSink {
-        kafka: crate::roles::ingest::kafka_sink(settings, brokers)?,
-        rejected: match settings.database_url() {
-            Ok(url) => Some(
-                PgStore::open(url, plan.clone())
-                    .await
-                    .context("cannot open the PostgreSQL store for the rejected lines")?,
-            ),
-            Err(_) => None,
-        },
-    };
+    let kafka = Arc::new(crate::roles::ingest::kafka_sink(settings, brokers)?);
+    // The `ingest` role's producer, refusals kept in PostgreSQL first as that role does.
+    let sink = KeepRefused::open(kafka.clone(), settings).await?;
     let mut summary = Summary::default();
     let mut outcome = Ok(());
     for f in files {
@@ -79,10 +44,7 @@ pub(super) async fn run(
             break;
         }
     }
-    let PipelineSink { kafka, rejected } = sink;
-    if let Some(store) = &rejected {
-        store.close().await;
-    }
+    sink.close().await;
     let flushed = tokio::task::spawn_blocking(move || kafka.producer().flush(FLUSH)).await;
     outcome?;
     if !matches!(flushed, Ok(Ok(()))) {
