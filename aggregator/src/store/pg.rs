@@ -286,7 +286,8 @@ impl PgStore {
     /// Keeps the refused items of `items` in the `rejected` table, in the same shape as a
     /// batch's refusals, and folds nothing: for refusals that never reach an aggregator
     /// (`mieruka import` into the production pipeline refuses lines before Kafka).
-    /// Items that were not refused are skipped.
+    /// Items that were not refused are skipped; the declared sources of those that were
+    /// are heard from now (`source_freshness`).
     pub async fn record_rejected(&self, items: &[Item]) -> Result<(), PgError> {
         let rejected: Vec<RejectedItem> = items
             .iter()
@@ -320,6 +321,9 @@ impl PgStore {
                 ))
             }
         }
+        // Refused before Kafka, so no aggregator batch will say these sources were heard.
+        let heard = freshness::heard_from(items.iter().filter(|i| i.outcome.is_err()));
+        freshness::heard_pg(&mut tx, &heard, received_at).await?;
         tx.commit().await?;
         Ok(())
     }
