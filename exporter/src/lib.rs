@@ -14,7 +14,9 @@ mod health;
 mod http;
 mod kpis;
 pub mod precision;
+pub mod status;
 mod status_page;
+pub mod wareki;
 
 pub use exporter::Exporter;
 pub use health::{Health, InboxLast, UNKNOWN_SOURCE};

@@ -6,10 +6,13 @@ use std::fmt::Write;
 
 use mieruka_aggregator::fiscal::JST_OFFSET_SECONDS;
 use mieruka_aggregator::plan::Chapter;
-use mieruka_aggregator::{Figure, FiscalYear, Kpi, KpiKind, Plan};
+use mieruka_aggregator::{Figure, FiscalYear, Kpi, Plan};
 use mieruka_ingest::Timestamp;
 
 use crate::health::InboxLast;
+use crate::precision::kpi_decimals;
+use crate::status::{status, Status};
+use crate::wareki::era_fiscal_year;
 
 /// Seconds between the page's own refreshes: the snapshot is republished on a 60 s
 /// timer, so refreshing faster shows nothing new.
@@ -31,46 +34,6 @@ pub fn current_year(plan: &Plan, now: Timestamp) -> FiscalYear {
         }
     }
     started.unwrap_or(plan.baseline_year)
-}
-
-/// How a KPI stands in the current year, as the page shows it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Standing {
-    OnTrack,
-    Behind,
-    NoTarget,
-    NoData,
-}
-
-impl Standing {
-    /// (CSS class, Japanese, English).
-    fn words(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            Standing::OnTrack => ("on-track", "順調", "On track"),
-            Standing::Behind => ("behind", "遅れ", "Behind"),
-            Standing::NoTarget => ("no-target", "目標未設定", "No target"),
-            Standing::NoData => ("no-data", "データなし", "No data"),
-        }
-    }
-}
-
-fn standing(kpi: &Kpi, fig: Option<&Figure>) -> Standing {
-    let Some((fig, value)) = fig.and_then(|f| f.value.map(|v| (f, v))) else {
-        return Standing::NoData;
-    };
-    let Some(target) = fig.target else {
-        return Standing::NoTarget;
-    };
-    let behind = if matches!(kpi.kind, KpiKind::Milestone { .. }) {
-        kpi.direction.sign() * (value - target) < 0.0
-    } else {
-        fig.drift.is_some_and(|d| d < -fig.tolerance)
-    };
-    if behind {
-        Standing::Behind
-    } else {
-        Standing::OnTrack
-    }
 }
 
 /// Escapes text for HTML element content and double- or single-quoted attributes.
@@ -110,7 +73,9 @@ fn grouped(x: f64, decimals: usize) -> String {
     out
 }
 
-/// A figure of `kpi` as people read it: with its unit, or a stage's name.
+/// A figure of `kpi` as people read it: a stage's name, or the number with the decimals
+/// of [`kpi_decimals`] (those of the alert texts and dashboards) and its counter word
+/// (`4,331人`), else its unit.
 fn display(kpi: &Kpi, x: f64) -> String {
     if let Some(stages) = kpi.stages() {
         let i = x.round();
@@ -119,12 +84,13 @@ fn display(kpi: &Kpi, x: f64) -> String {
             _ => format!("{} {}", grouped(x, 0), kpi.unit),
         };
     }
-    if kpi.is_percent() {
-        return format!("{} %", grouped(x, 1));
+    let number = grouped(x, kpi_decimals(kpi));
+    match &kpi.counter_ja {
+        Some(counter) => format!("{number}{counter}"),
+        None if kpi.is_percent() => format!("{number} %"),
+        None if kpi.unit.is_empty() => number,
+        None => format!("{number} {}", kpi.unit),
     }
-    // Counts read as integers; paces and hours keep one decimal where they have one.
-    let decimals = if (x - x.round()).abs() < 0.05 { 0 } else { 1 };
-    format!("{} {}", grouped(x, decimals), kpi.unit)
 }
 
 fn cell(kpi: &Kpi, x: Option<f64>) -> String {
@@ -157,8 +123,9 @@ td:first-child{min-width:14rem}\
 td.num{text-align:right;width:11%}\
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:bold;white-space:nowrap}\
 .badge small{display:inline;margin-left:.4em;color:inherit;font-weight:normal}\
-.on-track{background:#dafbe1;color:#116329}\
-.behind{background:#ffebe9;color:#a40e26}\
+.on-pace,.target-met,.on-track{background:#dafbe1;color:#116329}\
+.target-met{font-weight:900}\
+.behind-pace,.projected-miss,.overdue,.behind{background:#ffebe9;color:#a40e26}\
 .no-target{background:#eaeef2;color:#424a53}\
 .no-data{background:#fff8c5;color:#7d4e00}\
 footer{font-size:.85rem;color:#57606a}";
@@ -211,13 +178,14 @@ fn write_header(h: &mut String, plan: &Plan, year: Option<(FiscalYear, Timestamp
         Some((fy, now)) => {
             let _ = writeln!(
                 h,
-                "<p class=\"year\">{}{fy}年度 <span lang=\"en\">FY{fy}</span> · 経過 \
+                "<p class=\"year\">{}{fy}年度{} <span lang=\"en\">FY{fy}</span> · 経過 \
                  <span lang=\"en\">elapsed</span> {:.1}%</p>",
                 if plan.city.is_empty() {
                     String::new()
                 } else {
                     format!("{} · ", esc(&plan.city))
                 },
+                era_fiscal_year(fy).map_or(String::new(), |era| format!("（{era}）")),
                 fy.elapsed_fraction(now) * 100.0,
             );
         }
@@ -256,12 +224,13 @@ fn write_chapter(
             continue;
         }
         let fig = year.and_then(|(fy, _)| figures.iter().find(|f| f.kpi == k && f.year == fy));
-        let (class, ja, en) = standing(kpi, fig).words();
+        let st = year.map_or(Status::NoData, |(_, now)| status(plan, kpi, fig, now));
+        let (id, ja, en) = (st.id(), st.ja(), st.en());
         let _ = writeln!(
             h,
-            "<tr data-kpi=\"{}\"><td>{}<small lang=\"en\">{}</small></td>\
+            "<tr data-kpi=\"{}\" data-status=\"{id}\"><td>{}<small lang=\"en\">{}</small></td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td><span class=\"badge {class}\">{ja}\
+             <td class=\"num\">{}</td><td><span class=\"badge {id}\">{ja}\
              <small lang=\"en\">{en}</small></span></td></tr>",
             esc(&kpi.id),
             esc(&kpi.name_ja),
@@ -394,13 +363,19 @@ mod tests {
     }
 
     #[test]
-    fn figures_are_shown_with_their_unit_or_stage_name() {
+    fn figures_are_shown_with_the_alerts_decimals_and_their_counter_word() {
         let plan = Plan::ome().unwrap();
         let rate = plan.kpi("mynumber_card_holding_rate").unwrap();
-        assert_eq!(display(rate, 84.6), "84.6 %");
+        assert_eq!(display(rate, 84.6), "84.60 %");
         let users = plan.kpi("umepon_registrations").unwrap();
-        assert_eq!(display(users, 4331.0), "4,331 people");
-        assert_eq!(display(users, 4331.44), "4,331.4 people");
+        assert_eq!(display(users, 4331.0), "4,331人");
+        assert_eq!(display(users, 4331.44), "4,331人");
+        let reviews = plan.kpi("security_measures").unwrap();
+        // A tolerance of half an event gives recurring duties the alerts' two decimals.
+        assert_eq!(display(reviews, 1.0), "1.00回");
+        let mut bare = users.clone();
+        bare.counter_ja = None;
+        assert_eq!(display(&bare, 4331.0), "4,331 people");
         let notices = plan.kpi("disposition_notice_online").unwrap();
         assert_eq!(display(notices, 1.0), "導入に向けた調査・研究");
     }

@@ -26,10 +26,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use mieruka_aggregator::plan::{Kpi, Plan, Stage};
-use mieruka_aggregator::{Day, FiscalYear};
-use mieruka_ingest::Timestamp;
 
 mod texts;
+
+/// The status page labels a milestone overdue from the same instant the alert fires.
+pub use crate::status::milestone_due;
 
 use texts::{feed_rules, kpi_rules, milestone_rules};
 
@@ -326,15 +327,6 @@ fn current(figure: &str) -> String {
     format!("mieruka:kpi_{figure}:current_fy")
 }
 
-/// The instant from which a milestone's target stage for `fy` is overdue: the end of its
-/// `due` day (JST), else the end of the fiscal year (April 1, 00:00 JST).
-pub fn milestone_due(kpi: &Kpi, fy: FiscalYear) -> Timestamp {
-    match kpi.due.get(&fy) {
-        Some(day) => Day(day.0 + 1).start(),
-        None => fy.end(),
-    }
-}
-
 fn has_numeric_target(kpi: &Kpi) -> bool {
     kpi.targets.values().any(Option::is_some)
 }
@@ -510,24 +502,6 @@ mod tests {
         assert!(parse_duration("2 days").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("h").is_err());
-    }
-
-    #[test]
-    fn a_milestone_is_overdue_from_the_end_of_its_due_day_or_of_the_fiscal_year() {
-        let plan = Plan::ome().unwrap();
-        let mut kpi = plan.kpi("disposition_notice_online").unwrap().clone();
-        // 2027-04-01T00:00+09:00
-        assert_eq!(
-            milestone_due(&kpi, FiscalYear(2026)).unix_seconds(),
-            1_806_505_200
-        );
-        kpi.due
-            .insert(FiscalYear(2026), "2026-09-30".parse().unwrap());
-        // 2026-10-01T00:00+09:00
-        assert_eq!(
-            milestone_due(&kpi, FiscalYear(2026)).unix_seconds(),
-            1_790_780_400
-        );
     }
 
     #[test]
