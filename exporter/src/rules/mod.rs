@@ -35,8 +35,12 @@ pub use crate::status::milestone_due;
 use texts::{feed_rules, kpi_rules, milestone_rules};
 
 /// Where the runbook lives; each alert's `runbook_url` is this plus `#<anchor>`.
-pub const DEFAULT_RUNBOOK_BASE: &str =
-    "https://github.com/mieruka/mieruka/blob/main/docs/runbook.md";
+///
+/// By default the runbook in the repository, by its path from the root: mieruka has no
+/// public home to link to, and an invented URL would send an operator nowhere. A
+/// deployment sets `[rules] runbook_base` to where it serves that file (its Git host's
+/// page of `docs/runbook.md`, an intranet copy).
+pub const DEFAULT_RUNBOOK_BASE: &str = "docs/runbook.md";
 
 /// The rules file in the repository, relative to the workspace root.
 pub const RULES_PATH: &str = "deploy/prometheus/rules/mieruka.rules.yml";
