@@ -10,7 +10,7 @@
 //! `MierukaMilestoneOverdue`), never merely because the stage is not reached yet.
 
 use mieruka_aggregator::plan::{Kpi, Plan};
-use mieruka_aggregator::{Day, Figure, FiscalYear, KpiKind};
+use mieruka_aggregator::{Day, Figure, FiscalYear, KpiKind, MeasureId};
 use mieruka_ingest::Timestamp;
 
 /// How a KPI stands in a fiscal year.
@@ -101,20 +101,27 @@ pub fn milestone_due(kpi: &Kpi, fy: FiscalYear) -> Timestamp {
     }
 }
 
-/// Whether the KPI's value restarts at zero each fiscal year (a flow, or a ratio of
-/// flows): a down-is-better flow meets its target only when the year is over.
-fn is_flow(plan: &Plan, kpi: &Kpi) -> bool {
-    let flow =
-        |m: mieruka_aggregator::MeasureId| plan.measures.get(m.0).is_some_and(|m| m.kind.is_flow());
+/// The measures a KPI's value is made of (none for a milestone).
+pub(crate) fn kpi_measures(kpi: &Kpi) -> Vec<MeasureId> {
     match &kpi.kind {
-        KpiKind::Measure(m) | KpiKind::Recurring(m) => flow(*m),
+        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![*m],
         KpiKind::Ratio {
             numerator,
             denominator,
             ..
-        } => flow(*numerator) && flow(*denominator),
-        KpiKind::Milestone { .. } => false,
+        } => vec![*numerator, *denominator],
+        KpiKind::Milestone { .. } => Vec::new(),
     }
+}
+
+/// Whether the KPI's value restarts at zero each fiscal year (a flow, or a ratio of
+/// flows): a down-is-better flow meets its target only when the year is over.
+fn is_flow(plan: &Plan, kpi: &Kpi) -> bool {
+    let measures = kpi_measures(kpi);
+    !measures.is_empty()
+        && measures
+            .iter()
+            .all(|m| plan.measures.get(m.0).is_some_and(|m| m.kind.is_flow()))
 }
 
 /// How `kpi` stands with the figure `fig` of a year, at `now` (the snapshot's instant;
@@ -150,6 +157,32 @@ pub fn status(plan: &Plan, kpi: &Kpi, fig: Option<&Figure>, now: Timestamp) -> S
     Status::OnPace
 }
 
+/// A FY2026 figure of `kpi` halfway through the year, valued 0 from a start of 0, with
+/// nothing else: what unit tests change field by field.
+#[cfg(test)]
+pub(crate) fn test_figure(
+    kpi: mieruka_aggregator::KpiId,
+    target: Option<f64>,
+    tolerance: f64,
+) -> Figure {
+    Figure {
+        kpi,
+        year: FiscalYear(2026),
+        value: Some(0.0),
+        target,
+        baseline: None,
+        start: Some(0.0),
+        pace: None,
+        projection: None,
+        attainment: None,
+        drift: None,
+        on_track: None,
+        tolerance,
+        elapsed: 0.5,
+        as_of: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,22 +195,7 @@ mod tests {
     fn fig(plan: &Plan, kpi: &str) -> Figure {
         let k = plan.kpi_id(kpi).unwrap();
         let target = plan.kpis[k].target(FiscalYear(2026));
-        Figure {
-            kpi: KpiId(k.0),
-            year: FiscalYear(2026),
-            value: Some(0.0),
-            target,
-            baseline: None,
-            start: Some(0.0),
-            pace: None,
-            projection: None,
-            attainment: None,
-            drift: None,
-            on_track: None,
-            tolerance: plan.kpis[k].tolerance,
-            elapsed: 0.5,
-            as_of: None,
-        }
+        test_figure(KpiId(k.0), target, plan.kpis[k].tolerance)
     }
 
     #[test]

@@ -9,11 +9,10 @@
 use std::fmt::Write as _;
 
 use mieruka_aggregator::fiscal::JST_OFFSET_SECONDS;
-use mieruka_aggregator::{
-    figures, Figure, FiscalYear, Kpi, KpiId, KpiKind, Ledger, MeasureId, MeasureKind, Plan,
-};
+use mieruka_aggregator::{figures, Figure, FiscalYear, Kpi, KpiId, Ledger, MeasureKind, Plan};
 use mieruka_ingest::Timestamp;
 
+use crate::status::kpi_measures;
 use crate::status_page::current_year;
 
 /// Months in a fiscal year, April first.
@@ -113,20 +112,11 @@ pub fn trends(plan: &Plan, ledger: &Ledger, now: Timestamp) -> Trends {
 
 /// Whether a KPI's value involves a `distinct` measure (telework: distinct staff).
 fn counts_distinct(plan: &Plan, kpi: &Kpi) -> bool {
-    let distinct = |m: &MeasureId| {
+    kpi_measures(kpi).iter().any(|m| {
         plan.measures
             .get(m.0)
             .is_some_and(|m| m.kind == MeasureKind::Distinct)
-    };
-    match &kpi.kind {
-        KpiKind::Measure(m) | KpiKind::Recurring(m) => distinct(m),
-        KpiKind::Ratio {
-            numerator,
-            denominator,
-            ..
-        } => distinct(numerator) || distinct(denominator),
-        KpiKind::Milestone { .. } => false,
-    }
+    })
 }
 
 /// The size of a chart: the small one of the status page or the large one of a KPI's page.
@@ -340,20 +330,9 @@ mod tests {
             last_year: vec![Some(8.0); 12],
         };
         let fig = Figure {
-            kpi: KpiId(0),
-            year: FiscalYear(2026),
             value: Some(30.0),
-            target: Some(120.0),
-            baseline: None,
-            start: Some(0.0),
-            pace: None,
-            projection: None,
-            attainment: None,
-            drift: None,
-            on_track: None,
-            tolerance: 1.0,
             elapsed: 0.25,
-            as_of: None,
+            ..crate::status::test_figure(KpiId(0), Some(120.0), 1.0)
         };
         let plan = Plan::ome().unwrap();
         let kpi = plan.kpi("umekko_new_registrations").unwrap();
