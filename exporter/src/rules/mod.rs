@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use mieruka_aggregator::plan::{Kpi, Plan, Stage};
+use mieruka_aggregator::KpiKind;
 
 mod texts;
 
@@ -336,7 +337,7 @@ fn has_numeric_target(kpi: &Kpi) -> bool {
 }
 
 fn build(plan: &Plan, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Group> {
-    let mut groups = vec![current_fy_group()];
+    let mut groups = vec![current_fy_group(plan)];
     groups.push(Group {
         name: GROUPS[1],
         rules: plan
@@ -361,7 +362,7 @@ fn build(plan: &Plan, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Group> {
     groups
 }
 
-fn current_fy_group() -> Group {
+fn current_fy_group(plan: &Plan) -> Group {
     const CURRENT_FY: &str = "(mieruka_kpi_elapsed_ratio > 0 < 1)";
     let mut rules = vec![Rule::Record {
         record: "mieruka:kpi_elapsed_ratio:current_fy".to_owned(),
@@ -376,11 +377,28 @@ fn current_fy_group() -> Group {
         });
     }
     // For the overview's colours: 2 on pace, 1 behind pace, 0 projected to miss (a
-    // projection exists from the second month on; before that, pace alone decides).
+    // projection exists from the second month on; before that, pace alone decides) —
+    // the status page's rule (`crate::status`): recurring duties are never projected to
+    // miss, as they have no MierukaKpiProjectedMiss (they project to 0 until they happen).
     let behind = format!("({} < bool -{})", current("drift"), current("tolerance"));
+    let recurring: Vec<String> = plan
+        .kpis
+        .iter()
+        .filter(|k| matches!(k.kind, KpiKind::Recurring(_)))
+        .map(|k| regex_escape(&k.id))
+        .collect();
+    let on_track = if recurring.is_empty() {
+        current("on_track")
+    } else {
+        format!(
+            "{}{{kpi!~{}}}",
+            current("on_track"),
+            promql_str(&recurring.join("|"))
+        )
+    };
     rules.push(Rule::Record {
         record: current("status"),
-        expr: format!("(2 - {behind}) * {} or (2 - {behind})", current("on_track")),
+        expr: format!("(2 - {behind}) * {on_track} or (2 - {behind})"),
     });
     // Milestones: 2 target stage reached, 1 not yet (overdue is the alert's business).
     rules.push(Rule::Record {
@@ -514,6 +532,23 @@ mod tests {
         let a = rules_yaml(&plan, &RulesOptions::default());
         assert_eq!(a, rules_yaml(&plan, &RulesOptions::default()));
         assert!(!a.contains("fiscal_year=\\\"2026"));
+    }
+
+    #[test]
+    fn the_overview_status_never_calls_a_recurring_duty_projected_to_miss() {
+        let plan = Plan::ome().unwrap();
+        let yaml = rules_yaml(&plan, &RulesOptions::default());
+        let status = yaml
+            .split("record: \"mieruka:kpi_status:current_fy\"")
+            .nth(1)
+            .and_then(|r| r.lines().nth(1))
+            .unwrap();
+        assert!(
+            status.contains(
+                r#"mieruka:kpi_on_track:current_fy{kpi!~\"security_measures|esports_events\"}"#
+            ),
+            "{status}"
+        );
     }
 
     #[test]
