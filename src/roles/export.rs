@@ -11,6 +11,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use mieruka_aggregator::store::{PgStore, NOTIFY_CHANNEL};
 use mieruka_aggregator::{figures, Plan};
+use mieruka_exporter::trend::trends;
 use mieruka_exporter::Exporter;
 use sqlx::postgres::PgListener;
 use tokio::net::TcpListener;
@@ -123,9 +124,12 @@ async fn refresh_loop(
         };
         loop {
             let now = clock.now();
-            match store.with_ledger(|l| figures(&plan, l, now)).await {
-                Ok(figs) => {
-                    exporter.publish(&figs, now);
+            match store
+                .with_ledger(|l| (figures(&plan, l, now), trends(&plan, l, now)))
+                .await
+            {
+                Ok((figs, trends)) => {
+                    exporter.publish_with_trends(&figs, &trends, now);
                     exporter.set_ready(true);
                 }
                 Err(e) => {
