@@ -196,6 +196,8 @@ impl<S: EventSink> Watcher<S> {
                     let to = mieruka_ingest::mask_raw(to.as_bytes());
                     tracing::info!(inbox = %self.inbox.name, file = %shown, %to, "Moved a file imported before a stop out of processing/; it was not imported again.");
                 }
+                // Finished by another replica meanwhile: nothing is left to do.
+                Ok(None) if !processing.join(&file).exists() => {}
                 Ok(None) => {
                     tracing::info!(inbox = %self.inbox.name, file = %shown, "Importing a file left in processing/ again (its lease had stopped moving).");
                     self.import_held(&file, held).await;

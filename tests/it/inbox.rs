@@ -31,7 +31,13 @@ fn config_with_inbox(dir: &Path, settle_seconds: u64) -> (PathBuf, PathBuf) {
 }
 
 fn start(dir: &Path, config: &Path) -> TestApp {
-    TestApp::start_configured(&dir.join("m.db"), config, Stdio::inherit(), "warn")
+    replica(dir, config, "m.db")
+}
+
+/// Another `standalone` on the same config and folder, with a store of its own (`db`):
+/// whatever it imported shows in its own counts.
+fn replica(dir: &Path, config: &Path, db: &str) -> TestApp {
+    TestApp::start_configured(&dir.join(db), config, Stdio::inherit(), "warn")
 }
 
 /// Writes `bytes` as `.NAME.part` and renames it into place, as a careful writer does.
@@ -344,17 +350,7 @@ fn a_process_killed_mid_file_imports_it_again_at_start_without_counting_a_line_t
     // Killed once a first batch is committed (each batch is counted as it commits).
     let deadline = Instant::now() + Duration::from_secs(20);
     let committed = loop {
-        let m = Metrics::parse(&app.scrape());
-        let n = m
-            .get(
-                "mieruka_events_total",
-                &[
-                    ("source", "konbini"),
-                    ("outcome", "accepted"),
-                    ("reason", ""),
-                ],
-            )
-            .unwrap_or(0.0);
+        let n = accepted(&app);
         if n > 0.0 {
             break n as u64;
         }
@@ -446,7 +442,7 @@ fn a_file_dropped_again_under_the_name_of_one_being_imported_waits_and_replaces_
     let (config, inbox) = config_with_inbox(dir.path(), 0);
     // Two replicas on the folder: while one imports, the other is free to claim.
     let a = start(dir.path(), &config);
-    let b = TestApp::start_configured(&dir.path().join("b.db"), &config, Stdio::inherit(), "warn");
+    let b = replica(dir.path(), &config, "b.db");
 
     let big = certs("first", LINES);
     drop_file(&inbox, "day.ndjson", &big);
@@ -493,14 +489,7 @@ fn a_replica_started_while_another_imports_a_file_leaves_that_file_to_it() {
     drop_file(&inbox, "big.ndjson", &certs("big", LINES));
     let in_flight = inbox.join("processing/big.ndjson");
     wait_for("the file claimed", || in_flight.exists());
-    // Another replica on the same folder, with a store of its own: whatever it imported
-    // would show in its own counts.
-    let second = TestApp::start_configured(
-        &dir.path().join("second.db"),
-        &config,
-        Stdio::inherit(),
-        "warn",
-    );
+    let second = replica(dir.path(), &config, "second.db");
     assert!(
         in_flight.exists(),
         "the first replica finished before the second started: make the file bigger"
@@ -525,7 +514,7 @@ fn a_running_replica_takes_over_the_file_of_one_killed_mid_file() {
     let dir = tempfile::tempdir().unwrap();
     let (config, inbox) = config_with_inbox(dir.path(), 0);
     let a = start(dir.path(), &config);
-    let b = TestApp::start_configured(&dir.path().join("b.db"), &config, Stdio::inherit(), "warn");
+    let b = replica(dir.path(), &config, "b.db");
 
     drop_file(&inbox, "big.ndjson", &certs("big", LINES));
     // Whichever replica claimed it names itself in the lease: kill that one.
