@@ -563,7 +563,7 @@ fn a_file_committed_before_a_stop_is_only_moved_at_start_not_imported_again() {
         "受理 / accepted: 4\n",
     )
     .unwrap();
-    std::fs::write(processing.join(".day.csv.done"), "done/day.csv").unwrap();
+    std::fs::write(processing.join(".day.csv.committed"), "done/day.csv").unwrap();
     let app = start(dir.path(), &config);
 
     assert_eq!(counts(&report(&inbox, "done", "day.csv")), (4, 0, 2));

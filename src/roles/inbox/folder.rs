@@ -5,7 +5,7 @@
 //!   already in `processing/` (the same name dropped again while the first is imported
 //!   waits in the folder until the name is free).
 //! - *Commit*: the two reports are written into `processing/` as `.NAME.result.json`
-//!   and `.NAME.result.txt`, then the commit marker `.NAME.done`, which holds where the
+//!   and `.NAME.result.txt`, then the commit marker `.NAME.committed`, which holds where the
 //!   file goes (`done/NAME`, `done/NAME.1`, `failed/NAME` …). Only then are the reports
 //!   and the file moved there and the marker removed. A file found in `processing/`
 //!   with its marker was imported already: it is only moved, never imported again.
@@ -94,9 +94,9 @@ pub fn claim(dir: &Path, name: &str) -> std::io::Result<Moved> {
     Ok(moved)
 }
 
-/// `processing/.NAME.done`.
+/// `processing/.NAME.committed`.
 fn marker(processing: &Path, name: &str) -> PathBuf {
-    processing.join(format!(".{name}.done"))
+    processing.join(format!(".{name}.committed"))
 }
 
 /// `processing/.NAME.result.EXT`.
@@ -126,7 +126,7 @@ pub fn commit(dir: &Path, name: &str, to: &str, reports: &[(&str, String)]) -> s
             text.as_bytes(),
         )?;
     }
-    let tmp = processing.join(format!(".{name}.done.tmp"));
+    let tmp = processing.join(format!(".{name}.committed.tmp"));
     write_synced(&tmp, to.as_bytes())?;
     std::fs::rename(&tmp, marker(&processing, name))?;
     complete(dir, name).map(|_| ())
@@ -188,7 +188,10 @@ pub fn in_processing(processing: &Path) -> std::io::Result<Vec<String>> {
         let Ok(name) = e.file_name().into_string() else {
             continue;
         };
-        if let Some(committed) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".done")) {
+        if let Some(committed) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".committed"))
+        {
             names.push(committed.to_owned());
         } else if !name.starts_with('.') && e.metadata().is_ok_and(|m| m.is_file()) {
             names.push(name);
