@@ -176,7 +176,7 @@ impl<S: EventSink> Watcher<S> {
             }
         };
         let stale = self.inbox.poll * lease::STALE_POLLS;
-        for (file, seen) in leases.stale(&processing, &names, stale) {
+        for (file, seen) in leases.stale(&processing, &names, (stale, holder)) {
             if shutdown.is_cancelled() {
                 return;
             }

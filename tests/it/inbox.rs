@@ -666,3 +666,41 @@ fn the_readme_worked_example_of_an_inbox_runs_as_written() {
     }
     app.stop();
 }
+
+#[test]
+fn a_process_restarted_on_the_same_machine_resumes_its_file_at_once() {
+    const LINES: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    // Polls of a second: a lease whose beats stopped is stale only after 20 s.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("poll_millis = 50", "poll_millis = 1000"),
+    )
+    .unwrap();
+    let app = start(dir.path(), &config);
+
+    drop_file(&inbox, "big.ndjson", &certs("big", LINES));
+    let lease = inbox.join("processing/.big.ndjson.lease");
+    wait_for("the file claimed", || lease.exists());
+    app.kill9();
+    assert!(inbox.join("processing/big.ndjson").exists());
+
+    // The lease names a process of this machine that is gone: no 20 s wait.
+    let restarted = Instant::now();
+    let app = start(dir.path(), &config);
+    let pid = format!(" {} ", app.child.id());
+    wait_for("the restarted process holding the file", || {
+        std::fs::read_to_string(&lease).is_ok_and(|l| l.contains(&pid))
+            || inbox.join("done/big.ndjson").exists()
+    });
+    assert!(
+        restarted.elapsed() < Duration::from_secs(10),
+        "resumed only after {:?}",
+        restarted.elapsed()
+    );
+    let (accepted, duplicates, _) = counts(&report(&inbox, "done", "big.ndjson"));
+    assert_eq!(accepted + duplicates, LINES as u64);
+    app.stop();
+}

@@ -12,7 +12,9 @@
 //! monotonic clock, never by comparing a file's mtime with its wall clock, so the
 //! clocks of the machines sharing the folder need not agree. A file in `processing/`
 //! without a lease (written by an older version, or a crash right after the claim) is
-//! stale the same way once nothing has appeared for that long.
+//! stale the same way once nothing has appeared for that long. A lease naming a process
+//! of this kernel and pid namespace that no longer runs is stale at once: a process
+//! restarted after a crash resumes its file without waiting.
 //!
 //! A replica that stopped beating for that long (a stopped VM resumed, say) finds
 //! another holder in the lease at its next beat and gives the file up; at worst both
@@ -36,12 +38,33 @@ pub const STALE_POLLS: u32 = 20;
 const MAGIC: &str = "mieruka inbox lease";
 
 /// This process, as its leases name it: host, process id and start instant, so two
-/// processes never share an id even with the same pid on two machines.
+/// processes never share an id even with the same pid on two machines; then where the
+/// process runs (the kernel's boot id and the pid namespace) and its start time in the
+/// kernel's ticks, so a replica on the same kernel and pid namespace can tell at once
+/// that the holder is gone.
 #[derive(Debug, Clone)]
 pub struct Holder {
     id: String,
     /// A token for this holder's temporary file names (no host name in a file name).
     tmp: String,
+    /// The boot id and pid namespace of this process: `None` where they cannot be read.
+    here: Option<String>,
+}
+
+/// `/proc/PID/stat`'s start time (field 22), which tells a process from a later one
+/// given the same pid.
+fn start_time(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: count the fields after its closing parenthesis.
+    let (_, after) = stat.rsplit_once(')')?;
+    after.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// The boot id and pid namespace of this process, as one word.
+fn kernel_and_namespace() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{}/{}", boot.trim(), ns.to_str()?))
 }
 
 impl Holder {
@@ -51,15 +74,39 @@ impl Holder {
             .ok()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
+            .filter(|h| !h.is_empty() && !h.contains(char::is_whitespace))
             .unwrap_or_else(|| "unknown-host".into());
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let pid = std::process::id();
+        let here = kernel_and_namespace();
+        let local = here
+            .as_deref()
+            .zip(start_time("self"))
+            .map_or(String::new(), |(h, t)| format!(" {h} {t}"));
         Holder {
-            id: format!("{host} {pid} {nanos}"),
+            id: format!("{host} {pid} {nanos}{local}"),
             tmp: format!("{pid}_{nanos}"),
+            here,
+        }
+    }
+
+    /// Whether the lease `text` names a process of this kernel and pid namespace that
+    /// no longer runs (its pid is free, or taken by a later process): a restart after a
+    /// crash resumes its file at once instead of waiting for the lease to go stale.
+    fn is_gone_here(&self, text: &str) -> bool {
+        let Some(here) = self.here.as_deref() else {
+            return false;
+        };
+        let Some(id) = holder_of(text) else {
+            return false;
+        };
+        match id.split(' ').collect::<Vec<_>>()[..] {
+            [_, pid, _, place, started] if place == here => {
+                start_time(pid).is_none_or(|now| now != started)
+            }
+            _ => false,
         }
     }
 
@@ -231,12 +278,13 @@ pub struct Observed {
 
 impl Observed {
     /// Looks at the leases of `names` (files in `processing/` this replica does not
-    /// hold) and returns those unchanged for `stale`, with the content last seen.
+    /// hold) and returns those unchanged for `stale`, or whose holder `here` sees gone,
+    /// with the content last seen.
     pub fn stale(
         &mut self,
         processing: &Path,
         names: &[String],
-        stale: Duration,
+        (stale, here): (Duration, &Holder),
     ) -> Vec<(String, Option<Vec<u8>>)> {
         self.seen.retain(|n, _| names.contains(n));
         let mut out = Vec::new();
@@ -246,9 +294,13 @@ impl Observed {
                 .seen
                 .entry(name.clone())
                 .or_insert_with(|| (now.clone(), Instant::now()));
-            if entry.0 != now {
+            let gone = now
+                .as_deref()
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .is_some_and(|t| here.is_gone_here(t));
+            if entry.0 != now && !gone {
                 *entry = (now, Instant::now());
-            } else if entry.1.elapsed() >= stale {
+            } else if gone || entry.1.elapsed() >= stale {
                 out.push((name.clone(), now));
             }
         }
@@ -302,6 +354,29 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_of_a_process_gone_from_this_machine_is_stale_at_once() {
+        let h = Holder::this_process();
+        // This process: alive.
+        assert!(!h.is_gone_here(&h.lease(1)));
+        // The same process id and place with another start time: a later process.
+        let mut words: Vec<&str> = h.id.split(' ').collect();
+        assert_eq!(words.len(), 5, "{}", h.id);
+        words[4] = "1";
+        let later = Holder {
+            id: words.join(" "),
+            ..h.clone()
+        };
+        assert!(h.is_gone_here(&later.lease(1)));
+        // Another machine or pid namespace: only its lease's beats can tell.
+        words[3] = "another-boot/pid:[1]";
+        let elsewhere = Holder {
+            id: words.join(" "),
+            ..h.clone()
+        };
+        assert!(!h.is_gone_here(&elsewhere.lease(1)));
+    }
+
+    #[test]
     fn a_lease_that_keeps_beating_is_never_stale() {
         let dir = tempfile::tempdir().unwrap();
         let p = path(dir.path(), "a.csv");
@@ -312,14 +387,14 @@ mod tests {
         let until = Instant::now() + Duration::from_millis(300);
         while Instant::now() < until {
             assert!(seen
-                .stale(dir.path(), &names, Duration::from_millis(100))
+                .stale(dir.path(), &names, (Duration::from_millis(100), &h))
                 .is_empty());
             std::thread::sleep(Duration::from_millis(5));
         }
         held.release();
         let until = Instant::now() + Duration::from_secs(5);
         while seen
-            .stale(dir.path(), &names, Duration::from_millis(100))
+            .stale(dir.path(), &names, (Duration::from_millis(100), &h))
             .is_empty()
         {
             assert!(
