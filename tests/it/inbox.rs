@@ -30,6 +30,13 @@ fn config_with_inbox(dir: &Path, settle_seconds: u64) -> (PathBuf, PathBuf) {
     (config, inbox)
 }
 
+/// A fresh folder with the test config and its inbox (see [`config_with_inbox`]).
+fn setup(settle_seconds: u64) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, inbox) = config_with_inbox(dir.path(), settle_seconds);
+    (dir, config, inbox)
+}
+
 fn start(dir: &Path, config: &Path) -> TestApp {
     replica(dir, config, "m.db")
 }
@@ -113,8 +120,7 @@ fn is_empty(dir: &Path) -> bool {
 
 #[test]
 fn a_shift_jis_csv_dropped_into_the_inbox_is_imported_once_and_lands_in_done_with_its_reports() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     let app = start(dir.path(), &config);
 
     drop_file(&inbox, "konbini_0501.csv", &fixture());
@@ -188,8 +194,7 @@ fn a_shift_jis_csv_dropped_into_the_inbox_is_imported_once_and_lands_in_done_wit
 
 #[test]
 fn a_file_still_being_written_is_not_taken_until_it_has_settled() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 1);
+    let (dir, config, inbox) = setup(1);
     let app = start(dir.path(), &config);
 
     let bytes = fixture();
@@ -209,8 +214,7 @@ fn a_file_still_being_written_is_not_taken_until_it_has_settled() {
 
 #[test]
 fn the_same_file_dropped_again_under_another_name_counts_nothing_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     let app = start(dir.path(), &config);
 
     drop_file(&inbox, "a.csv", &fixture());
@@ -223,8 +227,7 @@ fn the_same_file_dropped_again_under_another_name_counts_nothing_twice() {
 
 #[test]
 fn a_file_that_cannot_be_read_lands_in_failed_with_its_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     let app = start(dir.path(), &config);
 
     drop_file(&inbox, "other.csv", b"a,b\n1,2\n");
@@ -258,8 +261,7 @@ fn a_file_that_cannot_be_read_lands_in_failed_with_its_reason() {
 
 #[test]
 fn a_file_left_in_processing_is_imported_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     std::fs::create_dir_all(inbox.join("processing")).unwrap();
     std::fs::write(inbox.join("processing/left.csv"), fixture()).unwrap();
     let app = start(dir.path(), &config);
@@ -340,8 +342,7 @@ fn the_ingest_role_produces_a_dropped_file_to_kafka_and_the_aggregators_count_it
 #[test]
 fn a_process_killed_mid_file_imports_it_again_at_start_without_counting_a_line_twice() {
     const LINES: usize = 100_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     let app = start(dir.path(), &config);
 
     let file = dir.path().join("big.ndjson");
@@ -395,8 +396,7 @@ fn a_process_killed_mid_file_imports_it_again_at_start_without_counting_a_line_t
 
 #[test]
 fn an_event_of_a_source_the_inbox_may_not_send_is_refused_as_not_allowed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     let app = start(dir.path(), &config);
 
     let lines = [
@@ -438,8 +438,7 @@ fn accepted(app: &TestApp) -> f64 {
 #[test]
 fn a_file_dropped_again_under_the_name_of_one_being_imported_waits_and_replaces_nothing() {
     const LINES: usize = 200_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     // Two replicas on the folder: while one imports, the other is free to claim.
     let a = start(dir.path(), &config);
     let b = replica(dir.path(), &config, "b.db");
@@ -482,8 +481,7 @@ fn a_file_dropped_again_under_the_name_of_one_being_imported_waits_and_replaces_
 #[test]
 fn a_replica_started_while_another_imports_a_file_leaves_that_file_to_it() {
     const LINES: usize = 300_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     let first = start(dir.path(), &config);
 
     drop_file(&inbox, "big.ndjson", &certs("big", LINES));
@@ -511,8 +509,7 @@ fn a_replica_started_while_another_imports_a_file_leaves_that_file_to_it() {
 #[test]
 fn a_running_replica_takes_over_the_file_of_one_killed_mid_file() {
     const LINES: usize = 200_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     let a = start(dir.path(), &config);
     let b = replica(dir.path(), &config, "b.db");
 
@@ -550,8 +547,7 @@ fn a_running_replica_takes_over_the_file_of_one_killed_mid_file() {
 
 #[test]
 fn a_file_committed_before_a_stop_is_only_moved_at_start_not_imported_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     // What a process killed between writing the reports and moving the file leaves.
     let processing = inbox.join("processing");
     std::fs::create_dir_all(&processing).unwrap();
@@ -670,8 +666,7 @@ fn the_readme_worked_example_of_an_inbox_runs_as_written() {
 #[test]
 fn a_process_restarted_on_the_same_machine_resumes_its_file_at_once() {
     const LINES: usize = 100_000;
-    let dir = tempfile::tempdir().unwrap();
-    let (config, inbox) = config_with_inbox(dir.path(), 0);
+    let (dir, config, inbox) = setup(0);
     // Polls of a second: a lease whose beats stopped is stale only after 20 s.
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
