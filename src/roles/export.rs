@@ -11,6 +11,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use mieruka_aggregator::store::{PgStore, NOTIFY_CHANNEL};
 use mieruka_aggregator::{figures, Plan};
+use mieruka_exporter::trend::trends;
 use mieruka_exporter::{Exporter, Role};
 use sqlx::postgres::PgListener;
 use tokio::net::TcpListener;
@@ -128,8 +129,10 @@ async fn refresh_loop(
         loop {
             let now = clock.now();
             let refreshed = async {
-                let figs = store.with_ledger(|l| figures(&plan, l, now)).await?;
-                exporter.publish(&figs, now);
+                let (figs, trends) = store
+                    .with_ledger(|l| (figures(&plan, l, now), trends(&plan, l, now)))
+                    .await?;
+                exporter.publish_with_trends(&figs, &trends, now);
                 super::publish_freshness(&store, &exporter).await
             };
             match refreshed.await {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mieruka_aggregator::{figures, Plan, SqliteStore};
+use mieruka_exporter::trend::trends;
 use mieruka_exporter::Exporter;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -155,10 +156,10 @@ async fn refresh(
     clock: Clock,
 ) -> anyhow::Result<()> {
     let now = clock.now();
-    let figs = store
-        .with_ledger(|ledger| figures(plan, ledger, now))
+    let (figs, trends) = store
+        .with_ledger(|ledger| (figures(plan, ledger, now), trends(plan, ledger, now)))
         .await?;
-    exporter.publish(&figs, now);
+    exporter.publish_with_trends(&figs, &trends, now);
     super::publish_freshness(store, exporter).await?;
     Ok(())
 }

@@ -19,3 +19,4 @@ mod personal;
 mod plan;
 mod prometheus;
 mod standalone;
+mod status_label;
