@@ -9,6 +9,7 @@ mod guard;
 mod helpers;
 mod import;
 mod import_kafka;
+mod import_xlsx;
 mod inbox;
 mod kafka;
 mod personal;
