@@ -622,6 +622,52 @@ mod tests {
     }
 
     #[test]
+    fn streamed_line_numbers_stay_exact_across_read_and_buffer_boundaries() {
+        // Far more text than the line counter keeps, every kind of line end, quoted
+        // newlines and blank rows; read a few bytes at a time and all at once.
+        let ends = ["\n", "\r\n", "\r"];
+        let mut text = HEADER.to_owned();
+        let (mut line, mut expected) = (2, Vec::new());
+        for i in 0..20_000 {
+            let end = ends[i % 3];
+            if i % 7 == 0 {
+                text.push_str(&format!(",,,,{end}"));
+                line += 1;
+            }
+            let id = if i % 5 == 0 {
+                format!("\"K-{i}{end}x\"")
+            } else {
+                format!("K-{i}")
+            };
+            text.push_str(&format!(
+                "{id},2026/05/01 10:15:00,コンビニ,住民票の写し,1{end}"
+            ));
+            expected.push(line);
+            line += if i % 5 == 0 { 2 } else { 1 };
+        }
+        let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
+        for step in [1 << 20, 4093, 61] {
+            let reader = decode::Trickle(&sjis, step);
+            let mut rows =
+                CsvRows::new(reader, Encoding::ShiftJis, &mapping_ref(), &schema_ref()).unwrap();
+            let mut lines = Vec::new();
+            while let Some(r) = rows.next_row().unwrap() {
+                lines.push(r.line);
+            }
+            assert_eq!(lines, expected, "reads of {step} bytes");
+            assert_eq!(rows.skipped().blank, 20_000 / 7 + 1);
+        }
+    }
+
+    fn mapping_ref() -> &'static CsvMapping {
+        Box::leak(Box::new(mapping()))
+    }
+
+    fn schema_ref() -> &'static Schema {
+        Box::leak(Box::new(schema()))
+    }
+
+    #[test]
     fn a_row_of_the_wrong_width_is_a_csv_error_naming_its_line() {
         let text = csv(&[
             "K-1,2026/05/01 10:15:00,コンビニ,住民票の写し,1",

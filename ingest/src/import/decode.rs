@@ -249,21 +249,23 @@ pub(crate) fn detect_encoding_in(mut r: impl Read) -> io::Result<Encoding> {
     }
 }
 
+/// A reader handing out at most `n` bytes per read, to cut characters and lines.
+#[cfg(test)]
+pub(super) struct Trickle<'a>(pub(super) &'a [u8], pub(super) usize);
+
+#[cfg(test)]
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.len().min(self.1).min(buf.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A reader handing out at most `n` bytes per read, to cut characters and lines.
-    struct Trickle<'a>(&'a [u8], usize);
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.0.len().min(self.1).min(buf.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
 
     fn decode_all(bytes: &[u8], enc: Encoding, step: usize) -> Result<String, ImportError> {
         let mut d = Decoded::new(Trickle(bytes, step), enc);
