@@ -646,10 +646,10 @@ mod tests {
             line += if i % 5 == 0 { 2 } else { 1 };
         }
         let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
+        let (m, schema) = (mapping(), schema());
         for step in [1 << 20, 4093, 61] {
             let reader = decode::Trickle(&sjis, step);
-            let mut rows =
-                CsvRows::new(reader, Encoding::ShiftJis, &mapping_ref(), &schema_ref()).unwrap();
+            let mut rows = CsvRows::new(reader, Encoding::ShiftJis, &m, &schema).unwrap();
             let mut lines = Vec::new();
             while let Some(r) = rows.next_row().unwrap() {
                 lines.push(r.line);
@@ -657,14 +657,6 @@ mod tests {
             assert_eq!(lines, expected, "reads of {step} bytes");
             assert_eq!(rows.skipped().blank, 20_000 / 7 + 1);
         }
-    }
-
-    fn mapping_ref() -> &'static CsvMapping {
-        Box::leak(Box::new(mapping()))
-    }
-
-    fn schema_ref() -> &'static Schema {
-        Box::leak(Box::new(schema()))
     }
 
     #[test]

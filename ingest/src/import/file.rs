@@ -44,8 +44,11 @@ type FileReader = BufReader<File>;
 
 /// The rows of a file checked whole, as they stream in.
 pub enum FileRows<'m> {
-    Ndjson(NdjsonRows<FileReader>),
-    Csv(CsvRows<'m, FileReader>),
+    /// An NDJSON file's lines.
+    Ndjson(Box<NdjsonRows<FileReader>>),
+    /// A CSV file's rows.
+    Csv(Box<CsvRows<'m, FileReader>>),
+    /// A workbook sheet's rows.
     Xlsx(Box<XlsxRows<'m>>),
 }
 
@@ -91,7 +94,7 @@ pub fn open_file<'m>(
 ) -> Result<(FileRows<'m>, u64), ImportError> {
     let open = || {
         File::open(path)
-            .map(|f| BufReader::new(f))
+            .map(BufReader::new)
             .map_err(|e| ImportError::Io(e.to_string()))
     };
     let need_mapping =
@@ -113,11 +116,11 @@ pub fn open_file<'m>(
         Format::Csv => {
             let mapping = mapping.ok_or_else(need_mapping)?;
             CsvRows::new(open()?, encoding, mapping, schema)?.check_rest()?;
-            FileRows::Csv(CsvRows::new(open()?, encoding, mapping, schema)?)
+            FileRows::Csv(Box::new(CsvRows::new(open()?, encoding, mapping, schema)?))
         }
         _ => {
             NdjsonRows::new(open()?, encoding).check_rest()?;
-            FileRows::Ndjson(NdjsonRows::new(open()?, encoding))
+            FileRows::Ndjson(Box::new(NdjsonRows::new(open()?, encoding)))
         }
     };
     Ok((rows, size))
