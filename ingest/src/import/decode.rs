@@ -34,10 +34,21 @@ pub(crate) struct Decoded<R> {
     out: Vec<u8>,
     out_pos: usize,
     error: Option<ImportError>,
-    lines: LineCounter,
+    /// Lines are counted only for a reader that asks for them (CSV): the text since
+    /// the last offset asked is kept until then.
+    lines: Option<LineCounter>,
 }
 
 impl<R: Read> Decoded<R> {
+    /// `inner` decoded, counting lines for [`Decoded::line_at`].
+    pub(crate) fn with_lines(inner: R, encoding: Encoding) -> Self {
+        Decoded {
+            lines: Some(LineCounter::default()),
+            ..Self::new(inner, encoding)
+        }
+    }
+
+    /// `inner` decoded, not counting lines.
     pub(crate) fn new(inner: R, encoding: Encoding) -> Self {
         let decoder = match encoding {
             Encoding::Utf8 => encoding_rs::UTF_8.new_decoder_with_bom_removal(),
@@ -56,7 +67,7 @@ impl<R: Read> Decoded<R> {
             out: Vec::with_capacity(CHUNK),
             out_pos: 0,
             error: None,
-            lines: LineCounter::default(),
+            lines: None,
         }
     }
 
@@ -74,12 +85,12 @@ impl<R: Read> Decoded<R> {
     /// decoded text (asked in increasing order). A line ends at `\n`, `\r\n` or a `\r`
     /// alone (old Mac exports), as the csv crate ends records.
     pub(crate) fn line_at(&mut self, offset: u64) -> u64 {
-        self.lines.at(offset)
+        self.lines.as_mut().map_or(0, |l| l.at(offset))
     }
 
     /// The line the counter last reached.
     pub(crate) fn current_line(&self) -> u64 {
-        self.lines.line
+        self.lines.as_ref().map_or(0, |l| l.line)
     }
 
     /// Decodes the next chunk into `out`; false at the end of the text.
@@ -144,7 +155,9 @@ impl<R: Read> Read for Decoded<R> {
         let n = buf.len().min(self.out.len() - self.out_pos);
         let chunk = &self.out[self.out_pos..self.out_pos + n];
         buf[..n].copy_from_slice(chunk);
-        self.lines.push(chunk);
+        if let Some(lines) = &mut self.lines {
+            lines.push(chunk);
+        }
         self.out_pos += n;
         Ok(n)
     }

@@ -183,7 +183,7 @@ impl<'m, R: Read> CsvRows<'m, R> {
             .has_headers(true)
             .flexible(true)
             .buffer_capacity(CSV_BUFFER)
-            .from_reader(Decoded::new(read, encoding));
+            .from_reader(Decoded::with_lines(read, encoding));
         let headers: Vec<String> = match reader.headers() {
             Ok(h) => h.iter().map(|h| h.trim().to_owned()).collect(),
             Err(e) => return Err(csv_error(&e, reader.get_mut())),
