@@ -71,7 +71,8 @@ impl FileRows<'_> {
         }
     }
 
-    /// How far the import is: (done, of) in bytes of a text file, rows of a sheet.
+    /// How far the import is: bytes read of a text file, rows read of a sheet (out of
+    /// what [`open_file`] returned beside the rows).
     pub fn progress(&self) -> u64 {
         match self {
             FileRows::Ndjson(r) => r.bytes_read(),
