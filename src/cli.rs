@@ -49,10 +49,12 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
-    /// Import NDJSON or CSV files (UTF-8 or Shift_JIS) into the store, or into the
-    /// production pipeline (the `[kafka]` topic) when Kafka brokers are given.
+    /// Import NDJSON or CSV files (UTF-8 or Shift_JIS, streamed in flat memory) and
+    /// Excel workbooks (.xlsx) into the store, or into the production pipeline (the
+    /// `[kafka]` topic) when Kafka brokers are given.
     Import {
-        /// Files to import (`.csv`/`.tsv` are CSV; anything else is NDJSON).
+        /// Files to import (`.csv`/`.tsv` are CSV, `.xlsx` a workbook; anything else is
+        /// NDJSON).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// SQLite file [default: data/mieruka.db].
@@ -61,7 +63,8 @@ pub enum Command {
         /// Plan file [default: the shipped Ome plan].
         #[arg(long, env = "MIERUKA_PLAN")]
         plan: Option<PathBuf>,
-        /// CSV column mapping: the name of a [csv_mappings.NAME] table in the config.
+        /// Column mapping of CSV files and workbooks: the name of a [csv_mappings.NAME]
+        /// table in the config.
         #[arg(long)]
         mapping: Option<String>,
         /// Text encoding: utf-8 or shift_jis [default: detected].

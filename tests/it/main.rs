@@ -11,6 +11,7 @@ mod healthy_pipeline;
 mod helpers;
 mod import;
 mod import_kafka;
+mod import_xlsx;
 mod inbox;
 mod kafka;
 mod logs;
