@@ -33,6 +33,7 @@ use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
 use error::RequestError;
+pub(crate) use error::DocumentedReply;
 use extract::{Caller, Framed};
 pub use idle::{IdleTimeout, IdleTimeoutListener};
 
@@ -152,6 +153,12 @@ pub struct RejectedEntry {
     pub field: Option<String>,
     /// What is wrong.
     pub message: String,
+}
+
+/// One example of every refusal of `POST /v1/events` under `limits`, with its reply:
+/// what the OpenAPI document lists.
+pub(crate) fn documented_replies(limits: &Limits) -> Vec<DocumentedReply> {
+    RequestError::documented(limits)
 }
 
 /// The router serving `POST /v1/events` (the receiver's limits apply).

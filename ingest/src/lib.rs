@@ -16,6 +16,7 @@ pub mod json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod reject;
+pub mod contract;
 pub mod schema;
 pub mod sink;
 pub mod timestamp;

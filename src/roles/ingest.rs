@@ -110,7 +110,9 @@ impl IngestRole {
             (clock, republish),
             &shutdown,
         );
-        let app = mieruka_exporter::router(exporter).merge(mieruka_ingest::http::router(receiver));
+        let app = mieruka_exporter::router(exporter)
+            .merge(mieruka_ingest::http::router(receiver))
+            .merge(super::contract_router(&settings.plan));
         let addr = listener.local_addr()?;
         let listener = IdleTimeoutListener::new(listener, settings.idle_timeout);
         tracing::info!(%addr, %topic, "Receiving events for Kafka.");

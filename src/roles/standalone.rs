@@ -99,7 +99,8 @@ impl Standalone {
             limits: settings.limits,
         };
         let app = mieruka_exporter::router(exporter.clone())
-            .merge(mieruka_ingest::http::router(receiver));
+            .merge(mieruka_ingest::http::router(receiver))
+            .merge(super::contract_router(&settings.plan));
         let wake = sink.committed.clone();
         let inboxes = super::inbox::spawn_all(
             &settings.inboxes,
