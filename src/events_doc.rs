@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use mieruka_aggregator::plan::{KpiKind, Plan, HORIZON_YEARS};
-use mieruka_ingest::contract::{example_event, example_value, file_name};
+use mieruka_ingest::contract::{example_line, example_value, file_name};
 use mieruka_ingest::schema::{DEFAULT_BOUND, EventType, Field, FieldKind};
 use mieruka_ingest::Schema;
 
@@ -96,7 +96,7 @@ fn section(out: &mut String, plan: &Plan, ty: &EventType) {
     }
     out.push('\n');
     fields_table(out, &plan.schema, ty);
-    let example = example_event(&plan.schema, ty);
+    let example = example_line(&plan.schema, ty);
     let _ = write!(
         out,
         "NDJSON の例 / NDJSON example:\n\n```json\n{example}\n```\n\n"

@@ -238,17 +238,32 @@ pub fn example_event(schema: &Schema, ty: &EventType) -> Value {
         .iter()
         .map(|f| (f.name.clone(), example_value(schema, ty, f)))
         .collect();
+    // An id per type: two examples in one request must not share (source, event_id).
+    let id = |n: u32| format!("{}-{n:06}", ty.name.replace(['.', '_'], "-"));
     let mut out = json!({
-        "event_id": "ev-2026-000123",
+        "event_id": id(123),
         "source": "line-system-a",
         "type": ty.name,
         "occurred_at": "2026-05-01T10:15:00+09:00",
         "data": data,
     });
     if ty.voids {
-        out["voids"] = json!("ev-2026-000122");
+        out["voids"] = json!(id(122));
     }
     out
+}
+
+/// [`example_event`] as one NDJSON line, its keys in the envelope's order (serde_json
+/// would sort them, putting `data` first).
+pub fn example_line(schema: &Schema, ty: &EventType) -> String {
+    let event = example_event(schema, ty);
+    let keys = ["event_id", "source", "type", "occurred_at", "data", "voids"];
+    let members: Vec<String> = keys
+        .iter()
+        .filter(|k| event.get(**k).is_some())
+        .map(|k| format!("{}:{}", json!(k), event[*k]))
+        .collect();
+    format!("{{{}}}", members.join(","))
 }
 
 /// The example value of a field: its default, else a small value inside its bounds.

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::{event_schemas, example_event, pretty, DIALECT};
+use super::{event_schemas, example_event, example_line, pretty, DIALECT};
 use crate::http::{documented_replies, Limits, RejectedEntry, Reply};
 use crate::reject::Reason;
 use crate::schema::{FieldKind, Schema, TimeWindow};
@@ -106,16 +106,18 @@ fn reply_schema() -> Value {
 }
 
 fn post_events(schema: &Schema) -> Value {
-    let examples: Vec<Value> = [true, false]
+    // Two types: one with an enum field (its misspelling is the example rejection) and
+    // one without, when the plan has both.
+    let types: Vec<_> = [true, false]
         .into_iter()
         .filter_map(|with_enum| {
-            let ty = schema.types().iter().find(|t| {
+            schema.types().iter().find(|t| {
                 !t.voids && t.fields.iter().any(|f| matches!(f.kind, FieldKind::Enum { .. })) == with_enum
-            })?;
-            Some(example_event(schema, ty))
+            })
         })
         .collect();
-    let ndjson: String = examples.iter().map(|e| format!("{e}\n")).collect();
+    let examples: Vec<Value> = types.iter().map(|t| example_event(schema, t)).collect();
+    let ndjson: String = types.iter().map(|t| example_line(schema, t) + "\n").collect();
     let mut responses = Map::new();
     responses.insert("200".into(), json!({
         "description": "The body was framed: each event was counted, found a duplicate or refused (listed with why). Events are durable before this reply.",
@@ -187,7 +189,7 @@ fn misspelt(schema: &Schema, event: &Value) -> Option<Value> {
     let ty = schema.event_type(schema.type_id(event["type"].as_str()?)?);
     let f = ty.fields.iter().find(|f| matches!(f.kind, FieldKind::Enum { .. }))?;
     let mut bad = event.clone();
-    bad["event_id"] = json!("ev-2026-000124");
+    bad["event_id"] = json!(format!("{}-typo", bad["event_id"].as_str()?));
     let value = format!("{}_typo", bad["data"][&f.name].as_str()?);
     bad["data"][&f.name] = json!(value);
     Some(bad)
