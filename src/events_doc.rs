@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use mieruka_aggregator::plan::{KpiKind, Plan, HORIZON_YEARS};
 use mieruka_ingest::contract::{example_line, example_value, file_name};
-use mieruka_ingest::schema::{DEFAULT_BOUND, EventType, Field, FieldKind};
+use mieruka_ingest::schema::{EventType, Field, FieldKind, DEFAULT_BOUND};
 use mieruka_ingest::Schema;
 
 /// The Markdown of `docs/events.md` for `plan`.
@@ -25,7 +25,13 @@ pub fn events_md(plan: &Plan) -> String {
     out.push_str(&rules(plan));
     out.push_str("## 目次 / Event types\n\n");
     for ty in sorted_types(&plan.schema) {
-        let _ = writeln!(out, "- [`{}`](#{}) {}", ty.name, anchor(&ty.name), ty.doc.name_ja);
+        let _ = writeln!(
+            out,
+            "- [`{}`](#{}) {}",
+            ty.name,
+            anchor(&ty.name),
+            ty.doc.name_ja
+        );
     }
     out.push('\n');
     for ty in sorted_types(&plan.schema) {
@@ -136,7 +142,11 @@ fn fields_table(out: &mut String, schema: &Schema, ty: &EventType) {
     }
     out.push_str("| フィールド / field | 日本語名 | 種類 / kind | 必須 / required | 値 / values |\n|---|---|---|---|---|\n");
     for f in &ty.fields {
-        let required = if f.required { "必須 / yes" } else { "任意 / no" };
+        let required = if f.required {
+            "必須 / yes"
+        } else {
+            "任意 / no"
+        };
         let _ = writeln!(
             out,
             "| `{}` | {} | {} | {} | {} |",
@@ -185,10 +195,12 @@ fn values_text(schema: &Schema, ty: &EventType, f: &Field) -> String {
         FieldKind::Enum { values } => values
             .iter()
             .enumerate()
-            .map(|(i, v)| match f.doc.values_ja.get(i).filter(|n| !n.is_empty()) {
-                Some(ja) => format!("`{v}`（{ja}）"),
-                None => format!("`{v}`"),
-            })
+            .map(
+                |(i, v)| match f.doc.values_ja.get(i).filter(|n| !n.is_empty()) {
+                    Some(ja) => format!("`{v}`（{ja}）"),
+                    None => format!("`{v}`"),
+                },
+            )
             .collect::<Vec<_>>()
             .join(", "),
         FieldKind::Id => {
@@ -205,8 +217,16 @@ fn values_text(schema: &Schema, ty: &EventType, f: &Field) -> String {
 
 /// `min`〜`max`, the default bound written as "no bound".
 fn range(lo: &str, hi: &str, min: i64, max: i64) -> String {
-    let lo = if min <= -DEFAULT_BOUND { "−10^9".to_owned() } else { lo.to_owned() };
-    let hi = if max >= DEFAULT_BOUND { "10^9".to_owned() } else { hi.to_owned() };
+    let lo = if min <= -DEFAULT_BOUND {
+        "−10^9".to_owned()
+    } else {
+        lo.to_owned()
+    };
+    let hi = if max >= DEFAULT_BOUND {
+        "10^9".to_owned()
+    } else {
+        hi.to_owned()
+    };
     format!("{lo}〜{hi}")
 }
 

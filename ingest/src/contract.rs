@@ -36,7 +36,10 @@ pub fn file_name(type_name: &str) -> String {
 pub fn event_schema(schema: &Schema, ty: &EventType) -> Value {
     let mut properties = Map::new();
     properties.insert("event_id".into(), id_schema("Unique per event within its source, chosen by the line system; re-sending the same id and body counts once."));
-    properties.insert("source".into(), id_schema("The line system that sends the event, one of the sources its token may send."));
+    properties.insert(
+        "source".into(),
+        id_schema("The line system that sends the event, one of the sources its token may send."),
+    );
     properties.insert("type".into(), json!({ "const": ty.name }));
     properties.insert(
         "occurred_at".into(),
@@ -51,7 +54,9 @@ pub fn event_schema(schema: &Schema, ty: &EventType) -> Value {
     if ty.voids {
         properties.insert(
             "voids".into(),
-            id_schema("The event_id of the earlier event of the same source that this event retracts."),
+            id_schema(
+                "The event_id of the earlier event of the same source that this event retracts.",
+            ),
         );
         required.push("voids");
     }
@@ -174,8 +179,11 @@ fn field_schema(schema: &Schema, ty: &EventType, f: &Field) -> Value {
             id
         }
         FieldKind::Stage { of } => {
-            let mut all: Vec<&String> =
-                schema.milestones().into_iter().flat_map(|(_, s)| s).collect();
+            let mut all: Vec<&String> = schema
+                .milestones()
+                .into_iter()
+                .flat_map(|(_, s)| s)
+                .collect();
             all.sort_unstable();
             all.dedup();
             json!({

@@ -32,8 +32,8 @@ use crate::reject::Reason;
 use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
-use error::RequestError;
 pub(crate) use error::DocumentedReply;
+use error::RequestError;
 use extract::{Caller, Framed};
 pub use idle::{IdleTimeout, IdleTimeoutListener};
 

@@ -6,6 +6,7 @@
 //! payload that holds one is rejected with the JSON path of the field, and the value is
 //! neither logged nor stored.
 
+pub mod contract;
 pub mod event;
 pub mod frame;
 pub mod guard;
@@ -16,7 +17,6 @@ pub mod json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod reject;
-pub mod contract;
 pub mod schema;
 pub mod sink;
 pub mod timestamp;

@@ -504,3 +504,41 @@ fn default_value(kind: &FieldKind, v: &serde_json::Value) -> Option<crate::Value
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(fields: &str) -> Result<Schema, SchemaError> {
+        let decls: BTreeMap<String, EventTypeDecl> =
+            serde_json::from_str(&format!(r#"{{"t": {{"fields": {fields}}}}}"#))
+                .unwrap_or_else(|e| panic!("{e}"));
+        Schema::new(&decls, HashMap::new())
+    }
+
+    #[test]
+    fn japanese_value_names_line_up_with_the_values() {
+        let schema = compile(
+            r#"{"channel": {"kind": "enum", "values": ["konbini", "counter"], "name_ja": "交付方法", "values_ja": {"counter": "窓口"}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let f = &schema.types()[0].fields[0];
+        assert_eq!(f.doc.name_ja, "交付方法");
+        assert_eq!(f.doc.values_ja, ["", "窓口"]);
+    }
+
+    #[test]
+    fn a_japanese_name_for_a_value_the_field_does_not_have_is_an_error() {
+        let err = compile(
+            r#"{"channel": {"kind": "enum", "values": ["konbini"], "values_ja": {"conbini": "コンビニ"}}}"#,
+        )
+        .err()
+        .map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some(r#"field "channel": values_ja names "conbini", which is not one of its values"#)
+        );
+        let err = compile(r#"{"n": {"kind": "int", "values_ja": {"1": "一"}}}"#).err();
+        assert!(err.is_some_and(|e| e.message.contains("only an enum takes values_ja")));
+    }
+}

@@ -28,7 +28,10 @@ pub fn contract_files(plan: &Plan) -> Vec<(PathBuf, String)> {
         PathBuf::from("openapi.json"),
         contract::pretty(&openapi::openapi(&plan.schema, &plan.id)),
     ));
-    files.push((PathBuf::from("events.md"), crate::events_doc::events_md(plan)));
+    files.push((
+        PathBuf::from("events.md"),
+        crate::events_doc::events_md(plan),
+    ));
     files
 }
 

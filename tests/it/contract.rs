@@ -72,7 +72,10 @@ fn the_committed_contract_under_docs_is_the_plans() {
         .filter_map(|(p, _)| p.strip_prefix(SCHEMA_DIR).ok())
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
-    assert_eq!(committed, generated, "docs/schema/ holds other files than the plan's types: {fix}");
+    assert_eq!(
+        committed, generated,
+        "docs/schema/ holds other files than the plan's types: {fix}"
+    );
 }
 
 #[test]
@@ -93,7 +96,11 @@ fn a_schema_change_to_the_plan_changes_the_generated_contract() {
         .collect();
     assert_eq!(
         differ,
-        ["schema/certificate.issued.json", "openapi.json", "events.md"],
+        [
+            "schema/certificate.issued.json",
+            "openapi.json",
+            "events.md"
+        ],
         "a new enum value must show in the type's schema, the OpenAPI document and events.md"
     );
 }
@@ -177,7 +184,12 @@ fn payloads_the_receiver_refuses_fail_the_schema_too() {
     cases.push(("a source of 129 characters", "out_of_bounds", bad));
     let mut bad = stage;
     let kpi = bad["data"]["kpi"].as_str().unwrap().to_owned();
-    let other = plan.schema.milestones().into_iter().find(|(k, _)| *k != kpi).unwrap();
+    let other = plan
+        .schema
+        .milestones()
+        .into_iter()
+        .find(|(k, _)| *k != kpi)
+        .unwrap();
     bad["data"]["stage"] = json!(other.1.last().unwrap());
     cases.push(("a stage of another milestone KPI", "unknown_value", bad));
     for (what, reason, event) in cases {
@@ -230,14 +242,26 @@ fn the_openapi_document_is_valid_openapi_3_1_and_its_examples_fit_their_schemas(
         if status == "200" {
             continue;
         }
-        let examples = r["content"]["application/json"]["examples"].as_object().unwrap();
+        let examples = r["content"]["application/json"]["examples"]
+            .as_object()
+            .unwrap();
         for (name, ex) in examples {
-            assert_eq!(errors(&error, &ex["value"]), Vec::<String>::new(), "{status} {name}");
+            assert_eq!(
+                errors(&error, &ex["value"]),
+                Vec::<String>::new(),
+                "{status} {name}"
+            );
         }
     }
     // The reasons are the receiver's closed list.
-    let reasons: Vec<&str> = mieruka_ingest::Reason::ALL.iter().map(|r| r.as_str()).collect();
-    assert_eq!(doc["components"]["schemas"]["Reason"]["enum"], json!(reasons));
+    let reasons: Vec<&str> = mieruka_ingest::Reason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(
+        doc["components"]["schemas"]["Reason"]["enum"],
+        json!(reasons)
+    );
 }
 
 /// Every reply of the receiver's golden transcript (ingest/src/http/replies.golden) has
@@ -246,8 +270,7 @@ fn the_openapi_document_is_valid_openapi_3_1_and_its_examples_fit_their_schemas(
 fn every_reply_the_receiver_gives_is_documented_in_the_openapi_document() {
     let plan = ome();
     let doc = openapi(&plan.schema, &plan.id);
-    let golden =
-        std::fs::read_to_string(root().join("ingest/src/http/replies.golden")).unwrap();
+    let golden = std::fs::read_to_string(root().join("ingest/src/http/replies.golden")).unwrap();
     let responses = &doc["paths"]["/v1/events"]["post"]["responses"];
     let mut statuses = BTreeSet::new();
     for reply in golden.split("\n=====\n") {
@@ -267,7 +290,9 @@ fn every_reply_the_receiver_gives_is_documented_in_the_openapi_document() {
             }
             let allowed = &documented["headers"][name]["schema"]["enum"];
             assert!(
-                allowed.as_array().is_some_and(|a| a.contains(&json!(value))),
+                allowed
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!(value))),
                 "{status}: header {name}: {value} is not documented"
             );
         }
@@ -280,12 +305,27 @@ fn the_ome_plan_names_every_type_field_and_value_in_japanese() {
     let plan = ome();
     for ty in plan.schema.types() {
         assert!(!ty.doc.name_ja.is_empty(), "{}: name_ja", ty.name);
-        assert!(!ty.doc.description_ja.is_empty(), "{}: description_ja", ty.name);
+        assert!(
+            !ty.doc.description_ja.is_empty(),
+            "{}: description_ja",
+            ty.name
+        );
         for f in &ty.fields {
             assert!(!f.doc.name_ja.is_empty(), "{}.{}: name_ja", ty.name, f.name);
             if let FieldKind::Enum { values } = &f.kind {
-                assert_eq!(f.doc.values_ja.len(), values.len(), "{}.{}", ty.name, f.name);
-                assert!(f.doc.values_ja.iter().all(|n| !n.is_empty()), "{}.{}", ty.name, f.name);
+                assert_eq!(
+                    f.doc.values_ja.len(),
+                    values.len(),
+                    "{}.{}",
+                    ty.name,
+                    f.name
+                );
+                assert!(
+                    f.doc.values_ja.iter().all(|n| !n.is_empty()),
+                    "{}.{}",
+                    ty.name,
+                    f.name
+                );
             }
         }
     }
@@ -323,7 +363,9 @@ fn standalone_serves_the_contract_and_its_replies_fit_it() {
     let doc = openapi(&plan.schema, &plan.id);
     let reply = validator_at(&doc, "/components/schemas/Reply");
     let error = validator_at(&doc, "/components/schemas/Error");
-    let ty = plan.schema.event_type(plan.schema.type_id("certificate.issued").unwrap());
+    let ty = plan
+        .schema
+        .event_type(plan.schema.type_id("certificate.issued").unwrap());
     let mut good = example_event(&plan.schema, ty);
     good["source"] = json!("konbini");
     let mut bad = good.clone();
@@ -334,7 +376,11 @@ fn standalone_serves_the_contract_and_its_replies_fit_it() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 1, "{body}");
     assert_eq!(errors(&reply, &body), Vec::<String>::new(), "{body}");
-    let (status, body) = app.post(Some(KONBINI_TOKEN), "application/json", &format!("[{good}]"));
+    let (status, body) = app.post(
+        Some(KONBINI_TOKEN),
+        "application/json",
+        &format!("[{good}]"),
+    );
     assert_eq!((status, &body["duplicates"]), (200, &json!(1)), "{body}");
     let (status, body) = app.post(None, "application/json", "[]");
     assert_eq!(status, 401);

@@ -42,11 +42,14 @@ pub fn openapi(schema: &Schema, plan_id: &str) -> Value {
             "discriminator": { "propertyName": "type", "mapping": mapping },
         }),
     );
-    components.insert("Reason".into(), json!({
-        "type": "string",
-        "description": "Why an event was refused (docs/bad-input.md explains each).",
-        "enum": Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-    }));
+    components.insert(
+        "Reason".into(),
+        json!({
+            "type": "string",
+            "description": "Why an event was refused (docs/bad-input.md explains each).",
+            "enum": Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        }),
+    );
     components.insert("RejectedEntry".into(), rejected_entry_schema());
     components.insert("Reply".into(), reply_schema());
     components.insert("Error".into(), json!({
@@ -112,12 +115,19 @@ fn post_events(schema: &Schema) -> Value {
         .into_iter()
         .filter_map(|with_enum| {
             schema.types().iter().find(|t| {
-                !t.voids && t.fields.iter().any(|f| matches!(f.kind, FieldKind::Enum { .. })) == with_enum
+                !t.voids
+                    && t.fields
+                        .iter()
+                        .any(|f| matches!(f.kind, FieldKind::Enum { .. }))
+                        == with_enum
             })
         })
         .collect();
     let examples: Vec<Value> = types.iter().map(|t| example_event(schema, t)).collect();
-    let ndjson: String = types.iter().map(|t| example_line(schema, t) + "\n").collect();
+    let ndjson: String = types
+        .iter()
+        .map(|t| example_line(schema, t) + "\n")
+        .collect();
     let mut responses = Map::new();
     responses.insert("200".into(), json!({
         "description": "The body was framed: each event was counted, found a duplicate or refused (listed with why). Events are durable before this reply.",
@@ -187,7 +197,10 @@ fn reply_example(schema: &Schema, examples: &[Value]) -> Value {
 /// `event` with its first enum value misspelt.
 fn misspelt(schema: &Schema, event: &Value) -> Option<Value> {
     let ty = schema.event_type(schema.type_id(event["type"].as_str()?)?);
-    let f = ty.fields.iter().find(|f| matches!(f.kind, FieldKind::Enum { .. }))?;
+    let f = ty
+        .fields
+        .iter()
+        .find(|f| matches!(f.kind, FieldKind::Enum { .. }))?;
     let mut bad = event.clone();
     bad["event_id"] = json!(format!("{}-typo", bad["event_id"].as_str()?));
     let value = format!("{}_typo", bad["data"][&f.name].as_str()?);
@@ -199,7 +212,12 @@ fn refusal(replies: &[crate::http::DocumentedReply]) -> Value {
     let when: Vec<&str> = replies.iter().map(|r| r.when).collect();
     let examples: Map<String, Value> = replies
         .iter()
-        .map(|r| (r.name.to_owned(), json!({ "summary": r.when, "value": r.body })))
+        .map(|r| {
+            (
+                r.name.to_owned(),
+                json!({ "summary": r.when, "value": r.body }),
+            )
+        })
         .collect();
     let mut headers = Map::new();
     for r in replies {
@@ -260,13 +278,22 @@ pub fn router(schema: &Schema, plan_id: &str) -> Router {
     });
     let docs = Documents {
         index: pretty(&index),
-        by_type: schemas.iter().map(|(n, s)| (n.clone(), pretty(s))).collect(),
+        by_type: schemas
+            .iter()
+            .map(|(n, s)| (n.clone(), pretty(s)))
+            .collect(),
         openapi: pretty(&openapi(schema, plan_id)),
     };
     Router::new()
-        .route("/v1/schema", get(|State(d): State<Arc<Documents>>| async move { json_reply(d.index.clone()) }))
+        .route(
+            "/v1/schema",
+            get(|State(d): State<Arc<Documents>>| async move { json_reply(d.index.clone()) }),
+        )
         .route("/v1/schema/{type}", get(type_schema))
-        .route("/v1/openapi.json", get(|State(d): State<Arc<Documents>>| async move { json_reply(d.openapi.clone()) }))
+        .route(
+            "/v1/openapi.json",
+            get(|State(d): State<Arc<Documents>>| async move { json_reply(d.openapi.clone()) }),
+        )
         .with_state(Arc::new(docs))
 }
 

@@ -184,9 +184,7 @@ impl RequestError {
                     .headers()
                     .iter()
                     .filter(|(k, _)| *k != header::CONTENT_TYPE)
-                    .map(|(k, v)| {
-                        (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                    })
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                     .collect();
                 DocumentedReply {
                     status: response.status().as_u16(),
