@@ -131,6 +131,17 @@ pub enum Command {
         #[arg(long, env = "MIERUKA_PLAN")]
         plan: Option<PathBuf>,
     },
+    /// Write the vendor contract generated from the plan: a JSON Schema per event type
+    /// (OUT/schema/), the OpenAPI document of POST /v1/events (OUT/openapi.json) and the
+    /// event reference in Japanese and English (OUT/events.md).
+    Schema {
+        /// Output directory.
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+    },
     /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all);
     /// its refusals also go to PostgreSQL's `rejected` table when a URL is given.
     Ingest {

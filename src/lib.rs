@@ -6,5 +6,6 @@
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod events_doc;
 pub mod process;
 pub mod roles;

@@ -102,6 +102,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::generate::dashboards(&resolve(flags, RoleKind::Command)?, &out)
         }
+        Command::Schema { out, plan } => {
+            let flags = Flags {
+                plan,
+                ..Flags::default()
+            };
+            commands::schema::write(&resolve(flags, RoleKind::Command)?.plan, &out)
+        }
         Command::Ingest { role } => ingest(resolve(role.flags(), RoleKind::Ingest)?).await,
         Command::Aggregate { role } => aggregate(resolve(role.flags(), RoleKind::Aggregate)?).await,
         Command::Export { role } => export(resolve(role.flags(), RoleKind::Export)?).await,

@@ -20,7 +20,7 @@ mod data;
 use data::validate_data;
 
 /// Longest accepted `event_id`, `source` or `id` field, in characters.
-const MAX_ID_CHARS: usize = 128;
+pub(crate) const MAX_ID_CHARS: usize = 128;
 
 /// A validated `data` value.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]

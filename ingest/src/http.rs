@@ -35,6 +35,7 @@ use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
 pub use access::{OnRefused, Peer, Refusal, AUTH_FAILURE_REASONS, REFUSAL_REASONS, UNKNOWN_TOKEN};
+pub(crate) use error::DocumentedReply;
 use error::RequestError;
 use extract::{Caller, Framed};
 pub use idle::{IdleTimeout, IdleTimeoutListener};
@@ -158,6 +159,12 @@ pub struct RejectedEntry {
     pub field: Option<String>,
     /// What is wrong.
     pub message: String,
+}
+
+/// One example of every refusal of `POST /v1/events` under `limits`, with its reply:
+/// what the OpenAPI document lists.
+pub(crate) fn documented_replies(limits: &Limits) -> Vec<DocumentedReply> {
+    RequestError::documented(limits)
 }
 
 /// The router serving `POST /v1/events` (the receiver's limits apply).

@@ -6,6 +6,7 @@
 //! payload that holds one is rejected with the JSON path of the field, and the value is
 //! neither logged nor stored.
 
+pub mod contract;
 pub mod event;
 pub mod frame;
 pub mod guard;

@@ -17,6 +17,12 @@ pub struct EventTypeDecl {
     /// What the event means, for people reading the plan.
     #[serde(default)]
     pub description: String,
+    /// Its name in Japanese, for the event reference a city hands to vendors.
+    #[serde(default)]
+    pub name_ja: String,
+    /// What the event means, in Japanese.
+    #[serde(default)]
+    pub description_ja: String,
     /// The `data` fields, by name.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldDecl>,
@@ -49,6 +55,15 @@ pub struct FieldDecl {
     pub required: Option<bool>,
     /// For a `stage`: the field naming the milestone KPI whose stages apply.
     pub of: Option<String>,
+    /// Its name in Japanese, for the event reference.
+    #[serde(default)]
+    pub name_ja: String,
+    /// What it holds, for people (English).
+    #[serde(default)]
+    pub description: String,
+    /// The Japanese name of each value of an `enum`, by value.
+    #[serde(default)]
+    pub values_ja: BTreeMap<String, String>,
 }
 
 /// A bound as written in the plan: an integer, a TOML float (read by its shortest
@@ -181,6 +196,32 @@ pub struct Field {
     pub required: bool,
     /// Its value when absent.
     pub default: Option<crate::Value>,
+    /// What the plan says of it, for the generated contract.
+    pub doc: FieldDoc,
+}
+
+/// What the plan says of a field for people: the vendor contract is generated from it.
+#[derive(Clone, Debug, Default)]
+pub struct FieldDoc {
+    /// Its name in Japanese (empty when the plan gives none).
+    pub name_ja: String,
+    /// What it holds (English; empty when the plan gives none).
+    pub description: String,
+    /// The default as the plan writes it (JSON), when it has one.
+    pub default: Option<serde_json::Value>,
+    /// The Japanese name of each enum value, in the order of the values (empty: none).
+    pub values_ja: Vec<String>,
+}
+
+/// What the plan says of an event type for people.
+#[derive(Clone, Debug, Default)]
+pub struct TypeDoc {
+    /// What it means (English).
+    pub description: String,
+    /// Its name in Japanese.
+    pub name_ja: String,
+    /// What it means in Japanese.
+    pub description_ja: String,
 }
 
 /// What a compiled field holds.
@@ -209,6 +250,8 @@ pub struct EventType {
     pub rules: Vec<(FieldIx, FieldIx)>,
     /// Whether `voids` is required (and `data` must be empty).
     pub voids: bool,
+    /// What the plan says of it, for the generated contract.
+    pub doc: TypeDoc,
 }
 
 impl EventType {
@@ -268,11 +311,13 @@ impl Schema {
                     })?),
                 };
                 let required = f.required.unwrap_or(default.is_none());
+                let doc = field_doc(fname, f, &kind).map_err(err)?;
                 fields.push(Field {
                     name: fname.clone(),
                     kind,
                     required,
                     default,
+                    doc,
                 });
             }
             let ty = EventType {
@@ -280,6 +325,11 @@ impl Schema {
                 fields,
                 rules: Vec::new(),
                 voids: decl.voids,
+                doc: TypeDoc {
+                    description: decl.description.clone(),
+                    name_ja: decl.name_ja.clone(),
+                    description_ja: decl.description_ja.clone(),
+                },
             };
             let mut rules = Vec::new();
             for r in &decl.rules {
@@ -334,6 +384,17 @@ impl Schema {
     /// The stage ids of a milestone KPI.
     pub fn stages(&self, kpi: &str) -> Option<&[String]> {
         self.stages.get(kpi).map(Vec::as_slice)
+    }
+
+    /// Every milestone KPI with its stage ids, sorted by KPI id.
+    pub fn milestones(&self) -> Vec<(&str, &[String])> {
+        let mut v: Vec<(&str, &[String])> = self
+            .stages
+            .iter()
+            .map(|(k, s)| (k.as_str(), s.as_slice()))
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Type names, sorted, for error messages.
@@ -398,6 +459,38 @@ fn compile_kind(name: &str, f: &FieldDecl, names: &[&String]) -> Result<FieldKin
     })
 }
 
+/// The documentation of a field; Japanese names are only given to values it declares.
+fn field_doc(name: &str, f: &FieldDecl, kind: &FieldKind) -> Result<FieldDoc, String> {
+    let values_ja = match kind {
+        FieldKind::Enum { values } => {
+            if let Some(stray) = f.values_ja.keys().find(|k| !values.contains(k)) {
+                return Err(format!(
+                    "field {name:?}: values_ja names {stray:?}, which is not one of its values"
+                ));
+            }
+            let names: Vec<String> = values
+                .iter()
+                .map(|v| f.values_ja.get(v).cloned().unwrap_or_default())
+                .collect();
+            if names.iter().all(String::is_empty) {
+                Vec::new()
+            } else {
+                names
+            }
+        }
+        _ if !f.values_ja.is_empty() => {
+            return Err(format!("field {name:?}: only an enum takes values_ja"))
+        }
+        _ => Vec::new(),
+    };
+    Ok(FieldDoc {
+        name_ja: f.name_ja.clone(),
+        description: f.description.clone(),
+        default: f.default.clone(),
+        values_ja,
+    })
+}
+
 fn default_value(kind: &FieldKind, v: &serde_json::Value) -> Option<crate::Value> {
     match kind {
         FieldKind::Int { .. } => v.as_i64().map(crate::Value::Int),
@@ -409,5 +502,43 @@ fn default_value(kind: &FieldKind, v: &serde_json::Value) -> Option<crate::Value
                 .map(|i| crate::Value::Enum(i as u16))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(fields: &str) -> Result<Schema, SchemaError> {
+        let decls: BTreeMap<String, EventTypeDecl> =
+            serde_json::from_str(&format!(r#"{{"t": {{"fields": {fields}}}}}"#))
+                .unwrap_or_else(|e| panic!("{e}"));
+        Schema::new(&decls, HashMap::new())
+    }
+
+    #[test]
+    fn japanese_value_names_line_up_with_the_values() {
+        let schema = compile(
+            r#"{"channel": {"kind": "enum", "values": ["konbini", "counter"], "name_ja": "交付方法", "values_ja": {"counter": "窓口"}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let f = &schema.types()[0].fields[0];
+        assert_eq!(f.doc.name_ja, "交付方法");
+        assert_eq!(f.doc.values_ja, ["", "窓口"]);
+    }
+
+    #[test]
+    fn a_japanese_name_for_a_value_the_field_does_not_have_is_an_error() {
+        let err = compile(
+            r#"{"channel": {"kind": "enum", "values": ["konbini"], "values_ja": {"conbini": "コンビニ"}}}"#,
+        )
+        .err()
+        .map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some(r#"field "channel": values_ja names "conbini", which is not one of its values"#)
+        );
+        let err = compile(r#"{"n": {"kind": "int", "values_ja": {"1": "一"}}}"#).err();
+        assert!(err.is_some_and(|e| e.message.contains("only an enum takes values_ja")));
     }
 }

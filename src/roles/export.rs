@@ -73,6 +73,7 @@ impl ExportRole {
             plan,
             settings,
         } = self;
+        let app = mieruka_exporter::router(exporter.clone()).merge(super::contract_router(&plan));
         let refresher = tokio::spawn(refresh_loop(
             plan,
             exporter.clone(),
@@ -80,7 +81,7 @@ impl ExportRole {
             shutdown.clone(),
         ));
         tracing::info!(addr = %listener.local_addr()?, "Serving metrics from PostgreSQL.");
-        axum::serve(listener, mieruka_exporter::router(exporter))
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await?;
         shutdown.cancel();

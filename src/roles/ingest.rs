@@ -117,7 +117,9 @@ impl IngestRole {
             (clock, republish),
             &shutdown,
         );
-        let app = mieruka_exporter::router(exporter).merge(mieruka_ingest::http::router(receiver));
+        let app = mieruka_exporter::router(exporter)
+            .merge(mieruka_ingest::http::router(receiver))
+            .merge(super::contract_router(&settings.plan));
         let addr = listener.local_addr()?;
         tracing::info!(%addr, %topic, "Receiving events for Kafka.");
         super::serve(listener, settings.idle_timeout, app, &shutdown).await?;

@@ -47,6 +47,13 @@ impl Clock {
     }
 }
 
+/// The vendor contract of the plan (`/v1/schema`, `/v1/openapi.json`), which every role
+/// a line system's vendor may reach serves beside its own routes (standalone, ingest,
+/// export), so the contract read is the one of the plan that runs.
+fn contract_router(plan: &mieruka_aggregator::plan::Plan) -> axum::Router {
+    mieruka_ingest::contract::openapi::router(&plan.schema, &plan.id)
+}
+
 /// Listens on `listen` (`127.0.0.1:0` picks a free port).
 async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(listen)

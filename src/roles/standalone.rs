@@ -97,7 +97,8 @@ impl Standalone {
         } = self;
         let receiver = super::receiver(&settings, sink.clone(), &exporter)?;
         let app = mieruka_exporter::router(exporter.clone())
-            .merge(mieruka_ingest::http::router(receiver));
+            .merge(mieruka_ingest::http::router(receiver))
+            .merge(super::contract_router(&settings.plan));
         let wake = sink.committed.clone();
         let inboxes = super::inbox::spawn_all(
             &settings.inboxes,

@@ -628,6 +628,9 @@ fn events_flow_from_ingest_through_kafka_to_export_with_exact_values() {
     let export = s.start("export", "export");
     ingest.wait_ready(Duration::from_secs(30));
     export.wait_ready(Duration::from_secs(30));
+    // The vendor contract is served by both roles a vendor may reach.
+    crate::contract::assert_serves_the_contract(&ingest.base);
+    crate::contract::assert_serves_the_contract(&export.base);
 
     let personal = r#"{"event_id":"p-9","source":"office","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{"size":"A4","sheets":1,"memo":"1234-5678-9018"}}"#;
     let reply = ingest.post(

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod browser;
+mod contract;
 mod crash;
 mod freshness;
 mod guard;

@@ -133,3 +133,83 @@ impl IntoResponse for RequestError {
         }
     }
 }
+
+/// One documented refusal: what the OpenAPI document says of a reply code.
+#[derive(Debug)]
+pub(crate) struct DocumentedReply {
+    /// Its HTTP status.
+    pub status: u16,
+    /// An example name (the variant's, in snake case).
+    pub name: &'static str,
+    /// When it is sent.
+    pub when: &'static str,
+    /// The headers it carries besides `content-type`, as sent.
+    pub headers: Vec<(String, String)>,
+    /// Its body, as sent.
+    pub body: serde_json::Value,
+}
+
+impl RequestError {
+    /// When each refusal is sent, by variant: a new variant does not compile until it is
+    /// documented here, so the OpenAPI document cannot miss one.
+    fn when(&self) -> (&'static str, &'static str) {
+        match self {
+            RequestError::MissingToken => ("missing_token", "No `Authorization: Bearer …` header."),
+            RequestError::UnknownToken => ("unknown_token", "A bearer token no line system holds."),
+            RequestError::ContentType(_) => ("content_type", "A content type other than application/x-ndjson (or application/ndjson, application/jsonl) and application/json."),
+            RequestError::TooLarge { .. } => ("too_large", "A body over the size limit: split it."),
+            RequestError::Unreadable(_) => ("unreadable", "A body that broke off while it was read."),
+            RequestError::Timeout { .. } => ("timeout", "A body that did not arrive within the body timeout."),
+            RequestError::Frame(FrameError::TooManyEvents { .. }) => ("too_many_events", "More events in one request than the limit: split it."),
+            RequestError::Frame(_) => ("not_an_array", "An application/json body that is not a JSON array of events."),
+            RequestError::Unavailable { .. } => ("unavailable", "The store is unavailable; the message says how much of the request was kept. Re-sending the whole request is safe (an event id counts once)."),
+            RequestError::StoreFailed(_) => ("store_failed", "The store failed in a way a retry does not fix: tell the operator."),
+        }
+    }
+
+    /// One example of every refusal, with the reply the client gets.
+    pub(crate) fn documented(limits: &super::Limits) -> Vec<DocumentedReply> {
+        let examples = [
+            RequestError::MissingToken,
+            RequestError::UnknownToken,
+            RequestError::ContentType("text/csv".to_owned()),
+            RequestError::TooLarge {
+                max_bytes: limits.max_body_bytes,
+            },
+            RequestError::Unreadable("connection reset".to_owned()),
+            RequestError::Timeout {
+                secs: limits.body_timeout.as_secs(),
+            },
+            RequestError::Frame(FrameError::TooManyEvents {
+                max: limits.max_events,
+            }),
+            RequestError::Frame(FrameError::NotUtf8 { offset: 0 }),
+            RequestError::Unavailable {
+                message: "broker down".to_owned(),
+                kept: 0,
+            },
+            RequestError::StoreFailed("disk full".to_owned()),
+        ];
+        examples
+            .into_iter()
+            .map(|e| {
+                let (name, when) = e.when();
+                let body = serde_json::json!({ "error": e.to_string() });
+                let response = e.into_response();
+                let headers = response
+                    .headers()
+                    .iter()
+                    .filter(|(k, _)| *k != header::CONTENT_TYPE)
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                DocumentedReply {
+                    status: response.status().as_u16(),
+                    name,
+                    when,
+                    headers,
+                    body,
+                }
+            })
+            .collect()
+    }
+}
