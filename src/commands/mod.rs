@@ -5,10 +5,12 @@
 //! - [`demo`]: generate a synthetic history, ingest it, serve it like `standalone`.
 //! - [`import`]: NDJSON and CSV files into the embedded store.
 //! - [`rejected`]: the rejected events kept in a store (SQLite or PostgreSQL), filtered and summed up.
+//! - [`explain`]: why a KPI's value is what it is, from either store.
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
 
 pub mod demo;
+pub mod explain;
 pub mod generate;
 pub mod import;
 pub mod plan;

@@ -93,7 +93,12 @@ impl Standalone {
             settings,
         } = self;
         let receiver = super::receiver(&settings, sink.clone(), &exporter)?;
+        let api = super::kpi_api::KpiApi::new(
+            super::kpi_api::Stores::Sqlite(store.clone()),
+            Clock(settings.now),
+        );
         let app = mieruka_exporter::router(exporter.clone())
+            .merge(super::kpi_api::router(api))
             .merge(mieruka_ingest::http::router(receiver));
         let wake = sink.committed.clone();
         let inboxes = super::inbox::spawn_all(
