@@ -5,6 +5,7 @@
 mod bad_input;
 mod browser;
 mod crash;
+mod explain;
 mod guard;
 mod helpers;
 mod import;
