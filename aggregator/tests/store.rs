@@ -39,6 +39,12 @@ proptest! {
 }
 
 #[test]
+fn explain_takes_the_figures_apart() {
+    let (_dir, db) = fresh_db("x.db");
+    stores::explain_takes_the_figures_apart::<SqliteStore>(&db);
+}
+
+#[test]
 fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
     let (_dir, db) = fresh_db("r.db");
     stores::rejected_events_are_kept_with_their_reason_and_masked_raw_text::<SqliteStore>(&db);
