@@ -80,7 +80,7 @@ impl ExportRole {
             super::kpi_api::Stores::Pg {
                 url: settings.database_url.clone(),
                 plan: plan.clone(),
-                store: tokio::sync::OnceCell::new(),
+                store: Box::default(),
             },
             Clock(settings.now),
         );

@@ -26,11 +26,11 @@ pub enum Stores {
     /// `standalone`: its open SQLite store.
     Sqlite(Arc<SqliteStore>),
     /// `export`: PostgreSQL, connected at the first request (the role itself starts
-    /// while the database may still be down) and kept.
+    /// while the database may still be down) and kept; boxed, as a store is large.
     Pg {
         url: String,
         plan: Arc<Plan>,
-        store: OnceCell<PgStore>,
+        store: Box<OnceCell<PgStore>>,
     },
 }
 

@@ -136,6 +136,13 @@ fn every_numeric_kpi_of_the_demo_is_explained_by_parts_that_add_up_to_its_metric
     let (_, body) = explain_http(&demo.base, "mynumber_card_holding_rate", "");
     assert_eq!(cli, serde_json::from_str::<Value>(&body).unwrap());
     assert!(cli["parts"][0]["snapshot"]["event_id"].is_string(), "{cli}");
+    // Each KPI's page links to its explanation (`/kpi/<id>` → `/v1/kpis/<id>`).
+    let page = ureq::get(&format!("{}/kpi/telework_rate", demo.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("href=\"../v1/kpis/telework_rate\""), "{page}");
     // Wrong requests are named.
     assert_eq!(explain_http(&demo.base, "no_such_kpi", "").0, 404);
     assert_eq!(explain_http(&demo.base, "telework_rate", "fy=soon").0, 400);
