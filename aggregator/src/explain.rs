@@ -143,16 +143,8 @@ pub async fn explain<S: Store>(
 }
 
 /// The KPI's measures (none for a milestone).
-fn measures_of(plan: &Plan, k: KpiId) -> Vec<MeasureId> {
-    match &plan.kpis[k].kind {
-        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![*m],
-        KpiKind::Ratio {
-            numerator,
-            denominator,
-            ..
-        } => vec![*numerator, *denominator],
-        KpiKind::Milestone { .. } => Vec::new(),
-    }
+pub(crate) fn measures_of(plan: &Plan, k: KpiId) -> Vec<MeasureId> {
+    plan.kpis[k].measures()
 }
 
 /// The ledger the figure comes from and the log's tally: two passes over the log,

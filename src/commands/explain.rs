@@ -23,14 +23,7 @@ pub async fn run(settings: &Resolved, req: &Request, json: bool) -> anyhow::Resu
             .context("cannot open the PostgreSQL store")?;
         from(&store, req).await?
     } else {
-        let db = &settings.db;
-        if !db.exists() {
-            anyhow::bail!(
-                "no store at {} (pass --db, or --database-url for PostgreSQL)",
-                db.display()
-            );
-        }
-        let store = SqliteStore::open(db, plan).await?;
+        let store = SqliteStore::open(super::existing_db(settings)?, plan).await?;
         from(&store, req).await?
     };
     if json {

@@ -15,3 +15,16 @@ pub mod generate;
 pub mod import;
 pub mod plan;
 pub mod rejected;
+
+/// The SQLite file of `settings`, which a command that only reads must find: it is not
+/// created (opening would make an empty store and report nothing).
+pub fn existing_db(settings: &crate::config::Resolved) -> anyhow::Result<&std::path::Path> {
+    let db = &settings.db;
+    if !db.exists() {
+        anyhow::bail!(
+            "no store at {} (pass --db, or --database-url for PostgreSQL)",
+            db.display()
+        );
+    }
+    Ok(db)
+}
