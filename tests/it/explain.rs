@@ -239,3 +239,109 @@ fn as_of_counts_late_arrivals_that_occurred_by_then_and_leaves_out_what_was_void
     );
     app.stop();
 }
+
+#[test]
+fn the_export_role_explains_from_postgresql_as_the_command_does() {
+    use mieruka_aggregator::store::PgStore;
+    use mieruka_ingest::{item, Position};
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let db = mieruka_testkit::pg::TestDb::create_blocking("mieruka_explain").unwrap();
+    let plan = std::sync::Arc::new(Plan::ome().unwrap());
+    let lines = [
+        snapshot(
+            "h-0331",
+            "card",
+            "mynumber_card.holders_snapshot",
+            "holders",
+            100_000,
+            "2026-03-31T12:00:00+09:00",
+        ),
+        snapshot(
+            "p-0331",
+            "juki",
+            "population.snapshot",
+            "population",
+            125_000,
+            "2026-03-31T12:00:00+09:00",
+        ),
+        issued("i-1", 500, "2026-05-01T10:00:00+09:00"),
+        issued("i-2", 700, "2026-07-01T10:00:00+09:00"),
+    ];
+    let items = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| item(&plan.schema, l.as_bytes(), Position::Index(i), "test"))
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        store.submit_batch(items).await.unwrap();
+        store.close().await;
+    });
+    let mut child = Command::new(bin())
+        .args([
+            "export",
+            "--listen",
+            "127.0.0.1:0",
+            "--now",
+            NOW,
+            "--database-url",
+        ])
+        .arg(db.url())
+        .env("MIERUKA_LOG", "warn")
+        .env_remove("MIERUKA_CONFIG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let app = TestApp {
+        child,
+        base: line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned(),
+        config: Default::default(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        let (status, body) = explain_http(&app.base, "mynumber_card_holding_rate", "fy=2026");
+        if status == 200 || std::time::Instant::now() > deadline {
+            assert_eq!(status, 200, "{body}");
+            break body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["parts"][0]["value"], 101_200.0, "{e}");
+    assert_eq!(
+        e["parts"][0]["by_source"],
+        serde_json::json!([{"key": "card", "value": 1200.0}])
+    );
+    assert_adds_up(&e, Some(100.0));
+    let out = Command::new(bin())
+        .args([
+            "explain",
+            "mynumber_card_holding_rate",
+            "--json",
+            "--database-url",
+        ])
+        .arg(db.url())
+        .env("MIERUKA_NOW", NOW)
+        .env_remove("MIERUKA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), e);
+    app.stop();
+}
