@@ -52,6 +52,12 @@ proptest! {
 }
 
 #[test]
+fn explain_reads_every_page_of_the_log() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::explain_reads_every_page_of_the_log::<PgStore>(db.url());
+}
+
+#[test]
 fn explain_takes_the_figures_apart() {
     let db = TestDb::create_blocking("mieruka_test").unwrap();
     stores::explain_takes_the_figures_apart::<PgStore>(db.url());

@@ -444,3 +444,44 @@ pub fn explain_takes_the_figures_apart<S: Store>(location: &S::Location) {
         "no figure differs as of {as_of}: the case tests nothing"
     );
 }
+
+/// `explain` reads a log longer than one page (5,000 rows) whole: every event counts once.
+pub fn explain_reads_every_page_of_the_log<S: Store>(location: &S::Location) {
+    use mieruka_aggregator::explain::{explain, Request};
+
+    let plan = plan();
+    let n = 12_001;
+    let raws: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"k{i}","source":"konbini","type":"certificate.issued","occurred_at":"2026-0{}-0{}T10:00:00+09:00","data":{{"channel":"konbini","certificate":"juminhyo","count":1}}}}"#,
+                4 + i % 3,
+                1 + i % 9
+            )
+        })
+        .collect();
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        for chunk in raws.chunks(4_000) {
+            store.submit_batch(raw_items(&plan, chunk)).await.unwrap();
+        }
+        let req = Request {
+            kpi: "konbini_issuance_rate".into(),
+            year: None,
+            as_of: None,
+            now: Timestamp::parse_rfc3339("2026-10-01T00:00:00+09:00").unwrap(),
+        };
+        let e = explain(&store, &req).await.unwrap();
+        store.close().await;
+        let numerator = &e.parts[0];
+        assert_eq!(numerator.events_counted, n);
+        assert_eq!(numerator.value, Some(n as f64));
+        let by_source: Vec<(String, f64)> = numerator
+            .by_source
+            .iter()
+            .map(|s| (s.key.clone(), s.value))
+            .collect();
+        assert_eq!(by_source, [("konbini".to_owned(), n as f64)]);
+        assert_eq!(numerator.by_month.len(), 3, "{:?}", numerator.by_month);
+    });
+}
