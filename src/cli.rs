@@ -102,7 +102,7 @@ pub enum Command {
     /// and projection with their inputs. Reads PostgreSQL when a URL is given, else the
     /// SQLite file. The same explanation is served as JSON at /v1/kpis/<id>.
     Explain {
-        /// The KPI's id in the plan (e.g. mynumber_card_rate).
+        /// The KPI's id in the plan (e.g. mynumber_card_holding_rate).
         kpi: String,
         /// Fiscal year [default: the year of --as-of, else the current one].
         #[arg(long)]
@@ -121,8 +121,12 @@ pub enum Command {
         /// PostgreSQL URL [default: the config's [store] url].
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
-        #[command(flatten)]
-        plan: PlanArgs,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+        /// Take this instant as "now" (RFC 3339) instead of the wall clock.
+        #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+        now: Option<Timestamp>,
     },
     /// Plan files.
     Plan {
@@ -221,7 +225,7 @@ pub struct RoleArgs {
 
 impl PlanArgs {
     /// These flags, for [`mieruka::config::resolve`].
-    pub fn flags(&self) -> Flags {
+    fn flags(&self) -> Flags {
         Flags {
             plan: self.plan.clone(),
             now: self.now,

@@ -95,11 +95,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db,
             database_url,
             plan,
+            now,
         } => {
             let flags = Flags {
                 db,
                 database_url,
-                ..plan.flags()
+                plan,
+                now,
+                ..Flags::default()
             };
             let settings = resolve(flags, RoleKind::Command)?;
             let req = mieruka_aggregator::explain::Request {
