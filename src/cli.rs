@@ -107,6 +107,38 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Why a KPI's value is what it is: the formula with its numbers (numerator and
+    /// denominator, or the snapshot a level starts from and the deltas since), the
+    /// contributions by month and by source, the events counted and voided, and pace
+    /// and projection with their inputs. Reads PostgreSQL when a URL is given, else the
+    /// SQLite file. The same explanation is served as JSON at /v1/kpis/<id>.
+    Explain {
+        /// The KPI's id in the plan (e.g. mynumber_card_holding_rate).
+        kpi: String,
+        /// Fiscal year [default: the year of --as-of, else the current one].
+        #[arg(long)]
+        fy: Option<i32>,
+        /// The value as it stood at the end of this day (YYYY-MM-DD, JST), counting the
+        /// events that occurred by then, with today's knowledge of voids and late
+        /// arrivals.
+        #[arg(long, value_parser = parse_day)]
+        as_of: Option<mieruka_aggregator::Day>,
+        /// Print JSON (the body of GET /v1/kpis/<id>) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// SQLite file [default: data/mieruka.db].
+        #[arg(long, env = "MIERUKA_DB")]
+        db: Option<PathBuf>,
+        /// PostgreSQL URL [default: the config's [store] url].
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+        /// Take this instant as "now" (RFC 3339) instead of the wall clock.
+        #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+        now: Option<Timestamp>,
+    },
     /// Plan files.
     Plan {
         #[command(subcommand)]
@@ -251,4 +283,10 @@ impl RoleArgs {
 /// `--now`: an RFC 3339 instant.
 pub fn parse_now(s: &str) -> Result<Timestamp, String> {
     Timestamp::parse_rfc3339(s).map_err(|e| e.to_string())
+}
+
+/// `--as-of`: a calendar day, `YYYY-MM-DD`.
+pub fn parse_day(s: &str) -> Result<mieruka_aggregator::Day, String> {
+    s.parse()
+        .map_err(|e: mieruka_aggregator::fiscal::DayError| e.to_string())
 }

@@ -87,6 +87,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 commands::rejected::Query::parse(source, reason, since.as_deref(), limit, now)?;
             commands::rejected::run(&resolve(flags, RoleKind::Command)?, &query).await
         }
+        Command::Explain {
+            kpi,
+            fy,
+            as_of,
+            json,
+            db,
+            database_url,
+            plan,
+            now,
+        } => {
+            let flags = Flags {
+                db,
+                database_url,
+                plan,
+                now,
+                ..Flags::default()
+            };
+            let settings = resolve(flags, RoleKind::Command)?;
+            let req = mieruka_aggregator::explain::Request {
+                kpi,
+                year: fy.map(mieruka_aggregator::FiscalYear),
+                as_of,
+                now: settings.now.unwrap_or_else(Timestamp::wall_clock),
+            };
+            commands::explain::run(&settings, &req, json).await
+        }
         Command::Rules { out, plan } => {
             let flags = Flags {
                 plan,

@@ -7,6 +7,7 @@
 
 pub mod consumer;
 pub mod engine;
+pub mod explain;
 pub mod figures;
 pub mod fiscal;
 pub mod ledger;

@@ -39,6 +39,18 @@ proptest! {
 }
 
 #[test]
+fn explain_reads_every_page_of_the_log() {
+    let (_dir, db) = fresh_db("x.db");
+    stores::explain_reads_every_page_of_the_log::<SqliteStore>(&db);
+}
+
+#[test]
+fn explain_takes_the_figures_apart() {
+    let (_dir, db) = fresh_db("x.db");
+    stores::explain_takes_the_figures_apart::<SqliteStore>(&db);
+}
+
+#[test]
 fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
     let (_dir, db) = fresh_db("r.db");
     stores::rejected_events_are_kept_with_their_reason_and_masked_raw_text::<SqliteStore>(&db);

@@ -52,6 +52,18 @@ proptest! {
 }
 
 #[test]
+fn explain_reads_every_page_of_the_log() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::explain_reads_every_page_of_the_log::<PgStore>(db.url());
+}
+
+#[test]
+fn explain_takes_the_figures_apart() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::explain_takes_the_figures_apart::<PgStore>(db.url());
+}
+
+#[test]
 fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
     let db = TestDb::create_blocking("mieruka_test").unwrap();
     stores::rejected_events_are_kept_with_their_reason_and_masked_raw_text::<PgStore>(db.url());

@@ -128,5 +128,17 @@ fn write_definition(h: &mut String, plan: &Plan, kpi: &Kpi, fig: Option<&Figure>
         }
         None => h.push('—'),
     }
-    h.push_str("</p>\n</section>\n");
+    h.push_str("</p>\n");
+    // The explanation reads the KPI's events back from the log: too costly to render
+    // for every KPI at every publish, so the page links to it (served by the roles
+    // that hold a store: `standalone`, `export`).
+    let _ = writeln!(
+        h,
+        "<h2>内訳 <span lang=\"en\">Why this figure</span></h2>\n<p>計算式・月別・送信元別の内訳 \
+         <span lang=\"en\">formula, months and sources</span>: \
+         <a class=\"explain\" href=\"../v1/kpis/{id}\">/v1/kpis/{id}</a> (JSON), \
+         <code>mieruka explain {id}</code></p>",
+        id = esc(&kpi.id)
+    );
+    h.push_str("</section>\n");
 }

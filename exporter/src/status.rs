@@ -103,15 +103,7 @@ pub fn milestone_due(kpi: &Kpi, fy: FiscalYear) -> Timestamp {
 
 /// The measures a KPI's value is made of (none for a milestone).
 pub(crate) fn kpi_measures(kpi: &Kpi) -> Vec<MeasureId> {
-    match &kpi.kind {
-        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![*m],
-        KpiKind::Ratio {
-            numerator,
-            denominator,
-            ..
-        } => vec![*numerator, *denominator],
-        KpiKind::Milestone { .. } => Vec::new(),
-    }
+    kpi.measures()
 }
 
 /// Whether the KPI's value restarts at zero each fiscal year (a flow, or a ratio of

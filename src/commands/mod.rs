@@ -5,13 +5,28 @@
 //! - [`demo`]: generate a synthetic history, ingest it, serve it like `standalone`.
 //! - [`import`]: NDJSON and CSV files into the embedded store.
 //! - [`rejected`]: the rejected events kept in a store (SQLite or PostgreSQL), filtered and summed up.
+//! - [`explain`]: why a KPI's value is what it is, from either store.
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
 //! - [`schema`]: the vendor contract (JSON Schemas, OpenAPI, events.md) from the plan.
 
 pub mod demo;
+pub mod explain;
 pub mod generate;
 pub mod import;
 pub mod plan;
 pub mod rejected;
 pub mod schema;
+
+/// The SQLite file of `settings`, which a command that only reads must find: it is not
+/// created (opening would make an empty store and report nothing).
+pub fn existing_db(settings: &crate::config::Resolved) -> anyhow::Result<&std::path::Path> {
+    let db = &settings.db;
+    if !db.exists() {
+        anyhow::bail!(
+            "no store at {} (pass --db, or --database-url for PostgreSQL)",
+            db.display()
+        );
+    }
+    Ok(db)
+}

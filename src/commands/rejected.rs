@@ -81,13 +81,7 @@ pub async fn run(settings: &Resolved, query: &Query) -> anyhow::Result<ExitCode>
             .context("cannot open the PostgreSQL store")?;
         return list(&store, "the PostgreSQL store", query).await;
     }
-    let db = &settings.db;
-    if !db.exists() {
-        anyhow::bail!(
-            "no store at {} (pass --db, or --database-url for PostgreSQL)",
-            db.display()
-        );
-    }
+    let db = super::existing_db(settings)?;
     let store = SqliteStore::open(db, plan).await?;
     list(&store, &db.display().to_string(), query).await
 }

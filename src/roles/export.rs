@@ -75,11 +75,20 @@ impl ExportRole {
         } = self;
         let app = mieruka_exporter::router(exporter.clone()).merge(super::contract_router(&plan));
         let refresher = tokio::spawn(refresh_loop(
-            plan,
+            plan.clone(),
             exporter.clone(),
-            settings,
+            settings.clone(),
             shutdown.clone(),
         ));
+        let api = super::kpi_api::KpiApi::new(
+            super::kpi_api::Stores::Pg {
+                url: settings.database_url.clone(),
+                plan: plan.clone(),
+                store: Box::default(),
+            },
+            Clock(settings.now),
+        );
+        let app = mieruka_exporter::router(exporter.clone()).merge(super::kpi_api::router(api));
         tracing::info!(addr = %listener.local_addr()?, "Serving metrics from PostgreSQL.");
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

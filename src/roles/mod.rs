@@ -8,6 +8,8 @@
 //! - [`ingest`]: HTTP → Kafka (idempotent, `acks=all`).
 //! - [`aggregate`]: Kafka → PostgreSQL, effectively once, in a consumer group.
 //! - [`export`]: /metrics and the status page from PostgreSQL.
+//! - [`kpi_api`]: `GET /v1/kpis/<id>`, a KPI's explanation, which `standalone` and
+//!   `export` serve beside their metrics.
 //!
 //! What they share lives here: the clock, the socket, and how a committed batch is
 //! counted into the health metrics.
@@ -16,6 +18,7 @@ pub mod aggregate;
 pub mod export;
 pub mod inbox;
 pub mod ingest;
+pub mod kpi_api;
 pub mod standalone;
 
 use std::net::SocketAddr;

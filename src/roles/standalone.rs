@@ -96,7 +96,12 @@ impl Standalone {
             settings,
         } = self;
         let receiver = super::receiver(&settings, sink.clone(), &exporter)?;
+        let api = super::kpi_api::KpiApi::new(
+            super::kpi_api::Stores::Sqlite(store.clone()),
+            Clock(settings.now),
+        );
         let app = mieruka_exporter::router(exporter.clone())
+            .merge(super::kpi_api::router(api))
             .merge(mieruka_ingest::http::router(receiver))
             .merge(super::contract_router(&settings.plan));
         let wake = sink.committed.clone();

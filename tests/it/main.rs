@@ -7,6 +7,7 @@ mod browser;
 mod contract;
 mod crash;
 mod freshness;
+mod explain;
 mod guard;
 mod healthy_pipeline;
 mod helpers;

@@ -191,6 +191,19 @@ impl Kpi {
         self.targets.get(&fy).copied().flatten()
     }
 
+    /// The measures its value is made of, in formula order (none for a milestone).
+    pub fn measures(&self) -> Vec<MeasureId> {
+        match &self.kind {
+            KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![*m],
+            KpiKind::Ratio {
+                numerator,
+                denominator,
+                ..
+            } => vec![*numerator, *denominator],
+            KpiKind::Milestone { .. } => Vec::new(),
+        }
+    }
+
     /// Whether the unit is a percentage (projections are capped at 100).
     pub fn is_percent(&self) -> bool {
         self.unit == "%"

@@ -24,12 +24,14 @@ mod freshness;
 pub mod pg;
 mod rejected;
 mod row;
+pub mod scan;
 pub mod sqlite;
 mod tables;
 
 pub use freshness::SourceFreshness;
 pub use pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
 pub use rejected::{RejectedCount, RejectedFilter};
+pub use scan::{LogScan, OnEntry};
 pub use sqlite::{SqliteStore, StoreError};
 
 /// What every store offers: open, fold batches in exactly once, read the ledger and the
@@ -90,6 +92,16 @@ pub trait Store: Send + Sync + Sized {
         &self,
         filter: &RejectedFilter,
     ) -> impl Future<Output = Result<Vec<RejectedCount>, Self::Error>> + Send;
+
+    /// Reads back, page by page (memory stays flat in the size of the log), every
+    /// logged event of `scan.types` that occurred before `scan.before`, voided or not,
+    /// handing each to `each`; returns how many rows no longer decode under the plan
+    /// (they are left out, and counted so that a caller can say so).
+    fn scan_log(
+        &self,
+        scan: LogScan<'_>,
+        each: OnEntry<'_>,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 
     /// Number of events in the log.
     fn logged_events(&self) -> impl Future<Output = Result<i64, Self::Error>> + Send;

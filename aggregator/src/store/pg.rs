@@ -58,6 +58,7 @@ mod aggregates;
 mod log;
 
 use log::write_rejected;
+pub(in crate::store) use log::{logged_entry, LOGGED};
 
 /// The channel notified (on commit) after every committed batch: the one definition of
 /// it, which listeners (the export role) name too.
@@ -634,6 +635,14 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
+    }
+
+    async fn scan_log(
+        &self,
+        scan: crate::store::LogScan<'_>,
+        each: crate::store::OnEntry<'_>,
+    ) -> Result<u64, PgError> {
+        Ok(crate::store::scan::scan_pg(&self.pool, &self.plan, scan, each).await?)
     }
 
     async fn logged_events(&self) -> Result<i64, PgError> {

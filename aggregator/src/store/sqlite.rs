@@ -415,6 +415,14 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(read_count).collect::<Result<_, _>>()?)
     }
 
+    async fn scan_log(
+        &self,
+        scan: crate::store::LogScan<'_>,
+        each: crate::store::OnEntry<'_>,
+    ) -> Result<u64, StoreError> {
+        Ok(crate::store::scan::scan_sqlite(&self.pool, &self.plan, scan, each).await?)
+    }
+
     async fn logged_events(&self) -> Result<i64, StoreError> {
         SqliteStore::logged_events(self).await
     }

@@ -426,3 +426,121 @@ pub fn freshness_is_kept_for_declared_sources_only<S: Store>(location: &S::Locat
         reopened.close().await;
     });
 }
+
+/// `explain` reads the store's log back: for every numeric KPI, its value is the
+/// figure of the engine's ledger, and its months and sources add up to each part; as
+/// of a past day, it is the figure of the events that occurred by then (every void
+/// known today).
+pub fn explain_takes_the_figures_apart<S: Store>(location: &S::Location) {
+    use mieruka_aggregator::explain::{explain, Request};
+    use mieruka_aggregator::{figures, FiscalYear, KpiKind};
+
+    let plan = plan();
+    let ids: Vec<u32> = (0..60).collect();
+    let now = Timestamp::parse_rfc3339("2026-10-01T00:00:00+09:00").unwrap();
+    let as_of: Day = "2025-06-30".parse().unwrap();
+    let end = Day(as_of.0 + 1).start();
+    let by_then: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|id| {
+            let e = mieruka_ingest::decode(&plan.schema, raw(*id).as_bytes()).unwrap();
+            e.voids.is_some() || e.occurred_at < end
+        })
+        .collect();
+    let (today, then) = (engine_over(&plan, ids.clone()), engine_over(&plan, by_then));
+    let mut as_of_moved = 0;
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        store.submit_batch(items(&plan, &ids)).await.unwrap();
+        for (k, kpi) in plan.kpis_with_ids() {
+            if matches!(kpi.kind, KpiKind::Milestone { .. }) {
+                continue;
+            }
+            for (year, day, ledger) in [
+                (2025, None, today.ledger()),
+                (2026, None, today.ledger()),
+                (2025, Some(as_of), then.ledger()),
+            ] {
+                let req = Request {
+                    kpi: kpi.id.clone(),
+                    year: Some(FiscalYear(year)),
+                    as_of: day,
+                    now,
+                };
+                let e = explain(&store, &req).await.unwrap();
+                let at = day.map_or(now, |_| Timestamp::from_micros(end.micros() - 1));
+                let want = figures(&plan, ledger, at)
+                    .into_iter()
+                    .find(|f| f.kpi == k && f.year == FiscalYear(year))
+                    .unwrap();
+                assert_eq!(e.value, want.value, "{} FY{year} as of {day:?}", kpi.id);
+                let final_value = figures(&plan, today.ledger(), now)
+                    .into_iter()
+                    .find(|f| f.kpi == k && f.year == FiscalYear(year))
+                    .and_then(|f| f.value);
+                as_of_moved += usize::from(day.is_some() && e.value != final_value);
+                assert_eq!(e.pace.value, want.pace, "{}", kpi.id);
+                for p in &e.parts {
+                    let Some(v) = p.value else { continue };
+                    let base = p.snapshot.as_ref().map_or(0.0, |s| s.value);
+                    for shares in [&p.by_month, &p.by_source] {
+                        let total: f64 = base + shares.iter().map(|s| s.value).sum::<f64>();
+                        assert!(
+                            (total - v).abs() < 1e-9,
+                            "{} {}: {total} ≠ {v}",
+                            kpi.id,
+                            p.measure
+                        );
+                    }
+                }
+            }
+        }
+        store.close().await;
+    });
+    assert!(
+        as_of_moved > 0,
+        "no figure differs as of {as_of}: the case tests nothing"
+    );
+}
+
+/// `explain` reads a log longer than one page (5,000 rows) whole: every event counts once.
+pub fn explain_reads_every_page_of_the_log<S: Store>(location: &S::Location) {
+    use mieruka_aggregator::explain::{explain, Request};
+
+    let plan = plan();
+    let n = 12_001;
+    let raws: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"k{i}","source":"konbini","type":"certificate.issued","occurred_at":"2026-0{}-0{}T10:00:00+09:00","data":{{"channel":"konbini","certificate":"juminhyo","count":1}}}}"#,
+                4 + i % 3,
+                1 + i % 9
+            )
+        })
+        .collect();
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        for chunk in raws.chunks(4_000) {
+            store.submit_batch(raw_items(&plan, chunk)).await.unwrap();
+        }
+        let req = Request {
+            kpi: "konbini_issuance_rate".into(),
+            year: None,
+            as_of: None,
+            now: Timestamp::parse_rfc3339("2026-10-01T00:00:00+09:00").unwrap(),
+        };
+        let e = explain(&store, &req).await.unwrap();
+        store.close().await;
+        let numerator = &e.parts[0];
+        assert_eq!(numerator.events_counted, n);
+        assert_eq!(numerator.value, Some(n as f64));
+        let by_source: Vec<(String, f64)> = numerator
+            .by_source
+            .iter()
+            .map(|s| (s.key.clone(), s.value))
+            .collect();
+        assert_eq!(by_source, [("konbini".to_owned(), n as f64)]);
+        assert_eq!(numerator.by_month.len(), 3, "{:?}", numerator.by_month);
+    });
+}

@@ -18,7 +18,8 @@ use crate::store::rejected::RejectedItem;
 type LogKey<'a> = (&'a str, &'a str);
 
 /// The columns [`logged_entry`] reads.
-const LOGGED: &str = "body, fingerprint, voided, event_id, source, type, occurred_at, data, voids";
+pub(in crate::store) const LOGGED: &str =
+    "body, fingerprint, voided, event_id, source, type, occurred_at, data, voids";
 
 impl BatchLog {
     /// The logged events and pending voids of the batch's keys and void targets; of the
@@ -294,7 +295,10 @@ async fn copy_entries(
 /// A log row read back (the columns of [`LOGGED`]). Rows logged since migration 0003
 /// keep the envelope in its columns and only `data` (and the void target) as text: the
 /// canonical body is rebuilt from them; older rows have it whole.
-fn logged_entry(plan: &Plan, r: &PgRow) -> Result<Option<LogEntry>, sqlx::Error> {
+pub(in crate::store) fn logged_entry(
+    plan: &Plan,
+    r: &PgRow,
+) -> Result<Option<LogEntry>, sqlx::Error> {
     let body: Option<String> = r.try_get(0)?;
     let body = match body {
         Some(b) => b,

@@ -1,0 +1,264 @@
+//! Why a KPI's value is what it is (`mieruka explain`, `GET /v1/kpis/<id>`): the
+//! formula with its numbers, each measure's contributions by month and by source, the
+//! events counted and voided, the snapshot a level starts from with the deltas since,
+//! and pace and projection with their inputs.
+//!
+//! [`explain`] is the one function both the command and the endpoint call. The figure
+//! is the one `/metrics` shows: [`crate::figures`] over the store's ledger (or, as of a
+//! past date, over a ledger rebuilt from the event log with the events that occurred by
+//! then, knowing today's voids and late arrivals). Months come from that ledger's days;
+//! sources, counts and distinct values' first occurrences from the event log, read page
+//! by page.
+
+use mieruka_ingest::Timestamp;
+use serde::Serialize;
+
+use crate::figures::{figures, Figure};
+use crate::fiscal::{Day, FiscalYear};
+use crate::ledger::Ledger;
+use crate::plan::{KpiId, KpiKind, MeasureId, Plan};
+use crate::store::{LogScan, Store};
+
+mod parts;
+mod tally;
+
+pub use parts::{num, Derived, MilestonePart, Part, Share, SnapshotUsed, Start};
+use tally::{Basis, Tally};
+
+/// What to explain.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The KPI's id in the plan.
+    pub kpi: String,
+    /// The fiscal year [default: the year of `as_of`, else of `now`].
+    pub year: Option<FiscalYear>,
+    /// The value as it stood at the end of this day (JST) instead of at `now`.
+    pub as_of: Option<Day>,
+    /// The instant figures are computed at (the wall clock, or `--now`).
+    pub now: Timestamp,
+}
+
+/// Why `explain` could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError<E: std::error::Error> {
+    /// The plan has no such KPI: the caller asked for the wrong thing.
+    #[error("no KPI {0:?} in the plan (known: {1})")]
+    UnknownKpi(String, String),
+    /// The fiscal year is not one the plan exports.
+    #[error("fiscal year {0} is outside the plan ({1} to {2})")]
+    Year(i32, i32, i32),
+    /// `--as-of` lies after now.
+    #[error("--as-of {0} is in the future (now is {1})")]
+    Future(Day, Timestamp),
+    /// The store failed: retry later.
+    #[error(transparent)]
+    Store(E),
+}
+
+/// A KPI's figure in one fiscal year, taken apart.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub kpi: String,
+    pub name_ja: String,
+    pub name_en: String,
+    pub unit: String,
+    /// `measure`, `ratio`, `milestone` or `recurring`.
+    pub kind: &'static str,
+    pub fiscal_year: i32,
+    /// The instant the figure is computed at (RFC 3339, UTC).
+    pub at: String,
+    /// The last day whose events count (JST); absent before the year starts.
+    pub cutoff_day: Option<String>,
+    /// `--as-of`, when given.
+    pub as_of: Option<String>,
+    /// The value, exactly as `/metrics` shows it.
+    pub value: Option<f64>,
+    /// The formula with the numbers in it.
+    pub formula: String,
+    /// The measures the value is made of.
+    pub parts: Vec<parts::Part>,
+    /// A milestone's stage reached.
+    pub milestone: Option<parts::MilestonePart>,
+    pub target: Option<f64>,
+    /// B, where the year started, and where that comes from.
+    pub start: parts::Start,
+    /// f, the elapsed fraction of the year.
+    pub elapsed: f64,
+    pub pace: parts::Derived,
+    pub projection: parts::Derived,
+    pub attainment: Option<f64>,
+    pub drift: Option<f64>,
+    pub on_track: Option<bool>,
+    pub tolerance: f64,
+    /// Duplicates are not kept by the store: where to find them instead.
+    pub duplicates: &'static str,
+    /// Log rows of these measures' types that no longer decode under the plan.
+    pub undecodable_log_rows: u64,
+}
+
+/// Explains `req.kpi` from `store`.
+pub async fn explain<S: Store>(
+    store: &S,
+    req: &Request,
+) -> Result<Explanation, ExplainError<S::Error>> {
+    let plan: &Plan = store.plan();
+    let Some(k) = plan.kpi_id(&req.kpi) else {
+        let known: Vec<&str> = plan.kpis.iter().map(|k| k.id.as_str()).collect();
+        return Err(ExplainError::UnknownKpi(req.kpi.clone(), known.join(", ")));
+    };
+    let at = match req.as_of {
+        Some(d) if d.start() > req.now => return Err(ExplainError::Future(d, req.now)),
+        // The end of the day: its last microsecond.
+        Some(d) => Timestamp::from_micros(Day(d.0 + 1).start().micros() - 1).min(req.now),
+        None => req.now,
+    };
+    let year = req.year.unwrap_or_else(|| FiscalYear::of(at));
+    if year < plan.first_year.min(plan.baseline_year) || year > plan.last_year {
+        let first = plan.first_year.min(plan.baseline_year).0;
+        return Err(ExplainError::Year(year.0, first, plan.last_year.0));
+    }
+    let cut = if at < year.start() {
+        None
+    } else {
+        Some(Day::of(
+            at.min(Timestamp::from_micros(year.end().micros() - 1)),
+        ))
+    };
+    let (ledger, tally) = match cut {
+        Some(cut) => read(store, k, year, cut, req.as_of.is_some()).await?,
+        None => (Ledger::default(), Tally::new(plan, year, Day(0), &[])),
+    };
+    let fig = figures(plan, &ledger, at)
+        .into_iter()
+        .find(|f| f.kpi == k && f.year == year);
+    let ctx = parts::Ctx {
+        plan,
+        ledger: &ledger,
+        tally: &tally,
+        k,
+        year,
+        cut,
+    };
+    Ok(assemble(&ctx, fig, at, req.as_of))
+}
+
+/// The KPI's measures (none for a milestone).
+pub(crate) fn measures_of(plan: &Plan, k: KpiId) -> Vec<MeasureId> {
+    plan.kpis[k].measures()
+}
+
+/// The ledger the figure comes from and the log's tally: two passes over the log,
+/// snapshots first (so a level's basis is known before its deltas are counted).
+async fn read<'p, S: Store>(
+    store: &'p S,
+    k: KpiId,
+    year: FiscalYear,
+    cut: Day,
+    rebuild: bool,
+) -> Result<(Ledger, Tally<'p>), ExplainError<S::Error>> {
+    let plan: &Plan = store.plan();
+    let measures = measures_of(plan, k);
+    let mut tally = Tally::new(plan, year, cut, &measures);
+    let ledger = if rebuild {
+        tally.rebuild = Some(Ledger::default());
+        None
+    } else {
+        Some(store.ledger().await.map_err(ExplainError::Store)?)
+    };
+    let (snapshots, others) = types_of(plan, k, &measures);
+    let before = Day(cut.0 + 1).start();
+    let scan = LogScan {
+        types: &snapshots,
+        before,
+    };
+    let mut undecoded = store
+        .scan_log(scan, &mut |e| tally.snapshot(e))
+        .await
+        .map_err(ExplainError::Store)?;
+    let basis_from = ledger.as_ref().or(tally.rebuild.as_ref());
+    let bases: Vec<(MeasureId, Option<Basis>)> = measures
+        .iter()
+        .map(|m| (*m, basis_from.and_then(|l| parts::basis(l, *m, cut))))
+        .collect();
+    for (m, b) in bases {
+        if let Some(slot) = tally.measures.get_mut(&m) {
+            slot.1 = b;
+        }
+    }
+    let scan = LogScan {
+        types: &others,
+        before,
+    };
+    undecoded += store
+        .scan_log(scan, &mut |e| tally.event(e))
+        .await
+        .map_err(ExplainError::Store)?;
+    tally.undecoded = undecoded;
+    let ledger = match ledger {
+        Some(l) => l,
+        None => tally.rebuild.take().unwrap_or_default(),
+    };
+    Ok((ledger, tally))
+}
+
+/// The names of the event types feeding the KPI: (snapshots, everything else).
+fn types_of(plan: &Plan, k: KpiId, measures: &[MeasureId]) -> (Vec<String>, Vec<String>) {
+    let (mut snapshots, mut others) = (Vec::new(), Vec::new());
+    for (t, ty) in plan.schema.types().iter().enumerate() {
+        let feeds = plan.routes[t].iter().any(|r| measures.contains(&r.measure));
+        let stages = matches!(plan.kpis[k].kind, KpiKind::Milestone { .. })
+            && plan.milestone_fields[t].is_some();
+        if plan.is_snapshot[t] && feeds {
+            snapshots.push(ty.name.clone());
+        } else if feeds || stages {
+            others.push(ty.name.clone());
+        }
+    }
+    (snapshots, others)
+}
+
+/// Puts the explanation together.
+fn assemble(
+    ctx: &parts::Ctx<'_>,
+    fig: Option<Figure>,
+    at: Timestamp,
+    as_of: Option<Day>,
+) -> Explanation {
+    let kpi = &ctx.plan.kpis[ctx.k];
+    let fig = fig.unwrap_or_else(|| parts::empty_figure(ctx, at));
+    let parts = ctx.parts();
+    let milestone = ctx.milestone();
+    let kind = match kpi.kind {
+        KpiKind::Measure(_) => "measure",
+        KpiKind::Ratio { .. } => "ratio",
+        KpiKind::Milestone { .. } => "milestone",
+        KpiKind::Recurring(_) => "recurring",
+    };
+    Explanation {
+        kpi: kpi.id.clone(),
+        name_ja: kpi.name_ja.clone(),
+        name_en: kpi.name_en.clone(),
+        unit: kpi.unit.clone(),
+        kind,
+        fiscal_year: ctx.year.0,
+        at: at.to_string(),
+        cutoff_day: ctx.cut.map(|d| d.to_string()),
+        as_of: as_of.map(|d| d.to_string()),
+        value: fig.value,
+        formula: ctx.formula(&fig, &parts, milestone.as_ref()),
+        milestone,
+        start: ctx.start(&fig),
+        pace: ctx.pace(&fig),
+        projection: ctx.projection(&fig, &parts),
+        parts,
+        target: fig.target,
+        elapsed: fig.elapsed,
+        attainment: fig.attainment,
+        drift: fig.drift,
+        on_track: fig.on_track,
+        tolerance: fig.tolerance,
+        duplicates: "not kept by the store: a duplicate is counted once and reported at \
+                     ingest, in mieruka_events_total{outcome=\"duplicate\"}",
+        undecodable_log_rows: ctx.tally.undecoded,
+    }
+}
