@@ -87,6 +87,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 commands::rejected::Query::parse(source, reason, since.as_deref(), limit, now)?;
             commands::rejected::run(&resolve(flags, RoleKind::Command)?, &query).await
         }
+        Command::Report {
+            fy,
+            as_of,
+            format,
+            out,
+            db,
+            database_url,
+            plan,
+            now,
+        } => {
+            let flags = Flags {
+                db,
+                database_url,
+                plan,
+                now,
+                ..Flags::default()
+            };
+            let req = commands::report::Request::parse(fy, as_of.as_deref(), format)?;
+            commands::report::run(&resolve(flags, RoleKind::Command)?, &req, &out).await
+        }
         Command::Rules { out, plan } => {
             let flags = Flags {
                 plan,

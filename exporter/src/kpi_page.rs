@@ -84,34 +84,11 @@ pub fn render_kpi_page(
 
 /// What the KPI is, and where its numbers come from and how fresh they are.
 fn write_definition(h: &mut String, plan: &Plan, kpi: &Kpi, fig: Option<&Figure>, now: Timestamp) {
-    let measures: Vec<&str> = match &kpi.kind {
-        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![plan.measures[*m].description.as_str()],
-        KpiKind::Ratio {
-            numerator,
-            denominator,
-            ..
-        } => vec![
-            plan.measures[*numerator].description.as_str(),
-            plan.measures[*denominator].description.as_str(),
-        ],
-        KpiKind::Milestone { .. } => Vec::new(),
-    };
+    let measures = measure_descriptions(plan, kpi);
     h.push_str(
         "<section class=\"definition\">\n<h2>定義 <span lang=\"en\">Definition</span></h2>\n",
     );
-    if !kpi.note.is_empty() {
-        let _ = writeln!(h, "<p>{}</p>", esc(&kpi.note));
-    }
-    if let [num, den] = measures.as_slice() {
-        let _ = writeln!(
-            h,
-            "<p>分子 <span lang=\"en\">numerator</span>: {}<br>分母 <span lang=\"en\">denominator</span>: {}</p>",
-            esc(num),
-            esc(den)
-        );
-    } else if let [one] = measures.as_slice() {
-        let _ = writeln!(h, "<p>{}</p>", esc(one));
-    }
+    write_note_and_measures(h, kpi, &measures);
     let _ = write!(
         h,
         "<h2>データ元 <span lang=\"en\">Feed</span></h2>\n<p>{}</p>\n<p>最新データ <span lang=\"en\">Latest data</span>: ",
@@ -129,4 +106,38 @@ fn write_definition(h: &mut String, plan: &Plan, kpi: &Kpi, fig: Option<&Figure>
         None => h.push('—'),
     }
     h.push_str("</p>\n</section>\n");
+}
+
+/// The descriptions of the measures a KPI's value is made of: one, or a ratio's
+/// numerator and denominator (none for a milestone).
+pub(crate) fn measure_descriptions<'p>(plan: &'p Plan, kpi: &Kpi) -> Vec<&'p str> {
+    match &kpi.kind {
+        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![plan.measures[*m].description.as_str()],
+        KpiKind::Ratio {
+            numerator,
+            denominator,
+            ..
+        } => vec![
+            plan.measures[*numerator].description.as_str(),
+            plan.measures[*denominator].description.as_str(),
+        ],
+        KpiKind::Milestone { .. } => Vec::new(),
+    }
+}
+
+/// The plan's note on a KPI and what its measures count, as paragraphs.
+pub(crate) fn write_note_and_measures(h: &mut String, kpi: &Kpi, measures: &[&str]) {
+    if !kpi.note.is_empty() {
+        let _ = writeln!(h, "<p>{}</p>", esc(&kpi.note));
+    }
+    if let [num, den] = measures {
+        let _ = writeln!(
+            h,
+            "<p>分子 <span lang=\"en\">numerator</span>: {}<br>分母 <span lang=\"en\">denominator</span>: {}</p>",
+            esc(num),
+            esc(den)
+        );
+    } else if let [one] = measures {
+        let _ = writeln!(h, "<p>{}</p>", esc(one));
+    }
 }
