@@ -18,5 +18,6 @@ mod operator;
 mod personal;
 mod plan;
 mod prometheus;
+mod report;
 mod standalone;
 mod status_label;
