@@ -40,15 +40,7 @@ pub fn render_kpi_page(
     );
     let svg = trends.of(k).and_then(|s| chart(kpi, fig, s, Size::Large));
     if let Some(svg) = svg {
-        let _ = writeln!(
-            h,
-            "<figure class=\"large-chart\">{svg}<figcaption>\
-             <span class=\"key value\">実績 <span lang=\"en\">value</span></span> \
-             <span class=\"key pace\">ペース <span lang=\"en\">pace</span></span> \
-             <span class=\"key target\">目標 <span lang=\"en\">target</span></span> \
-             <span class=\"key last-year\">前年度 <span lang=\"en\">last year</span></span>\
-             </figcaption></figure>"
-        );
+        write_chart_figure(&mut h, "large-chart", &svg);
     }
     let _ = write!(
         h,
@@ -140,4 +132,17 @@ pub(crate) fn write_note_and_measures(h: &mut String, kpi: &Kpi, measures: &[&st
     } else if let [one] = measures {
         let _ = writeln!(h, "<p>{}</p>", esc(one));
     }
+}
+
+/// A large chart in a `<figure>` of class `class`, with the key to its lines.
+pub(crate) fn write_chart_figure(h: &mut String, class: &str, svg: &str) {
+    let _ = writeln!(
+        h,
+        "<figure class=\"{class}\">{svg}<figcaption>\
+         <span class=\"key value\">実績 <span lang=\"en\">value</span></span> \
+         <span class=\"key pace\">ペース <span lang=\"en\">pace</span></span> \
+         <span class=\"key target\">目標 <span lang=\"en\">target</span></span> \
+         <span class=\"key last-year\">前年度 <span lang=\"en\">last year</span></span>\
+         </figcaption></figure>"
+    );
 }

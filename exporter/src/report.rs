@@ -12,7 +12,7 @@ use mieruka_aggregator::plan::Chapter;
 use mieruka_aggregator::{Figure, FiscalYear, Kpi, KpiId, Plan};
 use mieruka_ingest::Timestamp;
 
-use crate::kpi_page::{measure_descriptions, write_note_and_measures};
+use crate::kpi_page::{measure_descriptions, write_chart_figure, write_note_and_measures};
 use crate::status::{status, Status};
 use crate::status_page::{cell, esc, jst, STYLE};
 use crate::trend::{chart, Size, Trends};
@@ -213,15 +213,7 @@ impl<'a> Report<'a> {
             .of(row.id)
             .and_then(|s| chart(kpi, row.fig, s, Size::Large));
         if let Some(svg) = svg {
-            let _ = writeln!(
-                h,
-                "<figure class=\"report-chart\">{svg}<figcaption>\
-                 <span class=\"key value\">実績 <span lang=\"en\">value</span></span> \
-                 <span class=\"key pace\">ペース <span lang=\"en\">pace</span></span> \
-                 <span class=\"key target\">目標 <span lang=\"en\">target</span></span> \
-                 <span class=\"key last-year\">前年度 <span lang=\"en\">last year</span></span>\
-                 </figcaption></figure>"
-            );
+            write_chart_figure(h, "report-chart", &svg);
         }
         h.push_str("</article>\n");
     }
@@ -268,3 +260,76 @@ figure.report-chart{max-width:24rem;margin:.5rem 0;background:#fff;border:1px so
 @page{size:A4;margin:14mm}\
 @media print{body{background:#fff}header,main{max-width:none;padding:0}\
 .cover{break-after:page}section.chapter,section.definitions{break-before:page}}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn every_kpi_has_its_table_and_definition_and_every_figure_is_provisional() {
+        let plan = Plan::ome().unwrap();
+        let trends = Trends::default();
+        let report = Report {
+            plan: &plan,
+            year: FiscalYear(2026),
+            at: ts("2026-11-25T12:00:00+09:00"),
+            figures: &[],
+            trends: &trends,
+        };
+        let html = report.html();
+        assert_eq!(
+            html.matches("<article class=\"kpi\"").count(),
+            plan.kpis.len()
+        );
+        assert_eq!(
+            html.matches("<div class=\"definition\">").count(),
+            plan.kpis.len()
+        );
+        // Without figures each KPI is データなし, as on the status page.
+        assert_eq!(
+            html.matches("data-status=\"no-data\"").count(),
+            plan.kpis.len()
+        );
+        assert_eq!(html.matches("速報値<small").count(), plan.kpis.len());
+        assert!(html.contains("令和8年度（FY2026）") && html.contains("2026-11-25 12:00 JST"));
+        assert!(html.contains(&esc(&plan.city)) && !html.contains("<script"));
+        for chapter in &plan.chapters {
+            assert!(html.contains(&format!("id=\"chapter-{}\"", chapter.id)));
+        }
+    }
+
+    #[test]
+    fn a_row_takes_the_figure_of_the_report_year_only() {
+        let plan = Plan::ome().unwrap();
+        let k = plan.kpi_id("umekko_new_registrations").unwrap();
+        let mut this = crate::status::test_figure(KpiId(k.0), Some(450.0), 1.0);
+        this.value = Some(120.0);
+        this.year = FiscalYear(2026);
+        let mut last = this.clone();
+        last.year = FiscalYear(2025);
+        last.value = Some(999.0);
+        let figures = [last, this];
+        let trends = Trends::default();
+        let report = Report {
+            plan: &plan,
+            year: FiscalYear(2026),
+            at: ts("2026-10-01T00:00:00+09:00"),
+            figures: &figures,
+            trends: &trends,
+        };
+        let chapter = plan
+            .chapters
+            .iter()
+            .find(|c| c.id == plan.kpis[k].chapter)
+            .unwrap();
+        let rows = report.rows(chapter);
+        let row = rows.iter().find(|r| r.id == KpiId(k.0)).unwrap();
+        assert_eq!(row.figures()[2], ("値", "Value", Some(120.0)));
+        assert_eq!(row.figures()[1].2, Some(450.0));
+        assert_eq!(row.finality, Finality::Provisional);
+    }
+}

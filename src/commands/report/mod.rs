@@ -213,3 +213,44 @@ fn csv(report: &Report<'_>) -> anyhow::Result<Vec<u8>> {
     }
     w.into_inner().context("cannot write the CSV")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    fn req(fy: i32, as_of: Option<&str>) -> Request {
+        Request::parse(fy, as_of, Format::Html).unwrap()
+    }
+
+    #[test]
+    fn as_of_is_the_end_of_the_day_in_jst_and_never_after_now() {
+        let plan = Plan::ome().unwrap();
+        let now = ts("2026-11-25T12:00:00+09:00");
+        let end_of_september = ts("2026-10-01T00:00:00+09:00").micros() - 1;
+        let at = instant(&plan, &req(2026, Some("2026-09-30")), now).unwrap();
+        assert_eq!(at.micros(), end_of_september);
+        assert_eq!(instant(&plan, &req(2026, None), now).unwrap(), now);
+        let today = instant(&plan, &req(2026, Some("2026-11-25")), now).unwrap();
+        assert_eq!(today, now);
+    }
+
+    #[test]
+    fn a_year_outside_the_plan_or_not_started_is_refused() {
+        let plan = Plan::ome().unwrap();
+        let now = ts("2026-11-25T12:00:00+09:00");
+        let err = instant(&plan, &req(2040, None), now).unwrap_err();
+        assert!(err.to_string().contains("no such year"), "{err}");
+        let err = instant(&plan, &req(2027, None), now).unwrap_err();
+        assert!(err.to_string().contains("has not started"), "{err}");
+        let err = Request::parse(2026, Some("2026-13-01"), Format::Csv).unwrap_err();
+        assert!(err.to_string().contains("YYYY-MM-DD"), "{err}");
+        assert_eq!("PDF".parse::<Format>(), Ok(Format::Pdf));
+        assert!("docx".parse::<Format>().is_err());
+    }
+}
