@@ -2,7 +2,8 @@
 //! the xlsx's values are the numbers `/metrics` served (numbers, not text), the CSV's
 //! too, the HTML has every KPI with the status page's label, and the PDF printed by
 //! headless Chromium is rendered to PNG pages with pdftoppm, kept as test artefacts
-//! (`<target dir>/test-artifacts/report-page-N.png`).
+//! (`<target dir>/test-artifacts/report-page-N.png`). From PostgreSQL (`--database-url`)
+//! the report reads the same as from SQLite.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,17 @@ use crate::helpers::*;
 
 /// Runs `mieruka report` on `db` at the demo's "now"; returns the output file.
 fn report(dir: &Path, db: &Path, format: &str, path: Option<&str>) -> (PathBuf, Output) {
+    report_from(dir, db, format, path, None)
+}
+
+/// [`report`], from PostgreSQL when `database_url` is given.
+fn report_from(
+    dir: &Path,
+    db: &Path,
+    format: &str,
+    path: Option<&str>,
+    database_url: Option<&str>,
+) -> (PathBuf, Output) {
     let out = dir.join(format!("report.{format}"));
     let mut cmd = Command::new(bin());
     cmd.args([
@@ -31,6 +43,9 @@ fn report(dir: &Path, db: &Path, format: &str, path: Option<&str>) -> (PathBuf, 
     .env_remove("DATABASE_URL");
     if let Some(p) = path {
         cmd.env("PATH", p);
+    }
+    if let Some(url) = database_url {
+        cmd.arg("--database-url").arg(url);
     }
     let output = cmd.output().unwrap();
     (out, output)
@@ -209,4 +224,29 @@ fn a_pdf_without_a_browser_says_what_to_install() {
     // Without a store at all, nothing is created.
     let (_, output) = report(dir.path(), &dir.path().join("none.db"), "html", None);
     assert!(String::from_utf8_lossy(&output.stderr).contains("no store at"));
+}
+
+#[test]
+fn the_report_reads_a_postgresql_store_when_given_its_url() {
+    let plan = Plan::ome().unwrap();
+    let pg = mieruka_testkit::pg::TestDb::create_blocking("mieruka_report").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // No SQLite file at all: only PostgreSQL can answer.
+    let none = dir.path().join("none.db");
+    let (csv, output) = report_from(dir.path(), &none, "csv", None, Some(pg.url()));
+    ok("csv", &output);
+    let from_pg = std::fs::read(&csv).unwrap();
+    assert!(!none.exists(), "the report created a SQLite file");
+    // The same report of an empty SQLite store says the same, row for row.
+    let db = dir.path().join("empty.db");
+    TestApp::start(dir.path(), &db).stop();
+    let (csv, output) = report(dir.path(), &db, "csv", None);
+    ok("csv", &output);
+    let from_sqlite = std::fs::read(&csv).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&from_pg),
+        String::from_utf8_lossy(&from_sqlite)
+    );
+    let rows = csv::Reader::from_reader(&from_pg[3..]).records().count();
+    assert_eq!(rows, plan.kpis.len());
 }
