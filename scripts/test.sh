@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh machine of this project's kind: installs what the
 # tests need when it is missing (Debian's prometheus for promtool and a real Prometheus,
 # docker-compose and amtool to validate deploy/, chromium and a Japanese font for the
-# status page, PyYAML for the Kubernetes manifests, the tansu Kafka broker, cargo-fuzz),
+# status page and the report, poppler-utils for the report's PDF pages, PyYAML for the Kubernetes manifests, the tansu Kafka broker, cargo-fuzz),
 # then runs every test of the workspace and each fuzz target for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The council report's PDF is rendered to PNG pages with pdftoppm.
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 # The status page is Japanese: without a CJK font the screenshot shows boxes.
 (command -v fc-list >/dev/null && fc-list :lang=ja | grep -q .) || missing+=(fonts-ipafont-gothic)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -139,6 +139,45 @@ pub enum Command {
         #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
         now: Option<Timestamp>,
     },
+    /// Write the council report (進捗報告) of a fiscal year: a cover, each chapter's KPIs
+    /// (baseline, target, value, pace, projection, status, provisional/final) with their
+    /// trend charts, and the plan's definitions and footnotes; from PostgreSQL when a URL
+    /// is given, else the SQLite file.
+    #[command(
+        after_help = "Formats: html is one self-contained file (inline CSS and SVG); \
+                      pdf is that HTML printed by headless Chromium (chromium, chromium-browser \
+                      or google-chrome on PATH); xlsx has a cover sheet and one sheet per \
+                      chapter, numbers as numbers with the unit in each header; csv has one \
+                      row per KPI, UTF-8 with a byte-order mark (BOM) so that Excel opens \
+                      it with the Japanese intact. Every figure is provisional (速報値) until a \
+                      fiscal-year close exists."
+    )]
+    Report {
+        /// Fiscal year (April to March): 2026 is 令和8年度.
+        #[arg(long)]
+        fy: i32,
+        /// Report the figures as of the end of this day (JST, YYYY-MM-DD) [default: now].
+        #[arg(long)]
+        as_of: Option<String>,
+        /// html, pdf, xlsx or csv.
+        #[arg(long)]
+        format: mieruka::commands::report::Format,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// SQLite file [default: data/mieruka.db].
+        #[arg(long, env = "MIERUKA_DB")]
+        db: Option<PathBuf>,
+        /// PostgreSQL URL [default: the config's [store] url].
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+        /// Take this instant as "now" (RFC 3339) instead of the wall clock.
+        #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+        now: Option<Timestamp>,
+    },
     /// Plan files.
     Plan {
         #[command(subcommand)]

@@ -113,6 +113,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::explain::run(&settings, &req, json).await
         }
+        Command::Report {
+            fy,
+            as_of,
+            format,
+            out,
+            db,
+            database_url,
+            plan,
+            now,
+        } => {
+            let flags = Flags {
+                db,
+                database_url,
+                plan,
+                now,
+                ..Flags::default()
+            };
+            let req = commands::report::Request::parse(fy, as_of.as_deref(), format)?;
+            commands::report::run(&resolve(flags, RoleKind::Command)?, &req, &out).await
+        }
         Command::Rules { out, plan } => {
             let flags = Flags {
                 plan,

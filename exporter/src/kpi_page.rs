@@ -40,15 +40,7 @@ pub fn render_kpi_page(
     );
     let svg = trends.of(k).and_then(|s| chart(kpi, fig, s, Size::Large));
     if let Some(svg) = svg {
-        let _ = writeln!(
-            h,
-            "<figure class=\"large-chart\">{svg}<figcaption>\
-             <span class=\"key value\">実績 <span lang=\"en\">value</span></span> \
-             <span class=\"key pace\">ペース <span lang=\"en\">pace</span></span> \
-             <span class=\"key target\">目標 <span lang=\"en\">target</span></span> \
-             <span class=\"key last-year\">前年度 <span lang=\"en\">last year</span></span>\
-             </figcaption></figure>"
-        );
+        write_chart_figure(&mut h, "large-chart", &svg);
     }
     let _ = write!(
         h,
@@ -84,34 +76,11 @@ pub fn render_kpi_page(
 
 /// What the KPI is, and where its numbers come from and how fresh they are.
 fn write_definition(h: &mut String, plan: &Plan, kpi: &Kpi, fig: Option<&Figure>, now: Timestamp) {
-    let measures: Vec<&str> = match &kpi.kind {
-        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![plan.measures[*m].description.as_str()],
-        KpiKind::Ratio {
-            numerator,
-            denominator,
-            ..
-        } => vec![
-            plan.measures[*numerator].description.as_str(),
-            plan.measures[*denominator].description.as_str(),
-        ],
-        KpiKind::Milestone { .. } => Vec::new(),
-    };
+    let measures = measure_descriptions(plan, kpi);
     h.push_str(
         "<section class=\"definition\">\n<h2>定義 <span lang=\"en\">Definition</span></h2>\n",
     );
-    if !kpi.note.is_empty() {
-        let _ = writeln!(h, "<p>{}</p>", esc(&kpi.note));
-    }
-    if let [num, den] = measures.as_slice() {
-        let _ = writeln!(
-            h,
-            "<p>分子 <span lang=\"en\">numerator</span>: {}<br>分母 <span lang=\"en\">denominator</span>: {}</p>",
-            esc(num),
-            esc(den)
-        );
-    } else if let [one] = measures.as_slice() {
-        let _ = writeln!(h, "<p>{}</p>", esc(one));
-    }
+    write_note_and_measures(h, kpi, &measures);
     let _ = write!(
         h,
         "<h2>データ元 <span lang=\"en\">Feed</span></h2>\n<p>{}</p>\n<p>最新データ <span lang=\"en\">Latest data</span>: ",
@@ -141,4 +110,51 @@ fn write_definition(h: &mut String, plan: &Plan, kpi: &Kpi, fig: Option<&Figure>
         id = esc(&kpi.id)
     );
     h.push_str("</section>\n");
+}
+
+/// The descriptions of the measures a KPI's value is made of: one, or a ratio's
+/// numerator and denominator (none for a milestone).
+pub(crate) fn measure_descriptions<'p>(plan: &'p Plan, kpi: &Kpi) -> Vec<&'p str> {
+    match &kpi.kind {
+        KpiKind::Measure(m) | KpiKind::Recurring(m) => vec![plan.measures[*m].description.as_str()],
+        KpiKind::Ratio {
+            numerator,
+            denominator,
+            ..
+        } => vec![
+            plan.measures[*numerator].description.as_str(),
+            plan.measures[*denominator].description.as_str(),
+        ],
+        KpiKind::Milestone { .. } => Vec::new(),
+    }
+}
+
+/// The plan's note on a KPI and what its measures count, as paragraphs.
+pub(crate) fn write_note_and_measures(h: &mut String, kpi: &Kpi, measures: &[&str]) {
+    if !kpi.note.is_empty() {
+        let _ = writeln!(h, "<p>{}</p>", esc(&kpi.note));
+    }
+    if let [num, den] = measures {
+        let _ = writeln!(
+            h,
+            "<p>分子 <span lang=\"en\">numerator</span>: {}<br>分母 <span lang=\"en\">denominator</span>: {}</p>",
+            esc(num),
+            esc(den)
+        );
+    } else if let [one] = measures {
+        let _ = writeln!(h, "<p>{}</p>", esc(one));
+    }
+}
+
+/// A large chart in a `<figure>` of class `class`, with the key to its lines.
+pub(crate) fn write_chart_figure(h: &mut String, class: &str, svg: &str) {
+    let _ = writeln!(
+        h,
+        "<figure class=\"{class}\">{svg}<figcaption>\
+         <span class=\"key value\">実績 <span lang=\"en\">value</span></span> \
+         <span class=\"key pace\">ペース <span lang=\"en\">pace</span></span> \
+         <span class=\"key target\">目標 <span lang=\"en\">target</span></span> \
+         <span class=\"key last-year\">前年度 <span lang=\"en\">last year</span></span>\
+         </figcaption></figure>"
+    );
 }

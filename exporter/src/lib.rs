@@ -16,6 +16,7 @@ mod http;
 mod kpi_page;
 mod kpis;
 pub mod precision;
+pub mod report;
 pub mod status;
 mod status_page;
 pub mod trend;

@@ -63,7 +63,12 @@ pub fn month_end(fy: FiscalYear, m: usize) -> Timestamp {
 
 /// The months of every KPI for the fiscal year in progress at `now`, from the ledger.
 pub fn trends(plan: &Plan, ledger: &Ledger, now: Timestamp) -> Trends {
-    let year = current_year(plan, now);
+    trends_of_year(plan, ledger, current_year(plan, now), now)
+}
+
+/// The months of every KPI for fiscal year `year` (and the year before it) as of `now`:
+/// what [`trends`] draws for the year in progress, for any year (the council report's).
+pub fn trends_of_year(plan: &Plan, ledger: &Ledger, year: FiscalYear, now: Timestamp) -> Trends {
     let mut series = vec![Series::default(); plan.kpis.len()];
     for (fy, last) in [(year, false), (FiscalYear(year.0 - 1), true)] {
         for m in 0..MONTHS {

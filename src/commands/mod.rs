@@ -6,6 +6,7 @@
 //! - [`import`]: NDJSON and CSV files into the embedded store.
 //! - [`rejected`]: the rejected events kept in a store (SQLite or PostgreSQL), filtered and summed up.
 //! - [`explain`]: why a KPI's value is what it is, from either store.
+//! - [`report`]: the council report (進捗報告) as HTML, PDF, xlsx or CSV.
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
 //! - [`schema`]: the vendor contract (JSON Schemas, OpenAPI, events.md) from the plan.
@@ -16,6 +17,7 @@ pub mod generate;
 pub mod import;
 pub mod plan;
 pub mod rejected;
+pub mod report;
 pub mod schema;
 
 /// The SQLite file of `settings`, which a command that only reads must find: it is not

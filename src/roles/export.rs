@@ -73,7 +73,6 @@ impl ExportRole {
             plan,
             settings,
         } = self;
-        let app = mieruka_exporter::router(exporter.clone()).merge(super::contract_router(&plan));
         let refresher = tokio::spawn(refresh_loop(
             plan.clone(),
             exporter.clone(),
@@ -88,7 +87,9 @@ impl ExportRole {
             },
             Clock(settings.now),
         );
-        let app = mieruka_exporter::router(exporter.clone()).merge(super::kpi_api::router(api));
+        let app = mieruka_exporter::router(exporter.clone())
+            .merge(super::kpi_api::router(api))
+            .merge(super::contract_router(&plan));
         tracing::info!(addr = %listener.local_addr()?, "Serving metrics from PostgreSQL.");
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -101,7 +101,7 @@ impl Drop for Chromium {
 }
 
 /// `<CARGO_TARGET_DIR or target>/test-artifacts`, created.
-fn artifacts_dir() -> PathBuf {
+pub(crate) fn artifacts_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
