@@ -96,6 +96,11 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Keys of the line systems: `token new NAME` makes one.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Plan files.
     Plan {
         #[command(subcommand)]
@@ -135,6 +140,30 @@ pub enum Command {
     Export {
         #[command(flatten)]
         role: RoleArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Print a fresh random token (256 bits from the operating system) once, and the
+    /// [[tokens]] entry to paste into the config: it holds only the token's SHA-256, so
+    /// the token itself lives only with the line system. A role in service takes the
+    /// entry within seconds of the file's change (or on SIGHUP), without a restart.
+    New {
+        /// The line system's name (logs, and the `token` label of the refusal metrics;
+        /// a rollover's new entry may keep the old one's name).
+        name: String,
+        /// When the token stops being accepted (RFC 3339, e.g. 2027-03-31T23:59:59+09:00)
+        /// [default: never].
+        #[arg(long, value_parser = parse_instant_text)]
+        expires: Option<String>,
+        /// The `source` values it may send [default: NAME]; repeat or separate by commas.
+        #[arg(long = "source", value_delimiter = ',')]
+        sources: Vec<String>,
+        /// The event types it may send [default: every type of the plan]; repeat or
+        /// separate by commas.
+        #[arg(long = "type", value_delimiter = ',')]
+        types: Vec<String>,
     },
 }
 
@@ -224,6 +253,11 @@ impl RoleArgs {
             ..self.plan.flags()
         }
     }
+}
+
+/// `--expires`: an RFC 3339 instant, kept as written (its offset is the reader's).
+pub fn parse_instant_text(s: &str) -> Result<String, String> {
+    parse_now(s).map(|_| s.trim().to_owned())
 }
 
 /// `--now`: an RFC 3339 instant.

@@ -7,9 +7,11 @@
 //! - [`rejected`]: the rejected events kept in a store (SQLite or PostgreSQL), filtered and summed up.
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
+//! - [`token`]: `token new`, a line system's key and its config entry.
 
 pub mod demo;
 pub mod generate;
 pub mod import;
 pub mod plan;
 pub mod rejected;
+pub mod token;

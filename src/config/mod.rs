@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use mieruka_aggregator::topic_allow::TopicAllow;
-use mieruka_ingest::http::Token;
+use mieruka_ingest::http::{KeyRing, Token};
 use mieruka_ingest::import::CsvMapping;
 use mieruka_ingest::Timestamp;
 use serde::Deserialize;
@@ -89,6 +89,18 @@ pub struct Config {
     /// Folders a line system drops files into (`standalone` and `ingest` import them).
     #[serde(default)]
     pub inbox: Vec<InboxConfig>,
+    /// HTTPS on the listener of `standalone` and `ingest` (none: plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: the certificate and key the HTTP listener serves HTTPS with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// PEM file of its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[[inbox]]`: one folder a line system drops its files into.
@@ -327,20 +339,19 @@ impl Config {
         v
     }
 
-    /// (secret, token) pairs; a token whose secret is missing is an error.
-    pub fn secrets(&self) -> anyhow::Result<Vec<(String, Token)>> {
-        self.tokens
-            .iter()
-            .map(|t| {
-                let secret = t.secret().with_context(|| {
-                    format!(
-                        "token {:?} has no secret: set `token` or the environment variable named by `token_env`",
-                        t.name
-                    )
-                })?;
-                Ok((secret, t.clone()))
-            })
-            .collect()
+    /// The tokens by the digest of their key (the variables `token_env` names are read
+    /// now), or why one cannot be used.
+    pub fn key_ring(&self) -> anyhow::Result<KeyRing> {
+        KeyRing::new(&self.tokens).context("a [[tokens]] entry cannot be used")
+    }
+
+    /// Warns about each token whose secret itself is in the config or the environment
+    /// (`token`, `token_env`): they still work, but `token_sha256` keeps the secret out
+    /// of the file, its backups and the process's environment.
+    pub fn warn_secrets_in_clear(&self) {
+        for t in self.tokens.iter().filter(|t| t.holds_secret()) {
+            tracing::warn!(token = %t.name, "A token's secret is in the config (token or token_env), which is deprecated: put its SHA-256 in token_sha256 instead (`mieruka token new`, or see the runbook's token rotation).");
+        }
     }
 }
 

@@ -13,10 +13,9 @@ use mieruka_aggregator::store::{PgStore, NOTIFY_CHANNEL};
 use mieruka_aggregator::{figures, Plan};
 use mieruka_exporter::Exporter;
 use sqlx::postgres::PgListener;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{bind, Clock};
+use super::{Clock, Socket};
 use crate::config::Resolved;
 
 /// What the refresher needs.
@@ -30,7 +29,8 @@ struct ExportSettings {
 
 /// The built export role.
 pub struct ExportRole {
-    listener: TcpListener,
+    socket: Socket,
+    idle_timeout: Duration,
     exporter: Arc<Exporter>,
     plan: Arc<Plan>,
     settings: ExportSettings,
@@ -47,9 +47,10 @@ impl ExportRole {
         };
         let plan = resolved.plan.clone();
         let exporter = Exporter::new(plan.clone(), resolved.sources.clone());
-        let (listener, _) = bind(&resolved.listen).await?;
+        let socket = Socket::bind(resolved).await?;
         Ok(ExportRole {
-            listener,
+            socket,
+            idle_timeout: resolved.idle_timeout,
             exporter,
             plan,
             settings,
@@ -58,13 +59,14 @@ impl ExportRole {
 
     /// The address actually bound.
     pub fn local_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
-        Ok(self.listener.local_addr()?)
+        self.socket.local_addr()
     }
 
     /// Serves until cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let ExportRole {
-            listener,
+            socket,
+            idle_timeout,
             exporter,
             plan,
             settings,
@@ -75,10 +77,9 @@ impl ExportRole {
             settings,
             shutdown.clone(),
         ));
-        tracing::info!(addr = %listener.local_addr()?, "Serving metrics from PostgreSQL.");
-        axum::serve(listener, mieruka_exporter::router(exporter))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        tracing::info!(addr = %socket.local_addr()?, tls = socket.tls.is_some(), "Serving metrics from PostgreSQL.");
+        let app = mieruka_exporter::router(exporter);
+        super::serve(socket, idle_timeout, app, &shutdown).await?;
         shutdown.cancel();
         let _ = refresher.await;
         Ok(())
