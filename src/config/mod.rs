@@ -73,9 +73,12 @@ pub struct Config {
     /// instant); default: the start of the fiscal year five years before the plan's
     /// baseline year. Earlier is `out_of_bounds`.
     pub horizon_start: Option<String>,
-    /// Bearer tokens, one per line system.
+    /// Bearer tokens, one per line system (two during a rollover).
     #[serde(default)]
     pub tokens: Vec<Token>,
+    /// How often a receiving role looks at the config file for changed `[[tokens]]`, in
+    /// seconds (default 2; 0: only on SIGHUP).
+    pub tokens_reload_seconds: Option<u64>,
     /// CSV column mappings by name (`mieruka import --mapping NAME`).
     #[serde(default)]
     pub csv_mappings: BTreeMap<String, CsvMapping>,

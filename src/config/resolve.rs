@@ -153,6 +153,9 @@ pub struct Resolved {
     /// The config file the tokens are reloaded from (on a change of it, or on
     /// `reload_keys`); `None`: they are never reloaded.
     pub config_path: Option<PathBuf>,
+    /// How often the config file is looked at for changed tokens; `None`: never (only
+    /// on `reload_keys`).
+    pub keys_poll: Option<Duration>,
     /// Woken to reload the tokens now (`main` wires SIGHUP to it).
     pub reload_keys: Arc<tokio::sync::Notify>,
     /// Where the HTTP listener gets its certificate and key; `None`: plain HTTP.
@@ -198,6 +201,7 @@ impl Resolved {
             idle_timeout: Config::default().idle_timeout(),
             tokens: Vec::new(),
             config_path: None,
+            keys_poll: Some(DEFAULT_KEYS_POLL),
             reload_keys: Arc::default(),
             tls: None,
             sources: Vec::new(),
@@ -231,6 +235,11 @@ impl Resolved {
     }
 }
 
+/// How often the config file is looked at for changed tokens unless the config says: a
+/// rotated token is in force within seconds, and reading one small file this often
+/// costs nothing.
+pub const DEFAULT_KEYS_POLL: Duration = Duration::from_secs(2);
+
 /// The settings of `kind`: each flag, else the config file, else the default.
 pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Resolved> {
     let plan = Arc::new(load_plan_at(cfg, flags.plan.as_deref(), flags.now)?);
@@ -252,6 +261,11 @@ pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Re
         if kind != RoleKind::Demo {
             r.config_path = flags.config.clone();
         }
+        r.keys_poll = match cfg.tokens_reload_seconds {
+            Some(0) => None,
+            Some(s) => Some(Duration::from_secs(s)),
+            None => Some(DEFAULT_KEYS_POLL),
+        };
     }
     if kind.receives() || kind == RoleKind::Export {
         r.tls = cfg.tls.clone();

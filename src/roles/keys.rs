@@ -1,6 +1,6 @@
 //! The tokens a receiving role takes, reloaded without a restart: when the config file
-//! changes (looked at every [`POLL`]) and when `main` says so (SIGHUP). Only the
-//! `[[tokens]]` are reloaded; every other setting needs a restart.
+//! changes (looked at every `tokens_reload_seconds`, 2 by default) and when `main` says
+//! so (SIGHUP). Only the `[[tokens]]` are reloaded; every other setting needs a restart.
 //!
 //! A reload that fails (the file does not parse, a token has no key) keeps the tokens
 //! in force and logs why, once per change of the file.
@@ -16,10 +16,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Resolved};
-
-/// How often the config file is looked at: a rotated token is in force within seconds,
-/// and reading one small file this often costs nothing.
-pub const POLL: Duration = Duration::from_secs(2);
 
 /// The role's tokens, shared with its receiver, and the task keeping them current
 /// until `shutdown`.
@@ -37,7 +33,8 @@ pub(super) fn watch(
             access,
             seen: None,
         };
-        tokio::spawn(reloader.run(settings.reload_keys.clone(), shutdown.clone()));
+        let signal = settings.reload_keys.clone();
+        tokio::spawn(reloader.run(signal, settings.keys_poll, shutdown.clone()));
     }
     Ok(keys)
 }
@@ -53,14 +50,16 @@ struct Reloader {
 }
 
 impl Reloader {
-    async fn run(mut self, signal: Arc<Notify>, shutdown: CancellationToken) {
+    /// Reloads on each `signal`, and every `poll` if the file changed, until `shutdown`.
+    async fn run(mut self, signal: Arc<Notify>, poll: Option<Duration>, shutdown: CancellationToken) {
         // The first look only notes the text the role started with.
         self.seen = tokio::fs::read(&self.path).await.ok();
+        let poll = poll.unwrap_or(Duration::MAX);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = signal.notified() => self.reload("signal").await,
-                () = tokio::time::sleep(POLL) => {
+                () = tokio::time::sleep(poll) => {
                     let text = tokio::fs::read(&self.path).await.ok();
                     if text != self.seen {
                         self.seen = text;

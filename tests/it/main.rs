@@ -10,6 +10,7 @@ mod helpers;
 mod import;
 mod import_kafka;
 mod inbox;
+mod keys;
 mod kafka;
 mod operator;
 mod personal;
