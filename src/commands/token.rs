@@ -80,8 +80,17 @@ mod tests {
     #[test]
     fn the_entry_parses_as_a_token_whose_key_is_the_printed_token() {
         let at = Some("2027-03-31T23:59:59+09:00");
-        let text = entry("konbini \"east\"", "tok", at, &[], &["certificate.issued".into()]);
-        assert!(text.contains("\nexpires = \"2027-03-31T23:59:59+09:00\"\n"), "{text}");
+        let text = entry(
+            "konbini \"east\"",
+            "tok",
+            at,
+            &[],
+            &["certificate.issued".into()],
+        );
+        assert!(
+            text.contains("\nexpires = \"2027-03-31T23:59:59+09:00\"\n"),
+            "{text}"
+        );
         let mut lines = text.lines().filter(|l| !l.starts_with('#'));
         assert_eq!(lines.next(), Some("tok"));
         let toml_text: String = lines.map(|l| format!("{l}\n")).collect();
@@ -96,6 +105,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(!toml_text.contains("tok\n"), "the token itself is not in the entry");
+        assert!(
+            !toml_text.contains("tok\n"),
+            "the token itself is not in the entry"
+        );
     }
 }

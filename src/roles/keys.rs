@@ -51,7 +51,12 @@ struct Reloader {
 
 impl Reloader {
     /// Reloads on each `signal`, and every `poll` if the file changed, until `shutdown`.
-    async fn run(mut self, signal: Arc<Notify>, poll: Option<Duration>, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        signal: Arc<Notify>,
+        poll: Option<Duration>,
+        shutdown: CancellationToken,
+    ) {
         // The first look only notes the text the role started with.
         self.seen = tokio::fs::read(&self.path).await.ok();
         let poll = poll.unwrap_or(Duration::MAX);

@@ -120,7 +120,11 @@ async fn serve(
     let stopped = shutdown.clone().cancelled_owned();
     let app = app.into_make_service_with_connect_info::<Peer>();
     match socket.tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(stopped).await?,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await?
+        }
         Some(acceptor) => {
             // `tap_io` (doing nothing) brings axum's connect info of a listener's own
             // address type, which for this listener is `Peer`.

@@ -88,7 +88,10 @@ fn a_rollover_accepts_both_tokens_and_an_expired_one_is_refused_and_counted() {
     until_status(&app, &old, 401, &log);
     let (status, body) = post(&app, &old, "e-4");
     assert_eq!(status, 401);
-    assert!(body["error"].as_str().unwrap().contains("expired"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
     assert_eq!(post(&app, &new, "e-5").0, 200);
 
     let m = Metrics::parse(&app.scrape());
@@ -122,23 +125,50 @@ fn sighup_reloads_the_tokens_and_a_broken_file_keeps_the_old_ones() {
     let (new, new_entry) = token_new("konbini-2027", &["--source", "konbini"]);
     write(&config, head, &[&old_entry, &new_entry]);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(post(&app, &new, "e-1").0, 401, "no reload without the signal");
+    assert_eq!(
+        post(&app, &new, "e-1").0,
+        401,
+        "no reload without the signal"
+    );
     let hup = |app: &TestApp| {
         let pid = app.child.id().to_string();
-        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
     };
     hup(&app);
     until_status(&app, &new, 200, &log);
-    assert_eq!(post(&app, "legacy-secret-in-clear", "e-2").0, 401, "dropped by the reload");
+    assert_eq!(
+        post(&app, "legacy-secret-in-clear", "e-2").0,
+        401,
+        "dropped by the reload"
+    );
 
     // A file that does not parse, or a token without a key, changes nothing.
-    for broken in ["[[tokens]\n", "[[tokens]]\nname = \"x\"\nsources = [\"konbini\"]\n"] {
-        let was = std::fs::read_to_string(&log).unwrap().matches("not reloaded").count();
+    for broken in [
+        "[[tokens]\n",
+        "[[tokens]]\nname = \"x\"\nsources = [\"konbini\"]\n",
+    ] {
+        let was = std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("not reloaded")
+            .count();
         write(&config, head, &[broken]);
         hup(&app);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::read_to_string(&log).unwrap().matches("not reloaded").count() == was {
-            assert!(Instant::now() < deadline, "no error logged:\n{}", tail(&log, 20));
+        while std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("not reloaded")
+            .count()
+            == was
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no error logged:\n{}",
+                tail(&log, 20)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(post(&app, &new, "e-3").0, 200);
@@ -146,7 +176,10 @@ fn sighup_reloads_the_tokens_and_a_broken_file_keeps_the_old_ones() {
     }
     app.stop();
     let log = std::fs::read_to_string(&log).unwrap();
-    assert!(log.contains("deprecated"), "a token in clear warns at start: {log}");
+    assert!(
+        log.contains("deprecated"),
+        "a token in clear warns at start: {log}"
+    );
     assert!(log.contains("has no key"), "the reason is logged: {log}");
     assert!(!log.contains("legacy-secret-in-clear"), "{log}");
 }

@@ -31,7 +31,9 @@ pub enum KeyError {
     #[error("token {0:?} has no key: set token_sha256 (from `mieruka token new`)")]
     NoKey(String),
     /// More than one of `token_sha256`, `token` and `token_env` is set.
-    #[error("token {0:?} sets more than one of token_sha256, token and token_env: keep token_sha256")]
+    #[error(
+        "token {0:?} sets more than one of token_sha256, token and token_env: keep token_sha256"
+    )]
     SeveralKeys(String),
     /// `token_env` names a variable that is not set.
     #[error("token {name:?}: the environment variable {var} named by token_env is not set")]
@@ -42,7 +44,9 @@ pub enum KeyError {
         var: String,
     },
     /// `token_sha256` is not 43 characters of base64url (32 bytes).
-    #[error("token {0:?}: token_sha256 is not the base64url (no padding) of a 32-byte SHA-256 digest")]
+    #[error(
+        "token {0:?}: token_sha256 is not the base64url (no padding) of a 32-byte SHA-256 digest"
+    )]
     BadDigest(String),
     /// `expires` is not an RFC 3339 instant.
     #[error("token {name:?}: expires {value:?} is not an RFC 3339 instant like 2027-03-31T23:59:59+09:00")]
@@ -191,12 +195,14 @@ impl Token {
                 .and_then(|bytes| Sha256Digest::try_from(bytes).ok())
                 .ok_or_else(|| KeyError::BadDigest(name())),
             (None, Some(secret), None) => Ok(sha256(secret)),
-            (None, None, Some(var)) => std::env::var(var)
-                .map(|secret| sha256(&secret))
-                .map_err(|_| KeyError::EnvUnset {
-                    name: name(),
-                    var: var.clone(),
-                }),
+            (None, None, Some(var)) => {
+                std::env::var(var)
+                    .map(|secret| sha256(&secret))
+                    .map_err(|_| KeyError::EnvUnset {
+                        name: name(),
+                        var: var.clone(),
+                    })
+            }
             (None, None, None) => Err(KeyError::NoKey(name())),
             _ => Err(KeyError::SeveralKeys(name())),
         }
