@@ -13,7 +13,8 @@ use mieruka_ingest::Timestamp;
 #[derive(Parser, Debug)]
 #[command(name = "mieruka", version, about, long_about = None)]
 pub struct Cli {
-    /// Config file (TOML): tokens, CSV mappings, defaults for the flags below.
+    /// Config file (TOML): tokens (a receiving role reloads them when the file changes,
+    /// or on SIGHUP), [tls], CSV mappings, defaults for the flags below.
     #[arg(long, short, global = true, env = "MIERUKA_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -36,7 +37,7 @@ pub enum Command {
         no_serve: bool,
     },
     /// All roles in one process on the embedded SQLite store: HTTP ingest, aggregation,
-    /// /metrics and the status page.
+    /// /metrics and the status page (HTTPS when the config has [tls]).
     Standalone {
         #[command(flatten)]
         serve: ServeArgs,
@@ -126,7 +127,8 @@ pub enum Command {
         plan: Option<PathBuf>,
     },
     /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all);
-    /// its refusals also go to PostgreSQL's `rejected` table when a URL is given.
+    /// its refusals also go to PostgreSQL's `rejected` table when a URL is given. HTTPS
+    /// when the config has [tls]; the [[tokens]] reload on a change of the file or SIGHUP.
     Ingest {
         #[command(flatten)]
         role: RoleArgs,
