@@ -109,6 +109,15 @@ mod tests {
 
     use super::*;
 
+    /// The registry in the text exposition format.
+    fn exposition(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus::TextEncoder::new()
+            .encode_utf8(&registry.gather(), &mut text)
+            .unwrap();
+        text
+    }
+
     #[test]
     fn a_refusal_counts_under_its_token_name_and_an_unmatched_one_under_unknown() {
         let registry = Registry::new();
@@ -123,10 +132,7 @@ mod tests {
         access.count(&refusal(401, "unknown_token", UNKNOWN_TOKEN));
         // A name that is not configured cannot become a label value.
         access.count(&refusal(413, "too_large", "not-configured"));
-        let mut text = String::new();
-        prometheus::TextEncoder::new()
-            .encode_utf8(&registry.gather(), &mut text)
-            .unwrap();
+        let text = exposition(&registry);
         for line in [
             r#"mieruka_http_refused_total{reason="content_type",token="konbini"} 1"#,
             r#"mieruka_http_refused_total{reason="unknown_token",token="unknown"} 1"#,
@@ -154,10 +160,7 @@ mod tests {
         access.count(&expired);
         access.set_tokens(&["konbini", "card"]);
         access.count(&expired);
-        let mut text = String::new();
-        prometheus::TextEncoder::new()
-            .encode_utf8(&registry.gather(), &mut text)
-            .unwrap();
+        let text = exposition(&registry);
         for line in [
             r#"mieruka_auth_failures_total{reason="expired",token="unknown"} 1"#,
             r#"mieruka_auth_failures_total{reason="expired",token="card"} 1"#,
