@@ -323,7 +323,12 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))
+        Config::parse(&text, path)
+    }
+
+    /// Parses the text of the config file at `path` (named in the error).
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
+        toml::from_str(text).with_context(|| format!("config {} is not valid", path.display()))
     }
 
     /// The configured source labels (for metrics): every source of every token and of

@@ -67,7 +67,6 @@ impl Reloader {
                 () = tokio::time::sleep(poll) => {
                     let text = tokio::fs::read(&self.path).await.ok();
                     if text != self.seen {
-                        self.seen = text;
                         self.reload("file changed").await;
                     }
                 }
@@ -75,10 +74,18 @@ impl Reloader {
         }
     }
 
-    /// Puts the file's tokens in force, or keeps the current ones and says why.
+    /// Puts the file's tokens in force, or keeps the current ones and says why. The text
+    /// read becomes the one the next look compares with, so a signal and the poll do
+    /// not both reload one change.
     async fn reload(&mut self, cause: &'static str) {
+        let text = tokio::fs::read(&self.path).await;
+        self.seen = text.as_ref().ok().cloned();
         let path = self.path.clone();
-        match tokio::task::spawn_blocking(move || load(&path)).await {
+        let loaded = tokio::task::spawn_blocking(move || {
+            let text = text.with_context(|| format!("cannot read config {}", path.display()))?;
+            load(&String::from_utf8_lossy(&text), &path)
+        });
+        match loaded.await {
             Ok(Ok(ring)) => {
                 let names = ring.names();
                 let count = ring.len();
@@ -97,9 +104,9 @@ impl Reloader {
     }
 }
 
-/// The tokens of the config file at `path`.
-fn load(path: &Path) -> anyhow::Result<KeyRing> {
-    let cfg = Config::load(Some(path))?;
+/// The tokens of `text`, the config file at `path`.
+fn load(text: &str, path: &Path) -> anyhow::Result<KeyRing> {
+    let cfg = Config::parse(text, path)?;
     cfg.warn_secrets_in_clear();
     cfg.key_ring()
 }
