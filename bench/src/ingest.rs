@@ -127,7 +127,7 @@ pub async fn ingest(db: &Path, opts: IngestOptions, checkpoints: &[u64]) -> anyh
 }
 
 /// A standalone on a fresh SQLite file at `db`, on a free port, taking the bench's token.
-fn settings(db: &Path) -> anyhow::Result<Resolved> {
+pub(crate) fn settings(db: &Path) -> anyhow::Result<Resolved> {
     let sources = vec!["konbini".to_owned(), "portal".to_owned()];
     let token = mieruka_ingest::http::Token {
         name: "bench".into(),

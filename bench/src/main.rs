@@ -5,12 +5,14 @@
 //! ```text
 //! cargo run --release -p mieruka-bench -- ingest [--events N] [--batch N] [--connections N]
 //! cargo run --release -p mieruka-bench -- kafka  [--events N] [--partitions N] [--brokers H:P] …
+//! cargo run --release -p mieruka-bench -- inbox  [--rows N] [--dir DIR]
 //! ```
 //!
 //! The engine's per-core fold is a `cargo bench` of its own:
 //! `cargo bench -p mieruka-aggregator --bench fold`.
 
 mod events;
+mod inbox;
 mod ingest;
 mod kafka;
 
@@ -74,6 +76,16 @@ enum Command {
         #[arg(long)]
         random_ids: bool,
     },
+    /// A Shift_JIS CSV export (Japanese headers, the README's konbini mapping) dropped
+    /// into the `[[inbox]]` of a standalone on a fresh SQLite file: rows/s and peak RSS.
+    Inbox {
+        /// Rows of the export.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Fresh folder for the export, the inbox and the SQLite file.
+        #[arg(long, default_value = "data/bench-inbox")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,5 +132,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Inbox { rows, dir } => inbox::inbox(&dir, rows).await,
     }
 }

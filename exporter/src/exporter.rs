@@ -2,6 +2,7 @@
 //! exposition and status page rendered from them once), the health metrics, and the
 //! readiness flag.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
@@ -9,9 +10,11 @@ use std::time::Instant;
 use mieruka_aggregator::{Figure, Plan};
 use mieruka_ingest::Timestamp;
 
-use crate::health::Health;
+use crate::health::{Health, Role};
+use crate::kpi_page::render_kpi_page;
 use crate::kpis::render_kpis;
-use crate::status_page::{render_status_page, render_status_page_with_inboxes};
+use crate::status_page::{render_status_page, render_status_page_with};
+use crate::trend::Trends;
 
 /// One published snapshot, immutable once built: scrapes clone the `Arc` and read it
 /// without holding the lock.
@@ -21,6 +24,8 @@ struct Snapshot {
     kpi_text: String,
     /// The status page, rendered at publish.
     status_page: String,
+    /// Each KPI's page by KPI id, rendered at publish.
+    kpi_pages: BTreeMap<String, String>,
     /// The `now` the figures were computed at (the engine's clock, possibly `--now`).
     now: Option<Timestamp>,
     /// When it was published, on this process's monotonic clock: the snapshot's age is
@@ -33,6 +38,8 @@ struct Snapshot {
 /// Shared behind an `Arc` by the HTTP handlers and the role that publishes snapshots.
 pub struct Exporter {
     plan: Arc<Plan>,
+    /// Which role serves: only the KPI roles render the KPI figures into `/metrics`.
+    role: Role,
     health: Health,
     /// Set by the role once its inputs are open; `/readyz` also needs a snapshot.
     ready: AtomicBool,
@@ -52,19 +59,29 @@ impl std::fmt::Debug for Exporter {
 }
 
 impl Exporter {
-    /// An exporter for `plan`, labelling events by the configured `sources` (plus `unknown`).
+    /// The standalone role's exporter for `plan`, labelling events by the configured
+    /// `sources` (plus `unknown`).
     ///
     /// It starts not ready (see [`Exporter::set_ready`]) and with no snapshot.
     pub fn new(plan: Arc<Plan>, sources: Vec<String>) -> Arc<Self> {
+        Self::for_role(plan, sources, Role::Standalone)
+    }
+
+    /// The exporter of `role`: its health series are those that apply to it, and the
+    /// KPI figures are in its `/metrics` only if it serves them (a role that does not
+    /// still publishes, for its readiness and its status page).
+    pub fn for_role(plan: Arc<Plan>, sources: Vec<String>, role: Role) -> Arc<Self> {
         let empty = Snapshot {
             figures: Arc::new(Vec::new()),
             kpi_text: String::new(),
             status_page: render_status_page(&plan, &[], None),
+            kpi_pages: BTreeMap::new(),
             now: None,
             published: None,
         };
         Arc::new(Self {
-            health: Health::new(&sources),
+            health: Health::for_role(role, &sources),
+            role,
             plan,
             ready: AtomicBool::new(false),
             snapshot: RwLock::new(Arc::new(empty)),
@@ -76,16 +93,37 @@ impl Exporter {
     /// `now` is the instant the figures were computed at; the publish itself is timed on
     /// the monotonic clock for `mieruka_snapshot_age_seconds`.
     pub fn publish(&self, figures: &[Figure], now: Timestamp) {
+        self.publish_with_trends(figures, &Trends::default(), now);
+    }
+
+    /// [`Exporter::publish`] with the months of the year (see [`crate::trend::trends`]),
+    /// which the status page and each KPI's page chart.
+    pub fn publish_with_trends(&self, figures: &[Figure], trends: &Trends, now: Timestamp) {
         let started = Instant::now();
+        let plan = &self.plan;
         let next = Snapshot {
             figures: Arc::new(figures.to_vec()),
-            kpi_text: render_kpis(&self.plan, figures),
-            status_page: render_status_page_with_inboxes(
-                &self.plan,
+            kpi_text: if self.role.serves_kpis() {
+                render_kpis(plan, figures)
+            } else {
+                String::new()
+            },
+            status_page: render_status_page_with(
+                plan,
                 figures,
+                trends,
                 Some(now),
                 &self.health.inboxes(),
             ),
+            kpi_pages: plan
+                .kpis_with_ids()
+                .map(|(k, kpi)| {
+                    (
+                        kpi.id.clone(),
+                        render_kpi_page(plan, k, figures, trends, now),
+                    )
+                })
+                .collect(),
             now: Some(now),
             published: Some(Instant::now()),
         };
@@ -159,6 +197,12 @@ impl Exporter {
     /// The served snapshot's figures (empty before the first publish).
     pub fn figures(&self) -> Arc<Vec<Figure>> {
         Arc::clone(&self.current().figures)
+    }
+
+    /// What `GET /kpi/<id>` returns: the KPI's page rendered at the last publish;
+    /// `None` for an id the plan does not have or before the first publish.
+    pub fn kpi_page(&self, id: &str) -> Option<String> {
+        self.current().kpi_pages.get(id).cloned()
     }
 
     /// What `GET /` returns: the status page rendered at the last publish.

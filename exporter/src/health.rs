@@ -1,9 +1,13 @@
 //! Pipeline health: what happened to the events each source sent, when each source was
 //! last heard from, how long commits take, how stale the served snapshot is, and (in
 //! the Kafka role) how far the consumers lag.
+//!
+//! Each role exports only the series that mean something in it ([`Role`]): a series that
+//! a role cannot move (a snapshot age where no snapshot is computed, counters that stay
+//! at zero) would be read by rules and dashboards as a fact.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use mieruka_ingest::{Reason, Status};
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
@@ -19,13 +23,46 @@ const COMMIT_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The role a process plays, which decides the health series it exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything in one process on SQLite: receives, commits, serves the KPIs.
+    Standalone,
+    /// HTTP (and inboxes) to Kafka: counts its refusals and produce latency.
+    Ingest,
+    /// Kafka to PostgreSQL: counts what it commits, commit latency, consumer lag.
+    Aggregate,
+    /// Serves the KPIs from PostgreSQL: snapshot age, when each source was last heard from.
+    Export,
+}
+
+impl Role {
+    /// Whether the role serves the KPI figures (and so their snapshot and freshness).
+    pub fn serves_kpis(self) -> bool {
+        matches!(self, Role::Standalone | Role::Export)
+    }
+
+    /// Whether the role decides what becomes of events (counts and commit latency).
+    fn counts_events(self) -> bool {
+        !matches!(self, Role::Export)
+    }
+
+    /// Whether the role takes files from `[[inbox]]` folders.
+    fn takes_files(self) -> bool {
+        matches!(self, Role::Standalone | Role::Ingest)
+    }
+}
+
 /// The pipeline's health metrics, in a registry of their own.
 ///
 /// The KPI part of the exposition is rendered separately, once per snapshot.
 pub struct Health {
     registry: Registry,
     /// Configured source labels, `unknown` included: the only values `source` may take.
-    sources: BTreeSet<String>,
+    /// A std lock: held only to look a label up or add sources, never across an await.
+    sources: RwLock<BTreeSet<String>>,
+    /// Whether this role counts events (and so starts their series at 0).
+    counts_events: bool,
     events: IntCounterVec,
     last_received: GaugeVec,
     commit_duration: Histogram,
@@ -63,19 +100,25 @@ impl std::fmt::Debug for Health {
 }
 
 impl Health {
-    /// Health metrics for the configured `sources` (`unknown` is always added).
+    /// Health metrics of the standalone role for the configured `sources` (`unknown` is
+    /// always added).
+    pub fn new<S: AsRef<str>>(sources: &[S]) -> Self {
+        Self::for_role(Role::Standalone, sources)
+    }
+
+    /// Health metrics of `role` for the configured `sources` (`unknown` is always added).
     ///
     /// Every (source, outcome, reason) series of `mieruka_events_total` starts at 0, so
     /// that rates and alerts see the first event.
-    pub fn new<S: AsRef<str>>(sources: &[S]) -> Self {
+    pub fn for_role<S: AsRef<str>>(role: Role, sources: &[S]) -> Self {
         // Names, help texts and label sets are static and every test builds a Health:
         // a failure here is a bug in this file, not a condition to handle at run time.
         #[allow(clippy::expect_used)]
-        let health = Self::build(sources).expect("health metrics are statically valid");
+        let health = Self::build(role, sources).expect("health metrics are statically valid");
         health
     }
 
-    fn build<S: AsRef<str>>(sources: &[S]) -> prometheus::Result<Self> {
+    fn build<S: AsRef<str>>(role: Role, sources: &[S]) -> prometheus::Result<Self> {
         let registry = Registry::new();
         let sources: BTreeSet<String> = sources
             .iter()
@@ -92,7 +135,7 @@ impl Health {
         let last_received = GaugeVec::new(
             Opts::new(
                 "mieruka_source_last_received_timestamp_seconds",
-                "Unix time at which the last event from the source was received; a feed gone silent stops moving it.",
+                "Unix time at which the last event from the source was received (whatever became of it), kept in the store; for a configured source never heard from, when it was first configured. A feed gone silent stops moving it.",
             ),
             &["source"],
         )?;
@@ -117,30 +160,32 @@ impl Health {
             ),
             &["topic", "partition"],
         )?;
-        registry.register(Box::new(events.clone()))?;
-        registry.register(Box::new(last_received.clone()))?;
-        registry.register(Box::new(commit_duration.clone()))?;
-        registry.register(Box::new(snapshot_age.clone()))?;
-        registry.register(Box::new(consumer_lag.clone()))?;
         let (inbox_files, inbox_lines, inbox_last_file) = inbox_metrics()?;
-        registry.register(Box::new(inbox_files.clone()))?;
-        registry.register(Box::new(inbox_lines.clone()))?;
-        registry.register(Box::new(inbox_last_file.clone()))?;
-        for source in &sources {
-            for outcome in ["accepted", "duplicate"] {
-                events.get_metric_with_label_values(&[source.as_str(), outcome, ""])?;
-            }
-            for reason in Reason::ALL {
-                events.get_metric_with_label_values(&[
-                    source.as_str(),
-                    "rejected",
-                    reason.as_str(),
-                ])?;
+        if role.counts_events() {
+            registry.register(Box::new(events.clone()))?;
+            registry.register(Box::new(commit_duration.clone()))?;
+        }
+        if role.serves_kpis() {
+            registry.register(Box::new(last_received.clone()))?;
+            registry.register(Box::new(snapshot_age.clone()))?;
+        }
+        if role == Role::Aggregate {
+            registry.register(Box::new(consumer_lag.clone()))?;
+        }
+        if role.takes_files() {
+            registry.register(Box::new(inbox_files.clone()))?;
+            registry.register(Box::new(inbox_lines.clone()))?;
+            registry.register(Box::new(inbox_last_file.clone()))?;
+        }
+        if role.counts_events() {
+            for source in &sources {
+                start_at_zero(&events, source)?;
             }
         }
         Ok(Self {
             registry,
-            sources,
+            sources: RwLock::new(sources),
+            counts_events: role.counts_events(),
             events,
             last_received,
             commit_duration,
@@ -200,10 +245,25 @@ impl Health {
     }
 
     /// The label for `source`: itself when configured, else `unknown`.
-    pub fn source_label<'a>(&'a self, source: &str) -> &'a str {
-        self.sources
+    pub fn source_label(&self, source: &str) -> String {
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        sources
             .get(source)
             .map_or(UNKNOWN_SOURCE, String::as_str)
+            .to_owned()
+    }
+
+    /// Adds configured sources learnt after start (those another role declared in the
+    /// store), their series starting at 0.
+    pub fn add_sources<S: AsRef<str>>(&self, more: &[S]) {
+        let mut sources = self.sources.write().unwrap_or_else(PoisonError::into_inner);
+        for source in more {
+            if sources.insert(source.as_ref().to_owned()) && self.counts_events {
+                if let Err(error) = start_at_zero(&self.events, source.as_ref()) {
+                    tracing::error!(%error, "A source's event counters could not start at 0.");
+                }
+            }
+        }
     }
 
     /// Counts one event's fate under its source's label.
@@ -213,16 +273,23 @@ impl Health {
             Status::Duplicate => ("duplicate", ""),
             Status::Rejected(r) => ("rejected", r.reason.as_str()),
         };
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        let label = sources.get(source).map_or(UNKNOWN_SOURCE, String::as_str);
         self.events
-            .with_label_values(&[self.source_label(source), outcome, reason])
+            .with_label_values(&[label, outcome, reason])
             .inc();
     }
 
-    /// Notes that an event from `source` was received at `at_unix_seconds`.
-    pub fn received(&self, source: &str, at_unix_seconds: f64) {
-        self.last_received
-            .with_label_values(&[self.source_label(source)])
-            .set(at_unix_seconds);
+    /// Sets when each source was last heard from, `(source, Unix seconds)`, as the store
+    /// keeps it (its sources are the configured ones of every role): the whole set, so a
+    /// source the store no longer lists disappears.
+    pub fn set_last_heard<S: AsRef<str>>(&self, sources: &[(S, f64)]) {
+        self.last_received.reset();
+        for (source, at) in sources {
+            self.last_received
+                .with_label_values(&[source.as_ref()])
+                .set(*at);
+        }
     }
 
     /// Observes one batch commit's duration.
@@ -255,6 +322,18 @@ impl Health {
             tracing::error!(%error, "Health metrics could not be rendered.");
         }
     }
+}
+
+/// Starts every (outcome, reason) series of `source` at 0, so that rates and alerts see
+/// its first event.
+fn start_at_zero(events: &IntCounterVec, source: &str) -> prometheus::Result<()> {
+    for outcome in ["accepted", "duplicate"] {
+        events.get_metric_with_label_values(&[source, outcome, ""])?;
+    }
+    for reason in Reason::ALL {
+        events.get_metric_with_label_values(&[source, "rejected", reason.as_str()])?;
+    }
+    Ok(())
 }
 
 /// The metrics of the `[[inbox]]` folders: files and lines by outcome, and when each

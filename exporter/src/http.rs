@@ -1,9 +1,10 @@
 //! The exporter's HTTP routes. Every handler serves what was prepared beforehand: none
-//! of them computes a figure, and none reads anything from the request.
+//! of them computes a figure, and none reads anything from the request but the KPI id of
+//! `/kpi/<id>`, which only looks a prepared page up.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -16,10 +17,12 @@ use crate::exporter::Exporter;
 /// The charset is said because the KPI names in `mieruka_kpi_info` are Japanese.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The routes: `GET /metrics`, `GET /healthz`, `GET /readyz` and the status page `GET /`.
+/// The routes: `GET /metrics`, `GET /healthz`, `GET /readyz`, the status page `GET /`
+/// and each KPI's page `GET /kpi/<id>`.
 pub fn router(exporter: Arc<Exporter>) -> Router {
     Router::new()
         .route("/", get(status_page))
+        .route("/kpi/{id}", get(kpi_page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -49,4 +52,11 @@ async fn readyz(State(exporter): State<Arc<Exporter>>) -> Response {
 
 async fn status_page(State(exporter): State<Arc<Exporter>>) -> Html<String> {
     Html(exporter.status_page())
+}
+
+async fn kpi_page(State(exporter): State<Arc<Exporter>>, Path(id): Path<String>) -> Response {
+    match exporter.kpi_page(&id) {
+        Some(page) => Html(page).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such KPI, or no snapshot yet").into_response(),
+    }
 }

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use mieruka_aggregator::{Figure, KpiId, KpiKind, Plan};
+use mieruka_aggregator::{Figure, FiscalYear, KpiId, KpiKind, Plan};
 use prometheus::{GaugeVec, Opts, Registry, TextEncoder};
+
+use crate::wareki::era_fiscal_year;
 
 /// Labels of every per-year KPI series.
 const KPI_YEAR: &[&str] = &["kpi", "fiscal_year"];
@@ -107,6 +109,7 @@ struct Gauges {
     info: GaugeVec,
     as_of: GaugeVec,
     elapsed: GaugeVec,
+    year_info: GaugeVec,
 }
 
 impl Gauges {
@@ -149,6 +152,12 @@ impl Gauges {
         "Elapsed fraction of the fiscal year at the snapshot, from 0 (not started) to 1 (closed).",
         &["fiscal_year"],
     )?;
+        let year_info = gauge_vec(
+            registry,
+            "mieruka_fiscal_year_info",
+            "Each exported fiscal year's name in the Japanese era, as city documents write it (era_ja: FY2026 is Reiwa 8, written in kanji); always 1.",
+            &["fiscal_year", "era_ja"],
+        )?;
         Ok(Self {
             per_year,
             stage,
@@ -156,6 +165,7 @@ impl Gauges {
             info,
             as_of,
             elapsed,
+            year_info,
         })
     }
 
@@ -185,6 +195,7 @@ impl Gauges {
             target_stage,
             as_of,
             elapsed,
+            year_info,
             ..
         } = self;
         let mut latest: BTreeMap<KpiId, f64> = BTreeMap::new();
@@ -225,9 +236,13 @@ impl Gauges {
                 .set(t);
         }
         for (year, f) in years {
-            elapsed
-                .get_metric_with_label_values(&[year.to_string().as_str()])?
-                .set(f);
+            let label = year.to_string();
+            elapsed.get_metric_with_label_values(&[&label])?.set(f);
+            if let Some(era) = era_fiscal_year(FiscalYear(year)) {
+                year_info
+                    .get_metric_with_label_values(&[&label, &era])?
+                    .set(1.0);
+            }
         }
         Ok(())
     }

@@ -13,16 +13,23 @@ mod access;
 mod exporter;
 mod health;
 mod http;
+mod kpi_page;
 mod kpis;
 pub mod precision;
+pub mod status;
 mod status_page;
+pub mod trend;
+pub mod wareki;
 
 pub use access::Access;
 pub use exporter::Exporter;
-pub use health::{Health, InboxLast, UNKNOWN_SOURCE};
+pub use health::{Health, InboxLast, Role, UNKNOWN_SOURCE};
 pub use http::{router, METRICS_CONTENT_TYPE};
+pub use kpi_page::render_kpi_page;
 pub use kpis::render_kpis;
-pub use status_page::{current_year, render_status_page, render_status_page_with_inboxes};
+pub use status_page::{
+    current_year, render_status_page, render_status_page_with, render_status_page_with_inboxes,
+};
 
 pub mod dashboards;
 pub mod rules;

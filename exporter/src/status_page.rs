@@ -6,10 +6,14 @@ use std::fmt::Write;
 
 use mieruka_aggregator::fiscal::JST_OFFSET_SECONDS;
 use mieruka_aggregator::plan::Chapter;
-use mieruka_aggregator::{Figure, FiscalYear, Kpi, KpiKind, Plan};
+use mieruka_aggregator::{Figure, FiscalYear, Kpi, Plan};
 use mieruka_ingest::Timestamp;
 
 use crate::health::InboxLast;
+use crate::precision::kpi_decimals;
+use crate::status::{status, Status};
+use crate::trend::{chart, Size, Trends};
+use crate::wareki::era_fiscal_year;
 
 /// Seconds between the page's own refreshes: the snapshot is republished on a 60 s
 /// timer, so refreshing faster shows nothing new.
@@ -33,48 +37,8 @@ pub fn current_year(plan: &Plan, now: Timestamp) -> FiscalYear {
     started.unwrap_or(plan.baseline_year)
 }
 
-/// How a KPI stands in the current year, as the page shows it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Standing {
-    OnTrack,
-    Behind,
-    NoTarget,
-    NoData,
-}
-
-impl Standing {
-    /// (CSS class, Japanese, English).
-    fn words(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            Standing::OnTrack => ("on-track", "順調", "On track"),
-            Standing::Behind => ("behind", "遅れ", "Behind"),
-            Standing::NoTarget => ("no-target", "目標未設定", "No target"),
-            Standing::NoData => ("no-data", "データなし", "No data"),
-        }
-    }
-}
-
-fn standing(kpi: &Kpi, fig: Option<&Figure>) -> Standing {
-    let Some((fig, value)) = fig.and_then(|f| f.value.map(|v| (f, v))) else {
-        return Standing::NoData;
-    };
-    let Some(target) = fig.target else {
-        return Standing::NoTarget;
-    };
-    let behind = if matches!(kpi.kind, KpiKind::Milestone { .. }) {
-        kpi.direction.sign() * (value - target) < 0.0
-    } else {
-        fig.drift.is_some_and(|d| d < -fig.tolerance)
-    };
-    if behind {
-        Standing::Behind
-    } else {
-        Standing::OnTrack
-    }
-}
-
 /// Escapes text for HTML element content and double- or single-quoted attributes.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -90,7 +54,7 @@ fn esc(s: &str) -> String {
 }
 
 /// `x` with `decimals` places and thousands separators: 4331 → "4,331".
-fn grouped(x: f64, decimals: usize) -> String {
+pub(crate) fn grouped(x: f64, decimals: usize) -> String {
     let text = format!("{:.*}", decimals, x.abs());
     let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
     let mut out = String::with_capacity(text.len() + int.len() / 3 + 1);
@@ -110,7 +74,9 @@ fn grouped(x: f64, decimals: usize) -> String {
     out
 }
 
-/// A figure of `kpi` as people read it: with its unit, or a stage's name.
+/// A figure of `kpi` as people read it: a stage's name, or the number with the decimals
+/// of [`kpi_decimals`] (those of the alert texts and dashboards) and its counter word
+/// (`4,331人`), else its unit.
 fn display(kpi: &Kpi, x: f64) -> String {
     if let Some(stages) = kpi.stages() {
         let i = x.round();
@@ -119,27 +85,28 @@ fn display(kpi: &Kpi, x: f64) -> String {
             _ => format!("{} {}", grouped(x, 0), kpi.unit),
         };
     }
-    if kpi.is_percent() {
-        return format!("{} %", grouped(x, 1));
+    let number = grouped(x, kpi_decimals(kpi));
+    match &kpi.counter_ja {
+        Some(counter) => format!("{number}{counter}"),
+        None if kpi.is_percent() => format!("{number} %"),
+        None if kpi.unit.is_empty() => number,
+        None => format!("{number} {}", kpi.unit),
     }
-    // Counts read as integers; paces and hours keep one decimal where they have one.
-    let decimals = if (x - x.round()).abs() < 0.05 { 0 } else { 1 };
-    format!("{} {}", grouped(x, decimals), kpi.unit)
 }
 
-fn cell(kpi: &Kpi, x: Option<f64>) -> String {
+pub(crate) fn cell(kpi: &Kpi, x: Option<f64>) -> String {
     match x.filter(|x| x.is_finite()) {
         Some(x) => esc(&display(kpi, x)),
         None => "—".to_owned(),
     }
 }
 
-fn jst(t: Timestamp) -> String {
+pub(crate) fn jst(t: Timestamp) -> String {
     let (y, mo, d, h, mi, _) = t.to_civil(JST_OFFSET_SECONDS);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} JST")
 }
 
-const STYLE: &str = "\
+pub(crate) const STYLE: &str = "\
 body{font-family:system-ui,'Hiragino Sans','Noto Sans JP','Yu Gothic',sans-serif;margin:0;color:#1f2328;background:#f6f8fa}\
 header,main,footer{max-width:72rem;margin:0 auto;padding:1rem 1.5rem}\
 header{padding-top:1.5rem}\
@@ -157,11 +124,32 @@ td:first-child{min-width:14rem}\
 td.num{text-align:right;width:11%}\
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:bold;white-space:nowrap}\
 .badge small{display:inline;margin-left:.4em;color:inherit;font-weight:normal}\
-.on-track{background:#dafbe1;color:#116329}\
-.behind{background:#ffebe9;color:#a40e26}\
+.on-pace,.target-met,.on-track{background:#dafbe1;color:#116329}\
+.target-met{font-weight:900}\
+.behind-pace,.projected-miss,.overdue,.behind{background:#ffebe9;color:#a40e26}\
 .no-target{background:#eaeef2;color:#424a53}\
 .no-data{background:#fff8c5;color:#7d4e00}\
-footer{font-size:.85rem;color:#57606a}";
+footer{font-size:.85rem;color:#57606a}\
+a{color:#0969da}\
+td.trend{width:10rem;padding:.3rem .5rem}\
+svg.chart{display:block;width:100%;height:auto}\
+svg.small{max-width:10rem;height:3rem}\
+figure.large-chart{max-width:48rem;margin:0 0 1rem;background:#fff;border:1px solid #d0d7de;padding:.5rem}\
+.key{margin-right:1em;font-size:.85rem;white-space:nowrap}\
+.key::before{content:'';display:inline-block;width:1.2em;height:0;margin-right:.3em;vertical-align:middle;border-top:2px solid}\
+.key.value::before{border-color:#0969da}.key.pace::before{border-top:1px dashed #57606a}\
+.key.target::before{border-top:1px dashed #a40e26}.key.last-year::before{border-color:#afb8c1}\
+table.figures{max-width:32rem}\
+@media (max-width:40rem){header,main,footer{padding:.75rem}\
+table,thead,tbody,tr,th,td{display:block;width:auto}\
+thead{display:none}\
+table.figures tr{display:flex;justify-content:space-between}table.figures th{background:none}\
+tr{border-bottom:1px solid #d0d7de;padding:.4rem 0}\
+td,th{border:0;padding:.15rem .75rem}\
+td:first-child{min-width:0;font-weight:bold}\
+td.num{width:auto;text-align:left}\
+td[data-label]::before{content:attr(data-label);display:inline-block;min-width:7.5rem;font-size:.8rem;color:#57606a}\
+td.trend{width:auto}}";
 
 /// Renders the status page for the figures of a snapshot taken at `snapshot`.
 ///
@@ -179,11 +167,23 @@ pub fn render_status_page_with_inboxes(
     snapshot: Option<Timestamp>,
     inboxes: &[(String, Option<InboxLast>)],
 ) -> String {
-    let mut h = String::with_capacity(32 * 1024);
+    render_status_page_with(plan, figures, &Trends::default(), snapshot, inboxes)
+}
+
+/// The whole status page: [`render_status_page_with_inboxes`] with each KPI's chart of
+/// the year by month from `trends` (a dash where there is none) and a link to its page.
+pub fn render_status_page_with(
+    plan: &Plan,
+    figures: &[Figure],
+    trends: &Trends,
+    snapshot: Option<Timestamp>,
+    inboxes: &[(String, Option<InboxLast>)],
+) -> String {
+    let mut h = String::with_capacity(64 * 1024);
     let year = snapshot.map(|now| (current_year(plan, now), now));
     write_header(&mut h, plan, year);
     for chapter in &plan.chapters {
-        write_chapter(&mut h, plan, chapter, figures, year);
+        write_chapter(&mut h, plan, chapter, (figures, trends), year);
     }
     write_inboxes(&mut h, inboxes);
     write_footer(&mut h, figures, snapshot);
@@ -192,6 +192,21 @@ pub fn render_status_page_with_inboxes(
 }
 
 // `write!` into a String cannot fail; the results below are ignored on purpose.
+
+/// The city, the year both ways and how much of it has passed: `青梅市 · 2026年度（令和8年度）
+/// FY2026 · 経過 elapsed 65.2%`.
+pub(crate) fn year_name(plan: &Plan, fy: FiscalYear, now: Timestamp) -> String {
+    format!(
+        "{}{fy}年度{} <span lang=\"en\">FY{fy}</span> · 経過 <span lang=\"en\">elapsed</span> {:.1}%",
+        if plan.city.is_empty() {
+            String::new()
+        } else {
+            format!("{} · ", esc(&plan.city))
+        },
+        era_fiscal_year(fy).map_or(String::new(), |era| format!("（{era}）")),
+        fy.elapsed_fraction(now) * 100.0,
+    )
+}
 
 /// The document's head and the page header: the plan, the year and how far it is.
 fn write_header(h: &mut String, plan: &Plan, year: Option<(FiscalYear, Timestamp)>) {
@@ -209,17 +224,7 @@ fn write_header(h: &mut String, plan: &Plan, year: Option<(FiscalYear, Timestamp
     );
     match year {
         Some((fy, now)) => {
-            let _ = writeln!(
-                h,
-                "<p class=\"year\">{}{fy}年度 <span lang=\"en\">FY{fy}</span> · 経過 \
-                 <span lang=\"en\">elapsed</span> {:.1}%</p>",
-                if plan.city.is_empty() {
-                    String::new()
-                } else {
-                    format!("{} · ", esc(&plan.city))
-                },
-                fy.elapsed_fraction(now) * 100.0,
-            );
+            let _ = writeln!(h, "<p class=\"year\">{}</p>", year_name(plan, fy, now));
         }
         None => {
             h.push_str(
@@ -236,7 +241,7 @@ fn write_chapter(
     h: &mut String,
     plan: &Plan,
     chapter: &Chapter,
-    figures: &[Figure],
+    (figures, trends): (&[Figure], &Trends),
     year: Option<(FiscalYear, Timestamp)>,
 ) {
     let _ = write!(
@@ -245,7 +250,7 @@ fn write_chapter(
          <table>\n<thead><tr><th>KPI</th><th>値<small>Value</small></th>\
          <th>目標<small>Target</small></th><th>ペース<small>Pace</small></th>\
          <th>見込み<small>Projection</small></th><th>状況<small>Status</small></th>\
-         </tr></thead>\n<tbody>\n",
+         <th>推移<small>Trend</small></th></tr></thead>\n<tbody>\n",
         esc(&chapter.id),
         esc(&chapter.id),
         esc(&chapter.name_ja),
@@ -256,13 +261,23 @@ fn write_chapter(
             continue;
         }
         let fig = year.and_then(|(fy, _)| figures.iter().find(|f| f.kpi == k && f.year == fy));
-        let (class, ja, en) = standing(kpi, fig).words();
+        let st = year.map_or(Status::NoData, |(_, now)| status(plan, kpi, fig, now));
+        let (id, ja, en) = (st.id(), st.ja(), st.en());
+        let svg = trends
+            .of(k)
+            .and_then(|s| chart(kpi, fig, s, Size::Small))
+            .unwrap_or_else(|| "—".to_owned());
         let _ = writeln!(
             h,
-            "<tr data-kpi=\"{}\"><td>{}<small lang=\"en\">{}</small></td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td><span class=\"badge {class}\">{ja}\
-             <small lang=\"en\">{en}</small></span></td></tr>",
+            "<tr data-kpi=\"{}\" data-status=\"{id}\"><td><a href=\"kpi/{}\">{}</a>\
+             <small lang=\"en\">{}</small></td>\
+             <td class=\"num\" data-label=\"値 Value\">{}</td>\
+             <td class=\"num\" data-label=\"目標 Target\">{}</td>\
+             <td class=\"num\" data-label=\"ペース Pace\">{}</td>\
+             <td class=\"num\" data-label=\"見込み Projection\">{}</td>\
+             <td><span class=\"badge {id}\">{ja}<small lang=\"en\">{en}</small></span></td>\
+             <td class=\"trend\">{svg}</td></tr>",
+            esc(&kpi.id),
             esc(&kpi.id),
             esc(&kpi.name_ja),
             esc(&kpi.name_en),
@@ -394,13 +409,19 @@ mod tests {
     }
 
     #[test]
-    fn figures_are_shown_with_their_unit_or_stage_name() {
+    fn figures_are_shown_with_the_alerts_decimals_and_their_counter_word() {
         let plan = Plan::ome().unwrap();
         let rate = plan.kpi("mynumber_card_holding_rate").unwrap();
-        assert_eq!(display(rate, 84.6), "84.6 %");
+        assert_eq!(display(rate, 84.6), "84.60 %");
         let users = plan.kpi("umepon_registrations").unwrap();
-        assert_eq!(display(users, 4331.0), "4,331 people");
-        assert_eq!(display(users, 4331.44), "4,331.4 people");
+        assert_eq!(display(users, 4331.0), "4,331人");
+        assert_eq!(display(users, 4331.44), "4,331人");
+        let reviews = plan.kpi("security_measures").unwrap();
+        // A tolerance of half an event gives recurring duties the alerts' two decimals.
+        assert_eq!(display(reviews, 1.0), "1.00回");
+        let mut bare = users.clone();
+        bare.counter_ja = None;
+        assert_eq!(display(&bare, 4331.0), "4,331 people");
         let notices = plan.kpi("disposition_notice_online").unwrap();
         assert_eq!(display(notices, 1.0), "導入に向けた調査・研究");
     }

@@ -4,17 +4,25 @@
 //!
 //! A file is taken once its size and mtime have stayed the same for `settle_seconds`
 //! (writers may also write a dotfile, `*.tmp` or `*.part` and rename it into place: those
-//! names are never taken). It is claimed by renaming it into `processing/` — a rename is
-//! atomic, so of several replicas watching one folder exactly one gets it — imported,
-//! then moved to `done/` beside `NAME.result.json` and `NAME.result.txt`; a file that
-//! cannot be read at all (encoding, not CSV, no mapping, missing columns) goes to
-//! `failed/` with the same two reports saying why. A file found in `processing/` at
-//! start was being imported when a process stopped: it is imported again, and its
-//! event ids make the lines already taken duplicates. Reports quote no cell: only the
-//! import's counts and its rejection messages (positions, columns, reasons).
+//! names are never taken). It is claimed into `processing/` without replacing anything
+//! there ([`folder`]), so of several replicas watching one folder exactly one gets it,
+//! and a file dropped again under the name of one being imported waits until that one
+//! has left. While it imports a file, a replica renews its lease ([`lease`]); a file in
+//! `processing/` whose lease has stopped moving (its replica died) is taken over by a
+//! replica that sees it so, at start or at any poll. The reports are committed in
+//! `processing/` before the file moves to `done/` beside `NAME.result.json` and
+//! `NAME.result.txt`, so a file that was imported but not yet moved is only moved; a
+//! file that cannot be read at all (encoding, not CSV, no mapping, missing columns)
+//! goes to `failed/` with the same two reports saying why. A file taken over before its
+//! commit is imported again, and its event ids make the lines already taken duplicates.
+//! Reports quote no cell: only the import's counts and its rejection messages
+//! (positions, columns, reasons).
+
+mod folder;
+mod lease;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -24,14 +32,11 @@ use mieruka_ingest::{EventSink, Item};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use self::folder::{Moved, DONE, FAILED, PROCESSING};
+use self::lease::{Held, Holder, Observed};
 use super::Clock;
 use crate::commands::import::{read_lines, submit_lines, ImportOptions, Summary};
 use crate::config::InboxSettings;
-
-/// The folders inside an inbox, in the order a file passes through them.
-const PROCESSING: &str = "processing";
-const DONE: &str = "done";
-const FAILED: &str = "failed";
 
 /// What a watcher needs besides its folder: the plan, the role's sink, the metrics.
 pub struct Watcher<S> {
@@ -95,40 +100,129 @@ pub fn spawn_all<S: EventSink + 'static>(
 type Seen = (u64, Option<SystemTime>, Instant);
 
 impl<S: EventSink> Watcher<S> {
-    /// Imports what `processing/` holds, then polls the folder until `shutdown`.
+    /// Polls the folder until `shutdown`: at each poll, first the files of `processing/`
+    /// whose lease has gone stale (left by a stopped replica, or by this one before a
+    /// restart), then the settled files of the folder.
     pub async fn run(self, shutdown: CancellationToken) {
         let name = self.inbox.name.clone();
         self.exporter.health().declare_inbox(&name);
         (self.on_file)();
         tracing::info!(inbox = %name, dir = %self.inbox.dir.display(), "Watching the inbox folder.");
-        for file in self.files(&self.inbox.dir.join(PROCESSING)) {
-            let shown = mieruka_ingest::mask_raw(file.0.as_bytes());
-            tracing::info!(inbox = %name, file = %shown, "Importing a file left in processing/ again.");
-            self.import(&file.0).await;
-        }
+        let holder = Holder::this_process();
         let mut seen: HashMap<String, Seen> = HashMap::new();
+        let mut leases = Observed::default();
         loop {
+            self.take_over_stale(&holder, &mut leases, &shutdown).await;
+            self.take_settled(&holder, &mut seen, &shutdown).await;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(self.inbox.poll) => {}
             }
-            let files = self.files(&self.inbox.dir);
-            seen.retain(|n, _| files.iter().any(|f| &f.0 == n));
-            for (file, size, mtime) in files {
-                let now = Instant::now();
-                let entry = seen.entry(file.clone()).or_insert((size, mtime, now));
-                if (entry.0, entry.1) != (size, mtime) {
-                    *entry = (size, mtime, now);
-                }
-                if entry.2.elapsed() < self.inbox.settle || shutdown.is_cancelled() {
-                    continue;
-                }
-                seen.remove(&file);
-                if self.claim(&file) {
-                    self.import(&file).await;
+        }
+    }
+
+    /// Claims and imports the files of the folder that have settled.
+    async fn take_settled(
+        &self,
+        holder: &Holder,
+        seen: &mut HashMap<String, Seen>,
+        shutdown: &CancellationToken,
+    ) {
+        let files = self.files(&self.inbox.dir);
+        seen.retain(|n, _| files.iter().any(|f| &f.0 == n));
+        for (file, size, mtime) in files {
+            let now = Instant::now();
+            let entry = seen.entry(file.clone()).or_insert((size, mtime, now));
+            if (entry.0, entry.1) != (size, mtime) {
+                *entry = (size, mtime, now);
+            }
+            if entry.2.elapsed() < self.inbox.settle || shutdown.is_cancelled() {
+                continue;
+            }
+            // A file whose name is busy in processing/ stays settled, to be claimed as
+            // soon as the name is free.
+            match self.claim(&file) {
+                Moved::Busy => continue,
+                Moved::Gone => {}
+                Moved::Yes => {
+                    let lease = lease::path(&self.inbox.dir.join(PROCESSING), &file);
+                    match Held::claimed(lease, holder, self.inbox.poll) {
+                        Ok(held) => self.import_held(&file, held).await,
+                        Err(error) => {
+                            tracing::error!(inbox = %self.inbox.name, %error, "Cannot write the lease of a claimed file; it is imported once its lease counts as stale.");
+                        }
+                    }
                 }
             }
+            seen.remove(&file);
         }
+    }
+
+    /// Takes over the files of `processing/` whose lease has not moved for
+    /// [`lease::STALE_POLLS`] polls: a committed one is only moved to `done/` or
+    /// `failed/`, any other is imported again.
+    async fn take_over_stale(
+        &self,
+        holder: &Holder,
+        leases: &mut Observed,
+        shutdown: &CancellationToken,
+    ) {
+        let processing = self.inbox.dir.join(PROCESSING);
+        let names = match folder::in_processing(&processing) {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::warn!(inbox = %self.inbox.name, dir = %processing.display(), %error, "Cannot list processing/; trying again at the next poll.");
+                return;
+            }
+        };
+        let stale = self.inbox.poll * lease::STALE_POLLS;
+        for (file, seen) in leases.stale(&processing, &names, (stale, holder)) {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            leases.forget(&file);
+            let path = lease::path(&processing, &file);
+            let held = match Held::take_over(path, holder, seen.as_deref(), self.inbox.poll) {
+                Ok(Some(held)) => held,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(inbox = %self.inbox.name, %error, "Cannot take over a stale lease in processing/; trying again later.");
+                    continue;
+                }
+            };
+            let shown = mieruka_ingest::mask_raw(file.as_bytes());
+            match folder::complete(&self.inbox.dir, &file) {
+                Ok(Some(to)) => {
+                    let to = mieruka_ingest::mask_raw(to.as_bytes());
+                    tracing::info!(inbox = %self.inbox.name, file = %shown, %to, "Moved a file imported before a stop out of processing/; it was not imported again.");
+                }
+                // Finished by another replica meanwhile: nothing is left to do.
+                Ok(None) if !processing.join(&file).exists() => {}
+                Ok(None) => {
+                    tracing::info!(inbox = %self.inbox.name, file = %shown, "Importing a file left in processing/ again (its lease had stopped moving).");
+                    self.import_held(&file, held).await;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(inbox = %self.inbox.name, file = %shown, %error, "Cannot move a committed file out of processing/; trying again once its lease is stale.");
+                }
+            }
+            held.release();
+        }
+    }
+
+    /// Imports `processing/FILE` under its lease; gives it up if another replica took it
+    /// over (this one had stopped renewing the lease for too long).
+    async fn import_held(&self, file: &str, held: Held) {
+        let lost = held.lost();
+        tokio::select! {
+            () = self.import(file) => {}
+            () = lost.cancelled() => {
+                let shown = mieruka_ingest::mask_raw(file.as_bytes());
+                tracing::warn!(inbox = %self.inbox.name, file = %shown, "Another replica took over the file in hand (this one had not renewed its lease in time); leaving it to that one.");
+            }
+        }
+        held.release();
     }
 
     /// The files of `dir` this inbox takes (name, size, mtime), by name.
@@ -166,17 +260,13 @@ impl<S: EventSink> Watcher<S> {
             .is_none_or(|p| glob(p.as_bytes(), name.as_bytes()))
     }
 
-    /// Claims a settled file by renaming it into `processing/`; false when another
-    /// replica took it first or the rename failed (then it is tried again).
-    fn claim(&self, file: &str) -> bool {
-        let from = self.inbox.dir.join(file);
-        let to = self.inbox.dir.join(PROCESSING).join(file);
-        match std::fs::rename(&from, &to) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+    /// Claims a settled file into `processing/`, never over a file of the same name.
+    fn claim(&self, file: &str) -> Moved {
+        match folder::claim(&self.inbox.dir, file) {
+            Ok(moved) => moved,
             Err(error) => {
-                tracing::warn!(inbox = %self.inbox.name, path = %from.display(), %error, "Cannot claim a file of the inbox; trying again at the next poll.");
-                false
+                tracing::warn!(inbox = %self.inbox.name, dir = %self.inbox.dir.display(), %error, "Cannot claim a file of the inbox; trying again at the next poll.");
+                Moved::Busy
             }
         }
     }
@@ -209,15 +299,16 @@ impl<S: EventSink> Watcher<S> {
             &self.plan,
             &*self.sink,
             &shown,
-            &lines,
+            lines,
             &mut summary,
             admit,
             None,
         );
         if let Err(error) = sent.await {
             tracing::warn!(inbox = %self.inbox.name, path = %path.display(), error = %format!("{error:#}"), "The sink failed while importing a file; it goes back to the folder to be taken again.");
-            if let Err(error) = std::fs::rename(&path, self.inbox.dir.join(file)) {
-                tracing::error!(inbox = %self.inbox.name, path = %path.display(), %error, "Cannot put the file back; it stays in processing/ and is imported again at the next start.");
+            let back = folder::move_no_replace(&path, &self.inbox.dir.join(file));
+            if !matches!(back, Ok(Moved::Yes)) {
+                tracing::error!(inbox = %self.inbox.name, path = %path.display(), ?back, "Cannot put the file back (or a new one of its name waits there); it stays in processing/ and is taken over once its lease is stale.");
             }
             return;
         }
@@ -232,8 +323,8 @@ impl<S: EventSink> Watcher<S> {
         item.authorise(raw, &self.plan.schema, ("inbox", &self.inbox.name), allowed);
     }
 
-    /// Writes the two reports into `done/` or `failed/`, moves the file beside them and
-    /// counts it. `file` is the name on disk, and the name as shown.
+    /// Commits the two reports in `processing/`, moves them and the file to `done/` or
+    /// `failed/` and counts it. `file` is the name on disk, and the name as shown.
     fn finish(
         &self,
         (file, shown): (&str, &str),
@@ -242,8 +333,10 @@ impl<S: EventSink> Watcher<S> {
         reason: Option<String>,
     ) {
         let name = &self.inbox.name;
-        let from = self.inbox.dir.join(PROCESSING).join(file);
-        let to = unique(&self.inbox.dir.join(outcome), file);
+        let to = format!(
+            "{outcome}/{}",
+            folder::unique(&self.inbox.dir.join(outcome), file)
+        );
         let now = self.clock.now().unix_seconds_f64();
         let report = Report {
             inbox: name,
@@ -253,17 +346,14 @@ impl<S: EventSink> Watcher<S> {
             accepted: summary.accepted,
             duplicates: summary.duplicates,
             rejected: summary.rejected,
+            skipped_by_rule: summary.skipped,
+            blank: summary.blank,
             first_rejections: &summary.first_rejections,
             finished_at_unix_seconds: now,
         };
-        for (ext, text) in [("json", report.json()), ("txt", report.text())] {
-            let at = PathBuf::from(format!("{}.result.{ext}", to.display()));
-            if let Err(error) = std::fs::write(&at, text) {
-                tracing::error!(inbox = %name, path = %at.display(), %error, "Cannot write the report of a file.");
-            }
-        }
-        if let Err(error) = std::fs::rename(&from, &to) {
-            tracing::error!(inbox = %name, path = %from.display(), %error, "Cannot move the file out of processing/; it is imported again (as duplicates) at the next start.");
+        let reports = [("json", report.json()), ("txt", report.text())];
+        if let Err(error) = folder::commit(&self.inbox.dir, file, &to, &reports) {
+            tracing::error!(inbox = %name, file = shown, %error, "Cannot commit a finished file with its reports; it stays in processing/ and is taken over once its lease is stale.");
         }
         let lines = [summary.accepted, summary.duplicates, summary.rejected];
         self.exporter.health().inbox_file(name, outcome, lines, now);
@@ -277,18 +367,6 @@ impl<S: EventSink> Watcher<S> {
             }
         }
     }
-}
-
-/// `dir/file`, or `dir/file.N` for the first N free (a name dropped again keeps the
-/// earlier file and its reports).
-fn unique(dir: &Path, file: &str) -> PathBuf {
-    let mut to = dir.join(file);
-    let mut n = 1;
-    while to.exists() || PathBuf::from(format!("{}.result.json", to.display())).exists() {
-        to = dir.join(format!("{file}.{n}"));
-        n += 1;
-    }
-    to
 }
 
 /// Whether `name` matches `pattern` (`*` any run, `?` any one byte, else literal).
@@ -317,6 +395,10 @@ struct Report<'a> {
     accepted: u64,
     duplicates: u64,
     rejected: u64,
+    /// Rows a `skip_when`/`keep_when` rule of the mapping left out.
+    skipped_by_rule: u64,
+    /// Blank rows left out.
+    blank: u64,
     /// The first rejections: "file:line, column X: message (reason)".
     first_rejections: &'a [String],
     finished_at_unix_seconds: f64,
@@ -339,6 +421,8 @@ impl Report<'_> {
         t += &format!("受理 / accepted: {}\n", self.accepted);
         t += &format!("重複 / duplicates: {}\n", self.duplicates);
         t += &format!("却下 / rejected: {}\n", self.rejected);
+        t += &format!("規則で除外 / skipped by rule: {}\n", self.skipped_by_rule);
+        t += &format!("空行 / blank rows: {}\n", self.blank);
         if !self.first_rejections.is_empty() {
             t += "最初の却下 / first rejections:\n";
             for r in self.first_rejections {

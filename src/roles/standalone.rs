@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mieruka_aggregator::{figures, Plan, SqliteStore};
+use mieruka_exporter::trend::trends;
 use mieruka_exporter::Exporter;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -45,9 +46,12 @@ impl Standalone {
         let sink = Arc::new(CountingSink::new(
             store.clone(),
             exporter.clone(),
-            clock,
             Counted::All,
         ));
+        store
+            .declare_sources(&settings.sources)
+            .await
+            .context("cannot declare the configured sources in the store")?;
         refresh(&plan, &store, &exporter, clock).await?;
         super::inbox::prepare(&settings.inboxes)?;
         exporter.set_ready(true);
@@ -151,9 +155,10 @@ async fn refresh(
     clock: Clock,
 ) -> anyhow::Result<()> {
     let now = clock.now();
-    let figs = store
-        .with_ledger(|ledger| figures(plan, ledger, now))
+    let (figs, trends) = store
+        .with_ledger(|ledger| (figures(plan, ledger, now), trends(plan, ledger, now)))
         .await?;
-    exporter.publish(&figs, now);
+    exporter.publish_with_trends(&figs, &trends, now);
+    super::publish_freshness(store, exporter).await?;
     Ok(())
 }

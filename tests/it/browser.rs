@@ -1,7 +1,9 @@
 //! The status page as a person sees it: `mieruka demo` rendered by a real headless
 //! Chromium (Debian's `chromium`). The screenshot is kept as a test artefact,
 //! `<target dir>/test-artifacts/status-page.png`, and the DOM Chromium built must show
-//! every KPI of the plan: its row (`data-kpi="<id>"`) and its Japanese name.
+//! every KPI of the plan: its row (`data-kpi="<id>"`) and its Japanese name. The status
+//! page and a KPI's page must fit a phone (`scrollWidth` ≤ 390 px in a 390-px frame;
+//! artefacts `status-page-phone.png`, `kpi-page.png`).
 
 use std::fs::File;
 use std::os::unix::process::CommandExt as _;
@@ -26,7 +28,7 @@ struct Chromium {
 impl Chromium {
     /// Runs `chromium --headless … <extra> <url>` with its own profile under `dir`;
     /// returns its stdout. Fails after `CHROMIUM_TIMEOUT` or on a non-zero exit.
-    fn run(dir: &Path, name: &str, extra: &str, url: &str) -> String {
+    fn run(dir: &Path, name: &str, extra: &[&str], url: &str) -> String {
         let profile = dir.join(format!("chromium-profile-{name}"));
         let log = dir.join(format!("chromium-{name}.log"));
         let child = Command::new("chromium")
@@ -42,7 +44,7 @@ impl Chromium {
                 "--window-size=1400,4000",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(extra)
+            .args(extra)
             .arg(url)
             .process_group(0)
             .stdin(Stdio::null())
@@ -66,11 +68,11 @@ impl Chromium {
             }
             assert!(
                 Instant::now() < deadline,
-                "chromium {extra} did not finish within {CHROMIUM_TIMEOUT:?}"
+                "chromium {extra:?} did not finish within {CHROMIUM_TIMEOUT:?}"
             );
             std::thread::sleep(Duration::from_millis(100));
         };
-        assert!(status.success(), "chromium {extra} exited with {status}");
+        assert!(status.success(), "chromium {extra:?} exited with {status}");
         run.kill_group(); // helpers it may have left behind hold the pipe open
         reader.join().unwrap().unwrap()
     }
@@ -144,7 +146,7 @@ fn the_status_page_renders_every_kpi_in_a_real_browser() {
     Chromium::run(
         dir.path(),
         "screenshot",
-        &format!("--screenshot={}", shot.display()),
+        &[&format!("--screenshot={}", shot.display())],
         &page,
     );
     eprintln!("status page screenshot: {}", shot.display());
@@ -162,7 +164,7 @@ fn the_status_page_renders_every_kpi_in_a_real_browser() {
         png.len()
     );
 
-    let dom = Chromium::run(dir.path(), "dom", "--dump-dom", &page);
+    let dom = Chromium::run(dir.path(), "dom", &["--dump-dom"], &page);
     let missing: Vec<String> = plan
         .kpis
         .iter()
@@ -189,4 +191,125 @@ fn the_status_page_renders_every_kpi_in_a_real_browser() {
         plan.kpis.len(),
         started.elapsed()
     );
+}
+
+/// The phone width the pages must fit (an iPhone's CSS width).
+const PHONE_WIDTH: u32 = 390;
+
+/// A wrapper page (the test's, not the product's) showing `page` in a frame exactly
+/// `PHONE_WIDTH` pixels wide — headless Chromium's window is at least 500 px — with a
+/// script that writes the framed document's `scrollWidth` and the frame's viewport
+/// width into the wrapper's DOM once the frame has loaded.
+fn phone_frame(page: &str, height: u32) -> String {
+    format!(
+        "<!DOCTYPE html><html><body style=\"margin:0\">\
+         <iframe id=\"f\" src=\"{page}\" style=\"width:{PHONE_WIDTH}px;height:{height}px;border:0\"></iframe>\
+         <script>document.getElementById('f').addEventListener('load',function(){{\
+         var d=this.contentDocument.documentElement;\
+         document.body.setAttribute('data-scroll-width',d.scrollWidth);\
+         document.body.setAttribute('data-inner-width',this.contentWindow.innerWidth)}})</script>\
+         </body></html>"
+    )
+}
+
+/// Writes `html` and its phone frame under `dir`; returns the frame's `file://` URL.
+fn phone_files(dir: &Path, name: &str, html: &str, height: u32) -> String {
+    std::fs::write(dir.join(format!("{name}.html")), html).unwrap();
+    let frame = dir.join(format!("{name}-frame.html"));
+    std::fs::write(&frame, phone_frame(&format!("{name}.html"), height)).unwrap();
+    format!("file://{}", frame.display())
+}
+
+/// (scrollWidth, viewport width) of `html` rendered by Chromium `PHONE_WIDTH` pixels wide.
+fn phone_widths(dir: &Path, name: &str, html: &str) -> (u32, u32) {
+    let url = phone_files(dir, name, html, 844);
+    let dom = Chromium::run(
+        dir,
+        name,
+        &["--dump-dom", "--allow-file-access-from-files"],
+        &url,
+    );
+    let attr = |a: &str| -> u32 {
+        let rest = dom
+            .split_once(&format!("{a}=\""))
+            .unwrap_or_else(|| panic!("no {a} in the DOM of {name}: {dom}"))
+            .1;
+        rest.split('"').next().unwrap().parse().unwrap()
+    };
+    (attr("data-scroll-width"), attr("data-inner-width"))
+}
+
+fn get(url: &str) -> String {
+    ureq::get(url).call().unwrap().into_string().unwrap()
+}
+
+#[test]
+fn the_status_page_and_a_kpi_page_fit_a_phone_and_chart_the_year() {
+    let plan = Plan::ome().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = start_demo(dir.path());
+    let status = get(&format!("{}/", demo.base));
+    let kpi_page = get(&format!("{}/kpi/umepon_registrations", demo.base));
+    let metrics = Metrics::parse(&demo.scrape());
+
+    let shot = artifacts_dir().join("status-page-phone.png");
+    let _ = std::fs::remove_file(&shot);
+    Chromium::run(
+        dir.path(),
+        "phone-screenshot",
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=500,3000",
+        ],
+        &phone_files(dir.path(), "phone-shot", &status, 3000),
+    );
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000));
+    eprintln!("phone screenshot: {}", shot.display());
+    let kpi_shot = artifacts_dir().join("kpi-page.png");
+    let _ = std::fs::remove_file(&kpi_shot);
+    Chromium::run(
+        dir.path(),
+        "kpi-screenshot",
+        &[
+            &format!("--screenshot={}", kpi_shot.display()),
+            "--window-size=1000,1250",
+        ],
+        &format!("{}/kpi/umepon_registrations", demo.base),
+    );
+    demo.stop();
+
+    for (name, html) in [("status", &status), ("kpi", &kpi_page)] {
+        let (scroll, inner) = phone_widths(dir.path(), &format!("phone-{name}"), html);
+        eprintln!("{name} page at {PHONE_WIDTH} px: scrollWidth {scroll}, innerWidth {inner}");
+        assert_eq!(inner, PHONE_WIDTH, "the viewport is not a phone's");
+        assert!(
+            scroll <= PHONE_WIDTH,
+            "the {name} page is {scroll} px wide on a phone"
+        );
+    }
+
+    // Every KPI with a value (milestones aside) has its small chart and a link to its page.
+    for kpi in plan.kpis.iter().filter(|k| k.stages().is_none()) {
+        let row = status
+            .split(&format!("<tr data-kpi=\"{}\"", kpi.id))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap();
+        assert!(row.contains(&format!("href=\"kpi/{}\"", kpi.id)), "{row}");
+        if metrics.kpi("value", &kpi.id).is_some() {
+            assert!(
+                row.contains("<svg class=\"chart small\""),
+                "{}: no chart",
+                kpi.id
+            );
+        }
+    }
+    for class in ["value", "pace", "target", "last-year"] {
+        assert!(
+            kpi_page.contains(&format!("class=\"{class}\" points="))
+                || kpi_page.contains(&format!("<line class=\"{class}\"")),
+            "the KPI page's chart has no {class} line"
+        );
+    }
+    assert!(kpi_page.contains("データ元") && kpi_page.contains("app back end"));
 }

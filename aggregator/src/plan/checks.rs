@@ -114,6 +114,37 @@ pub(super) fn kpi_alert(k: &KpiDecl, key: &KpiKey, errs: &mut Errors<'_>) -> Opt
     })
 }
 
+/// The longest counter word a plan may give (時間 is two; a few more for words such as
+/// データセット would read badly after a number, but are not wrong).
+const COUNTER_MAX_CHARS: usize = 6;
+
+/// A KPI's `counter_ja`, written right after its numbers (`450人`): a short word without
+/// spaces or digits, and only for counts (a percentage or a stage has none). `None`
+/// where absent or refused (after reporting it).
+pub(super) fn kpi_counter(k: &KpiDecl, key: &KpiKey, errs: &mut Errors<'_>) -> Option<String> {
+    let counter = k.counter_ja.as_ref()?;
+    let word = counter.get_ref();
+    let problem = if k.unit == "%" || k.kind.get_ref() == "milestone" {
+        Some("only counts have a counter word (not percentages or stages)")
+    } else if word.is_empty() || word.chars().count() > COUNTER_MAX_CHARS {
+        Some("a counter word has 1 to 6 characters (e.g. 人, 件, 枚, 時間, 回)")
+    } else if word
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_numeric() || c.is_control())
+    {
+        Some("a counter word has no spaces or digits (e.g. 人, 件, 枚, 時間, 回)")
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => {
+            errs.at(Some(counter.span()), key.of("counter_ja"), message);
+            None
+        }
+        None => Some(word.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::plan::{Plan, PlanError, OME_PLAN};
@@ -192,6 +223,23 @@ mod tests {
                 "kpi[0] (mynumber_card_holding_rate).alert.critical_factor"
             ]
         );
+    }
+
+    #[test]
+    fn a_counter_word_is_refused_on_a_percentage_or_with_spaces() {
+        let errors = errors_with("mynumber_card_holding_rate", "counter_ja = \"人\"");
+        assert_one(
+            &errors,
+            "kpi[0] (mynumber_card_holding_rate).counter_ja",
+            "only counts",
+        );
+        let text = OME_PLAN.replacen("counter_ja = \"人\"", "counter_ja = \"人 / 年\"", 1);
+        let errors = match Plan::parse("broken.toml", &text) {
+            Ok(_) => panic!("a counter with spaces loaded"),
+            Err(e) => e.errors,
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].key.ends_with(".counter_ja"), "{}", errors[0]);
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub(super) struct KpiDecl {
     pub(super) name_en: String,
     pub(super) chapter: Spanned<String>,
     pub(super) unit: String,
+    pub(super) counter_ja: Option<Spanned<String>>,
     pub(super) direction: Spanned<String>,
     pub(super) kind: Spanned<String>,
     pub(super) measure: Option<Spanned<String>>,

@@ -50,12 +50,14 @@ pub(super) fn compile_kpis(
         let Some(alert) = checks::kpi_alert(&k, &key, errs) else {
             continue;
         };
+        let counter_ja = checks::kpi_counter(&k, &key, errs);
         kpis.push(Kpi {
             id: k.id.into_inner(),
             name_ja: k.name_ja,
             name_en: k.name_en,
             chapter: k.chapter.into_inner(),
             unit: k.unit,
+            counter_ja,
             direction,
             kind,
             baseline: figures.baseline,

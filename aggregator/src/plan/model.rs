@@ -162,6 +162,9 @@ pub struct Kpi {
     pub chapter: String,
     /// Unit as shown (`%`, `people / FY`, …).
     pub unit: String,
+    /// The Japanese counter word (助数詞) written after a count: 人, 件, 枚, 時間, 回,
+    /// 社. `None` for percentages and stages, or where the plan gives none.
+    pub counter_ja: Option<String>,
     /// Whether up or down is better.
     pub direction: Direction,
     /// How its value is computed.

@@ -19,6 +19,14 @@
 //! `MierukaMilestoneOverdue` per year with a target stage instead. In a year whose
 //! target is `"unset"` the figures are absent, so nothing fires.
 //!
+//! **Which job an alert reads.** Each role publishes only the health series that apply
+//! to it (`crate::Role`), so the pipeline alerts select their job by the series they
+//! read, whatever the scrape config names the jobs: `MierukaSnapshotStale`,
+//! `MierukaFeedSilent` and `MierukaExporterAbsent` read series only the KPI roles
+//! (`export`, `standalone`) publish, `MierukaConsumerLag` one only `aggregate` publishes,
+//! and `MierukaRejectedEvents` sums `ingest`'s and `aggregate`'s counts, each outcome
+//! being counted by one of them.
+//!
 //! YAML is written by hand: every string scalar is a JSON string, which is a valid YAML
 //! double-quoted scalar, so no plan text can break the file.
 
@@ -26,16 +34,22 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use mieruka_aggregator::plan::{Kpi, Plan, Stage};
-use mieruka_aggregator::{Day, FiscalYear};
-use mieruka_ingest::Timestamp;
+use mieruka_aggregator::KpiKind;
 
 mod texts;
+
+/// The status page labels a milestone overdue from the same instant the alert fires.
+pub use crate::status::milestone_due;
 
 use texts::{feed_rules, kpi_rules, milestone_rules};
 
 /// Where the runbook lives; each alert's `runbook_url` is this plus `#<anchor>`.
-pub const DEFAULT_RUNBOOK_BASE: &str =
-    "https://github.com/mieruka/mieruka/blob/main/docs/runbook.md";
+///
+/// By default the runbook in the repository, by its path from the root: mieruka has no
+/// public home to link to, and an invented URL would send an operator nowhere. A
+/// deployment sets `[rules] runbook_base` to where it serves that file (its Git host's
+/// page of `docs/runbook.md`, an intranet copy).
+pub const DEFAULT_RUNBOOK_BASE: &str = "docs/runbook.md";
 
 /// The rules file in the repository, relative to the workspace root.
 pub const RULES_PATH: &str = "deploy/prometheus/rules/mieruka.rules.yml";
@@ -326,21 +340,12 @@ fn current(figure: &str) -> String {
     format!("mieruka:kpi_{figure}:current_fy")
 }
 
-/// The instant from which a milestone's target stage for `fy` is overdue: the end of its
-/// `due` day (JST), else the end of the fiscal year (April 1, 00:00 JST).
-pub fn milestone_due(kpi: &Kpi, fy: FiscalYear) -> Timestamp {
-    match kpi.due.get(&fy) {
-        Some(day) => Day(day.0 + 1).start(),
-        None => fy.end(),
-    }
-}
-
 fn has_numeric_target(kpi: &Kpi) -> bool {
     kpi.targets.values().any(Option::is_some)
 }
 
 fn build(plan: &Plan, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Group> {
-    let mut groups = vec![current_fy_group()];
+    let mut groups = vec![current_fy_group(plan)];
     groups.push(Group {
         name: GROUPS[1],
         rules: plan
@@ -365,7 +370,7 @@ fn build(plan: &Plan, opts: &RulesOptions, fill: Fill<'_>) -> Vec<Group> {
     groups
 }
 
-fn current_fy_group() -> Group {
+fn current_fy_group(plan: &Plan) -> Group {
     const CURRENT_FY: &str = "(mieruka_kpi_elapsed_ratio > 0 < 1)";
     let mut rules = vec![Rule::Record {
         record: "mieruka:kpi_elapsed_ratio:current_fy".to_owned(),
@@ -380,11 +385,28 @@ fn current_fy_group() -> Group {
         });
     }
     // For the overview's colours: 2 on pace, 1 behind pace, 0 projected to miss (a
-    // projection exists from the second month on; before that, pace alone decides).
+    // projection exists from the second month on; before that, pace alone decides) —
+    // the status page's rule (`crate::status`): recurring duties are never projected to
+    // miss, as they have no MierukaKpiProjectedMiss (they project to 0 until they happen).
     let behind = format!("({} < bool -{})", current("drift"), current("tolerance"));
+    let recurring: Vec<String> = plan
+        .kpis
+        .iter()
+        .filter(|k| matches!(k.kind, KpiKind::Recurring(_)))
+        .map(|k| regex_escape(&k.id))
+        .collect();
+    let on_track = if recurring.is_empty() {
+        current("on_track")
+    } else {
+        format!(
+            "{}{{kpi!~{}}}",
+            current("on_track"),
+            promql_str(&recurring.join("|"))
+        )
+    };
     rules.push(Rule::Record {
         record: current("status"),
-        expr: format!("(2 - {behind}) * {} or (2 - {behind})", current("on_track")),
+        expr: format!("(2 - {behind}) * {on_track} or (2 - {behind})"),
     });
     // Milestones: 2 target stage reached, 1 not yet (overdue is the alert's business).
     rules.push(Rule::Record {
@@ -513,29 +535,28 @@ mod tests {
     }
 
     #[test]
-    fn a_milestone_is_overdue_from_the_end_of_its_due_day_or_of_the_fiscal_year() {
-        let plan = Plan::ome().unwrap();
-        let mut kpi = plan.kpi("disposition_notice_online").unwrap().clone();
-        // 2027-04-01T00:00+09:00
-        assert_eq!(
-            milestone_due(&kpi, FiscalYear(2026)).unix_seconds(),
-            1_806_505_200
-        );
-        kpi.due
-            .insert(FiscalYear(2026), "2026-09-30".parse().unwrap());
-        // 2026-10-01T00:00+09:00
-        assert_eq!(
-            milestone_due(&kpi, FiscalYear(2026)).unix_seconds(),
-            1_790_780_400
-        );
-    }
-
-    #[test]
     fn the_rules_are_deterministic_and_name_no_year() {
         let plan = Plan::ome().unwrap();
         let a = rules_yaml(&plan, &RulesOptions::default());
         assert_eq!(a, rules_yaml(&plan, &RulesOptions::default()));
         assert!(!a.contains("fiscal_year=\\\"2026"));
+    }
+
+    #[test]
+    fn the_overview_status_never_calls_a_recurring_duty_projected_to_miss() {
+        let plan = Plan::ome().unwrap();
+        let yaml = rules_yaml(&plan, &RulesOptions::default());
+        let status = yaml
+            .split("record: \"mieruka:kpi_status:current_fy\"")
+            .nth(1)
+            .and_then(|r| r.lines().nth(1))
+            .unwrap();
+        assert!(
+            status.contains(
+                r#"mieruka:kpi_on_track:current_fy{kpi!~\"security_measures|esports_events\"}"#
+            ),
+            "{status}"
+        );
     }
 
     #[test]

@@ -185,6 +185,28 @@ fn as_of_is_the_latest_occurrence_behind_the_value_and_elapsed_covers_every_year
 }
 
 #[test]
+fn every_exported_year_is_named_in_the_japanese_era() {
+    let (plan, text) = rendered();
+    for (year, era) in [
+        ("2025", "令和7年度"),
+        ("2026", "令和8年度"),
+        ("2028", "令和10年度"),
+    ] {
+        let v = sample(
+            &text,
+            "mieruka_fiscal_year_info",
+            &[("fiscal_year", year), ("era_ja", era)],
+        );
+        assert_eq!(v, Some(1.0), "FY{year}");
+    }
+    let n = text
+        .lines()
+        .filter(|l| l.starts_with("mieruka_fiscal_year_info{"))
+        .count();
+    assert_eq!(n, plan.years().count());
+}
+
+#[test]
 fn every_family_has_english_help() {
     let (_, text) = rendered();
     let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();

@@ -8,3 +8,4 @@ mod helpers;
 mod kpis;
 mod routes;
 mod status_page;
+mod trend;

@@ -1,6 +1,6 @@
 //! The status page as a person reads it: every KPI, its figures with units, its status.
 
-use mieruka_aggregator::Plan;
+use mieruka_aggregator::{FiscalYear, Plan};
 use mieruka_exporter::render_status_page;
 
 use crate::helpers::{figures, html, now, TestApp};
@@ -72,30 +72,32 @@ fn every_chapter_has_a_section_and_every_kpi_a_row() {
 }
 
 #[test]
-fn each_kpi_shows_its_standing_in_both_languages() {
+fn each_kpi_shows_its_status_in_both_languages_with_the_alerts_decimals() {
     let page = page();
     let holding = row(&page, "mynumber_card_holding_rate");
     assert!(
-        holding.contains("84.8 %") && holding.contains("84.6 %"),
+        holding.contains("84.80 %") && holding.contains("84.60 %"),
         "{holding}"
     );
     assert!(
-        holding.contains("順調") && holding.contains("On track"),
+        holding.contains("data-status=\"target-met\"")
+            && holding.contains("達成")
+            && holding.contains("Target met"),
         "{holding}"
     );
 
     let umepon = row(&page, "umepon_registrations");
     assert!(
-        umepon.contains("4,331 people") && umepon.contains("7,500 people"),
+        umepon.contains("4,331人") && umepon.contains("7,500人"),
         "{umepon}"
     );
     assert!(
-        umepon.contains("遅れ") && umepon.contains("Behind"),
+        umepon.contains("未達見込み") && umepon.contains("Projected to miss"),
         "{umepon}"
     );
 
     let paper = row(&page, "a4_paper_sheets_purchased");
-    assert!(paper.contains("250,000 sheets / FY"), "{paper}");
+    assert!(paper.contains("250,000枚"), "{paper}");
     assert!(
         paper.contains("目標未設定") && paper.contains("No target"),
         "{paper}"
@@ -103,22 +105,44 @@ fn each_kpi_shows_its_standing_in_both_languages() {
 
     let ai = row(&page, "generative_ai_tools");
     assert!(ai.contains("データなし") && ai.contains("No data"), "{ai}");
+    assert!(!page.contains(" / FY<"), "a unit in English after a count");
 }
 
 #[test]
-fn a_milestone_shows_stage_names_and_is_behind_below_its_target_stage() {
+fn the_year_is_also_named_in_the_reiwa_era() {
+    assert!(page().contains("2026年度（令和8年度） <span lang=\"en\">FY2026</span>"));
+}
+
+#[test]
+fn a_milestone_is_behind_only_past_its_due_date() {
     let page = page();
     let notices = row(&page, "disposition_notice_online");
     assert!(notices.contains("導入に向けた調査・研究"), "{notices}");
-    assert!(notices.contains("順調"), "{notices}");
-    // eL-QR sits at its baseline stage, below its FY2026 target stage.
+    assert!(notices.contains("達成"), "{notices}");
+    // eL-QR sits at its baseline stage, below its FY2026 target stage, but that stage is
+    // due only at the end of the year.
     let el_qr = row(&page, "el_qr_public_funds");
     assert!(el_qr.contains("対象となる税について導入済"), "{el_qr}");
     assert!(
         el_qr.contains("介護保険料・後期高齢者医療保険料の利用開始"),
         "{el_qr}"
     );
-    assert!(el_qr.contains("遅れ"), "{el_qr}");
+    assert!(el_qr.contains("data-status=\"on-pace\""), "{el_qr}");
+    // Due the day before the snapshot: overdue, as MierukaMilestoneOverdue says.
+    let mut plan = Plan::ome().unwrap();
+    let kpi = plan
+        .kpis
+        .iter_mut()
+        .find(|k| k.id == "el_qr_public_funds")
+        .unwrap();
+    kpi.due
+        .insert(FiscalYear(2026), "2026-09-30".parse().unwrap());
+    let page = render_status_page(&plan, &figures(&plan), Some(now()));
+    let el_qr = row(&page, "el_qr_public_funds");
+    assert!(
+        el_qr.contains("data-status=\"overdue\"") && el_qr.contains("期限超過"),
+        "{el_qr}"
+    );
 }
 
 #[test]
