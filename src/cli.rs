@@ -21,7 +21,8 @@ use mieruka_ingest::Timestamp;
                   (coloured only on a terminal)."
 )]
 pub struct Cli {
-    /// Config file (TOML): tokens, CSV mappings, defaults for the flags below.
+    /// Config file (TOML): tokens (a receiving role reloads them when the file changes,
+    /// or on SIGHUP), [tls], CSV mappings, defaults for the flags below.
     #[arg(long, short, global = true, env = "MIERUKA_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -44,7 +45,7 @@ pub enum Command {
         no_serve: bool,
     },
     /// All roles in one process on the embedded SQLite store: HTTP ingest, aggregation,
-    /// /metrics and the status page.
+    /// /metrics and the status page (HTTPS when the config has [tls]).
     Standalone {
         #[command(flatten)]
         serve: ServeArgs,
@@ -178,6 +179,11 @@ pub enum Command {
         #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
         now: Option<Timestamp>,
     },
+    /// Keys of the line systems: `token new NAME` makes one.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Plan files.
     Plan {
         #[command(subcommand)]
@@ -214,7 +220,8 @@ pub enum Command {
         plan: Option<PathBuf>,
     },
     /// Production role: the HTTP receiver, producing to Kafka (idempotent, acks=all);
-    /// its refusals also go to PostgreSQL's `rejected` table when a URL is given.
+    /// its refusals also go to PostgreSQL's `rejected` table when a URL is given. HTTPS
+    /// when the config has [tls]; the [[tokens]] reload on a change of the file or SIGHUP.
     Ingest {
         #[command(flatten)]
         role: RoleArgs,
@@ -228,6 +235,30 @@ pub enum Command {
     Export {
         #[command(flatten)]
         role: RoleArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Print a fresh random token (256 bits from the operating system) once, and the
+    /// [[tokens]] entry to paste into the config: it holds only the token's SHA-256, so
+    /// the token itself lives only with the line system. A role in service takes the
+    /// entry within seconds of the file's change (or on SIGHUP), without a restart.
+    New {
+        /// The line system's name (logs, and the `token` label of the refusal metrics;
+        /// a rollover's new entry may keep the old one's name).
+        name: String,
+        /// When the token stops being accepted (RFC 3339, e.g. 2027-03-31T23:59:59+09:00)
+        /// [default: never].
+        #[arg(long, value_parser = parse_instant_text)]
+        expires: Option<String>,
+        /// The `source` values it may send [default: NAME]; repeat or separate by commas.
+        #[arg(long = "source", value_delimiter = ',')]
+        sources: Vec<String>,
+        /// The event types it may send [default: every type of the plan]; repeat or
+        /// separate by commas.
+        #[arg(long = "type", value_delimiter = ',')]
+        types: Vec<String>,
     },
 }
 
@@ -317,6 +348,11 @@ impl RoleArgs {
             ..self.plan.flags()
         }
     }
+}
+
+/// `--expires`: an RFC 3339 instant, kept as written (its offset is the reader's).
+pub fn parse_instant_text(s: &str) -> Result<String, String> {
+    parse_now(s).map(|_| s.trim().to_owned())
 }
 
 /// `--now`: an RFC 3339 instant.

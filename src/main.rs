@@ -17,7 +17,7 @@ use mieruka::roles::standalone::Standalone;
 use mieruka_ingest::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, PlanCommand};
+use crate::cli::{Cli, Command, PlanCommand, TokenCommand};
 
 /// mimalloc instead of glibc's malloc: the aggregator allocates and frees a few small
 /// strings per event on several threads, and perf showed glibc's free lists
@@ -32,8 +32,24 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(cli.config.as_deref())?;
-    let resolve = |flags: Flags, kind| config::resolve(&cfg, &flags, kind);
+    let config_path = cli.config.clone();
+    let resolve = |flags: Flags, kind| {
+        let flags = Flags {
+            config: config_path.clone(),
+            ..flags
+        };
+        config::resolve(&cfg, &flags, kind)
+    };
     match cli.command {
+        Command::Token {
+            command:
+                TokenCommand::New {
+                    name,
+                    expires,
+                    sources,
+                    types,
+                },
+        } => commands::token::new(&name, expires.as_deref(), &sources, &types),
         Command::Plan {
             command: PlanCommand::Check { file },
         } => commands::plan::check(file.as_deref()),
@@ -162,9 +178,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn standalone(settings: Resolved) -> anyhow::Result<ExitCode> {
+    let settings = reload_keys_on_hangup(settings);
     let app = Standalone::build(&settings).await?;
     println!(
-        "mieruka standalone: http://{}/ (metrics at /metrics)",
+        "mieruka standalone: {}://{}/ (metrics at /metrics)",
+        scheme(&settings),
         app.local_addr()?
     );
     app.run(shutdown_on_signals()).await?;
@@ -172,9 +190,11 @@ async fn standalone(settings: Resolved) -> anyhow::Result<ExitCode> {
 }
 
 async fn ingest(settings: Resolved) -> anyhow::Result<ExitCode> {
+    let settings = reload_keys_on_hangup(settings);
     let role = IngestRole::build(&settings).await?;
     println!(
-        "mieruka ingest: http://{}/ (POST /v1/events; produces to {} on {})",
+        "mieruka ingest: {}://{}/ (POST /v1/events; produces to {} on {})",
+        scheme(&settings),
         role.local_addr()?,
         role.topic(),
         settings.brokers()?
@@ -198,11 +218,44 @@ async fn aggregate(settings: Resolved) -> anyhow::Result<ExitCode> {
 async fn export(settings: Resolved) -> anyhow::Result<ExitCode> {
     let role = ExportRole::build(&settings).await?;
     println!(
-        "mieruka export: http://{}/ (metrics at /metrics)",
+        "mieruka export: {}://{}/ (metrics at /metrics)",
+        scheme(&settings),
         role.local_addr()?
     );
     role.run(shutdown_on_signals()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `https` when the role serves TLS, else `http`.
+fn scheme(settings: &Resolved) -> &'static str {
+    if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Wakes the role's token reloader on each SIGHUP: only `main` knows about signals.
+fn reload_keys_on_hangup(settings: Resolved) -> Resolved {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let wake = settings.reload_keys.clone();
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the tokens.");
+                        wake.notify_one();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for SIGHUP; the tokens reload only when the config file changes.");
+            }
+        }
+    }
+    settings
 }
 
 /// Cancels the returned token on SIGTERM or Ctrl-C: only `main` knows about signals.

@@ -132,15 +132,14 @@ pub(crate) fn settings(db: &Path) -> anyhow::Result<Resolved> {
     let token = mieruka_ingest::http::Token {
         name: "bench".into(),
         token: Some(TOKEN.into()),
-        token_env: None,
         sources: sources.clone(),
-        types: Vec::new(),
+        ..mieruka_ingest::http::Token::default()
     };
     let mut r = Resolved::new(Arc::new(bench_plan()?), RoleKind::Standalone);
     r.listen = "127.0.0.1:0".into();
     r.db = db.to_owned();
     r.limits.max_body_bytes = 64 * 1024 * 1024;
-    r.tokens = vec![(TOKEN.into(), token)];
+    r.tokens = vec![token];
     r.sources = sources;
     r.now = Some(BENCH_NOW);
     Ok(r)

@@ -20,6 +20,7 @@ mod access;
 mod error;
 mod extract;
 mod idle;
+pub mod keys;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,11 +35,15 @@ use serde::{Deserialize, Serialize};
 use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
-pub use access::{OnRefused, Peer, Refusal, AUTH_FAILURE_REASONS, REFUSAL_REASONS, UNKNOWN_TOKEN};
+pub use access::{
+    OnRefused, Peer, Refusal, AUTH_FAILURE_REASONS, NO_TOKEN_REASONS, REFUSAL_REASONS,
+    UNKNOWN_TOKEN,
+};
 pub(crate) use error::DocumentedReply;
 use error::RequestError;
 use extract::{Caller, Framed};
 pub use idle::{IdleTimeout, IdleTimeoutListener};
+pub use keys::{KeyError, KeyRing, SharedKeys};
 
 /// Items per sink batch: a large request is committed in several transactions of this
 /// size, so memory stays bounded; the reply comes after the last one.
@@ -46,18 +51,26 @@ pub const SINK_BATCH: usize = 10_000;
 
 pub use crate::UNKNOWN_SOURCE;
 
-/// A bearer token of one line system, from the config file.
-#[derive(Clone, Debug, Deserialize)]
+/// A bearer token of one line system, from the config file: exactly one of
+/// `token_sha256`, `token` and `token_env` gives its key.
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Token {
-    /// The line system's name (for logs).
+    /// The line system's name (for logs and the `token` label; the entries of a
+    /// rollover usually share it).
     pub name: String,
-    /// The secret itself (prefer `token_env`).
+    /// The SHA-256 of the secret, base64url without padding (`mieruka token new`).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// The secret itself (deprecated: use `token_sha256`).
     #[serde(default)]
     pub token: Option<String>,
-    /// The environment variable holding the secret.
+    /// The environment variable holding the secret (deprecated: use `token_sha256`).
     #[serde(default)]
     pub token_env: Option<String>,
+    /// When the token stops being accepted (RFC 3339; none: never).
+    #[serde(default)]
+    pub expires: Option<String>,
     /// The `source` values this token may send.
     pub sources: Vec<String>,
     /// The event types it may send (empty: every type of the plan).
@@ -71,15 +84,6 @@ impl Token {
     fn authorise(&self, schema: &Schema, item: &mut Item, raw: &[u8]) {
         let allowed = (Some(self.sources.as_slice()), self.types.as_slice());
         item.authorise(raw, schema, ("token", &self.name), allowed);
-    }
-
-    /// The secret, from the config or the environment.
-    pub fn secret(&self) -> Option<String> {
-        match (&self.token, &self.token_env) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(var)) => std::env::var(var).ok(),
-            (None, None) => None,
-        }
     }
 }
 
@@ -121,8 +125,11 @@ pub struct Receiver<S> {
     pub sink: Arc<S>,
     /// What they are validated against.
     pub schema: Arc<Schema>,
-    /// (secret, token) pairs.
-    pub tokens: Vec<(String, Token)>,
+    /// The tokens of the line systems (a reload swaps them).
+    pub keys: SharedKeys,
+    /// "Now" when pinned (`--now`), which expiries are judged against; `None`: the
+    /// wall clock.
+    pub now: Option<crate::Timestamp>,
     /// The bounds of a request.
     pub limits: Limits,
     /// What the role does with a request refused whole, besides the log line (counts
@@ -188,7 +195,10 @@ async fn post_events<S: EventSink + 'static>(
     let (mut parts, body) = req.into_parts();
     let token = match Caller::from_request_parts(&mut parts, &rx).await {
         Ok(Caller(token)) => token,
-        Err(e) => return refuse(&rx, e, UNKNOWN_TOKEN, peer),
+        Err(e) => {
+            let name = e.token_name().unwrap_or(UNKNOWN_TOKEN).to_owned();
+            return refuse(&rx, e, &name, peer);
+        }
     };
     let raws = match Framed::from_request(Request::from_parts(parts, body), &rx).await {
         Ok(Framed(raws)) => raws,
@@ -356,9 +366,9 @@ mod tests {
         let token = Token {
             name: "counter".to_owned(),
             token: Some("s3cret".to_owned()),
-            token_env: None,
             sources: vec!["konbini".to_owned()],
             types: vec!["cert".to_owned()],
+            ..Token::default()
         };
         let receiver = Receiver {
             sink: Arc::new(TestSink {
@@ -366,7 +376,8 @@ mod tests {
                 calls: AtomicUsize::new(0),
             }),
             schema: Arc::new(schema()),
-            tokens: vec![("s3cret".to_owned(), token)],
+            keys: SharedKeys::new(KeyRing::new(&[token]).unwrap_or_else(|e| panic!("{e}"))),
+            now: None,
             limits: Limits {
                 max_body_bytes: 4096,
                 max_events: 3,

@@ -27,7 +27,7 @@ pub async fn run(
     no_serve: bool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    settings.add_token(DEMO_TOKEN.into(), demo_token());
+    settings.add_token(demo_token());
     // The demo's database is rebuilt each run, so the same seed gives the same numbers.
     remove_database(&settings.db)?;
     let now = Clock(settings.now).now();
@@ -65,13 +65,13 @@ pub async fn run(
 fn demo_token() -> Token {
     Token {
         name: "demo".into(),
+        // The demo's well-known secret, in clear on purpose: it is printed below.
         token: Some(DEMO_TOKEN.into()),
-        token_env: None,
         sources: demo::demo_sources()
             .into_iter()
             .map(|(s, _)| s.to_owned())
             .collect(),
-        types: Vec::new(),
+        ..Token::default()
     }
 }
 

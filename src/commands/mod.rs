@@ -10,6 +10,7 @@
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
 //! - [`schema`]: the vendor contract (JSON Schemas, OpenAPI, events.md) from the plan.
+//! - [`token`]: `token new`, a line system's key and its config entry.
 
 pub mod demo;
 pub mod explain;
@@ -19,6 +20,7 @@ pub mod plan;
 pub mod rejected;
 pub mod report;
 pub mod schema;
+pub mod token;
 
 /// The SQLite file of `settings`, which a command that only reads must find: it is not
 /// created (opening would make an empty store and report nothing).

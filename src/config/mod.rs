@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use mieruka_aggregator::topic_allow::TopicAllow;
-use mieruka_ingest::http::Token;
+use mieruka_ingest::http::{KeyRing, Token};
 use mieruka_ingest::import::CsvMapping;
 use mieruka_ingest::Timestamp;
 use serde::Deserialize;
@@ -73,9 +73,12 @@ pub struct Config {
     /// instant); default: the start of the fiscal year five years before the plan's
     /// baseline year. Earlier is `out_of_bounds`.
     pub horizon_start: Option<String>,
-    /// Bearer tokens, one per line system.
+    /// Bearer tokens, one per line system (two during a rollover).
     #[serde(default)]
     pub tokens: Vec<Token>,
+    /// How often a receiving role looks at the config file for changed `[[tokens]]`, in
+    /// seconds (default 2; 0: only on SIGHUP).
+    pub tokens_reload_seconds: Option<u64>,
     /// CSV column mappings by name (`mieruka import --mapping NAME`).
     #[serde(default)]
     pub csv_mappings: BTreeMap<String, CsvMapping>,
@@ -89,6 +92,18 @@ pub struct Config {
     /// Folders a line system drops files into (`standalone` and `ingest` import them).
     #[serde(default)]
     pub inbox: Vec<InboxConfig>,
+    /// HTTPS on the listener of `standalone` and `ingest` (none: plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: the certificate and key the HTTP listener serves HTTPS with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// PEM file of its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[[inbox]]`: one folder a line system drops its files into.
@@ -308,7 +323,12 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))
+        Config::parse(&text, path)
+    }
+
+    /// Parses the text of the config file at `path` (named in the error).
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
+        toml::from_str(text).with_context(|| format!("config {} is not valid", path.display()))
     }
 
     /// The configured source labels (for metrics, and the sources whose silence is
@@ -329,20 +349,19 @@ impl Config {
         v
     }
 
-    /// (secret, token) pairs; a token whose secret is missing is an error.
-    pub fn secrets(&self) -> anyhow::Result<Vec<(String, Token)>> {
-        self.tokens
-            .iter()
-            .map(|t| {
-                let secret = t.secret().with_context(|| {
-                    format!(
-                        "token {:?} has no secret: set `token` or the environment variable named by `token_env`",
-                        t.name
-                    )
-                })?;
-                Ok((secret, t.clone()))
-            })
-            .collect()
+    /// The tokens by the digest of their key (the variables `token_env` names are read
+    /// now), or why one cannot be used.
+    pub fn key_ring(&self) -> anyhow::Result<KeyRing> {
+        KeyRing::new(&self.tokens).context("a [[tokens]] entry cannot be used")
+    }
+
+    /// Warns about each token whose secret itself is in the config or the environment
+    /// (`token`, `token_env`): they still work, but `token_sha256` keeps the secret out
+    /// of the file, its backups and the process's environment.
+    pub fn warn_secrets_in_clear(&self) {
+        for t in self.tokens.iter().filter(|t| t.holds_secret()) {
+            tracing::warn!(token = %t.name, "A token's secret is in the config (token or token_env), which is deprecated: put its SHA-256 in token_sha256 instead (`mieruka token new`, or see the runbook's token rotation).");
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Flags {
     pub database_url: Option<String>,
     /// `--brokers` / `KAFKA_BROKERS`.
     pub brokers: Option<String>,
+    /// `--config` / `MIERUKA_CONFIG`: the file the tokens are reloaded from.
+    pub config: Option<PathBuf>,
 }
 
 /// Who the settings are for: each has its own defaults, and only what it uses is
@@ -145,8 +147,19 @@ pub struct Resolved {
     pub limits: Limits,
     /// A connection that sends nothing this long is dropped.
     pub idle_timeout: Duration,
-    /// (secret, token) pairs of the roles that receive events.
-    pub tokens: Vec<(String, Token)>,
+    /// The tokens of the roles that receive events, as configured (each checked: it
+    /// has a key, and its expiry parses).
+    pub tokens: Vec<Token>,
+    /// The config file the tokens are reloaded from (on a change of it, or on
+    /// `reload_keys`); `None`: they are never reloaded.
+    pub config_path: Option<PathBuf>,
+    /// How often the config file is looked at for changed tokens; `None`: never (only
+    /// on `reload_keys`).
+    pub keys_poll: Option<Duration>,
+    /// Woken to reload the tokens now (`main` wires SIGHUP to it).
+    pub reload_keys: Arc<tokio::sync::Notify>,
+    /// Where the HTTP listener gets its certificate and key; `None`: plain HTTP.
+    pub tls: Option<super::TlsConfig>,
     /// Source labels for the metrics.
     pub sources: Vec<String>,
     /// The Kafka side.
@@ -187,6 +200,10 @@ impl Resolved {
             limits: Config::default().http_limits(),
             idle_timeout: Config::default().idle_timeout(),
             tokens: Vec::new(),
+            config_path: None,
+            keys_poll: Some(DEFAULT_KEYS_POLL),
+            reload_keys: Arc::default(),
+            tls: None,
             sources: Vec::new(),
             kafka: KafkaSettings::default(),
             inboxes: Vec::new(),
@@ -210,13 +227,18 @@ impl Resolved {
     }
 
     /// Adds a token (the demo's) to those the config gives, and its sources to the labels.
-    pub fn add_token(&mut self, secret: String, token: Token) {
+    pub fn add_token(&mut self, token: Token) {
         self.sources.extend(token.sources.iter().cloned());
         self.sources.sort();
         self.sources.dedup();
-        self.tokens.push((secret, token));
+        self.tokens.push(token);
     }
 }
+
+/// How often the config file is looked at for changed tokens unless the config says: a
+/// rotated token is in force within seconds, and reading one small file this often
+/// costs nothing.
+pub const DEFAULT_KEYS_POLL: Duration = Duration::from_secs(2);
 
 /// The settings of `kind`: each flag, else the config file, else the default.
 pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Resolved> {
@@ -232,9 +254,21 @@ pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Re
     r.idle_timeout = cfg.idle_timeout();
     r.sources = cfg.source_labels();
     if kind.receives() {
-        for (secret, token) in cfg.secrets()? {
-            r.add_token(secret, token);
+        cfg.key_ring()?;
+        cfg.warn_secrets_in_clear();
+        r.tokens = cfg.tokens.clone();
+        // The demo adds a token of its own, which a reload from the file would drop.
+        if kind != RoleKind::Demo {
+            r.config_path = flags.config.clone();
         }
+        r.keys_poll = match cfg.tokens_reload_seconds {
+            Some(0) => None,
+            Some(s) => Some(Duration::from_secs(s)),
+            None => Some(DEFAULT_KEYS_POLL),
+        };
+    }
+    if kind.receives() || kind == RoleKind::Export {
+        r.tls = cfg.tls.clone();
     }
     r.database_url = first(
         &flags.database_url,
@@ -537,7 +571,11 @@ mod tests {
         );
         for kind in [RoleKind::Standalone, RoleKind::Demo, RoleKind::Ingest] {
             let err = resolve(&cfg, &Flags::default(), kind).unwrap_err();
-            assert!(err.to_string().contains("has no secret"), "{kind:?}: {err}");
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("MIERUKA_TEST_NO_SUCH_VARIABLE named by token_env is not set"),
+                "{kind:?}: {err}"
+            );
         }
         for kind in [RoleKind::Aggregate, RoleKind::Export, RoleKind::Command] {
             let r = resolve(&cfg, &Flags::default(), kind).unwrap();

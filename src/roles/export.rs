@@ -14,10 +14,9 @@ use mieruka_aggregator::{figures, Plan};
 use mieruka_exporter::trend::trends;
 use mieruka_exporter::{Exporter, Role};
 use sqlx::postgres::PgListener;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{bind, Clock};
+use super::{Clock, Socket};
 use crate::config::Resolved;
 
 /// What the refresher needs.
@@ -33,7 +32,8 @@ struct ExportSettings {
 
 /// The built export role.
 pub struct ExportRole {
-    listener: TcpListener,
+    socket: Socket,
+    idle_timeout: Duration,
     exporter: Arc<Exporter>,
     plan: Arc<Plan>,
     settings: ExportSettings,
@@ -51,9 +51,10 @@ impl ExportRole {
         };
         let plan = resolved.plan.clone();
         let exporter = Exporter::for_role(plan.clone(), resolved.sources.clone(), Role::Export);
-        let (listener, _) = bind(&resolved.listen).await?;
+        let socket = Socket::bind(resolved).await?;
         Ok(ExportRole {
-            listener,
+            socket,
+            idle_timeout: resolved.idle_timeout,
             exporter,
             plan,
             settings,
@@ -62,13 +63,14 @@ impl ExportRole {
 
     /// The address actually bound.
     pub fn local_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
-        Ok(self.listener.local_addr()?)
+        self.socket.local_addr()
     }
 
     /// Serves until cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let ExportRole {
-            listener,
+            socket,
+            idle_timeout,
             exporter,
             plan,
             settings,
@@ -87,13 +89,11 @@ impl ExportRole {
             },
             Clock(settings.now),
         );
-        let app = mieruka_exporter::router(exporter.clone())
+        let app = mieruka_exporter::router(exporter)
             .merge(super::kpi_api::router(api))
             .merge(super::contract_router(&plan));
-        tracing::info!(addr = %listener.local_addr()?, "Serving metrics from PostgreSQL.");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await?;
+        tracing::info!(addr = %socket.local_addr()?, tls = socket.tls.is_some(), "Serving metrics from PostgreSQL.");
+        super::serve(socket, idle_timeout, app, &shutdown).await?;
         shutdown.cancel();
         let _ = refresher.await;
         Ok(())

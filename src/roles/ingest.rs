@@ -23,15 +23,14 @@ use mieruka_ingest::http::Token;
 use mieruka_ingest::kafka::rdkafka::producer::Producer;
 use mieruka_ingest::kafka::KafkaSink;
 use mieruka_ingest::{EventSink, Item, SinkError, Status};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{bind, Clock, Counted, CountingSink};
+use super::{Clock, Counted, CountingSink, Socket};
 use crate::config::{Resolved, TopicAllowConfig};
 
 /// The built `ingest` role.
 pub struct IngestRole {
-    listener: TcpListener,
+    socket: Socket,
     kafka: Arc<KafkaSink>,
     sink: Arc<CountingSink<KeepRefused<KafkaSink>>>,
     exporter: Arc<Exporter>,
@@ -57,7 +56,7 @@ impl IngestRole {
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
         exporter.publish(&[], clock.now());
         super::inbox::prepare(&settings.inboxes)?;
-        let (listener, _) = bind(&settings.listen).await?;
+        let socket = Socket::bind(settings).await?;
         // Each outcome is counted once across the roles: this one counts what it refuses
         // at the edge, the aggregators what they commit.
         let keep = KeepRefused::open(kafka.clone(), settings).await?;
@@ -67,7 +66,7 @@ impl IngestRole {
             Counted::Refusals,
         ));
         Ok(IngestRole {
-            listener,
+            socket,
             kafka,
             sink,
             exporter,
@@ -78,7 +77,7 @@ impl IngestRole {
 
     /// The address actually bound.
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.listener.local_addr()?)
+        self.socket.local_addr()
     }
 
     /// The topic events are produced to.
@@ -89,7 +88,7 @@ impl IngestRole {
     /// Serves until `shutdown` is cancelled, then flushes the producer.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let IngestRole {
-            listener,
+            socket,
             kafka,
             sink,
             exporter,
@@ -102,7 +101,7 @@ impl IngestRole {
             topic.clone(),
             shutdown.clone(),
         ));
-        let receiver = super::receiver(&settings, sink.clone(), &exporter)?;
+        let receiver = super::receiver(&settings, sink.clone(), &exporter, &shutdown)?;
         let clock = Clock(settings.now);
         let republish = {
             let exporter = exporter.clone();
@@ -120,9 +119,9 @@ impl IngestRole {
         let app = mieruka_exporter::router(exporter)
             .merge(mieruka_ingest::http::router(receiver))
             .merge(super::contract_router(&settings.plan));
-        let addr = listener.local_addr()?;
-        tracing::info!(%addr, %topic, "Receiving events for Kafka.");
-        super::serve(listener, settings.idle_timeout, app, &shutdown).await?;
+        let addr = socket.local_addr()?;
+        tracing::info!(%addr, %topic, tls = socket.tls.is_some(), "Receiving events for Kafka.");
+        super::serve(socket, settings.idle_timeout, app, &shutdown).await?;
         shutdown.cancel();
         // The file in hand is produced before the producer is flushed.
         inboxes.join_all().await;
@@ -239,8 +238,8 @@ async fn readiness(
 /// Warns about each source and type a token may send that the topic it goes to may not
 /// carry (when the config says what it carries): the aggregators would refuse those
 /// events as `not_allowed` after this role accepted them.
-fn warn_not_carried(topic: &str, allow: &TopicAllowConfig, tokens: &[(String, Token)]) {
-    for (_, token) in tokens {
+fn warn_not_carried(topic: &str, allow: &TopicAllowConfig, tokens: &[Token]) {
+    for token in tokens {
         for source in token.sources.iter().filter(|s| !allow.sources.contains(s)) {
             tracing::warn!(token = %token.name, %source, %topic, "A token may send a source its topic does not carry ([kafka.topic_allow]); the aggregators will refuse those events.");
         }

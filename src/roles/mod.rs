@@ -18,10 +18,14 @@ pub mod aggregate;
 pub mod export;
 pub mod inbox;
 pub mod ingest;
+pub mod keys;
 pub mod kpi_api;
 pub mod standalone;
+pub mod tls;
 
 use std::net::SocketAddr;
+
+use axum::serve::ListenerExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +35,7 @@ use mieruka_ingest::http::{IdleTimeoutListener, Peer, Receiver};
 use mieruka_ingest::{EventSink, Item, SinkError, Status, Timestamp};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Resolved;
 
@@ -67,42 +72,78 @@ async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
 }
 
 /// The HTTP receiver of a role (`standalone`, `ingest`): events into `sink`, validated
-/// against the plan, for the configured tokens within the limits; requests refused
-/// whole are counted in the role's health registry (`mieruka_http_refused_total`,
-/// `mieruka_auth_failures_total`).
+/// against the plan, for the configured tokens (kept current until `shutdown`, see
+/// [`keys`]) within the limits; requests refused whole are counted in the role's health
+/// registry (`mieruka_http_refused_total`, `mieruka_auth_failures_total`).
 fn receiver<S>(
     settings: &Resolved,
     sink: Arc<S>,
     exporter: &Exporter,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<Receiver<S>> {
-    let names: Vec<&str> = settings
-        .tokens
-        .iter()
-        .map(|(_, t)| t.name.as_str())
-        .collect();
+    let names: Vec<&str> = settings.tokens.iter().map(|t| t.name.as_str()).collect();
     let access = Access::register(exporter.health().registry(), &names)
         .context("cannot register the metrics of refused requests")?;
+    let on_refused = access.on_refused();
+    let keys = keys::watch(settings, access, shutdown)?;
     Ok(Receiver {
         sink,
         schema: Arc::new(settings.plan.schema.clone()),
-        tokens: settings.tokens.clone(),
+        keys,
+        now: settings.now,
         limits: settings.limits,
-        on_refused: Some(access.on_refused()),
+        on_refused: Some(on_refused),
     })
 }
 
-/// Serves `app` on `listener` (connections idle past `idle` are dropped) until
-/// `shutdown`; each request knows its peer's address, which refusals are logged with.
-async fn serve(
+/// A role's socket: bound, and ready to serve HTTPS when `[tls]` says so (the
+/// certificate and key are read and checked here, at build).
+pub(crate) struct Socket {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Socket {
+    /// Binds `settings.listen` and loads `[tls]`.
+    async fn bind(settings: &Resolved) -> anyhow::Result<Socket> {
+        let tls = settings.tls.as_ref().map(tls::acceptor).transpose()?;
+        let (listener, _) = bind(&settings.listen).await?;
+        Ok(Socket { listener, tls })
+    }
+
+    /// The address actually bound.
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+}
+
+/// Serves `app` on `socket` (connections idle past `idle` are dropped; HTTPS when it
+/// has a certificate) until `shutdown`; each request knows its peer's address, which
+/// refusals are logged with.
+async fn serve(
+    socket: Socket,
     idle: Duration,
     app: axum::Router,
-    shutdown: &tokio_util::sync::CancellationToken,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = IdleTimeoutListener::new(listener, idle);
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    let listener = IdleTimeoutListener::new(socket.listener, idle);
+    let stopped = shutdown.clone().cancelled_owned();
+    let app = app.into_make_service_with_connect_info::<Peer>();
+    match socket.tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await?
+        }
+        Some(acceptor) => {
+            // `tap_io` (doing nothing) brings axum's connect info of a listener's own
+            // address type, which for this listener is `Peer`.
+            let listener = tls::TlsListener::spawn(listener, acceptor, shutdown)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -13,11 +13,10 @@ use anyhow::Context;
 use mieruka_aggregator::{figures, Plan, SqliteStore};
 use mieruka_exporter::trend::trends;
 use mieruka_exporter::Exporter;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{bind, Clock, Counted, CountingSink};
+use super::{Clock, Counted, CountingSink, Socket};
 use crate::config::Resolved;
 
 /// The store as the HTTP receiver and the demo see it: commits, then counts the
@@ -26,7 +25,7 @@ pub type PublishingSink = CountingSink<SqliteStore>;
 
 /// The built standalone process, ready to serve.
 pub struct Standalone {
-    listener: TcpListener,
+    socket: Socket,
     store: Arc<SqliteStore>,
     exporter: Arc<Exporter>,
     sink: Arc<PublishingSink>,
@@ -56,9 +55,9 @@ impl Standalone {
         refresh(&plan, &store, &exporter, clock).await?;
         super::inbox::prepare(&settings.inboxes)?;
         exporter.set_ready(true);
-        let (listener, _) = bind(&settings.listen).await?;
+        let socket = Socket::bind(settings).await?;
         Ok(Standalone {
-            listener,
+            socket,
             store,
             exporter,
             sink,
@@ -68,7 +67,7 @@ impl Standalone {
 
     /// The address actually bound.
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.listener.local_addr()?)
+        self.socket.local_addr()
     }
 
     /// The sink events go through (the demo feeds its history here).
@@ -89,13 +88,13 @@ impl Standalone {
     /// Serves until `shutdown` is cancelled; in-flight requests finish first.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Standalone {
-            listener,
+            socket,
             store,
             exporter,
             sink,
             settings,
         } = self;
-        let receiver = super::receiver(&settings, sink.clone(), &exporter)?;
+        let receiver = super::receiver(&settings, sink.clone(), &exporter, &shutdown)?;
         let api = super::kpi_api::KpiApi::new(
             super::kpi_api::Stores::Sqlite(store.clone()),
             Clock(settings.now),
@@ -121,8 +120,8 @@ impl Standalone {
             (Clock(settings.now), settings.refresh),
             shutdown.clone(),
         ));
-        tracing::info!(addr = %listener.local_addr()?, "Serving events, metrics and the status page.");
-        super::serve(listener, settings.idle_timeout, app, &shutdown).await?;
+        tracing::info!(addr = %socket.local_addr()?, tls = socket.tls.is_some(), "Serving events, metrics and the status page.");
+        super::serve(socket, settings.idle_timeout, app, &shutdown).await?;
         shutdown.cancel();
         // The file in hand is finished before the store closes.
         inboxes.join_all().await;

@@ -266,9 +266,9 @@ fn a_personal_number_leaves_no_trace_in_the_reply_the_store_or_the_logs() {
     let token = Token {
         name: "guard".into(),
         token: Some(TOKEN.into()),
-        token_env: None,
         sources: vec!["konbini".into()],
         types: vec!["certificate.issued".into()],
+        ..Token::default()
     };
     let mut settings = Resolved::new(Arc::new(plan()), RoleKind::Standalone);
     settings.listen = "127.0.0.1:0".into();
@@ -276,7 +276,7 @@ fn a_personal_number_leaves_no_trace_in_the_reply_the_store_or_the_logs() {
     settings.refresh = Duration::from_secs(60);
     settings.limits = Limits::default();
     settings.idle_timeout = DEFAULT_IDLE_TIMEOUT;
-    settings.add_token(TOKEN.into(), token);
+    settings.add_token(token);
     settings.sources = vec!["konbini".into()];
     settings.now = Timestamp::parse_rfc3339(NOW).ok();
     let app = rt.block_on(Standalone::build(&settings)).unwrap();

@@ -24,6 +24,9 @@ pub fn write_config(dir: &Path) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("ingest/tests/fixtures/konbini.mapping.toml"),
     )
     .unwrap();
+    // The config holds only each token's SHA-256, as `mieruka token new` writes it.
+    let konbini = mieruka_ingest::http::keys::token_sha256(KONBINI_TOKEN);
+    let card = mieruka_ingest::http::keys::token_sha256(CARD_TOKEN);
     let text = format!(
         r#"
 refresh_seconds = 1
@@ -31,13 +34,13 @@ max_body_bytes = 1048576
 
 [[tokens]]
 name = "konbini"
-token = "{KONBINI_TOKEN}"
+token_sha256 = "{konbini}"
 sources = ["konbini"]
 types = ["certificate.issued"]
 
 [[tokens]]
 name = "card"
-token = "{CARD_TOKEN}"
+token_sha256 = "{card}"
 sources = ["card", "juki"]
 types = ["mynumber_card.issued", "mynumber_card.surrendered", "mynumber_card.holders_snapshot", "population.snapshot", "event.voided"]
 

@@ -199,7 +199,7 @@ pub(super) fn pipeline() -> Value {
         8,
         ts(
             "拒否されたリクエスト（理由・トークン別）",
-            "Requests to /v1/events refused whole in the last hour, by reason and the configured name of the token presented (unknown when none matched): unknown_token after a token rotation, content_type, too_large, … Nothing of them is kept; the ingest role logs each with the client's address (docs/runbook.md, MierukaFeedSilent).",
+            "Requests to /v1/events refused whole in the last hour, by reason and the configured name of the token presented (unknown when none matched): unknown_token after a token rotation, expired after a token's expires, content_type, too_large, … Nothing of them is kept; the ingest role logs each with the client's address (docs/runbook.md, MierukaFeedSilent).",
             vec![target(
                 "A",
                 "sum by (token, reason) (increase(mieruka_http_refused_total[1h]))",

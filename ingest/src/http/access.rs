@@ -17,6 +17,8 @@ use super::IdleTimeoutListener;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer(pub SocketAddr);
 
+// A listener of its own (the roles' TLS listener) may give `Peer` as its address:
+// axum's blanket impl then serves it as the connect info.
 impl Connected<IncomingStream<'_, IdleTimeoutListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, IdleTimeoutListener>) -> Self {
         Peer(*stream.remote_addr())
@@ -30,9 +32,10 @@ impl Connected<IncomingStream<'_, TcpListener>> for Peer {
 }
 
 /// Why a request was refused whole: the closed list of the `reason` label.
-pub const REFUSAL_REASONS: [&str; 8] = [
+pub const REFUSAL_REASONS: [&str; 9] = [
     "missing_token",
     "unknown_token",
+    "expired",
     "content_type",
     "too_large",
     "too_many_events",
@@ -41,9 +44,12 @@ pub const REFUSAL_REASONS: [&str; 8] = [
     "timeout",
 ];
 
-/// Of [`REFUSAL_REASONS`], those that are authentication failures (401): no token
-/// matched, so their `token` is always [`UNKNOWN_TOKEN`].
-pub const AUTH_FAILURE_REASONS: [&str; 2] = ["missing_token", "unknown_token"];
+/// Of [`REFUSAL_REASONS`], those that are authentication failures (401).
+pub const AUTH_FAILURE_REASONS: [&str; 3] = ["missing_token", "unknown_token", "expired"];
+
+/// Of [`REFUSAL_REASONS`], those where no token matched, so their `token` is always
+/// [`UNKNOWN_TOKEN`] (an `expired` one names its token).
+pub const NO_TOKEN_REASONS: [&str; 2] = ["missing_token", "unknown_token"];
 
 /// The `token` of a refusal that no configured token matched.
 pub const UNKNOWN_TOKEN: &str = "unknown";

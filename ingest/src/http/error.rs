@@ -17,6 +17,9 @@ pub(super) enum RequestError {
     /// A bearer token no line system holds (401).
     #[error("unknown bearer token")]
     UnknownToken,
+    /// The token of a line system past its `expires` (401); the token's name.
+    #[error("the bearer token has expired; use the new token of this line system")]
+    ExpiredToken(String),
     /// A content type that is neither NDJSON nor JSON (415); the type as sent, lowercased.
     #[error(
         "content type {0:?} is not accepted; send application/x-ndjson (one event per line) \
@@ -80,6 +83,7 @@ impl RequestError {
         Some(match self {
             RequestError::MissingToken => "missing_token",
             RequestError::UnknownToken => "unknown_token",
+            RequestError::ExpiredToken(_) => "expired",
             RequestError::ContentType(_) => "content_type",
             RequestError::TooLarge { .. } => "too_large",
             RequestError::Frame(FrameError::TooManyEvents { .. }) => "too_many_events",
@@ -90,9 +94,19 @@ impl RequestError {
         })
     }
 
+    /// The configured name of the token the request presented, when one matched.
+    pub(super) fn token_name(&self) -> Option<&str> {
+        match self {
+            RequestError::ExpiredToken(name) => Some(name),
+            _ => None,
+        }
+    }
+
     pub(super) fn status(&self) -> StatusCode {
         match self {
-            RequestError::MissingToken | RequestError::UnknownToken => StatusCode::UNAUTHORIZED,
+            RequestError::MissingToken
+            | RequestError::UnknownToken
+            | RequestError::ExpiredToken(_) => StatusCode::UNAUTHORIZED,
             RequestError::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RequestError::TooLarge { .. }
             | RequestError::Frame(FrameError::TooManyEvents { .. }) => {
@@ -126,6 +140,14 @@ impl IntoResponse for RequestError {
                 body,
             )
                 .into_response(),
+            RequestError::ExpiredToken(_) => (
+                [(
+                    header::WWW_AUTHENTICATE,
+                    "Bearer error=\"invalid_token\", error_description=\"the token expired\"",
+                )],
+                body,
+            )
+                .into_response(),
             RequestError::Unavailable { .. } => {
                 ([(header::RETRY_AFTER, "5")], body).into_response()
             }
@@ -156,6 +178,7 @@ impl RequestError {
         match self {
             RequestError::MissingToken => ("missing_token", "No `Authorization: Bearer …` header."),
             RequestError::UnknownToken => ("unknown_token", "A bearer token no line system holds."),
+            RequestError::ExpiredToken(_) => ("expired_token", "The token of a line system past its `expires`: use the new token the city issued."),
             RequestError::ContentType(_) => ("content_type", "A content type other than application/x-ndjson (or application/ndjson, application/jsonl) and application/json."),
             RequestError::TooLarge { .. } => ("too_large", "A body over the size limit: split it."),
             RequestError::Unreadable(_) => ("unreadable", "A body that broke off while it was read."),
@@ -172,6 +195,7 @@ impl RequestError {
         let examples = [
             RequestError::MissingToken,
             RequestError::UnknownToken,
+            RequestError::ExpiredToken("konbini".to_owned()),
             RequestError::ContentType("text/csv".to_owned()),
             RequestError::TooLarge {
                 max_bytes: limits.max_body_bytes,

@@ -10,8 +10,10 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::error::RequestError;
+use super::keys::Lookup;
 use super::{Limits, Receiver, Token};
 use crate::sink::EventSink;
+use crate::Timestamp;
 
 /// The secret of an `Authorization: Bearer …` header, trimmed.
 pub(super) struct BearerToken(pub String);
@@ -41,16 +43,13 @@ impl<S: EventSink + 'static> FromRequestParts<Arc<Receiver<S>>> for Caller {
         rx: &Arc<Receiver<S>>,
     ) -> Result<Self, Self::Rejection> {
         let BearerToken(presented) = BearerToken::from_request_parts(parts, rx).await?;
-        rx.tokens
-            .iter()
-            .find(|(secret, _)| constant_time_eq(secret.as_bytes(), presented.as_bytes()))
-            .map(|(_, t)| Caller(t.clone()))
-            .ok_or(RequestError::UnknownToken)
+        let now = rx.now.unwrap_or_else(Timestamp::wall_clock);
+        match rx.keys.current().find(&presented, now) {
+            Lookup::Valid(t) => Ok(Caller(t.clone())),
+            Lookup::Expired(t) => Err(RequestError::ExpiredToken(t.name.clone())),
+            Lookup::Unknown => Err(RequestError::UnknownToken),
+        }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// How a body is cut into events, from its content type (parameters ignored).
