@@ -5,6 +5,7 @@
 //! - [`demo`]: generate a synthetic history, ingest it, serve it like `standalone`.
 //! - [`import`]: NDJSON and CSV files into the embedded store.
 //! - [`rejected`]: the rejected events kept in a store (SQLite or PostgreSQL), filtered and summed up.
+//! - [`replay`]: re-fold the event log with the current plan, compare, `--apply` to rebuild.
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
 
@@ -13,3 +14,4 @@ pub mod generate;
 pub mod import;
 pub mod plan;
 pub mod rejected;
+pub mod replay;

@@ -20,12 +20,14 @@ use mieruka_ingest::{Item, SinkError, Status};
 use crate::ledger::Ledger;
 use crate::plan::Plan;
 
+mod fingerprints;
 pub mod pg;
 mod rejected;
 mod row;
 pub mod sqlite;
 mod tables;
 
+pub use fingerprints::PlanCheck;
 pub use pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
 pub use rejected::{RejectedCount, RejectedFilter};
 pub use sqlite::{SqliteStore, StoreError};

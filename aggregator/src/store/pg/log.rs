@@ -18,7 +18,7 @@ use crate::store::rejected::RejectedItem;
 type LogKey<'a> = (&'a str, &'a str);
 
 /// The columns [`logged_entry`] reads.
-const LOGGED: &str = "body, fingerprint, voided, event_id, source, type, occurred_at, data, voids";
+pub(super) const LOGGED: &str = "body, fingerprint, voided, event_id, source, type, occurred_at, data, voids";
 
 impl BatchLog {
     /// The logged events and pending voids of the batch's keys and void targets; of the
@@ -295,8 +295,20 @@ async fn copy_entries(
 /// keep the envelope in its columns and only `data` (and the void target) as text: the
 /// canonical body is rebuilt from them; older rows have it whole.
 fn logged_entry(plan: &Plan, r: &PgRow) -> Result<Option<LogEntry>, sqlx::Error> {
+    let body = logged_body(r)?;
+    Ok(LogEntry::from_stored(
+        plan,
+        &body,
+        r.try_get(1)?,
+        r.try_get(2)?,
+    ))
+}
+
+/// A log row's canonical body (the columns of [`LOGGED`]), as logged or rebuilt from
+/// its envelope columns.
+pub(super) fn logged_body(r: &PgRow) -> Result<String, sqlx::Error> {
     let body: Option<String> = r.try_get(0)?;
-    let body = match body {
+    Ok(match body {
         Some(b) => b,
         None => mieruka_ingest::event::canonical_body(
             r.try_get(3)?,
@@ -306,13 +318,7 @@ fn logged_entry(plan: &Plan, r: &PgRow) -> Result<Option<LogEntry>, sqlx::Error>
             r.try_get::<Option<&str>, _>(7)?.unwrap_or("{}"),
             r.try_get(8)?,
         ),
-    };
-    Ok(LogEntry::from_stored(
-        plan,
-        &body,
-        r.try_get(1)?,
-        r.try_get(2)?,
-    ))
+    })
 }
 
 /// Rows in COPY's binary format: no text to escape or parse on either side (the text
