@@ -36,6 +36,34 @@ proptest! {
         let (_dir, db) = fresh_db("s.db");
         stores::folds_like_the_engine::<SqliteStore>(&db, &ids, &cuts)?;
     }
+
+    #[test]
+    fn a_replay_equals_the_live_aggregates_and_rebuilds_them_under_a_changed_plan(
+        ids in proptest::collection::vec(0u32..60, 1..80),
+        cuts in proptest::collection::vec(1usize..20, 1..10),
+    ) {
+        let (_dir, db) = fresh_db("p.db");
+        stores::replay_equals_live_and_rebuilds_a_changed_plan::<SqliteStore>(&db, &ids, &cuts)?;
+    }
+}
+
+#[test]
+fn a_tampered_aggregate_row_is_found_by_a_replay_and_fixed_by_apply() {
+    let (_dir, db) = fresh_db("t.db");
+    let url = format!("sqlite://{}", db.display());
+    stores::a_tampered_aggregate_row_is_found_and_fixed::<SqliteStore>(&db, async move {
+        let mut conn = SqliteConnection::connect(&url).await.unwrap();
+        let changed = sqlx::query(
+            "UPDATE flows SET amount = CAST(CAST(amount AS INTEGER) + 7 AS TEXT) \
+             WHERE measure = 'certificates_all' \
+             AND day = (SELECT min(day) FROM flows WHERE measure = 'certificates_all')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+        conn.close().await.unwrap();
+    });
 }
 
 #[test]

@@ -614,6 +614,14 @@ impl Store for PgStore {
         PgStore::plan(self)
     }
 
+    async fn open_with(location: &str, plan: Arc<Plan>, check: PlanCheck) -> Result<Self, PgError> {
+        PgStore::open_with(location, plan, check).await
+    }
+
+    async fn replay(&self, apply: bool, now: mieruka_ingest::Timestamp) -> Result<crate::replay::Outcome, PgError> {
+        PgStore::replay(self, apply, now).await
+    }
+
     async fn ledger(&self) -> Result<Ledger, PgError> {
         PgStore::ledger(self).await
     }

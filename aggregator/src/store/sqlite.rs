@@ -397,6 +397,14 @@ impl Store for SqliteStore {
         SqliteStore::plan(self)
     }
 
+    async fn open_with(location: &Path, plan: Arc<Plan>, check: PlanCheck) -> Result<Self, StoreError> {
+        SqliteStore::open_with(location, plan, check).await
+    }
+
+    async fn replay(&self, apply: bool, now: mieruka_ingest::Timestamp) -> Result<crate::replay::Outcome, StoreError> {
+        SqliteStore::replay(self, apply, now).await
+    }
+
     async fn ledger(&self) -> Result<Ledger, StoreError> {
         SqliteStore::ledger(self).await
     }
