@@ -15,4 +15,5 @@ mod operator;
 mod personal;
 mod plan;
 mod prometheus;
+mod replay;
 mod standalone;
