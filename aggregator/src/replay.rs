@@ -196,7 +196,12 @@ fn kpis_of(plan: &Plan, m: MeasureId) -> Vec<&str> {
 /// `now`, then each measure per year. Aggregate rows that differ without moving any of
 /// these (an as-of time, a level's day behind a later snapshot) are reported as one
 /// last difference, so that no difference goes unseen.
-pub fn differences(plan: &Plan, live: &Ledger, replayed: &Ledger, now: Timestamp) -> Vec<Difference> {
+pub fn differences(
+    plan: &Plan,
+    live: &Ledger,
+    replayed: &Ledger,
+    now: Timestamp,
+) -> Vec<Difference> {
     let mut out = Vec::new();
     let (a, b) = (figures(plan, live, now), figures(plan, replayed, now));
     for (x, y) in a.iter().zip(&b) {

@@ -363,3 +363,34 @@ fn rows_a_batch_empties_are_deleted_not_kept_as_zeros() {
         pool.close().await;
     });
 }
+
+/// A process still holding the old plan after a replay rebuilt the file under a new one
+/// (a `standalone` left running) never commits: its batch is refused in its write
+/// transaction, naming the measure that changed, and nothing of it is logged.
+#[test]
+fn a_writer_of_the_old_plan_is_fenced_after_a_replay_under_a_new_one() {
+    let (_dir, db) = fresh_db("f.db");
+    rt().block_on(async {
+        let plan = plan();
+        let old = SqliteStore::open(&db, plan.clone()).await.unwrap();
+        old.submit_batch(items(&plan, &[0, 1, 2])).await.unwrap();
+        let replayer = SqliteStore::open_with(
+            &db,
+            stores::edited_plan(),
+            mieruka_aggregator::store::PlanCheck::Ignore,
+        )
+        .await
+        .unwrap();
+        let now = Timestamp::from_unix_seconds(1_900_000_000);
+        assert!(replayer.replay(true, now).await.unwrap().applied);
+        replayer.close().await;
+        let logged = old.logged_events().await.unwrap();
+        let err = old.submit_batch(items(&plan, &[3, 4, 5])).await.unwrap_err();
+        assert!(
+            matches!(&err, mieruka_aggregator::StoreError::PlanChanged(m) if m.contains("certificates_konbini")),
+            "{err}"
+        );
+        assert_eq!(old.logged_events().await.unwrap(), logged);
+        old.close().await;
+    });
+}

@@ -93,7 +93,13 @@ fn a_writer_of_the_old_plan_is_fenced_after_a_replay_under_a_new_one() {
         let replayer = PgStore::open_with(db.url(), stores::edited_plan(), PlanCheck::Ignore)
             .await
             .unwrap();
-        assert!(replayer.replay(true, Timestamp::from_unix_seconds(1_900_000_000)).await.unwrap().applied);
+        assert!(
+            replayer
+                .replay(true, Timestamp::from_unix_seconds(1_900_000_000))
+                .await
+                .unwrap()
+                .applied
+        );
         replayer.close().await;
         let logged = old.logged_events().await.unwrap();
         let position = SourcePosition {
@@ -106,7 +112,10 @@ fn a_writer_of_the_old_plan_is_fenced_after_a_replay_under_a_new_one() {
             .submit_with_positions(&items(&plan, &[3, 4, 5]), &[position])
             .await
             .unwrap_err();
-        assert!(matches!(&err, PgError::PlanChanged(m) if m.contains("certificates_konbini")), "{err}");
+        assert!(
+            matches!(&err, PgError::PlanChanged(m) if m.contains("certificates_konbini")),
+            "{err}"
+        );
         assert_eq!(old.logged_events().await.unwrap(), logged);
         assert!(old.positions("events").await.unwrap().is_empty());
         old.close().await;

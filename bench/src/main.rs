@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p mieruka-bench -- ingest [--events N] [--batch N] [--connections N]
 //! cargo run --release -p mieruka-bench -- kafka  [--events N] [--partitions N] [--brokers H:P] …
+//! cargo run --release -p mieruka-bench -- replay [--events N] [--db FILE | --database-url URL]
 //! ```
 //!
 //! The engine's per-core fold is a `cargo bench` of its own:
@@ -13,6 +14,7 @@
 mod events;
 mod ingest;
 mod kafka;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +76,19 @@ enum Command {
         #[arg(long)]
         random_ids: bool,
     },
+    /// `mieruka replay` over a store filled with N events: events/s and peak RSS.
+    Replay {
+        /// Events to log before replaying.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Fresh SQLite file to create.
+        #[arg(long, default_value = "data/bench-replay.db")]
+        db: PathBuf,
+        /// PostgreSQL server on which a fresh bench database is created and dropped
+        /// (replays PostgreSQL's store instead of SQLite's).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +114,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 connections,
             };
             ingest::ingest(&db, opts, &checkpoints).await
+        }
+        Command::Replay {
+            events,
+            db,
+            database_url,
+        } => {
+            let target = match &database_url {
+                Some(url) => replay::Target::Postgres(url),
+                None => replay::Target::Sqlite(&db),
+            };
+            replay::replay(target, events).await
         }
         Command::Kafka {
             events,

@@ -23,7 +23,11 @@ fn edited_config(dir: &Path) -> PathBuf {
     std::fs::write(&plan, edited).unwrap();
     let base = std::fs::read_to_string(write_config(dir)).unwrap();
     let config = dir.join("edited.config.toml");
-    std::fs::write(&config, format!("plan = {:?}\n{base}", plan.display().to_string())).unwrap();
+    std::fs::write(
+        &config,
+        format!("plan = {:?}\n{base}", plan.display().to_string()),
+    )
+    .unwrap();
     config
 }
 
@@ -117,7 +121,10 @@ fn a_plan_edit_changing_a_filter_is_refused_until_replay_apply_and_then_equals_a
     assert!(out.contains("applied"), "{out}");
     let (code, out, _) = run(&["replay"], &edited, &live);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("the live aggregates equal the replay"), "{out}");
+    assert!(
+        out.contains("the live aggregates equal the replay"),
+        "{out}"
+    );
 
     let (code, out, err) = run(&["import", file], &edited, &fresh);
     assert_eq!(code, 0, "{out}{err}");

@@ -44,9 +44,7 @@ fn classify(result: Result<Vec<Status>, PgError>) -> Result<Vec<Status>, Attempt
             | PgError::Inconsistent(_)
             | PgError::Corrupt(_)
             | PgError::PlanChanged(_)),
-        ) => {
-            Err(AttemptError::Fatal(e.into()))
-        }
+        ) => Err(AttemptError::Fatal(e.into())),
     }
 }
 

@@ -202,7 +202,10 @@ mod tests {
         assert_eq!(drift.changed, vec!["m:certificates_konbini".to_owned()]);
         assert!(drift.added.is_empty() && drift.removed.is_empty());
         let text = drift.to_string();
-        assert!(text.contains("changed: measure certificates_konbini"), "{text}");
+        assert!(
+            text.contains("changed: measure certificates_konbini"),
+            "{text}"
+        );
         assert!(text.contains("mieruka replay --apply"), "{text}");
 
         let retargeted = fingerprints(&ome_with(

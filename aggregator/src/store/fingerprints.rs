@@ -65,7 +65,8 @@ where
     each.push_values(&prints.each, |mut b, (k, v)| {
         b.push_bind(k.as_str()).push_bind(v.as_str());
     });
-    let mut digest = QueryBuilder::new("INSERT INTO plan_fingerprint (id, fingerprint) VALUES (1, ");
+    let mut digest =
+        QueryBuilder::new("INSERT INTO plan_fingerprint (id, fingerprint) VALUES (1, ");
     digest.push_bind(prints.digest.as_str());
     digest.push(")");
     [each, digest]

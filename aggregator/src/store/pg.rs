@@ -618,7 +618,11 @@ impl Store for PgStore {
         PgStore::open_with(location, plan, check).await
     }
 
-    async fn replay(&self, apply: bool, now: mieruka_ingest::Timestamp) -> Result<crate::replay::Outcome, PgError> {
+    async fn replay(
+        &self,
+        apply: bool,
+        now: mieruka_ingest::Timestamp,
+    ) -> Result<crate::replay::Outcome, PgError> {
         PgStore::replay(self, apply, now).await
     }
 

@@ -397,11 +397,19 @@ impl Store for SqliteStore {
         SqliteStore::plan(self)
     }
 
-    async fn open_with(location: &Path, plan: Arc<Plan>, check: PlanCheck) -> Result<Self, StoreError> {
+    async fn open_with(
+        location: &Path,
+        plan: Arc<Plan>,
+        check: PlanCheck,
+    ) -> Result<Self, StoreError> {
         SqliteStore::open_with(location, plan, check).await
     }
 
-    async fn replay(&self, apply: bool, now: mieruka_ingest::Timestamp) -> Result<crate::replay::Outcome, StoreError> {
+    async fn replay(
+        &self,
+        apply: bool,
+        now: mieruka_ingest::Timestamp,
+    ) -> Result<crate::replay::Outcome, StoreError> {
         SqliteStore::replay(self, apply, now).await
     }
 

@@ -409,7 +409,10 @@ where
         }
         let outcome = store.replay(false, now).await.unwrap();
         store.close().await;
-        let refused = S::open(location, edited.clone()).await.err().map(|e| e.to_string());
+        let refused = S::open(location, edited.clone())
+            .await
+            .err()
+            .map(|e| e.to_string());
         let replayer = S::open_with(location, edited.clone(), PlanCheck::Ignore)
             .await
             .unwrap();
@@ -449,19 +452,31 @@ pub fn a_tampered_aggregate_row_is_found_and_fixed<S: Store>(
     rt().block_on(async {
         let store = S::open(location, plan.clone()).await.unwrap();
         store.submit_batch(items(&plan, &ids)).await.unwrap();
-        assert!(store.replay(false, now).await.unwrap().differences.is_empty());
+        assert!(store
+            .replay(false, now)
+            .await
+            .unwrap()
+            .differences
+            .is_empty());
         tamper.await;
         let found = store.replay(false, now).await.unwrap();
         assert!(!found.applied);
         let shown: Vec<String> = found.differences.iter().map(|d| d.to_string()).collect();
         assert!(
-            shown.iter().any(|d| d.starts_with("measure certificates_all")),
+            shown
+                .iter()
+                .any(|d| d.starts_with("measure certificates_all")),
             "{shown:?}"
         );
         let fixed = store.replay(true, now).await.unwrap();
         assert!(fixed.applied);
         assert_eq!(fixed.differences.len(), found.differences.len());
-        assert!(store.replay(false, now).await.unwrap().differences.is_empty());
+        assert!(store
+            .replay(false, now)
+            .await
+            .unwrap()
+            .differences
+            .is_empty());
         assert_eq!(&store.ledger().await.unwrap(), engine.ledger());
         store.close().await;
     });

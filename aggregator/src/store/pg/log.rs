@@ -18,7 +18,8 @@ use crate::store::rejected::RejectedItem;
 type LogKey<'a> = (&'a str, &'a str);
 
 /// The columns [`logged_entry`] reads.
-pub(super) const LOGGED: &str = "body, fingerprint, voided, event_id, source, type, occurred_at, data, voids";
+pub(super) const LOGGED: &str =
+    "body, fingerprint, voided, event_id, source, type, occurred_at, data, voids";
 
 impl BatchLog {
     /// The logged events and pending voids of the batch's keys and void targets; of the

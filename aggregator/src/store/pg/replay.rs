@@ -42,12 +42,20 @@ impl PgStore {
             let mut rows = sqlx::query(&sql).fetch(&mut *tx);
             while let Some(r) = rows.try_next().await? {
                 let body = logged_body(&r)?;
-                replay.push(r.try_get(9)?, r.try_get(4)?, r.try_get(3)?, &body, r.try_get(2)?);
+                replay.push(
+                    r.try_get(9)?,
+                    r.try_get(4)?,
+                    r.try_get(3)?,
+                    &body,
+                    r.try_get(2)?,
+                );
             }
         }
         let outcome = Outcome::of(&replay, &live, now, apply);
         if apply {
-            self.swap_in(&mut tx, &replay).await.map_err(TxError::once)?;
+            self.swap_in(&mut tx, &replay)
+                .await
+                .map_err(TxError::once)?;
         }
         tx.commit().await?;
         Ok(outcome)
