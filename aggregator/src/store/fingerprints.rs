@@ -71,3 +71,60 @@ where
     digest.push(")");
     [each, digest]
 }
+
+/// What an open finds of the stored fingerprints.
+pub(crate) enum Verdict {
+    /// They are the plan's.
+    Same,
+    /// None are stored (a fresh store): record the plan's.
+    Adopt,
+    /// They differ: the drift's message.
+    Drift(String),
+}
+
+/// Compares the stored fingerprints with the plan's, in `conn`'s transaction.
+pub(crate) async fn compare<DB>(
+    conn: &mut DB::Connection,
+    prints: &PlanPrints,
+) -> Result<Verdict, sqlx::Error>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    (String, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    for<'q> <DB as Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    let stored = stored(&mut *conn).await?;
+    Ok(match drift(&stored, prints) {
+        Some(d) => Verdict::Drift(d.to_string()),
+        None if stored.is_empty() => Verdict::Adopt,
+        None => Verdict::Same,
+    })
+}
+
+/// What a batch's fence reads: `None` when the store's digest (read by `select`, which
+/// may lock it) is this plan's or absent, else the drift's message.
+pub(crate) async fn fence<DB>(
+    conn: &mut DB::Connection,
+    prints: &PlanPrints,
+    select: &str,
+) -> Result<Option<String>, sqlx::Error>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    (String, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    for<'q> <DB as Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    let digest: Option<(String,)> = sqlx::query_as(select).fetch_optional(&mut *conn).await?;
+    match digest {
+        Some((d,)) if d != prints.digest => {
+            let each = stored(&mut *conn).await?;
+            Ok(Some(
+                PlanDrift::between(&each, &prints.each)
+                    .unwrap_or_default()
+                    .to_string(),
+            ))
+        }
+        _ => Ok(None),
+    }
+}

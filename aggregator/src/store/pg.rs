@@ -47,8 +47,8 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
 use crate::ledger::{Effect, Ledger};
-use crate::plan::{MeasureKind, Op, Plan, PlanDrift};
-use crate::store::fingerprints::{self, PlanCheck, PlanPrints};
+use crate::plan::{MeasureKind, Op, Plan};
+use crate::store::fingerprints::{self, PlanCheck, PlanPrints, Verdict};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys};
@@ -567,17 +567,10 @@ impl PgStore {
     /// Refuses the batch when the store's plan fingerprint is not this store's plan's (a
     /// replay rebuilt the aggregates under another plan since this process opened).
     async fn fence_plan(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), TxError> {
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT fingerprint FROM plan_fingerprint WHERE id = 1 FOR SHARE")
-                .fetch_optional(&mut **tx)
-                .await?;
-        match stored {
-            Some(digest) if digest != self.prints.digest => {
-                let each = fingerprints::stored(&mut **tx).await?;
-                let drift = PlanDrift::between(&each, &self.prints.each).unwrap_or_default();
-                Err(TxError::Fail(PgError::PlanChanged(drift.to_string())))
-            }
-            _ => Ok(()),
+        let select = "SELECT fingerprint FROM plan_fingerprint WHERE id = 1 FOR SHARE";
+        match fingerprints::fence::<Postgres>(tx, &self.prints, select).await? {
+            Some(message) => Err(TxError::Fail(PgError::PlanChanged(message))),
+            None => Ok(()),
         }
     }
 
@@ -836,15 +829,15 @@ async fn check_plan(pool: &PgPool, prints: &PlanPrints) -> Result<(), PgError> {
     sqlx::query("LOCK TABLE measure_fingerprints IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let stored = fingerprints::stored(&mut *tx).await?;
-    if let Some(drift) = fingerprints::drift(&stored, prints) {
-        return Err(PgError::PlanChanged(drift.to_string()));
-    }
-    if stored.is_empty() {
-        for mut q in fingerprints::inserts::<Postgres>(prints) {
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
+    match fingerprints::compare::<Postgres>(&mut tx, prints).await? {
+        Verdict::Drift(message) => return Err(PgError::PlanChanged(message)),
+        Verdict::Adopt => {
+            for mut q in fingerprints::inserts::<Postgres>(prints) {
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
         }
+        Verdict::Same => {}
     }
     tx.commit().await?;
     Ok(())

@@ -34,8 +34,8 @@ use tokio::sync::Mutex;
 use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
 use crate::fiscal::Day;
 use crate::ledger::{Effect, Ledger};
-use crate::plan::{Plan, PlanDrift};
-use crate::store::fingerprints::{self, PlanCheck, PlanPrints};
+use crate::plan::Plan;
+use crate::store::fingerprints::{self, PlanCheck, PlanPrints, Verdict};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys, Table, TableRow, Value};
@@ -310,17 +310,10 @@ impl SqliteStore {
     /// Refuses the batch when the store's plan fingerprint is not this store's plan's
     /// (a replay rebuilt the aggregates under another plan since this process opened).
     async fn fence_plan(&self, tx: &mut Transaction<'static, Sqlite>) -> Result<(), StoreError> {
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT fingerprint FROM plan_fingerprint WHERE id = 1")
-                .fetch_optional(&mut **tx)
-                .await?;
-        match stored {
-            Some(digest) if digest != self.prints.digest => {
-                let each = fingerprints::stored(&mut **tx).await?;
-                let drift = PlanDrift::between(&each, &self.prints.each).unwrap_or_default();
-                Err(StoreError::PlanChanged(drift.to_string()))
-            }
-            _ => Ok(()),
+        let select = "SELECT fingerprint FROM plan_fingerprint WHERE id = 1";
+        match fingerprints::fence::<Sqlite>(tx, &self.prints, select).await? {
+            Some(message) => Err(StoreError::PlanChanged(message)),
+            None => Ok(()),
         }
     }
 
@@ -711,14 +704,14 @@ async fn check_plan(pool: &SqlitePool, prints: &PlanPrints) -> Result<(), StoreE
     sqlx::query("UPDATE meta SET version = version WHERE id = 1")
         .execute(&mut *tx)
         .await?;
-    let stored = fingerprints::stored(&mut *tx).await?;
-    if let Some(drift) = fingerprints::drift(&stored, prints) {
-        return Err(StoreError::PlanChanged(drift.to_string()));
-    }
-    if stored.is_empty() {
-        for mut q in fingerprints::inserts::<Sqlite>(prints) {
-            q.build().execute(&mut *tx).await?;
+    match fingerprints::compare::<Sqlite>(&mut tx, prints).await? {
+        Verdict::Drift(message) => return Err(StoreError::PlanChanged(message)),
+        Verdict::Adopt => {
+            for mut q in fingerprints::inserts::<Sqlite>(prints) {
+                q.build().execute(&mut *tx).await?;
+            }
         }
+        Verdict::Same => {}
     }
     tx.commit().await?;
     Ok(())

@@ -438,6 +438,13 @@ where
     Ok(())
 }
 
+/// What a replay of `store` (not applied) finds different.
+async fn differences<S: Store>(store: &S, now: Timestamp) -> Vec<String> {
+    let outcome = store.replay(false, now).await.unwrap();
+    assert!(!outcome.applied);
+    outcome.differences.iter().map(|d| d.to_string()).collect()
+}
+
 /// An aggregate row changed behind the store's back (`tamper`, run after a history is
 /// folded) is found by a replay, which names the measure and the year; `--apply` fixes
 /// it: the next replay finds nothing, and the ledger is the engine's again.
@@ -452,16 +459,9 @@ pub fn a_tampered_aggregate_row_is_found_and_fixed<S: Store>(
     rt().block_on(async {
         let store = S::open(location, plan.clone()).await.unwrap();
         store.submit_batch(items(&plan, &ids)).await.unwrap();
-        assert!(store
-            .replay(false, now)
-            .await
-            .unwrap()
-            .differences
-            .is_empty());
+        assert!(differences(&store, now).await.is_empty());
         tamper.await;
-        let found = store.replay(false, now).await.unwrap();
-        assert!(!found.applied);
-        let shown: Vec<String> = found.differences.iter().map(|d| d.to_string()).collect();
+        let shown = differences(&store, now).await;
         assert!(
             shown
                 .iter()
@@ -470,13 +470,8 @@ pub fn a_tampered_aggregate_row_is_found_and_fixed<S: Store>(
         );
         let fixed = store.replay(true, now).await.unwrap();
         assert!(fixed.applied);
-        assert_eq!(fixed.differences.len(), found.differences.len());
-        assert!(store
-            .replay(false, now)
-            .await
-            .unwrap()
-            .differences
-            .is_empty());
+        assert_eq!(fixed.differences.len(), shown.len());
+        assert!(differences(&store, now).await.is_empty());
         assert_eq!(&store.ledger().await.unwrap(), engine.ledger());
         store.close().await;
     });
