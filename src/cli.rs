@@ -108,6 +108,26 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Re-fold the whole event log with the current plan into fresh aggregates, compare
+    /// them with the live ones and print every difference (exit 1 if any). With
+    /// --apply, swap the rebuilt aggregates in (atomically: readers see the old figures
+    /// or the new) and record the plan's measure fingerprints: how a plan whose measures
+    /// changed is put in service (stop the aggregators first). PostgreSQL's store when a
+    /// URL is given, else SQLite's.
+    Replay {
+        /// SQLite file [default: data/mieruka.db].
+        #[arg(long, env = "MIERUKA_DB")]
+        db: Option<PathBuf>,
+        /// PostgreSQL URL [default: the config's [store] url].
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        /// Plan file [default: the shipped Ome plan].
+        #[arg(long, env = "MIERUKA_PLAN")]
+        plan: Option<PathBuf>,
+        /// Replace the live aggregates with the replayed ones.
+        #[arg(long)]
+        apply: bool,
+    },
     /// Why a KPI's value is what it is: the formula with its numbers (numerator and
     /// denominator, or the snapshot a level starts from and the deltas since), the
     /// contributions by month and by source, the events counted and voided, and pace

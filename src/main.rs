@@ -103,6 +103,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 commands::rejected::Query::parse(source, reason, since.as_deref(), limit, now)?;
             commands::rejected::run(&resolve(flags, RoleKind::Command)?, &query).await
         }
+        Command::Replay {
+            db,
+            database_url,
+            plan,
+            apply,
+        } => {
+            let flags = Flags {
+                db,
+                database_url,
+                plan,
+                ..Flags::default()
+            };
+            commands::replay::run(&resolve(flags, RoleKind::Command)?, apply).await
+        }
         Command::Explain {
             kpi,
             fy,

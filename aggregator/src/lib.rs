@@ -12,6 +12,7 @@ pub mod figures;
 pub mod fiscal;
 pub mod ledger;
 pub mod plan;
+pub mod replay;
 pub mod topic_allow;
 
 pub use engine::{fold, fold_tracked, BatchLog, Engine, EventLog, LogEntry, MemoryLog};

@@ -36,6 +36,34 @@ proptest! {
         let (_dir, db) = fresh_db("s.db");
         stores::folds_like_the_engine::<SqliteStore>(&db, &ids, &cuts)?;
     }
+
+    #[test]
+    fn a_replay_equals_the_live_aggregates_and_rebuilds_them_under_a_changed_plan(
+        ids in proptest::collection::vec(0u32..60, 1..80),
+        cuts in proptest::collection::vec(1usize..20, 1..10),
+    ) {
+        let (_dir, db) = fresh_db("p.db");
+        stores::replay_equals_live_and_rebuilds_a_changed_plan::<SqliteStore>(&db, &ids, &cuts)?;
+    }
+}
+
+#[test]
+fn a_tampered_aggregate_row_is_found_by_a_replay_and_fixed_by_apply() {
+    let (_dir, db) = fresh_db("t.db");
+    let url = format!("sqlite://{}", db.display());
+    stores::a_tampered_aggregate_row_is_found_and_fixed::<SqliteStore>(&db, async move {
+        let mut conn = SqliteConnection::connect(&url).await.unwrap();
+        let changed = sqlx::query(
+            "UPDATE flows SET amount = CAST(CAST(amount AS INTEGER) + 7 AS TEXT) \
+             WHERE measure = 'certificates_all' \
+             AND day = (SELECT min(day) FROM flows WHERE measure = 'certificates_all')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+        conn.close().await.unwrap();
+    });
 }
 
 #[test]
@@ -352,4 +380,35 @@ fn rows_a_batch_empties_are_deleted_not_kept_as_zeros() {
 fn freshness_is_kept_for_declared_sources_only() {
     let (_dir, db) = fresh_db("fresh.db");
     stores::freshness_is_kept_for_declared_sources_only::<SqliteStore>(&db);
+}
+
+/// A process still holding the old plan after a replay rebuilt the file under a new one
+/// (a `standalone` left running) never commits: its batch is refused in its write
+/// transaction, naming the measure that changed, and nothing of it is logged.
+#[test]
+fn a_writer_of_the_old_plan_is_fenced_after_a_replay_under_a_new_one() {
+    let (_dir, db) = fresh_db("f.db");
+    rt().block_on(async {
+        let plan = plan();
+        let old = SqliteStore::open(&db, plan.clone()).await.unwrap();
+        old.submit_batch(items(&plan, &[0, 1, 2])).await.unwrap();
+        let replayer = SqliteStore::open_with(
+            &db,
+            stores::edited_plan(),
+            mieruka_aggregator::store::PlanCheck::Ignore,
+        )
+        .await
+        .unwrap();
+        let now = Timestamp::from_unix_seconds(1_900_000_000);
+        assert!(replayer.replay(true, now).await.unwrap().applied);
+        replayer.close().await;
+        let logged = old.logged_events().await.unwrap();
+        let err = old.submit_batch(items(&plan, &[3, 4, 5])).await.unwrap_err();
+        assert!(
+            matches!(&err, mieruka_aggregator::StoreError::PlanChanged(m) if m.contains("certificates_konbini")),
+            "{err}"
+        );
+        assert_eq!(old.logged_events().await.unwrap(), logged);
+        old.close().await;
+    });
 }

@@ -12,7 +12,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mieruka_aggregator::store::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
+use mieruka_aggregator::store::{
+    KafkaOffset, PgError, PgStore, PlanCheck, SourcePosition, NOTIFY_CHANNEL,
+};
 use mieruka_aggregator::{Day, Plan};
 use mieruka_ingest::{item, Item, Position, Status, Timestamp};
 use mieruka_testkit::pg::TestDb;
@@ -49,6 +51,75 @@ proptest! {
         let db = TestDb::create_blocking("mieruka_test").unwrap();
         stores::folds_like_the_engine::<PgStore>(db.url(), &ids, &cuts)?;
     }
+
+    #[test]
+    fn a_replay_equals_the_live_aggregates_and_rebuilds_them_under_a_changed_plan(
+        ids in proptest::collection::vec(0u32..60, 1..80),
+        cuts in proptest::collection::vec(1usize..20, 1..10),
+    ) {
+        let db = TestDb::create_blocking("mieruka_test").unwrap();
+        stores::replay_equals_live_and_rebuilds_a_changed_plan::<PgStore>(db.url(), &ids, &cuts)?;
+    }
+}
+
+#[test]
+fn a_tampered_aggregate_row_is_found_by_a_replay_and_fixed_by_apply() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    let url = db.url().to_owned();
+    stores::a_tampered_aggregate_row_is_found_and_fixed::<PgStore>(db.url(), async move {
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let changed = sqlx::query(
+            "UPDATE flows SET amount = amount + 7 WHERE measure = 'certificates_all' \
+             AND day = (SELECT min(day) FROM flows WHERE measure = 'certificates_all')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+        conn.close().await.unwrap();
+    });
+}
+
+/// An aggregator still running the old plan after a replay rebuilt the store under a
+/// new one never commits: its batch (with its source positions) is refused in its
+/// transaction, naming the measure that changed, and nothing of it is written.
+#[test]
+fn a_writer_of_the_old_plan_is_fenced_after_a_replay_under_a_new_one() {
+    rt().block_on(async {
+        let db = fresh_db().await;
+        let plan = plan();
+        let old = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        old.submit_batch(items(&plan, &[0, 1, 2])).await.unwrap();
+        let replayer = PgStore::open_with(db.url(), stores::edited_plan(), PlanCheck::Ignore)
+            .await
+            .unwrap();
+        assert!(
+            replayer
+                .replay(true, Timestamp::from_unix_seconds(1_900_000_000))
+                .await
+                .unwrap()
+                .applied
+        );
+        replayer.close().await;
+        let logged = old.logged_events().await.unwrap();
+        let position = SourcePosition {
+            topic: "events".into(),
+            partition: 0,
+            expected: None,
+            next: 10,
+        };
+        let err = old
+            .submit_with_positions(&items(&plan, &[3, 4, 5]), &[position])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PgError::PlanChanged(m) if m.contains("certificates_konbini")),
+            "{err}"
+        );
+        assert_eq!(old.logged_events().await.unwrap(), logged);
+        assert!(old.positions("events").await.unwrap().is_empty());
+        old.close().await;
+    });
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! cargo run --release -p mieruka-bench -- ingest [--events N] [--batch N] [--connections N]
 //! cargo run --release -p mieruka-bench -- kafka  [--events N] [--partitions N] [--brokers H:P] …
 //! cargo run --release -p mieruka-bench -- inbox  [--rows N] [--dir DIR]
+//! cargo run --release -p mieruka-bench -- replay [--events N] [--db FILE | --database-url URL]
 //! ```
 //!
 //! The engine's per-core fold is a `cargo bench` of its own:
@@ -15,6 +16,7 @@ mod events;
 mod inbox;
 mod ingest;
 mod kafka;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +88,19 @@ enum Command {
         #[arg(long, default_value = "data/bench-inbox")]
         dir: PathBuf,
     },
+    /// `mieruka replay` over a store filled with N events: events/s and peak RSS.
+    Replay {
+        /// Events to log before replaying.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Fresh SQLite file to create.
+        #[arg(long, default_value = "data/bench-replay.db")]
+        db: PathBuf,
+        /// PostgreSQL server on which a fresh bench database is created and dropped
+        /// (replays PostgreSQL's store instead of SQLite's).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -111,6 +126,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 connections,
             };
             ingest::ingest(&db, opts, &checkpoints).await
+        }
+        Command::Replay {
+            events,
+            db,
+            database_url,
+        } => {
+            let target = match &database_url {
+                Some(url) => replay::Target::Postgres(url),
+                None => replay::Target::Sqlite(&db),
+            };
+            replay::replay(target, events).await
         }
         Command::Kafka {
             events,

@@ -7,6 +7,7 @@
 //! - [`rejected`]: the rejected events kept in a store (SQLite or PostgreSQL), filtered and summed up.
 //! - [`explain`]: why a KPI's value is what it is, from either store.
 //! - [`report`]: the council report (進捗報告) as HTML, PDF, xlsx or CSV.
+//! - [`replay`]: re-fold the event log with the current plan, compare, `--apply` to rebuild.
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
 //! - [`schema`]: the vendor contract (JSON Schemas, OpenAPI, events.md) from the plan.
@@ -18,6 +19,7 @@ pub mod generate;
 pub mod import;
 pub mod plan;
 pub mod rejected;
+pub mod replay;
 pub mod report;
 pub mod schema;
 pub mod token;

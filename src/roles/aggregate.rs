@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
 use mieruka_aggregator::consumer::{Aggregator, AggregatorOptions, Observer};
-use mieruka_aggregator::store::PgStore;
+use mieruka_aggregator::store::{PgError, PgStore};
 use mieruka_exporter::{Exporter, Role};
 use mieruka_ingest::Status;
 use tokio::net::TcpListener;
@@ -110,6 +110,8 @@ impl AggregateRole {
         let store = tokio::select! {
             r = open
                 .retry(ExponentialBuilder::default().with_max_delay(Duration::from_secs(5)).without_max_times())
+                // A plan whose measures changed is refused, not retried.
+                .when(|e| !matches!(e, PgError::PlanChanged(_)))
                 .notify(|e, wait| tracing::warn!(error = %e, ?wait, "PostgreSQL unreachable; retrying.")) => r?,
             () = shutdown.cancelled() => {
                 let _ = server.await;

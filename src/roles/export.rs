@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use mieruka_aggregator::store::{PgStore, NOTIFY_CHANNEL};
+use mieruka_aggregator::store::{PgError, PgStore, NOTIFY_CHANNEL};
 use mieruka_aggregator::{figures, Plan};
 use mieruka_exporter::trend::trends;
 use mieruka_exporter::{Exporter, Role};
@@ -95,16 +95,20 @@ impl ExportRole {
         tracing::info!(addr = %socket.local_addr()?, tls = socket.tls.is_some(), "Serving metrics from PostgreSQL.");
         super::serve(socket, idle_timeout, app, &shutdown).await?;
         shutdown.cancel();
-        let _ = refresher.await;
-        Ok(())
+        match refresher.await {
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context("cannot serve the store's figures")),
+            _ => Ok(()),
+        }
     }
 }
 
+/// The store and its listener, retried while PostgreSQL is unreachable; `Ok(None)` when
+/// shut down first. A plan whose measures changed is not retried: the role stops.
 async fn connect(
     plan: &Arc<Plan>,
     settings: &ExportSettings,
     shutdown: &CancellationToken,
-) -> Option<(PgStore, Option<PgListener>)> {
+) -> Result<Option<(PgStore, Option<PgListener>)>, PgError> {
     let url = settings.database_url.as_str();
     let attempt = || async {
         let store = PgStore::open(url, plan.clone()).await?;
@@ -115,14 +119,15 @@ async fn connect(
                 listener = None;
             }
         }
-        Ok::<_, mieruka_aggregator::store::PgError>((store, listener))
+        Ok::<_, PgError>((store, listener))
     };
     let retry = attempt
         .retry(ExponentialBuilder::default().with_max_delay(Duration::from_secs(10)).without_max_times())
+        .when(|e| !matches!(e, PgError::PlanChanged(_)))
         .notify(|e, wait| tracing::warn!(error = %e, ?wait, "PostgreSQL unreachable; serving the last snapshot."));
     tokio::select! {
-        r = retry => r.ok(),
-        () = shutdown.cancelled() => None,
+        r = retry => r.map(Some),
+        () = shutdown.cancelled() => Ok(None),
     }
 }
 
@@ -131,11 +136,16 @@ async fn refresh_loop(
     exporter: Arc<Exporter>,
     settings: ExportSettings,
     shutdown: CancellationToken,
-) {
+) -> Result<(), PgError> {
     let clock = Clock(settings.now);
     'reconnect: loop {
-        let Some((store, mut listener)) = connect(&plan, &settings, &shutdown).await else {
-            return;
+        let connected = connect(&plan, &settings, &shutdown).await;
+        if connected.is_err() {
+            // The role stops: the figures of this plan cannot be read from this store.
+            shutdown.cancel();
+        }
+        let Some((store, mut listener)) = connected? else {
+            return Ok(());
         };
         loop {
             let now = clock.now();
@@ -161,7 +171,7 @@ async fn refresh_loop(
                 }
             };
             tokio::select! {
-                () = shutdown.cancelled() => { store.close().await; return; }
+                () = shutdown.cancelled() => { store.close().await; return Ok(()); }
                 () = tokio::time::sleep(settings.refresh) => {}
                 r = notified => {
                     if r.is_err() {

@@ -22,6 +22,7 @@ mod operator;
 mod personal;
 mod plan;
 mod prometheus;
+mod replay;
 mod report;
 mod standalone;
 mod status_label;

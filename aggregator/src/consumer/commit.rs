@@ -38,9 +38,13 @@ fn classify(result: Result<Vec<Status>, PgError>) -> Result<Vec<Status>, Attempt
         Err(e @ (PgError::Database(_) | PgError::Contention { .. })) => {
             Err(AttemptError::Transient(e.to_string()))
         }
-        Err(e @ (PgError::Migrate(_) | PgError::Inconsistent(_) | PgError::Corrupt(_))) => {
-            Err(AttemptError::Fatal(e.into()))
-        }
+        // A plan change: this aggregator stops with the message naming what changed.
+        Err(
+            e @ (PgError::Migrate(_)
+            | PgError::Inconsistent(_)
+            | PgError::Corrupt(_)
+            | PgError::PlanChanged(_)),
+        ) => Err(AttemptError::Fatal(e.into())),
     }
 }
 

@@ -11,6 +11,7 @@ mod checks;
 mod compile;
 mod error;
 mod file;
+mod fingerprint;
 mod kpis;
 mod measures;
 mod model;
@@ -19,6 +20,7 @@ mod targets;
 pub use alert::{Alert, CriticalFactor, PromDuration};
 pub use error::{PlanError, PlanErrors};
 pub use file::{AlertDecl, Chapter};
+pub use fingerprint::{fingerprints, plan_fingerprint, Fingerprints, PlanDrift};
 pub use model::{
     Direction, Kpi, KpiId, KpiKind, Measure, MeasureId, MeasureKind, Op, Plan, Route, Stage,
 };

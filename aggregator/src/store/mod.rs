@@ -15,11 +15,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use mieruka_ingest::{Item, SinkError, Status};
+use mieruka_ingest::{Item, SinkError, Status, Timestamp};
 
 use crate::ledger::Ledger;
 use crate::plan::Plan;
+use crate::replay::Outcome;
 
+mod fingerprints;
 mod freshness;
 pub mod pg;
 mod rejected;
@@ -28,6 +30,7 @@ pub mod scan;
 pub mod sqlite;
 mod tables;
 
+pub use fingerprints::PlanCheck;
 pub use freshness::SourceFreshness;
 pub use pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
 pub use rejected::{RejectedCount, RejectedFilter};
@@ -52,8 +55,25 @@ pub trait Store: Send + Sync + Sized {
         plan: Arc<Plan>,
     ) -> impl Future<Output = Result<Self, Self::Error>> + Send;
 
+    /// Opens the store, comparing the plan's measure fingerprints with the store's
+    /// (`PlanCheck::Refuse`, what `open` does) or not (`Ignore`: a replay).
+    fn open_with(
+        location: &Self::Location,
+        plan: Arc<Plan>,
+        check: PlanCheck,
+    ) -> impl Future<Output = Result<Self, Self::Error>> + Send;
+
     /// The plan the store folds with.
     fn plan(&self) -> &Arc<Plan>;
+
+    /// Re-folds the whole event log with the store's plan and compares the result with
+    /// the live aggregates at `now`; with `apply`, swaps it in and records the plan's
+    /// measure fingerprints, in one transaction.
+    fn replay(
+        &self,
+        apply: bool,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Outcome, Self::Error>> + Send;
 
     /// A copy of the whole ledger as committed.
     fn ledger(&self) -> impl Future<Output = Result<Ledger, Self::Error>> + Send;

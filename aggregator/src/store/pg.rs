@@ -48,6 +48,7 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
 use crate::ledger::{Effect, Ledger};
 use crate::plan::{MeasureKind, Op, Plan};
+use crate::store::fingerprints::{self, PlanCheck, PlanPrints, Verdict};
 use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
@@ -56,6 +57,7 @@ use crate::store::{RejectedCount, RejectedFilter, RejectedRow, Store};
 
 mod aggregates;
 mod log;
+mod replay;
 
 use log::write_rejected;
 pub(in crate::store) use log::{logged_entry, LOGGED};
@@ -99,6 +101,10 @@ pub enum PgError {
     /// operator must look.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The plan's measures mean something else than the stored aggregates were folded
+    /// with: nothing is written until `mieruka replay --apply` rebuilds them.
+    #[error("refused: {0}")]
+    PlanChanged(String),
     /// The batch kept losing races against other replicas (deadlocks, concurrent deletes).
     #[error("gave up after {attempts} attempts against concurrent writers: {reason}")]
     Contention {
@@ -120,6 +126,7 @@ impl From<PgError> for SinkError {
             PgError::Fenced { .. }
             | PgError::Migrate(_)
             | PgError::Inconsistent(_)
+            | PgError::PlanChanged(_)
             | PgError::Corrupt(_) => SinkError::Fatal(e.to_string()),
         }
     }
@@ -196,6 +203,22 @@ enum TxError {
     Fail(PgError),
 }
 
+impl TxError {
+    /// The error of a transaction tried once (outside a batch's retry loop).
+    fn once(self) -> PgError {
+        match self {
+            TxError::Fail(e) => e,
+            TxError::Retry(reason) => PgError::Contention {
+                attempts: 1,
+                reason,
+            },
+            TxError::Logged => {
+                PgError::Inconsistent("a write outside a batch met a logged key".to_owned())
+            }
+        }
+    }
+}
+
 impl From<sqlx::Error> for TxError {
     fn from(e: sqlx::Error) -> Self {
         // 40P01 deadlock, 40001 serialization failure, 23505 unique violation (two
@@ -221,6 +244,8 @@ pub struct PgStore {
     level_types: Vec<String>,
     /// Batches still to look their keys up before logging (see [`Lookup`]).
     careful: AtomicU32,
+    /// What the plan's measures mean: checked by every batch against the store's.
+    prints: PlanPrints,
 }
 
 /// How a batch learns which of its own keys are logged already.
@@ -239,15 +264,26 @@ enum Lookup {
 }
 
 impl PgStore {
-    /// Connects to the database at `url` and migrates it.
-    #[tracing::instrument(skip_all, err)]
+    /// Connects to the database at `url` and migrates it; refuses a plan whose measures
+    /// changed ([`PgError::PlanChanged`]).
     pub async fn open(url: &str, plan: Arc<Plan>) -> Result<Self, PgError> {
+        Self::open_with(url, plan, PlanCheck::Refuse).await
+    }
+
+    /// [`PgStore::open`], comparing the plan's measure fingerprints with the store's or
+    /// not (`mieruka replay` opens a store whatever they say, to rebuild it).
+    #[tracing::instrument(skip_all, err)]
+    pub async fn open_with(url: &str, plan: Arc<Plan>, check: PlanCheck) -> Result<Self, PgError> {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let prints = PlanPrints::of(&plan);
+        if check == PlanCheck::Refuse {
+            check_plan(&pool, &prints).await?;
+        }
         let (ids, level_types) = (Ids::new(&plan), level_types(&plan));
         Ok(Self {
             pool,
@@ -255,6 +291,7 @@ impl PgStore {
             ids,
             level_types,
             careful: AtomicU32::new(0),
+            prints,
         })
     }
 
@@ -489,7 +526,10 @@ impl PgStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .execute(&mut *tx)
             .await?;
-        // 1. The fence: this consumer still owns its partitions, and holds their rows.
+        // 1. The fences: the store's aggregates are of this plan (held shared until the
+        //    commit, so a replay waits for this batch or this batch for the replay), and
+        //    this consumer still owns its partitions, and holds their rows.
+        self.fence_plan(&mut tx).await?;
         fence(&mut tx, positions).await?;
         // 2. The log rows of the batch's keys (one writer per key: no lock needed).
         // Sized for the batch: most of its events are logged in it.
@@ -563,6 +603,16 @@ impl PgStore {
         Ok(decided.statuses)
     }
 
+    /// Refuses the batch when the store's plan fingerprint is not this store's plan's (a
+    /// replay rebuilt the aggregates under another plan since this process opened).
+    async fn fence_plan(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), TxError> {
+        let select = "SELECT fingerprint FROM plan_fingerprint WHERE id = 1 FOR SHARE";
+        match fingerprints::fence::<Postgres>(tx, &self.prints, select).await? {
+            Some(message) => Err(TxError::Fail(PgError::PlanChanged(message))),
+            None => Ok(()),
+        }
+    }
+
     async fn load_ledger(&self, conn: &mut PgConnection) -> Result<Ledger, PgError> {
         let mut ledger = Ledger::default();
         for agg in Aggregate::ALL {
@@ -594,6 +644,18 @@ impl Store for PgStore {
 
     fn plan(&self) -> &Arc<Plan> {
         PgStore::plan(self)
+    }
+
+    async fn open_with(location: &str, plan: Arc<Plan>, check: PlanCheck) -> Result<Self, PgError> {
+        PgStore::open_with(location, plan, check).await
+    }
+
+    async fn replay(
+        &self,
+        apply: bool,
+        now: mieruka_ingest::Timestamp,
+    ) -> Result<crate::replay::Outcome, PgError> {
+        PgStore::replay(self, apply, now).await
     }
 
     async fn ledger(&self) -> Result<Ledger, PgError> {
@@ -812,4 +874,26 @@ impl Drop for CloseIfDropped {
             self.conn.close_on_drop();
         }
     }
+}
+
+/// Compares the store's measure fingerprints with the plan's; a fresh store adopts the
+/// plan's (two processes adopting at once: the first insert wins, the other compares).
+async fn check_plan(pool: &PgPool, prints: &PlanPrints) -> Result<(), PgError> {
+    let mut tx = pool.begin().await?;
+    // Serialises adopters: the second waits, then finds the first one's rows.
+    sqlx::query("LOCK TABLE measure_fingerprints IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    match fingerprints::compare::<Postgres>(&mut tx, prints).await? {
+        Verdict::Drift(message) => return Err(PgError::PlanChanged(message)),
+        Verdict::Adopt => {
+            for mut q in fingerprints::inserts::<Postgres>(prints) {
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        Verdict::Same => {}
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -35,11 +35,14 @@ use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
 use crate::fiscal::Day;
 use crate::ledger::{Effect, Ledger};
 use crate::plan::Plan;
+use crate::store::fingerprints::{self, PlanCheck, PlanPrints, Verdict};
 use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys, Table, TableRow, Value};
 use crate::store::{RejectedCount, RejectedFilter, RejectedRow, Store};
+
+mod replay;
 
 /// Rows per multi-row statement: SQLite allows 32,766 bound parameters; 500 rows of at
 /// most 9 columns stays far below and keeps statements cacheable.
@@ -64,6 +67,10 @@ pub enum StoreError {
     /// damaged): an operator must look.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The plan's measures mean something else than the stored aggregates were folded
+    /// with: nothing is written until `mieruka replay --apply` rebuilds them.
+    #[error("refused: {0}")]
+    PlanChanged(String),
 }
 
 impl From<StoreError> for SinkError {
@@ -123,6 +130,8 @@ async fn reload(pool: &SqlitePool, plan: &Plan, state: &mut State) -> Result<(),
 pub struct SqliteStore {
     pool: SqlitePool,
     plan: Arc<Plan>,
+    /// What the plan's measures mean: checked by every batch against the store's.
+    prints: PlanPrints,
     /// A tokio mutex: a batch holds it across its awaits on the database, and batches
     /// of one process must not interleave.
     state: Mutex<State>,
@@ -135,9 +144,20 @@ fn now_micros() -> i64 {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file, migrates it and loads the ledger.
-    #[tracing::instrument(skip(plan), err)]
+    /// Opens (creating if needed) the database file, migrates it and loads the ledger;
+    /// refuses a plan whose measures changed ([`StoreError::PlanChanged`]).
     pub async fn open(path: &Path, plan: Arc<Plan>) -> Result<Self, StoreError> {
+        Self::open_with(path, plan, PlanCheck::Refuse).await
+    }
+
+    /// [`SqliteStore::open`], comparing the plan's measure fingerprints with the store's
+    /// or not (`mieruka replay` opens a store whatever they say, to rebuild it).
+    #[tracing::instrument(skip(plan), err)]
+    pub async fn open_with(
+        path: &Path,
+        plan: Arc<Plan>,
+        check: PlanCheck,
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
                 path: dir.display().to_string(),
@@ -164,6 +184,10 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let prints = PlanPrints::of(&plan);
+        if check == PlanCheck::Refuse {
+            check_plan(&pool, &prints).await?;
+        }
         let mut state = State {
             ledger: Ledger::default(),
             version: 0,
@@ -173,6 +197,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             plan,
+            prints,
             state: Mutex::new(state),
         })
     }
@@ -283,6 +308,7 @@ impl SqliteStore {
         )
         .fetch_one(&mut *tx)
         .await?;
+        self.fence_plan(&mut tx).await?;
         if version - 1 != state.version || !state.consistent {
             state.ledger = load_ledger(&mut tx, &self.plan).await?;
         }
@@ -293,6 +319,16 @@ impl SqliteStore {
         state.version = version;
         state.consistent = true;
         Ok(statuses)
+    }
+
+    /// Refuses the batch when the store's plan fingerprint is not this store's plan's
+    /// (a replay rebuilt the aggregates under another plan since this process opened).
+    async fn fence_plan(&self, tx: &mut Transaction<'static, Sqlite>) -> Result<(), StoreError> {
+        let select = "SELECT fingerprint FROM plan_fingerprint WHERE id = 1";
+        match fingerprints::fence::<Sqlite>(tx, &self.prints, select).await? {
+            Some(message) => Err(StoreError::PlanChanged(message)),
+            None => Ok(()),
+        }
     }
 
     async fn apply(
@@ -368,6 +404,22 @@ impl Store for SqliteStore {
 
     fn plan(&self) -> &Arc<Plan> {
         SqliteStore::plan(self)
+    }
+
+    async fn open_with(
+        location: &Path,
+        plan: Arc<Plan>,
+        check: PlanCheck,
+    ) -> Result<Self, StoreError> {
+        SqliteStore::open_with(location, plan, check).await
+    }
+
+    async fn replay(
+        &self,
+        apply: bool,
+        now: mieruka_ingest::Timestamp,
+    ) -> Result<crate::replay::Outcome, StoreError> {
+        SqliteStore::replay(self, apply, now).await
     }
 
     async fn ledger(&self) -> Result<Ledger, StoreError> {
@@ -581,10 +633,19 @@ async fn write_aggregates(
     ledger: &Ledger,
     dirty: Vec<Effect>,
 ) -> Result<(), StoreError> {
-    let keys = Keys::of(dirty);
+    write_rows(tx, plan, ledger, &Keys::of(dirty)).await
+}
+
+/// Writes the ledger rows of `keys`, deleting those that are empty, and every `as_of`.
+async fn write_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    plan: &Plan,
+    ledger: &Ledger,
+    keys: &Keys,
+) -> Result<(), StoreError> {
     for agg in Aggregate::ALL {
         let (live, empty): (Vec<TableRow<'_>>, Vec<TableRow<'_>>) = agg
-            .rows(plan, &keys, ledger)
+            .rows(plan, keys, ledger)
             .into_iter()
             .partition(|r| r.live);
         upsert(tx, agg.table(), &live).await?;
@@ -666,4 +727,24 @@ async fn load_ledger(conn: &mut sqlx::SqliteConnection, plan: &Plan) -> Result<L
         }
     }
     Ok(ledger)
+}
+
+/// Compares the store's measure fingerprints with the plan's, under the write lock (two
+/// processes opening a fresh store agree on one plan); a fresh store adopts the plan's.
+async fn check_plan(pool: &SqlitePool, prints: &PlanPrints) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE meta SET version = version WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    match fingerprints::compare::<Sqlite>(&mut tx, prints).await? {
+        Verdict::Drift(message) => return Err(StoreError::PlanChanged(message)),
+        Verdict::Adopt => {
+            for mut q in fingerprints::inserts::<Sqlite>(prints) {
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        Verdict::Same => {}
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -544,6 +544,20 @@ impl Keys {
         keys
     }
 
+    /// The keys of every aggregate row of `ledger` (a replay writes them all).
+    pub fn all(ledger: &Ledger) -> Self {
+        Keys {
+            flows: ledger.flows.keys().copied().collect(),
+            distinct: ledger
+                .distinct
+                .iter()
+                .flat_map(|((m, y), set)| set.keys().map(move |v| (*m, *y, v.clone())))
+                .collect(),
+            levels: ledger.levels.keys().copied().collect(),
+            stages: ledger.stages.keys().copied().collect(),
+        }
+    }
+
     /// Whether every aggregate of `ledger` is one of these keys (a partial ledger must
     /// hold only locked rows).
     pub fn covers(&self, ledger: &Ledger) -> bool {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use mieruka_aggregator::ledger::{LevelDay, Snapshot};
-use mieruka_aggregator::store::{RejectedFilter, Store};
+use mieruka_aggregator::store::{PlanCheck, RejectedFilter, Store};
 use mieruka_aggregator::{Day, Engine, Ledger, Plan};
 use mieruka_ingest::{item, Position, Status, Timestamp};
 use proptest::prelude::*;
@@ -542,5 +542,114 @@ pub fn explain_reads_every_page_of_the_log<S: Store>(location: &S::Location) {
             .collect();
         assert_eq!(by_source, [("konbini".to_owned(), n as f64)]);
         assert_eq!(numerator.by_month.len(), 3, "{:?}", numerator.by_month);
+    });
+}
+
+/// The Ome plan with the konbini certificates measure filtering on another channel: a
+/// plan edit that changes what a measure means.
+pub fn edited_plan() -> Arc<Plan> {
+    let text = mieruka_aggregator::plan::OME_PLAN.replacen(
+        "where = { channel = \"konbini\" }",
+        "where = { channel = \"counter\" }",
+        1,
+    );
+    Arc::new(Plan::parse("edited.toml", &text).unwrap())
+}
+
+/// Replay facts over a history (`ids` cut by `cuts`): the replay equals the live
+/// aggregates; a plan whose measure changed is refused at open, and after a replay with
+/// `--apply` under it the store holds what the engine folds under the new plan, and
+/// opens with it.
+pub fn replay_equals_live_and_rebuilds_a_changed_plan<S: Store>(
+    location: &S::Location,
+    ids: &[u32],
+    cuts: &[usize],
+) -> Result<(), TestCaseError>
+where
+    S::Error: std::fmt::Display,
+{
+    let (plan, edited) = (plan(), edited_plan());
+    let now = Timestamp::from_unix_seconds(1_900_000_000);
+    let mut under_edited = Engine::new(&edited);
+    for id in ids {
+        under_edited.apply(mieruka_ingest::decode(&edited.schema, raw(*id).as_bytes()).unwrap());
+    }
+    let (outcome, refused, rebuilt, after) = rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let mut rest: &[u32] = ids;
+        let mut c = 0;
+        while !rest.is_empty() {
+            let n = cuts[c % cuts.len()].min(rest.len());
+            c += 1;
+            store.submit_batch(items(&plan, &rest[..n])).await.unwrap();
+            rest = &rest[n..];
+        }
+        let outcome = store.replay(false, now).await.unwrap();
+        store.close().await;
+        let refused = S::open(location, edited.clone())
+            .await
+            .err()
+            .map(|e| e.to_string());
+        let replayer = S::open_with(location, edited.clone(), PlanCheck::Ignore)
+            .await
+            .unwrap();
+        let rebuilt = replayer.replay(true, now).await.unwrap();
+        replayer.close().await;
+        let reopened = S::open(location, edited.clone()).await.unwrap();
+        let after = reopened.replay(false, now).await.unwrap();
+        let ledger = reopened.ledger().await.unwrap();
+        reopened.close().await;
+        (outcome, refused, rebuilt, (after, ledger))
+    });
+    prop_assert!(outcome.differences.is_empty(), "{:?}", outcome.differences);
+    prop_assert_eq!(outcome.invalid, 0);
+    let refused = refused.unwrap_or_default();
+    prop_assert!(
+        refused.contains("certificates_konbini") && refused.contains("replay --apply"),
+        "{}",
+        refused
+    );
+    prop_assert!(rebuilt.applied);
+    prop_assert!(after.0.differences.is_empty(), "{:?}", after.0.differences);
+    prop_assert_eq!(&after.1, under_edited.ledger());
+    Ok(())
+}
+
+/// What a replay of `store` (not applied) finds different.
+async fn differences<S: Store>(store: &S, now: Timestamp) -> Vec<String> {
+    let outcome = store.replay(false, now).await.unwrap();
+    assert!(!outcome.applied);
+    outcome.differences.iter().map(|d| d.to_string()).collect()
+}
+
+/// An aggregate row changed behind the store's back (`tamper`, run after a history is
+/// folded) is found by a replay, which names the measure and the year; `--apply` fixes
+/// it: the next replay finds nothing, and the ledger is the engine's again.
+pub fn a_tampered_aggregate_row_is_found_and_fixed<S: Store>(
+    location: &S::Location,
+    tamper: impl std::future::Future<Output = ()>,
+) {
+    let plan = plan();
+    let ids: Vec<u32> = (0..60).collect();
+    let engine = engine_over(&plan, ids.iter().copied());
+    let now = Timestamp::from_unix_seconds(1_900_000_000);
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        store.submit_batch(items(&plan, &ids)).await.unwrap();
+        assert!(differences(&store, now).await.is_empty());
+        tamper.await;
+        let shown = differences(&store, now).await;
+        assert!(
+            shown
+                .iter()
+                .any(|d| d.starts_with("measure certificates_all")),
+            "{shown:?}"
+        );
+        let fixed = store.replay(true, now).await.unwrap();
+        assert!(fixed.applied);
+        assert_eq!(fixed.differences.len(), shown.len());
+        assert!(differences(&store, now).await.is_empty());
+        assert_eq!(&store.ledger().await.unwrap(), engine.ledger());
+        store.close().await;
     });
 }

@@ -299,8 +299,20 @@ pub(in crate::store) fn logged_entry(
     plan: &Plan,
     r: &PgRow,
 ) -> Result<Option<LogEntry>, sqlx::Error> {
+    let body = logged_body(r)?;
+    Ok(LogEntry::from_stored(
+        plan,
+        &body,
+        r.try_get(1)?,
+        r.try_get(2)?,
+    ))
+}
+
+/// A log row's canonical body (the columns of [`LOGGED`]), as logged or rebuilt from
+/// its envelope columns.
+pub(super) fn logged_body(r: &PgRow) -> Result<String, sqlx::Error> {
     let body: Option<String> = r.try_get(0)?;
-    let body = match body {
+    Ok(match body {
         Some(b) => b,
         None => mieruka_ingest::event::canonical_body(
             r.try_get(3)?,
@@ -310,13 +322,7 @@ pub(in crate::store) fn logged_entry(
             r.try_get::<Option<&str>, _>(7)?.unwrap_or("{}"),
             r.try_get(8)?,
         ),
-    };
-    Ok(LogEntry::from_stored(
-        plan,
-        &body,
-        r.try_get(1)?,
-        r.try_get(2)?,
-    ))
+    })
 }
 
 /// Rows in COPY's binary format: no text to escape or parse on either side (the text

@@ -1,0 +1,271 @@
+//! Replay: the whole event log folded again, with the current plan, into a fresh ledger,
+//! and how it differs from the live one.
+//!
+//! The stores stream their log ordered by day (PostgreSQL and SQLite alike, see
+//! `store::{sqlite, pg}::replay`) and hand each row to [`Replay::push`]. Every logged row
+//! is an event accepted once (duplicates and refused voids were never logged), and its
+//! `voided` flag is final, so a replay needs no log lookups: an event whose flag is set
+//! is folded as one that arrived after its void (it stands behind its measures' as-of
+//! time and counts for nothing). The one thing the fold reads back is a snapshot's day:
+//! the live deltas of that day folded so far, which the replay keeps for the current
+//! day only. Memory therefore holds the ledger and one day of level deltas, whatever
+//! the length of the log. The engine is order-independent, so this equals the live
+//! ledger built in arrival order.
+//!
+//! A logged event that no longer decodes under the current plan (its type or a field
+//! was removed) is counted and a few examples kept, masked; it stays in the log.
+
+use std::fmt;
+use std::sync::Arc;
+
+use mieruka_ingest::{Event, Status, Timestamp};
+
+use crate::engine::{fold, EventLog, LogEntry};
+use crate::figures::{figures, Figure};
+use crate::fiscal::{Day, FiscalYear};
+use crate::ledger::Ledger;
+use crate::plan::{KpiKind, MeasureId, MeasureKind, Plan};
+
+/// How many undecodable rows a replay shows.
+pub const EXAMPLES: usize = 5;
+
+/// The log as a replay's fold sees it: nothing is ever logged before (each row is a
+/// first arrival), the current row's `voided` flag stands for a void that came first,
+/// and the day being replayed keeps its live level-moving events.
+#[derive(Default)]
+struct DayLog {
+    day: Option<Day>,
+    events: Vec<Arc<Event>>,
+    voided: bool,
+}
+
+impl EventLog for DayLog {
+    fn get(&self, _: &str, _: &str) -> Option<&LogEntry> {
+        None
+    }
+    fn has_pending_void(&self, _: &str, _: &str) -> bool {
+        self.voided
+    }
+    fn insert(&mut self, entry: LogEntry) {
+        self.insert_with(entry, true);
+    }
+    fn insert_with(&mut self, entry: LogEntry, moves_a_level: bool) {
+        if moves_a_level && !entry.voided {
+            self.events.push(entry.event);
+        }
+    }
+    fn set_voided(&mut self, _: &str, _: &str) {}
+    fn add_pending_void(&mut self, _: &str, _: &str) {}
+    fn events_on(&self, day: Day) -> Vec<&Event> {
+        if self.day == Some(day) {
+            self.events.iter().map(|e| &**e).collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// A logged event that the current plan no longer accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    /// Its source and event id.
+    pub source: String,
+    pub event_id: String,
+    /// Why it does not decode.
+    pub message: String,
+    /// Its logged body, personal numbers masked.
+    pub body: String,
+}
+
+/// A replay in progress, then its result.
+pub struct Replay<'p> {
+    plan: &'p Plan,
+    /// The rebuilt aggregates.
+    pub ledger: Ledger,
+    log: DayLog,
+    /// Rows folded.
+    pub events: u64,
+    /// Rows that no longer decode.
+    pub invalid: u64,
+    /// The first [`EXAMPLES`] of them.
+    pub examples: Vec<Invalid>,
+}
+
+impl<'p> Replay<'p> {
+    /// A replay with nothing folded yet.
+    pub fn new(plan: &'p Plan) -> Self {
+        Replay {
+            plan,
+            ledger: Ledger::default(),
+            log: DayLog::default(),
+            events: 0,
+            invalid: 0,
+            examples: Vec::new(),
+        }
+    }
+
+    /// Folds one logged row (rows must come in order of `day`). `source` and `event_id`
+    /// name it if it does not decode.
+    pub fn push(&mut self, day: i32, source: &str, event_id: &str, body: &str, voided: bool) {
+        if self.log.day != Some(Day(day)) {
+            self.log.day = Some(Day(day));
+            self.log.events.clear();
+        }
+        let event = match mieruka_ingest::decode_logged(&self.plan.schema, body.as_bytes()) {
+            Ok(e) => e,
+            Err(r) => {
+                self.invalid += 1;
+                if self.examples.len() < EXAMPLES {
+                    self.examples.push(Invalid {
+                        source: source.to_owned(),
+                        event_id: mieruka_ingest::guard::mask(event_id),
+                        message: mieruka_ingest::guard::mask(&r.message),
+                        body: mieruka_ingest::mask_raw(body.as_bytes()),
+                    });
+                }
+                return;
+            }
+        };
+        self.log.voided = voided;
+        let status = fold(self.plan, &mut self.ledger, &mut self.log, event);
+        debug_assert_eq!(status, Status::Accepted, "a logged row is a first arrival");
+        self.events += 1;
+    }
+}
+
+/// One figure that differs between the live aggregates and the replayed ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Difference {
+    /// What differs: `KPI <id>` or `measure <id>` (with the KPIs built on it).
+    pub what: String,
+    /// The fiscal year.
+    pub year: FiscalYear,
+    /// The live figure (`None`: absent).
+    pub live: Option<f64>,
+    /// The replayed figure.
+    pub replayed: Option<f64>,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |v: Option<f64>| v.map_or_else(|| "absent".to_owned(), |v| format!("{v}"));
+        write!(
+            f,
+            "{} FY{}: live {}, replayed {}",
+            self.what,
+            self.year.0,
+            show(self.live),
+            show(self.replayed)
+        )
+    }
+}
+
+/// A measure's figure in a year (flows over the year, a level at its end, a distinct
+/// count), as the figures read it.
+fn measure_value(plan: &Plan, ledger: &Ledger, m: MeasureId, year: FiscalYear) -> Option<f64> {
+    let unit = 10f64.powi(plan.measures[m].scale as i32);
+    match plan.measures[m].kind {
+        MeasureKind::Events | MeasureKind::Sum => {
+            Some(ledger.flow_sum(m, year.first_day(), year.last_day()) as f64 / unit)
+        }
+        MeasureKind::Distinct => Some(ledger.distinct_count(m, year) as f64),
+        MeasureKind::Level => ledger
+            .level_at(m, year.last_day())
+            .map(|(v, _)| v as f64 / unit),
+    }
+}
+
+/// The KPIs whose value reads measure `m`.
+fn kpis_of(plan: &Plan, m: MeasureId) -> Vec<&str> {
+    plan.kpis
+        .iter()
+        .filter(|k| match &k.kind {
+            KpiKind::Measure(x) | KpiKind::Recurring(x) => *x == m,
+            KpiKind::Ratio {
+                numerator,
+                denominator,
+                ..
+            } => *numerator == m || *denominator == m,
+            KpiKind::Milestone { .. } => false,
+        })
+        .map(|k| k.id.as_str())
+        .collect()
+}
+
+/// Every difference between `live` and `replayed`: each KPI figure (value and start) at
+/// `now`, then each measure per year. Aggregate rows that differ without moving any of
+/// these (an as-of time, a level's day behind a later snapshot) are reported as one
+/// last difference, so that no difference goes unseen.
+pub fn differences(
+    plan: &Plan,
+    live: &Ledger,
+    replayed: &Ledger,
+    now: Timestamp,
+) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let (a, b) = (figures(plan, live, now), figures(plan, replayed, now));
+    for (x, y) in a.iter().zip(&b) {
+        let key = |f: &Figure| (f.value, f.start);
+        if key(x) != key(y) {
+            out.push(Difference {
+                what: format!("KPI {}", plan.kpis[x.kpi].id),
+                year: x.year,
+                live: x.value,
+                replayed: y.value,
+            });
+        }
+    }
+    for (m, measure) in plan.measures.iter().enumerate() {
+        for year in plan.years() {
+            let (l, r) = (
+                measure_value(plan, live, MeasureId(m), year),
+                measure_value(plan, replayed, MeasureId(m), year),
+            );
+            if l != r {
+                let kpis = kpis_of(plan, MeasureId(m));
+                out.push(Difference {
+                    what: format!("measure {} (KPI {})", measure.id, kpis.join(", ")),
+                    year,
+                    live: l,
+                    replayed: r,
+                });
+            }
+        }
+    }
+    if out.is_empty() && live != replayed {
+        out.push(Difference {
+            what: "aggregate rows (no figure moves: as-of times or superseded days)".into(),
+            year: plan.last_year,
+            live: None,
+            replayed: None,
+        });
+    }
+    out
+}
+
+/// What a replay found: the rows it folded, those that no longer decode, and the
+/// differences from the live aggregates.
+pub struct Outcome {
+    /// Rows folded.
+    pub events: u64,
+    /// Rows that no longer decode, with a few examples.
+    pub invalid: u64,
+    pub examples: Vec<Invalid>,
+    /// How the live figures differ from the replayed ones.
+    pub differences: Vec<Difference>,
+    /// Whether the rebuilt aggregates replaced the live ones.
+    pub applied: bool,
+}
+
+impl Outcome {
+    /// The outcome of `replay` against `live`.
+    pub fn of(replay: &Replay<'_>, live: &Ledger, now: Timestamp, applied: bool) -> Self {
+        Outcome {
+            events: replay.events,
+            invalid: replay.invalid,
+            examples: replay.examples.clone(),
+            differences: differences(replay.plan, live, &replay.ledger, now),
+            applied,
+        }
+    }
+}
