@@ -10,6 +10,7 @@
 //! configured sources, anything else being counted as `unknown`.
 
 mod access;
+pub mod calendar;
 mod exporter;
 mod health;
 mod http;
