@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
 use mieruka_ingest::{Reason, Status};
+
+use crate::calendar::Schedule;
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// The `source` label of events from a source that is not configured (defined once, in
@@ -41,6 +43,22 @@ pub struct Health {
     inbox_last_file: GaugeVec,
     /// Each `[[inbox]]` and what its last finished file came to, for the status page.
     inbox_last: Mutex<BTreeMap<String, Option<InboxLast>>>,
+    /// When each scheduled source's next arrival is due.
+    next_due: GaugeVec,
+    /// What the next-due instants are computed from; a std lock, because nothing awaits
+    /// while it is held.
+    feeds: Mutex<Feeds>,
+}
+
+/// The sources with a schedule, and what counts as their arrivals.
+#[derive(Default)]
+struct Feeds {
+    /// Per source label, its cadence on its calendar.
+    schedules: BTreeMap<String, Schedule>,
+    /// Per inbox, the sources its files count as an arrival of.
+    inbox_sources: BTreeMap<String, Vec<String>>,
+    /// Per source label, its last arrival (an event received or an inbox's file).
+    arrivals: BTreeMap<String, f64>,
 }
 
 /// What an inbox's last finished file came to.
@@ -122,6 +140,14 @@ impl Health {
         registry.register(Box::new(commit_duration.clone()))?;
         registry.register(Box::new(snapshot_age.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
+        let next_due = GaugeVec::new(
+            Opts::new(
+                "mieruka_source_next_due_timestamp_seconds",
+                "Unix time by which the source's next arrival is due, from its last arrival (an event or an inbox file), its cadence and its calendar; only sources with a schedule ([sources.NAME]) have one.",
+            ),
+            &["source"],
+        )?;
+        registry.register(Box::new(next_due.clone()))?;
         let (inbox_files, inbox_lines, inbox_last_file) = inbox_metrics()?;
         registry.register(Box::new(inbox_files.clone()))?;
         registry.register(Box::new(inbox_lines.clone()))?;
@@ -150,7 +176,44 @@ impl Health {
             inbox_lines,
             inbox_last_file,
             inbox_last: Mutex::new(BTreeMap::new()),
+            next_due,
+            feeds: Mutex::new(Feeds::default()),
         })
+    }
+
+    /// Gives sources a schedule (`[sources.NAME]`): from then on each arrival sets
+    /// `mieruka_source_next_due_timestamp_seconds` for them. Sources that are not
+    /// configured are ignored (their events are counted as `unknown`).
+    pub fn set_schedules(&self, schedules: BTreeMap<String, Schedule>) {
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        feeds.schedules = schedules
+            .into_iter()
+            .filter(|(source, _)| self.sources.contains(source))
+            .collect();
+        let known: Vec<(String, f64)> = feeds.arrivals.clone().into_iter().collect();
+        for (source, at) in known {
+            self.arrived(&mut feeds, &source, at);
+        }
+    }
+
+    /// Makes each file an inbox finishes count as an arrival of these sources.
+    pub fn set_inbox_sources(&self, inbox: &str, sources: &[String]) {
+        self.feeds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .inbox_sources
+            .insert(inbox.to_owned(), sources.to_vec());
+    }
+
+    /// Notes an arrival of `source` (a configured label) and moves its next-due instant.
+    fn arrived(&self, feeds: &mut Feeds, source: &str, at_unix_seconds: f64) {
+        let last = feeds.arrivals.entry(source.to_owned()).or_insert(at_unix_seconds);
+        *last = last.max(at_unix_seconds);
+        if let Some(schedule) = feeds.schedules.get(source) {
+            self.next_due
+                .with_label_values(&[source])
+                .set(schedule.next_due(*last) as f64);
+        }
     }
 
     /// Starts every series of an inbox (named in the config) at 0.
@@ -187,6 +250,12 @@ impl Health {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(inbox.to_owned(), Some(last));
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let sources = feeds.inbox_sources.get(inbox).cloned().unwrap_or_default();
+        for source in sources {
+            let label = self.source_label(&source).to_owned();
+            self.arrived(&mut feeds, &label, at_unix_seconds);
+        }
     }
 
     /// Every declared inbox, by name, with what its last finished file came to.
@@ -220,9 +289,12 @@ impl Health {
 
     /// Notes that an event from `source` was received at `at_unix_seconds`.
     pub fn received(&self, source: &str, at_unix_seconds: f64) {
+        let label = self.source_label(source);
         self.last_received
-            .with_label_values(&[self.source_label(source)])
+            .with_label_values(&[label])
             .set(at_unix_seconds);
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        self.arrived(&mut feeds, label, at_unix_seconds);
     }
 
     /// Observes one batch commit's duration.
