@@ -76,6 +76,7 @@ impl AggregateRole {
             options.max_wait = wait;
         }
         let exporter = Exporter::new(settings.plan.clone(), settings.sources.clone());
+        exporter.health().set_schedules(settings.schedules.clone());
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
         exporter.publish(&[], Clock(settings.now).now());
         let (listener, _) = bind(&settings.listen).await?;

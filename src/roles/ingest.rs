@@ -49,6 +49,7 @@ impl IngestRole {
         }
         let kafka = Arc::new(kafka_sink(settings, brokers)?);
         let exporter = Exporter::new(settings.plan.clone(), settings.sources.clone());
+        exporter.health().set_schedules(settings.schedules.clone());
         let clock = Clock(settings.now);
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
         exporter.publish(&[], clock.now());

@@ -101,6 +101,26 @@ pub enum Cadence {
     Yearly(u32, u32),
 }
 
+impl Cadence {
+    /// How people say it, in Japanese and English (for alert texts).
+    pub fn describe(&self) -> (String, String) {
+        const JA: [&str; 7] = ["日", "月", "火", "水", "木", "金", "土"];
+        const EN: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+        match *self {
+            Cadence::BusinessDaily => ("開庁日ごと".into(), "every working day".into()),
+            Cadence::Daily => ("毎日".into(), "daily".into()),
+            Cadence::Weekly(None) => ("毎週".into(), "weekly".into()),
+            Cadence::Weekly(Some(wd)) => {
+                let i = wd.rem_euclid(7) as usize;
+                (format!("毎週{}曜", JA[i]), format!("every {}", EN[i]))
+            }
+            Cadence::Monthly(31) => ("毎月末".into(), "at each month's end".into()),
+            Cadence::Monthly(d) => (format!("毎月{d}日"), format!("monthly on day {d}")),
+            Cadence::Yearly(m, d) => (format!("毎年{m}月{d}日"), format!("yearly on {m:02}-{d:02}")),
+        }
+    }
+}
+
 /// A source's cadence on its calendar.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
