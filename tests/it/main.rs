@@ -5,6 +5,7 @@
 mod bad_input;
 mod browser;
 mod crash;
+mod deploy_rules;
 mod guard;
 mod helpers;
 mod import;
