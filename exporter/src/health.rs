@@ -207,7 +207,10 @@ impl Health {
 
     /// Notes an arrival of `source` (a configured label) and moves its next-due instant.
     fn arrived(&self, feeds: &mut Feeds, source: &str, at_unix_seconds: f64) {
-        let last = feeds.arrivals.entry(source.to_owned()).or_insert(at_unix_seconds);
+        let last = feeds
+            .arrivals
+            .entry(source.to_owned())
+            .or_insert(at_unix_seconds);
         *last = last.max(at_unix_seconds);
         if let Some(schedule) = feeds.schedules.get(source) {
             self.next_due

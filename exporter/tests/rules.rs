@@ -848,7 +848,12 @@ fn promtool_silence_alerts_follow_the_office_calendar() {
     // Each source's last arrival (days from T0, hour) and the next-due instant it gives.
     let sources = [
         // Friday 2/6 18:00: due by the end of Monday 2/9, not Saturday.
-        ("madoguchi", office(Cadence::BusinessDaily), hour(1, 18), "6h"),
+        (
+            "madoguchi",
+            office(Cadence::BusinessDaily),
+            hour(1, 18),
+            "6h",
+        ),
         // Tuesday 2/10 18:00: 2/11 is 建国記念の日, so due by the end of Thursday 2/12.
         ("docmgmt", office(Cadence::BusinessDaily), hour(5, 18), "6h"),
         // Friday 1/30, for January's month end (Saturday 1/31 → Monday 2/2): February's
@@ -891,7 +896,11 @@ fn promtool_silence_alerts_follow_the_office_calendar() {
         .expect("4d10h", "MierukaFeedSilent", &[])
         // Thursday 2/12 10:00: the counter's Monday feed never came; the e-approval
         // feed is not late, the holiday did not count.
-        .expect("7d10h", "MierukaFeedSilent", &[silent("madoguchi", "2d 10h 0m 0s")])
+        .expect(
+            "7d10h",
+            "MierukaFeedSilent",
+            &[silent("madoguchi", "2d 10h 0m 0s")],
+        )
         // Friday 2/13 09:00: now it is.
         .expect(
             "8d9h",

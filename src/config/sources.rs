@@ -114,7 +114,10 @@ impl SourceConfig {
             }
         };
         if stray {
-            bail!("{}: `weekday`, `day` or `month` does not fit cadence {kind:?}", at());
+            bail!(
+                "{}: `weekday`, `day` or `month` does not fit cadence {kind:?}",
+                at()
+            );
         }
         Ok(Some(cadence))
     }
@@ -126,7 +129,12 @@ fn weekday(s: &str) -> anyhow::Result<i64> {
     DAYS.iter()
         .position(|d| d.eq_ignore_ascii_case(s))
         .map(|i| i as i64)
-        .with_context(|| format!("unknown weekday {s:?} (expected one of: {})", DAYS.join(", ")))
+        .with_context(|| {
+            format!(
+                "unknown weekday {s:?} (expected one of: {})",
+                DAYS.join(", ")
+            )
+        })
 }
 
 /// `YYYY-MM-DD` as a day number.
@@ -135,8 +143,8 @@ fn parse_date(s: &str) -> Option<i64> {
     let y: i32 = parts.next()?.parse().ok()?;
     let m: u32 = parts.next()?.parse().ok()?;
     let d: u32 = parts.next()?.parse().ok()?;
-    let valid = (1..=12).contains(&m)
-        && (1..=mieruka_ingest::timestamp::days_in_month(y, m)).contains(&d);
+    let valid =
+        (1..=12).contains(&m) && (1..=mieruka_ingest::timestamp::days_in_month(y, m)).contains(&d);
     valid.then(|| days_from_civil(y, m, d))
 }
 
@@ -170,7 +178,10 @@ impl Config {
             if self.rules.cadence.contains_key(source) {
                 bail!("source {source:?} has a cadence in both [sources.{source}] and [rules] cadence: keep one");
             }
-            let name = s.calendar.clone().unwrap_or_else(|| OFFICE_CALENDAR.to_owned());
+            let name = s
+                .calendar
+                .clone()
+                .unwrap_or_else(|| OFFICE_CALENDAR.to_owned());
             let calendar = calendars.get(&name).cloned().with_context(|| {
                 format!("[sources.{source}] calendar {name:?} is not defined (add [calendars.{name}], or use office or always)")
             })?;
@@ -230,7 +241,10 @@ mod tests {
         assert_eq!(s.calendar, Calendar::office());
         let o = cfg.rules_options().unwrap();
         assert_eq!(o.scheduled["juki"].grace, DEFAULT_GRACE);
-        assert_eq!(o.scheduled["juki"].display_name.as_deref(), Some("住民記録"));
+        assert_eq!(
+            o.scheduled["juki"].display_name.as_deref(),
+            Some("住民記録")
+        );
     }
 
     #[test]

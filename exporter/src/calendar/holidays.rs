@@ -97,22 +97,22 @@ pub fn computed(year: i32) -> Vec<i64> {
     }
     let on = |m: u32, d: u32| days_from_civil(year, m, d);
     let mut national = vec![
-        on(1, 1),                        // 元日
-        nth_monday(year, 1, 2),          // 成人の日
-        on(2, 11),                       // 建国記念の日
-        on(2, 23),                       // 天皇誕生日
-        on(3, vernal_equinox_day(year)), // 春分の日
-        on(4, 29),                       // 昭和の日
-        on(5, 3),                        // 憲法記念日
-        on(5, 4),                        // みどりの日
-        on(5, 5),                        // こどもの日
-        nth_monday(year, 7, 3),          // 海の日
-        on(8, 11),                       // 山の日
-        nth_monday(year, 9, 3),          // 敬老の日
+        on(1, 1),                          // 元日
+        nth_monday(year, 1, 2),            // 成人の日
+        on(2, 11),                         // 建国記念の日
+        on(2, 23),                         // 天皇誕生日
+        on(3, vernal_equinox_day(year)),   // 春分の日
+        on(4, 29),                         // 昭和の日
+        on(5, 3),                          // 憲法記念日
+        on(5, 4),                          // みどりの日
+        on(5, 5),                          // こどもの日
+        nth_monday(year, 7, 3),            // 海の日
+        on(8, 11),                         // 山の日
+        nth_monday(year, 9, 3),            // 敬老の日
         on(9, autumnal_equinox_day(year)), // 秋分の日
-        nth_monday(year, 10, 2),         // スポーツの日
-        on(11, 3),                       // 文化の日
-        on(11, 23),                      // 勤労感謝の日
+        nth_monday(year, 10, 2),           // スポーツの日
+        on(11, 3),                         // 文化の日
+        on(11, 23),                        // 勤労感謝の日
     ];
     national.sort_unstable();
     let mut all = national.clone();
@@ -193,7 +193,15 @@ mod tests {
     fn later_years_follow_the_rules() {
         // 2027: 3/21 春分 (a Sunday, so 3/22 off), 9/23 秋分; 2028: 3/20, 9/22.
         let h27 = md(2027, &computed(2027));
-        for d in [(1, 11), (3, 21), (3, 22), (7, 19), (9, 20), (9, 23), (10, 11)] {
+        for d in [
+            (1, 11),
+            (3, 21),
+            (3, 22),
+            (7, 19),
+            (9, 20),
+            (9, 23),
+            (10, 11),
+        ] {
             assert!(h27.contains(&d), "2027 {d:?}");
         }
         let h28 = md(2028, &computed(2028));

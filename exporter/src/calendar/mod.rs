@@ -105,7 +105,15 @@ impl Cadence {
     /// How people say it, in Japanese and English (for alert texts).
     pub fn describe(&self) -> (String, String) {
         const JA: [&str; 7] = ["日", "月", "火", "水", "木", "金", "土"];
-        const EN: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+        const EN: [&str; 7] = [
+            "Sunday",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+        ];
         match *self {
             Cadence::BusinessDaily => ("開庁日ごと".into(), "every working day".into()),
             Cadence::Daily => ("毎日".into(), "daily".into()),
@@ -116,7 +124,10 @@ impl Cadence {
             }
             Cadence::Monthly(31) => ("毎月末".into(), "at each month's end".into()),
             Cadence::Monthly(d) => (format!("毎月{d}日"), format!("monthly on day {d}")),
-            Cadence::Yearly(m, d) => (format!("毎年{m}月{d}日"), format!("yearly on {m:02}-{d:02}")),
+            Cadence::Yearly(m, d) => (
+                format!("毎年{m}月{d}日"),
+                format!("yearly on {m:02}-{d:02}"),
+            ),
         }
     }
 }
@@ -205,7 +216,11 @@ impl Schedule {
                 if this > day {
                     this
                 } else {
-                    let (y, m) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+                    let (y, m) = if month == 12 {
+                        (year + 1, 1)
+                    } else {
+                        (year, month + 1)
+                    };
                     month_day(y, m, dom)
                 }
             }

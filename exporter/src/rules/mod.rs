@@ -153,7 +153,9 @@ impl RulesOptions {
             parse_duration(&s.grace)
                 .map_err(|e| format!("grace of source {source:?} ({:?}): {e}", s.grace))?;
             if self.source_cadence.contains_key(source) {
-                return Err(format!("source {source:?} has both a cadence and a schedule"));
+                return Err(format!(
+                    "source {source:?} has both a cadence and a schedule"
+                ));
             }
         }
         if self.rejected_per_hour.is_nan() || self.rejected_per_hour < 0.0 {
