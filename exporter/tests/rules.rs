@@ -74,7 +74,8 @@ fn generated_files_are_up_to_date() {
     let root = root();
     let bless = std::env::var("MIERUKA_BLESS").is_ok_and(|v| v == "1");
     // The committed rules come from deploy/config/ingest.toml's [sources]; the root
-    // crate's `deploy_rules` test, which reads that config, keeps them fresh.
+    // crate's `calendar::the_committed_rules_are_generated_from_the_deploy_config` test
+    // (tests/it/calendar.rs), which reads that config, keeps them fresh.
     let mut files = Vec::new();
     let dir = root.join(dashboards::DASHBOARDS_DIR);
     for (name, text) in dashboards(&plan) {

@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Context};
+use mieruka_aggregator::Day;
 use mieruka_exporter::calendar::{Cadence, Calendar, Schedule};
 use mieruka_exporter::rules::{parse_duration, RulesOptions, ScheduledSource};
-use mieruka_ingest::timestamp::days_from_civil;
 use serde::Deserialize;
 
 use super::Config;
@@ -64,9 +64,10 @@ impl CalendarConfig {
         let office = Calendar::office();
         let mut closures = BTreeSet::new();
         for date in &self.closures {
-            closures.insert(parse_date(date).with_context(|| {
+            let day: Day = date.parse().with_context(|| {
                 format!("[calendars.{name}] closures: {date:?} is not a date (YYYY-MM-DD)")
-            })?);
+            })?;
+            closures.insert(i64::from(day.0));
         }
         Ok(Calendar {
             weekends: self.weekends.unwrap_or(office.weekends),
@@ -135,17 +136,6 @@ fn weekday(s: &str) -> anyhow::Result<i64> {
                 DAYS.join(", ")
             )
         })
-}
-
-/// `YYYY-MM-DD` as a day number.
-fn parse_date(s: &str) -> Option<i64> {
-    let mut parts = s.splitn(3, '-');
-    let y: i32 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next()?.parse().ok()?;
-    let d: u32 = parts.next()?.parse().ok()?;
-    let valid =
-        (1..=12).contains(&m) && (1..=mieruka_ingest::timestamp::days_in_month(y, m)).contains(&d);
-    valid.then(|| days_from_civil(y, m, d))
 }
 
 impl Config {
@@ -228,6 +218,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mieruka_ingest::timestamp::days_from_civil;
 
     fn config(text: &str) -> Config {
         toml::from_str(text).unwrap()

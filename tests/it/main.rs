@@ -4,8 +4,8 @@
 
 mod bad_input;
 mod browser;
+mod calendar;
 mod crash;
-mod deploy_rules;
 mod guard;
 mod helpers;
 mod import;

@@ -424,12 +424,25 @@ fn feed_overdue(opts: &RulesOptions, fill: Fill<'_>, source: &str, s: &Scheduled
         ("severity", "warning".to_owned()),
         ("source", source.to_owned()),
     ];
+    let expr = format!(
+        "time() - max by (source) (mieruka_source_next_due_timestamp_seconds{{source={}}}) > {grace}",
+        promql_str(source)
+    );
+    feed_silent_alert(opts, expr, key, summary, description)
+}
+
+/// A `MierukaFeedSilent` rule; `key` is also its labels (a source with its own cadence or
+/// schedule carries its name, so the rule is unique).
+fn feed_silent_alert(
+    opts: &RulesOptions,
+    expr: String,
+    key: Vec<(&'static str, String)>,
+    summary: String,
+    description: String,
+) -> Rule {
     Rule::Alert {
         alert: "MierukaFeedSilent",
-        expr: format!(
-            "time() - max by (source) (mieruka_source_next_due_timestamp_seconds{{source={}}}) > {grace}",
-            promql_str(source)
-        ),
+        expr,
         for_: "5m".to_owned(),
         labels: key.clone(),
         key,
@@ -476,21 +489,10 @@ fn feed_silent(
         .s(Slot::ValueDuration)
         .t(&format!(" ago (expected at least every {cadence})."))
         .done();
-    Rule::Alert {
-        alert: "MierukaFeedSilent",
-        expr: format!(
-            "time() - max by (source) (mieruka_source_last_received_timestamp_seconds{selector}) > {seconds}"
-        ),
-        for_: "5m".to_owned(),
-        // A source with its own cadence carries its name, so the rule is unique.
-        labels: key.clone(),
-        key,
-        annotations: vec![
-            ("summary", summary),
-            ("description", description),
-            ("runbook_url", runbook(opts, "MierukaFeedSilent")),
-        ],
-    }
+    let expr = format!(
+        "time() - max by (source) (mieruka_source_last_received_timestamp_seconds{selector}) > {seconds}"
+    );
+    feed_silent_alert(opts, expr, key, summary, description)
 }
 
 /// `MierukaRejectedEvents`: a source's rejections in the last hour past the threshold.
