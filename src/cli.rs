@@ -11,7 +11,15 @@ use mieruka_ingest::Timestamp;
 /// mieruka (見える化): folds a city's line-system events into the KPIs of its DX plan and
 /// exports them to Prometheus, with pace and projection against each year's target.
 #[derive(Parser, Debug)]
-#[command(name = "mieruka", version, about, long_about = None)]
+#[command(
+    name = "mieruka",
+    version,
+    about,
+    long_about = None,
+    after_help = "Logs go to standard error: MIERUKA_LOG sets the filter (default \"info,sqlx=warn\"); \
+                  MIERUKA_LOG_FORMAT=json writes one JSON object per line, otherwise plain text \
+                  (coloured only on a terminal)."
+)]
 pub struct Cli {
     /// Config file (TOML): tokens, CSV mappings, defaults for the flags below.
     #[arg(long, short, global = true, env = "MIERUKA_CONFIG")]
@@ -41,10 +49,12 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
-    /// Import NDJSON or CSV files (UTF-8 or Shift_JIS) into the store, or into the
-    /// production pipeline (the `[kafka]` topic) when Kafka brokers are given.
+    /// Import NDJSON or CSV files (UTF-8 or Shift_JIS, streamed in flat memory) and
+    /// Excel workbooks (.xlsx) into the store, or into the production pipeline (the
+    /// `[kafka]` topic) when Kafka brokers are given.
     Import {
-        /// Files to import (`.csv`/`.tsv` are CSV; anything else is NDJSON).
+        /// Files to import (`.csv`/`.tsv` are CSV, `.xlsx` a workbook; anything else is
+        /// NDJSON).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// SQLite file [default: data/mieruka.db].
@@ -53,7 +63,8 @@ pub enum Command {
         /// Plan file [default: the shipped Ome plan].
         #[arg(long, env = "MIERUKA_PLAN")]
         plan: Option<PathBuf>,
-        /// CSV column mapping: the name of a [csv_mappings.NAME] table in the config.
+        /// Column mapping of CSV files and workbooks: the name of a [csv_mappings.NAME]
+        /// table in the config.
         #[arg(long)]
         mapping: Option<String>,
         /// Text encoding: utf-8 or shift_jis [default: detected].

@@ -1523,6 +1523,33 @@ mod tests {
         })
     }
 
+    #[test]
+    fn the_readme_says_how_many_events_the_demo_generates() {
+        // The README's figure is the count at its pinned `--now`, with `demo`'s default
+        // seed (2026).
+        let n = generate(
+            plan(),
+            &DemoOptions {
+                now: now(),
+                seed: 2026,
+            },
+        )
+        .len();
+        let grouped = n
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains(&format!("{grouped} events")),
+            "the README should say the demo generates {grouped} events at 2026-11-25"
+        );
+    }
+
     fn field<'a>(line: &'a str, key: &str) -> &'a str {
         let pat = format!("\"{key}\":\"");
         let start = line.find(&pat).unwrap() + pat.len();

@@ -335,3 +335,9 @@ fn rows_a_batch_empties_are_deleted_not_kept_as_zeros() {
         pool.close().await;
     });
 }
+
+#[test]
+fn freshness_is_kept_for_declared_sources_only() {
+    let (_dir, db) = fresh_db("fresh.db");
+    stores::freshness_is_kept_for_declared_sources_only::<SqliteStore>(&db);
+}

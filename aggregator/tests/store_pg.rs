@@ -536,3 +536,37 @@ fn a_batch_dropped_at_any_await_leaves_all_of_it_or_nothing() {
         store.close().await;
     });
 }
+
+#[test]
+fn freshness_is_kept_for_declared_sources_only() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::freshness_is_kept_for_declared_sources_only::<PgStore>(db.url());
+}
+
+#[test]
+fn refusals_kept_before_kafka_say_their_source_was_heard_from() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    let plan = plan();
+    rt().block_on(async {
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        store
+            .declare_sources(&["konbini".to_owned(), "juki".to_owned()])
+            .await
+            .unwrap();
+        // The ingest role's refusal of a line of the konbini token: not JSON.
+        let refused = item(&plan.schema, b"{oops", Position::Index(0), "konbini");
+        store.record_rejected(&[refused]).await.unwrap();
+        let heard: Vec<(String, bool)> = store
+            .freshness()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.source, f.last_received_micros.is_some()))
+            .collect();
+        assert_eq!(
+            heard,
+            [("juki".to_owned(), false), ("konbini".to_owned(), true)]
+        );
+        store.close().await;
+    });
+}

@@ -10,7 +10,7 @@ use std::time::Instant;
 use mieruka_aggregator::{Figure, Plan};
 use mieruka_ingest::Timestamp;
 
-use crate::health::Health;
+use crate::health::{Health, Role};
 use crate::kpi_page::render_kpi_page;
 use crate::kpis::render_kpis;
 use crate::status_page::{render_status_page, render_status_page_with};
@@ -38,6 +38,8 @@ struct Snapshot {
 /// Shared behind an `Arc` by the HTTP handlers and the role that publishes snapshots.
 pub struct Exporter {
     plan: Arc<Plan>,
+    /// Which role serves: only the KPI roles render the KPI figures into `/metrics`.
+    role: Role,
     health: Health,
     /// Set by the role once its inputs are open; `/readyz` also needs a snapshot.
     ready: AtomicBool,
@@ -57,10 +59,18 @@ impl std::fmt::Debug for Exporter {
 }
 
 impl Exporter {
-    /// An exporter for `plan`, labelling events by the configured `sources` (plus `unknown`).
+    /// The standalone role's exporter for `plan`, labelling events by the configured
+    /// `sources` (plus `unknown`).
     ///
     /// It starts not ready (see [`Exporter::set_ready`]) and with no snapshot.
     pub fn new(plan: Arc<Plan>, sources: Vec<String>) -> Arc<Self> {
+        Self::for_role(plan, sources, Role::Standalone)
+    }
+
+    /// The exporter of `role`: its health series are those that apply to it, and the
+    /// KPI figures are in its `/metrics` only if it serves them (a role that does not
+    /// still publishes, for its readiness and its status page).
+    pub fn for_role(plan: Arc<Plan>, sources: Vec<String>, role: Role) -> Arc<Self> {
         let empty = Snapshot {
             figures: Arc::new(Vec::new()),
             kpi_text: String::new(),
@@ -70,7 +80,8 @@ impl Exporter {
             published: None,
         };
         Arc::new(Self {
-            health: Health::new(&sources),
+            health: Health::for_role(role, &sources),
+            role,
             plan,
             ready: AtomicBool::new(false),
             snapshot: RwLock::new(Arc::new(empty)),
@@ -92,7 +103,11 @@ impl Exporter {
         let plan = &self.plan;
         let next = Snapshot {
             figures: Arc::new(figures.to_vec()),
-            kpi_text: render_kpis(plan, figures),
+            kpi_text: if self.role.serves_kpis() {
+                render_kpis(plan, figures)
+            } else {
+                String::new()
+            },
             status_page: render_status_page_with(
                 plan,
                 figures,

@@ -1,9 +1,13 @@
 //! Pipeline health: what happened to the events each source sent, when each source was
 //! last heard from, how long commits take, how stale the served snapshot is, and (in
 //! the Kafka role) how far the consumers lag.
+//!
+//! Each role exports only the series that mean something in it ([`Role`]): a series that
+//! a role cannot move (a snapshot age where no snapshot is computed, counters that stay
+//! at zero) would be read by rules and dashboards as a fact.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use mieruka_ingest::{Reason, Status};
 
@@ -21,13 +25,46 @@ const COMMIT_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The role a process plays, which decides the health series it exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything in one process on SQLite: receives, commits, serves the KPIs.
+    Standalone,
+    /// HTTP (and inboxes) to Kafka: counts its refusals and produce latency.
+    Ingest,
+    /// Kafka to PostgreSQL: counts what it commits, commit latency, consumer lag.
+    Aggregate,
+    /// Serves the KPIs from PostgreSQL: snapshot age, when each source was last heard from.
+    Export,
+}
+
+impl Role {
+    /// Whether the role serves the KPI figures (and so their snapshot and freshness).
+    pub fn serves_kpis(self) -> bool {
+        matches!(self, Role::Standalone | Role::Export)
+    }
+
+    /// Whether the role decides what becomes of events (counts and commit latency).
+    fn counts_events(self) -> bool {
+        !matches!(self, Role::Export)
+    }
+
+    /// Whether the role takes files from `[[inbox]]` folders.
+    fn takes_files(self) -> bool {
+        matches!(self, Role::Standalone | Role::Ingest)
+    }
+}
+
 /// The pipeline's health metrics, in a registry of their own.
 ///
 /// The KPI part of the exposition is rendered separately, once per snapshot.
 pub struct Health {
     registry: Registry,
     /// Configured source labels, `unknown` included: the only values `source` may take.
-    sources: BTreeSet<String>,
+    /// A std lock: held only to look a label up or add sources, never across an await.
+    sources: RwLock<BTreeSet<String>>,
+    /// Whether this role counts events (and so starts their series at 0).
+    counts_events: bool,
     events: IntCounterVec,
     last_received: GaugeVec,
     commit_duration: Histogram,
@@ -43,22 +80,25 @@ pub struct Health {
     inbox_last_file: GaugeVec,
     /// Each `[[inbox]]` and what its last finished file came to, for the status page.
     inbox_last: Mutex<BTreeMap<String, Option<InboxLast>>>,
-    /// When each scheduled source's next arrival is due.
+    /// When each scheduled source's next arrival is due (roles that serve the KPIs).
     next_due: GaugeVec,
     /// What the next-due instants are computed from; a std lock, because nothing awaits
     /// while it is held.
     feeds: Mutex<Feeds>,
 }
 
-/// The sources with a schedule, and what counts as their arrivals.
+/// The sources with a schedule, and their arrivals.
 #[derive(Default)]
 struct Feeds {
-    /// Per source label, its cadence on its calendar.
+    /// Per source, its cadence on its calendar (`[sources.NAME]`).
     schedules: BTreeMap<String, Schedule>,
     /// Per inbox, the sources its files count as an arrival of.
     inbox_sources: BTreeMap<String, Vec<String>>,
-    /// Per source label, its last arrival (an event received or an inbox's file).
-    arrivals: BTreeMap<String, f64>,
+    /// Per source, when it was last heard from, as the store keeps it.
+    heard: BTreeMap<String, f64>,
+    /// Per source, when an inbox listing it last finished a file (even an empty or
+    /// unreadable one, which leaves the store's time alone).
+    inbox_arrivals: BTreeMap<String, f64>,
 }
 
 /// What an inbox's last finished file came to.
@@ -81,19 +121,25 @@ impl std::fmt::Debug for Health {
 }
 
 impl Health {
-    /// Health metrics for the configured `sources` (`unknown` is always added).
+    /// Health metrics of the standalone role for the configured `sources` (`unknown` is
+    /// always added).
+    pub fn new<S: AsRef<str>>(sources: &[S]) -> Self {
+        Self::for_role(Role::Standalone, sources)
+    }
+
+    /// Health metrics of `role` for the configured `sources` (`unknown` is always added).
     ///
     /// Every (source, outcome, reason) series of `mieruka_events_total` starts at 0, so
     /// that rates and alerts see the first event.
-    pub fn new<S: AsRef<str>>(sources: &[S]) -> Self {
+    pub fn for_role<S: AsRef<str>>(role: Role, sources: &[S]) -> Self {
         // Names, help texts and label sets are static and every test builds a Health:
         // a failure here is a bug in this file, not a condition to handle at run time.
         #[allow(clippy::expect_used)]
-        let health = Self::build(sources).expect("health metrics are statically valid");
+        let health = Self::build(role, sources).expect("health metrics are statically valid");
         health
     }
 
-    fn build<S: AsRef<str>>(sources: &[S]) -> prometheus::Result<Self> {
+    fn build<S: AsRef<str>>(role: Role, sources: &[S]) -> prometheus::Result<Self> {
         let registry = Registry::new();
         let sources: BTreeSet<String> = sources
             .iter()
@@ -110,7 +156,7 @@ impl Health {
         let last_received = GaugeVec::new(
             Opts::new(
                 "mieruka_source_last_received_timestamp_seconds",
-                "Unix time at which the last event from the source was received; a feed gone silent stops moving it.",
+                "Unix time at which the last event from the source was received (whatever became of it), kept in the store; for a configured source never heard from, when it was first configured. A feed gone silent stops moving it.",
             ),
             &["source"],
         )?;
@@ -135,38 +181,40 @@ impl Health {
             ),
             &["topic", "partition"],
         )?;
-        registry.register(Box::new(events.clone()))?;
-        registry.register(Box::new(last_received.clone()))?;
-        registry.register(Box::new(commit_duration.clone()))?;
-        registry.register(Box::new(snapshot_age.clone()))?;
-        registry.register(Box::new(consumer_lag.clone()))?;
         let next_due = GaugeVec::new(
             Opts::new(
                 "mieruka_source_next_due_timestamp_seconds",
-                "Unix time by which the source's next arrival is due, from its last arrival (an event or an inbox file), its cadence and its calendar; only sources with a schedule ([sources.NAME]) have one.",
+                "Unix time by which the source's next arrival is due, from its last arrival (as the store keeps it, or an inbox's last file), its cadence and its calendar; only sources with a cadence in [sources.NAME] have one.",
             ),
             &["source"],
         )?;
-        registry.register(Box::new(next_due.clone()))?;
         let (inbox_files, inbox_lines, inbox_last_file) = inbox_metrics()?;
-        registry.register(Box::new(inbox_files.clone()))?;
-        registry.register(Box::new(inbox_lines.clone()))?;
-        registry.register(Box::new(inbox_last_file.clone()))?;
-        for source in &sources {
-            for outcome in ["accepted", "duplicate"] {
-                events.get_metric_with_label_values(&[source.as_str(), outcome, ""])?;
-            }
-            for reason in Reason::ALL {
-                events.get_metric_with_label_values(&[
-                    source.as_str(),
-                    "rejected",
-                    reason.as_str(),
-                ])?;
+        if role.counts_events() {
+            registry.register(Box::new(events.clone()))?;
+            registry.register(Box::new(commit_duration.clone()))?;
+        }
+        if role.serves_kpis() {
+            registry.register(Box::new(last_received.clone()))?;
+            registry.register(Box::new(next_due.clone()))?;
+            registry.register(Box::new(snapshot_age.clone()))?;
+        }
+        if role == Role::Aggregate {
+            registry.register(Box::new(consumer_lag.clone()))?;
+        }
+        if role.takes_files() {
+            registry.register(Box::new(inbox_files.clone()))?;
+            registry.register(Box::new(inbox_lines.clone()))?;
+            registry.register(Box::new(inbox_last_file.clone()))?;
+        }
+        if role.counts_events() {
+            for source in &sources {
+                start_at_zero(&events, source)?;
             }
         }
         Ok(Self {
             registry,
-            sources,
+            sources: RwLock::new(sources),
+            counts_events: role.counts_events(),
             events,
             last_received,
             commit_duration,
@@ -181,19 +229,12 @@ impl Health {
         })
     }
 
-    /// Gives sources a schedule (`[sources.NAME]`): from then on each arrival sets
-    /// `mieruka_source_next_due_timestamp_seconds` for them. Sources that are not
-    /// configured are ignored (their events are counted as `unknown`).
+    /// Gives sources a cadence on a calendar (`[sources.NAME]`): from then on
+    /// `mieruka_source_next_due_timestamp_seconds` follows their arrivals.
     pub fn set_schedules(&self, schedules: BTreeMap<String, Schedule>) {
         let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
-        feeds.schedules = schedules
-            .into_iter()
-            .filter(|(source, _)| self.sources.contains(source))
-            .collect();
-        let known: Vec<(String, f64)> = feeds.arrivals.clone().into_iter().collect();
-        for (source, at) in known {
-            self.arrived(&mut feeds, &source, at);
-        }
+        feeds.schedules = schedules;
+        self.refresh_next_due(&feeds);
     }
 
     /// Makes each file an inbox finishes count as an arrival of these sources.
@@ -205,17 +246,21 @@ impl Health {
             .insert(inbox.to_owned(), sources.to_vec());
     }
 
-    /// Notes an arrival of `source` (a configured label) and moves its next-due instant.
-    fn arrived(&self, feeds: &mut Feeds, source: &str, at_unix_seconds: f64) {
-        let last = feeds
-            .arrivals
-            .entry(source.to_owned())
-            .or_insert(at_unix_seconds);
-        *last = last.max(at_unix_seconds);
-        if let Some(schedule) = feeds.schedules.get(source) {
-            self.next_due
-                .with_label_values(&[source])
-                .set(schedule.next_due(*last) as f64);
+    /// Sets each scheduled source's next-due instant from its latest arrival.
+    fn refresh_next_due(&self, feeds: &Feeds) {
+        self.next_due.reset();
+        for (source, schedule) in &feeds.schedules {
+            let heard = feeds.heard.get(source).copied();
+            let filed = feeds.inbox_arrivals.get(source).copied();
+            let last = match (heard, filed) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(last) = last {
+                self.next_due
+                    .with_label_values(&[source.as_str()])
+                    .set(schedule.next_due(last) as f64);
+            }
         }
     }
 
@@ -254,11 +299,14 @@ impl Health {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(inbox.to_owned(), Some(last));
         let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
-        let sources = feeds.inbox_sources.get(inbox).cloned().unwrap_or_default();
-        for source in sources {
-            let label = self.source_label(&source).to_owned();
-            self.arrived(&mut feeds, &label, at_unix_seconds);
+        for source in feeds.inbox_sources.get(inbox).cloned().unwrap_or_default() {
+            let at = feeds
+                .inbox_arrivals
+                .entry(source)
+                .or_insert(at_unix_seconds);
+            *at = at.max(at_unix_seconds);
         }
+        self.refresh_next_due(&feeds);
     }
 
     /// Every declared inbox, by name, with what its last finished file came to.
@@ -272,10 +320,25 @@ impl Health {
     }
 
     /// The label for `source`: itself when configured, else `unknown`.
-    pub fn source_label<'a>(&'a self, source: &str) -> &'a str {
-        self.sources
+    pub fn source_label(&self, source: &str) -> String {
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        sources
             .get(source)
             .map_or(UNKNOWN_SOURCE, String::as_str)
+            .to_owned()
+    }
+
+    /// Adds configured sources learnt after start (those another role declared in the
+    /// store), their series starting at 0.
+    pub fn add_sources<S: AsRef<str>>(&self, more: &[S]) {
+        let mut sources = self.sources.write().unwrap_or_else(PoisonError::into_inner);
+        for source in more {
+            if sources.insert(source.as_ref().to_owned()) && self.counts_events {
+                if let Err(error) = start_at_zero(&self.events, source.as_ref()) {
+                    tracing::error!(%error, "A source's event counters could not start at 0.");
+                }
+            }
+        }
     }
 
     /// Counts one event's fate under its source's label.
@@ -285,19 +348,29 @@ impl Health {
             Status::Duplicate => ("duplicate", ""),
             Status::Rejected(r) => ("rejected", r.reason.as_str()),
         };
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        let label = sources.get(source).map_or(UNKNOWN_SOURCE, String::as_str);
         self.events
-            .with_label_values(&[self.source_label(source), outcome, reason])
+            .with_label_values(&[label, outcome, reason])
             .inc();
     }
 
-    /// Notes that an event from `source` was received at `at_unix_seconds`.
-    pub fn received(&self, source: &str, at_unix_seconds: f64) {
-        let label = self.source_label(source);
-        self.last_received
-            .with_label_values(&[label])
-            .set(at_unix_seconds);
+    /// Sets when each source was last heard from, `(source, Unix seconds)`, as the store
+    /// keeps it (its sources are the configured ones of every role): the whole set, so a
+    /// source the store no longer lists disappears.
+    pub fn set_last_heard<S: AsRef<str>>(&self, sources: &[(S, f64)]) {
+        self.last_received.reset();
+        for (source, at) in sources {
+            self.last_received
+                .with_label_values(&[source.as_ref()])
+                .set(*at);
+        }
         let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
-        self.arrived(&mut feeds, label, at_unix_seconds);
+        feeds.heard = sources
+            .iter()
+            .map(|(s, at)| (s.as_ref().to_owned(), *at))
+            .collect();
+        self.refresh_next_due(&feeds);
     }
 
     /// Observes one batch commit's duration.
@@ -330,6 +403,18 @@ impl Health {
             tracing::error!(%error, "Health metrics could not be rendered.");
         }
     }
+}
+
+/// Starts every (outcome, reason) series of `source` at 0, so that rates and alerts see
+/// its first event.
+fn start_at_zero(events: &IntCounterVec, source: &str) -> prometheus::Result<()> {
+    for outcome in ["accepted", "duplicate"] {
+        events.get_metric_with_label_values(&[source, outcome, ""])?;
+    }
+    for reason in Reason::ALL {
+        events.get_metric_with_label_values(&[source, "rejected", reason.as_str()])?;
+    }
+    Ok(())
 }
 
 /// The metrics of the `[[inbox]]` folders: files and lines by outcome, and when each

@@ -26,7 +26,7 @@ pub mod wareki;
 
 pub use access::Access;
 pub use exporter::Exporter;
-pub use health::{Health, InboxLast, UNKNOWN_SOURCE};
+pub use health::{Health, InboxLast, Role, UNKNOWN_SOURCE};
 pub use http::{router, METRICS_CONTENT_TYPE};
 pub use kpi_page::render_kpi_page;
 pub use kpis::render_kpis;

@@ -73,7 +73,7 @@ fn generated_files_are_up_to_date() {
     let plan = ome();
     let root = root();
     let bless = std::env::var("MIERUKA_BLESS").is_ok_and(|v| v == "1");
-    // The committed rules come from deploy/config/ingest.toml's [sources]; the root
+    // The committed rules come from deploy/config/export.toml's [sources]; the root
     // crate's `calendar::the_committed_rules_are_generated_from_the_deploy_config` test
     // (tests/it/calendar.rs), which reads that config, keeps them fresh.
     let mut files = Vec::new();

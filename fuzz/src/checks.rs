@@ -238,61 +238,132 @@ pub fn check_accepted(schema: &Schema, event: &Event) {
     );
 }
 
-/// How a `csv_import` input is read: its first byte picks the encoding path and a
-/// variant of the mapping, the rest is the file.
-pub fn check_csv_input(schema: &Schema, mappings: &[CsvMapping; 4], data: &[u8]) {
+/// How many mapping variants a `csv_import` input may pick ([`csv_mappings`]).
+pub const CSV_MAPPINGS: usize = 8;
+
+/// How a `csv_import` input is read: its first byte picks the encoding path (low two
+/// bits) and a variant of the mapping (the next three), the rest is the file.
+pub fn check_csv_input(schema: &Schema, mappings: &[CsvMapping; CSV_MAPPINGS], data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let mapping = &mappings[usize::from(mode >> 2) % 4];
+    let mapping = &mappings[usize::from(mode >> 2) % CSV_MAPPINGS];
+    // The size of the streaming reads: from one byte on, to cut characters and lines.
+    let step = 1 + usize::from(mode >> 5) * 7;
     match mode % 4 {
         // Raw bytes, encoding detected as `mieruka import` does.
-        0 => check_csv(schema, mapping, rest, None),
+        0 => check_csv(schema, mapping, rest, None, step),
         // Raw bytes read as UTF-8 (`--encoding utf-8`).
-        1 => check_csv(schema, mapping, rest, Some(Encoding::Utf8)),
+        1 => check_csv(schema, mapping, rest, Some(Encoding::Utf8), step),
         // The text, written in Shift_JIS (`--encoding shift_jis`).
         2 => {
             let text = String::from_utf8_lossy(rest);
             let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
-            check_csv(schema, mapping, &sjis, Some(Encoding::ShiftJis));
+            check_csv(schema, mapping, &sjis, Some(Encoding::ShiftJis), step);
         }
         // The text in Shift_JIS, encoding detected.
         _ => {
             let text = String::from_utf8_lossy(rest);
             let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
-            check_csv(schema, mapping, &sjis, None);
+            check_csv(schema, mapping, &sjis, None, step);
         }
     }
 }
 
-/// The mapping variants a `csv_import` input may pick: the fixture's own, and the same
-/// with a tab delimiter, RFC 3339 times, or a Japanese date format.
-pub fn csv_mappings(base: &CsvMapping) -> [CsvMapping; 4] {
-    let mut tab = base.clone();
-    tab.delimiter = Some('\t');
-    let mut rfc = base.clone();
-    rfc.time_format = "rfc3339".to_owned();
-    let mut ja = base.clone();
-    ja.time_format = "%Y年%m月%d日 %H時%M分".to_owned();
-    ja.utc_offset = "Asia/Tokyo".to_owned();
-    [base.clone(), tab, rfc, ja]
+/// The mapping variants a `csv_import` input may pick: the fixture's own; the same
+/// with a tab delimiter, RFC 3339 times, a Japanese date format, Japanese era dates
+/// (`%E`), month-only dates (a monthly export's `2026年10月`), totals rows skipped by
+/// rule and only some rows kept, and an id built from columns.
+pub fn csv_mappings(base: &CsvMapping) -> [CsvMapping; CSV_MAPPINGS] {
+    let with = |f: &dyn Fn(&mut CsvMapping)| {
+        let mut m = base.clone();
+        f(&mut m);
+        m
+    };
+    [
+        base.clone(),
+        with(&|m| m.delimiter = Some('\t')),
+        with(&|m| m.time_format = "rfc3339".to_owned()),
+        with(&|m| {
+            m.time_format = "%Y年%m月%d日 %H時%M分".to_owned();
+            m.utc_offset = "Asia/Tokyo".to_owned();
+        }),
+        with(&|m| m.time_format = "%E年%m月%d日".to_owned()),
+        with(&|m| {
+            m.time_format = "%E.%m".to_owned();
+            m.month_day = Some(import::MonthDayKey::Word("last".to_owned()));
+            m.month_time = Some("23:59:59".to_owned());
+        }),
+        with(&|m| {
+            m.skip_when.insert(
+                "受付番号".to_owned(),
+                vec!["合計".to_owned(), "総計".to_owned()],
+            );
+            m.keep_when.insert(
+                "交付方法".to_owned(),
+                vec!["コンビニ".to_owned(), "窓口".to_owned()],
+            );
+        }),
+        with(&|m| {
+            m.event_id = None;
+            m.event_id_columns = vec!["受付番号".to_owned(), "交付日時".to_owned()];
+            m.time_format = "%Y年%m月".to_owned();
+            m.month_day = Some(import::MonthDayKey::Day(1));
+        }),
+    ]
 }
 
 /// A CSV file through decoding, the mapping and [`check_event`]: no error and no row
-/// shows a personal number; rows come out in line order, each of them JSON.
-pub fn check_csv(schema: &Schema, mapping: &CsvMapping, bytes: &[u8], enc: Option<Encoding>) {
+/// shows a personal number; rows come out in line order, each of them JSON, on lines of
+/// the file. Streaming the file in reads of `step` bytes gives exactly what decoding it
+/// whole does: the same rows, or the same error.
+pub fn check_csv(
+    schema: &Schema,
+    mapping: &CsvMapping,
+    bytes: &[u8],
+    enc: Option<Encoding>,
+    step: usize,
+) {
     let enc = enc.unwrap_or_else(|| import::detect_encoding(bytes));
-    let text = match import::decode_text(bytes, enc) {
-        Ok(text) => text,
-        Err(e) => return assert_text_shows_none("an import error", &e.to_string()),
-    };
-    let rows = match import::csv_events(&text, mapping, schema) {
+    assert_eq!(
+        import::detect_encoding_in(Trickle(bytes, step)).ok(),
+        Some(import::detect_encoding(bytes)),
+        "streamed encoding detection differs"
+    );
+    let whole = import::decode_text(bytes, enc)
+        .and_then(|text| import::csv_events(&text, mapping, schema).map(|rows| (rows, text)));
+    let streamed = stream_csv(schema, mapping, bytes, enc, step);
+    let (rows, text) = match whole {
         Ok(rows) => rows,
-        Err(e) => return assert_text_shows_none("an import error", &e.to_string()),
+        Err(e) => {
+            // Streaming may meet a CSV error before a malformed byte further on: the
+            // file is refused either way. Any other error is the same one.
+            let streamed = streamed.err().map(|e| e.to_string());
+            match e {
+                import::ImportError::Encoding { .. } => {
+                    assert!(streamed.is_some(), "a file that is not text streams")
+                }
+                _ => assert_eq!(streamed, Some(e.to_string()), "streaming fails otherwise"),
+            }
+            if let Some(s) = &streamed {
+                assert_text_shows_none("a streamed import error", s);
+            }
+            return assert_text_shows_none("an import error", &e.to_string());
+        }
     };
+    match &streamed {
+        Ok(s) => assert_eq!(
+            s, &rows,
+            "streamed rows differ from the rows of the whole text"
+        ),
+        Err(e) => panic!("streaming fails ({e}) where the whole text does not"),
+    }
+    // A line is at most one past the file's last (a record may end at the very end).
+    let lines = text.bytes().filter(|&b| b == b'\n' || b == b'\r').count() as u64 + 1;
     let mut last = 1;
     for row in &rows {
         assert!(row.line > last, "CSV rows out of line order");
+        assert!(row.line <= lines, "a row past the file's last line");
         last = row.line;
         if let Some((column, message)) = &row.column_error {
             assert_text_shows_none("a row's column", column);
@@ -300,6 +371,34 @@ pub fn check_csv(schema: &Schema, mapping: &CsvMapping, bytes: &[u8], enc: Optio
         }
         check_json_differential(&row.json);
         check_event(schema, &row.json);
+    }
+}
+
+/// A CSV file's rows as `mieruka import` streams them, in reads of `step` bytes.
+fn stream_csv(
+    schema: &Schema,
+    mapping: &CsvMapping,
+    bytes: &[u8],
+    enc: Encoding,
+    step: usize,
+) -> Result<Vec<import::RawLine>, import::ImportError> {
+    let mut rows = import::CsvRows::new(Trickle(bytes, step), enc, mapping, schema)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next_row()? {
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// A reader handing out at most `n` bytes per read.
+struct Trickle<'a>(&'a [u8], usize);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.len().min(self.1).min(buf.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
     }
 }
 

@@ -20,7 +20,9 @@ pub fn ome() -> &'static plan::Ome {
 }
 
 /// The konbini mapping fixture and its variants ([`checks::csv_mappings`]), once.
-pub fn konbini_mappings() -> &'static [mieruka_ingest::import::CsvMapping; 4] {
-    static MAPPINGS: OnceLock<[mieruka_ingest::import::CsvMapping; 4]> = OnceLock::new();
+pub fn konbini_mappings() -> &'static [mieruka_ingest::import::CsvMapping; checks::CSV_MAPPINGS]
+{
+    static MAPPINGS: OnceLock<[mieruka_ingest::import::CsvMapping; checks::CSV_MAPPINGS]> =
+        OnceLock::new();
     MAPPINGS.get_or_init(|| checks::csv_mappings(&plan::konbini_mapping()))
 }

@@ -11,25 +11,28 @@
 //! Nothing here prints, logs or quotes the contents of a cell: a cell may hold a
 //! personal number, and only the guard may decide what is shown.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Deserialize;
 
-use crate::guard;
 use crate::schema::Schema;
 
 #[cfg(test)]
 mod city_tests;
+mod decode;
+mod file;
 mod mapping;
 mod row;
 mod row_id;
+mod rows;
 mod time_format;
+mod xlsx;
 
+pub use file::{open_file, FileRows, Format};
 pub use mapping::{CsvMapping, MonthDayKey};
-use mapping::{IdRule, Plan};
-use row_id::RowIds;
+pub use rows::{CsvRows, NdjsonRows};
+pub use xlsx::{XlsxRows, DEFAULT_MAX_UNPACKED_MIB};
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -128,6 +131,31 @@ pub enum ImportError {
     /// The mapping itself is inconsistent (an unknown field, a bad time format or offset).
     #[error("bad CSV mapping: {0}")]
     Mapping(String),
+    /// The file cannot be read (an I/O error of the file system).
+    #[error("cannot read the file: {0}")]
+    Io(String),
+    /// A workbook that cannot be read: not an `.xlsx`, no such sheet, a broken part.
+    #[error("cannot read the workbook: {0}")]
+    Xlsx(String),
+    /// A workbook whose parts unpack to more than the limit (a zip bomb, or a sheet
+    /// too large to import at once).
+    #[error(
+        "the workbook unpacks to more than {limit_mib} MiB (the limit; raise it with the \
+         mapping's max_unpacked_mib, or export the sheet as CSV, which streams)"
+    )]
+    TooLarge {
+        /// The limit, in MiB.
+        limit_mib: u64,
+    },
+}
+
+/// Rows of a file left out of the import, and why.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Skipped {
+    /// Rows whose cells are all blank (and blank NDJSON lines).
+    pub blank: u64,
+    /// Rows a `skip_when`/`keep_when` rule of the mapping leaves out.
+    pub by_rule: u64,
 }
 
 /// One raw event cut from a file: its JSON envelope and the line it starts on.
@@ -139,6 +167,9 @@ pub struct RawLine {
     pub json: Vec<u8>,
     /// The CSV column (header text) and a message when a cell is known to be bad; never quotes the cell.
     pub column_error: Option<(String, String)>,
+    /// The event field that bad cell becomes (`occurred_at`, `data.count`, `event_id`), to
+    /// tell whether a rejection is about it.
+    pub error_field: Option<String>,
 }
 
 /// Guesses a file's encoding: UTF-8 when it has a UTF-8 BOM or is valid UTF-8, else Shift_JIS.
@@ -148,6 +179,12 @@ pub fn detect_encoding(bytes: &[u8]) -> Encoding {
     } else {
         Encoding::ShiftJis
     }
+}
+
+/// [`detect_encoding`] of a whole file read a chunk at a time (it stops at the first
+/// byte that is not UTF-8).
+pub fn detect_encoding_in(read: impl std::io::Read) -> Result<Encoding, ImportError> {
+    decode::detect_encoding_in(read).map_err(|e| ImportError::Io(e.to_string()))
 }
 
 /// Decodes a file's bytes, stripping a UTF-8 BOM; malformed bytes are an error naming the first bad offset.
@@ -198,212 +235,25 @@ fn decode_shift_jis(bytes: &[u8]) -> Result<String, ImportError> {
 
 /// Cuts NDJSON text into raw events: one per non-blank line, with its 1-based line number.
 pub fn ndjson_events(text: &str) -> Vec<RawLine> {
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| RawLine {
-            line: i as u64 + 1,
-            json: l.trim().as_bytes().to_vec(),
-            column_error: None,
-        })
-        .collect()
+    let mut rows = NdjsonRows::new(text.as_bytes(), Encoding::Utf8);
+    // Text is valid UTF-8: decoding it cannot fail.
+    std::iter::from_fn(|| rows.next_row().ok().flatten()).collect()
 }
 
-/// Maps CSV text (first row the header) to raw events, one per data row; blank rows are skipped.
+/// Maps CSV text (first row the header) to raw events, one per data row; blank rows and
+/// rows the mapping's rules skip are left out. The whole text is read before any row
+/// is returned: a file is imported whole or not at all.
 pub fn csv_events(
     text: &str,
     mapping: &CsvMapping,
     schema: &Schema,
 ) -> Result<Vec<RawLine>, ImportError> {
-    let plan = Plan::new(mapping, schema)?;
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(plan.delimiter)
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    // The csv crate's own line count is off with CRLF endings: count `\n`s up to a
-    // record's first byte instead.
-    let mut lines = LineCounter::new(text);
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| csv_error(&e, &mut lines))?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
-    if headers.iter().all(String::is_empty) {
-        return Err(ImportError::NoHeader);
-    }
-    let cols = Columns::resolve(&plan, &headers)?;
-    let mut ids = RowIds::default();
+    let mut rows = CsvRows::new(text.as_bytes(), Encoding::Utf8, mapping, schema)?;
     let mut out = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        let start = reader.position().byte();
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(&e, &mut lines)),
-        }
-        let line = lines.at(record.position().map_or(start, csv::Position::byte));
-        if record.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        if record.len() != headers.len() {
-            return Err(ImportError::Csv {
-                line,
-                message: format!(
-                    "the row has {} fields but the header has {}",
-                    record.len(),
-                    headers.len()
-                ),
-            });
-        }
-        let cell = |i: usize| record.get(i).unwrap_or("").trim();
-        if cols.skipped(cell) {
-            continue;
-        }
-        let id_cells: Vec<&str> = cols.id.iter().map(|&i| cell(i)).collect();
-        let id = plan.event_id(&mut ids, &id_cells);
-        out.push(plan.row(line, id, cell(cols.time), |k| cell(cols.fields[k])));
+    while let Some(row) = rows.next_row()? {
+        out.push(row);
     }
     Ok(out)
-}
-
-/// The columns (by index) a mapping reads in a file, and its skip rules.
-struct Columns {
-    /// The id column, or the columns an id is built from.
-    id: Vec<usize>,
-    time: usize,
-    /// One per mapped field, in the plan's order.
-    fields: Vec<usize>,
-    /// A column and the cell texts (normalised) that make a row skipped.
-    skip: Vec<(usize, Vec<String>)>,
-    /// A column and the only cell texts (normalised) whose rows are kept.
-    keep: Vec<(usize, Vec<String>)>,
-}
-
-impl Columns {
-    /// Finds each column the mapping names in the header; a missing one is an error.
-    fn resolve(plan: &Plan<'_>, headers: &[String]) -> Result<Self, ImportError> {
-        let column = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name.trim())
-                .ok_or_else(|| ImportError::MissingColumn {
-                    column: name.to_owned(),
-                    // A header cell is text from the file: a file without a header row has
-                    // data there, so it is shown only as the guard lets it (and cut).
-                    found: headers.iter().map(|h| shown_header(h)).collect(),
-                })
-        };
-        let id = match &plan.id {
-            IdRule::Column(h) => vec![column(h)?],
-            IdRule::Columns(hs) => hs.iter().map(|h| column(h)).collect::<Result<_, _>>()?,
-        };
-        let time = column(&plan.mapping.occurred_at)?;
-        let fields = plan
-            .fields
-            .iter()
-            .map(|f| column(f.header))
-            .collect::<Result<_, _>>()?;
-        let rules = |table: &BTreeMap<String, Vec<String>>| {
-            table
-                .iter()
-                .map(|(header, values)| {
-                    let normalised = values.iter().map(|v| skip_key(v)).collect();
-                    column(header).map(|i| (i, normalised))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(Columns {
-            id,
-            time,
-            fields,
-            skip: rules(&plan.mapping.skip_when)?,
-            keep: rules(&plan.mapping.keep_when)?,
-        })
-    }
-
-    /// Whether a row (its trimmed cells by index) matches a skip rule or misses a keep rule.
-    fn skipped<'c>(&self, cell: impl Fn(usize) -> &'c str) -> bool {
-        let matches = |(i, values): &(usize, Vec<String>)| values.contains(&skip_key(cell(*i)));
-        self.skip.iter().any(matches) || !self.keep.iter().all(matches)
-    }
-}
-
-/// A cell or a `skip_when` value as compared: trimmed, full-width forms as ASCII.
-fn skip_key(s: &str) -> String {
-    row::half_width(s).trim().to_owned()
-}
-
-/// Longest header cell shown in an error, in characters.
-const MAX_SHOWN_HEADER_CHARS: usize = 64;
-
-/// A header cell as an error may show it: personal numbers masked, cut to 64 characters.
-fn shown_header(h: &str) -> String {
-    let masked = guard::mask(h);
-    if masked.chars().count() <= MAX_SHOWN_HEADER_CHARS {
-        masked
-    } else {
-        // Masked again: the cut can leave 12 digits of a longer run.
-        let cut: String = masked.chars().take(MAX_SHOWN_HEADER_CHARS).collect();
-        format!("{}…", guard::mask(&cut))
-    }
-}
-
-/// 1-based line numbers of byte offsets, asked for in increasing order. A line ends
-/// where the csv crate ends a record: at `\n`, `\r\n` or a `\r` alone (old Mac
-/// exports).
-struct LineCounter<'t> {
-    text: &'t [u8],
-    byte: usize,
-    line: u64,
-}
-
-impl<'t> LineCounter<'t> {
-    fn new(text: &'t str) -> Self {
-        LineCounter {
-            text: text.as_bytes(),
-            byte: 0,
-            line: 1,
-        }
-    }
-
-    /// The line of the first non-newline byte from `offset` on (offsets before the last
-    /// one asked give that one's line). The csv crate starts a record after a CRLF's `\r`.
-    fn at(&mut self, offset: u64) -> u64 {
-        let mut end = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.text.len());
-        while matches!(self.text.get(end), Some(b'\r' | b'\n')) {
-            end += 1;
-        }
-        if end > self.byte {
-            let text = self.text;
-            let newlines = (self.byte..end)
-                .filter(|&i| {
-                    text[i] == b'\n' || (text[i] == b'\r' && text.get(i + 1) != Some(&b'\n'))
-                })
-                .count();
-            self.line += newlines as u64;
-            self.byte = end;
-        }
-        self.line
-    }
-}
-
-fn csv_error(e: &csv::Error, lines: &mut LineCounter<'_>) -> ImportError {
-    let line = e.position().map_or(lines.line, |p| lines.at(p.byte()));
-    let message = match e.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!("the row has {len} fields but the header has {expected_len}"),
-        // The csv crate's messages name positions and lengths, never cell contents.
-        _ => e.to_string(),
-    };
-    ImportError::Csv { line, message }
 }
 
 #[cfg(test)]
@@ -414,6 +264,7 @@ mod tests {
 
     use super::time_format::{parse_zone, TimeFormat};
     use super::*;
+    use crate::guard;
     use crate::schema::FieldKind;
     use crate::{decode, Reason, Value};
 
@@ -767,6 +618,44 @@ mod tests {
             let rows = csv_events(&text, &mapping(), &schema()).unwrap();
             let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
             assert_eq!(lines, [2, 5, 7], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn streamed_line_numbers_stay_exact_across_read_and_buffer_boundaries() {
+        // Far more text than the line counter keeps, every kind of line end, quoted
+        // newlines and blank rows; read a few bytes at a time and all at once.
+        let ends = ["\n", "\r\n", "\r"];
+        let mut text = HEADER.to_owned();
+        let (mut line, mut expected) = (2, Vec::new());
+        for i in 0..20_000 {
+            let end = ends[i % 3];
+            if i % 7 == 0 {
+                text.push_str(&format!(",,,,{end}"));
+                line += 1;
+            }
+            let id = if i % 5 == 0 {
+                format!("\"K-{i}{end}x\"")
+            } else {
+                format!("K-{i}")
+            };
+            text.push_str(&format!(
+                "{id},2026/05/01 10:15:00,コンビニ,住民票の写し,1{end}"
+            ));
+            expected.push(line);
+            line += if i % 5 == 0 { 2 } else { 1 };
+        }
+        let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
+        let (m, schema) = (mapping(), schema());
+        for step in [1 << 20, 4093, 61] {
+            let reader = decode::Trickle(&sjis, step);
+            let mut rows = CsvRows::new(reader, Encoding::ShiftJis, &m, &schema).unwrap();
+            let mut lines = Vec::new();
+            while let Some(r) = rows.next_row().unwrap() {
+                lines.push(r.line);
+            }
+            assert_eq!(lines, expected, "reads of {step} bytes");
+            assert_eq!(rows.skipped().blank, 20_000 / 7 + 1);
         }
     }
 

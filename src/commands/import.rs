@@ -13,10 +13,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use mieruka_aggregator::{Plan, SqliteStore};
-use mieruka_ingest::import::{
-    csv_events, decode_text, detect_encoding, ndjson_events, CsvMapping, Encoding, RawLine,
-};
-use mieruka_ingest::{item, EventSink, Item, Position, Status};
+use mieruka_ingest::import::{open_file, CsvMapping, Encoding, FileRows, Format, RawLine};
+use mieruka_ingest::{item, EventSink, Item, Position, Rejection, Status};
 
 use crate::config::{Config, Resolved};
 
@@ -24,6 +22,9 @@ mod pipeline;
 
 /// Lines per store transaction.
 const BATCH: usize = 10_000;
+
+/// Files smaller than this (in bytes) get no progress bar.
+const BAR_BYTES: u64 = 4 << 20;
 
 /// How many rejections the summary prints (all of them are in the store).
 const SHOWN_REJECTIONS: usize = 10;
@@ -34,6 +35,10 @@ pub struct Summary {
     pub accepted: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// Rows a `skip_when`/`keep_when` rule of the mapping left out.
+    pub skipped: u64,
+    /// Blank rows (and blank NDJSON lines) left out.
+    pub blank: u64,
     /// The first rejections: "file:line, column X: message (reason)".
     pub first_rejections: Vec<String>,
 }
@@ -46,12 +51,6 @@ pub struct ImportOptions<'a> {
     pub encoding: Option<Encoding>,
     /// Whether to draw a progress bar (only on a terminal).
     pub progress: bool,
-}
-
-fn is_csv(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("tsv"))
 }
 
 /// `mieruka import`: every file into the production pipeline when Kafka brokers are
@@ -85,12 +84,13 @@ pub async fn run(
     }
     store.close().await;
     println!(
-        "imported {} file(s) into {}: {} accepted, {} duplicate, {} rejected",
+        "imported {} file(s) into {}: {} accepted, {} duplicate, {} rejected{}",
         files.len(),
         db.display(),
         summary.accepted,
         summary.duplicates,
-        summary.rejected
+        summary.rejected,
+        summary.skipped_text(),
     );
     summary.print_rejections(&format!("the `rejected` table of {}", db.display()));
     Ok(summary.exit_code())
@@ -124,28 +124,52 @@ pub async fn import_file<S: EventSink>(
 ) -> anyhow::Result<()> {
     let lines = read_lines(plan, path, opts)?;
     let file = path.display().to_string();
-    let bar = progress_bar(opts.progress, lines.len(), &file);
-    submit_lines(plan, sink, &file, &lines, summary, |_, _| {}, bar.as_ref()).await?;
+    let bar = progress_bar(opts.progress, &lines, &file);
+    submit_lines(plan, sink, &file, lines, summary, |_, _| {}, bar.as_ref()).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     Ok(())
 }
 
-/// Submits a file's lines to `sink` in batches, each item named `file:line` and passed
-/// through `admit` (which may refuse it, as an inbox refuses a source it may not send),
-/// and counts each line's outcome into `summary`.
+/// A file checked whole and ready to stream its events ([`read_lines`]).
+pub(crate) struct Lines<'m> {
+    rows: FileRows<'m>,
+    path: PathBuf,
+    /// What `rows.progress()` counts up to (bytes of a text file, rows of a sheet).
+    total: u64,
+}
+
+/// Submits a file's lines to `sink` in batches of [`BATCH`] as they are read, each
+/// item named `file:line` and passed through `admit` (which may refuse it, as an inbox
+/// refuses a source it may not send), and counts each line's outcome and the rows
+/// skipped into `summary`.
 pub(crate) async fn submit_lines<S: EventSink>(
     plan: &Plan,
     sink: &S,
     file: &str,
-    lines: &[RawLine],
+    mut lines: Lines<'_>,
     summary: &mut Summary,
     admit: impl Fn(&mut Item, &[u8]),
     bar: Option<&indicatif::ProgressBar>,
 ) -> anyhow::Result<()> {
-    for chunk in lines.chunks(BATCH) {
-        let items: Vec<_> = chunk
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        while batch.len() < BATCH {
+            match lines.rows.next_row() {
+                Ok(Some(line)) => batch.push(line),
+                Ok(None) => break,
+                // Checked whole before: the file changed, or the disk failed, since.
+                Err(e) => {
+                    return Err(e).with_context(|| format!("{}", lines.path.display()));
+                }
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let items: Vec<_> = batch
             .iter()
             .map(|l| {
                 let mut item = item(
@@ -166,58 +190,77 @@ pub(crate) async fn submit_lines<S: EventSink>(
             .submit(items)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for (line, status) in chunk.iter().zip(statuses) {
+        for (line, status) in batch.iter().zip(statuses) {
             summary.count(file, line, status);
         }
         if let Some(bar) = bar {
-            bar.inc(chunk.len() as u64);
+            bar.set_position(lines.rows.progress());
         }
     }
+    let skipped = lines.rows.skipped();
+    summary.skipped += skipped.by_rule;
+    summary.blank += skipped.blank;
     Ok(())
 }
 
-/// Names the column of a CSV line's bad cell in its rejection's message, so that every
-/// place the rejection is kept (the `rejected` tables, the dead-letter topic's `message`
-/// header, the summary) says file, line and column. The column is the mapping's header
-/// text, never the cell's content.
+/// The bad cell a line's rejection is about: its column (header text) and what is
+/// wrong with it, when the mapping noted one for the field the rejection names.
+fn bad_cell<'l>(r: &Rejection, line: &'l RawLine) -> Option<&'l (String, String)> {
+    let cell = line.column_error.as_ref()?;
+    (r.field.is_some() && r.field == line.error_field).then_some(cell)
+}
+
+/// Names the column of a CSV line's bad cell, and what is wrong with it, in its
+/// rejection's message, so that every place the rejection is kept (the `rejected`
+/// tables, the dead-letter topic's `message` header, the summary) says file, line and
+/// column. The column is the mapping's header text, never the cell's content.
 fn note_column(item: &mut Item, line: &RawLine) {
-    if let (Err(r), Some((column, _))) = (&mut item.outcome, &line.column_error) {
-        r.message = format!("column {column:?}: {}", r.message);
+    if let Err(r) = &mut item.outcome {
+        if let Some((column, message)) = bad_cell(r, line) {
+            r.message = format!("column {column:?} {message}");
+        }
     }
 }
 
-/// The file's lines as events: decoded (its encoding forced or detected), CSV rows
-/// through the mapping, NDJSON as is.
-pub(crate) fn read_lines(
-    plan: &Plan,
+/// The file checked whole, ready to stream its events: decoded (its encoding forced or
+/// detected), CSV rows and workbook sheets through the mapping, NDJSON as is. A file
+/// that cannot be read at all is an error here, before any of it is imported.
+pub(crate) fn read_lines<'m>(
+    plan: &'m Plan,
     path: &Path,
-    opts: &ImportOptions<'_>,
-) -> anyhow::Result<Vec<RawLine>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let encoding = opts.encoding.unwrap_or_else(|| detect_encoding(&bytes));
-    let text = decode_text(&bytes, encoding)
-        .with_context(|| format!("{}: cannot decode as {encoding}", path.display()))?;
-    if !is_csv(path) {
-        return Ok(ndjson_events(&text));
-    }
-    let Some(mapping) = opts.mapping else {
+    opts: &ImportOptions<'m>,
+) -> anyhow::Result<Lines<'m>> {
+    let format = Format::of(path);
+    if format != Format::Ndjson && opts.mapping.is_none() {
         bail!(
-            "{} is a CSV file: name its column mapping with --mapping NAME (a [csv_mappings.NAME] table of the config)",
+            "{} is a CSV file or workbook: name its column mapping with --mapping NAME (a [csv_mappings.NAME] table of the config)",
             path.display()
         );
-    };
-    csv_events(&text, mapping, &plan.schema).with_context(|| format!("{}", path.display()))
+    }
+    let (rows, total) = open_file(path, format, opts.mapping, opts.encoding, &plan.schema)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(Lines {
+        rows,
+        path: path.to_owned(),
+        total,
+    })
 }
 
 /// A progress bar on a terminal, for files of more than one batch.
-fn progress_bar(wanted: bool, lines: usize, file: &str) -> Option<indicatif::ProgressBar> {
-    (wanted && std::io::stderr().is_terminal() && lines > BATCH).then(|| {
-        let bar = indicatif::ProgressBar::new(lines as u64);
+fn progress_bar(wanted: bool, lines: &Lines<'_>, file: &str) -> Option<indicatif::ProgressBar> {
+    let big = match lines.rows {
+        FileRows::Xlsx(_) => lines.total > BATCH as u64,
+        _ => lines.total > BAR_BYTES,
+    };
+    (wanted && std::io::stderr().is_terminal() && big).then(|| {
+        let bar = indicatif::ProgressBar::new(lines.total);
+        let template = match lines.rows {
+            FileRows::Xlsx(_) => "{msg} {wide_bar} {pos}/{len} rows ({per_sec}, eta {eta})",
+            _ => "{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        };
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} {wide_bar} {pos}/{len} lines ({per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_message(file.to_owned());
         bar
@@ -225,6 +268,11 @@ fn progress_bar(wanted: bool, lines: usize, file: &str) -> Option<indicatif::Pro
 }
 
 impl Summary {
+    /// The rows left out, for the summary line: `, 3 skipped by rule, 1 blank`.
+    pub(crate) fn skipped_text(&self) -> String {
+        format!(", {} skipped by rule, {} blank", self.skipped, self.blank)
+    }
+
     /// Prints the first rejections, and where all of them are kept (`kept_in`).
     fn print_rejections(&self, kept_in: &str) {
         for r in &self.first_rejections {
@@ -253,7 +301,7 @@ impl Summary {
                 self.rejected += 1;
                 if self.first_rejections.len() < SHOWN_REJECTIONS {
                     // A bad cell's column already leads the message (`note_column`).
-                    let place = match (&line.column_error, &r.field) {
+                    let place = match (bad_cell(&r, line), &r.field) {
                         (Some(_), _) => String::new(),
                         (None, Some(field)) => format!("{field}: "),
                         (None, None) => "event: ".to_owned(),

@@ -321,8 +321,9 @@ impl Config {
         toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))
     }
 
-    /// The configured source labels (for metrics): every source of every token, of
-    /// every topic's allow list, of every inbox and of `[sources]`.
+    /// The configured source labels (for metrics, and the sources whose silence is
+    /// watched): every source of every token, of every topic's allow list, of every
+    /// inbox, every source given a cadence in `[rules]`, and every `[sources.NAME]`.
     pub fn source_labels(&self) -> Vec<String> {
         let topics = self.kafka.iter().flat_map(|k| k.topic_allow.values());
         let mut v: Vec<String> = self
@@ -331,6 +332,7 @@ impl Config {
             .flat_map(|t| t.sources.clone())
             .chain(topics.flat_map(|a| a.sources.clone()))
             .chain(self.inbox.iter().flat_map(|i| i.sources.clone()))
+            .chain(self.rules.cadence.keys().cloned())
             .chain(self.sources.keys().cloned())
             .collect();
         v.sort();

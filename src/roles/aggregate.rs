@@ -12,7 +12,7 @@ use anyhow::Context;
 use backon::{ExponentialBuilder, Retryable};
 use mieruka_aggregator::consumer::{Aggregator, AggregatorOptions, Observer};
 use mieruka_aggregator::store::PgStore;
-use mieruka_exporter::Exporter;
+use mieruka_exporter::{Exporter, Role};
 use mieruka_ingest::Status;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,19 +23,11 @@ use crate::config::Resolved;
 /// Counts each commit's outcomes into the role's health metrics.
 struct HealthObserver {
     exporter: Arc<Exporter>,
-    clock: Clock,
 }
 
 impl Observer for HealthObserver {
     fn committed(&self, labels: &[&str], statuses: &[Status], elapsed: Duration) {
-        record_batch(
-            &self.exporter,
-            self.clock,
-            labels,
-            statuses,
-            elapsed,
-            Counted::All,
-        );
+        record_batch(&self.exporter, labels, statuses, elapsed, Counted::All);
     }
 
     fn lag(&self, topic: &str, partition: i32, lag: i64) {
@@ -75,8 +67,11 @@ impl AggregateRole {
         if let Some(wait) = kafka.max_wait {
             options.max_wait = wait;
         }
-        let exporter = Exporter::new(settings.plan.clone(), settings.sources.clone());
-        exporter.health().set_schedules(settings.schedules.clone());
+        let exporter = Exporter::for_role(
+            settings.plan.clone(),
+            settings.sources.clone(),
+            Role::Aggregate,
+        );
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
         exporter.publish(&[], Clock(settings.now).now());
         let (listener, _) = bind(&settings.listen).await?;
@@ -121,9 +116,21 @@ impl AggregateRole {
                 return Ok(());
             }
         };
+        // The sources this member's topics carry: their arrivals are kept from now on.
+        // Every source a role of the deployment declared is a configured source here too,
+        // so this member labels its counts alike whatever its own config lists.
+        store
+            .declare_sources(&settings.sources)
+            .await
+            .context("cannot declare the configured sources in PostgreSQL")?;
+        let declared = store
+            .freshness()
+            .await
+            .context("cannot read the declared sources from PostgreSQL")?;
+        let declared: Vec<&str> = declared.iter().map(|f| f.source.as_str()).collect();
+        exporter.health().add_sources(&declared);
         let observer = Arc::new(HealthObserver {
             exporter: exporter.clone(),
-            clock: Clock(settings.now),
         });
         let aggregator = Aggregator::build(store, options, observer)
             .await

@@ -12,7 +12,7 @@ use backon::{ExponentialBuilder, Retryable};
 use mieruka_aggregator::store::{PgStore, NOTIFY_CHANNEL};
 use mieruka_aggregator::{figures, Plan};
 use mieruka_exporter::trend::trends;
-use mieruka_exporter::Exporter;
+use mieruka_exporter::{Exporter, Role};
 use sqlx::postgres::PgListener;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,8 @@ use crate::config::Resolved;
 #[derive(Clone, Debug)]
 struct ExportSettings {
     database_url: String,
+    /// The sources this role's configuration knows (declared in the store at connect).
+    sources: Vec<String>,
     /// Refresh interval while no commit is notified.
     refresh: Duration,
     now: Option<mieruka_ingest::Timestamp>,
@@ -43,11 +45,13 @@ impl ExportRole {
     pub async fn build(resolved: &Resolved) -> anyhow::Result<ExportRole> {
         let settings = ExportSettings {
             database_url: resolved.database_url()?.to_owned(),
+            sources: resolved.sources.clone(),
             refresh: resolved.refresh,
             now: resolved.now,
         };
         let plan = resolved.plan.clone();
-        let exporter = Exporter::new(plan.clone(), resolved.sources.clone());
+        let exporter = Exporter::for_role(plan.clone(), resolved.sources.clone(), Role::Export);
+        exporter.health().set_schedules(resolved.schedules.clone());
         let (listener, _) = bind(&resolved.listen).await?;
         Ok(ExportRole {
             listener,
@@ -88,11 +92,13 @@ impl ExportRole {
 
 async fn connect(
     plan: &Arc<Plan>,
-    url: &str,
+    settings: &ExportSettings,
     shutdown: &CancellationToken,
 ) -> Option<(PgStore, Option<PgListener>)> {
+    let url = settings.database_url.as_str();
     let attempt = || async {
         let store = PgStore::open(url, plan.clone()).await?;
+        store.declare_sources(&settings.sources).await?;
         let mut listener = PgListener::connect(url).await.ok();
         if let Some(l) = listener.as_mut() {
             if l.listen(NOTIFY_CHANNEL).await.is_err() {
@@ -118,20 +124,20 @@ async fn refresh_loop(
 ) {
     let clock = Clock(settings.now);
     'reconnect: loop {
-        let Some((store, mut listener)) = connect(&plan, &settings.database_url, &shutdown).await
-        else {
+        let Some((store, mut listener)) = connect(&plan, &settings, &shutdown).await else {
             return;
         };
         loop {
             let now = clock.now();
-            match store
-                .with_ledger(|l| (figures(&plan, l, now), trends(&plan, l, now)))
-                .await
-            {
-                Ok((figs, trends)) => {
-                    exporter.publish_with_trends(&figs, &trends, now);
-                    exporter.set_ready(true);
-                }
+            let refreshed = async {
+                let (figs, trends) = store
+                    .with_ledger(|l| (figures(&plan, l, now), trends(&plan, l, now)))
+                    .await?;
+                exporter.publish_with_trends(&figs, &trends, now);
+                super::publish_freshness(&store, &exporter).await
+            };
+            match refreshed.await {
+                Ok(()) => exporter.set_ready(true),
                 Err(e) => {
                     tracing::warn!(error = %e, "Snapshot refresh failed; serving the last snapshot.");
                     store.close().await;

@@ -303,7 +303,7 @@ impl<S: EventSink> Watcher<S> {
             &self.plan,
             &*self.sink,
             &shown,
-            &lines,
+            lines,
             &mut summary,
             admit,
             None,
@@ -350,6 +350,8 @@ impl<S: EventSink> Watcher<S> {
             accepted: summary.accepted,
             duplicates: summary.duplicates,
             rejected: summary.rejected,
+            skipped_by_rule: summary.skipped,
+            blank: summary.blank,
             first_rejections: &summary.first_rejections,
             finished_at_unix_seconds: now,
         };
@@ -397,6 +399,10 @@ struct Report<'a> {
     accepted: u64,
     duplicates: u64,
     rejected: u64,
+    /// Rows a `skip_when`/`keep_when` rule of the mapping left out.
+    skipped_by_rule: u64,
+    /// Blank rows left out.
+    blank: u64,
     /// The first rejections: "file:line, column X: message (reason)".
     first_rejections: &'a [String],
     finished_at_unix_seconds: f64,
@@ -419,6 +425,8 @@ impl Report<'_> {
         t += &format!("受理 / accepted: {}\n", self.accepted);
         t += &format!("重複 / duplicates: {}\n", self.duplicates);
         t += &format!("却下 / rejected: {}\n", self.rejected);
+        t += &format!("規則で除外 / skipped by rule: {}\n", self.skipped_by_rule);
+        t += &format!("空行 / blank rows: {}\n", self.blank);
         if !self.first_rejections.is_empty() {
             t += "最初の却下 / first rejections:\n";
             for r in self.first_rejections {

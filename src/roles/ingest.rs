@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mieruka_aggregator::store::PgStore;
-use mieruka_exporter::Exporter;
+use mieruka_exporter::{Exporter, Role};
 use mieruka_ingest::http::Token;
 use mieruka_ingest::kafka::rdkafka::producer::Producer;
 use mieruka_ingest::kafka::KafkaSink;
@@ -48,8 +48,11 @@ impl IngestRole {
             warn_not_carried(&topic, allow, &settings.tokens);
         }
         let kafka = Arc::new(kafka_sink(settings, brokers)?);
-        let exporter = Exporter::new(settings.plan.clone(), settings.sources.clone());
-        exporter.health().set_schedules(settings.schedules.clone());
+        let exporter = Exporter::for_role(
+            settings.plan.clone(),
+            settings.sources.clone(),
+            Role::Ingest,
+        );
         let clock = Clock(settings.now);
         // An empty KPI snapshot, so /readyz depends only on the role's own inputs.
         exporter.publish(&[], clock.now());
@@ -61,7 +64,6 @@ impl IngestRole {
         let sink = Arc::new(CountingSink::new(
             Arc::new(keep),
             exporter.clone(),
-            clock,
             Counted::Refusals,
         ));
         Ok(IngestRole {

@@ -112,17 +112,15 @@ enum Counted {
 pub struct CountingSink<S> {
     inner: Arc<S>,
     exporter: Arc<Exporter>,
-    clock: Clock,
     counted: Counted,
     committed: Arc<Notify>,
 }
 
 impl<S: EventSink> CountingSink<S> {
-    fn new(inner: Arc<S>, exporter: Arc<Exporter>, clock: Clock, counted: Counted) -> Self {
+    fn new(inner: Arc<S>, exporter: Arc<Exporter>, counted: Counted) -> Self {
         CountingSink {
             inner,
             exporter,
-            clock,
             counted,
             committed: Arc::new(Notify::new()),
         }
@@ -136,24 +134,17 @@ impl<S: EventSink> EventSink for CountingSink<S> {
         let statuses = self.inner.submit(items).await?;
         let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
         let elapsed = started.elapsed();
-        record_batch(
-            &self.exporter,
-            self.clock,
-            &labels,
-            &statuses,
-            elapsed,
-            self.counted,
-        );
+        record_batch(&self.exporter, &labels, &statuses, elapsed, self.counted);
         self.committed.notify_one();
         Ok(statuses)
     }
 }
 
-/// Records one committed batch into the health metrics: how long the commit took, each
-/// outcome by source label, and when each source was last heard from.
+/// Records one committed batch into the health metrics: how long the commit took and
+/// each outcome by source label. (When each source was last heard from is kept by the
+/// store, in the batch's transaction, and read back with the figures.)
 fn record_batch(
     exporter: &Exporter,
-    clock: Clock,
     labels: &[&str],
     statuses: &[Status],
     elapsed: Duration,
@@ -161,15 +152,23 @@ fn record_batch(
 ) {
     let health = exporter.health();
     health.observe_commit(elapsed.as_secs_f64());
-    let now = clock.now().unix_seconds_f64();
-    let mut last = None;
     for (label, status) in labels.iter().zip(statuses) {
         if counted == Counted::All || matches!(status, Status::Rejected(_)) {
             health.record(label, status);
         }
-        if last != Some(label) {
-            health.received(label, now);
-            last = Some(label);
-        }
     }
+}
+
+/// Publishes when each source was last heard from, as `store` keeps it.
+async fn publish_freshness<S: mieruka_aggregator::store::Store>(
+    store: &S,
+    exporter: &Exporter,
+) -> Result<(), S::Error> {
+    let rows = store.freshness().await?;
+    let heard: Vec<(&str, f64)> = rows
+        .iter()
+        .map(|r| (r.source.as_str(), r.last_heard_unix_seconds()))
+        .collect();
+    exporter.health().set_last_heard(&heard);
+    Ok(())
 }

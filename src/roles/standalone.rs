@@ -48,9 +48,12 @@ impl Standalone {
         let sink = Arc::new(CountingSink::new(
             store.clone(),
             exporter.clone(),
-            clock,
             Counted::All,
         ));
+        store
+            .declare_sources(&settings.sources)
+            .await
+            .context("cannot declare the configured sources in the store")?;
         refresh(&plan, &store, &exporter, clock).await?;
         super::inbox::prepare(&settings.inboxes)?;
         exporter.set_ready(true);
@@ -158,5 +161,6 @@ async fn refresh(
         .with_ledger(|ledger| (figures(plan, ledger, now), trends(plan, ledger, now)))
         .await?;
     exporter.publish_with_trends(&figs, &trends, now);
+    super::publish_freshness(store, exporter).await?;
     Ok(())
 }

@@ -7,22 +7,41 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mieruka_exporter::calendar::{end_of_jst_day, jst_day, Cadence, Calendar, Schedule};
+use mieruka_ingest::timestamp::civil_from_days;
 
 use crate::helpers::{cert, write_config, TestApp, KONBINI_TOKEN};
 
-/// The end of Monday 2026-10-05 in JST (2026-10-05T15:00Z).
-const END_OF_MONDAY: f64 = 1_791_212_400.0;
+const RULES: &str = "deploy/prometheus/rules/mieruka.rules.yml";
+const CONFIG: &str = "deploy/config/export.toml";
 
 #[test]
 fn a_scheduled_source_is_next_due_after_closed_days() {
+    // The store keeps the wall-clock instant a source was heard from: close the city
+    // for the three days after today (JST), so the next open day is at least four away.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let today = jst_day(now);
+    let closed: Vec<i64> = (1..=3).map(|k| today + k).collect();
+    let dates: Vec<String> = closed
+        .iter()
+        .map(|&d| {
+            let (y, m, dd) = civil_from_days(d);
+            format!("\"{y:04}-{m:02}-{dd:02}\"")
+        })
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
-    // The tests' "now" is Thursday 2026-10-01 00:00 JST; the city closes Friday 10/2.
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(
-        "\n[calendars.city]\nclosures = [\"2026-10-02\"]\n\n\
+    text.push_str(&format!(
+        "\n[calendars.city]\nweekends = false\nholidays = false\nclosures = [{}]\n\n\
          [sources.konbini]\nname = \"コンビニ交付\"\ncadence = \"daily\"\ncalendar = \"city\"\n",
-    );
+        dates.join(", ")
+    ));
     std::fs::write(&config, text).unwrap();
     let app =
         TestApp::start_configured(&dir.path().join("m.db"), &config, Stdio::inherit(), "warn");
@@ -31,19 +50,40 @@ fn a_scheduled_source_is_next_due_after_closed_days() {
         &[cert("k-1", "konbini", 1, "2026-09-30T10:00:00+09:00")],
     );
     let m = app.metrics_after_commit();
-    let next_due = "mieruka_source_next_due_timestamp_seconds";
-    // Friday is closed, then the weekend: due by the end of Monday.
-    assert_eq!(
-        m.get(next_due, &[("source", "konbini")]),
-        Some(END_OF_MONDAY)
-    );
+    let heard = m
+        .get(
+            "mieruka_source_last_received_timestamp_seconds",
+            &[("source", "konbini")],
+        )
+        .unwrap();
+    let due = m
+        .get(
+            "mieruka_source_next_due_timestamp_seconds",
+            &[("source", "konbini")],
+        )
+        .unwrap();
+    let schedule = Schedule {
+        cadence: Cadence::Daily,
+        calendar: Calendar {
+            weekends: false,
+            holidays: false,
+            new_year: true,
+            closures: closed.iter().copied().collect(),
+        },
+    };
+    assert_eq!(due, schedule.next_due(heard) as f64);
+    // The closures counted: not due before the end of the last closed day's next day.
+    assert!(due >= end_of_jst_day(today + 4) as f64, "{due}");
     // The card system has no cadence, so no due instant.
-    assert_eq!(m.get(next_due, &[("source", "card")]), None);
+    assert_eq!(
+        m.get(
+            "mieruka_source_next_due_timestamp_seconds",
+            &[("source", "card")]
+        ),
+        None
+    );
     app.stop();
 }
-
-const RULES: &str = "deploy/prometheus/rules/mieruka.rules.yml";
-const CONFIG: &str = "deploy/config/ingest.toml";
 
 fn generate() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

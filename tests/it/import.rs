@@ -13,8 +13,22 @@ fn import(config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
     import_file(&fixture(), config, db, extra)
 }
 
-fn import_file(file: &Path, config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
-    let out = Command::new(bin())
+pub(crate) fn import_file(file: &Path, config: &Path, db: &Path, extra: &[&str]) -> (i32, String) {
+    let out = run_import(file, config, db, extra);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `mieruka import FILE --db DB --config CONFIG EXTRA…` into the SQLite file.
+pub(crate) fn run_import(
+    file: &Path,
+    config: &Path,
+    db: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(bin())
         .arg("import")
         .arg(file)
         .arg("--db")
@@ -26,11 +40,7 @@ fn import_file(file: &Path, config: &Path, db: &Path, extra: &[&str]) -> (i32, S
         // Into the SQLite file: brokers in the environment would send it to Kafka.
         .env_remove("KAFKA_BROKERS")
         .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+        .unwrap()
 }
 
 #[test]
@@ -46,8 +56,11 @@ fn a_shift_jis_csv_imports_with_line_and_column_for_each_rejection_and_reimport_
         out.contains("konbini_sjis.csv:5") && out.contains("unknown_value"),
         "{out}"
     );
+    // The bad cell's own message, not validation's generic one.
     assert!(
-        out.contains("konbini_sjis.csv:6") && out.contains("column \"交付日時\""),
+        out.contains(
+            "konbini_sjis.csv:6 column \"交付日時\" does not match time format %Y/%m/%d %H:%M:%S (bad_timestamp)"
+        ),
         "{out}"
     );
 
@@ -61,9 +74,14 @@ fn a_shift_jis_csv_imports_with_line_and_column_for_each_rejection_and_reimport_
         "{again}"
     );
 
-    let app = TestApp::start(dir.path(), &db);
+    assert_konbini_issuance_rate_is_80(dir.path(), &db);
+}
+
+/// Serves `db` (the konbini fixture's rows imported) and checks the issuance rate:
+/// konbini 1 + 2 + 1 (default count) of 5 certificates.
+pub(crate) fn assert_konbini_issuance_rate_is_80(dir: &Path, db: &Path) {
+    let app = TestApp::start(dir, db);
     let m = Metrics::parse(&app.scrape());
-    // konbini 1 + 2 + 1 (default count) of 5 certificates.
     assert_eq!(m.kpi("value", "konbini_issuance_rate"), Some(80.0));
     app.stop();
 }
@@ -110,8 +128,12 @@ fn the_worked_monthly_population_export_imports_its_totals_and_sets_the_card_hol
 
     let (code, out) = import_file(&file, &config, &db, &["--mapping", "juki_monthly"]);
     assert_eq!(code, 0, "{out}");
-    // Two months' 合計 rows; the district rows, the 総計 row and the blank line are skipped.
-    assert!(out.contains("2 accepted, 0 duplicate, 0 rejected"), "{out}");
+    // Two months' 合計 rows; the district rows and the 総計 row are skipped by rule (and
+    // the empty line is no row at all).
+    assert!(
+        out.contains("2 accepted, 0 duplicate, 0 rejected, 9 skipped by rule, 0 blank"),
+        "{out}"
+    );
     let (code, again) = import_file(&file, &config, &db, &["--mapping", "juki_monthly"]);
     assert_eq!(code, 0, "{again}");
     assert!(
@@ -119,7 +141,14 @@ fn the_worked_monthly_population_export_imports_its_totals_and_sets_the_card_hol
         "{again}"
     );
 
-    let app = TestApp::start(dir.path(), &db);
+    assert_card_holding_rate_is_80(dir.path(), &db);
+}
+
+/// Serves `db`, posts 103,120 card holders for September 2026, and checks the holding
+/// rate: 80 % of 128,900 residents (令和8年9月's 合計 in the population fixture, the
+/// latest snapshot).
+pub(crate) fn assert_card_holding_rate_is_80(dir: &Path, db: &Path) {
+    let app = TestApp::start(dir, db);
     let reply = app.post_events(
         CARD_TOKEN,
         &[snapshot(
@@ -133,8 +162,53 @@ fn the_worked_monthly_population_export_imports_its_totals_and_sets_the_card_hol
     );
     assert_eq!(reply["accepted"], 1, "{reply}");
     let m = app.metrics_after_commit();
-    // 103,120 cards / 128,900 residents (令和8年9月's 合計, the latest snapshot) = 80 %.
     let v = m.kpi("value", "mynumber_card_holding_rate").unwrap();
     assert!((v - 80.0).abs() < 1e-9, "{v}");
     app.stop();
+}
+
+/// A file streams in batches, but one that cannot be read whole imports nothing: its
+/// last row of the wrong width, or a malformed byte at its very end, is found by the
+/// first pass, before any of its 25,000 good rows (more than two batches) is sent.
+#[test]
+fn a_large_file_broken_at_its_end_imports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let db = dir.path().join("m.db");
+    let mut text = "受付番号,交付日時,交付方法,証明書種別,枚数\r\n".to_owned();
+    for i in 0..25_000 {
+        text.push_str(&format!(
+            "K-{i},2026/05/01 10:15:00,コンビニ,住民票の写し,1\r\n"
+        ));
+    }
+    let good = encoding_rs::SHIFT_JIS.encode(&text).0.into_owned();
+    let file = dir.path().join("big.csv");
+    for (tail, says) in [
+        (&b"K-x,2026/05/01 10:15:00\r\n"[..], "line 25002"),
+        (
+            &b"K-y,2026/05/01 10:15:00,\x82\xFF,x,1\r\n"[..],
+            "malformed bytes at byte offset",
+        ),
+    ] {
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(tail);
+        std::fs::write(&file, &bytes).unwrap();
+        let out = run_import(
+            &file,
+            &config,
+            &db,
+            &["--mapping", "konbini", "--encoding", "sjis"],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    // Nothing of it was imported: the good rows alone are all new.
+    std::fs::write(&file, &good).unwrap();
+    let (code, out) = import_file(&file, &config, &db, &["--mapping", "konbini"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("25000 accepted, 0 duplicate, 0 rejected"),
+        "{out}"
+    );
 }

@@ -26,8 +26,8 @@ use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{free_port, tail, Metrics, NOW};
 
-const OFFICE_TOKEN: &str = "t-office";
-const KONBINI: &str = "t-konbini";
+pub(crate) const OFFICE_TOKEN: &str = "t-office";
+pub(crate) const KONBINI: &str = "t-konbini";
 const PARTITIONS: i32 = 4;
 
 pub(crate) fn rt() -> tokio::runtime::Runtime {
@@ -298,7 +298,7 @@ impl Setup {
     }
 
     /// On librdkafka's mock cluster of `brokers` brokers.
-    fn mocked(brokers: i32) -> Setup {
+    pub(crate) fn mocked(brokers: i32) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let broker = Broker::mock(dir.path(), brokers);
         Setup::on(dir, broker, "")
@@ -412,7 +412,7 @@ url = "{url}"
 /// A running role process; killed on drop.
 pub(crate) struct Role {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     pub(crate) log: PathBuf,
     name: String,
 }
@@ -461,7 +461,7 @@ impl Role {
     }
 
     /// Posts NDJSON lines; returns the reply, expecting 200.
-    fn post(&self, token: &str, lines: &[String]) -> serde_json::Value {
+    pub(crate) fn post(&self, token: &str, lines: &[String]) -> serde_json::Value {
         let resp = ureq::post(&format!("{}/v1/events", self.base))
             .set("Content-Type", "application/x-ndjson")
             .set("Authorization", &format!("Bearer {token}"))
@@ -554,7 +554,7 @@ fn kpi_fy(m: &Metrics, kpi: &str, fy: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------------------
 // Events
 
-fn paper(id: &str, size: &str, sheets: u64, at: &str) -> String {
+pub(crate) fn paper(id: &str, size: &str, sheets: u64, at: &str) -> String {
     format!(
         r#"{{"event_id":"{id}","source":"office","type":"paper.purchased","occurred_at":"{at}","data":{{"size":"{size}","sheets":{sheets}}}}}"#
     )
@@ -613,7 +613,7 @@ fn stream(chunks: usize, per_chunk: usize) -> (Vec<Vec<String>>, u64) {
     (out, total)
 }
 
-const A4: &str = "a4_paper_sheets_purchased";
+pub(crate) const A4: &str = "a4_paper_sheets_purchased";
 
 // ---------------------------------------------------------------------------------------
 // The tests

@@ -32,9 +32,9 @@ fn workspace() -> &'static Path {
 }
 
 /// A running Prometheus; killed on drop, and its log's tail printed if the test failed.
-struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
@@ -42,15 +42,6 @@ impl Prometheus {
     /// Starts Prometheus in `dir` scraping `target` (host:port) every second, with the
     /// committed rules evaluated every second.
     fn start(dir: &Path, target: &str) -> Prometheus {
-        if Command::new("prometheus")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            panic!("prometheus is not installed: run ./scripts/test.sh (it installs Debian's prometheus)");
-        }
         let rules = workspace().join("deploy/prometheus/rules/mieruka.rules.yml");
         assert!(rules.is_file(), "{} is missing", rules.display());
         // JSON strings are YAML double-quoted strings.
@@ -63,9 +54,23 @@ impl Prometheus {
             quote(&rules.display().to_string()),
             quote(target),
         );
+        Prometheus::with_config(dir, &config, free_port())
+    }
+
+    /// Starts Prometheus in `dir` with `config` (its `prometheus.yml`; relative rule
+    /// paths are read from `dir`), listening on loopback port `port`.
+    pub(crate) fn with_config(dir: &Path, config: &str, port: u16) -> Prometheus {
+        if Command::new("prometheus")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            panic!("prometheus is not installed: run ./scripts/test.sh (it installs Debian's prometheus)");
+        }
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
-        let port = free_port();
         let log = dir.join("prometheus.log");
         let out = File::create(&log).unwrap();
         let child = Command::new("prometheus")
@@ -79,15 +84,25 @@ impl Prometheus {
             .stderr(out)
             .spawn()
             .unwrap();
-        Prometheus {
+        let prom = Prometheus {
             child,
             base: format!("http://127.0.0.1:{port}"),
             log,
+        };
+        // Its API answers once it is ready (which the callers' first query needs).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ureq::get(&format!("{}/-/ready", prom.base)).call().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
+        prom
     }
 
     /// GET an API path; the JSON body, or an error text (transport error or non-200).
-    fn api(&self, path: &str, query: Option<&str>) -> Result<Value, String> {
+    pub(crate) fn api(&self, path: &str, query: Option<&str>) -> Result<Value, String> {
         let mut req = ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(10));
         if let Some(q) = query {
             req = req.query("query", q);
@@ -104,7 +119,7 @@ impl Prometheus {
     }
 
     /// An instant query's `data.result`.
-    fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
+    pub(crate) fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
         let body = self.api("/api/v1/query", Some(expr))?;
         match body["data"]["result"].as_array() {
             Some(r) if body["status"] == "success" => Ok(r.clone()),
@@ -138,8 +153,26 @@ impl Prometheus {
         panic!("Prometheus had no data within 60 s ({last}); is `{RECORDED}` still recorded by the rules?");
     }
 
+    /// The alerts pending or firing now: (alert name, its labels, state).
+    pub(crate) fn active_alerts(&self) -> Vec<(String, Value, String)> {
+        let alerts = self.api("/api/v1/alerts", None).unwrap();
+        alerts["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["state"] == "pending" || a["state"] == "firing")
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap_or("").to_owned(),
+                    a["labels"].clone(),
+                    a["state"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// Stops it with SIGTERM and waits (up to 20 s, then SIGKILL).
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

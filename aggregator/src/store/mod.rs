@@ -20,12 +20,14 @@ use mieruka_ingest::{Item, SinkError, Status};
 use crate::ledger::Ledger;
 use crate::plan::Plan;
 
+mod freshness;
 pub mod pg;
 mod rejected;
 mod row;
 pub mod sqlite;
 mod tables;
 
+pub use freshness::SourceFreshness;
 pub use pg::{KafkaOffset, PgError, PgStore, SourcePosition, NOTIFY_CHANNEL};
 pub use rejected::{RejectedCount, RejectedFilter};
 pub use sqlite::{SqliteStore, StoreError};
@@ -65,6 +67,16 @@ pub trait Store: Send + Sync + Sized {
         &self,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<RejectedRow>, Self::Error>> + Send;
+
+    /// Declares the sources a role's configuration knows: from now on their arrivals
+    /// are kept, and a source never heard from counts its silence from now.
+    fn declare_sources(
+        &self,
+        sources: &[String],
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// When each declared source was last heard from, by source.
+    fn freshness(&self) -> impl Future<Output = Result<Vec<SourceFreshness>, Self::Error>> + Send;
 
     /// The most recent rejected events that match `filter`, newest first.
     fn rejected_matching(

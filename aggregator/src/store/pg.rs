@@ -48,6 +48,7 @@ use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
 use crate::ledger::{Effect, Ledger};
 use crate::plan::{MeasureKind, Op, Plan};
+use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys};
@@ -285,7 +286,8 @@ impl PgStore {
     /// Keeps the refused items of `items` in the `rejected` table, in the same shape as a
     /// batch's refusals, and folds nothing: for refusals that never reach an aggregator
     /// (`mieruka import` into the production pipeline refuses lines before Kafka).
-    /// Items that were not refused are skipped.
+    /// Items that were not refused are skipped; the declared sources of those that were
+    /// are heard from now (`source_freshness`).
     pub async fn record_rejected(&self, items: &[Item]) -> Result<(), PgError> {
         let rejected: Vec<RejectedItem> = items
             .iter()
@@ -302,8 +304,9 @@ impl PgStore {
         if rejected.is_empty() {
             return Ok(());
         }
+        let received_at = now_micros();
         let mut tx = self.pool.begin().await?;
-        match write_rejected(&mut tx, &rejected, now_micros()).await {
+        match write_rejected(&mut tx, &rejected, received_at).await {
             Ok(()) => {}
             Err(TxError::Fail(e)) => return Err(e),
             Err(TxError::Retry(reason)) => {
@@ -318,6 +321,9 @@ impl PgStore {
                 ))
             }
         }
+        // Refused before Kafka, so no aggregator batch will say these sources were heard.
+        let heard = freshness::heard_from(items.iter().filter(|i| i.outcome.is_err()));
+        freshness::heard_pg(&mut tx, &heard, received_at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -360,6 +366,19 @@ impl PgStore {
             Ok((read_rejected(r)?, offset))
         };
         rows.iter().map(with_offset).collect()
+    }
+
+    /// Declares the sources a role's configuration knows (see [`Store::declare_sources`]).
+    pub async fn declare_sources(&self, sources: &[String]) -> Result<(), PgError> {
+        let mut conn = self.pool.acquire().await?;
+        freshness::declare_pg(&mut conn, sources, now_micros()).await?;
+        Ok(())
+    }
+
+    /// When each declared source was last heard from, by source.
+    pub async fn freshness(&self) -> Result<Vec<SourceFreshness>, PgError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(freshness::read_pg(&mut conn).await?)
     }
 
     /// Number of events in the log.
@@ -515,7 +534,14 @@ impl PgStore {
         let t_fold = t0.elapsed();
         // 6. Write back: one statement per table.
         self.write_aggregates(&mut tx, &keys, &ledger).await?;
-        // 7. Tell listeners, on commit.
+        // 7. When each source was last heard from: last, to hold its rows briefly.
+        freshness::heard_pg(
+            &mut tx,
+            &freshness::heard_from(items.iter().copied()),
+            received_at,
+        )
+        .await?;
+        // 8. Tell listeners, on commit.
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(NOTIFY_CHANNEL)
             .execute(&mut *tx)
@@ -579,6 +605,14 @@ impl Store for PgStore {
 
     async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, PgError> {
         PgStore::rejected(self, limit).await
+    }
+
+    async fn declare_sources(&self, sources: &[String]) -> Result<(), PgError> {
+        PgStore::declare_sources(self, sources).await
+    }
+
+    async fn freshness(&self) -> Result<Vec<SourceFreshness>, PgError> {
+        PgStore::freshness(self).await
     }
 
     async fn rejected_matching(

@@ -35,6 +35,7 @@ use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
 use crate::fiscal::Day;
 use crate::ledger::{Effect, Ledger};
 use crate::plan::Plan;
+use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
 use crate::store::row::ReadError;
 use crate::store::tables::{Aggregate, Dialect, Ids, Keys, Table, TableRow, Value};
@@ -210,6 +211,19 @@ impl SqliteStore {
         Store::rejected_matching(self, &RejectedFilter::default(), limit).await
     }
 
+    /// Declares the sources a role's configuration knows (see [`Store::declare_sources`]).
+    pub async fn declare_sources(&self, sources: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        freshness::declare_sqlite(&mut conn, sources, now_micros()).await?;
+        Ok(())
+    }
+
+    /// When each declared source was last heard from, by source.
+    pub async fn freshness(&self) -> Result<Vec<SourceFreshness>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(freshness::read_sqlite(&mut conn).await?)
+    }
+
     /// Number of events in the log.
     pub async fn logged_events(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM event_log")
@@ -291,6 +305,7 @@ impl SqliteStore {
         let received_at = now_micros();
         let mut overlay = BatchLog::default();
         overlay.prefetch(tx, plan, &items).await?;
+        let heard = freshness::heard_from(&items);
 
         let mut statuses = Vec::with_capacity(items.len());
         let mut rejected: Vec<RejectedItem> = Vec::new();
@@ -331,6 +346,7 @@ impl SqliteStore {
         overlay.write_sqlite(tx, plan, received_at).await?;
         write_rejected(tx, &rejected, received_at).await?;
         write_aggregates(tx, plan, ledger, dirty).await?;
+        freshness::heard_sqlite(tx, &heard, received_at).await?;
         Ok(statuses)
     }
 }
@@ -364,6 +380,14 @@ impl Store for SqliteStore {
 
     async fn rejected(&self, limit: i64) -> Result<Vec<RejectedRow>, StoreError> {
         SqliteStore::rejected(self, limit).await
+    }
+
+    async fn declare_sources(&self, sources: &[String]) -> Result<(), StoreError> {
+        SqliteStore::declare_sources(self, sources).await
+    }
+
+    async fn freshness(&self) -> Result<Vec<SourceFreshness>, StoreError> {
+        SqliteStore::freshness(self).await
     }
 
     async fn rejected_matching(

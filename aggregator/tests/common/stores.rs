@@ -367,3 +367,62 @@ pub fn a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate<S: S
         store.close().await;
     });
 }
+
+/// When each source was last heard from: only declared sources are kept (request data
+/// names any source), a batch moves them to its commit time whatever became of its
+/// events (a rejected event's source was heard from too), a declared source never heard
+/// from counts from when it was declared, re-declaring changes nothing, and all of it
+/// survives a reopen.
+pub fn freshness_is_kept_for_declared_sources_only<S: Store>(location: &S::Location) {
+    let plan = plan();
+    let micros = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64
+    };
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let declared_at = micros();
+        let sources = ["juki".to_owned(), "konbini".to_owned()];
+        store.declare_sources(&sources).await.unwrap();
+        let before = store.freshness().await.unwrap();
+        assert_eq!(
+            before.iter().map(|f| f.source.as_str()).collect::<Vec<_>>(),
+            ["juki", "konbini"]
+        );
+        assert!(before.iter().all(|f| f.last_received_micros.is_none()
+            && f.known_since_micros >= declared_at));
+        let konbini = r#"{"event_id":"k1","source":"konbini","type":"certificate.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{"channel":"konbini","certificate":"juminhyo"}}"#;
+        let stranger = r#"{"event_id":"s1","source":"stranger","type":"certificate.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{"channel":"konbini","certificate":"juminhyo"}}"#;
+        let at = |i| Position::Index(i);
+        let batch = vec![
+            item(&plan.schema, konbini.as_bytes(), at(0), "import"),
+            item(&plan.schema, stranger.as_bytes(), at(1), "import"),
+            // Not JSON: heard from under its configured label.
+            item(&plan.schema, b"{oops", at(2), "juki"),
+        ];
+        let sent = micros();
+        store.submit_batch(batch).await.unwrap();
+        let after = store.freshness().await.unwrap();
+        assert_eq!(after.len(), 2, "{after:?}");
+        for f in &after {
+            let t = f.last_received_micros.unwrap_or_else(|| panic!("{f:?} heard"));
+            assert!(t >= sent && t <= micros(), "{f:?}");
+            assert_eq!(f.known_since_micros, before.iter().find(|b| b.source == f.source).unwrap().known_since_micros);
+        }
+        // Declared again (a restart): nothing moves.
+        store.declare_sources(&sources).await.unwrap();
+        store.close().await;
+        let reopened = S::open(location, plan.clone()).await.unwrap();
+        assert_eq!(reopened.freshness().await.unwrap(), after);
+        // An older arrival never moves it back; a batch heard from nobody declared
+        // moves nothing.
+        reopened
+            .submit_batch(vec![item(&plan.schema, stranger.as_bytes(), at(0), "x")])
+            .await
+            .unwrap();
+        assert_eq!(reopened.freshness().await.unwrap(), after);
+        reopened.close().await;
+    });
+}

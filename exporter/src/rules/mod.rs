@@ -19,6 +19,14 @@
 //! `MierukaMilestoneOverdue` per year with a target stage instead. In a year whose
 //! target is `"unset"` the figures are absent, so nothing fires.
 //!
+//! **Which job an alert reads.** Each role publishes only the health series that apply
+//! to it (`crate::Role`), so the pipeline alerts select their job by the series they
+//! read, whatever the scrape config names the jobs: `MierukaSnapshotStale`,
+//! `MierukaFeedSilent` and `MierukaExporterAbsent` read series only the KPI roles
+//! (`export`, `standalone`) publish, `MierukaConsumerLag` one only `aggregate` publishes,
+//! and `MierukaRejectedEvents` sums `ingest`'s and `aggregate`'s counts, each outcome
+//! being counted by one of them.
+//!
 //! YAML is written by hand: every string scalar is a JSON string, which is a valid YAML
 //! double-quoted scalar, so no plan text can break the file.
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::time_format::{parse_zone, MonthAnchor, MonthDay, TimeFormat};
+use super::time_format::{parse_zone, MonthAnchor, MonthDay, TimeError, TimeFormat};
 use super::ImportError;
 use crate::schema::{FieldKind, Schema};
 
@@ -63,6 +63,13 @@ pub struct CsvMapping {
     /// Compared as `skip_when` is; a row must match every column given.
     #[serde(default)]
     pub keep_when: BTreeMap<String, Vec<String>>,
+    /// For an `.xlsx` workbook: the sheet to read (default: the first).
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// For an `.xlsx` workbook: the most MiB its parts may unpack to (default
+    /// [`super::DEFAULT_MAX_UNPACKED_MIB`]); more is refused before it is parsed.
+    #[serde(default)]
+    pub max_unpacked_mib: Option<u64>,
 }
 
 /// Where a row's event id comes from.
@@ -167,11 +174,18 @@ fn default_utc_offset() -> String {
     "+09:00".to_owned()
 }
 
+/// How a workbook's date cell is written for the mapping to read (`xlsx`).
+const DATE_CELL: &str = "%Y-%m-%dT%H:%M:%S";
+/// The part of [`DATE_CELL`] a month-only mapping reads.
+const DATE_CELL_MONTH: &str = "%Y-%m";
+
 /// A mapped data field, resolved against the schema.
 pub(super) struct PlanField<'a> {
     pub(super) name: &'a str,
     pub(super) header: &'a str,
     pub(super) kind: &'a FieldKind,
+    /// The field's path in a rejection: `data.NAME`.
+    pub(super) path: String,
     pub(super) values: Option<&'a BTreeMap<String, String>>,
 }
 
@@ -180,6 +194,10 @@ pub(super) struct Plan<'a> {
     pub(super) mapping: &'a CsvMapping,
     pub(super) delimiter: u8,
     pub(super) time: TimeFormat,
+    /// How a workbook's date cell (written `YYYY-MM-DDTHH:MM:SS`) is read: as the date
+    /// and time it holds, or — for a month-only `time_format` — as its month, at the
+    /// mapping's `month_day` and `month_time`.
+    date_cells: TimeFormat,
     pub(super) offset: String,
     pub(super) fields: Vec<PlanField<'a>>,
     pub(super) id: IdRule<'a>,
@@ -222,6 +240,7 @@ impl<'a> Plan<'a> {
                 name,
                 header,
                 kind: &ty.fields[ix].kind,
+                path: format!("data.{name}"),
                 values: mapping.values.get(name),
             });
         }
@@ -245,8 +264,14 @@ impl<'a> Plan<'a> {
             }
         };
         let id = IdRule::of(mapping)?;
-        let time = TimeFormat::parse_with(&mapping.time_format, month_anchor(mapping)?)
-            .map_err(ImportError::Mapping)?;
+        let anchor = month_anchor(mapping)?;
+        let time =
+            TimeFormat::parse_with(&mapping.time_format, anchor).map_err(ImportError::Mapping)?;
+        let date_cells = match anchor {
+            Some(_) => TimeFormat::parse_with(DATE_CELL_MONTH, anchor),
+            None => TimeFormat::parse_with(DATE_CELL, None),
+        }
+        .map_err(ImportError::Mapping)?;
         let offset = parse_zone(&mapping.utc_offset).ok_or_else(|| {
             ImportError::Mapping(format!(
                 "utc_offset {:?} is not an offset like +09:00 (or Z, UTC, Asia/Tokyo)",
@@ -257,9 +282,22 @@ impl<'a> Plan<'a> {
             mapping,
             delimiter,
             time,
+            date_cells,
             offset,
             fields,
             id,
         })
+    }
+}
+
+impl Plan<'_> {
+    /// A workbook's date cell (`YYYY-MM-DDTHH:MM:SS`) as RFC 3339 at the mapping's
+    /// offset; a month-only mapping reads its year and month alone.
+    pub(super) fn date_cell_time(&self, cell: &str) -> Result<String, TimeError> {
+        let cell = match self.date_cells {
+            TimeFormat::Pattern(_, Some(_)) => cell.get(.."YYYY-MM".len()).unwrap_or(cell),
+            _ => cell,
+        };
+        self.date_cells.convert(cell, &self.offset)
     }
 }

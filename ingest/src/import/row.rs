@@ -9,15 +9,27 @@ use super::row_id::RowIds;
 use super::RawLine;
 use crate::schema::FieldKind;
 
-/// The first bad cell of a row: its column (header text) and what is wrong.
+/// The first bad cell of a row: its column (header text), what is wrong, and the
+/// event field the cell becomes.
 #[derive(Default)]
-struct FirstError(Option<(String, String)>);
+struct FirstError(Option<(String, String)>, Option<String>);
 
 impl FirstError {
-    /// Notes a bad cell, unless one was noted before.
-    fn note(&mut self, column: &str, message: String) {
-        self.0.get_or_insert_with(|| (column.to_owned(), message));
+    /// Notes a bad cell of `column`, which becomes the event's `field`, unless one was
+    /// noted before.
+    fn note(&mut self, column: &str, field: &str, message: String) {
+        if self.0.is_none() {
+            self.0 = Some((column.to_owned(), message));
+            self.1 = Some(field.to_owned());
+        }
     }
+}
+
+/// A row's time cell: text, or a workbook's date cell written `YYYY-MM-DDTHH:MM:SS`.
+#[derive(Clone, Copy)]
+pub(super) enum TimeCell<'c> {
+    Text(&'c str),
+    Date(&'c str),
 }
 
 /// A row's event id, and the header of its first empty id cell, if any.
@@ -56,7 +68,7 @@ impl Plan<'_> {
         &self,
         line: u64,
         id: RowId<'_>,
-        time: &str,
+        time: TimeCell<'_>,
         field: impl Fn(usize) -> &'c str,
     ) -> RawLine {
         let m = self.mapping;
@@ -68,7 +80,7 @@ impl Plan<'_> {
                     "is empty: it is one of event_id_columns, which make the event id"
                 }
             };
-            errors.note(header, message.to_owned());
+            errors.note(header, "event_id", message.to_owned());
         }
         let id = id.id;
         let occurred_at = self.occurred_at(time, &mut errors);
@@ -95,23 +107,28 @@ impl Plan<'_> {
             line,
             json: event.to_string().into_bytes(),
             column_error: errors.0,
+            error_field: errors.1,
         }
     }
 
     /// The time cell as RFC 3339 text; as it is (and noted) when it does not match the
     /// mapping's time format.
-    fn occurred_at(&self, time: &str, errors: &mut FirstError) -> String {
+    fn occurred_at(&self, time: TimeCell<'_>, errors: &mut FirstError) -> String {
         let m = self.mapping;
-        match self.time.convert(time, &self.offset) {
+        let (text, converted) = match time {
+            TimeCell::Text(t) => (t, self.time.convert(t, &self.offset)),
+            TimeCell::Date(t) => (t, self.date_cell_time(t)),
+        };
+        match converted {
             Ok(t) => t,
             Err(e) => {
-                let message = if time.is_empty() {
+                let message = if text.is_empty() {
                     format!("is empty; expected time format {}", m.time_format)
                 } else {
                     e.message(&m.time_format)
                 };
-                errors.note(&m.occurred_at, message);
-                time.to_owned()
+                errors.note(&m.occurred_at, "occurred_at", message);
+                text.to_owned()
             }
         }
     }
@@ -128,18 +145,22 @@ fn cell_value(f: &PlanField<'_>, cell: &str, errors: &mut FirstError) -> Json {
         FieldKind::Int { .. } => match number(mapped) {
             Some(n) if n.is_i64() => Json::Number(n),
             Some(n) => {
-                errors.note(f.header, format!("is not a whole number ({})", f.name));
+                errors.note(
+                    f.header,
+                    &f.path,
+                    format!("is not a whole number ({})", f.name),
+                );
                 Json::Number(n)
             }
             None => {
-                errors.note(f.header, format!("is not a number ({})", f.name));
+                errors.note(f.header, &f.path, format!("is not a number ({})", f.name));
                 Json::String(mapped.to_owned())
             }
         },
         FieldKind::Decimal { .. } => match number(mapped) {
             Some(n) => Json::Number(n),
             None => {
-                errors.note(f.header, format!("is not a number ({})", f.name));
+                errors.note(f.header, &f.path, format!("is not a number ({})", f.name));
                 Json::String(mapped.to_owned())
             }
         },
@@ -148,6 +169,7 @@ fn cell_value(f: &PlanField<'_>, cell: &str, errors: &mut FirstError) -> Json {
                 let (name, allowed) = (f.name, values.join(", "));
                 errors.note(
                     f.header,
+                    &f.path,
                     if f.values.is_some() {
                         format!(
                             "is neither a key of the mapping's value map for {name} \

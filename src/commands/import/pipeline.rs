@@ -51,11 +51,12 @@ pub(super) async fn run(
         anyhow::bail!("the broker did not acknowledge every produced message within {FLUSH:?}");
     }
     println!(
-        "imported {} file(s) to topic {} on {brokers}: {} accepted for processing, {} rejected",
+        "imported {} file(s) to topic {} on {brokers}: {} accepted for processing, {} rejected{}",
         files.len(),
         settings.kafka.topic,
         summary.accepted,
-        summary.rejected
+        summary.rejected,
+        summary.skipped_text(),
     );
     summary.print_rejections(&kept_in(settings));
     Ok(summary.exit_code())
