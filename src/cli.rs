@@ -210,7 +210,8 @@ pub enum Command {
         command: PlanCommand,
     },
     /// Write Prometheus recording and alerting rules generated from the plan (feed
-    /// cadences and thresholds from the config's [rules] table).
+    /// cadences and calendars from the config's [sources] and [calendars] tables,
+    /// thresholds from [rules]; see docs/calendar.md).
     Rules {
         /// Output file [default: standard output].
         #[arg(long)]

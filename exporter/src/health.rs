@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use mieruka_ingest::{Reason, Status};
+
+use crate::calendar::Schedule;
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// The `source` label of events from a source that is not configured (defined once, in
@@ -78,6 +80,25 @@ pub struct Health {
     inbox_last_file: GaugeVec,
     /// Each `[[inbox]]` and what its last finished file came to, for the status page.
     inbox_last: Mutex<BTreeMap<String, Option<InboxLast>>>,
+    /// When each scheduled source's next arrival is due (roles that serve the KPIs).
+    next_due: GaugeVec,
+    /// What the next-due instants are computed from; a std lock, because nothing awaits
+    /// while it is held.
+    feeds: Mutex<Feeds>,
+}
+
+/// The sources with a schedule, and their arrivals.
+#[derive(Default)]
+struct Feeds {
+    /// Per source, its cadence on its calendar (`[sources.NAME]`).
+    schedules: BTreeMap<String, Schedule>,
+    /// Per inbox, the sources its files count as an arrival of.
+    inbox_sources: BTreeMap<String, Vec<String>>,
+    /// Per source, when it was last heard from, as the store keeps it.
+    heard: BTreeMap<String, f64>,
+    /// Per source, when an inbox listing it last finished a file (even an empty or
+    /// unreadable one, which leaves the store's time alone).
+    inbox_arrivals: BTreeMap<String, f64>,
 }
 
 /// What an inbox's last finished file came to.
@@ -160,6 +181,13 @@ impl Health {
             ),
             &["topic", "partition"],
         )?;
+        let next_due = GaugeVec::new(
+            Opts::new(
+                "mieruka_source_next_due_timestamp_seconds",
+                "Unix time by which the source's next arrival is due, from its last arrival (as the store keeps it, or an inbox's last file), its cadence and its calendar; only sources with a cadence in [sources.NAME] have one.",
+            ),
+            &["source"],
+        )?;
         let (inbox_files, inbox_lines, inbox_last_file) = inbox_metrics()?;
         if role.counts_events() {
             registry.register(Box::new(events.clone()))?;
@@ -167,6 +195,7 @@ impl Health {
         }
         if role.serves_kpis() {
             registry.register(Box::new(last_received.clone()))?;
+            registry.register(Box::new(next_due.clone()))?;
             registry.register(Box::new(snapshot_age.clone()))?;
         }
         if role == Role::Aggregate {
@@ -195,7 +224,44 @@ impl Health {
             inbox_lines,
             inbox_last_file,
             inbox_last: Mutex::new(BTreeMap::new()),
+            next_due,
+            feeds: Mutex::new(Feeds::default()),
         })
+    }
+
+    /// Gives sources a cadence on a calendar (`[sources.NAME]`): from then on
+    /// `mieruka_source_next_due_timestamp_seconds` follows their arrivals.
+    pub fn set_schedules(&self, schedules: BTreeMap<String, Schedule>) {
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        feeds.schedules = schedules;
+        self.refresh_next_due(&feeds);
+    }
+
+    /// Makes each file an inbox finishes count as an arrival of these sources.
+    pub fn set_inbox_sources(&self, inbox: &str, sources: &[String]) {
+        self.feeds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .inbox_sources
+            .insert(inbox.to_owned(), sources.to_vec());
+    }
+
+    /// Sets each scheduled source's next-due instant from its latest arrival.
+    fn refresh_next_due(&self, feeds: &Feeds) {
+        self.next_due.reset();
+        for (source, schedule) in &feeds.schedules {
+            let heard = feeds.heard.get(source).copied();
+            let filed = feeds.inbox_arrivals.get(source).copied();
+            let last = match (heard, filed) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(last) = last {
+                self.next_due
+                    .with_label_values(&[source.as_str()])
+                    .set(schedule.next_due(last) as f64);
+            }
+        }
     }
 
     /// Starts every series of an inbox (named in the config) at 0.
@@ -232,6 +298,15 @@ impl Health {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(inbox.to_owned(), Some(last));
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        for source in feeds.inbox_sources.get(inbox).cloned().unwrap_or_default() {
+            let at = feeds
+                .inbox_arrivals
+                .entry(source)
+                .or_insert(at_unix_seconds);
+            *at = at.max(at_unix_seconds);
+        }
+        self.refresh_next_due(&feeds);
     }
 
     /// Every declared inbox, by name, with what its last finished file came to.
@@ -290,6 +365,12 @@ impl Health {
                 .with_label_values(&[source.as_ref()])
                 .set(*at);
         }
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        feeds.heard = sources
+            .iter()
+            .map(|(s, at)| (s.as_ref().to_owned(), *at))
+            .collect();
+        self.refresh_next_due(&feeds);
     }
 
     /// Observes one batch commit's duration.

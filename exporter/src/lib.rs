@@ -1,7 +1,9 @@
 //! mieruka's window: it owns what Prometheus scrapes (`/metrics`: the plan's KPI
 //! figures and the pipeline's health), the liveness and readiness probes, and the
 //! bilingual status page. The KPI part of `/metrics` and the status page are rendered
-//! once per published snapshot and served as cached text.
+//! once per published snapshot and served as cached text. It also knows the office
+//! calendars (`calendar`): when each scheduled source's next arrival is due, computed
+//! at each arrival, never at scrape.
 //!
 //! It must never compute on the scrape path (a scrape only copies cached text and reads
 //! a few counters, so it stays well under 5 ms for the whole plan), and it must never
@@ -10,6 +12,7 @@
 //! configured sources, anything else being counted as `unknown`.
 
 mod access;
+pub mod calendar;
 mod exporter;
 mod health;
 mod http;

@@ -17,11 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mieruka_aggregator::{FiscalYear, Plan};
+use mieruka_exporter::calendar::{Cadence, Calendar, Schedule};
 use mieruka_exporter::dashboards::{self, dashboards};
-use mieruka_exporter::rules::{self, alert_annotations, rules_yaml, RulesOptions, Slot};
+use mieruka_exporter::rules::{
+    self, alert_annotations, rules_yaml, RulesOptions, ScheduledSource, Slot,
+};
 use serde_json::Value;
 
-const STALE: &str = "run `mieruka rules --out deploy/prometheus/rules/mieruka.rules.yml` and `mieruka dashboards --out deploy/grafana/dashboards`";
+const STALE: &str = "run `mieruka dashboards --out deploy/grafana/dashboards`";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -70,10 +73,10 @@ fn generated_files_are_up_to_date() {
     let plan = ome();
     let root = root();
     let bless = std::env::var("MIERUKA_BLESS").is_ok_and(|v| v == "1");
-    let mut files = vec![(
-        root.join(rules::RULES_PATH),
-        rules_yaml(&plan, &RulesOptions::default()),
-    )];
+    // The committed rules come from deploy/config/export.toml's [sources]; the root
+    // crate's `calendar::the_committed_rules_are_generated_from_the_deploy_config` test
+    // (tests/it/calendar.rs), which reads that config, keeps them fresh.
+    let mut files = Vec::new();
     let dir = root.join(dashboards::DASHBOARDS_DIR);
     for (name, text) in dashboards(&plan) {
         files.push((dir.join(name), text));
@@ -823,6 +826,116 @@ fn promtool_rule_tests_follow_cadences_and_due_dates() {
             ),
     );
     t.run(dir.path(), "mieruka.test.yml");
+}
+
+/// The office calendar in promtool: the exporter's next-due instants (computed here by
+/// the same code from a last arrival) against `time()`. Promtool's clock starts at 0, so
+/// every instant is taken relative to T0 = 2026-02-05T00:00+09:00, a Thursday; the
+/// rule only compares differences, so the shift changes nothing.
+#[test]
+fn promtool_silence_alerts_follow_the_office_calendar() {
+    const T0: i64 = 1_770_217_200;
+    let hour = |day: i64, h: i64| (T0 + day * 86_400 + h * 3600) as f64;
+    let office = |cadence| Schedule {
+        cadence,
+        calendar: Calendar::office(),
+    };
+    let scheduled = |grace: &str| ScheduledSource {
+        display_name: None,
+        expected_ja: "予定".to_owned(),
+        expected_en: "scheduled".to_owned(),
+        grace: grace.to_owned(),
+    };
+    // Each source's last arrival (days from T0, hour) and the next-due instant it gives.
+    let sources = [
+        // Friday 2/6 18:00: due by the end of Monday 2/9, not Saturday.
+        (
+            "madoguchi",
+            office(Cadence::BusinessDaily),
+            hour(1, 18),
+            "6h",
+        ),
+        // Tuesday 2/10 18:00: 2/11 is 建国記念の日, so due by the end of Thursday 2/12.
+        ("docmgmt", office(Cadence::BusinessDaily), hour(5, 18), "6h"),
+        // Friday 1/30, for January's month end (Saturday 1/31 → Monday 2/2): February's
+        // is due at its end, Saturday 2/28 → Monday 3/2.
+        ("juki", office(Cadence::Monthly(31)), hour(-6, 17), "1d"),
+    ];
+    let opts = RulesOptions {
+        scheduled: sources
+            .iter()
+            .map(|(s, _, _, grace)| ((*s).to_owned(), scheduled(grace)))
+            .collect(),
+        ..RulesOptions::default()
+    };
+    let plan = ome();
+    let dir = tempfile::tempdir().unwrap();
+    let rule_file = dir.path().join("mieruka.rules.yml");
+    std::fs::write(&rule_file, rules_yaml(&plan, &opts)).unwrap();
+    let mut case = Case::new("weekends, a holiday and a month end");
+    for (source, schedule, last, _) in &sources {
+        let due = schedule.next_due(*last) - T0;
+        case = case.series(
+            &format!("mieruka_source_next_due_timestamp_seconds{{source=\"{source}\"}}"),
+            &format!("{due}+0x8000"),
+        );
+    }
+    let silent = |source: &str, duration: &'static str| {
+        alert(
+            &plan,
+            &opts,
+            "MierukaFeedSilent",
+            &[("source", source), ("severity", "warning")],
+            &Shown {
+                duration,
+                ..Shown::default()
+            },
+        )
+    };
+    let case = case
+        // Monday 10:00 after the weekend: nothing is late.
+        .expect("4d10h", "MierukaFeedSilent", &[])
+        // Thursday 2/12 10:00: the counter's Monday feed never came; the e-approval
+        // feed is not late, the holiday did not count.
+        .expect(
+            "7d10h",
+            "MierukaFeedSilent",
+            &[silent("madoguchi", "2d 10h 0m 0s")],
+        )
+        // Friday 2/13 09:00: now it is.
+        .expect(
+            "8d9h",
+            "MierukaFeedSilent",
+            &[
+                silent("docmgmt", "9h 0m 0s"),
+                silent("madoguchi", "3d 9h 0m 0s"),
+            ],
+        )
+        // Tuesday 3/3 12:00: the month-end file is due by Monday 3/2, plus a day.
+        .expect(
+            "26d12h",
+            "MierukaFeedSilent",
+            &[
+                silent("docmgmt", "18d 12h 0m 0s"),
+                silent("madoguchi", "21d 12h 0m 0s"),
+            ],
+        )
+        .expect(
+            "27d3h",
+            "MierukaFeedSilent",
+            &[
+                silent("docmgmt", "19d 3h 0m 0s"),
+                silent("juki", "1d 3h 0m 0s"),
+                silent("madoguchi", "22d 3h 0m 0s"),
+            ],
+        );
+    let mut t = UnitTests {
+        rule_file,
+        evaluation_interval: "1h",
+        tests: Vec::new(),
+    };
+    t.add(case);
+    t.run(dir.path(), "calendar.test.yml");
 }
 
 // ---------------------------------------------------------------------------------------

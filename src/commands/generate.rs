@@ -8,12 +8,10 @@ use anyhow::Context;
 
 use crate::config::{Config, Resolved};
 
-/// Writes the recording and alerting rules (feed cadences and thresholds from the
-/// config's `[rules]`) to `out`, or standard output.
+/// Writes the recording and alerting rules (feed cadences from the config's `[sources]`
+/// and `[rules]`, thresholds from `[rules]`) to `out`, or standard output.
 pub fn rules(cfg: &Config, settings: &Resolved, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let opts = cfg.rules.options();
-    opts.validate()
-        .map_err(|e| anyhow::anyhow!("[rules] in the config: {e}"))?;
+    let opts = cfg.rules_options()?;
     let text = mieruka_exporter::rules::rules_yaml(&settings.plan, &opts);
     match out {
         Some(path) => {

@@ -3,10 +3,12 @@
 //! worked out, giving each role and command its [`Resolved`] settings.
 
 mod resolve;
+mod sources;
 
 pub use resolve::{
     load_plan, load_plan_at, resolve, Flags, InboxSettings, KafkaSettings, Resolved, RoleKind,
 };
+pub use sources::{CalendarConfig, SourceConfig};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,6 +94,12 @@ pub struct Config {
     /// Folders a line system drops files into (`standalone` and `ingest` import them).
     #[serde(default)]
     pub inbox: Vec<InboxConfig>,
+    /// Office calendars by name: the days a line system works (docs/calendar.md).
+    #[serde(default)]
+    pub calendars: BTreeMap<String, CalendarConfig>,
+    /// Per-source settings by source name: display name, cadence, calendar.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
     /// HTTPS on the listener of `standalone` and `ingest` (none: plain HTTP).
     pub tls: Option<TlsConfig>,
 }
@@ -140,9 +148,11 @@ pub struct InboxConfig {
 pub struct RulesConfig {
     /// The runbook's URL without the anchor.
     pub runbook_base: Option<String>,
-    /// How long a source may be silent unless listed in `cadence` (e.g. "2d").
+    /// How long a source may be silent unless listed in `cadence` or given a cadence in
+    /// `[sources.NAME]` (e.g. "2d").
     pub default_cadence: Option<String>,
-    /// Per source, how long it may be silent (e.g. `juki = "35d"` for a monthly feed).
+    /// Per source, how long it may be silent (e.g. `juki = "35d"`): the short form of a
+    /// `[sources.NAME]` cadence, counting calendar time.
     #[serde(default)]
     pub cadence: BTreeMap<String, String>,
     /// Rejected events of one source per hour past which an alert fires.
@@ -333,7 +343,7 @@ impl Config {
 
     /// The configured source labels (for metrics, and the sources whose silence is
     /// watched): every source of every token, of every topic's allow list, of every
-    /// inbox, and every source given a cadence in `[rules]`.
+    /// inbox, every source given a cadence in `[rules]`, and every `[sources.NAME]`.
     pub fn source_labels(&self) -> Vec<String> {
         let topics = self.kafka.iter().flat_map(|k| k.topic_allow.values());
         let mut v: Vec<String> = self
@@ -343,6 +353,7 @@ impl Config {
             .chain(topics.flat_map(|a| a.sources.clone()))
             .chain(self.inbox.iter().flat_map(|i| i.sources.clone()))
             .chain(self.rules.cadence.keys().cloned())
+            .chain(self.sources.keys().cloned())
             .collect();
         v.sort();
         v.dedup();

@@ -2,6 +2,7 @@
 //! clap) > config file > default. Every role and command gets its settings from
 //! [`resolve`], and nothing else in the crate looks at a flag and the config together.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mieruka_aggregator::topic_allow::TopicAllow;
 use mieruka_aggregator::Plan;
+use mieruka_exporter::calendar::Schedule;
 use mieruka_ingest::http::{Limits, Token};
 use mieruka_ingest::import::{CsvMapping, Encoding};
 use mieruka_ingest::Timestamp;
@@ -162,6 +164,8 @@ pub struct Resolved {
     pub tls: Option<super::TlsConfig>,
     /// Source labels for the metrics.
     pub sources: Vec<String>,
+    /// The sources with a cadence (`[sources.NAME]`), for their next-due instants.
+    pub schedules: BTreeMap<String, Schedule>,
     /// The Kafka side.
     pub kafka: KafkaSettings,
     /// The `[[inbox]]` folders this role imports dropped files from (`standalone` and
@@ -205,6 +209,7 @@ impl Resolved {
             reload_keys: Arc::default(),
             tls: None,
             sources: Vec::new(),
+            schedules: BTreeMap::new(),
             kafka: KafkaSettings::default(),
             inboxes: Vec::new(),
             database_url: None,
@@ -253,6 +258,7 @@ pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Re
     r.limits = cfg.http_limits();
     r.idle_timeout = cfg.idle_timeout();
     r.sources = cfg.source_labels();
+    r.schedules = cfg.schedules()?;
     if kind.receives() {
         cfg.key_ring()?;
         cfg.warn_secrets_in_clear();

@@ -51,6 +51,7 @@ impl ExportRole {
         };
         let plan = resolved.plan.clone();
         let exporter = Exporter::for_role(plan.clone(), resolved.sources.clone(), Role::Export);
+        exporter.health().set_schedules(resolved.schedules.clone());
         let socket = Socket::bind(resolved).await?;
         Ok(ExportRole {
             socket,

@@ -106,6 +106,10 @@ impl<S: EventSink> Watcher<S> {
     pub async fn run(self, shutdown: CancellationToken) {
         let name = self.inbox.name.clone();
         self.exporter.health().declare_inbox(&name);
+        // Each file counts as an arrival of its sources, for their next-due instants.
+        self.exporter
+            .health()
+            .set_inbox_sources(&name, &self.inbox.sources);
         (self.on_file)();
         tracing::info!(inbox = %name, dir = %self.inbox.dir.display(), "Watching the inbox folder.");
         let holder = Holder::this_process();

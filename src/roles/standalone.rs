@@ -42,6 +42,7 @@ impl Standalone {
                 .with_context(|| format!("cannot open the store at {}", settings.db.display()))?,
         );
         let exporter = Exporter::new(plan.clone(), settings.sources.clone());
+        exporter.health().set_schedules(settings.schedules.clone());
         let clock = Clock(settings.now);
         let sink = Arc::new(CountingSink::new(
             store.clone(),

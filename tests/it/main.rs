@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod browser;
+mod calendar;
 mod contract;
 mod crash;
 mod explain;

@@ -133,7 +133,7 @@ pub(super) fn pipeline() -> Value {
         json!({
             "type": "bargauge",
             "title": "最終受信からの経過時間（連携元別）",
-            "description": "Time since each line system's last event; MierukaFeedSilent fires past its expected cadence (default 2 days).",
+            "description": "Time since each line system's last event; MierukaFeedSilent fires when a source with a [sources] cadence is past its next-due instant (mieruka_source_next_due_timestamp_seconds, from its office calendar) plus its grace, or when another is silent past its [rules] cadence (default 2 days).",
             "datasource": ds(),
             "targets": [target("A", "time() - max by (source) (mieruka_source_last_received_timestamp_seconds)", "{{source}}", true)],
             "options": {

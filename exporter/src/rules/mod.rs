@@ -107,12 +107,28 @@ pub struct RulesOptions {
     /// Per source (the `source` label), how long it may be silent: a Prometheus
     /// duration such as `36h` or `35d` (a monthly snapshot feed).
     pub source_cadence: BTreeMap<String, String>,
-    /// How long a source not in `source_cadence` may be silent.
+    /// How long a source not in `source_cadence` nor `scheduled` may be silent.
     pub default_cadence: String,
+    /// Per source (the `source` label), a cadence on a calendar: its alert compares
+    /// `time()` with `mieruka_source_next_due_timestamp_seconds` instead.
+    pub scheduled: BTreeMap<String, ScheduledSource>,
     /// Rejected events of one source in the last hour past which an alert fires.
     pub rejected_per_hour: f64,
     /// Messages a consumer group may lag behind on one topic before an alert fires.
     pub consumer_lag_max: u64,
+}
+
+/// A source with a cadence on a calendar, as its silence alert describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledSource {
+    /// The name people know the line system by, shown beside the source id.
+    pub display_name: Option<String>,
+    /// Its cadence and calendar, in Japanese (e.g. `毎月末、office カレンダー`).
+    pub expected_ja: String,
+    /// Its cadence and calendar, in English (e.g. `at each month's end, office calendar`).
+    pub expected_en: String,
+    /// How long past the due instant before the alert fires (a Prometheus duration).
+    pub grace: String,
 }
 
 impl Default for RulesOptions {
@@ -121,6 +137,7 @@ impl Default for RulesOptions {
             runbook_base: DEFAULT_RUNBOOK_BASE.to_owned(),
             source_cadence: BTreeMap::new(),
             default_cadence: DEFAULT_CADENCE.to_owned(),
+            scheduled: BTreeMap::new(),
             // A handful of bad rows a day is the DX office's routine; ten an hour,
             // sustained, is a line system sending something the plan does not accept.
             rejected_per_hour: 10.0,
@@ -139,6 +156,15 @@ impl RulesOptions {
         for (source, cadence) in &self.source_cadence {
             parse_duration(cadence)
                 .map_err(|e| format!("cadence of source {source:?} ({cadence:?}): {e}"))?;
+        }
+        for (source, s) in &self.scheduled {
+            parse_duration(&s.grace)
+                .map_err(|e| format!("grace of source {source:?} ({:?}): {e}", s.grace))?;
+            if self.source_cadence.contains_key(source) {
+                return Err(format!(
+                    "source {source:?} has both a cadence and a schedule"
+                ));
+            }
         }
         if self.rejected_per_hour.is_nan() || self.rejected_per_hour < 0.0 {
             return Err("rejected_per_hour must be a number ≥ 0".to_owned());

@@ -12,7 +12,7 @@ use crate::precision::kpi_decimals;
 
 use super::{
     current, literal, milestone_due, num, parse_duration, promql_str, regex_escape, runbook, Fill,
-    Rule, RulesOptions, Slot, DEFAULT_CADENCE, SNAPSHOT_MAX_AGE_SECONDS,
+    Rule, RulesOptions, ScheduledSource, Slot, DEFAULT_CADENCE, SNAPSHOT_MAX_AGE_SECONDS,
 };
 
 /// Text built from literal pieces and slots.
@@ -352,9 +352,14 @@ pub(super) fn feed_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
     rules
 }
 
-/// `MierukaFeedSilent`: one rule per source with its own cadence, and one for the rest.
+/// `MierukaFeedSilent`: one rule per source with a schedule, one per source with its own
+/// cadence, and one for the rest.
 fn feed_silent_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
-    let mut rules = Vec::new();
+    let mut rules: Vec<Rule> = opts
+        .scheduled
+        .iter()
+        .map(|(source, s)| feed_overdue(opts, fill, source, s))
+        .collect();
     for (source, cadence) in &opts.source_cadence {
         rules.push(feed_silent(
             opts,
@@ -367,14 +372,16 @@ fn feed_silent_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
             ],
         ));
     }
-    let others = if opts.source_cadence.is_empty() {
+    let named: Vec<&String> = opts
+        .source_cadence
+        .keys()
+        .chain(opts.scheduled.keys())
+        .collect();
+    let others = if named.is_empty() {
         String::new()
     } else {
-        let alternatives: Vec<String> = opts
-            .source_cadence
-            .keys()
-            .map(|s| regex_escape(s))
-            .collect();
+        let mut alternatives: Vec<String> = named.iter().map(|s| regex_escape(s)).collect();
+        alternatives.sort();
         format!("{{source!~{}}}", promql_str(&alternatives.join("|")))
     };
     rules.push(feed_silent(
@@ -385,6 +392,66 @@ fn feed_silent_rules(opts: &RulesOptions, fill: Fill<'_>) -> Vec<Rule> {
         vec![("severity", "warning".to_owned())],
     ));
     rules
+}
+
+/// `MierukaFeedSilent` for a source with a schedule: past its next-due instant (from its
+/// last arrival, cadence and calendar, published by the exporter) by more than its grace.
+/// `$value` is how long past the due instant.
+fn feed_overdue(opts: &RulesOptions, fill: Fill<'_>, source: &str, s: &ScheduledSource) -> Rule {
+    // An invalid grace is refused by `RulesOptions::validate`.
+    let grace = parse_duration(&s.grace).unwrap_or(0);
+    let shown = match &s.display_name {
+        Some(name) => format!("{name}（{source}）"),
+        None => source.to_owned(),
+    };
+    let (ja, en) = (&s.expected_ja, &s.expected_en);
+    let summary = Text::new(fill)
+        .t(&format!(
+            "連携元 {shown} の受信予定を過ぎています（{ja}） / Source {shown} is overdue ({en})"
+        ))
+        .done();
+    let description = Text::new(fill)
+        .t(&format!("連携元 {shown} の次の受信予定（{ja}）から "))
+        .s(Slot::ValueDuration)
+        .t(&format!(
+            " 経過しました（猶予 {}）。 / The next arrival from source {shown} ({en}) is ",
+            s.grace
+        ))
+        .s(Slot::ValueDuration)
+        .t(&format!(" past due (grace {}).", s.grace))
+        .done();
+    let key = vec![
+        ("severity", "warning".to_owned()),
+        ("source", source.to_owned()),
+    ];
+    let expr = format!(
+        "time() - max by (source) (mieruka_source_next_due_timestamp_seconds{{source={}}}) > {grace}",
+        promql_str(source)
+    );
+    feed_silent_alert(opts, expr, key, summary, description)
+}
+
+/// A `MierukaFeedSilent` rule; `key` is also its labels (a source with its own cadence or
+/// schedule carries its name, so the rule is unique).
+fn feed_silent_alert(
+    opts: &RulesOptions,
+    expr: String,
+    key: Vec<(&'static str, String)>,
+    summary: String,
+    description: String,
+) -> Rule {
+    Rule::Alert {
+        alert: "MierukaFeedSilent",
+        expr,
+        for_: "5m".to_owned(),
+        labels: key.clone(),
+        key,
+        annotations: vec![
+            ("summary", summary),
+            ("description", description),
+            ("runbook_url", runbook(opts, "MierukaFeedSilent")),
+        ],
+    }
 }
 
 /// `MierukaFeedSilent` for the sources `selector` picks, silent for longer than `cadence`.
@@ -422,21 +489,10 @@ fn feed_silent(
         .s(Slot::ValueDuration)
         .t(&format!(" ago (expected at least every {cadence})."))
         .done();
-    Rule::Alert {
-        alert: "MierukaFeedSilent",
-        expr: format!(
-            "time() - max by (source) (mieruka_source_last_received_timestamp_seconds{selector}) > {seconds}"
-        ),
-        for_: "5m".to_owned(),
-        // A source with its own cadence carries its name, so the rule is unique.
-        labels: key.clone(),
-        key,
-        annotations: vec![
-            ("summary", summary),
-            ("description", description),
-            ("runbook_url", runbook(opts, "MierukaFeedSilent")),
-        ],
-    }
+    let expr = format!(
+        "time() - max by (source) (mieruka_source_last_received_timestamp_seconds{selector}) > {seconds}"
+    );
+    feed_silent_alert(opts, expr, key, summary, description)
 }
 
 /// `MierukaRejectedEvents`: a source's rejections in the last hour past the threshold.

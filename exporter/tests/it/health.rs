@@ -1,5 +1,8 @@
 //! Health metrics: events by source, outcome and reason; closed label sets.
 
+use std::collections::BTreeMap;
+
+use mieruka_exporter::calendar::{Cadence, Calendar, Schedule};
 use mieruka_ingest::{Reason, Rejection, Status};
 
 use crate::helpers::{sample, TestApp};
@@ -266,5 +269,59 @@ async fn a_source_declared_by_another_role_is_labelled_as_itself_from_then_on() 
             &events("juki-feed", "rejected", "not_json")
         ),
         Some(0.0)
+    );
+}
+
+/// 2026-02-06 (a Friday) 18:00 JST.
+const FRIDAY_EVENING: f64 = 1_770_368_400.0;
+/// The end of Monday 2026-02-09 in JST (2026-02-09T15:00Z).
+const END_OF_MONDAY: f64 = 1_770_649_200.0;
+
+fn office_schedule(cadence: Cadence) -> Schedule {
+    Schedule {
+        cadence,
+        calendar: Calendar::office(),
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_source_is_next_due_after_the_weekend() {
+    let app = TestApp::new();
+    let health = app.exporter.health();
+    health.set_schedules(BTreeMap::from([(
+        "konbini".to_owned(),
+        office_schedule(Cadence::BusinessDaily),
+    )]));
+    health.set_last_heard(&[("konbini", FRIDAY_EVENING), ("counter", FRIDAY_EVENING)]);
+    let text = app.scrape_metrics().await;
+    let next_due = "mieruka_source_next_due_timestamp_seconds";
+    assert_eq!(
+        sample(&text, next_due, &[("source", "konbini")]),
+        Some(END_OF_MONDAY)
+    );
+    // A source without a schedule has no next-due instant.
+    assert_eq!(sample(&text, next_due, &[("source", "counter")]), None);
+}
+
+#[tokio::test]
+async fn an_inbox_file_counts_as_an_arrival_of_its_sources() {
+    let app = TestApp::new();
+    let health = app.exporter.health();
+    health.declare_inbox("konbini-drop");
+    health.set_inbox_sources("konbini-drop", &["konbini".to_owned()]);
+    // Scheduled after an arrival: the arrival is not lost.
+    health.inbox_file("konbini-drop", "done", [3, 0, 0], FRIDAY_EVENING);
+    health.set_schedules(BTreeMap::from([(
+        "konbini".to_owned(),
+        office_schedule(Cadence::BusinessDaily),
+    )]));
+    let text = app.scrape_metrics().await;
+    assert_eq!(
+        sample(
+            &text,
+            "mieruka_source_next_due_timestamp_seconds",
+            &[("source", "konbini")]
+        ),
+        Some(END_OF_MONDAY)
     );
 }
