@@ -31,7 +31,10 @@
 //!   masked something in them — the masked text. (The `ingest` role is handed the text
 //!   only, already through the guard, so its payload is that text.)
 //! - **Headers**: `reason` (the closed reason code), `field` (the JSON path at fault;
-//!   absent when the whole event is), `message`, `event_id` (when the event's id could
+//!   absent when the whole event is), `message` (the first problem's; an event with
+//!   several field-level problems has ` | field: message (reason)` for each other one
+//!   appended, and a `problems` header: a JSON array of `{"field","reason","message"}`,
+//!   the first included), `event_id` (when the event's id could
 //!   be read, and never for `personal_number`), `source` (the configured source label —
 //!   the token's or topic's source, `unknown` when there is none — never request data),
 //!   `position` (where it was received: `index 3`, `file:line` or
@@ -180,7 +183,10 @@ pub fn dead_letter<'a>(
     if let Some(field) = &rejection.field {
         add("field", field);
     }
-    add("message", &rejection.message);
+    add("message", &rejection.full_message());
+    if !rejection.more.is_empty() {
+        add("problems", &problems_json(rejection));
+    }
     if let Some(id) = event_id {
         add("event_id", id);
     }
@@ -215,6 +221,18 @@ pub fn dead_letter<'a>(
         payload,
         headers,
     }
+}
+
+/// Every problem of `r` as a JSON array of `{"field","reason","message"}` (the
+/// `problems` header of an event that had more than one).
+fn problems_json(r: &Rejection) -> String {
+    let list: Vec<serde_json::Value> = r
+        .problems()
+        .map(|(reason, field, message)| {
+            serde_json::json!({"field": field, "reason": reason.as_str(), "message": message})
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
 }
 
 /// `bytes` with every personal number masked: borrowed when there is none (so a key
