@@ -146,17 +146,23 @@ impl Rejection {
 
     /// The message as it is kept (the `rejected` tables, the dead-letter `message`
     /// header): the first problem's message (its reason and field have their own
-    /// columns), then ` | field: message (reason)` for each other problem.
+    /// columns), then [`Rejection::others_text`].
     pub fn full_message(&self) -> Cow<'_, str> {
         if self.more.is_empty() {
             return Cow::Borrowed(&self.message);
         }
-        let mut out = self.message.clone();
+        Cow::Owned(format!("{}{}", self.message, self.others_text()))
+    }
+
+    /// ` | field: message (reason)` for each problem after the first (empty when there
+    /// is none).
+    pub fn others_text(&self) -> String {
+        let mut out = String::new();
         for p in &self.more {
             let field = p.field.as_deref().unwrap_or("event");
             let _ = write!(out, " | {field}: {} ({})", p.message, p.reason);
         }
-        Cow::Owned(out)
+        out
     }
 }
 
