@@ -439,6 +439,41 @@ mod tests {
     const CARD: &[u8] = br#"{"event_id":"c-1","source":"card","type":"certificate.issued"}"#;
 
     #[test]
+    fn a_dead_letter_of_an_event_with_several_problems_lists_them_all() {
+        let raw = br#"{"event_id":"c-2","source":"card","type":"cert","data":{"n":0,"x":1}}"#;
+        let mut rejection =
+            Rejection::at(Reason::OutOfBounds, "data.n", "0 is below the minimum 1");
+        rejection.more.push(crate::reject::Problem {
+            reason: Reason::UnknownField,
+            field: Some("data.x".to_owned()),
+            message: "unknown field; cert has fields n".to_owned(),
+        });
+        let item = refused(raw, kafka_position(), "card", rejection.clone());
+        let letter = dead_letter(&item, &rejection, None, Some(raw));
+        let header = |name: &str| {
+            letter
+                .headers
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            header("message"),
+            Some(
+                "0 is below the minimum 1 | data.x: unknown field; cert has fields n (unknown_field)"
+            )
+        );
+        let problems: serde_json::Value =
+            serde_json::from_str(header("problems").unwrap_or("")).unwrap_or_default();
+        assert_eq!(problems[0]["field"], "data.n");
+        assert_eq!(problems[1]["reason"], "unknown_field");
+        assert_eq!(problems.as_array().map(Vec::len), Some(2));
+        // One problem: no `problems` header, the message as it was.
+        let letter = dead_letter(&item, &not_allowed(), None, Some(raw));
+        assert!(!names(&letter).contains(&"problems"));
+    }
+
+    #[test]
     fn a_dead_letter_read_from_a_topic_has_every_header_and_keeps_its_key_and_bytes() {
         let item = refused(CARD, kafka_position(), "unknown", not_allowed());
         let letter = dead_letter(&item, &not_allowed(), Some(b"card/c-1"), Some(CARD));
