@@ -975,18 +975,16 @@ mod tests {
         );
         assert_eq!(r.event_id.as_deref(), Some("e-1"));
         // The order is the checks' order, whatever the order of the keys.
-        let raw = format!(
-            r#"{{"data":{{"count":0,"channel":"fax"}},"occurred_at":"1999-01-01T00:00:00Z","type":"cert","event_id":"e-1","source":"s"}}"#
-        );
+        let raw = r#"{"data":{"count":0,"channel":"fax"},"occurred_at":"1999-01-01T00:00:00Z","type":"cert","event_id":"e-1","source":"s"}"#;
         assert_eq!(
-            problems(&reject(&raw)),
+            problems(&reject(raw)),
             [
                 (Reason::OutOfBounds, Some("occurred_at")),
                 (Reason::OutOfBounds, Some("data.count")),
                 (Reason::UnknownValue, Some("data.channel")),
             ]
         );
-        let shown = reject(&raw).to_string();
+        let shown = reject(raw).to_string();
         assert!(
             shown.starts_with("occurred_at: 1999-01-01T00:00:00Z is earlier")
                 && shown.contains(" | data.count: 0 is below the minimum 1 (out_of_bounds) | "),
