@@ -79,6 +79,12 @@ fn explain_takes_the_figures_apart() {
 }
 
 #[test]
+fn every_problem_of_a_rejected_event_is_kept() {
+    let (_dir, db) = fresh_db("p.db");
+    stores::every_problem_of_a_rejected_event_is_kept::<SqliteStore>(&db);
+}
+
+#[test]
 fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
     let (_dir, db) = fresh_db("r.db");
     stores::rejected_events_are_kept_with_their_reason_and_masked_raw_text::<SqliteStore>(&db);

@@ -135,6 +135,12 @@ fn explain_takes_the_figures_apart() {
 }
 
 #[test]
+fn every_problem_of_a_rejected_event_is_kept() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::every_problem_of_a_rejected_event_is_kept::<PgStore>(db.url());
+}
+
+#[test]
 fn rejected_events_are_kept_with_their_reason_and_masked_raw_text() {
     let db = TestDb::create_blocking("mieruka_test").unwrap();
     stores::rejected_events_are_kept_with_their_reason_and_masked_raw_text::<PgStore>(db.url());

@@ -181,22 +181,50 @@ pub fn check_event(schema: &Schema, raw: &[u8]) {
                 .unwrap_or_else(|| panic!("a rejected event keeps no raw text"));
             assert_raw_shows_none("a rejected event's masked raw text", masked);
             check_rejection(rejection);
-            // The edge's domains are decode's own: decode_logged skips the time window
-            // and the bounds of numbers (an `out_of_bounds` at `occurred_at` or a data
-            // field; ids keep their limits in the log too).
-            let edge_only = rejection.reason == Reason::OutOfBounds
-                && rejection
-                    .field
-                    .as_deref()
-                    .is_some_and(|f| f == "occurred_at" || f.starts_with("data."));
-            if !edge_only {
-                assert_eq!(
-                    logged.as_ref().err(),
-                    Some(rejection),
-                    "decode_logged differs from decode"
-                );
-            }
+            check_logged_rejection(rejection, logged.as_ref().err());
         }
+    }
+}
+
+/// The edge's domains are decode's own: decode_logged skips the time window and the
+/// bounds of numbers (an `out_of_bounds` at `occurred_at` or a data field; ids keep
+/// their limits in the log too). So the log's problems are the edge's, less those, and
+/// the same first problem unless that one is of the edge's domains. A value refused only
+/// at the edge is read in the log, so a cross-field rule may then add a problem; and
+/// past `MAX_PROBLEMS` at the edge, the log may go on: then the edge's others are among
+/// the log's.
+fn check_logged_rejection(edge: &Rejection, logged: Option<&Rejection>) {
+    let edge_only = |(reason, field, _): &(Reason, Option<&str>, &str)| {
+        *reason == Reason::OutOfBounds
+            && field.is_some_and(|f| f == "occurred_at" || f.starts_with("data."))
+    };
+    let first = (edge.reason, edge.field.as_deref(), edge.message.as_str());
+    if edge_only(&first) {
+        return;
+    }
+    let Some(logged) = logged else {
+        panic!("decode_logged accepts what decode rejects ({edge})");
+    };
+    assert_eq!(
+        logged.event_id, edge.event_id,
+        "decode_logged names another event id"
+    );
+    let want: Vec<_> = edge.problems().filter(|p| !edge_only(p)).collect();
+    let got: Vec<_> = logged.problems().collect();
+    let exact = edge.problems().count() < mieruka_ingest::reject::MAX_PROBLEMS
+        && !edge.problems().any(|p| edge_only(&p));
+    if exact {
+        assert_eq!(got, want, "decode_logged differs from decode");
+    } else {
+        assert_eq!(
+            got.first(),
+            want.first(),
+            "decode_logged differs from decode"
+        );
+        assert!(
+            want.iter().all(|p| got.contains(p)),
+            "decode_logged differs from decode"
+        );
     }
 }
 
@@ -209,6 +237,7 @@ pub fn check_rejection(r: &Rejection) {
         r.event_id.as_deref().unwrap_or(""),
     );
     assert_text_shows_none("a rejection", &r.to_string());
+    assert_text_shows_none("a rejection's kept message", &r.full_message());
 }
 
 /// An accepted event's canonical form holds no personal number (the guard leaves it as

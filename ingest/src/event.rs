@@ -11,8 +11,8 @@ use std::io::Write as _;
 
 use crate::guard;
 use crate::json::{self, Json};
-use crate::reject::{Reason, Rejection};
-use crate::schema::{FieldKind, Schema, TimeWindow, TypeId};
+use crate::reject::{Problem, Reason, Rejection, MAX_PROBLEMS};
+use crate::schema::{EventType, FieldKind, Schema, TimeWindow, TypeId};
 use crate::timestamp::Timestamp;
 
 mod data;
@@ -319,8 +319,60 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
             "given more than once (a key may appear once per object)",
         )));
     }
-    let env = envelope(members).map_err(fail)?;
-    validate(schema, env, domain).map_err(fail)
+    let mut problems = Problems::default();
+    envelope(members, &mut problems)
+        .and_then(|env| validate(schema, env, domain, &mut problems))
+        .map_err(|Stop| fail(problems.into_rejection()))
+}
+
+/// A validation stopped: its problems are in the [`Problems`] it was given.
+struct Stop;
+
+/// The field-level problems of one event found so far. A valid event never adds one
+/// (nothing is allocated on its path); after the first, the checks go on and each adds
+/// its own, up to [`MAX_PROBLEMS`], so a sender learns every problem in one round.
+#[derive(Default)]
+struct Problems {
+    /// The first problem, the others in its `more`.
+    first: Option<Rejection>,
+}
+
+impl Problems {
+    /// Records `r`; stops the validation when the limit is reached.
+    fn add(&mut self, r: Rejection) -> Result<(), Stop> {
+        match &mut self.first {
+            None => self.first = Some(r),
+            Some(first) => first.more.push(Problem {
+                reason: r.reason,
+                field: r.field,
+                message: r.message,
+            }),
+        }
+        let found = self.first.as_ref().map_or(0, |f| 1 + f.more.len());
+        if found >= MAX_PROBLEMS {
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
+    /// The value of a check that passed; `None` (its problem recorded) for one that did not.
+    fn check<T>(&mut self, result: Result<T, Rejection>) -> Result<Option<T>, Stop> {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(r) => self.add(r).map(|()| None),
+        }
+    }
+
+    /// Whether a problem was found.
+    fn any(&self) -> bool {
+        self.first.is_some()
+    }
+
+    /// The rejection of the event: the first problem, the others in its `more`.
+    fn into_rejection(self) -> Rejection {
+        self.first
+            .unwrap_or_else(|| Rejection::whole(Reason::WrongType, "not a valid event"))
+    }
 }
 
 /// The event's id as a rejection may name it: a non-empty, printable string `event_id`
@@ -398,49 +450,72 @@ struct Envelope<'a> {
     occurred_at: Option<Cow<'a, str>>,
     data: Vec<(Cow<'a, str>, usize, &'a Json<'a>)>,
     voids: Option<Cow<'a, str>>,
+    /// The keys given with the wrong JSON type (a problem already recorded, so not
+    /// "missing" too): bits of [`Key`].
+    broken: u8,
 }
 
-fn envelope<'a>(members: &'a [json::Member<'a>]) -> Result<Envelope<'a>, Rejection> {
+/// The envelope's keys, as bits of [`Envelope::broken`].
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Key {
+    EventId = 1,
+    Source = 2,
+    Type = 4,
+    OccurredAt = 8,
+    Voids = 16,
+    Data = 32,
+}
+
+fn envelope<'a>(
+    members: &'a [json::Member<'a>],
+    problems: &mut Problems,
+) -> Result<Envelope<'a>, Stop> {
     let mut env = Envelope::default();
     for (i, m) in members.iter().enumerate() {
         let key = m.key.decoded();
-        let slot =
-            match &*key {
-                "event_id" => &mut env.event_id,
-                "source" => &mut env.source,
-                "type" => &mut env.kind,
-                "occurred_at" => &mut env.occurred_at,
-                "voids" => &mut env.voids,
-                "data" => {
-                    let Json::Object(data) = &m.value else {
-                        return Err(Rejection::at(
-                            Reason::WrongType,
-                            "data",
-                            format!("expected an object, got {}", m.value.kind_name()),
-                        ));
-                    };
-                    env.data = data
-                        .iter()
-                        .enumerate()
-                        .map(|(j, d)| (d.key.decoded(), j, &d.value))
-                        .collect();
+        let (slot, bit) = match &*key {
+            "event_id" => (&mut env.event_id, Key::EventId),
+            "source" => (&mut env.source, Key::Source),
+            "type" => (&mut env.kind, Key::Type),
+            "occurred_at" => (&mut env.occurred_at, Key::OccurredAt),
+            "voids" => (&mut env.voids, Key::Voids),
+            "data" => {
+                let Json::Object(data) = &m.value else {
+                    env.broken |= Key::Data as u8;
+                    problems.add(Rejection::at(
+                        Reason::WrongType,
+                        "data",
+                        format!("expected an object, got {}", m.value.kind_name()),
+                    ))?;
                     continue;
-                }
-                other => return Err(Rejection::at(
+                };
+                env.data = data
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| (d.key.decoded(), j, &d.value))
+                    .collect();
+                continue;
+            }
+            other => {
+                problems.add(Rejection::at(
                     Reason::UnknownField,
                     &guard::key_label(other, i),
                     "unknown envelope field; expected event_id, source, type, occurred_at, data, \
                      voids",
-                )),
-            };
+                ))?;
+                continue;
+            }
+        };
         match &m.value {
             Json::String(s) => *slot = Some(s.decoded()),
             other => {
-                return Err(Rejection::at(
+                env.broken |= bit as u8;
+                problems.add(Rejection::at(
                     Reason::WrongType,
                     &key,
                     format!("expected a string, got {}", other.kind_name()),
-                ))
+                ))?;
             }
         }
     }
@@ -472,13 +547,68 @@ fn check_id(field: &str, v: Option<Cow<'_, str>>) -> Result<String, Rejection> {
     Ok(v.into_owned())
 }
 
-fn validate(schema: &Schema, env: Envelope<'_>, domain: Domain) -> Result<Event, Rejection> {
-    let id = check_id("event_id", env.event_id)?;
-    let source = check_id("source", env.source)?;
-    let kind = env
-        .kind
-        .ok_or_else(|| Rejection::at(Reason::MissingField, "type", "required"))?;
-    let type_id = schema.type_id(&kind).ok_or_else(|| {
+/// The envelope's fields and the data checked, every problem recorded in `problems`
+/// (a key given with the wrong JSON type was recorded by [`envelope`]; data is checked
+/// only when the type is known).
+fn validate(
+    schema: &Schema,
+    env: Envelope<'_>,
+    domain: Domain,
+    problems: &mut Problems,
+) -> Result<Event, Stop> {
+    let p = problems;
+    let usable = |key: Key| env.broken & key as u8 == 0;
+    let id = if usable(Key::EventId) {
+        p.check(check_id("event_id", env.event_id))?
+    } else {
+        None
+    };
+    let source = if usable(Key::Source) {
+        p.check(check_id("source", env.source))?
+    } else {
+        None
+    };
+    let type_id = if usable(Key::Type) {
+        p.check(type_of(schema, env.kind))?
+    } else {
+        None
+    };
+    let occurred_at = if usable(Key::OccurredAt) {
+        p.check(check_occurred_at(schema, env.occurred_at, domain))?
+    } else {
+        None
+    };
+    let Some(type_id) = type_id else {
+        return Err(Stop);
+    };
+    let ty = schema.event_type(type_id);
+    let voids = if usable(Key::Voids) {
+        p.check(voids_of(ty, env.voids))?.flatten()
+    } else {
+        None
+    };
+    let data = if usable(Key::Data) {
+        Some(validate_data(schema, ty, env.data, domain, p)?)
+    } else {
+        None
+    };
+    match (id, source, occurred_at, data) {
+        (Some(id), Some(source), Some(occurred_at), Some(data)) if !p.any() => Ok(Event {
+            id,
+            source,
+            type_id,
+            occurred_at,
+            data,
+            voids,
+        }),
+        _ => Err(Stop),
+    }
+}
+
+/// The declared type `kind` names.
+fn type_of(schema: &Schema, kind: Option<Cow<'_, str>>) -> Result<TypeId, Rejection> {
+    let kind = kind.ok_or_else(|| Rejection::at(Reason::MissingField, "type", "required"))?;
+    schema.type_id(&kind).ok_or_else(|| {
         Rejection::at(
             Reason::UnknownType,
             "type",
@@ -488,43 +618,40 @@ fn validate(schema: &Schema, env: Envelope<'_>, domain: Domain) -> Result<Event,
                 schema.type_names().join(", ")
             ),
         )
-    })?;
-    let ty = schema.event_type(type_id);
-    let occurred_at = env
-        .occurred_at
-        .ok_or_else(|| Rejection::at(Reason::MissingField, "occurred_at", "required"))?;
-    let occurred_at = Timestamp::parse_rfc3339(&occurred_at)
+    })
+}
+
+/// `occurred_at` read, and within the time window at the edge.
+fn check_occurred_at(
+    schema: &Schema,
+    v: Option<Cow<'_, str>>,
+    domain: Domain,
+) -> Result<Timestamp, Rejection> {
+    let v = v.ok_or_else(|| Rejection::at(Reason::MissingField, "occurred_at", "required"))?;
+    let at = Timestamp::parse_rfc3339(&v)
         .map_err(|e| Rejection::at(Reason::BadTimestamp, "occurred_at", e.to_string()))?;
     if domain == Domain::Edge {
-        check_window(schema.window(), occurred_at)?;
+        check_window(schema.window(), at)?;
     }
-    let voids = match (ty.voids, env.voids) {
-        (true, None) => {
-            return Err(Rejection::at(
-                Reason::MissingField,
-                "voids",
-                format!("required for {}: the event_id to retract", ty.name),
-            ))
-        }
-        (true, Some(v)) => Some(check_id("voids", Some(v))?),
-        (false, Some(_)) => {
-            return Err(Rejection::at(
-                Reason::UnknownField,
-                "voids",
-                format!("only a voiding type may carry voids, not {}", ty.name),
-            ))
-        }
-        (false, None) => None,
-    };
-    let data = validate_data(schema, ty, env.data, domain)?;
-    Ok(Event {
-        id,
-        source,
-        type_id,
-        occurred_at,
-        data,
-        voids,
-    })
+    Ok(at)
+}
+
+/// `voids`: required by a voiding type, refused on any other.
+fn voids_of(ty: &EventType, v: Option<Cow<'_, str>>) -> Result<Option<String>, Rejection> {
+    match (ty.voids, v) {
+        (true, None) => Err(Rejection::at(
+            Reason::MissingField,
+            "voids",
+            format!("required for {}: the event_id to retract", ty.name),
+        )),
+        (true, Some(v)) => check_id("voids", Some(v)).map(Some),
+        (false, Some(_)) => Err(Rejection::at(
+            Reason::UnknownField,
+            "voids",
+            format!("only a voiding type may carry voids, not {}", ty.name),
+        )),
+        (false, None) => Ok(None),
+    }
 }
 
 /// `occurred_at` must lie between the window's earliest instant and now plus the skew.
@@ -821,5 +948,92 @@ mod tests {
         let raw = r#"{"event_id":"123456789018","type":"x"}"#;
         let r = decode(&schema, raw.as_bytes()).unwrap_err();
         assert_eq!((r.reason, r.event_id), (Reason::PersonalNumber, None));
+    }
+
+    fn problems(r: &Rejection) -> Vec<(Reason, Option<&str>)> {
+        r.problems()
+            .map(|(reason, field, _)| (reason, field))
+            .collect()
+    }
+
+    #[test]
+    fn every_problem_of_an_event_is_reported_the_first_as_today() {
+        let raw = format!(
+            r#"{{"event_id":"e-1","type":"cert","occurred_at":"{NOW}","data":{{"channel":"fax","count":0,"memo":"x"}}}}"#
+        );
+        let r = reject(&raw);
+        // The first problem is the rejection's own reason and field, as before.
+        assert_eq!(at(&r), (Reason::MissingField, Some("source")));
+        assert_eq!(
+            problems(&r),
+            [
+                (Reason::MissingField, Some("source")),
+                (Reason::UnknownValue, Some("data.channel")),
+                (Reason::OutOfBounds, Some("data.count")),
+                (Reason::UnknownField, Some("data.memo")),
+            ]
+        );
+        assert_eq!(r.event_id.as_deref(), Some("e-1"));
+        // The order is the checks' order, whatever the order of the keys.
+        let raw = r#"{"data":{"count":0,"channel":"fax"},"occurred_at":"1999-01-01T00:00:00Z","type":"cert","event_id":"e-1","source":"s"}"#;
+        assert_eq!(
+            problems(&reject(raw)),
+            [
+                (Reason::OutOfBounds, Some("occurred_at")),
+                (Reason::OutOfBounds, Some("data.count")),
+                (Reason::UnknownValue, Some("data.channel")),
+            ]
+        );
+        let shown = reject(raw).to_string();
+        assert!(
+            shown.starts_with("occurred_at: 1999-01-01T00:00:00Z is earlier")
+                && shown.contains(" | data.count: 0 is below the minimum 1 (out_of_bounds) | "),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_problem_is_reported_once_not_again_as_its_consequences() {
+        // A key of the wrong JSON type is not also missing; data that is no object
+        // misses no field; an unknown type leaves data unchecked.
+        let raw = format!(
+            r#"{{"event_id":"e-1","source":7,"type":"cert","occurred_at":"{NOW}","data":[]}}"#
+        );
+        assert_eq!(
+            problems(&reject(&raw)),
+            [
+                (Reason::WrongType, Some("source")),
+                (Reason::WrongType, Some("data")),
+            ]
+        );
+        let r = reject(&event("nope", NOW, r#"{"x":1}"#));
+        assert_eq!(problems(&r), [(Reason::UnknownType, Some("type"))]);
+        // A refused field is not also missing, and a valid event has no problem list.
+        let r = reject(&event("cert", NOW, r#"{"channel":1}"#));
+        assert_eq!(problems(&r), [(Reason::WrongType, Some("data.channel"))]);
+        assert!(r.more.is_empty());
+    }
+
+    #[test]
+    fn at_most_max_problems_are_reported() {
+        let keys: Vec<String> = (0..50).map(|i| format!(r#""k{i:02}":1"#)).collect();
+        let r = reject(&event("cert", NOW, &format!("{{{}}}", keys.join(","))));
+        let found = problems(&r);
+        assert_eq!(found.len(), MAX_PROBLEMS);
+        assert_eq!(found[0], (Reason::UnknownField, Some("data.k00")));
+        assert_eq!(
+            found[MAX_PROBLEMS - 1],
+            (Reason::UnknownField, Some("data.k19"))
+        );
+    }
+
+    #[test]
+    fn a_personal_number_stays_the_only_problem_reported() {
+        let raw = format!(
+            r#"{{"event_id":"e-1","type":"cert","occurred_at":"{NOW}","data":{{"channel":"fax","memo":"123456789018"}}}}"#
+        );
+        let r = reject(&raw);
+        assert_eq!(problems(&r), [(Reason::PersonalNumber, Some("data.memo"))]);
+        assert!(!r.to_string().contains("123456789018"), "{r}");
     }
 }

@@ -32,6 +32,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use crate::reject::Rejection;
 use crate::schema::Schema;
 use crate::sink::{EventSink, Item, Position, SinkError, Status};
 
@@ -166,6 +167,46 @@ pub struct RejectedEntry {
     pub field: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// Every problem of the event (the first is `reason`, `field` and `message` above),
+    /// in the order the checks found them; at most [`crate::reject::MAX_PROBLEMS`].
+    #[serde(default)]
+    pub problems: Vec<ProblemEntry>,
+}
+
+/// One problem of a refused event in a reply.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProblemEntry {
+    /// The JSON path at fault.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub field: Option<String>,
+    /// The reason code.
+    pub reason: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl RejectedEntry {
+    /// The entry of the event at `index` (NDJSON `line`), refused for `r`.
+    fn of(index: usize, line: Option<usize>, r: Rejection) -> Self {
+        let problems = r
+            .problems()
+            .map(|(reason, field, message)| ProblemEntry {
+                field: field.map(str::to_owned),
+                reason: reason.as_str().to_owned(),
+                message: message.to_owned(),
+            })
+            .collect();
+        Self {
+            index,
+            line,
+            // Set only when the id passed the guard.
+            event_id: r.event_id,
+            reason: r.reason.as_str().to_owned(),
+            field: r.field,
+            message: r.message,
+            problems,
+        }
+    }
 }
 
 /// One example of every refusal of `POST /v1/events` under `limits`, with its reply:
@@ -279,15 +320,11 @@ async fn submit<S: EventSink>(
             match status {
                 Status::Accepted => reply.accepted += 1,
                 Status::Duplicate => reply.duplicates += 1,
-                Status::Rejected(r) => reply.rejected.push(RejectedEntry {
-                    index: offset + i,
-                    line: lines.get(offset + i).copied().flatten(),
-                    // Set only when the id passed the guard.
-                    event_id: r.event_id,
-                    reason: r.reason.as_str().to_owned(),
-                    field: r.field,
-                    message: r.message,
-                }),
+                Status::Rejected(r) => reply.rejected.push(RejectedEntry::of(
+                    offset + i,
+                    lines.get(offset + i).copied().flatten(),
+                    r,
+                )),
             }
         }
         offset += SINK_BATCH.min(lines.len() - offset);
@@ -484,6 +521,9 @@ mod tests {
             cert("e-4", "konbini", "cert")
         );
         replies.push(post(addr, JSON, &body).await);
+        // Every problem of one event, the first also as `reason`/`field`/`message`.
+        let two = r#"{"event_id":"e-5","source":"konbini","type":"cert","occurred_at":"2026-05-01T10:00:00+09:00","data":{"channel":"fax","count":2}}"#;
+        replies.push(post(addr, NDJSON, two).await);
 
         let addr = serve(Script::Unavailable).await;
         replies.push(post(addr, NDJSON, &one).await);

@@ -31,7 +31,10 @@
 //!   masked something in them — the masked text. (The `ingest` role is handed the text
 //!   only, already through the guard, so its payload is that text.)
 //! - **Headers**: `reason` (the closed reason code), `field` (the JSON path at fault;
-//!   absent when the whole event is), `message`, `event_id` (when the event's id could
+//!   absent when the whole event is), `message` (the first problem's; an event with
+//!   several field-level problems has ` | field: message (reason)` for each other one
+//!   appended, and a `problems` header: a JSON array of `{"field","reason","message"}`,
+//!   the first included), `event_id` (when the event's id could
 //!   be read, and never for `personal_number`), `source` (the configured source label —
 //!   the token's or topic's source, `unknown` when there is none — never request data),
 //!   `position` (where it was received: `index 3`, `file:line` or
@@ -180,7 +183,10 @@ pub fn dead_letter<'a>(
     if let Some(field) = &rejection.field {
         add("field", field);
     }
-    add("message", &rejection.message);
+    add("message", &rejection.full_message());
+    if !rejection.more.is_empty() {
+        add("problems", &problems_json(rejection));
+    }
     if let Some(id) = event_id {
         add("event_id", id);
     }
@@ -215,6 +221,18 @@ pub fn dead_letter<'a>(
         payload,
         headers,
     }
+}
+
+/// Every problem of `r` as a JSON array of `{"field","reason","message"}` (the
+/// `problems` header of an event that had more than one).
+fn problems_json(r: &Rejection) -> String {
+    let list: Vec<serde_json::Value> = r
+        .problems()
+        .map(|(reason, field, message)| {
+            serde_json::json!({"field": field, "reason": reason.as_str(), "message": message})
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
 }
 
 /// `bytes` with every personal number masked: borrowed when there is none (so a key
@@ -419,6 +437,41 @@ mod tests {
     }
 
     const CARD: &[u8] = br#"{"event_id":"c-1","source":"card","type":"certificate.issued"}"#;
+
+    #[test]
+    fn a_dead_letter_of_an_event_with_several_problems_lists_them_all() {
+        let raw = br#"{"event_id":"c-2","source":"card","type":"cert","data":{"n":0,"x":1}}"#;
+        let mut rejection =
+            Rejection::at(Reason::OutOfBounds, "data.n", "0 is below the minimum 1");
+        rejection.more.push(crate::reject::Problem {
+            reason: Reason::UnknownField,
+            field: Some("data.x".to_owned()),
+            message: "unknown field; cert has fields n".to_owned(),
+        });
+        let item = refused(raw, kafka_position(), "card", rejection.clone());
+        let letter = dead_letter(&item, &rejection, None, Some(raw));
+        let header = |name: &str| {
+            letter
+                .headers
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            header("message"),
+            Some(
+                "0 is below the minimum 1 | data.x: unknown field; cert has fields n (unknown_field)"
+            )
+        );
+        let problems: serde_json::Value =
+            serde_json::from_str(header("problems").unwrap_or("")).unwrap_or_default();
+        assert_eq!(problems[0]["field"], "data.n");
+        assert_eq!(problems[1]["reason"], "unknown_field");
+        assert_eq!(problems.as_array().map(Vec::len), Some(2));
+        // One problem: no `problems` header, the message as it was.
+        let letter = dead_letter(&item, &not_allowed(), None, Some(raw));
+        assert!(!names(&letter).contains(&"problems"));
+    }
 
     #[test]
     fn a_dead_letter_read_from_a_topic_has_every_header_and_keeps_its_key_and_bytes() {

@@ -306,9 +306,13 @@ impl Summary {
                         (None, Some(field)) => format!("{field}: "),
                         (None, None) => "event: ".to_owned(),
                     };
+                    // Then every other problem of the event, ` | field: message (reason)`.
                     self.first_rejections.push(format!(
-                        "{file}:{} {place}{} ({})",
-                        line.line, r.message, r.reason
+                        "{file}:{} {place}{} ({}){}",
+                        line.line,
+                        r.message,
+                        r.reason,
+                        r.others_text()
                     ));
                 }
             }

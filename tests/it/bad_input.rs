@@ -1236,3 +1236,69 @@ fn monthly_exports_with_bad_input() {
         "{id}: {out}"
     );
 }
+
+#[test]
+fn every_problem_of_one_event_is_reported_at_once() {
+    let id = class("event-many-problems");
+    let dir = tempfile::tempdir().unwrap();
+    let (app, db, _log) = server(dir.path());
+    // An unknown channel, a count below its minimum and an unknown field, in one event.
+    let line = konbini(
+        "mp-1",
+        r#"{"channel":"fax","certificate":"juminhyo","count":0,"memo":"x"}"#,
+    );
+    let want = [
+        ("unknown_value", "data.channel"),
+        ("out_of_bounds", "data.count"),
+        ("unknown_field", "data.memo"),
+    ];
+    let (reason, field, r) = refused(&app, KONBINI_TOKEN, line.as_bytes(), id);
+    // The first problem stays the entry's own reason and field.
+    assert_eq!((reason.as_str(), field.as_str()), want[0], "{id}: {r}");
+    let listed: Vec<(&str, &str)> = r["problems"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    let s = |k: &str| p[k].as_str().unwrap_or("");
+                    (s("reason"), s("field"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(listed, want, "{id}: {r}");
+    app.stop();
+
+    // The `rejected` table keeps them all, in the order of the reply.
+    let rows = rejected_rows(&db);
+    let row = rows
+        .lines()
+        .find(|l| l.contains("event_id mp-1"))
+        .unwrap_or("");
+    assert!(
+        row.contains("[unknown_value] data.channel: "),
+        "{id}: {rows}"
+    );
+    let (Some(a), Some(b)) = (
+        row.find(" | data.count: 0 is below the minimum 1 (out_of_bounds)"),
+        row.find(" | data.memo: unknown field"),
+    ) else {
+        panic!("{id}: {rows}")
+    };
+    assert!(a < b, "{id}: {row}");
+
+    // So does the import summary.
+    let file = dir.path().join("many.ndjson");
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    let (code, out, err) = import(dir.path(), &file, &[]);
+    assert_eq!(code, 1, "{id}: {out}{err}");
+    let summary = out
+        .lines()
+        .find(|l| l.contains("many.ndjson:1"))
+        .unwrap_or("");
+    assert!(
+        summary.contains("data.channel: ")
+            && summary.contains("(unknown_value) | data.count: 0 is below the minimum 1 (out_of_bounds) | data.memo: unknown field"),
+        "{id}: {out}"
+    );
+}

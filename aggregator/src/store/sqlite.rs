@@ -617,7 +617,8 @@ async fn write_rejected(
                 .push_bind(item.shown_event_id())
                 .push_bind(r.reason.as_str())
                 .push_bind(r.field.as_deref())
-                .push_bind(r.message.as_str())
+                // Every problem of the event, the first one's fields in their columns.
+                .push_bind(r.full_message().into_owned())
                 .push_bind(item.raw.as_str());
         });
         qb.build().execute(&mut **tx).await?;

@@ -92,6 +92,28 @@ pub fn rejected_events_are_kept_with_their_reason_and_masked_raw_text<S: Store>(
     });
 }
 
+/// Every problem of a refused event is kept: the first in the reason and field columns,
+/// the others after its message.
+pub fn every_problem_of_a_rejected_event_is_kept<S: Store>(location: &S::Location) {
+    let plan = plan();
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let bad = r#"{"event_id":"k2","source":"konbini","type":"certificate.issued","occurred_at":"2026-05-01T10:00:00+09:00","data":{"channel":"fax","certificate":"juminhyo","count":0}}"#;
+        let it = item(&plan.schema, bad.as_bytes(), Position::Line { file: "f.ndjson".into(), line: 8 }, "konbini");
+        store.submit_batch(vec![it]).await.unwrap();
+        let rows = store.rejected(10).await.unwrap();
+        let r = &rows[0];
+        assert_eq!((r.reason.as_str(), r.field.as_deref()), ("unknown_value", Some("data.channel")));
+        assert!(
+            r.message.starts_with("unknown value \"fax\"")
+                && r.message.ends_with(" | data.count: 0 is below the minimum 1 (out_of_bounds)"),
+            "{}",
+            r.message
+        );
+        store.close().await;
+    });
+}
+
 /// Kept rejections are read back by source, reason and time received, newest first,
 /// and summed up by source and reason.
 pub fn rejected_events_are_filtered_and_summed_up<S: Store>(location: &S::Location) {

@@ -3,35 +3,43 @@
 
 use std::borrow::Cow;
 
-use super::{fixed_to_string, printable_id, quoted, Domain, Value, MAX_ID_CHARS};
+use super::{fixed_to_string, printable_id, quoted, Domain, Problems, Stop, Value, MAX_ID_CHARS};
 use crate::guard;
 use crate::json::{self, Json, ScaleError};
 use crate::reject::{Reason, Rejection};
 use crate::schema::{EventType, FieldKind, Schema};
 
 /// The data fields of an event of type `ty`: each converted, defaults filled in, stages
-/// and cross-field rules checked.
+/// and cross-field rules checked, every problem recorded in `p` (the values are then
+/// meaningless).
 pub(super) fn validate_data(
     schema: &Schema,
     ty: &EventType,
     data: Vec<(Cow<'_, str>, usize, &Json<'_>)>,
     domain: Domain,
-) -> Result<Vec<Value>, Rejection> {
+    p: &mut Problems,
+) -> Result<Vec<Value>, Stop> {
     // One allocation per event: values start absent, a bit per field says "given" (keys
-    // are unique: a key given twice was refused before).
+    // are unique: a key given twice was refused before), another "given but refused".
     let mut values = vec![Value::Absent; ty.fields.len()];
-    let mut given: u128 = 0;
+    let (mut given, mut refused): (u128, u128) = (0, 0);
     for (key, position, value) in data {
         let Some(ix) = ty.field(&key) else {
-            return Err(unknown_field(ty, &key, position));
+            p.add(unknown_field(ty, &key, position))?;
+            continue;
         };
         given |= 1u128 << (ix % 128);
-        values[ix] = convert(&ty.fields[ix].kind, value, domain)
-            .map_err(|(r, m)| Rejection::at(r, &format!("data.{key}"), m))?;
+        match convert(&ty.fields[ix].kind, value, domain) {
+            Ok(v) => values[ix] = v,
+            Err((r, m)) => {
+                refused |= 1u128 << (ix % 128);
+                p.add(Rejection::at(r, &format!("data.{key}"), m))?;
+            }
+        }
     }
-    fill_defaults(ty, &mut values, given)?;
-    check_stages(schema, ty, &values)?;
-    check_rules(ty, &values)?;
+    fill_defaults(ty, &mut values, given, p)?;
+    check_stages(schema, ty, &values, refused, p)?;
+    check_rules(ty, &values, p)?;
     Ok(values)
 }
 
@@ -52,30 +60,43 @@ fn unknown_field(ty: &EventType, key: &str, position: usize) -> Rejection {
 }
 
 /// Fields not `given` take their default; a required one without a default is missing.
-fn fill_defaults(ty: &EventType, values: &mut [Value], given: u128) -> Result<(), Rejection> {
+fn fill_defaults(
+    ty: &EventType,
+    values: &mut [Value],
+    given: u128,
+    p: &mut Problems,
+) -> Result<(), Stop> {
     for (ix, field) in ty.fields.iter().enumerate() {
         if given & (1u128 << (ix % 128)) != 0 {
             continue;
         }
         match (&field.default, field.required) {
             (Some(d), _) => values[ix] = d.clone(),
-            (None, true) => {
-                return Err(Rejection::at(
-                    Reason::MissingField,
-                    &format!("data.{}", field.name),
-                    format!("required by {}", ty.name),
-                ))
-            }
+            (None, true) => p.add(Rejection::at(
+                Reason::MissingField,
+                &format!("data.{}", field.name),
+                format!("required by {}", ty.name),
+            ))?,
             (None, false) => {}
         }
     }
     Ok(())
 }
 
-/// Each stage field names a stage of the milestone KPI its `of` field names.
-fn check_stages(schema: &Schema, ty: &EventType, values: &[Value]) -> Result<(), Rejection> {
+/// Each stage field names a stage of the milestone KPI its `of` field names (unless that
+/// field was `refused`: its problem is recorded already).
+fn check_stages(
+    schema: &Schema,
+    ty: &EventType,
+    values: &[Value],
+    refused: u128,
+    p: &mut Problems,
+) -> Result<(), Stop> {
     for (ix, field) in ty.fields.iter().enumerate() {
         if let (FieldKind::Stage { of }, Value::Id(stage)) = (&field.kind, &values[ix]) {
+            if refused & (1u128 << (of % 128)) != 0 {
+                continue;
+            }
             let kpi = match &values[*of] {
                 Value::Id(k) => k.to_string(),
                 Value::Enum(i) => match &ty.fields[*of].kind {
@@ -88,14 +109,15 @@ fn check_stages(schema: &Schema, ty: &EventType, values: &[Value]) -> Result<(),
             };
             let path = format!("data.{}", field.name);
             let Some(stages) = schema.stages(&kpi) else {
-                return Err(Rejection::at(
+                p.add(Rejection::at(
                     Reason::UnknownValue,
                     &format!("data.{}", ty.fields[*of].name),
                     format!("{} is not a milestone KPI of the plan", quoted(&kpi)),
-                ));
+                ))?;
+                continue;
             };
             if !stages.iter().any(|s| s.as_str() == &**stage) {
-                return Err(Rejection::at(
+                p.add(Rejection::at(
                     Reason::UnknownValue,
                     &path,
                     format!(
@@ -103,7 +125,7 @@ fn check_stages(schema: &Schema, ty: &EventType, values: &[Value]) -> Result<(),
                         quoted(stage),
                         stages.join(", ")
                     ),
-                ));
+                ))?;
             }
         }
     }
@@ -111,15 +133,15 @@ fn check_stages(schema: &Schema, ty: &EventType, values: &[Value]) -> Result<(),
 }
 
 /// The type's cross-field rules: each `(a, b)` says data.a ≤ data.b when both are given.
-fn check_rules(ty: &EventType, values: &[Value]) -> Result<(), Rejection> {
+fn check_rules(ty: &EventType, values: &[Value], p: &mut Problems) -> Result<(), Stop> {
     for &(a, b) in &ty.rules {
         if let (Some(x), Some(y)) = (values[a].as_i64(), values[b].as_i64()) {
             if x > y {
-                return Err(Rejection::at(
+                p.add(Rejection::at(
                     Reason::CrossField,
                     &format!("data.{}", ty.fields[a].name),
                     format!("{x} is greater than data.{} ({y})", ty.fields[b].name),
-                ));
+                ))?;
             }
         }
     }

@@ -386,7 +386,8 @@ struct RejectedColumns<'a> {
     event_id: Vec<Option<&'a str>>,
     reason: Vec<&'a str>,
     field: Vec<Option<&'a str>>,
-    message: Vec<&'a str>,
+    /// Each rejection's full message: every problem of the event (`Rejection::full_message`).
+    message: Vec<String>,
     raw: Vec<&'a str>,
     topic: Vec<Option<&'a str>>,
     partition: Vec<Option<i32>>,
@@ -401,7 +402,7 @@ impl<'a> RejectedColumns<'a> {
         self.event_id.push(item.shown_event_id());
         self.reason.push(r.reason.as_str());
         self.field.push(r.field.as_deref());
-        self.message.push(&r.message);
+        self.message.push(r.full_message().into_owned());
         self.raw.push(&item.raw);
         let (topic, partition, offset) = match &item.position {
             Position::Offset {
