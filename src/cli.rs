@@ -386,3 +386,57 @@ pub fn parse_day(s: &str) -> Result<mieruka_aggregator::Day, String> {
     s.parse()
         .map_err(|e: mieruka_aggregator::fiscal::DayError| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// The `mieruka …` command lines of the README's shell examples, continuation lines
+    /// joined and comments cut, with the program name first.
+    fn readme_commands() -> Vec<Vec<String>> {
+        let readme = include_str!("../README.md");
+        let mut commands = Vec::new();
+        let mut in_shell = false;
+        let mut pending = String::new();
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                in_shell = matches!(line.trim(), "```sh" | "```bash" | "```console");
+                continue;
+            }
+            if !in_shell {
+                continue;
+            }
+            let code = line.split(" #").next().unwrap_or("").trim_end();
+            if let Some(head) = code.strip_suffix('\\') {
+                pending.push_str(head);
+                pending.push(' ');
+                continue;
+            }
+            pending.push_str(code);
+            let words: Vec<String> = pending.split_whitespace().map(str::to_owned).collect();
+            pending.clear();
+            let args = match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                ["mieruka", ..] => words[1..].to_vec(),
+                ["cargo", "run", "--release", "--", ..] => words[4..].to_vec(),
+                _ => continue,
+            };
+            let mut argv = vec!["mieruka".to_owned()];
+            argv.extend(args);
+            commands.push(argv);
+        }
+        commands
+    }
+
+    #[test]
+    fn every_command_line_of_the_readme_parses() {
+        let commands = readme_commands();
+        assert!(commands.len() >= 8, "too few commands found: {commands:?}");
+        for argv in commands {
+            if let Err(e) = Cli::try_parse_from(&argv) {
+                panic!("the README's `{}` does not parse:\n{e}", argv.join(" "));
+            }
+        }
+    }
+}

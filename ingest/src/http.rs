@@ -187,7 +187,7 @@ pub struct ProblemEntry {
 
 impl RejectedEntry {
     /// The entry of the event at `index` (NDJSON `line`), refused for `r`.
-    fn of(index: usize, line: Option<usize>, r: Rejection) -> Self {
+    pub(crate) fn of(index: usize, line: Option<usize>, r: Rejection) -> Self {
         let problems = r
             .problems()
             .map(|(reason, field, message)| ProblemEntry {

@@ -436,6 +436,31 @@ fn parse_instant(s: &str) -> anyhow::Result<Timestamp> {
 mod tests {
     use super::*;
 
+    /// Every ```toml example of the README is a config this version reads. An empty
+    /// `[csv_mappings.konbini]` there stands for the mapping of the fixture it names.
+    #[test]
+    fn every_config_example_of_the_readme_parses() {
+        let readme = include_str!("../../README.md");
+        let mapping = include_str!("../../ingest/tests/fixtures/konbini.mapping.toml");
+        let blocks: Vec<String> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap_or("").to_owned())
+            .collect();
+        assert!(blocks.len() >= 3, "{} blocks", blocks.len());
+        for block in blocks {
+            let mut text = block.replace("[csv_mappings.konbini]", "[csv_mappings.readme_stub]");
+            if text.contains("mapping = \"konbini\"") {
+                text = text.replace("[csv_mappings.readme_stub]", "");
+                text.push_str(mapping);
+            }
+            let text = text.replace("[csv_mappings.readme_stub]", "");
+            if let Err(e) = Config::parse(&text, Path::new("README.md")) {
+                panic!("a README config example does not parse: {e:#}\n{text}");
+            }
+        }
+    }
+
     fn kafka(toml_text: &str) -> KafkaConfig {
         let cfg: Config = toml::from_str(toml_text).unwrap();
         cfg.kafka.unwrap()

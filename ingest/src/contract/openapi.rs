@@ -85,12 +85,27 @@ fn rejected_entry_schema() -> Value {
         "properties": {
             "index": { "type": "integer", "minimum": 0, "description": "0-based index in the request (array element or NDJSON line)." },
             "line": { "type": "integer", "minimum": 1, "description": "1-based NDJSON line, for NDJSON bodies." },
-            "event_id": { "type": "string", "description": "The event's id, when it could be read (never for personal_number)." },
+            "event_id": { "type": "string", "description": "The event's id, when it could be read and passed the personal-number guard." },
             "reason": { "$ref": "#/components/schemas/Reason" },
             "field": { "type": "string", "description": "The JSON path at fault, such as data.channel." },
             "message": { "type": "string", "description": "What is wrong and what was expected." },
+            "problems": {
+                "type": "array",
+                "maxItems": crate::reject::MAX_PROBLEMS,
+                "description": "Every problem of the event in the order the checks found them, the first being reason, field and message above; an event holding a personal number has that one problem only.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": { "type": "string", "description": "The JSON path at fault." },
+                        "reason": { "$ref": "#/components/schemas/Reason" },
+                        "message": { "type": "string", "description": "What is wrong." },
+                    },
+                    "required": ["reason", "message"],
+                    "additionalProperties": false,
+                },
+            },
         },
-        "required": ["index", "reason", "message"],
+        "required": ["index", "reason", "message", "problems"],
         "additionalProperties": false,
     })
 }
@@ -177,14 +192,7 @@ fn reply_example(schema: &Schema, examples: &[Value]) -> Value {
     let rejected: Vec<RejectedEntry> = bad
         .into_iter()
         .filter_map(|raw| crate::decode(&pinned, raw.to_string().as_bytes()).err())
-        .map(|r| RejectedEntry {
-            index: examples.len(),
-            line: Some(examples.len() + 1),
-            event_id: r.event_id,
-            reason: r.reason.as_str().to_owned(),
-            field: r.field,
-            message: r.message,
-        })
+        .map(|r| RejectedEntry::of(examples.len(), Some(examples.len() + 1), r))
         .collect();
     let reply = Reply {
         accepted: examples.len(),
