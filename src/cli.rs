@@ -147,18 +147,8 @@ pub enum Command {
         /// Print JSON (the body of GET /v1/kpis/<id>) instead of text.
         #[arg(long)]
         json: bool,
-        /// SQLite file [default: data/mieruka.db].
-        #[arg(long, env = "MIERUKA_DB")]
-        db: Option<PathBuf>,
-        /// PostgreSQL URL [default: the config's [store] url].
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: Option<String>,
-        /// Plan file [default: the shipped Ome plan].
-        #[arg(long, env = "MIERUKA_PLAN")]
-        plan: Option<PathBuf>,
-        /// Take this instant as "now" (RFC 3339) instead of the wall clock.
-        #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
-        now: Option<Timestamp>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Write the council report (進捗報告) of a fiscal year: a cover, each chapter's KPIs
     /// (baseline, target, value, pace, projection, status, provisional/final) with their
@@ -186,18 +176,8 @@ pub enum Command {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
-        /// SQLite file [default: data/mieruka.db].
-        #[arg(long, env = "MIERUKA_DB")]
-        db: Option<PathBuf>,
-        /// PostgreSQL URL [default: the config's [store] url].
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: Option<String>,
-        /// Plan file [default: the shipped Ome plan].
-        #[arg(long, env = "MIERUKA_PLAN")]
-        plan: Option<PathBuf>,
-        /// Take this instant as "now" (RFC 3339) instead of the wall clock.
-        #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
-        now: Option<Timestamp>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Keys of the line systems: `token new NAME` makes one.
     Token {
@@ -334,6 +314,37 @@ pub struct RoleArgs {
     pub brokers: Option<String>,
     #[command(flatten)]
     pub plan: PlanArgs,
+}
+
+/// Where a command that reads the figures finds them: the SQLite file, or PostgreSQL
+/// when a URL is given; the plan; and "now".
+#[derive(Args, Debug)]
+pub struct StoreArgs {
+    /// SQLite file [default: data/mieruka.db].
+    #[arg(long, env = "MIERUKA_DB")]
+    pub db: Option<PathBuf>,
+    /// PostgreSQL URL [default: the config's [store] url].
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Plan file [default: the shipped Ome plan].
+    #[arg(long, env = "MIERUKA_PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Take this instant as "now" (RFC 3339) instead of the wall clock.
+    #[arg(long, env = "MIERUKA_NOW", value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+}
+
+impl StoreArgs {
+    /// These flags, for [`mieruka::config::resolve`].
+    pub fn flags(self) -> Flags {
+        Flags {
+            db: self.db,
+            database_url: self.database_url,
+            plan: self.plan,
+            now: self.now,
+            ..Flags::default()
+        }
+    }
 }
 
 impl PlanArgs {

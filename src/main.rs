@@ -122,19 +122,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fy,
             as_of,
             json,
-            db,
-            database_url,
-            plan,
-            now,
+            store,
         } => {
-            let flags = Flags {
-                db,
-                database_url,
-                plan,
-                now,
-                ..Flags::default()
-            };
-            let settings = resolve(flags, RoleKind::Command)?;
+            let settings = resolve(store.flags(), RoleKind::Command)?;
             let req = mieruka_aggregator::explain::Request {
                 kpi,
                 year: fy.map(mieruka_aggregator::FiscalYear),
@@ -148,20 +138,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             as_of,
             format,
             out,
-            db,
-            database_url,
-            plan,
-            now,
+            store,
         } => {
-            let flags = Flags {
-                db,
-                database_url,
-                plan,
-                now,
-                ..Flags::default()
-            };
             let req = commands::report::Request::parse(fy, as_of.as_deref(), format)?;
-            commands::report::run(&resolve(flags, RoleKind::Command)?, &req, &out).await
+            commands::report::run(&resolve(store.flags(), RoleKind::Command)?, &req, &out).await
         }
         Command::Rules { out, plan } => {
             let flags = Flags {
