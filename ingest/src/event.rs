@@ -389,8 +389,10 @@ fn id_hint(doc: &Json<'_>) -> Option<String> {
             _ => None,
         })
         // The guard passed the id as JSON; as the plain text a rejection keeps, an
-        // escape written in it (`\u0031`, sent as `\\u0031`) reads as a digit.
-        .filter(|id| !id.trim().is_empty() && printable_id(id) && !guard::contains(id))
+        // escape written in it (`\u0031`, sent as `\\u0031`) reads as a digit, and a
+        // written `\u` before twelve digits must not hide four of them in an escape:
+        // both readings of the decoded id.
+        .filter(|id| !id.trim().is_empty() && printable_id(id) && !guard::decoded_contains(id))
         .map(|id| id.into_owned())
 }
 
@@ -1025,6 +1027,25 @@ mod tests {
             found[MAX_PROBLEMS - 1],
             (Reason::UnknownField, Some("data.k19"))
         );
+    }
+
+    #[test]
+    fn an_id_whose_number_hides_behind_a_written_backslash_u_is_never_named() {
+        // Sent as `\\u1234-…`: the id is a backslash, a `u` and a 4-4-4 number. Read
+        // with escapes, `\u1234` is one character and the number's first group is gone;
+        // a person reading the id sees all twelve digits.
+        for id in [
+            r"x\\u1234-5678-9018",
+            r"\\u123456789018",
+            r"ab\\u1234 5678 9018",
+        ] {
+            let raw = format!(
+                r#"{{"event_id":"{id}","type":"cert","occurred_at":"{NOW}","data":{{"channel":"fax"}}}}"#
+            );
+            let r = reject(&raw);
+            assert_eq!(at(&r), (Reason::PersonalNumber, Some("event_id")), "{raw}");
+            assert_eq!(r.event_id, None, "{raw}");
+        }
     }
 
     #[test]

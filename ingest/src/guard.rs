@@ -282,7 +282,7 @@ pub fn find_unescaped(text: &str) -> Vec<Range<usize>> {
 /// handed later. Read only with escapes, a decoded `\u123456789018` (from the raw
 /// `\\u123456789018`: a backslash, a `u` and twelve digits) would hide its first four
 /// digits in an escape and pass.
-fn decoded_contains(text: &str) -> bool {
+pub fn decoded_contains(text: &str) -> bool {
     contains(text) || !find_unescaped(text).is_empty()
 }
 
