@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::figures::{figures, Figure};
 use crate::fiscal::{Day, FiscalYear};
 use crate::ledger::Ledger;
-use crate::plan::{KpiId, KpiKind, MeasureId, Plan};
+use crate::plan::{Kpi, KpiId, KpiKind, MeasureId, Plan};
 use crate::store::{LogScan, Store};
 
 mod parts;
@@ -79,7 +79,11 @@ pub struct Explanation {
     pub parts: Vec<parts::Part>,
     /// A milestone's stage reached.
     pub milestone: Option<parts::MilestonePart>,
+    /// T, the target in force at `at` (the latest dated revision begun, else the plan's).
     pub target: Option<f64>,
+    /// The year's targets over time: the plan's original, then each dated revision;
+    /// empty when the plan sets the year no target.
+    pub target_history: Vec<TargetStep>,
     /// B, where the year started, and where that comes from.
     pub start: parts::Start,
     /// f, the elapsed fraction of the year.
@@ -94,6 +98,43 @@ pub struct Explanation {
     pub duplicates: &'static str,
     /// Log rows of these measures' types that no longer decode under the plan.
     pub undecodable_log_rows: u64,
+}
+
+/// One of a year's targets: the plan's original, or a dated revision.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetStep {
+    /// The day (JST) it is in force from; absent for the plan's original target.
+    pub from: Option<String>,
+    pub target: f64,
+    /// The decision that revised it; absent for the original.
+    pub decision: Option<String>,
+    /// Whether it is the target in force at the explanation's instant.
+    pub in_force: bool,
+}
+
+/// The targets of `year` over time, the one in force at `at` marked.
+fn target_history(kpi: &Kpi, year: FiscalYear, at: Timestamp) -> Vec<TargetStep> {
+    let Some(original) = kpi.target(year) else {
+        return Vec::new();
+    };
+    let mut steps = vec![TargetStep {
+        from: None,
+        target: original,
+        decision: None,
+        in_force: false,
+    }];
+    steps.extend(kpi.revisions_of(year).map(|r| TargetStep {
+        from: Some(r.from.to_string()),
+        target: r.target,
+        decision: Some(r.decision.clone()),
+        in_force: false,
+    }));
+    let begun = kpi
+        .revisions_of(year)
+        .filter(|r| r.from.start() <= at)
+        .count();
+    steps[begun].in_force = true;
+    steps
 }
 
 /// Explains `req.kpi` from `store`.
@@ -252,6 +293,7 @@ fn assemble(
         projection: ctx.projection(&fig, &parts),
         parts,
         target: fig.target,
+        target_history: target_history(kpi, ctx.year, at),
         elapsed: fig.elapsed,
         attainment: fig.attainment,
         drift: fig.drift,

@@ -21,7 +21,8 @@ pub struct Figure {
     pub year: FiscalYear,
     /// Flows year to date; levels and ratios as of the end of the cut-off day.
     pub value: Option<f64>,
-    /// The plan's target for the year.
+    /// The plan's target for the year in force at the figure's instant (the latest
+    /// revision whose day has begun, else the original).
     pub target: Option<f64>,
     /// The plan's reported baseline-year figure.
     pub baseline: Option<f64>,
@@ -262,7 +263,9 @@ fn figure(
     year: FiscalYear,
     now: Timestamp,
 ) -> Figure {
-    let target = kpi.target(year);
+    // The target in force at `now`: a revision changes pace, attainment, drift and
+    // on-track from its day on (docs/plan-format.md, "Target revisions").
+    let target = kpi.target_at(year, now);
     let mut fig = Figure {
         kpi: k,
         year,

@@ -21,6 +21,7 @@ pub use fiscal::{Day, FiscalYear};
 pub use ledger::{AsOf, Effect, Ledger, PerDay};
 pub use plan::{
     Direction, Kpi, KpiId, KpiKind, Measure, MeasureId, MeasureKind, Plan, PlanError, PlanErrors,
+    Revision, RevisionStep,
 };
 pub mod store;
 pub use store::{RejectedRow, SqliteStore, StoreError};

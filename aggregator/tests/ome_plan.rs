@@ -764,6 +764,13 @@ fn every_problem_is_reported_at_once_in_line_order() {
 // ---------------------------------------------------------------------------------------
 // The format's documentation.
 
+/// The shipped plan carries no dated target revisions: its targets are the plan's own.
+#[test]
+fn the_ome_plan_has_no_target_revisions() {
+    let plan = Plan::ome().unwrap();
+    assert!(plan.kpis.iter().all(|k| k.revisions.is_empty()));
+}
+
 /// The example plan of `docs/plan-format.md` ("A complete example") loads as it stands.
 #[test]
 fn the_documented_example_plan_loads() {
@@ -790,6 +797,18 @@ fn the_documented_example_plan_loads() {
     assert_eq!(kinds, ["flow", "ratio of levels", "milestone"]);
     let rate = plan.kpi("mynumber_card_holding_rate").unwrap();
     assert_eq!(rate.alert.behind_for, "14d");
+    assert_eq!(rate.revisions.len(), 1, "the documented revision");
+    let revised = &rate.revisions[0];
+    assert_eq!((revised.year, revised.target), (FiscalYear(2027), 86.5));
+    assert_eq!(
+        rate.target(FiscalYear(2027)),
+        Some(85.8),
+        "the original stays"
+    );
+    assert_eq!(
+        rate.target_at(FiscalYear(2027), FiscalYear(2028).start()),
+        Some(86.5)
+    );
     let milestone = plan.kpi("disposition_notice_online").unwrap();
     assert_eq!(milestone.due.get(&FiscalYear(2026)).unwrap(), "2027-03-31");
     assert_eq!(milestone.target(FiscalYear(2028)), Some(2.0));

@@ -65,6 +65,7 @@ pub fn render_kpi_page(
         );
     }
     h.push_str("</tbody></table>\n");
+    crate::revisions::write_kpi_list(&mut h, kpi, now);
     write_definition(&mut h, plan, kpi, fig, now);
     let _ = write!(
         h,

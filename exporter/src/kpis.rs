@@ -23,7 +23,7 @@ const PER_YEAR: &[(&str, &str, Field)] = &[
     ),
     (
         "target",
-        "The plan's target for the fiscal year, in the KPI's unit; absent where the plan sets none.",
+        "The plan's target for the fiscal year in force at the snapshot (the latest dated revision whose day has begun, else the original), in the KPI's unit; absent where the plan sets none.",
         |f| f.target,
     ),
     (

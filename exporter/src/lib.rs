@@ -20,6 +20,7 @@ mod kpi_page;
 mod kpis;
 pub mod precision;
 pub mod report;
+pub mod revisions;
 pub mod status;
 mod status_page;
 pub mod trend;

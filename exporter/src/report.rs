@@ -126,6 +126,7 @@ impl<'a> Report<'a> {
         for chapter in &self.plan.chapters {
             self.write_chapter(&mut h, chapter);
         }
+        crate::revisions::write_report_section(&mut h, self.plan, self.at);
         self.write_definitions(&mut h);
         h.push_str("</main>\n</body>\n</html>\n");
         h

@@ -76,6 +76,25 @@ pub fn text(e: &Explanation) -> String {
     }
     let _ = writeln!(o, "\nstart B = {} ({})", opt(e.start.value), e.start.from);
     let _ = writeln!(o, "target T = {}", opt(e.target));
+    if e.target_history.len() > 1 {
+        // Only a revised target has a history worth a line each.
+        let _ = writeln!(o, "target history (FY{}):", e.fiscal_year);
+        for s in &e.target_history {
+            let when = s
+                .from
+                .as_deref()
+                .map_or_else(|| "the plan's original".to_owned(), |d| format!("from {d}"));
+            let _ = writeln!(
+                o,
+                "  {when}: {}{}{}",
+                num(s.target),
+                s.decision
+                    .as_deref()
+                    .map_or_else(String::new, |d| format!(" ({d})")),
+                if s.in_force { " ← in force" } else { "" }
+            );
+        }
+    }
     let _ = writeln!(o, "elapsed f = {}", num(e.elapsed));
     let _ = writeln!(o, "pace: {}", e.pace.formula);
     let _ = writeln!(o, "projection: {}", e.projection.formula);

@@ -83,4 +83,16 @@ fn kpi_rows(out: &mut String, k: &Kpi, years: &[i32]) {
         show(k.baseline)
     );
     let _ = writeln!(out, "    {} / {}", k.name_ja, k.name_en);
+    for step in k.revision_steps() {
+        let r = step.revision;
+        let _ = writeln!(
+            out,
+            "    FY{} target revised {} → {} from {} ({})",
+            r.year,
+            show(step.previous),
+            r.target,
+            r.from,
+            r.decision
+        );
+    }
 }

@@ -25,6 +25,7 @@ mod plan;
 mod prometheus;
 mod replay;
 mod report;
+mod revisions;
 mod standalone;
 mod status_label;
 mod tls;

@@ -436,7 +436,7 @@ pub(super) fn empty_figure(ctx: &Ctx<'_>, at: mieruka_ingest::Timestamp) -> Figu
         kpi: ctx.k,
         year: ctx.year,
         value: None,
-        target: kpi.target(ctx.year),
+        target: kpi.target_at(ctx.year, at),
         baseline: kpi.baseline,
         start: None,
         pace: None,

@@ -108,6 +108,8 @@ pub(super) struct KpiDecl {
     #[serde(default)]
     pub(super) due: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
+    pub(super) revisions: Vec<RevisionDecl>,
+    #[serde(default)]
     pub(super) alert: AlertDecl,
     #[serde(default)]
     pub(super) source: String,
@@ -120,6 +122,18 @@ pub(super) struct KpiDecl {
 pub(super) enum TargetDecl {
     Number(f64),
     Text(String),
+}
+
+/// A `[[kpi.revisions]]` entry: a year's target revised from a date on. Every field is
+/// spanned (or optional) so that `revisions` reports what is wrong with its line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RevisionDecl {
+    pub(super) fiscal_year: Spanned<i64>,
+    pub(super) target: Spanned<f64>,
+    /// A quoted `"YYYY-MM-DD"` or a bare TOML local date.
+    pub(super) from: Spanned<toml::Value>,
+    pub(super) decision: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone)]

@@ -7,7 +7,7 @@
 //! the fields' kinds and defaults), all by name so reordering the plan file changes
 //! nothing. A milestone KPI's stages are stored by position, so its stage list is
 //! fingerprinted too (key `k:<id>`). Names, descriptions, targets and alert settings are
-//! not: changing them needs no rebuild.
+//! not, nor are dated target revisions: changing them needs no rebuild.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -218,6 +218,26 @@ mod tests {
             "description = \"Residents.\"",
         ));
         assert_eq!(PlanDrift::between(&ome, &described), None);
+    }
+
+    #[test]
+    fn a_dated_target_revision_needs_no_rebuild() {
+        let ome = fingerprints(&Plan::ome().unwrap());
+        // A revision table belongs to the [[kpi]] above it: it goes right before the
+        // next KPI.
+        let next = "[[kpi]]\nid = \"konbini_issuance_rate\"";
+        let revised = ome_with(
+            next,
+            &format!(
+                "[[kpi.revisions]]\nfiscal_year = 2027\ntarget = 88.0\nfrom = \"2027-06-15\"\n\
+                 decision = \"令和9年第2回定例会で改定\"\n\n{next}"
+            ),
+        );
+        let k = revised.kpi("mynumber_card_holding_rate").unwrap();
+        assert_eq!(k.revisions.len(), 1, "the revision is in the plan");
+        let prints = fingerprints(&revised);
+        assert_eq!(PlanDrift::between(&ome, &prints), None);
+        assert_eq!(plan_fingerprint(&ome), plan_fingerprint(&prints));
     }
 
     #[test]

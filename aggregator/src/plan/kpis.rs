@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::error::Errors;
 use super::file::{Chapter, KpiDecl};
 use super::model::{Direction, Kpi, KpiKind, Measure, MeasureId, Stage};
-use super::{checks, targets};
+use super::{checks, revisions, targets};
 use crate::fiscal::FiscalYear;
 
 /// The key of a field of one KPI in errors: `kpi[3] (telework).numerator`.
@@ -47,6 +47,8 @@ pub(super) fn compile_kpis(
         };
         let figures = targets::compile_targets(&k, &kind, years, &key, errs);
         checks::kpi_figures(&k, &kind, &figures.targets, &key, errs);
+        let revisions =
+            revisions::compile_revisions(&k, &kind, &figures.targets, years, &key, errs);
         let Some(alert) = checks::kpi_alert(&k, &key, errs) else {
             continue;
         };
@@ -62,6 +64,7 @@ pub(super) fn compile_kpis(
             kind,
             baseline: figures.baseline,
             targets: figures.targets,
+            revisions,
             tolerance: k.tolerance,
             due: figures.due,
             alert,

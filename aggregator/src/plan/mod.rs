@@ -15,6 +15,7 @@ mod fingerprint;
 mod kpis;
 mod measures;
 mod model;
+mod revisions;
 mod targets;
 
 pub use alert::{Alert, CriticalFactor, PromDuration};
@@ -22,7 +23,8 @@ pub use error::{PlanError, PlanErrors};
 pub use file::{AlertDecl, Chapter};
 pub use fingerprint::{fingerprints, plan_fingerprint, Fingerprints, PlanDrift};
 pub use model::{
-    Direction, Kpi, KpiId, KpiKind, Measure, MeasureId, MeasureKind, Op, Plan, Route, Stage,
+    Direction, Kpi, KpiId, KpiKind, Measure, MeasureId, MeasureKind, Op, Plan, Revision,
+    RevisionStep, Route, Stage,
 };
 
 use error::Errors;

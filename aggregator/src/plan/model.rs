@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Index;
 
 use mieruka_ingest::schema::{FieldIx, Schema, TypeId};
+use mieruka_ingest::Timestamp;
 
 use super::alert::Alert;
 use super::file::Chapter;
@@ -171,8 +172,11 @@ pub struct Kpi {
     pub kind: KpiKind,
     /// The plan's reported figure for the baseline year (a stage index for milestones).
     pub baseline: Option<f64>,
-    /// Target per fiscal year of the plan; `None` where the plan gives no number.
+    /// The plan's original target per fiscal year; `None` where the plan gives no
+    /// number. Figures use [`Kpi::target_at`], which applies the revisions.
     pub targets: BTreeMap<FiscalYear, Option<f64>>,
+    /// Dated revisions of the targets (council decisions), by year, then date.
+    pub revisions: Vec<Revision>,
     /// How far behind pace still counts as on pace, in the KPI's unit.
     pub tolerance: f64,
     /// Milestones: the day (JST) by which each year's target stage is due.
@@ -185,10 +189,67 @@ pub struct Kpi {
     pub note: String,
 }
 
+/// A dated revision of one year's target: from `from` on, the year's target is
+/// `target`, by the council decision `decision`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Revision {
+    /// The fiscal year whose target it revises.
+    pub year: FiscalYear,
+    /// The revised target, in the KPI's unit.
+    pub target: f64,
+    /// The day (JST) from whose start the revised target is in force; never after the
+    /// year's last day.
+    pub from: Day,
+    /// The decision that revised it (e.g. 令和9年第2回定例会で改定).
+    pub decision: String,
+}
+
+/// One revision as the report and the pages list it: the target it replaced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RevisionStep<'a> {
+    /// The revision.
+    pub revision: &'a Revision,
+    /// The target in force just before it: the original, or the previous revision's.
+    pub previous: Option<f64>,
+}
+
 impl Kpi {
-    /// The target for a year, if the plan gives one.
+    /// The plan's original target for a year, if it gives one (before any revision).
     pub fn target(&self, fy: FiscalYear) -> Option<f64> {
         self.targets.get(&fy).copied().flatten()
+    }
+
+    /// The target in force for year `fy` at `now`: the latest revision of that year
+    /// whose `from` day has begun (JST), else the original target.
+    ///
+    /// A revision never dates after its year's last day, so once a year has ended its
+    /// target in force is its final one, whatever `now` is.
+    pub fn target_at(&self, fy: FiscalYear, now: Timestamp) -> Option<f64> {
+        self.revisions_of(fy)
+            .rfind(|r| r.from.start() <= now)
+            .map(|r| r.target)
+            .or_else(|| self.target(fy))
+    }
+
+    /// The revisions of year `fy`, oldest first.
+    pub fn revisions_of(&self, fy: FiscalYear) -> impl DoubleEndedIterator<Item = &Revision> {
+        self.revisions.iter().filter(move |r| r.year == fy)
+    }
+
+    /// Every revision with the target it replaced, by year then date.
+    pub fn revision_steps(&self) -> Vec<RevisionStep<'_>> {
+        let mut out: Vec<RevisionStep<'_>> = Vec::with_capacity(self.revisions.len());
+        for r in &self.revisions {
+            let previous = match out.last() {
+                Some(prev) if prev.revision.year == r.year => Some(prev.revision.target),
+                _ => self.target(r.year),
+            };
+            out.push(RevisionStep {
+                revision: r,
+                previous,
+            });
+        }
+        out
     }
 
     /// The measures its value is made of, in formula order (none for a milestone).

@@ -5,6 +5,7 @@
 use anyhow::Context;
 use mieruka_aggregator::Kpi;
 use mieruka_exporter::report::{Report, Row};
+use mieruka_exporter::revisions::{has_begun, plan_revisions};
 use rust_xlsxwriter::{Format, Workbook, Worksheet};
 
 /// The longest sheet name Excel accepts.
@@ -32,6 +33,9 @@ pub fn workbook(report: &Report<'_>) -> anyhow::Result<Vec<u8>> {
         for row in report.rows(chapter) {
             r = kpi_table(sheet, r, &row, &bold)? + 1;
         }
+    }
+    if !plan_revisions(report.plan).is_empty() {
+        revisions(book.add_worksheet(), report, &bold)?;
     }
     book.save_to_buffer()
         .context("cannot build the xlsx workbook")
@@ -89,6 +93,49 @@ fn kpi_table(sheet: &mut Worksheet, r: u32, row: &Row<'_>, bold: &Format) -> any
         format!("{} {}", row.finality.ja(), row.finality.en()),
     )?;
     Ok(r + 3)
+}
+
+/// The last sheet, when the plan has revised targets (目標値の改定): one row per
+/// revision, with the target it replaced, its day, the decision and whether it is in
+/// force at the report's instant.
+fn revisions(sheet: &mut Worksheet, report: &Report<'_>, bold: &Format) -> anyhow::Result<()> {
+    sheet.set_name("目標値の改定 Revisions")?;
+    sheet.write_string_with_format(0, 0, "目標値の改定 Target revisions", bold)?;
+    let headers = [
+        "KPI",
+        "名称 Name",
+        "単位 Unit",
+        "年度 Fiscal year",
+        "改定前 Previous",
+        "改定後 Revised",
+        "適用日 In force from",
+        "決定 Decision",
+        "状態 At the as-of",
+    ];
+    for (c, head) in headers.iter().enumerate() {
+        sheet.write_string_with_format(2, c as u16, *head, bold)?;
+        sheet.set_column_width(c as u16, if c == 7 { 40 } else { 18 })?;
+    }
+    for (i, (kpi, step)) in plan_revisions(report.plan).into_iter().enumerate() {
+        let (r, rev) = (i as u32 + 3, step.revision);
+        sheet.write_string(r, 0, &kpi.id)?;
+        sheet.write_string(r, 1, format!("{} {}", kpi.name_ja, kpi.name_en))?;
+        sheet.write_string(r, 2, unit_label(kpi))?;
+        sheet.write_number(r, 3, f64::from(rev.year.0))?;
+        if let Some(p) = step.previous {
+            sheet.write_number(r, 4, p)?;
+        }
+        sheet.write_number(r, 5, rev.target)?;
+        sheet.write_string(r, 6, rev.from.to_string())?;
+        sheet.write_string(r, 7, &rev.decision)?;
+        let state = if has_begun(rev, report.at) {
+            "適用済み Applied"
+        } else {
+            "適用前 Not yet in force"
+        };
+        sheet.write_string(r, 8, state)?;
+    }
+    Ok(())
 }
 
 /// The unit a KPI's numbers are in, for a header: `%`, `人 people / FY`, or the stage
