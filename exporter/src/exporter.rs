@@ -63,6 +63,10 @@ pub struct Exporter {
     /// belong to: an explanation reads the KPI's events back, so it is computed once per
     /// publish, when first asked for. A std lock: nothing awaits while it is held.
     explained: Mutex<BTreeMap<String, (u64, Arc<String>)>>,
+    /// Held while an explanation is computed: one store scan at a time, so a burst of
+    /// requests after a publish waits for the first and then reads the cache instead of
+    /// scanning the log once each. Tokio's, as it is held across the scan.
+    explaining: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -108,6 +112,7 @@ impl Exporter {
             directory: RwLock::default(),
             explainer: OnceLock::new(),
             explained: Mutex::default(),
+            explaining: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -272,15 +277,12 @@ impl Exporter {
             return snapshot.kpi_pages.get(id).cloned();
         };
         let k = self.plan.kpi_id(id)?;
-        let cached = self
-            .explained
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .filter(|(generation, _)| *generation == snapshot.generation)
-            .map(|(_, page)| Arc::clone(page));
-        if let Some(page) = cached {
-            return Some(page.as_str().to_owned());
+        if let Some(page) = self.explained_page(id, snapshot.generation) {
+            return Some(page);
+        }
+        let _one_at_a_time = self.explaining.lock().await;
+        if let Some(page) = self.explained_page(id, snapshot.generation) {
+            return Some(page);
         }
         let explanation = explainer.explain(id, now).await;
         if let Err(error) = &explanation {
@@ -308,6 +310,16 @@ impl Exporter {
                 .insert(id.to_owned(), (snapshot.generation, Arc::new(page.clone())));
         }
         Some(page)
+    }
+
+    /// The page of KPI `id` with its explanation, if rendered for publish `generation`.
+    fn explained_page(&self, id: &str, generation: u64) -> Option<String> {
+        self.explained
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, page)| page.as_str().to_owned())
     }
 
     /// What `GET /` returns: the status page rendered at the last publish.

@@ -2,8 +2,9 @@
 //! Chromium (Debian's `chromium`). The screenshot is kept as a test artefact,
 //! `<target dir>/test-artifacts/status-page.png`, and the DOM Chromium built must show
 //! every KPI of the plan: its row (`data-kpi="<id>"`) and its Japanese name. The status
-//! page and a KPI's page must fit a phone (`scrollWidth` ≤ 390 px in a 390-px frame;
-//! artefacts `status-page-phone.png`, `kpi-page.png`).
+//! page and a KPI's page with the explanation of its figure must fit a phone
+//! (`scrollWidth` ≤ 390 px in a 390-px frame; artefacts `status-page-phone.png`,
+//! `kpi-page.png`, `kpi-page-explained-phone.png`).
 
 use std::fs::File;
 use std::os::unix::process::CommandExt as _;
@@ -275,11 +276,24 @@ fn the_status_page_and_a_kpi_page_fit_a_phone_and_chart_the_year() {
         "kpi-screenshot",
         &[
             &format!("--screenshot={}", kpi_shot.display()),
-            "--window-size=1000,1250",
+            "--window-size=1000,2600",
         ],
         &format!("{}/kpi/umepon_registrations", demo.base),
     );
     demo.stop();
+    // A ratio's page with its explanation, as a phone shows it.
+    let telework_shot = artifacts_dir().join("kpi-page-explained-phone.png");
+    let _ = std::fs::remove_file(&telework_shot);
+    Chromium::run(
+        dir.path(),
+        "telework-screenshot",
+        &[
+            &format!("--screenshot={}", telework_shot.display()),
+            "--window-size=500,4200",
+        ],
+        &phone_files(dir.path(), "telework-shot", &telework, 4200),
+    );
+    assert!(std::fs::metadata(&telework_shot).is_ok_and(|m| m.len() > 10_000));
 
     for (name, html) in [
         ("status", &status),
