@@ -38,6 +38,7 @@ code.formula{display:block;white-space:normal;overflow-wrap:anywhere;background:
 .explanation table{max-width:40rem;margin:.3rem 0 1rem}\
 .explanation h3{font-size:1rem;margin:1rem 0 .3rem}\
 .explanation td{overflow-wrap:anywhere}\
+.explanation td.num{width:auto;white-space:nowrap}.explanation table.explain-part th{width:45%}\
 p.footnote{font-size:.85rem;color:#57606a}";
 
 /// Writes the explanation section: `e` explains the page's figure; `directory` names
