@@ -12,6 +12,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use mieruka_ingest::{Reason, Status};
 
 use crate::calendar::Schedule;
+use crate::feeds::FeedState;
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// The `source` label of events from a source that is not configured (defined once, in
@@ -99,6 +100,28 @@ struct Feeds {
     /// Per source, when an inbox listing it last finished a file (even an empty or
     /// unreadable one, which leaves the store's time alone).
     inbox_arrivals: BTreeMap<String, f64>,
+    /// Per source, when one of its events last arrived as the store keeps it (`None`:
+    /// never), for the pages (`heard` counts a never-heard source from its declaration).
+    received: BTreeMap<String, Option<f64>>,
+}
+
+impl Feeds {
+    /// Each scheduled source's next-due instant (Unix seconds), from its latest arrival.
+    fn next_due(&self) -> BTreeMap<&str, i64> {
+        let mut out = BTreeMap::new();
+        for (source, schedule) in &self.schedules {
+            let heard = self.heard.get(source).copied();
+            let filed = self.inbox_arrivals.get(source).copied();
+            let last = match (heard, filed) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(last) = last {
+                out.insert(source.as_str(), schedule.next_due(last));
+            }
+        }
+        out
+    }
 }
 
 /// What an inbox's last finished file came to.
@@ -249,19 +272,48 @@ impl Health {
     /// Sets each scheduled source's next-due instant from its latest arrival.
     fn refresh_next_due(&self, feeds: &Feeds) {
         self.next_due.reset();
-        for (source, schedule) in &feeds.schedules {
-            let heard = feeds.heard.get(source).copied();
+        for (source, due) in feeds.next_due() {
+            self.next_due.with_label_values(&[source]).set(due as f64);
+        }
+    }
+
+    /// Sets when each source's events last arrived, as the store keeps it (`None`:
+    /// never), which the pages show beside the next-due instant.
+    pub fn set_received<S: AsRef<str>>(&self, sources: &[(S, Option<f64>)]) {
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        feeds.received = sources
+            .iter()
+            .map(|(s, at)| (s.as_ref().to_owned(), *at))
+            .collect();
+    }
+
+    /// Each source's last arrival (an event, or a file of an inbox listing it) and next
+    /// due instant, as `/metrics` publishes them: what the pages show of a feed.
+    pub fn feed_states(&self) -> BTreeMap<String, FeedState> {
+        let feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = feeds.next_due();
+        let mut out: BTreeMap<String, FeedState> = BTreeMap::new();
+        let sources = feeds
+            .received
+            .keys()
+            .chain(feeds.inbox_arrivals.keys())
+            .chain(feeds.schedules.keys());
+        for source in sources {
+            let received = feeds.received.get(source).copied().flatten();
             let filed = feeds.inbox_arrivals.get(source).copied();
-            let last = match (heard, filed) {
+            let last_arrival = match (received, filed) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
-            if let Some(last) = last {
-                self.next_due
-                    .with_label_values(&[source.as_str()])
-                    .set(schedule.next_due(last) as f64);
-            }
+            out.insert(
+                source.clone(),
+                FeedState {
+                    last_arrival,
+                    next_due: due.get(source.as_str()).copied(),
+                },
+            );
         }
+        out
     }
 
     /// Starts every series of an inbox (named in the config) at 0.

@@ -1,6 +1,8 @@
-//! The exporter's HTTP routes. Every handler serves what was prepared beforehand: none
-//! of them computes a figure, and none reads anything from the request but the KPI id of
-//! `/kpi/<id>`, which only looks a prepared page up.
+//! The exporter's HTTP routes. Every handler but one serves what was prepared
+//! beforehand: none of them computes a figure, and none reads anything from the request
+//! but the KPI id of `/kpi/<id>`. That page, where the role holds a store, carries the
+//! figure's explanation, read from the store at the first request after each publish
+//! (see [`Exporter::kpi_page_explained`]); `/metrics` never waits for it.
 
 use std::sync::Arc;
 
@@ -55,7 +57,7 @@ async fn status_page(State(exporter): State<Arc<Exporter>>) -> Html<String> {
 }
 
 async fn kpi_page(State(exporter): State<Arc<Exporter>>, Path(id): Path<String>) -> Response {
-    match exporter.kpi_page(&id) {
+    match exporter.kpi_page_explained(&id).await {
         Some(page) => Html(page).into_response(),
         None => (StatusCode::NOT_FOUND, "no such KPI, or no snapshot yet").into_response(),
     }

@@ -14,8 +14,10 @@
 mod access;
 pub mod calendar;
 mod exporter;
+pub mod feeds;
 mod health;
 mod http;
+pub mod kpi_explain;
 mod kpi_page;
 mod kpis;
 pub mod precision;
@@ -30,10 +32,11 @@ pub use access::Access;
 pub use exporter::Exporter;
 pub use health::{Health, InboxLast, Role, UNKNOWN_SOURCE};
 pub use http::{router, METRICS_CONTENT_TYPE};
-pub use kpi_page::render_kpi_page;
+pub use kpi_page::{render_kpi_page, render_kpi_page_with, PageExtras};
 pub use kpis::render_kpis;
 pub use status_page::{
-    current_year, render_status_page, render_status_page_with, render_status_page_with_inboxes,
+    current_year, render_status_page, render_status_page_full, render_status_page_with,
+    render_status_page_with_inboxes,
 };
 
 pub mod dashboards;

@@ -12,6 +12,7 @@ use mieruka_aggregator::plan::Chapter;
 use mieruka_aggregator::{Figure, FiscalYear, Kpi, KpiId, Plan};
 use mieruka_ingest::Timestamp;
 
+use crate::feeds::SourceDirectory;
 use crate::kpi_page::{measure_descriptions, write_chart_figure, write_note_and_measures};
 use crate::status::{status, Status};
 use crate::status_page::{cell, esc, jst, STYLE};
@@ -121,13 +122,19 @@ impl<'a> Report<'a> {
     /// The whole report as one self-contained HTML document (inline CSS and SVG, no
     /// script, nothing fetched), laid out for A4 when printed.
     pub fn html(&self) -> String {
+        self.html_with_sources(&SourceDirectory::default())
+    }
+
+    /// [`Report::html`] naming, in each definition, the configured sources that feed
+    /// the KPI by their display names.
+    pub fn html_with_sources(&self, sources: &SourceDirectory) -> String {
         let mut h = String::with_capacity(128 * 1024);
         self.write_cover(&mut h);
         for chapter in &self.plan.chapters {
             self.write_chapter(&mut h, chapter);
         }
         crate::revisions::write_report_section(&mut h, self.plan, self.at);
-        self.write_definitions(&mut h);
+        self.write_definitions(&mut h, sources);
         h.push_str("</main>\n</body>\n</html>\n");
         h
     }
@@ -221,11 +228,11 @@ impl<'a> Report<'a> {
 
     /// The plan's definitions and footnotes: each KPI's note, what its measures count
     /// and the line system that feeds it.
-    fn write_definitions(&self, h: &mut String) {
+    fn write_definitions(&self, h: &mut String, sources: &SourceDirectory) {
         h.push_str(
             "<section class=\"definitions\">\n<h2>定義と注記<span class=\"en\" lang=\"en\">Definitions and footnotes</span></h2>\n",
         );
-        for kpi in &self.plan.kpis {
+        for (k, kpi) in self.plan.kpis_with_ids() {
             let _ = writeln!(
                 h,
                 "<div class=\"definition\"><h3>{}<span class=\"en\" lang=\"en\">{} ({})</span></h3>",
@@ -234,11 +241,21 @@ impl<'a> Report<'a> {
                 esc(&kpi.id),
             );
             write_note_and_measures(h, kpi, &measure_descriptions(self.plan, kpi));
-            let _ = writeln!(
+            let _ = write!(
                 h,
-                "<p>データ元 <span lang=\"en\">Feed</span>: {}</p></div>",
+                "<p>データ元 <span lang=\"en\">Feed</span>: {}",
                 esc(&kpi.source)
             );
+            let feeding = sources.feeding(self.plan, k, &[]);
+            if !feeding.is_empty() {
+                let names: Vec<String> = feeding.iter().map(|s| sources.name_html(s)).collect();
+                let _ = write!(
+                    h,
+                    "<br>送信元 <span lang=\"en\">Sources</span>: {}",
+                    names.join("、")
+                );
+            }
+            h.push_str("</p></div>\n");
         }
         h.push_str("</section>\n");
     }
@@ -301,6 +318,40 @@ mod tests {
         for chapter in &plan.chapters {
             assert!(html.contains(&format!("id=\"chapter-{}\"", chapter.id)));
         }
+        assert!(!html.contains("送信元"));
+    }
+
+    #[test]
+    fn a_definition_names_the_configured_sources_by_their_display_names() {
+        let plan = Plan::ome().unwrap();
+        let trends = Trends::default();
+        let report = Report {
+            plan: &plan,
+            year: FiscalYear(2026),
+            at: ts("2026-11-25T12:00:00+09:00"),
+            figures: &[],
+            trends: &trends,
+        };
+        let mut sources = SourceDirectory::default();
+        sources.allow(&["apps".to_owned()], &["app.registered".to_owned()]);
+        if let Some(apps) = sources.sources.get_mut("apps") {
+            apps.display_name = Some("市公式アプリ".to_owned());
+        }
+        let html = report.html_with_sources(&sources);
+        let umepon = html
+            .split("(umepon_registrations)")
+            .nth(1)
+            .and_then(|d| d.split("</div>").next())
+            .unwrap();
+        assert!(
+            umepon.contains("送信元") && umepon.contains("市公式アプリ"),
+            "{umepon}"
+        );
+        assert_eq!(
+            html.matches("市公式アプリ").count(),
+            2,
+            "umekko and umepon only"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! of the current fiscal year against its target, chapter by chapter. No JavaScript: it
 //! is read on office PCs and wall displays, and refreshes itself with a meta tag.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use mieruka_aggregator::fiscal::JST_OFFSET_SECONDS;
@@ -9,7 +10,9 @@ use mieruka_aggregator::plan::Chapter;
 use mieruka_aggregator::{Figure, FiscalYear, Kpi, Plan};
 use mieruka_ingest::Timestamp;
 
+use crate::feeds::{write_feeds_table, FeedState, SourceDirectory};
 use crate::health::InboxLast;
+use crate::kpi_explain::EXPLAIN_STYLE;
 use crate::precision::kpi_decimals;
 use crate::status::{status, Status};
 use crate::trend::{chart, Size, Trends};
@@ -179,6 +182,21 @@ pub fn render_status_page_with(
     snapshot: Option<Timestamp>,
     inboxes: &[(String, Option<InboxLast>)],
 ) -> String {
+    render_status_page_full(plan, figures, trends, snapshot, (inboxes, None))
+}
+
+/// The configured sources and how fresh each is, for the page's feeds section.
+pub type FeedsShown<'a> = (&'a SourceDirectory, &'a BTreeMap<String, FeedState>);
+
+/// [`render_status_page_with`] with a section listing every configured source by its
+/// display name, when it last sent, when it is next due and whether it is overdue.
+pub fn render_status_page_full(
+    plan: &Plan,
+    figures: &[Figure],
+    trends: &Trends,
+    snapshot: Option<Timestamp>,
+    (inboxes, feeds): (&[(String, Option<InboxLast>)], Option<FeedsShown<'_>>),
+) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let year = snapshot.map(|now| (current_year(plan, now), now));
     write_header(&mut h, plan, year);
@@ -186,6 +204,9 @@ pub fn render_status_page_with(
         write_chapter(&mut h, plan, chapter, (figures, trends), year);
     }
     write_inboxes(&mut h, inboxes);
+    if let (Some((directory, states)), Some(now)) = (feeds, snapshot) {
+        write_feeds(&mut h, directory, states, now);
+    }
     write_footer(&mut h, figures, snapshot);
     h.push_str("</footer>\n</body>\n</html>\n");
     h
@@ -215,7 +236,7 @@ fn write_header(h: &mut String, plan: &Plan, year: Option<(FiscalYear, Timestamp
         "<!DOCTYPE html>\n<html lang=\"ja\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\n\
-         <title>{} — {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<header>\n\
+         <title>{} — {}</title>\n<style>{STYLE}{EXPLAIN_STYLE}</style>\n</head>\n<body>\n<header>\n\
          <h1>{}<span class=\"en\" lang=\"en\">{}</span></h1>\n",
         esc(&plan.name_ja),
         esc(&plan.name_en),
@@ -333,6 +354,25 @@ fn write_inboxes(h: &mut String, inboxes: &[(String, Option<InboxLast>)]) {
         }
     }
     h.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// Every configured source: its display name, last arrival, cadence, next due and
+/// whether it is overdue (nothing when no source is configured).
+fn write_feeds(
+    h: &mut String,
+    directory: &SourceDirectory,
+    states: &BTreeMap<String, FeedState>,
+    now: Timestamp,
+) {
+    if directory.sources.is_empty() {
+        return;
+    }
+    let sources: Vec<String> = directory.sources.keys().cloned().collect();
+    h.push_str(
+        "<section class=\"feeds\" id=\"feeds\">\n<h2>データ元の鮮度 <span lang=\"en\">Feeds</span></h2>\n",
+    );
+    write_feeds_table(h, directory, states, &sources, now);
+    h.push_str("</section>\n");
 }
 
 /// The footer: when the snapshot was taken and the latest data behind it.

@@ -28,6 +28,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     settings.add_token(demo_token());
+    // The demo's one token may send every type, but each of its line systems sends only
+    // its own: the pages list a KPI's feeds from these.
+    for (source, types) in demo::demo_sources() {
+        if let Some(info) = settings.directory.sources.get_mut(source) {
+            info.types = Some(types.iter().map(|t| (*t).to_owned()).collect());
+        }
+    }
     // The demo's database is rebuilt each run, so the same seed gives the same numbers.
     remove_database(&settings.db)?;
     let now = Clock(settings.now).now();

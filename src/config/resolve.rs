@@ -11,6 +11,7 @@ use anyhow::Context;
 use mieruka_aggregator::topic_allow::TopicAllow;
 use mieruka_aggregator::Plan;
 use mieruka_exporter::calendar::Schedule;
+use mieruka_exporter::feeds::SourceDirectory;
 use mieruka_ingest::http::{Limits, Token};
 use mieruka_ingest::import::{CsvMapping, Encoding};
 use mieruka_ingest::Timestamp;
@@ -166,6 +167,8 @@ pub struct Resolved {
     pub sources: Vec<String>,
     /// The sources with a cadence (`[sources.NAME]`), for their next-due instants.
     pub schedules: BTreeMap<String, Schedule>,
+    /// Every configured source as the pages name it: display name, types, cadence.
+    pub directory: SourceDirectory,
     /// The Kafka side.
     pub kafka: KafkaSettings,
     /// The `[[inbox]]` folders this role imports dropped files from (`standalone` and
@@ -210,6 +213,7 @@ impl Resolved {
             tls: None,
             sources: Vec::new(),
             schedules: BTreeMap::new(),
+            directory: SourceDirectory::default(),
             kafka: KafkaSettings::default(),
             inboxes: Vec::new(),
             database_url: None,
@@ -236,6 +240,7 @@ impl Resolved {
         self.sources.extend(token.sources.iter().cloned());
         self.sources.sort();
         self.sources.dedup();
+        self.directory.allow(&token.sources, &token.types);
         self.tokens.push(token);
     }
 }
@@ -259,6 +264,7 @@ pub fn resolve(cfg: &Config, flags: &Flags, kind: RoleKind) -> anyhow::Result<Re
     r.idle_timeout = cfg.idle_timeout();
     r.sources = cfg.source_labels();
     r.schedules = cfg.schedules()?;
+    r.directory = cfg.source_directory()?;
     if kind.receives() {
         cfg.key_ring()?;
         cfg.warn_secrets_in_clear();

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context};
 use mieruka_aggregator::Day;
 use mieruka_exporter::calendar::{Cadence, Calendar, Schedule};
+use mieruka_exporter::feeds::SourceDirectory;
 use mieruka_exporter::rules::{parse_duration, RulesOptions, ScheduledSource};
 use serde::Deserialize;
 
@@ -180,6 +181,37 @@ impl Config {
         Ok(out)
     }
 
+    /// Every configured source as the pages name it: the types its tokens, topics and
+    /// inboxes allow, its `[sources.NAME]` display name, and its cadence and calendar.
+    pub fn source_directory(&self) -> anyhow::Result<SourceDirectory> {
+        let mut d = SourceDirectory::default();
+        for t in &self.tokens {
+            d.allow(&t.sources, &t.types);
+        }
+        for a in self.kafka.iter().flat_map(|k| k.topic_allow.values()) {
+            d.allow(&a.sources, &a.types);
+        }
+        for i in &self.inbox {
+            d.allow(&i.sources, &i.types);
+        }
+        for source in self.rules.cadence.keys() {
+            d.sources.entry(source.clone()).or_default();
+        }
+        let scheduled = self.scheduled()?;
+        for (source, s) in &self.sources {
+            let info = d.sources.entry(source.clone()).or_default();
+            info.display_name.clone_from(&s.name);
+            if let Some((schedule, calendar)) = scheduled.get(source) {
+                let (ja, en) = schedule.cadence.describe();
+                info.cadence = Some((
+                    format!("{ja}（{calendar} カレンダー）"),
+                    format!("{en}, {calendar} calendar"),
+                ));
+            }
+        }
+        Ok(d)
+    }
+
     /// Each scheduled source's schedule, for the exporter's next-due instants.
     pub fn schedules(&self) -> anyhow::Result<BTreeMap<String, Schedule>> {
         Ok(self
@@ -247,6 +279,30 @@ mod tests {
         let cal = &cfg.schedules().unwrap()["konbini"].calendar;
         assert!(!cal.weekends && !cal.holidays && cal.new_year);
         assert!(cal.closures.contains(&days_from_civil(2026, 6, 15)));
+    }
+
+    #[test]
+    fn the_pages_name_each_source_with_its_types_and_cadence() {
+        let cfg = config(
+            "[[tokens]]\nname = \"apps\"\ntoken = \"x\"\nsources = [\"apps\"]\ntypes = [\"app.registered\"]\n\
+             [[tokens]]\nname = \"all\"\ntoken = \"y\"\nsources = [\"portal\"]\n\
+             [sources.apps]\nname = \"市公式アプリ\"\ncadence = \"weekly\"\nweekday = \"mon\"\n",
+        );
+        let d = cfg.source_directory().unwrap();
+        let apps = &d.sources["apps"];
+        assert_eq!(apps.display_name.as_deref(), Some("市公式アプリ"));
+        assert_eq!(
+            apps.types
+                .as_ref()
+                .map(|t| t.iter().cloned().collect::<Vec<_>>()),
+            Some(vec!["app.registered".to_owned()])
+        );
+        let (ja, en) = apps.cadence.clone().unwrap();
+        assert!(
+            ja.contains("毎週月曜") && en.contains("every Monday"),
+            "{ja} {en}"
+        );
+        assert_eq!(d.sources["portal"].types, None);
     }
 
     #[test]

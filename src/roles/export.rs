@@ -52,6 +52,7 @@ impl ExportRole {
         let plan = resolved.plan.clone();
         let exporter = Exporter::for_role(plan.clone(), resolved.sources.clone(), Role::Export);
         exporter.health().set_schedules(resolved.schedules.clone());
+        exporter.set_source_directory(resolved.directory.clone());
         let socket = Socket::bind(resolved).await?;
         Ok(ExportRole {
             socket,
@@ -90,6 +91,10 @@ impl ExportRole {
             },
             Clock(settings.now),
         );
+        exporter.set_explainer(Arc::new(super::kpi_api::PageExplainer {
+            api: api.clone(),
+            plan: plan.clone(),
+        }));
         let app = mieruka_exporter::router(exporter)
             .merge(super::kpi_api::router(api))
             .merge(super::contract_router(&plan));
@@ -154,8 +159,10 @@ async fn refresh_loop(
                 let (figs, trends) = store
                     .with_ledger(|l| (figures(&plan, l, now), trends(&plan, l, now)))
                     .await?;
+                // Freshness first: the pages rendered at publish show each feed's.
+                super::publish_freshness(&store, &exporter).await?;
                 exporter.publish_with_trends(&figs, &trends, now);
-                super::publish_freshness(&store, &exporter).await
+                Ok::<(), PgError>(())
             };
             match refreshed.await {
                 Ok(()) => exporter.set_ready(true),

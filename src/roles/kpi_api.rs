@@ -16,6 +16,9 @@ use axum::{Json, Router};
 use mieruka_aggregator::explain::{explain, ExplainError, Explanation, Request};
 use mieruka_aggregator::store::{PgStore, Store};
 use mieruka_aggregator::{Day, FiscalYear, Plan, SqliteStore};
+use mieruka_exporter::current_year;
+use mieruka_exporter::kpi_explain::{ExplainFuture, Explainer};
+use mieruka_ingest::Timestamp;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -69,6 +72,28 @@ async fn answer<S: Store>(s: &S, req: &Request) -> Result<Explanation, (StatusCo
         };
         (status, e.to_string())
     })
+}
+
+/// The explanation on each KPI's page (`GET /kpi/<id>`): the route's answer for the
+/// year the page shows, at the instant of the snapshot the page's figures come from.
+pub struct PageExplainer {
+    /// The route's store and clock.
+    pub api: Arc<KpiApi>,
+    /// The plan, for the year a page shows.
+    pub plan: Arc<Plan>,
+}
+
+impl Explainer for PageExplainer {
+    fn explain(&self, kpi: &str, now: Timestamp) -> ExplainFuture {
+        let api = self.api.clone();
+        let req = Request {
+            kpi: kpi.to_owned(),
+            year: Some(current_year(&self.plan, now)),
+            as_of: None,
+            now,
+        };
+        Box::pin(async move { api.explain(&req).await.map_err(|(_, e)| e) })
+    }
 }
 
 /// The query string: both optional, read as text so that a bad one is named.

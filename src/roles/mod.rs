@@ -221,5 +221,13 @@ async fn publish_freshness<S: mieruka_aggregator::store::Store>(
         .map(|r| (r.source.as_str(), r.last_heard_unix_seconds()))
         .collect();
     exporter.health().set_last_heard(&heard);
+    let received: Vec<(&str, Option<f64>)> = rows
+        .iter()
+        .map(|r| {
+            let at = r.last_received_micros.map(|us| us as f64 / 1e6);
+            (r.source.as_str(), at)
+        })
+        .collect();
+    exporter.health().set_received(&received);
     Ok(())
 }

@@ -43,6 +43,7 @@ impl Standalone {
         );
         let exporter = Exporter::new(plan.clone(), settings.sources.clone());
         exporter.health().set_schedules(settings.schedules.clone());
+        exporter.set_source_directory(settings.directory.clone());
         let clock = Clock(settings.now);
         let sink = Arc::new(CountingSink::new(
             store.clone(),
@@ -100,6 +101,10 @@ impl Standalone {
             super::kpi_api::Stores::Sqlite(store.clone()),
             Clock(settings.now),
         );
+        exporter.set_explainer(Arc::new(super::kpi_api::PageExplainer {
+            api: api.clone(),
+            plan: settings.plan.clone(),
+        }));
         let app = mieruka_exporter::router(exporter.clone())
             .merge(super::kpi_api::router(api))
             .merge(mieruka_ingest::http::router(receiver))
@@ -165,7 +170,8 @@ async fn refresh(
     let (figs, trends) = store
         .with_ledger(|ledger| (figures(plan, ledger, now), trends(plan, ledger, now)))
         .await?;
-    exporter.publish_with_trends(&figs, &trends, now);
+    // Freshness first: the pages rendered at publish show each feed's.
     super::publish_freshness(store, exporter).await?;
+    exporter.publish_with_trends(&figs, &trends, now);
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! Chromium (Debian's `chromium`). The screenshot is kept as a test artefact,
 //! `<target dir>/test-artifacts/status-page.png`, and the DOM Chromium built must show
 //! every KPI of the plan: its row (`data-kpi="<id>"`) and its Japanese name. The status
-//! page and a KPI's page must fit a phone (`scrollWidth` ≤ 390 px in a 390-px frame;
-//! artefacts `status-page-phone.png`, `kpi-page.png`).
+//! page and a KPI's page with the explanation of its figure must fit a phone
+//! (`scrollWidth` ≤ 390 px in a 390-px frame; artefacts `status-page-phone.png`,
+//! `kpi-page.png`, `kpi-page-explained-phone.png`).
 
 use std::fs::File;
 use std::os::unix::process::CommandExt as _;
@@ -247,9 +248,12 @@ fn get(url: &str) -> String {
 fn the_status_page_and_a_kpi_page_fit_a_phone_and_chart_the_year() {
     let plan = Plan::ome().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let demo = start_demo(dir.path());
+    let demo = start_demo_with_config(dir.path(), Some(DEMO_SOURCES));
     let status = get(&format!("{}/", demo.base));
     let kpi_page = get(&format!("{}/kpi/umepon_registrations", demo.base));
+    let telework = get(&format!("{}/kpi/telework_rate", demo.base));
+    let explained: serde_json::Value =
+        serde_json::from_str(&get(&format!("{}/v1/kpis/umepon_registrations", demo.base))).unwrap();
     let metrics = Metrics::parse(&demo.scrape());
 
     let shot = artifacts_dir().join("status-page-phone.png");
@@ -272,13 +276,30 @@ fn the_status_page_and_a_kpi_page_fit_a_phone_and_chart_the_year() {
         "kpi-screenshot",
         &[
             &format!("--screenshot={}", kpi_shot.display()),
-            "--window-size=1000,1250",
+            "--window-size=1000,2600",
         ],
         &format!("{}/kpi/umepon_registrations", demo.base),
     );
     demo.stop();
+    // A ratio's page with its explanation, as a phone shows it.
+    let telework_shot = artifacts_dir().join("kpi-page-explained-phone.png");
+    let _ = std::fs::remove_file(&telework_shot);
+    Chromium::run(
+        dir.path(),
+        "telework-screenshot",
+        &[
+            &format!("--screenshot={}", telework_shot.display()),
+            "--window-size=500,4200",
+        ],
+        &phone_files(dir.path(), "telework-shot", &telework, 4200),
+    );
+    assert!(std::fs::metadata(&telework_shot).is_ok_and(|m| m.len() > 10_000));
 
-    for (name, html) in [("status", &status), ("kpi", &kpi_page)] {
+    for (name, html) in [
+        ("status", &status),
+        ("kpi", &kpi_page),
+        ("kpi-telework", &telework),
+    ] {
         let (scroll, inner) = phone_widths(dir.path(), &format!("phone-{name}"), html);
         eprintln!("{name} page at {PHONE_WIDTH} px: scrollWidth {scroll}, innerWidth {inner}");
         assert_eq!(inner, PHONE_WIDTH, "the viewport is not a phone's");
@@ -312,4 +333,66 @@ fn the_status_page_and_a_kpi_page_fit_a_phone_and_chart_the_year() {
         );
     }
     assert!(kpi_page.contains("データ元") && kpi_page.contains("app back end"));
+
+    // The page shows the explanation `GET /v1/kpis/<id>` gives, not a link to it.
+    let formula = explained["formula"].as_str().unwrap();
+    assert!(
+        kpi_page.contains(
+            &html_escape(formula)
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;")
+        ),
+        "the page lacks the formula {formula:?}"
+    );
+    for part in [
+        "data-shares=\"By month\"",
+        "data-shares=\"By source\"",
+        "計上件数",
+    ] {
+        assert!(kpi_page.contains(part), "the explanation has no {part}");
+    }
+    // Its feeds, by their display names, with their freshness.
+    let feed = kpi_page
+        .split("<tr data-source=\"apps\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no feed row for apps"));
+    assert!(
+        feed.contains("市公式アプリ") && feed.contains("毎週月曜"),
+        "{feed}"
+    );
+    assert!(feed.contains("data-freshness"), "{feed}");
+    assert!(
+        !kpi_page.contains("data-source=\"juki\""),
+        "juki does not feed うめPON"
+    );
+    // A ratio: numerator and denominator, the level's snapshot, the distinct footnote.
+    for part in [
+        "data-part=\"numerator\"",
+        "data-part=\"denominator\"",
+        "起点スナップショット",
+        "id=\"distinct-months\"",
+        "人事給与",
+    ] {
+        assert!(telework.contains(part), "the telework page has no {part}");
+    }
+    // The status page names every configured source in its feeds section.
+    assert!(status.contains("id=\"feeds\"") && status.contains("市公式アプリ"));
+    assert_eq!(
+        status.matches("<tr data-source=").count(),
+        mieruka::demo::demo_sources().len()
+    );
 }
+
+/// Display names and cadences of two demo sources, as a city would configure them.
+const DEMO_SOURCES: &str = "\
+[sources.apps]
+name = \"市公式アプリ\"
+cadence = \"weekly\"
+weekday = \"mon\"
+
+[sources.hr]
+name = \"人事給与（テレワーク・職員数）\"
+cadence = \"monthly\"
+day = 10
+";

@@ -343,5 +343,16 @@ fn the_export_role_explains_from_postgresql_as_the_command_does() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), e);
+    // The KPI's page shows the same explanation, read from PostgreSQL, and names the
+    // source its events came from.
+    let page = ureq::get(&format!("{}/kpi/mynumber_card_holding_rate", app.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let formula = e["formula"].as_str().unwrap();
+    assert!(page.contains("class=\"explanation\""), "{page}");
+    assert!(page.contains(formula), "no {formula:?} on the page");
+    assert!(page.contains("<tr data-source=\"card\""), "{page}");
     app.stop();
 }

@@ -271,13 +271,24 @@ pub const DEMO_NOW: &str = "2026-11-25T12:00:00+09:00";
 /// serves (it ingests ~360k synthetic events first: up to a minute in a debug build).
 /// The returned `TestApp` kills the process on drop; `stop()` ends it with SIGTERM.
 pub fn start_demo(dir: &Path) -> TestApp {
-    let mut child = Command::new(bin())
-        .args(["demo", "--listen", "127.0.0.1:0", "--now", DEMO_NOW])
+    start_demo_with_config(dir, None)
+}
+
+/// [`start_demo`] with a config file of this text (e.g. `[sources.NAME]` tables).
+pub fn start_demo_with_config(dir: &Path, config: Option<&str>) -> TestApp {
+    let mut cmd = Command::new(bin());
+    cmd.args(["demo", "--listen", "127.0.0.1:0", "--now", DEMO_NOW])
         .arg("--db")
         .arg(dir.join("demo.db"))
         .env("MIERUKA_LOG", "warn")
         .env_remove("MIERUKA_CONFIG")
-        .env_remove("MIERUKA_PLAN")
+        .env_remove("MIERUKA_PLAN");
+    if let Some(text) = config {
+        let path = dir.join("demo-config.toml");
+        std::fs::write(&path, text).unwrap();
+        cmd.arg("--config").arg(path);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -3,7 +3,7 @@
 //! too, the HTML has every KPI with the status page's label, and the PDF printed by
 //! headless Chromium is rendered to PNG pages with pdftoppm, kept as test artefacts
 //! (`<target dir>/test-artifacts/report-page-N.png`). From PostgreSQL (`--database-url`)
-//! the report reads the same as from SQLite.
+//! holding the demo's history the report reads the same as from the demo's SQLite store.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -228,18 +228,58 @@ fn a_pdf_without_a_browser_says_what_to_install() {
 
 #[test]
 fn the_report_reads_a_postgresql_store_when_given_its_url() {
-    let plan = Plan::ome().unwrap();
+    use mieruka::demo::{generate, DemoOptions};
+    use mieruka_aggregator::store::PgStore;
+    use mieruka_ingest::{item, Position, Timestamp};
+
+    let plan = std::sync::Arc::new(Plan::ome().unwrap());
     let pg = mieruka_testkit::pg::TestDb::create_blocking("mieruka_report").unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // The demo's history, as `mieruka demo` generates it (same now, same default seed),
+    // written into a fresh PostgreSQL database through the store's own API …
+    let now = Timestamp::parse_rfc3339(DEMO_NOW).unwrap();
+    let lines = generate(&plan, &DemoOptions { now, seed: 2026 });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = PgStore::open(pg.url(), plan.clone()).await.unwrap();
+        const BATCH: usize = 5_000;
+        for (n, chunk) in lines.chunks(BATCH).enumerate() {
+            let items = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    item(
+                        &plan.schema,
+                        l.as_bytes(),
+                        Position::Index(n * BATCH + i),
+                        "demo",
+                    )
+                })
+                .collect();
+            store.submit_batch(items).await.unwrap();
+        }
+        store.close().await;
+    });
+    // … and by `mieruka demo` itself into SQLite.
+    let db = dir.path().join("demo.db");
+    let output = Command::new(bin())
+        .args(["demo", "--no-serve", "--now", DEMO_NOW, "--db"])
+        .arg(&db)
+        .env("MIERUKA_LOG", "warn")
+        .env_remove("MIERUKA_CONFIG")
+        .env_remove("MIERUKA_PLAN")
+        .output()
+        .unwrap();
+    ok("demo", &output);
+
     // No SQLite file at all: only PostgreSQL can answer.
     let none = dir.path().join("none.db");
     let (csv, output) = report_from(dir.path(), &none, "csv", None, Some(pg.url()));
     ok("csv", &output);
     let from_pg = std::fs::read(&csv).unwrap();
     assert!(!none.exists(), "the report created a SQLite file");
-    // The same report of an empty SQLite store says the same, row for row.
-    let db = dir.path().join("empty.db");
-    TestApp::start(dir.path(), &db).stop();
+    // The SQLite run (whose values are /metrics', see the test above) says the same, row
+    // for row: values, targets, pace, projections and labels.
     let (csv, output) = report(dir.path(), &db, "csv", None);
     ok("csv", &output);
     let from_sqlite = std::fs::read(&csv).unwrap();
@@ -247,6 +287,15 @@ fn the_report_reads_a_postgresql_store_when_given_its_url() {
         String::from_utf8_lossy(&from_pg),
         String::from_utf8_lossy(&from_sqlite)
     );
-    let rows = csv::Reader::from_reader(&from_pg[3..]).records().count();
-    assert_eq!(rows, plan.kpis.len());
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(&from_pg[3..])
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), plan.kpis.len());
+    // Not two empty stores agreeing: most KPIs have a value.
+    let valued = rows.iter().filter(|r| !r[7].is_empty()).count();
+    assert!(
+        valued >= plan.kpis.len() / 2,
+        "only {valued} values from PostgreSQL"
+    );
 }

@@ -1,6 +1,10 @@
 //! The HTTP routes, through `oneshot` and once over a real socket.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use axum::http::{header, StatusCode};
+use mieruka_exporter::kpi_explain::{ExplainFuture, Explainer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{html, kpi_year, sample, TestApp};
@@ -125,4 +129,106 @@ async fn the_router_serves_metrics_over_a_real_socket() {
     assert!(reply.contains(
         r#"mieruka_kpi_target{fiscal_year="2026",kpi="mynumber_card_holding_rate"} 84.6"#
     ));
+}
+
+/// The explanation of a real store (`explain` over a SQLite file holding certificates),
+/// counting how often it is asked.
+struct CountingExplainer {
+    store: Arc<mieruka_aggregator::SqliteStore>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Explainer for CountingExplainer {
+    fn explain(&self, kpi: &str, now: mieruka_ingest::Timestamp) -> ExplainFuture {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let store = Arc::clone(&self.store);
+        let req = mieruka_aggregator::explain::Request {
+            kpi: kpi.to_owned(),
+            year: None,
+            as_of: None,
+            now,
+        };
+        Box::pin(async move {
+            mieruka_aggregator::explain::explain(&*store, &req)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_kpi_page_shows_its_explanation_computed_once_per_publish() {
+    use mieruka_exporter::feeds::{SourceDirectory, SourceInfo};
+
+    let app = TestApp::published();
+    let dir = tempfile::tempdir().unwrap();
+    let store = mieruka_aggregator::SqliteStore::open(&dir.path().join("s.db"), app.plan.clone())
+        .await
+        .unwrap();
+    let lines = [
+        r#"{"event_id":"k-1","source":"konbini","type":"certificate.issued","occurred_at":"2026-05-01T10:15:00+09:00","data":{"channel":"konbini","certificate":"juminhyo","count":44}}"#,
+        r#"{"event_id":"c-1","source":"counter","type":"certificate.issued","occurred_at":"2026-06-02T10:15:00+09:00","data":{"channel":"counter","certificate":"juminhyo","count":56}}"#,
+    ];
+    let items = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            mieruka_ingest::item(
+                &app.plan.schema,
+                l.as_bytes(),
+                mieruka_ingest::Position::Index(i),
+                "test",
+            )
+        })
+        .collect();
+    store.submit_batch(items).await.unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    app.exporter.set_explainer(Arc::new(CountingExplainer {
+        store: Arc::new(store),
+        calls: Arc::clone(&calls),
+    }));
+    let mut directory = SourceDirectory::default();
+    directory.sources.insert(
+        "konbini".into(),
+        SourceInfo {
+            display_name: Some("コンビニ交付".into()),
+            ..SourceInfo::default()
+        },
+    );
+    app.exporter.set_source_directory(directory);
+    app.publish();
+
+    let (status, _, page) = app.get("/kpi/konbini_issuance_rate").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("class=\"explanation\""), "{page}");
+    assert!(
+        page.contains("2026-05") && page.contains("2026-06"),
+        "by month"
+    );
+    // Its sources: those its events came from, by display name where one is configured.
+    let feed = page
+        .split("<tr data-source=\"konbini\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap();
+    assert!(feed.contains("コンビニ交付"), "{feed}");
+    assert!(page.contains("data-source=\"counter\""));
+    assert!(!page.contains(
+        "href=\"../v1/kpis/konbini_issuance_rate\">/v1/kpis/konbini_issuance_rate</a> (JSON)"
+    ));
+
+    let (_, _, again) = app.get("/kpi/konbini_issuance_rate").await;
+    assert_eq!(again, page);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "explained again before a publish"
+    );
+    app.publish();
+    app.get("/kpi/konbini_issuance_rate").await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "not explained again after a publish"
+    );
 }

@@ -89,8 +89,8 @@ pub async fn run(settings: &Resolved, req: &Request, out: &Path) -> anyhow::Resu
         trends: &trends,
     };
     let bytes = match req.format {
-        Format::Html => report.html().into_bytes(),
-        Format::Pdf => pdf::print(&report.html())?,
+        Format::Html => report.html_with_sources(&settings.directory).into_bytes(),
+        Format::Pdf => pdf::print(&report.html_with_sources(&settings.directory))?,
         Format::Xlsx => xlsx::workbook(&report)?,
         Format::Csv => csv(&report)?,
     };
