@@ -430,3 +430,9 @@ fn a_writer_of_the_old_plan_is_fenced_after_a_replay_under_a_new_one() {
         old.close().await;
     });
 }
+
+#[test]
+fn a_close_among_running_batches_falls_between_them() {
+    let (_dir, db) = fresh_db("r.db");
+    stores::a_close_among_running_batches_falls_between_them::<SqliteStore>(&db);
+}

@@ -671,3 +671,9 @@ fn refusals_kept_before_kafka_say_their_source_was_heard_from() {
         store.close().await;
     });
 }
+
+#[test]
+fn a_close_among_running_batches_falls_between_them() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::a_close_among_running_batches_falls_between_them::<PgStore>(db.url());
+}

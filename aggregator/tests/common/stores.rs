@@ -817,3 +817,43 @@ pub fn late_events_never_change_a_closed_years_final_figures<S: Store>(
     prop_assert_eq!(&live, &after);
     Ok(())
 }
+
+/// A close taken while batches commit falls between two of them: the final figures are
+/// exactly what the events received by the close fold to (as `replay` re-derives them),
+/// whichever batch the close lands after.
+pub fn a_close_among_running_batches_falls_between_them<S: Store>(location: &S::Location)
+where
+    S::Error: std::fmt::Debug,
+{
+    use mieruka_aggregator::close::CloseRequest;
+    use mieruka_aggregator::FiscalYear;
+
+    let plan = plan();
+    let req = CloseRequest {
+        year: FiscalYear(2025),
+        now: Timestamp::from_unix_seconds(1_900_000_000),
+        operator: "tanaka".into(),
+        note: "while the aggregator runs".into(),
+    };
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let ids: Vec<u32> = (0..60).collect();
+        let writer = async {
+            for chunk in ids.chunks(2) {
+                store.submit_batch(items(&plan, chunk)).await.unwrap();
+            }
+        };
+        let closer = async {
+            // Let a few batches go first.
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            store.close_year(&req).await.unwrap().unwrap()
+        };
+        let ((), closed) = tokio::join!(writer, closer);
+        assert_eq!(closed.finals.len(), plan.kpis.len());
+        let mismatches = store.rederive_closes().await.unwrap();
+        assert!(mismatches.is_empty(), "{mismatches:?}");
+        store.close().await;
+    });
+}
