@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use mieruka::config::Flags;
+use mieruka_aggregator::close::CloseRequest;
+use mieruka_aggregator::FiscalYear;
 use mieruka_ingest::import::Encoding;
 use mieruka_ingest::Timestamp;
 
@@ -160,8 +162,8 @@ pub enum Command {
                       or google-chrome on PATH); xlsx has a cover sheet and one sheet per \
                       chapter, numbers as numbers with the unit in each header; csv has one \
                       row per KPI, UTF-8 with a byte-order mark (BOM) so that Excel opens \
-                      it with the Japanese intact. Every figure is provisional (速報値) until a \
-                      fiscal-year close exists."
+                      it with the Japanese intact. A figure is provisional (速報値) until its \
+                      fiscal year is closed (`mieruka close-year`), final (確定値) after."
     )]
     Report {
         /// Fiscal year (April to March): 2026 is 令和8年度.
@@ -176,6 +178,30 @@ pub enum Command {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Close a fiscal year that has ended: freeze its figures as final (確定値) with the
+    /// instant, the operator and a note. Events and voids of the year that arrive after
+    /// the close no longer change its figures: they show as adjustments (確定後の修正,
+    /// `mieruka_kpi_adjustment`), and `explain` lists them. PostgreSQL's store when a URL
+    /// is given, else SQLite's; safe while the roles run.
+    CloseYear {
+        /// Fiscal year (April to March): 2025 is 令和7年度.
+        fy: i32,
+        #[command(flatten)]
+        who: CloseArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a fiscal year's close (logged): its figures are provisional (速報値) again,
+    /// and the command prints, per KPI, the final figure dropped and the live value that
+    /// now stands.
+    ReopenYear {
+        /// Fiscal year (April to March).
+        fy: i32,
+        #[command(flatten)]
+        who: CloseArgs,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -314,6 +340,40 @@ pub struct RoleArgs {
     pub brokers: Option<String>,
     #[command(flatten)]
     pub plan: PlanArgs,
+}
+
+/// Who closes or reopens a fiscal year, and why (kept in the store's close log).
+#[derive(Args, Debug)]
+pub struct CloseArgs {
+    /// Why, in the operator's words (e.g. "決算確定 council 2026-06-20").
+    #[arg(long)]
+    pub note: String,
+    /// Who does it [default: $USER, else $LOGNAME].
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+impl CloseArgs {
+    /// The request for `fy` at `now`; `--by`, else `$USER`, names the operator.
+    pub fn request(self, fy: i32, now: Timestamp) -> anyhow::Result<CloseRequest> {
+        let operator = match self
+            .by
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+        {
+            Some(name) if !name.trim().is_empty() => name,
+            _ => anyhow::bail!("who does it? pass --by NAME (neither $USER nor $LOGNAME is set)"),
+        };
+        if self.note.trim().is_empty() {
+            anyhow::bail!("--note is empty: say why the year is closed or reopened");
+        }
+        Ok(CloseRequest {
+            year: FiscalYear(fy),
+            now,
+            operator,
+            note: self.note,
+        })
+    }
 }
 
 /// Where a command that reads the figures finds them: the SQLite file, or PostgreSQL

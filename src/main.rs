@@ -143,6 +143,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let req = commands::report::Request::parse(fy, as_of.as_deref(), format)?;
             commands::report::run(&resolve(store.flags(), RoleKind::Command)?, &req, &out).await
         }
+        Command::CloseYear { fy, who, store } => {
+            let settings = resolve(store.flags(), RoleKind::Command)?;
+            let req = who.request(fy, settings.now.unwrap_or_else(Timestamp::wall_clock))?;
+            commands::close::close(&settings, &req).await
+        }
+        Command::ReopenYear { fy, who, store } => {
+            let settings = resolve(store.flags(), RoleKind::Command)?;
+            let req = who.request(fy, settings.now.unwrap_or_else(Timestamp::wall_clock))?;
+            commands::close::reopen(&settings, &req).await
+        }
         Command::Rules { out, plan } => {
             let flags = Flags {
                 plan,

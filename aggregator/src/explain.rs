@@ -13,6 +13,7 @@
 use mieruka_ingest::Timestamp;
 use serde::Serialize;
 
+use crate::close::{LateEvents, LateQuery};
 use crate::figures::{figures, Figure};
 use crate::fiscal::{Day, FiscalYear};
 use crate::ledger::Ledger;
@@ -98,6 +99,32 @@ pub struct Explanation {
     pub duplicates: &'static str,
     /// Log rows of these measures' types that no longer decode under the plan.
     pub undecodable_log_rows: u64,
+    /// 速報値 (provisional) or 確定値 (final), with the close and its adjustments.
+    pub finality: Finality,
+}
+
+/// Whether the figure is provisional or final; for a final one, the close and what
+/// arrived since (確定後の修正).
+#[derive(Clone, Debug, Serialize)]
+pub struct Finality {
+    /// `provisional` or `final`.
+    pub status: &'static str,
+    /// 速報値 or 確定値.
+    pub ja: &'static str,
+    /// When the year was closed (RFC 3339).
+    pub closed_at: Option<String>,
+    /// Who closed it.
+    pub closed_by: Option<String>,
+    /// The operator's note.
+    pub note: Option<String>,
+    /// The figure frozen at the close (what /metrics shows).
+    pub final_value: Option<f64>,
+    /// What the aggregates say now (what the parts add up to).
+    pub live_value: Option<f64>,
+    /// live − final.
+    pub adjustment: Option<f64>,
+    /// The events and voids of the KPI's types that arrived after the close.
+    pub adjustments: Option<LateEvents>,
 }
 
 /// One of a year's targets: the plan's original, or a dated revision.
@@ -172,6 +199,7 @@ pub async fn explain<S: Store>(
     let fig = figures(plan, &ledger, at)
         .into_iter()
         .find(|f| f.kpi == k && f.year == year);
+    let finality = finality(store, k, year, at, fig.as_ref()).await?;
     let ctx = parts::Ctx {
         plan,
         ledger: &ledger,
@@ -180,7 +208,80 @@ pub async fn explain<S: Store>(
         year,
         cut,
     };
-    Ok(assemble(&ctx, fig, at, req.as_of))
+    let mut e = assemble(&ctx, fig, at, req.as_of);
+    if finality.status == "final" {
+        // The value /metrics shows is the final one; the parts above explain the live
+        // value, and the adjustments list what moved it since the close.
+        e.value = finality.final_value;
+    }
+    e.finality = finality;
+    Ok(e)
+}
+
+/// How many adjustments `explain` lists (all are counted).
+const LATE_LISTED: i64 = 50;
+
+/// Provisional, or final with the close and the adjustments since.
+async fn finality<S: Store>(
+    store: &S,
+    k: KpiId,
+    year: FiscalYear,
+    at: Timestamp,
+    live: Option<&Figure>,
+) -> Result<Finality, ExplainError<S::Error>> {
+    let plan: &Plan = store.plan();
+    let closes = store.closes().await.map_err(ExplainError::Store)?;
+    let provisional = Finality {
+        status: "provisional",
+        ja: "速報値",
+        closed_at: None,
+        closed_by: None,
+        note: None,
+        final_value: None,
+        live_value: live.and_then(|f| f.value),
+        adjustment: None,
+        adjustments: None,
+    };
+    let Some(close) = closes.get(year).filter(|_| at >= year.end()) else {
+        return Ok(provisional);
+    };
+    let Some(frozen) = close.finals.iter().find(|f| f.kpi == k) else {
+        return Ok(provisional);
+    };
+    let measures = measures_of(plan, k);
+    let (mut types, others) = types_of(plan, k, &measures);
+    types.extend(others);
+    // A level carries every earlier event into the year.
+    let level = measures
+        .iter()
+        .any(|m| plan.measures[*m].kind == crate::plan::MeasureKind::Level);
+    let q = LateQuery {
+        types: &types,
+        from: if level {
+            Timestamp::from_micros(i64::MIN)
+        } else {
+            year.start()
+        },
+        before: year.end(),
+        received_after: close.closed_at,
+        limit: LATE_LISTED,
+    };
+    let late = store.late_events(&q).await.map_err(ExplainError::Store)?;
+    let live_value = live.and_then(|f| f.value);
+    Ok(Finality {
+        status: "final",
+        ja: "確定値",
+        closed_at: Some(close.closed_at.to_string()),
+        closed_by: Some(close.operator.clone()),
+        note: Some(close.note.clone()),
+        final_value: frozen.value,
+        live_value,
+        adjustment: match (live_value, frozen.value) {
+            (Some(l), Some(f)) => Some(l - f),
+            _ => None,
+        },
+        adjustments: Some(late),
+    })
 }
 
 /// The KPI's measures (none for a milestone).
@@ -302,5 +403,16 @@ fn assemble(
         duplicates: "not kept by the store: a duplicate is counted once and reported at \
                      ingest, in mieruka_events_total{outcome=\"duplicate\"}",
         undecodable_log_rows: ctx.tally.undecoded,
+        finality: Finality {
+            status: "provisional",
+            ja: "速報値",
+            closed_at: None,
+            closed_by: None,
+            note: None,
+            final_value: None,
+            live_value: fig.value,
+            adjustment: None,
+            adjustments: None,
+        },
     }
 }

@@ -3,6 +3,7 @@
 
 use mieruka_ingest::Timestamp;
 
+use crate::close::Finality;
 use crate::fiscal::{Day, FiscalYear};
 use crate::ledger::{AsOf, Ledger};
 use crate::plan::{Direction, Kpi, KpiId, KpiKind, MeasureId, MeasureKind, Plan};
@@ -44,6 +45,8 @@ pub struct Figure {
     pub elapsed: f64,
     /// The latest `occurred_at` behind the value.
     pub as_of: Option<Timestamp>,
+    /// Provisional, or final since the year's close (see [`crate::close`]).
+    pub finality: Finality,
 }
 
 /// One measure's contribution to a KPI in a year.
@@ -281,6 +284,7 @@ fn figure(
         tolerance: kpi.tolerance,
         elapsed: year.elapsed_fraction(now),
         as_of: as_of(ledger, k, kpi),
+        finality: Finality::Provisional,
     };
     let Some(cut) = cutoff(year, now) else {
         return fig;

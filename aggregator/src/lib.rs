@@ -5,6 +5,7 @@
 //! The engine never reads the wall clock and does no I/O: it takes events and a `now`
 //! and returns figures, so every rule of docs/architecture.md is tested without a database.
 
+pub mod close;
 pub mod consumer;
 pub mod engine;
 pub mod explain;
@@ -15,6 +16,7 @@ pub mod plan;
 pub mod replay;
 pub mod topic_allow;
 
+pub use close::{ClosedYear, Closes, Finality};
 pub use engine::{fold, fold_tracked, BatchLog, Engine, EventLog, LogEntry, MemoryLog};
 pub use figures::{figures, Figure};
 pub use fiscal::{Day, FiscalYear};

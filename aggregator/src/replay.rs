@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use mieruka_ingest::{Event, Status, Timestamp};
 
+use crate::close::ClosedYear;
 use crate::engine::{fold, EventLog, LogEntry};
 use crate::figures::{figures, Figure};
 use crate::fiscal::{Day, FiscalYear};
@@ -241,6 +242,33 @@ pub fn differences(
         });
     }
     out
+}
+
+/// Where a closed year's final figures differ from what the events received by its
+/// close fold to (`rederived`): a close is reproducible from the log, since an event's
+/// arrival time against the close instant says which side of it the event is on. Under
+/// a plan whose measures changed since the close, differences are expected: the final
+/// figures keep the definition they were closed under.
+pub fn close_mismatches(plan: &Plan, closed: &ClosedYear, rederived: &Ledger) -> Vec<Difference> {
+    let again = figures(plan, rederived, closed.year.end());
+    closed
+        .finals
+        .iter()
+        .filter_map(|f| {
+            let r = again
+                .iter()
+                .find(|g| g.kpi == f.kpi && g.year == closed.year)?;
+            (r.value != f.value).then(|| Difference {
+                what: format!(
+                    "final KPI {} (closed at {})",
+                    plan.kpis[f.kpi].id, closed.closed_at
+                ),
+                year: closed.year,
+                live: f.value,
+                replayed: r.value,
+            })
+        })
+        .collect()
 }
 
 /// What a replay found: the rows it folded, those that no longer decode, and the

@@ -45,6 +45,18 @@ proptest! {
         let (_dir, db) = fresh_db("p.db");
         stores::replay_equals_live_and_rebuilds_a_changed_plan::<SqliteStore>(&db, &ids, &cuts)?;
     }
+
+    #[test]
+    fn after_a_close_late_events_never_change_the_final_figures_and_show_as_adjustments(
+        early in proptest::collection::vec(0u32..60, 1..60),
+        late in proptest::collection::vec(0u32..60, 1..40),
+        cuts in proptest::collection::vec(1usize..20, 1..10),
+    ) {
+        let (_dir, db) = fresh_db("c.db");
+        stores::late_events_never_change_a_closed_years_final_figures::<SqliteStore>(
+            &db, &early, &late, &cuts,
+        )?;
+    }
 }
 
 #[test]
@@ -417,4 +429,10 @@ fn a_writer_of_the_old_plan_is_fenced_after_a_replay_under_a_new_one() {
         assert_eq!(old.logged_events().await.unwrap(), logged);
         old.close().await;
     });
+}
+
+#[test]
+fn a_close_among_running_batches_falls_between_them() {
+    let (_dir, db) = fresh_db("r.db");
+    stores::a_close_among_running_batches_falls_between_them::<SqliteStore>(&db);
 }

@@ -60,6 +60,18 @@ proptest! {
         let db = TestDb::create_blocking("mieruka_test").unwrap();
         stores::replay_equals_live_and_rebuilds_a_changed_plan::<PgStore>(db.url(), &ids, &cuts)?;
     }
+
+    #[test]
+    fn after_a_close_late_events_never_change_the_final_figures_and_show_as_adjustments(
+        early in proptest::collection::vec(0u32..60, 1..60),
+        late in proptest::collection::vec(0u32..60, 1..40),
+        cuts in proptest::collection::vec(1usize..20, 1..10),
+    ) {
+        let db = TestDb::create_blocking("mieruka_test").unwrap();
+        stores::late_events_never_change_a_closed_years_final_figures::<PgStore>(
+            db.url(), &early, &late, &cuts,
+        )?;
+    }
 }
 
 #[test]
@@ -658,4 +670,10 @@ fn refusals_kept_before_kafka_say_their_source_was_heard_from() {
         );
         store.close().await;
     });
+}
+
+#[test]
+fn a_close_among_running_batches_falls_between_them() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::a_close_among_running_batches_falls_between_them::<PgStore>(db.url());
 }

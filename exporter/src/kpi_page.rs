@@ -78,11 +78,12 @@ pub fn render_kpi_page_with(
     let _ = write!(
         h,
         "<table class=\"figures\"><tbody>\n\
-         <tr><th>状況<small>Status</small></th><td data-status=\"{}\"><span class=\"badge {}\">{}<small lang=\"en\">{}</small></span></td></tr>\n",
+         <tr><th>状況<small>Status</small></th><td data-status=\"{}\"><span class=\"badge {}\">{}<small lang=\"en\">{}</small></span>{}</td></tr>\n",
         st.id(),
         st.id(),
         st.ja(),
-        st.en()
+        st.en(),
+        crate::status_page::finality_html(fig.map_or(Default::default(), |f| f.finality)),
     );
     for (ja, en, x) in [
         ("値", "Value", fig.and_then(|f| f.value)),

@@ -110,6 +110,8 @@ struct Gauges {
     as_of: GaugeVec,
     elapsed: GaugeVec,
     year_info: GaugeVec,
+    final_: GaugeVec,
+    adjustment: GaugeVec,
 }
 
 impl Gauges {
@@ -158,7 +160,21 @@ impl Gauges {
             "Each exported fiscal year's name in the Japanese era, as city documents write it (era_ja: FY2026 is Reiwa 8, written in kanji); always 1.",
             &["fiscal_year", "era_ja"],
         )?;
+        let final_ = gauge_vec(
+            registry,
+            "mieruka_kpi_final",
+            "1 when the fiscal year's figures are final (the year was closed by `mieruka close-year`, and every series of that year shows the figures frozen then), 0 while they are provisional.",
+            KPI_YEAR,
+        )?;
+        let adjustment = gauge_vec(
+            registry,
+            "mieruka_kpi_adjustment",
+            "Closed fiscal years: the change of the KPI's value since the close (live minus final), in its unit, from events and voids of that year that arrived after it; absent for open years or where either value is absent.",
+            KPI_YEAR,
+        )?;
         Ok(Self {
+            final_,
+            adjustment,
             per_year,
             stage,
             target_stage,
@@ -196,6 +212,8 @@ impl Gauges {
             as_of,
             elapsed,
             year_info,
+            final_,
+            adjustment,
             ..
         } = self;
         let mut latest: BTreeMap<KpiId, f64> = BTreeMap::new();
@@ -212,6 +230,13 @@ impl Gauges {
                 if let Some(v) = field(fig).filter(|v| v.is_finite()) {
                     gauge.get_metric_with_label_values(&labels)?.set(v);
                 }
+            }
+            let is_final = fig.finality.is_final();
+            final_
+                .get_metric_with_label_values(&labels)?
+                .set(if is_final { 1.0 } else { 0.0 });
+            if let Some(a) = fig.adjustment().filter(|a| a.is_finite()) {
+                adjustment.get_metric_with_label_values(&labels)?.set(a);
             }
             if matches!(kpi.kind, KpiKind::Milestone { .. }) {
                 if let Some(v) = fig.value.filter(|v| v.is_finite()) {
@@ -251,6 +276,40 @@ impl Gauges {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mieruka_aggregator::Finality;
+    use mieruka_ingest::Timestamp;
+
+    /// The sample of `name` whose labels include `fiscal_year="<year>"`.
+    fn sample(text: &str, name: &str, year: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains(&format!("fiscal_year=\"{year}\""))
+            })
+            .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+    }
+
+    #[test]
+    fn a_final_figure_is_marked_and_shows_its_change_since_the_close() {
+        let plan = Plan::ome().unwrap();
+        let k = plan.kpi_id("konbini_issuance_rate").unwrap();
+        let open = crate::status::test_figure(k, Some(43.7), 1.0);
+        let closed = Figure {
+            year: FiscalYear(2025),
+            value: Some(30.0),
+            finality: Finality::Final {
+                closed_at: Timestamp::from_unix_seconds(1_780_000_000),
+                live: Some(65.0),
+            },
+            ..open.clone()
+        };
+        let text = try_render(&plan, &[closed, open]).unwrap();
+        assert_eq!(sample(&text, "mieruka_kpi_final", "2025"), Some(1.0));
+        assert_eq!(sample(&text, "mieruka_kpi_value", "2025"), Some(30.0));
+        assert_eq!(sample(&text, "mieruka_kpi_adjustment", "2025"), Some(35.0));
+        assert_eq!(sample(&text, "mieruka_kpi_final", "2026"), Some(0.0));
+        assert_eq!(sample(&text, "mieruka_kpi_adjustment", "2026"), None);
+    }
 
     #[test]
     fn every_per_year_gauge_has_a_valid_name_and_help() {

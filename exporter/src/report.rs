@@ -3,8 +3,8 @@
 //! rule ([`crate::status`]), the same charts ([`crate::trend`]) and the same wording as
 //! the status page; `mieruka report` turns it into HTML, PDF, xlsx or CSV.
 //!
-//! Every figure is provisional (速報値) until a fiscal-year close exists: mieruka keeps
-//! no close yet, so [`Finality::Provisional`] is the only one there is.
+//! A figure is provisional (速報値) until its fiscal year is closed (`mieruka
+//! close-year`), final (確定値) after: the row says which, from the figure itself.
 
 use std::fmt::Write as _;
 
@@ -15,27 +15,13 @@ use mieruka_ingest::Timestamp;
 use crate::feeds::SourceDirectory;
 use crate::kpi_page::{measure_descriptions, write_chart_figure, write_note_and_measures};
 use crate::status::{status, Status};
-use crate::status_page::{cell, esc, jst, STYLE};
+use crate::status_page::{cell, esc, jst, signed, STYLE};
 use crate::trend::{chart, Size, Trends};
 use crate::wareki::era_fiscal_year;
 
-/// Whether a figure may still change: provisional until the fiscal year is closed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Finality {
-    /// 速報値: the year is open, or closed without a recorded close.
-    Provisional,
-}
-
-impl Finality {
-    /// The Japanese word.
-    pub fn ja(self) -> &'static str {
-        "速報値"
-    }
-    /// The English word.
-    pub fn en(self) -> &'static str {
-        "Provisional"
-    }
-}
+/// Whether a figure may still change: provisional until the fiscal year is closed
+/// (`mieruka close-year`), final after.
+pub use mieruka_aggregator::Finality;
 
 /// One KPI's line of the report.
 #[derive(Clone, Debug)]
@@ -99,7 +85,7 @@ impl<'a> Report<'a> {
                     kpi,
                     fig,
                     status: status(self.plan, kpi, fig, self.at),
-                    finality: Finality::Provisional,
+                    finality: fig.map_or(Finality::Provisional, |f| f.finality),
                 }
             })
             .collect()
@@ -141,6 +127,7 @@ impl<'a> Report<'a> {
 
     fn write_cover(&self, h: &mut String) {
         let plan = self.plan;
+        let (notice_ja, notice_en) = self.finality_notice();
         let _ = write!(
             h,
             "<!DOCTYPE html>\n<html lang=\"ja\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -152,8 +139,7 @@ impl<'a> Report<'a> {
              <p class=\"year\" data-year=\"{}\">{}</p>\n\
              <p>集計時点 <span lang=\"en\">As of</span>: <span data-as-of>{}</span> · 経過 \
              <span lang=\"en\">elapsed</span> {:.1}%</p>\n\
-             <p class=\"notice\">数値はすべて速報値です（年度の確定前）。<span lang=\"en\">Every \
-             figure is provisional: the fiscal year has not been closed.</span></p>\n</header>\n<main>\n",
+             <p class=\"notice\">{}<span lang=\"en\">{}</span></p>\n</header>\n<main>\n",
             esc(&self.year_name()),
             esc(&plan.name_ja),
             esc(&plan.city),
@@ -163,7 +149,30 @@ impl<'a> Report<'a> {
             esc(&self.year_name()),
             self.as_of_jst(),
             self.year.elapsed_fraction(self.at) * 100.0,
+            notice_ja,
+            notice_en,
         );
+    }
+
+    /// Whether the year's figures are final, as the cover says it: (Japanese, English).
+    pub fn finality_notice(&self) -> (String, String) {
+        let closed = self.figures.iter().find_map(|f| match f.finality {
+            Finality::Final { closed_at, .. } if f.year == self.year => Some(closed_at),
+            _ => None,
+        });
+        match closed {
+            Some(at) => (
+                format!("数値は確定値です（{} 確定）。", jst(at)),
+                format!(
+                    "The figures are final: the fiscal year was closed on {}.",
+                    jst(at)
+                ),
+            ),
+            None => (
+                "数値はすべて速報値です（年度の確定前）。".to_owned(),
+                "Every figure is provisional: the fiscal year has not been closed.".to_owned(),
+            ),
+        }
     }
 
     /// One chapter: a heading, then a table and the chart of each KPI.
@@ -209,12 +218,13 @@ impl<'a> Report<'a> {
         let _ = writeln!(
             h,
             "<td><span class=\"badge {}\">{}<small lang=\"en\">{}</small></span></td>\
-             <td>{}<small lang=\"en\">{}</small></td></tr></tbody></table>",
+             <td>{}<small lang=\"en\">{}</small>{}</td></tr></tbody></table>",
             st.id(),
             st.ja(),
             st.en(),
             row.finality.ja(),
             row.finality.en(),
+            adjustment_html(kpi, row.fig),
         );
         let svg = self
             .trends
@@ -258,6 +268,18 @@ impl<'a> Report<'a> {
             h.push_str("</p></div>\n");
         }
         h.push_str("</section>\n");
+    }
+}
+
+/// `確定後の修正 +3` after a final figure that events arriving since the close moved;
+/// nothing otherwise.
+pub fn adjustment_html(kpi: &Kpi, fig: Option<&Figure>) -> String {
+    match fig.and_then(Figure::adjustment) {
+        Some(a) if a != 0.0 => format!(
+            "<br><span class=\"adjustment\">確定後の修正 <small lang=\"en\">Adjusted since the close</small> {}</span>",
+            esc(&signed(kpi, a))
+        ),
+        _ => String::new(),
     }
 }
 
@@ -383,5 +405,46 @@ mod tests {
         assert_eq!(row.figures()[2], ("値", "Value", Some(120.0)));
         assert_eq!(row.figures()[1].2, Some(450.0));
         assert_eq!(row.finality, Finality::Provisional);
+    }
+
+    #[test]
+    fn a_closed_year_is_reported_final_with_its_adjustment() {
+        let plan = Plan::ome().unwrap();
+        let k = plan.kpi_id("umekko_new_registrations").unwrap();
+        let mut fig = crate::status::test_figure(KpiId(k.0), Some(450.0), 1.0);
+        fig.year = FiscalYear(2025);
+        fig.value = Some(400.0);
+        fig.elapsed = 1.0;
+        fig.finality = Finality::Final {
+            closed_at: ts("2026-06-20T10:00:00+09:00"),
+            live: Some(403.0),
+        };
+        let figures = [fig];
+        let trends = Trends::default();
+        let report = Report {
+            plan: &plan,
+            year: FiscalYear(2025),
+            at: ts("2026-10-01T00:00:00+09:00"),
+            figures: &figures,
+            trends: &trends,
+        };
+        let chapter = plan
+            .chapters
+            .iter()
+            .find(|c| c.id == plan.kpis[k].chapter)
+            .unwrap();
+        let rows = report.rows(chapter);
+        let row = rows.iter().find(|r| r.id == KpiId(k.0)).unwrap();
+        assert!(row.finality.is_final());
+        let html = report.html();
+        assert!(
+            html.contains("数値は確定値です（2026-06-20 10:00 JST 確定）"),
+            "{html}"
+        );
+        assert_eq!(html.matches("確定値<small").count(), 1, "{html}");
+        assert!(
+            html.contains("確定後の修正") && html.contains("+3人"),
+            "{html}"
+        );
     }
 }

@@ -172,6 +172,7 @@ pub(crate) fn test_figure(
         tolerance,
         elapsed: 0.5,
         as_of: None,
+        finality: mieruka_aggregator::Finality::Provisional,
     }
 }
 

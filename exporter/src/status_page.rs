@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use mieruka_aggregator::fiscal::JST_OFFSET_SECONDS;
 use mieruka_aggregator::plan::Chapter;
-use mieruka_aggregator::{Figure, FiscalYear, Kpi, Plan};
+use mieruka_aggregator::{Figure, Finality, FiscalYear, Kpi, Plan};
 use mieruka_ingest::Timestamp;
 
 use crate::feeds::{write_feeds_table, FeedState, SourceDirectory};
@@ -94,6 +94,19 @@ fn display(kpi: &Kpi, x: f64) -> String {
         None if kpi.is_percent() => format!("{number} %"),
         None if kpi.unit.is_empty() => number,
         None => format!("{number} {}", kpi.unit),
+    }
+}
+
+/// A change in the KPI's unit with its sign (`+35.0 %`, `-2人`); a milestone's in
+/// stages, as its value is a stage's name.
+pub(crate) fn signed(kpi: &Kpi, a: f64) -> String {
+    let sign = if a > 0.0 { "+" } else { "" };
+    if a == 0.0 {
+        return "0".to_owned();
+    }
+    match kpi.stages() {
+        Some(_) => format!("{sign}{} 段階 stages", grouped(a, 0)),
+        None => format!("{sign}{}", display(kpi, a)),
     }
 }
 
@@ -203,6 +216,7 @@ pub fn render_status_page_full(
     for chapter in &plan.chapters {
         write_chapter(&mut h, plan, chapter, (figures, trends), year);
     }
+    write_closed_years(&mut h, plan, figures);
     write_inboxes(&mut h, inboxes);
     if let (Some((directory, states)), Some(now)) = (feeds, snapshot) {
         write_feeds(&mut h, directory, states, now);
@@ -296,7 +310,7 @@ fn write_chapter(
              <td class=\"num\" data-label=\"目標 Target\">{}</td>\
              <td class=\"num\" data-label=\"ペース Pace\">{}</td>\
              <td class=\"num\" data-label=\"見込み Projection\">{}</td>\
-             <td><span class=\"badge {id}\">{ja}<small lang=\"en\">{en}</small></span></td>\
+             <td><span class=\"badge {id}\">{ja}<small lang=\"en\">{en}</small></span>{}</td>\
              <td class=\"trend\">{svg}</td></tr>",
             esc(&kpi.id),
             esc(&kpi.id),
@@ -306,9 +320,69 @@ fn write_chapter(
             cell(kpi, fig.and_then(|f| f.target)),
             cell(kpi, fig.and_then(|f| f.pace)),
             cell(kpi, fig.and_then(|f| f.projection)),
+            finality_html(fig.map_or(Finality::Provisional, |f| f.finality)),
         );
     }
     h.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// `速報値 Provisional` or `確定値 Final` beside a figure.
+pub(crate) fn finality_html(f: Finality) -> String {
+    format!(
+        "<small class=\"finality\" data-finality=\"{}\">{}<span lang=\"en\"> {}</span></small>",
+        f.en().to_lowercase(),
+        f.ja(),
+        f.en()
+    )
+}
+
+/// The closed years (確定値): each KPI's final figure and the change since the close
+/// (確定後の修正) from events that arrived after it. Nothing while no year is closed.
+fn write_closed_years(h: &mut String, plan: &Plan, figures: &[Figure]) {
+    let mut years: Vec<FiscalYear> = figures
+        .iter()
+        .filter(|f| f.finality.is_final())
+        .map(|f| f.year)
+        .collect();
+    years.sort_unstable();
+    years.dedup();
+    for fy in years.into_iter().rev() {
+        let closed_at = figures.iter().find_map(|f| match f.finality {
+            Finality::Final { closed_at, .. } if f.year == fy => Some(closed_at),
+            _ => None,
+        });
+        let _ = writeln!(
+            h,
+            "<section class=\"closed-year\" data-closed-year=\"{fy}\">\n<h2>{fy}年度{} 確定値<span class=\"en\" lang=\"en\">FY{fy} final figures</span></h2>\n\
+             <p>確定 <span lang=\"en\">Closed</span>: {}</p>\n<table>\n<thead><tr><th>KPI</th>\
+             <th>確定値<small>Final</small></th><th>目標<small>Target</small></th>\
+             <th>確定後の修正<small>Adjusted since the close</small></th></tr></thead>\n<tbody>",
+            era_fiscal_year(fy).map_or(String::new(), |era| format!("（{era}）")),
+            closed_at.map_or_else(|| "—".to_owned(), jst),
+        );
+        for fig in figures.iter().filter(|f| f.year == fy) {
+            let Some(kpi) = plan.kpis.get(fig.kpi.0) else {
+                continue;
+            };
+            let adjustment = fig
+                .adjustment()
+                .map_or_else(|| "—".to_owned(), |a| esc(&signed(kpi, a)));
+            let _ = writeln!(
+                h,
+                "<tr data-kpi=\"{}\"><td>{}<small lang=\"en\">{}</small></td>\
+                 <td class=\"num\" data-label=\"確定値 Final\">{}{}</td>\
+                 <td class=\"num\" data-label=\"目標 Target\">{}</td>\
+                 <td class=\"num adjustment\" data-label=\"確定後の修正 Adjusted\">{adjustment}</td></tr>",
+                esc(&kpi.id),
+                esc(&kpi.name_ja),
+                esc(&kpi.name_en),
+                cell(kpi, fig.value),
+                finality_html(fig.finality),
+                cell(kpi, fig.target),
+            );
+        }
+        h.push_str("</tbody>\n</table>\n</section>\n");
+    }
 }
 
 /// The watched folders: each inbox, when its last file was finished, and what it came
@@ -402,6 +476,38 @@ fn write_footer(h: &mut String, figures: &[Figure], snapshot: Option<Timestamp>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_year_lists_its_final_figures_and_the_adjustments_since() {
+        let plan = Plan::ome().unwrap();
+        let k = plan.kpi_id("konbini_issuance_rate").unwrap();
+        let open = crate::status::test_figure(k, Some(43.7), 1.0);
+        let closed = Figure {
+            year: FiscalYear(2025),
+            value: Some(30.0),
+            finality: Finality::Final {
+                closed_at: ts("2026-06-20T10:00:00+09:00"),
+                live: Some(65.0),
+            },
+            ..open.clone()
+        };
+        let page = render_status_page(
+            &plan,
+            &[closed, open.clone()],
+            Some(ts("2026-10-01T00:00:00+09:00")),
+        );
+        let section = page.split("data-closed-year=\"2025\"").nth(1).unwrap();
+        assert!(section.contains("確定後の修正"), "{section}");
+        assert!(section.contains("2026-06-20 10:00 JST"), "{section}");
+        assert!(
+            section.contains("+35.00 %") && section.contains("30.00 %"),
+            "{section}"
+        );
+        // The current year's row says provisional; no closed year, no section.
+        assert!(page.contains("data-finality=\"provisional\""));
+        let none = render_status_page(&plan, &[open], Some(ts("2026-10-01T00:00:00+09:00")));
+        assert!(!none.contains("data-closed-year"));
+    }
 
     #[test]
     fn inboxes_are_listed_with_their_last_file_and_absent_without_any() {

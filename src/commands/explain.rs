@@ -60,6 +60,7 @@ pub fn text(e: &Explanation) -> String {
             .as_deref()
             .unwrap_or("(the year has not started)")
     );
+    finality_text(&mut o, e);
     let _ = writeln!(o, "\n{}", e.formula);
     for p in &e.parts {
         part_text(&mut o, p);
@@ -116,6 +117,62 @@ pub fn text(e: &Explanation) -> String {
         );
     }
     o
+}
+
+/// 速報値 or 確定値; for a final figure, the close, the adjustment and what arrived since.
+fn finality_text(o: &mut String, e: &Explanation) {
+    let f = &e.finality;
+    let opt = |x: Option<f64>| x.map_or_else(|| "absent".to_owned(), num);
+    if f.status != "final" {
+        let _ = writeln!(
+            o,
+            "{} provisional: FY{} is not closed (`mieruka close-year` makes its figures final)",
+            f.ja, e.fiscal_year
+        );
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "{} final: FY{} closed at {} by {} ({:?}); final value {}",
+        f.ja,
+        e.fiscal_year,
+        f.closed_at.as_deref().unwrap_or("?"),
+        f.closed_by.as_deref().unwrap_or("?"),
+        f.note.as_deref().unwrap_or(""),
+        opt(f.final_value)
+    );
+    let _ = writeln!(
+        o,
+        "live value now {} (what the parts below add up to); 確定後の修正 adjustment since the close: {}",
+        opt(f.live_value),
+        opt(f.adjustment)
+    );
+    if let Some(late) = &f.adjustments {
+        let _ = writeln!(
+            o,
+            "events and voids that arrived after the close: {}{}",
+            late.total,
+            if (late.listed.len() as i64) < late.total {
+                format!(" (the first {} listed)", late.listed.len())
+            } else {
+                String::new()
+            }
+        );
+        for l in &late.listed {
+            let _ = writeln!(
+                o,
+                "  received {}: {}/{} {} occurred {}{}",
+                l.received_at,
+                l.source,
+                l.event_id,
+                l.event_type,
+                l.occurred_at,
+                l.voids
+                    .as_ref()
+                    .map_or(String::new(), |v| format!(" (voids {v})"))
+            );
+        }
+    }
 }
 
 /// One measure: its value, snapshot, events, months and sources.

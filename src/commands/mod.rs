@@ -7,12 +7,14 @@
 //! - [`rejected`]: the rejected events kept in a store (SQLite or PostgreSQL), filtered and summed up.
 //! - [`explain`]: why a KPI's value is what it is, from either store.
 //! - [`report`]: the council report (進捗報告) as HTML, PDF, xlsx or CSV.
+//! - [`close`]: `close-year` / `reopen-year`, the fiscal-year close (確定値).
 //! - [`replay`]: re-fold the event log with the current plan, compare, `--apply` to rebuild.
 //! - [`plan`]: `plan check`, the one gate a plan file goes through.
 //! - [`generate`]: Prometheus rules and Grafana dashboards from the plan.
 //! - [`schema`]: the vendor contract (JSON Schemas, OpenAPI, events.md) from the plan.
 //! - [`token`]: `token new`, a line system's key and its config entry.
 
+pub mod close;
 pub mod demo;
 pub mod explain;
 pub mod generate;

@@ -4,13 +4,17 @@
 //! rebuilt aggregates in atomically and records the plan's measure fingerprints — the
 //! one way to start the roles with a plan whose measures changed.
 //!
-//! Exit code: 0 when the live aggregates equal the replay (or `--apply` replaced them),
-//! 1 on any difference left in place, 2 on an error.
+//! It also re-derives each closed fiscal year's final figures from the events received
+//! by its close and reports any that differ.
+//!
+//! Exit code: 0 when the live aggregates equal the replay (or `--apply` replaced them)
+//! and every final figure is re-derived, 1 on any difference left in place, 2 on an
+//! error.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use mieruka_aggregator::replay::Outcome;
+use mieruka_aggregator::replay::{Difference, Outcome};
 use mieruka_aggregator::store::{PgStore, PlanCheck};
 use mieruka_aggregator::SqliteStore;
 use mieruka_ingest::Timestamp;
@@ -27,8 +31,9 @@ pub async fn run(settings: &Resolved, apply: bool) -> anyhow::Result<ExitCode> {
             .await
             .context("cannot open the PostgreSQL store")?;
         let outcome = store.replay(apply, now).await;
+        let closes = store.rederive_closes().await;
         store.close().await;
-        (outcome?, "the PostgreSQL store".to_owned())
+        ((outcome?, closes?), "the PostgreSQL store".to_owned())
     } else {
         let db = &settings.db;
         if !db.exists() {
@@ -39,15 +44,37 @@ pub async fn run(settings: &Resolved, apply: bool) -> anyhow::Result<ExitCode> {
         }
         let store = SqliteStore::open_with(db, plan, PlanCheck::Ignore).await?;
         let outcome = store.replay(apply, now).await;
+        let closes = store.rederive_closes().await;
         store.close().await;
-        (outcome?, db.display().to_string())
+        ((outcome?, closes?), db.display().to_string())
     };
+    let (outcome, closes) = outcome;
     print!("{}", report(&outcome, &name, started.elapsed()));
-    Ok(if outcome.differences.is_empty() || outcome.applied {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    print!("{}", closes_report(&closes));
+    Ok(
+        if outcome.applied || (outcome.differences.is_empty() && closes.is_empty()) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}
+
+/// What the re-derivation of the closed years' final figures found.
+pub fn closes_report(mismatches: &[Difference]) -> String {
+    if mismatches.is_empty() {
+        return "closed years: every final figure equals what the events received by its close give\n"
+            .to_owned();
+    }
+    let mut out = format!(
+        "closed years: {} final figures differ from what the events received by their close give \
+         (final vs re-derived; expected after a change of the measures since the close):\n",
+        mismatches.len()
+    );
+    for d in mismatches {
+        out.push_str(&format!("  {d}\n"));
+    }
+    out
 }
 
 /// What a replay prints: what it read, what no longer decodes, every difference, and

@@ -156,9 +156,11 @@ async fn refresh_loop(
         loop {
             let now = clock.now();
             let refreshed = async {
-                let (figs, trends) = store
+                let (mut figs, trends) = store
                     .with_ledger(|l| (figures(&plan, l, now), trends(&plan, l, now)))
                     .await?;
+                // Closed years show their final figures (a close notifies, too).
+                store.closes().await?.settle(&mut figs, now);
                 // Freshness first: the pages rendered at publish show each feed's.
                 super::publish_freshness(&store, &exporter).await?;
                 exporter.publish_with_trends(&figs, &trends, now);

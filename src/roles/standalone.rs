@@ -167,9 +167,12 @@ async fn refresh(
     clock: Clock,
 ) -> anyhow::Result<()> {
     let now = clock.now();
-    let (figs, trends) = store
+    let (mut figs, trends) = store
         .with_ledger(|ledger| (figures(plan, ledger, now), trends(plan, ledger, now)))
         .await?;
+    // Closed years show their final figures; a close made by another process (the
+    // `close-year` command) shows up at the next refresh.
+    store.closes().await?.settle(&mut figs, now);
     // Freshness first: the pages rendered at publish show each feed's.
     super::publish_freshness(store, exporter).await?;
     exporter.publish_with_trends(&figs, &trends, now);

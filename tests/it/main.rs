@@ -5,6 +5,7 @@
 mod bad_input;
 mod browser;
 mod calendar;
+mod close;
 mod contract;
 mod crash;
 mod explain;

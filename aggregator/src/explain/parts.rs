@@ -447,5 +447,6 @@ pub(super) fn empty_figure(ctx: &Ctx<'_>, at: mieruka_ingest::Timestamp) -> Figu
         tolerance: kpi.tolerance,
         elapsed: ctx.year.elapsed_fraction(at),
         as_of: None,
+        finality: crate::close::Finality::Provisional,
     }
 }

@@ -17,10 +17,14 @@ use std::sync::Arc;
 
 use mieruka_ingest::{Item, SinkError, Status, Timestamp};
 
+use crate::close::{
+    CloseRefusal, CloseRequest, ClosedYear, Closes, LateEvents, LateQuery, Reopened,
+};
 use crate::ledger::Ledger;
 use crate::plan::Plan;
 use crate::replay::Outcome;
 
+pub(crate) mod close;
 mod fingerprints;
 mod freshness;
 pub mod pg;
@@ -125,6 +129,34 @@ pub trait Store: Send + Sync + Sized {
 
     /// Number of events in the log.
     fn logged_events(&self) -> impl Future<Output = Result<i64, Self::Error>> + Send;
+
+    /// Each closed year's final figures re-derived from the events received by its
+    /// close: where they differ from the frozen ones (`mieruka replay` reports them).
+    fn rederive_closes(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::replay::Difference>, Self::Error>> + Send;
+
+    /// Every closed fiscal year with its final figures.
+    fn closes(&self) -> impl Future<Output = Result<Closes, Self::Error>> + Send;
+
+    /// Closes a fiscal year: freezes its figures as final, under the lock every batch
+    /// takes (see [`crate::close`]); refused for a year not ended or already closed.
+    fn close_year(
+        &self,
+        req: &CloseRequest,
+    ) -> impl Future<Output = Result<Result<ClosedYear, CloseRefusal>, Self::Error>> + Send;
+
+    /// Removes a fiscal year's close and logs it; refused for a year not closed.
+    fn reopen_year(
+        &self,
+        req: &CloseRequest,
+    ) -> impl Future<Output = Result<Result<Reopened, CloseRefusal>, Self::Error>> + Send;
+
+    /// The events and voids that arrived after a close (the adjustments `explain` lists).
+    fn late_events(
+        &self,
+        q: &LateQuery<'_>,
+    ) -> impl Future<Output = Result<LateEvents, Self::Error>> + Send;
 
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = bool> + Send;

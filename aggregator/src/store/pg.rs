@@ -45,9 +45,13 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
+use crate::close::{
+    CloseRefusal, CloseRequest, ClosedYear, Closes, LateEvents, LateQuery, Reopened,
+};
 use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
 use crate::ledger::{Effect, Ledger};
 use crate::plan::{MeasureKind, Op, Plan};
+use crate::store::close;
 use crate::store::fingerprints::{self, PlanCheck, PlanPrints, Verdict};
 use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
@@ -65,6 +69,15 @@ pub(in crate::store) use log::{logged_entry, LOGGED};
 /// The channel notified (on commit) after every committed batch: the one definition of
 /// it, which listeners (the export role) name too.
 pub const NOTIFY_CHANNEL: &str = "mieruka_committed";
+
+/// Tells listeners (the export role) that something they show changed, on commit.
+async fn notify(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
 
 /// Attempts of one batch before a deadlock or a lost race is reported as contention.
 const MAX_ATTEMPTS: u32 = 8;
@@ -520,7 +533,6 @@ impl PgStore {
         lookup: Lookup,
     ) -> Result<Vec<Status>, TxError> {
         let plan = &*self.plan;
-        let received_at = now_micros();
         let t0 = std::time::Instant::now();
         let mut tx = conn.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -530,6 +542,11 @@ impl PgStore {
         //    commit, so a replay waits for this batch or this batch for the replay), and
         //    this consumer still owns its partitions, and holds their rows.
         self.fence_plan(&mut tx).await?;
+        // The arrival time is stamped once the plan row is held shared: a fiscal-year
+        // close holds it exclusively while it takes its instant, so a batch stamped
+        // before the close has committed before it (and is in the final figures), and
+        // one stamped after commits after it (an adjustment).
+        let received_at = now_micros();
         fence(&mut tx, positions).await?;
         // 2. The log rows of the batch's keys (one writer per key: no lock needed).
         // Sized for the batch: most of its events are logged in it.
@@ -609,6 +626,80 @@ impl PgStore {
         let select = "SELECT fingerprint FROM plan_fingerprint WHERE id = 1 FOR SHARE";
         match fingerprints::fence::<Postgres>(tx, &self.prints, select).await? {
             Some(message) => Err(TxError::Fail(PgError::PlanChanged(message))),
+            None => Ok(()),
+        }
+    }
+
+    /// Every closed fiscal year with its final figures.
+    pub async fn closes(&self) -> Result<Closes, PgError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(close::pg::read(&mut conn, &self.plan).await?)
+    }
+
+    /// Closes a fiscal year (see [`crate::close`]) in one transaction that first takes
+    /// the plan fingerprint row exclusively: it waits for the batches in flight (each
+    /// holds the row shared until it commits) and holds back the next ones, so the
+    /// ledger it freezes is every batch committed before its instant, and every batch
+    /// stamped later is an adjustment. Other processes' exporters are notified.
+    #[tracing::instrument(skip_all, fields(year = req.year.0), err)]
+    pub async fn close_year(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Result<ClosedYear, CloseRefusal>, PgError> {
+        if let Err(refusal) = req.check(&self.plan) {
+            return Ok(Err(refusal));
+        }
+        let mut tx = self.pool.begin().await?;
+        self.lock_plan(&mut tx).await?;
+        let closes = close::pg::read(&mut tx, &self.plan).await?;
+        if let Some(c) = closes.get(req.year) {
+            return Ok(Err(c.refusal()));
+        }
+        let ledger = self.load_ledger(&mut tx).await?;
+        let closed_at = mieruka_ingest::Timestamp::from_micros(now_micros());
+        let (closed, changes) =
+            close::freeze(&self.plan, &ledger, req, closed_at, &self.prints.digest);
+        close::pg::insert(&mut tx, &self.plan, &closed, &changes).await?;
+        notify(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(closed))
+    }
+
+    /// Removes a fiscal year's close and logs it; returns the close dropped and the
+    /// live figures that stand now.
+    #[tracing::instrument(skip_all, fields(year = req.year.0), err)]
+    pub async fn reopen_year(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Result<Reopened, CloseRefusal>, PgError> {
+        let mut tx = self.pool.begin().await?;
+        self.lock_plan(&mut tx).await?;
+        let mut closes = close::pg::read(&mut tx, &self.plan).await?;
+        let Some(dropped) = closes.years.remove(&req.year) else {
+            return Ok(Err(CloseRefusal::NotClosed(req.year)));
+        };
+        let ledger = self.load_ledger(&mut tx).await?;
+        let live = close::year_figures(&self.plan, &ledger, req.year, req.now.max(req.year.end()));
+        let changes = close::reopen_changes(&self.plan, &dropped, &live);
+        let at = mieruka_ingest::Timestamp::from_micros(now_micros());
+        close::pg::delete(&mut tx, req, at, &changes).await?;
+        notify(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Ok(Reopened { dropped, live }))
+    }
+
+    /// The events and voids that arrived after a close (see [`LateQuery`]).
+    pub async fn late_events(&self, q: &LateQuery<'_>) -> Result<LateEvents, PgError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(close::pg::late(&mut conn, q).await?)
+    }
+
+    /// Takes the plan fingerprint row exclusively (see [`PgStore::close_year`]),
+    /// refusing a plan whose measures are not the store's.
+    async fn lock_plan(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), PgError> {
+        let select = "SELECT fingerprint FROM plan_fingerprint WHERE id = 1 FOR UPDATE";
+        match fingerprints::fence::<Postgres>(tx, &self.prints, select).await? {
+            Some(message) => Err(PgError::PlanChanged(message)),
             None => Ok(()),
         }
     }
@@ -709,6 +800,32 @@ impl Store for PgStore {
 
     async fn logged_events(&self) -> Result<i64, PgError> {
         PgStore::logged_events(self).await
+    }
+
+    async fn closes(&self) -> Result<Closes, PgError> {
+        PgStore::closes(self).await
+    }
+
+    async fn rederive_closes(&self) -> Result<Vec<crate::replay::Difference>, PgError> {
+        PgStore::rederive_closes(self).await
+    }
+
+    async fn close_year(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Result<ClosedYear, CloseRefusal>, PgError> {
+        PgStore::close_year(self, req).await
+    }
+
+    async fn reopen_year(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Result<Reopened, CloseRefusal>, PgError> {
+        PgStore::reopen_year(self, req).await
+    }
+
+    async fn late_events(&self, q: &LateQuery<'_>) -> Result<LateEvents, PgError> {
+        PgStore::late_events(self, q).await
     }
 
     async fn ping(&self) -> bool {

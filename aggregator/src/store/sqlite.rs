@@ -25,16 +25,20 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mieruka_ingest::{EventSink, Item, SinkError, Status};
+use mieruka_ingest::{EventSink, Item, SinkError, Status, Timestamp};
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::Mutex;
 
+use crate::close::{
+    CloseRefusal, CloseRequest, ClosedYear, Closes, LateEvents, LateQuery, Reopened,
+};
 use crate::engine::{fold_tracked, BatchLog, EventLog, LogEntry};
 use crate::fiscal::Day;
 use crate::ledger::{Effect, Ledger};
 use crate::plan::Plan;
+use crate::store::close;
 use crate::store::fingerprints::{self, PlanCheck, PlanPrints, Verdict};
 use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
@@ -254,6 +258,72 @@ impl SqliteStore {
         Ok(sqlx::query_scalar("SELECT count(*) FROM event_log")
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    /// Every closed fiscal year with its final figures.
+    pub async fn closes(&self) -> Result<Closes, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(close::sqlite::read(&mut conn, &self.plan).await?)
+    }
+
+    /// Closes a fiscal year (see [`crate::close`]): in one write transaction, which
+    /// takes the lock every batch takes before it stamps its arrival time, the figures
+    /// are computed from the ledger as committed and frozen, and the close instant is
+    /// taken; so each batch's events are wholly in the final figures (received before)
+    /// or wholly adjustments (received after).
+    #[tracing::instrument(skip_all, fields(year = req.year.0), err)]
+    pub async fn close_year(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Result<ClosedYear, CloseRefusal>, StoreError> {
+        if let Err(refusal) = req.check(&self.plan) {
+            return Ok(Err(refusal));
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE meta SET version = version WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        self.fence_plan(&mut tx).await?;
+        let closes = close::sqlite::read(&mut tx, &self.plan).await?;
+        if let Some(c) = closes.get(req.year) {
+            return Ok(Err(c.refusal()));
+        }
+        let ledger = load_ledger(&mut tx, &self.plan).await?;
+        let closed_at = Timestamp::from_micros(now_micros());
+        let (closed, changes) =
+            close::freeze(&self.plan, &ledger, req, closed_at, &self.prints.digest);
+        close::sqlite::insert(&mut tx, &self.plan, &closed, &changes).await?;
+        tx.commit().await?;
+        Ok(Ok(closed))
+    }
+
+    /// Removes a fiscal year's close and logs it; returns the close dropped and the
+    /// live figures that stand now.
+    #[tracing::instrument(skip_all, fields(year = req.year.0), err)]
+    pub async fn reopen_year(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Result<Reopened, CloseRefusal>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE meta SET version = version WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let mut closes = close::sqlite::read(&mut tx, &self.plan).await?;
+        let Some(dropped) = closes.years.remove(&req.year) else {
+            return Ok(Err(CloseRefusal::NotClosed(req.year)));
+        };
+        let ledger = load_ledger(&mut tx, &self.plan).await?;
+        let live = close::year_figures(&self.plan, &ledger, req.year, req.now.max(req.year.end()));
+        let changes = close::reopen_changes(&self.plan, &dropped, &live);
+        close::sqlite::delete(&mut tx, req, Timestamp::from_micros(now_micros()), &changes).await?;
+        tx.commit().await?;
+        Ok(Ok(Reopened { dropped, live }))
+    }
+
+    /// The events and voids that arrived after a close (see [`LateQuery`]).
+    pub async fn late_events(&self, q: &LateQuery<'_>) -> Result<LateEvents, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(close::sqlite::late(&mut conn, q).await?)
     }
 
     /// Closes the pool (checkpointing the WAL).
@@ -477,6 +547,32 @@ impl Store for SqliteStore {
 
     async fn logged_events(&self) -> Result<i64, StoreError> {
         SqliteStore::logged_events(self).await
+    }
+
+    async fn closes(&self) -> Result<Closes, StoreError> {
+        SqliteStore::closes(self).await
+    }
+
+    async fn rederive_closes(&self) -> Result<Vec<crate::replay::Difference>, StoreError> {
+        SqliteStore::rederive_closes(self).await
+    }
+
+    async fn close_year(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Result<ClosedYear, CloseRefusal>, StoreError> {
+        SqliteStore::close_year(self, req).await
+    }
+
+    async fn reopen_year(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Result<Reopened, CloseRefusal>, StoreError> {
+        SqliteStore::reopen_year(self, req).await
+    }
+
+    async fn late_events(&self, q: &LateQuery<'_>) -> Result<LateEvents, StoreError> {
+        SqliteStore::late_events(self, q).await
     }
 
     async fn ping(&self) -> bool {

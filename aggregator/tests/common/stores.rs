@@ -675,3 +675,185 @@ pub fn a_tampered_aggregate_row_is_found_and_fixed<S: Store>(
         store.close().await;
     });
 }
+
+/// Submits `ids` in batches cut by `cuts`; each item's fate, in order.
+async fn submit_cut<S: Store>(store: &S, plan: &Plan, ids: &[u32], cuts: &[usize]) -> Vec<Status> {
+    let mut statuses = Vec::new();
+    let mut rest: &[u32] = ids;
+    let mut c = 0;
+    while !rest.is_empty() {
+        let n = cuts[c % cuts.len()].min(rest.len());
+        c += 1;
+        statuses.extend(store.submit_batch(items(plan, &rest[..n])).await.unwrap());
+        rest = &rest[n..];
+    }
+    statuses
+}
+
+/// The fiscal-year close over a history: `early` is folded, FY2025 is closed, `late`
+/// arrives. The final figures are what `early` alone folds to and never move; each
+/// adjustment is the live value (all events) minus the final one; FY2026, not closed,
+/// moves with the late events like any open year (a level carries them); and the late
+/// events of FY2025 (and the voids of its events) are exactly those listed as arriving
+/// after the close; the final figures are what the events received by the close fold to
+/// (as `replay` re-derives them). Closing again is refused; a reopen restores the live
+/// figures.
+pub fn late_events_never_change_a_closed_years_final_figures<S: Store>(
+    location: &S::Location,
+    early: &[u32],
+    late: &[u32],
+    cuts: &[usize],
+) -> Result<(), TestCaseError> {
+    use mieruka_aggregator::close::{CloseRefusal, CloseRequest, LateQuery};
+    use mieruka_aggregator::{figures, FiscalYear};
+    use std::collections::BTreeSet;
+
+    let plan = plan();
+    let fy25 = FiscalYear(2025);
+    let now = Timestamp::from_unix_seconds(1_900_000_000);
+    let strip = |f: &mieruka_aggregator::Figure| mieruka_aggregator::Figure {
+        finality: Default::default(),
+        ..f.clone()
+    };
+    let before = engine_over(&plan, early.iter().copied()).figures(now);
+    let after = engine_over(&plan, early.iter().chain(late).copied()).figures(now);
+    let req = CloseRequest {
+        year: fy25,
+        now,
+        operator: "tanaka".into(),
+        note: "決算確定".into(),
+    };
+    let types: Vec<String> = plan.schema.types().iter().map(|t| t.name.clone()).collect();
+    let (closed, again, shown, listed, reopened, live) = rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let early_statuses = submit_cut(&store, &plan, early, cuts).await;
+        let closed = store.close_year(&req).await.unwrap().unwrap();
+        let late_statuses = submit_cut(&store, &plan, late, cuts).await;
+        let again = store.close_year(&req).await.unwrap().err();
+        let mut shown = figures(&plan, &store.ledger().await.unwrap(), now);
+        store.closes().await.unwrap().settle(&mut shown, now);
+        let q = LateQuery {
+            types: &types,
+            from: fy25.start(),
+            before: fy25.end(),
+            received_after: closed.closed_at,
+            limit: 1_000,
+        };
+        let listed = store.late_events(&q).await.unwrap();
+        let rederived = store.rederive_closes().await.unwrap();
+        assert!(rederived.is_empty(), "{rederived:?}");
+        let reopened = store.reopen_year(&req).await.unwrap().unwrap();
+        let mut live = figures(&plan, &store.ledger().await.unwrap(), now);
+        store.closes().await.unwrap().settle(&mut live, now);
+        store.close().await;
+        let accepted = |ids: &[u32], st: &[Status]| -> BTreeSet<u32> {
+            ids.iter()
+                .zip(st)
+                .filter(|(_, s)| matches!(s, Status::Accepted))
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        let logged = (
+            accepted(early, &early_statuses),
+            accepted(late, &late_statuses),
+        );
+        (closed, again, shown, (listed, logged), reopened, live)
+    });
+    // The close froze the early history's FY2025 figures.
+    let frozen: Vec<_> = closed.finals.iter().map(strip).collect();
+    let expected: Vec<_> = before.iter().filter(|f| f.year == fy25).cloned().collect();
+    prop_assert_eq!(&frozen, &expected);
+    let refused = matches!(again, Some(CloseRefusal::AlreadyClosed { .. }));
+    prop_assert!(refused, "closing twice: {:?}", again);
+    for fig in &shown {
+        let all = after
+            .iter()
+            .find(|f| f.kpi == fig.kpi && f.year == fig.year)
+            .unwrap();
+        if fig.year == fy25 {
+            let fin = before
+                .iter()
+                .find(|f| f.kpi == fig.kpi && f.year == fy25)
+                .unwrap();
+            prop_assert_eq!(&strip(fig), fin, "a final figure moved");
+            prop_assert!(fig.finality.is_final());
+            let adjustment = match (all.value, fin.value) {
+                (Some(l), Some(f)) => Some(l - f),
+                _ => None,
+            };
+            prop_assert_eq!(fig.adjustment(), adjustment);
+        } else {
+            prop_assert_eq!(fig, all, "an open year did not move with the late events");
+        }
+    }
+    // The adjustments listed are the late events of FY2025 and the voids of its events.
+    let (list, (early_ok, late_ok)) = listed;
+    let in_fy25 = |id: u32| {
+        let e = mieruka_ingest::decode(&plan.schema, raw(id).as_bytes()).unwrap();
+        FiscalYear::of(e.occurred_at) == fy25
+    };
+    let is_void = |id: u32| id % 9 == 8;
+    let logged_original =
+        |id: u32| !is_void(id) && (early_ok.contains(&id) || late_ok.contains(&id)) && in_fy25(id);
+    let expected: BTreeSet<String> = late_ok
+        .iter()
+        .filter(|id| {
+            if is_void(**id) {
+                logged_original(super::void_target(**id))
+            } else {
+                in_fy25(**id)
+            }
+        })
+        .map(|id| format!("e{id}"))
+        .collect();
+    let got: BTreeSet<String> = list.listed.iter().map(|l| l.event_id.clone()).collect();
+    prop_assert_eq!(list.total as usize, list.listed.len());
+    prop_assert_eq!(got, expected);
+    // Reopened: the live figures stand again, provisional.
+    prop_assert_eq!(reopened.dropped.year, fy25);
+    for fig in &live {
+        prop_assert!(!fig.finality.is_final());
+    }
+    prop_assert_eq!(&live, &after);
+    Ok(())
+}
+
+/// A close taken while batches commit falls between two of them: the final figures are
+/// exactly what the events received by the close fold to (as `replay` re-derives them),
+/// whichever batch the close lands after.
+pub fn a_close_among_running_batches_falls_between_them<S: Store>(location: &S::Location)
+where
+    S::Error: std::fmt::Debug,
+{
+    use mieruka_aggregator::close::CloseRequest;
+    use mieruka_aggregator::FiscalYear;
+
+    let plan = plan();
+    let req = CloseRequest {
+        year: FiscalYear(2025),
+        now: Timestamp::from_unix_seconds(1_900_000_000),
+        operator: "tanaka".into(),
+        note: "while the aggregator runs".into(),
+    };
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        let ids: Vec<u32> = (0..60).collect();
+        let writer = async {
+            for chunk in ids.chunks(2) {
+                store.submit_batch(items(&plan, chunk)).await.unwrap();
+            }
+        };
+        let closer = async {
+            // Let a few batches go first.
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            store.close_year(&req).await.unwrap().unwrap()
+        };
+        let ((), closed) = tokio::join!(writer, closer);
+        assert_eq!(closed.finals.len(), plan.kpis.len());
+        let mismatches = store.rederive_closes().await.unwrap();
+        assert!(mismatches.is_empty(), "{mismatches:?}");
+        store.close().await;
+    });
+}

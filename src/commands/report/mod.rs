@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use mieruka_aggregator::store::PgStore;
+use mieruka_aggregator::store::{PgStore, Store};
 use mieruka_aggregator::{figures, Day, Figure, FiscalYear, Ledger, Plan, SqliteStore};
 use mieruka_exporter::report::Report;
 use mieruka_exporter::trend::{trends_of_year, Trends};
@@ -146,9 +146,9 @@ async fn load(
         let store = PgStore::open(url, plan.clone())
             .await
             .context("cannot open the PostgreSQL store")?;
-        let r = store.with_ledger(compute).await;
+        let r = settled(&store, compute, at).await;
         store.close().await;
-        return Ok(r?);
+        return r;
     }
     let db = &settings.db;
     if !db.exists() {
@@ -158,9 +158,21 @@ async fn load(
         );
     }
     let store = SqliteStore::open(db, plan.clone()).await?;
-    let r = store.with_ledger(compute).await;
+    let r = settled(&store, compute, at).await;
     store.close().await;
-    Ok(r?)
+    r
+}
+
+/// The figures and trends of `compute` over the store's ledger, the closed years'
+/// figures made final.
+async fn settled<S: Store>(
+    store: &S,
+    compute: impl FnOnce(&Ledger) -> (Vec<Figure>, Trends),
+    at: Timestamp,
+) -> anyhow::Result<(Vec<Figure>, Trends)> {
+    let (mut figs, trends) = compute(&store.ledger().await?);
+    store.closes().await?.settle(&mut figs, at);
+    Ok((figs, trends))
 }
 
 /// One row per KPI, numbers as plain decimals in the KPI's unit, UTF-8 with a

@@ -53,10 +53,10 @@ fn cover(sheet: &mut Worksheet, report: &Report<'_>, bold: &Format) -> anyhow::R
         ("報告 Report", "進捗報告 KPI progress report".to_owned()),
         ("年度 Fiscal year", report.year_name()),
         ("集計時点 As of", report.as_of_jst()),
-        (
-            "速報/確定 Provisional/final",
-            "速報値 Provisional: the fiscal year has not been closed".to_owned(),
-        ),
+        ("速報/確定 Provisional/final", {
+            let (ja, en) = report.finality_notice();
+            format!("{ja} {en}")
+        }),
     ];
     for (r, (k, v)) in lines.iter().enumerate() {
         sheet.write_string_with_format(r as u32, 0, *k, bold)?;

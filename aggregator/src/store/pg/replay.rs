@@ -12,11 +12,54 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::log::{logged_body, LOGGED};
 use super::{PgError, PgStore, TxError, NOTIFY_CHANNEL};
-use crate::replay::{Outcome, Replay};
+use std::collections::HashSet;
+
+use crate::replay::{close_mismatches, Difference, Outcome, Replay};
+use crate::store::close;
 use crate::store::fingerprints;
 use crate::store::tables::{Aggregate, Keys};
 
 impl PgStore {
+    /// Re-derives each closed year's final figures from the events received by its
+    /// close (voids received after it set aside) and returns where they differ from the
+    /// frozen ones (see [`crate::replay::close_mismatches`]). One snapshot.
+    pub async fn rederive_closes(&self) -> Result<Vec<Difference>, PgError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let closes = close::pg::read(&mut tx, &self.plan).await?;
+        let mut out = Vec::new();
+        for closed in closes.years.values() {
+            let at = closed.closed_at.micros();
+            let late_voids: HashSet<(String, String)> = sqlx::query_as(&format!(
+                "SELECT e.source, {v} FROM event_log e WHERE e.received_at > $1 AND {v} IS NOT NULL",
+                v = close::VOIDS_PG
+            ))
+            .bind(at)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            let mut replay = Replay::new(&self.plan);
+            let sql = format!(
+                "SELECT {LOGGED}, day FROM event_log WHERE received_at <= $1 ORDER BY day, occurred_at"
+            );
+            let mut rows = sqlx::query(&sql).bind(at).fetch(&mut *tx);
+            while let Some(r) = rows.try_next().await? {
+                let body = logged_body(&r)?;
+                let (source, id): (String, String) = (r.try_get(4)?, r.try_get(3)?);
+                let voided =
+                    r.try_get::<bool, _>(2)? && !late_voids.contains(&(source.clone(), id.clone()));
+                replay.push(r.try_get(9)?, &source, &id, &body, voided);
+            }
+            drop(rows);
+            out.extend(close_mismatches(&self.plan, closed, &replay.ledger));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// Replays the whole log with the store's plan and compares; with `apply`, replaces
     /// the aggregates with the replayed ones. `now` is the instant the figures compared
     /// are computed at.

@@ -8,11 +8,52 @@ use mieruka_ingest::Timestamp;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{load_ledger, write_rows, SqliteStore, StoreError};
-use crate::replay::{Outcome, Replay};
+use std::collections::HashSet;
+
+use crate::replay::{close_mismatches, Difference, Outcome, Replay};
+use crate::store::close;
 use crate::store::fingerprints;
 use crate::store::tables::{Aggregate, Keys};
 
 impl SqliteStore {
+    /// Re-derives each closed year's final figures from the events received by its
+    /// close (voids received after it set aside) and returns where they differ from the
+    /// frozen ones (see [`crate::replay::close_mismatches`]). One read transaction.
+    pub async fn rederive_closes(&self) -> Result<Vec<Difference>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let closes = close::sqlite::read(&mut tx, &self.plan).await?;
+        let mut out = Vec::new();
+        for closed in closes.years.values() {
+            let at = closed.closed_at.micros();
+            let late_voids: HashSet<(String, String)> = sqlx::query_as(&format!(
+                "SELECT e.source, {v} FROM event_log e WHERE e.received_at > $1 AND {v} IS NOT NULL",
+                v = close::VOIDS_SQLITE
+            ))
+            .bind(at)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            let mut replay = Replay::new(&self.plan);
+            let mut rows = sqlx::query(
+                "SELECT day, source, event_id, body, voided FROM event_log \
+                 WHERE received_at <= $1 ORDER BY day, occurred_at, seq",
+            )
+            .bind(at)
+            .fetch(&mut *tx);
+            while let Some(r) = rows.try_next().await? {
+                let (source, id): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+                let voided = r.try_get::<i64, _>(4)? != 0
+                    && !late_voids.contains(&(source.clone(), id.clone()));
+                replay.push(r.try_get(0)?, &source, &id, r.try_get(3)?, voided);
+            }
+            drop(rows);
+            out.extend(close_mismatches(&self.plan, closed, &replay.ledger));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// Replays the whole log with the store's plan and compares; with `apply`, replaces
     /// the aggregates with the replayed ones. `now` is the instant the figures compared
     /// are computed at.
