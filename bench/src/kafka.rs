@@ -60,16 +60,16 @@ pub struct KafkaBenchOptions {
     /// Times the topic is drained (by a bare consumer, then by the aggregator on a fresh
     /// database); the events are produced once.
     pub runs: usize,
-    /// An experiment on the log's key index, applied to each fresh bench database before
-    /// the aggregator starts (see [`KeyExperiment`]).
-    pub key_experiment: KeyExperiment,
+    /// Experiments on the log's key index, applied to each fresh bench database before
+    /// the aggregator starts (see [`KeyExperiment`]), taken in turn run after run.
+    pub key_experiments: Vec<KeyExperiment>,
 }
 
 /// Experiments on the event log's key index, to measure an idea before building it: the
 /// bench database's log gets another unique key in place of its primary key
 /// (`source`, `event_id`). Only the aggregator's optimistic path (every key new, as in
 /// the bench) is exercised; looking keys up is not, so these are measurements, not stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum KeyExperiment {
     /// The store as it is.
     None,
@@ -80,6 +80,15 @@ pub enum KeyExperiment {
 }
 
 impl KeyExperiment {
+    /// What the run's lines call it.
+    fn label(self) -> &'static str {
+        match self {
+            KeyExperiment::None => "the store as it is",
+            KeyExperiment::Md5Uuid => "EXPERIMENT: the log's unique key is md5(source/id)::uuid",
+            KeyExperiment::Md5Int8 => "EXPERIMENT: the log's unique key is a 64-bit md5 prefix",
+        }
+    }
+
     /// The statements that swap the log's unique key.
     fn statements(self) -> &'static [&'static str] {
         match self {
@@ -108,6 +117,7 @@ pub async fn kafka(opts: KafkaBenchOptions) -> anyhow::Result<()> {
         || opts.max_batch == 0
         || opts.parallel_commits == 0
         || opts.runs == 0
+        || opts.key_experiments.is_empty()
     {
         bail!(
             "--events, --partitions, --max-batch, --parallel-commits and --runs must be at least 1"
@@ -208,8 +218,13 @@ async fn run(opts: &KafkaBenchOptions, broker: &Broker, suffix: &str) -> anyhow:
     for n in 1..=opts.runs {
         let load_before = load_average();
         let db = TestDb::create_on(&opts.database_url, "mieruka_bench").await?;
+        let experiment = opts.key_experiments[(n - 1) % opts.key_experiments.len()];
+        if experiment != KeyExperiment::None {
+            println!("run {n}/{}: {}", opts.runs, experiment.label());
+        }
         let figures = one_run(
             opts,
+            experiment,
             &brokers,
             &topic,
             &format!("{suffix}-{n}"),
@@ -223,16 +238,30 @@ async fn run(opts: &KafkaBenchOptions, broker: &Broker, suffix: &str) -> anyhow:
         let load = (load_before, load_average());
         let figures = RunFigures::new(&bare_row, &agg_row, &cpu, load);
         figures.print(n, opts.runs, &produce_row);
-        runs.push(figures);
+        runs.push((experiment, figures));
     }
-    print_spread(&runs);
+    let mut experiments = opts.key_experiments.clone();
+    experiments.sort_unstable();
+    experiments.dedup();
+    for experiment in experiments {
+        let of: Vec<&RunFigures> = runs
+            .iter()
+            .filter(|(e, _)| *e == experiment)
+            .map(|(_, f)| f)
+            .collect();
+        if !of.is_empty() {
+            print_spread(experiment, &of);
+        }
+    }
     Ok(())
 }
 
 /// One run: a bare consumer and the aggregator drain the topic, each in a fresh group;
 /// the aggregator's ledger is checked.
+#[allow(clippy::too_many_arguments)]
 async fn one_run(
     opts: &KafkaBenchOptions,
+    experiment: KeyExperiment,
     brokers: &str,
     topic: &str,
     suffix: &str,
@@ -260,7 +289,7 @@ async fn one_run(
         plan.clone(),
         &produced.ends,
         (opts.max_batch, opts.parallel_commits),
-        opts.key_experiment,
+        experiment,
     )
     .await?;
     let agg_row = Row::now("mieruka aggregate → PostgreSQL", opts.events, &agg);
@@ -366,7 +395,7 @@ impl RunFigures {
 }
 
 /// Min / median / max of each figure over the runs.
-fn print_spread(runs: &[RunFigures]) {
+fn print_spread(experiment: KeyExperiment, runs: &[&RunFigures]) {
     let spread = |mut v: Vec<f64>| -> String {
         v.retain(|x| x.is_finite());
         if v.is_empty() {
@@ -380,8 +409,13 @@ fn print_spread(runs: &[RunFigures]) {
         };
         format!("{:.2} / {median:.2} / {:.2}", v[0], v[v.len() - 1])
     };
-    let col = |f: &dyn Fn(&RunFigures) -> Option<f64>| spread(runs.iter().filter_map(f).collect());
-    println!("over {} run(s), min / median / max:", runs.len());
+    let col =
+        |f: &dyn Fn(&RunFigures) -> Option<f64>| spread(runs.iter().filter_map(|r| f(r)).collect());
+    println!(
+        "over {} run(s) ({}), min / median / max:",
+        runs.len(),
+        experiment.label()
+    );
     let lines: [(&str, &dyn Fn(&RunFigures) -> Option<f64>); 10] = [
         ("ratio aggregate / bare, wall clock", &|r| Some(r.ratio)),
         ("ratio aggregate / bare, steady", &|r| r.steady),
@@ -428,10 +462,17 @@ fn print_header(opts: &KafkaBenchOptions, broker: &Broker, topic: &str) {
         } else {
             "increasing within each source"
         },
-        match opts.key_experiment {
-            KeyExperiment::None => "",
-            KeyExperiment::Md5Uuid => "; EXPERIMENT: the log's unique key is md5(source/id)::uuid",
-            KeyExperiment::Md5Int8 => "; EXPERIMENT: the log's unique key is a 64-bit md5 prefix",
+        if opts.key_experiments == [KeyExperiment::None] {
+            String::new()
+        } else {
+            format!(
+                "; log keys, run after run: {}",
+                opts.key_experiments
+                    .iter()
+                    .map(|k| k.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
     );
     println!(

@@ -83,10 +83,11 @@ enum Command {
         /// ratio and of the CPU figures over the runs.
         #[arg(long, default_value_t = 1)]
         runs: usize,
-        /// Measures an idea for the event log's key index on the bench database (the
-        /// aggregator's optimistic path only; see bench/src/kafka.rs).
-        #[arg(long, value_enum, default_value_t = kafka::KeyExperiment::None)]
-        key_experiment: kafka::KeyExperiment,
+        /// Measures ideas for the event log's key index on the bench database (the
+        /// aggregator's optimistic path only; see bench/src/kafka.rs): a comma-separated
+        /// list taken in turn run after run, e.g. `none,md5-uuid` with `--runs 4`.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
+        key_experiment: Vec<kafka::KeyExperiment>,
     },
     /// A Shift_JIS CSV export (Japanese headers, the README's konbini mapping) dropped
     /// into the `[[inbox]]` of a standalone on a fresh SQLite file: rows/s and peak RSS.
@@ -168,7 +169,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 parallel_commits,
                 random_ids,
                 runs,
-                key_experiment,
+                key_experiments: key_experiment,
             })
             .await
         }
