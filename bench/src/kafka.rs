@@ -394,6 +394,9 @@ impl RunFigures {
     }
 }
 
+/// One figure of a run, if it has it.
+type Figure = dyn Fn(&RunFigures) -> Option<f64>;
+
 /// Min / median / max of each figure over the runs.
 fn print_spread(experiment: KeyExperiment, runs: &[&RunFigures]) {
     let spread = |mut v: Vec<f64>| -> String {
@@ -416,7 +419,7 @@ fn print_spread(experiment: KeyExperiment, runs: &[&RunFigures]) {
         runs.len(),
         experiment.label()
     );
-    let lines: [(&str, &dyn Fn(&RunFigures) -> Option<f64>); 10] = [
+    let lines: [(&str, &Figure); 10] = [
         ("ratio aggregate / bare, wall clock", &|r| Some(r.ratio)),
         ("ratio aggregate / bare, steady", &|r| r.steady),
         ("CPU µs/event, aggregator", &|r| Some(r.aggregator_cpu)),
@@ -859,6 +862,7 @@ fn drain_bare(brokers: &str, group: &str, topic: &str, events: u64) -> anyhow::R
 /// offsets committed in PostgreSQL reach every partition's end (`ends`: partition →
 /// (messages, next offset)); then shut down. This process's CPU time and the PostgreSQL
 /// cluster's are measured from the start to the last commit.
+#[allow(clippy::too_many_arguments)]
 async fn aggregate(
     brokers: &str,
     group: &str,
