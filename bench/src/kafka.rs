@@ -32,6 +32,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use tokio_util::sync::CancellationToken;
 
+use crate::cpu::{own_seconds, PgCpu, PgSeconds};
 use crate::events::{bench_plan, event, event_with_random_id, rss_mib};
 use mieruka_testkit::pg::TestDb;
 use mieruka_testkit::tansu::Tansu;
@@ -56,13 +57,71 @@ pub struct KafkaBenchOptions {
     pub parallel_commits: usize,
     /// Event ids in no order (like UUIDs) instead of increasing within each source.
     pub random_ids: bool,
+    /// Times the topic is drained (by a bare consumer, then by the aggregator on a fresh
+    /// database); the events are produced once.
+    pub runs: usize,
+    /// Experiments on the log's key index, applied to each fresh bench database before
+    /// the aggregator starts (see [`KeyExperiment`]), taken in turn run after run.
+    pub key_experiments: Vec<KeyExperiment>,
 }
 
-/// Runs the bench and prints its table; cleans up the broker and database whatever happens.
+/// Experiments on the event log's key index, to measure an idea before building it: the
+/// bench database's log gets another unique key in place of its primary key
+/// (`source`, `event_id`). Only the aggregator's optimistic path (every key new, as in
+/// the bench) is exercised; looking keys up is not, so these are measurements, not stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum KeyExperiment {
+    /// The store as it is.
+    None,
+    /// A 128-bit hash of source and id (`md5(…)::uuid`, 16 bytes) as the unique key.
+    Md5Uuid,
+    /// A 64-bit hash (8 bytes) as the unique key: the floor of what a compact key gives.
+    Md5Int8,
+}
+
+impl KeyExperiment {
+    /// What the run's lines call it.
+    fn label(self) -> &'static str {
+        match self {
+            KeyExperiment::None => "the store as it is",
+            KeyExperiment::Md5Uuid => "EXPERIMENT: the log's unique key is md5(source/id)::uuid",
+            KeyExperiment::Md5Int8 => "EXPERIMENT: the log's unique key is a 64-bit md5 prefix",
+        }
+    }
+
+    /// The statements that swap the log's unique key.
+    fn statements(self) -> &'static [&'static str] {
+        match self {
+            KeyExperiment::None => &[],
+            KeyExperiment::Md5Uuid => &[
+                "ALTER TABLE event_log ADD COLUMN key UUID \
+                 GENERATED ALWAYS AS (md5(source || '/' || event_id)::uuid) STORED",
+                "ALTER TABLE event_log DROP CONSTRAINT event_log_pkey",
+                "ALTER TABLE event_log ADD CONSTRAINT event_log_key UNIQUE (key)",
+            ],
+            KeyExperiment::Md5Int8 => &[
+                "ALTER TABLE event_log ADD COLUMN key BIGINT GENERATED ALWAYS AS \
+                 (('x' || substr(md5(source || '/' || event_id), 1, 16))::bit(64)::bigint) STORED",
+                "ALTER TABLE event_log DROP CONSTRAINT event_log_pkey",
+                "ALTER TABLE event_log ADD CONSTRAINT event_log_key UNIQUE (key)",
+            ],
+        }
+    }
+}
+
+/// Runs the bench and prints its tables; cleans up the broker and databases whatever
+/// happens.
 pub async fn kafka(opts: KafkaBenchOptions) -> anyhow::Result<()> {
-    if opts.events == 0 || opts.partitions < 1 || opts.max_batch == 0 || opts.parallel_commits == 0
+    if opts.events == 0
+        || opts.partitions < 1
+        || opts.max_batch == 0
+        || opts.parallel_commits == 0
+        || opts.runs == 0
+        || opts.key_experiments.is_empty()
     {
-        bail!("--events, --partitions, --max-batch and --parallel-commits must be at least 1");
+        bail!(
+            "--events, --partitions, --max-batch, --parallel-commits and --runs must be at least 1"
+        );
     }
     let suffix = mieruka_testkit::unique("bench");
     let log = std::env::temp_dir().join(format!("mieruka-bench-tansu-{suffix}.log"));
@@ -78,9 +137,7 @@ pub async fn kafka(opts: KafkaBenchOptions) -> anyhow::Result<()> {
             .unwrap_or_default(),
         started_here: tansu.is_some(),
     };
-    let db = TestDb::create_on(&opts.database_url, "mieruka_bench").await?;
-    let result = run(&opts, &broker, &db, &suffix).await;
-    drop(db);
+    let result = run(&opts, &broker, &suffix).await;
     drop(tansu);
     let _ = std::fs::remove_file(&log);
     result
@@ -147,23 +204,74 @@ impl Row {
     }
 }
 
-/// The bench once the broker and the database are there: produce, drain twice, verify.
-async fn run(
-    opts: &KafkaBenchOptions,
-    broker: &Broker,
-    db: &TestDb,
-    suffix: &str,
-) -> anyhow::Result<()> {
+/// The bench once the broker is there: produce once, then per run drain twice (a bare
+/// consumer, the aggregator on a fresh database) and verify; then the runs' spread.
+async fn run(opts: &KafkaBenchOptions, broker: &Broker, suffix: &str) -> anyhow::Result<()> {
     let topic = format!("mieruka.bench.{suffix}");
     let brokers = broker.brokers.clone();
     create_topic(&brokers, &topic, opts.partitions).await?;
-    print_header(opts, broker, db, &topic);
+    print_header(opts, broker, &topic);
     let (produced, produce_row) = produce_phase(opts, &brokers, &topic).await?;
     compare_watermarks(opts, &brokers, &topic, &produced).await?;
+    let plan = Arc::new(bench_plan()?);
+    let mut runs = Vec::with_capacity(opts.runs);
+    for n in 1..=opts.runs {
+        let load_before = load_average();
+        let db = TestDb::create_on(&opts.database_url, "mieruka_bench").await?;
+        let experiment = opts.key_experiments[(n - 1) % opts.key_experiments.len()];
+        if experiment != KeyExperiment::None {
+            println!("run {n}/{}: {}", opts.runs, experiment.label());
+        }
+        let figures = one_run(
+            opts,
+            experiment,
+            &brokers,
+            &topic,
+            &format!("{suffix}-{n}"),
+            &db,
+            &plan,
+            &produced,
+        )
+        .await;
+        drop(db);
+        let (bare_row, agg_row, cpu) = figures?;
+        let load = (load_before, load_average());
+        let figures = RunFigures::new(&bare_row, &agg_row, &cpu, load);
+        figures.print(n, opts.runs, &produce_row);
+        runs.push((experiment, figures));
+    }
+    let mut experiments = opts.key_experiments.clone();
+    experiments.sort_unstable();
+    experiments.dedup();
+    for experiment in experiments {
+        let of: Vec<&RunFigures> = runs
+            .iter()
+            .filter(|(e, _)| *e == experiment)
+            .map(|(_, f)| f)
+            .collect();
+        if !of.is_empty() {
+            print_spread(experiment, &of);
+        }
+    }
+    Ok(())
+}
 
+/// One run: a bare consumer and the aggregator drain the topic, each in a fresh group;
+/// the aggregator's ledger is checked.
+#[allow(clippy::too_many_arguments)]
+async fn one_run(
+    opts: &KafkaBenchOptions,
+    experiment: KeyExperiment,
+    brokers: &str,
+    topic: &str,
+    suffix: &str,
+    db: &TestDb,
+    plan: &Arc<Plan>,
+    produced: &Produced,
+) -> anyhow::Result<(Row, Row, Cpu)> {
     // A bare rdkafka consumer drains the topic.
     let bare = {
-        let (b, t, n) = (brokers.clone(), topic.clone(), opts.events);
+        let (b, t, n) = (brokers.to_owned(), topic.to_owned(), opts.events);
         let group = format!("mieruka-bench-bare-{suffix}");
         tokio::task::spawn_blocking(move || drain_bare(&b, &group, &t, n))
             .await
@@ -173,27 +281,171 @@ async fn run(
     bare_row.print();
 
     // The aggregator folds the topic into PostgreSQL.
-    let plan = Arc::new(bench_plan()?);
     let agg = aggregate(
-        &brokers,
+        brokers,
         &format!("mieruka-bench-aggregators-{suffix}"),
-        &topic,
-        db.url(),
+        topic,
+        db,
         plan.clone(),
         &produced.ends,
         (opts.max_batch, opts.parallel_commits),
+        experiment,
     )
     .await?;
     let agg_row = Row::now("mieruka aggregate → PostgreSQL", opts.events, &agg);
     agg_row.print();
-    print_ratio(&produce_row, &bare_row, &agg_row);
-    verify(opts, db.url(), plan, &produced).await
+    verify(opts, db.url(), plan.clone(), produced).await?;
+    let cpu = Cpu {
+        bare: bare.cpu,
+        aggregator: agg.cpu,
+        postgres: agg.postgres,
+    };
+    Ok((bare_row, agg_row, cpu))
+}
+
+/// CPU-seconds of a run's phases.
+struct Cpu {
+    /// This process while the bare consumer drained the topic.
+    bare: f64,
+    /// This process while the aggregator drained it (the aggregator runs in-process).
+    aggregator: f64,
+    /// The PostgreSQL cluster meanwhile, when it runs on this machine.
+    postgres: Option<PgSeconds>,
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`).
+fn load_average() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut out = [f64::NAN; 3];
+    for (o, v) in out.iter_mut().zip(text.split_whitespace()) {
+        *o = v.parse().unwrap_or(f64::NAN);
+    }
+    out
+}
+
+/// A run's figures; CPU per million events equals microseconds per event.
+struct RunFigures {
+    ratio: f64,
+    steady: Option<f64>,
+    /// CPU-seconds per million events of each part.
+    bare_cpu: f64,
+    aggregator_cpu: f64,
+    pg: Option<PgSeconds>,
+    /// The machine's 1-minute load average before and after the run.
+    load: ([f64; 3], [f64; 3]),
+}
+
+impl RunFigures {
+    fn new(bare: &Row, agg: &Row, cpu: &Cpu, load: ([f64; 3], [f64; 3])) -> RunFigures {
+        let per_million = |s: f64| s * 1e6 / agg.events as f64;
+        RunFigures {
+            ratio: agg.rate() / bare.rate(),
+            steady: agg.steady().zip(bare.steady()).map(|(a, b)| a / b),
+            bare_cpu: per_million(cpu.bare),
+            aggregator_cpu: per_million(cpu.aggregator),
+            pg: cpu.postgres.map(|p| PgSeconds {
+                bench: per_million(p.bench),
+                background: per_million(p.background),
+                other: per_million(p.other),
+            }),
+            load,
+        }
+    }
+
+    /// Aggregator + PostgreSQL (bench database's backends and background processes):
+    /// CPU-seconds per million events, µs per event.
+    fn all_in(&self) -> Option<f64> {
+        self.pg
+            .map(|p| self.aggregator_cpu + p.bench + p.background)
+    }
+
+    fn print(&self, n: usize, runs: usize, produce_row: &Row) {
+        let steady = self.steady.map_or("-".to_owned(), |s| format!("{s:.2}"));
+        println!(
+            "run {n}/{runs}: ratio aggregate / bare: {:.2} wall clock, {steady} steady \
+             (target ≥ 0.80); produce {:.0} events/s",
+            self.ratio,
+            produce_row.rate()
+        );
+        print!(
+            "run {n}/{runs}: CPU-s per million events (= µs per event): aggregator {:.2} \
+             (bare consumer {:.2})",
+            self.aggregator_cpu, self.bare_cpu
+        );
+        match (self.pg, self.all_in()) {
+            (Some(p), Some(all)) => println!(
+                "; PostgreSQL: bench database's backends {:.2} + background processes {:.2}; \
+                 all in {all:.2} (target ≤ 5); other databases' backends meanwhile {:.2} (not counted)",
+                p.bench, p.background, p.other
+            ),
+            _ => println!("; PostgreSQL: not measured (its processes are not on this machine)"),
+        }
+        let [b1, b5, b15] = self.load.0;
+        let [a1, a5, a15] = self.load.1;
+        println!(
+            "run {n}/{runs}: load average before {b1:.2} {b5:.2} {b15:.2}, after {a1:.2} {a5:.2} {a15:.2} \
+             ({} cores)",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        println!(
+            "peak RSS is this one process (producer, bare consumer and the in-process aggregator \
+             together); VmHWM only grows, so each row's peak includes the phases before it."
+        );
+    }
+}
+
+/// One figure of a run, if it has it.
+type Figure = dyn Fn(&RunFigures) -> Option<f64>;
+
+/// Min / median / max of each figure over the runs.
+fn print_spread(experiment: KeyExperiment, runs: &[&RunFigures]) {
+    let spread = |mut v: Vec<f64>| -> String {
+        v.retain(|x| x.is_finite());
+        if v.is_empty() {
+            return "-".to_owned();
+        }
+        v.sort_by(f64::total_cmp);
+        let median = if v.len() % 2 == 1 {
+            v[v.len() / 2]
+        } else {
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        };
+        format!("{:.2} / {median:.2} / {:.2}", v[0], v[v.len() - 1])
+    };
+    let col =
+        |f: &dyn Fn(&RunFigures) -> Option<f64>| spread(runs.iter().filter_map(|r| f(r)).collect());
+    println!(
+        "over {} run(s) ({}), min / median / max:",
+        runs.len(),
+        experiment.label()
+    );
+    let lines: [(&str, &Figure); 10] = [
+        ("ratio aggregate / bare, wall clock", &|r| Some(r.ratio)),
+        ("ratio aggregate / bare, steady", &|r| r.steady),
+        ("CPU µs/event, aggregator", &|r| Some(r.aggregator_cpu)),
+        ("CPU µs/event, PostgreSQL bench backends", &|r| {
+            r.pg.map(|p| p.bench)
+        }),
+        ("CPU µs/event, PostgreSQL background", &|r| {
+            r.pg.map(|p| p.background)
+        }),
+        ("CPU µs/event, all in", &RunFigures::all_in),
+        ("CPU µs/event, bare consumer", &|r| Some(r.bare_cpu)),
+        ("CPU µs/event, other databases (not counted)", &|r| {
+            r.pg.map(|p| p.other)
+        }),
+        ("load average (1 min) before", &|r| Some(r.load.0[0])),
+        ("load average (1 min) after", &|r| Some(r.load.1[0])),
+    ];
+    for (name, f) in lines {
+        println!("  {name:<46} {}", col(f));
+    }
 }
 
 /// What the run is about, and the table's head.
-fn print_header(opts: &KafkaBenchOptions, broker: &Broker, db: &TestDb, topic: &str) {
+fn print_header(opts: &KafkaBenchOptions, broker: &Broker, topic: &str) {
     println!(
-        "bench kafka: {} events, topic {topic} ({} partitions) on {} ({}), PostgreSQL database {}",
+        "bench kafka: {} events, topic {topic} ({} partitions) on {} ({}), {} run(s), each on a fresh PostgreSQL database",
         opts.events,
         opts.partitions,
         broker.brokers,
@@ -202,16 +454,28 @@ fn print_header(opts: &KafkaBenchOptions, broker: &Broker, db: &TestDb, topic: &
         } else {
             "given with --brokers"
         },
-        db.name()
+        opts.runs
     );
     println!(
-        "aggregator: batches of up to {} events, up to {} committing at once; event ids {}",
+        "aggregator: batches of up to {} events, up to {} committing at once; event ids {}{}",
         opts.max_batch,
         opts.parallel_commits,
         if opts.random_ids {
             "in no order (--random-ids)"
         } else {
             "increasing within each source"
+        },
+        if opts.key_experiments == [KeyExperiment::None] {
+            String::new()
+        } else {
+            format!(
+                "; log keys, run after run: {}",
+                opts.key_experiments
+                    .iter()
+                    .map(|k| k.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
     );
     println!(
@@ -243,6 +507,8 @@ async fn produce_phase(
         &Drained {
             seconds: produced.seconds,
             first: None,
+            cpu: 0.0,
+            postgres: None,
         },
     );
     row.print();
@@ -291,24 +557,6 @@ async fn compare_watermarks(
         );
     }
     Ok(())
-}
-
-/// The aggregator's rate against the bare consumer's.
-fn print_ratio(produce_row: &Row, bare_row: &Row, agg_row: &Row) {
-    let ratio = agg_row.rate() / bare_row.rate();
-    let steady = match (agg_row.steady(), bare_row.steady()) {
-        (Some(a), Some(b)) => format!("{:.2}", a / b),
-        _ => "-".to_owned(),
-    };
-    println!(
-        "ratio aggregate / bare: {ratio:.2} wall clock, {steady} steady (target ≥ 0.80); \
-         produce {:.0} events/s",
-        produce_row.rate()
-    );
-    println!(
-        "peak RSS is this one process (producer, bare consumer and the in-process aggregator \
-         together); VmHWM only grows, so each row's peak includes the phases before it."
-    );
 }
 
 /// Correctness: the committed ledger holds exactly what was produced.
@@ -557,6 +805,10 @@ fn watermarks(
 struct Drained {
     seconds: f64,
     first: Option<f64>,
+    /// CPU-seconds of this process meanwhile.
+    cpu: f64,
+    /// CPU-seconds of the PostgreSQL cluster meanwhile, when measured.
+    postgres: Option<PgSeconds>,
 }
 
 /// A bare `BaseConsumer` in a fresh group, with the aggregator's own consumer settings
@@ -564,6 +816,7 @@ struct Drained {
 /// a different fetch policy): counts the messages and reads every payload byte.
 fn drain_bare(brokers: &str, group: &str, topic: &str, events: u64) -> anyhow::Result<Drained> {
     let started = Instant::now();
+    let cpu = own_seconds();
     let cfg = consumer_config(&AggregatorOptions::new(
         brokers,
         group,
@@ -594,30 +847,46 @@ fn drain_bare(brokers: &str, group: &str, topic: &str, events: u64) -> anyhow::R
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = own_seconds() - cpu;
     std::hint::black_box((bytes, sum));
     consumer.unsubscribe();
-    Ok(Drained { seconds, first })
+    Ok(Drained {
+        seconds,
+        first,
+        cpu,
+        postgres: None,
+    })
 }
 
 /// The `aggregate` role's consumer in a fresh group on a fresh store, run until the
 /// offsets committed in PostgreSQL reach every partition's end (`ends`: partition →
-/// (messages, next offset)); then shut down.
+/// (messages, next offset)); then shut down. This process's CPU time and the PostgreSQL
+/// cluster's are measured from the start to the last commit.
+#[allow(clippy::too_many_arguments)]
 async fn aggregate(
     brokers: &str,
     group: &str,
     topic: &str,
-    url: &str,
+    db: &TestDb,
     plan: Arc<Plan>,
     ends: &BTreeMap<i32, (i64, i64)>,
     (max_batch, parallel_commits): (usize, usize),
+    key_experiment: KeyExperiment,
 ) -> anyhow::Result<Drained> {
+    let url = db.url();
     let store = PgStore::open(url, plan.clone())
         .await
         .context("cannot open the bench database")?;
     let watch = PgStore::open(url, plan)
         .await
         .context("cannot open the bench database")?;
+    for sql in key_experiment.statements() {
+        mieruka_testkit::pg::admin(url, sql).await?;
+    }
+    // Both stores are connected: the cluster is found through their backends' titles.
+    let pg = PgCpu::start(db.name());
     let started = Instant::now();
+    let cpu = own_seconds();
     let mut opts = AggregatorOptions::new(brokers, group, vec![topic.to_owned()]);
     opts.max_batch = max_batch;
     opts.parallel_commits = parallel_commits;
@@ -648,7 +917,7 @@ async fn aggregate(
             .iter()
             .all(|(p, (_, end))| stored.get(p).is_some_and(|next| next >= end));
         if done {
-            break Ok(started.elapsed().as_secs_f64());
+            break Ok((started.elapsed().as_secs_f64(), own_seconds() - cpu));
         }
         let progress: i64 = stored.values().sum();
         if progress != last.0 {
@@ -659,17 +928,23 @@ async fn aggregate(
             ));
         }
     };
+    let postgres = pg.map(PgCpu::stop);
     stop.cancel();
     let stopped = tokio::time::timeout(Duration::from_secs(60), &mut running).await;
     watch.close().await;
-    let seconds = outcome?;
+    let (seconds, cpu) = outcome?;
     match stopped {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => return Err(anyhow::Error::new(e).context("the aggregator failed")),
         Ok(Err(e)) => return Err(anyhow::Error::new(e).context("the aggregator task panicked")),
         Err(_) => bail!("the aggregator did not stop within 60 s"),
     }
-    Ok(Drained { seconds, first })
+    Ok(Drained {
+        seconds,
+        first,
+        cpu,
+        postgres,
+    })
 }
 
 // ---------------------------------------------------------------------------------------

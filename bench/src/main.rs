@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p mieruka-bench -- ingest [--events N] [--batch N] [--connections N]
-//! cargo run --release -p mieruka-bench -- kafka  [--events N] [--partitions N] [--brokers H:P] …
+//! cargo run --release -p mieruka-bench -- kafka  [--events N] [--runs N] [--random-ids] [--brokers H:P] …
 //! cargo run --release -p mieruka-bench -- inbox  [--rows N] [--dir DIR]
 //! cargo run --release -p mieruka-bench -- replay [--events N] [--db FILE | --database-url URL]
 //! ```
@@ -12,6 +12,7 @@
 //! The engine's per-core fold is a `cargo bench` of its own:
 //! `cargo bench -p mieruka-aggregator --bench fold`.
 
+mod cpu;
 mod events;
 mod inbox;
 mod ingest;
@@ -77,6 +78,16 @@ enum Command {
         /// Event ids in no order, like UUIDs [default: increasing within each source].
         #[arg(long)]
         random_ids: bool,
+        /// Times the topic is drained (bare consumer, then the aggregator on a fresh
+        /// database); the events are produced once. Prints min / median / max of the
+        /// ratio and of the CPU figures over the runs.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+        /// Measures ideas for the event log's key index on the bench database (the
+        /// aggregator's optimistic path only; see bench/src/kafka.rs): a comma-separated
+        /// list taken in turn run after run, e.g. `none,md5-uuid` with `--runs 4`.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
+        key_experiment: Vec<kafka::KeyExperiment>,
     },
     /// A Shift_JIS CSV export (Japanese headers, the README's konbini mapping) dropped
     /// into the `[[inbox]]` of a standalone on a fresh SQLite file: rows/s and peak RSS.
@@ -146,6 +157,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             max_batch,
             parallel_commits,
             random_ids,
+            runs,
+            key_experiment,
         } => {
             kafka::kafka(kafka::KafkaBenchOptions {
                 events,
@@ -155,6 +168,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 max_batch,
                 parallel_commits,
                 random_ids,
+                runs,
+                key_experiments: key_experiment,
             })
             .await
         }
