@@ -157,6 +157,21 @@ impl<'p> Replay<'p> {
         std::mem::take(&mut self.distinct)
     }
 
+    /// Moves the distinct values not taken back into the ledger, as the live ledger
+    /// keeps them: for a caller that folds the log in memory, without a scratch table
+    /// (its memory then grows with the distinct values).
+    pub fn keep_distinct_in_ledger(&mut self) {
+        for ((m, y, value), n) in self.take_distinct() {
+            if n > 0 {
+                self.ledger
+                    .distinct
+                    .entry((m, y))
+                    .or_default()
+                    .insert(value, n);
+            }
+        }
+    }
+
     /// Folds one logged row (rows must come in order of `day`). `source` and `event_id`
     /// name it if it does not decode.
     pub fn push(&mut self, day: i32, source: &str, event_id: &str, body: &str, voided: bool) {
@@ -397,5 +412,9 @@ mod tests {
             .collect();
         assert_eq!(taken, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
         assert!(replay.take_distinct().is_empty());
+        let body = logged(5, "telework.day", r#"{"staff":"d"}"#);
+        replay.push(20_000, "hr", "e5", &body, false);
+        replay.keep_distinct_in_ledger();
+        assert_eq!(replay.ledger.distinct_count(m, FiscalYear(2026)), 1);
     }
 }
