@@ -81,6 +81,11 @@ pub struct Ledger {
     pub flows: PerDay<i128>,
     /// Distinct values per (measure, year), with how many live events carry each.
     pub distinct: HashMap<(MeasureId, FiscalYear), HashMap<Box<str>, i64>>,
+    /// The sizes of distinct sets whose values a store keeps instead of `distinct` (a
+    /// replay's: its sets can hold millions of values, see `replay.rs`). Read by
+    /// [`Ledger::distinct_count`] for a key that `distinct` has no set for; the live
+    /// ledger leaves it empty.
+    pub distinct_counts: HashMap<(MeasureId, FiscalYear), i64>,
     /// Level days per (measure, day).
     pub levels: PerDay<LevelDay>,
     /// Milestone stages reached per (kpi, day, stage), with how many live events say so.
@@ -346,9 +351,14 @@ impl Ledger {
     /// A distinct measure's count for a year.
     pub fn distinct_count(&self, measure: impl Into<MeasureId>, year: FiscalYear) -> i64 {
         let measure = measure.into();
-        self.distinct
-            .get(&(measure, year))
-            .map_or(0, |s| s.len() as i64)
+        match self.distinct.get(&(measure, year)) {
+            Some(set) => set.len() as i64,
+            None => self
+                .distinct_counts
+                .get(&(measure, year))
+                .copied()
+                .unwrap_or(0),
+        }
     }
 
     /// A level at the end of `day`: its value, and whether a snapshot stands behind it.

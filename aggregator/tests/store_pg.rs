@@ -74,22 +74,60 @@ proptest! {
     }
 }
 
+/// Distinct values live in the store during a replay and are compared there: one
+/// replaced by another (the set keeps its size, so no figure moves) is still found, one
+/// deleted moves the measure; `--apply` copies the replayed values back in.
+#[test]
+fn a_tampered_distinct_value_is_found_by_a_replay_and_fixed_by_apply() {
+    for (shown, sql) in [
+        (
+            "aggregate rows",
+            "UPDATE distinct_values SET value = value || '-x' WHERE measure = 'telework_staff' \
+             AND (fiscal_year, value) = (SELECT fiscal_year, value FROM distinct_values \
+             WHERE measure = 'telework_staff' ORDER BY fiscal_year, value LIMIT 1)",
+        ),
+        (
+            "measure telework_staff",
+            "DELETE FROM distinct_values WHERE measure = 'telework_staff' \
+             AND (fiscal_year, value) = (SELECT fiscal_year, value FROM distinct_values \
+             WHERE measure = 'telework_staff' ORDER BY fiscal_year, value LIMIT 1)",
+        ),
+    ] {
+        let db = TestDb::create_blocking("mieruka_test").unwrap();
+        let url = db.url().to_owned();
+        stores::a_tampered_aggregate_row_is_found_and_fixed::<PgStore>(
+            db.url(),
+            shown,
+            async move {
+                let mut conn = PgConnection::connect(&url).await.unwrap();
+                let changed = sqlx::query(sql).execute(&mut conn).await.unwrap();
+                assert_eq!(changed.rows_affected(), 1);
+                conn.close().await.unwrap();
+            },
+        );
+    }
+}
+
 #[test]
 fn a_tampered_aggregate_row_is_found_by_a_replay_and_fixed_by_apply() {
     let db = TestDb::create_blocking("mieruka_test").unwrap();
     let url = db.url().to_owned();
-    stores::a_tampered_aggregate_row_is_found_and_fixed::<PgStore>(db.url(), async move {
-        let mut conn = PgConnection::connect(&url).await.unwrap();
-        let changed = sqlx::query(
-            "UPDATE flows SET amount = amount + 7 WHERE measure = 'certificates_all' \
+    stores::a_tampered_aggregate_row_is_found_and_fixed::<PgStore>(
+        db.url(),
+        "measure certificates_all",
+        async move {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            let changed = sqlx::query(
+                "UPDATE flows SET amount = amount + 7 WHERE measure = 'certificates_all' \
              AND day = (SELECT min(day) FROM flows WHERE measure = 'certificates_all')",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(changed.rows_affected(), 1);
-        conn.close().await.unwrap();
-    });
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(changed.rows_affected(), 1);
+            conn.close().await.unwrap();
+        },
+    );
 }
 
 /// An aggregator still running the old plan after a replay rebuilt the store under a

@@ -60,6 +60,36 @@ pub fn event_with_random_id(n: u64) -> String {
     event(n).replacen(&format!("-{n:010}\""), &format!("-{id}\""), 1)
 }
 
+/// The replay bench's load: [`event`], but every fourth event a `telework.day` whose
+/// `staff` is a pseudonymous id of its own, so the distinct measure `telework_staff`
+/// holds a quarter of the events as distinct values (2.5 million in 10 million events):
+/// the high-cardinality set a replay must keep out of memory.
+pub fn event_with_distinct(n: u64) -> String {
+    if n % 4 != 3 {
+        return event(n);
+    }
+    let month = 4 + (n / 1000) % 9;
+    let day = 1 + (n / 37) % 28;
+    let (h, m) = (8 + n % 10, (n / 10) % 60);
+    // Hex: at most 16 digits in a run of letters and digits, but a personal number is a
+    // run of 12 decimal digits with nothing else: `n` < 16^11 keeps any run shorter.
+    format!(
+        r#"{{"event_id":"hr-{n:010x}","source":"hr","type":"telework.day","occurred_at":"2026-{month:02}-{day:02}T{h:02}:{m:02}:00+09:00","data":{{"staff":"stf-{n:x}"}}}}"#
+    )
+}
+
+/// CPU seconds (user + system) used so far by process `pid` (`self` for this one), from
+/// `/proc/PID/stat` (Linux, 100 ticks a second); `None` if it cannot be read.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 /// Peak and current resident set size of this process, in MiB (Linux).
 pub fn rss_mib() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -197,7 +197,13 @@ impl SqliteStore {
             version: 0,
             consistent: false,
         };
-        reload(&pool, &plan, &mut state).await?;
+        // The roles load the ledger now, so that a damaged store stops them at start. A
+        // store opened for `replay` (`Ignore`) never reads it (a replay loads its own,
+        // without the distinct values): loading it would hold every distinct value in
+        // memory for nothing. Inconsistent, it is loaded on first use if ever.
+        if check == PlanCheck::Refuse {
+            reload(&pool, &plan, &mut state).await?;
+        }
         Ok(Self {
             pool,
             plan,
