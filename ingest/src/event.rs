@@ -117,6 +117,37 @@ fn write_canonical(
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// FNV-1a, 64 bits: the hash behind [`Event::fingerprint`]. It is stored in event
+/// logs, so it never changes.
+pub(crate) struct Fnv(pub(crate) u64);
+
+impl Fnv {
+    /// FNV-1a's offset basis.
+    pub(crate) const START: u64 = 0xcbf2_9ce4_8422_2325;
+
+    fn bytes(&mut self, b: &[u8]) {
+        for x in b {
+            self.0 ^= u64::from(*x);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// A tagged, length-prefixed field.
+    pub(crate) fn tag(&mut self, t: u8, b: &[u8]) {
+        self.bytes(&[t]);
+        self.bytes(&(b.len() as u64).to_le_bytes());
+        self.bytes(b);
+    }
+}
+
+/// The state of [`Event::fingerprint`]'s hash after an event's type (the first thing it
+/// hashes): [`Schema`] keeps one per type.
+pub(crate) fn fingerprint_seed(type_name: &str) -> u64 {
+    let mut h = Fnv(Fnv::START);
+    h.tag(b't', type_name.as_bytes());
+    h.0
+}
+
 impl Event {
     /// The canonical JSON form: UTC timestamp, defaults filled in, fields sorted. Two
     /// deliveries with the same canonical form are the same event.
@@ -182,22 +213,9 @@ impl Event {
     /// duplicate from a conflicting one. Two deliveries with the same canonical form
     /// have the same fingerprint; it is computed without building that form.
     pub fn fingerprint(&self, schema: &Schema) -> i64 {
-        struct Fnv(u64);
-        impl Fnv {
-            fn bytes(&mut self, b: &[u8]) {
-                for x in b {
-                    self.0 ^= u64::from(*x);
-                    self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-                }
-            }
-            fn tag(&mut self, t: u8, b: &[u8]) {
-                self.bytes(&[t]);
-                self.bytes(&(b.len() as u64).to_le_bytes());
-                self.bytes(b);
-            }
-        }
-        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-        h.tag(b't', schema.event_type(self.type_id).name.as_bytes());
+        // The type's tag is the same for every event of the type: the schema keeps the
+        // hash's state after it, and each event goes on from there.
+        let mut h = Fnv(schema.fingerprint_seed(self.type_id));
         h.tag(b'o', &self.occurred_at.micros().to_le_bytes());
         for v in &self.data {
             match v {
@@ -293,7 +311,6 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
     })?;
     let doc = json::parse(text)
         .map_err(|e| Rejection::whole(Reason::NotJson, format!("not JSON: {e}")))?;
-    let id_hint = id_hint(&doc);
     if let Some(path) = guard::scan_json(&doc, false).first {
         // The id is named when it passed the guard itself (the number is elsewhere), so
         // the sender and the operator can find the event.
@@ -303,7 +320,7 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
             "holds what looks like a personal number (マイナンバー: 12 digits with a valid check \
              digit); the value is not shown or stored",
         )
-        .with_event_id(id_hint.as_deref()));
+        .with_event_id(id_hint(&doc).as_deref()));
     }
     let Json::Object(members) = &doc else {
         return Err(Rejection::whole(
@@ -311,7 +328,9 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
             format!("an event is a JSON object, not {}", doc.kind_name()),
         ));
     };
-    let fail = |r: Rejection| r.with_event_id(id_hint.as_deref());
+    // The id is looked for only when the event is refused: a valid event's id is read
+    // once, by the envelope.
+    let fail = |r: Rejection| r.with_event_id(id_hint(&doc).as_deref());
     if let Some(path) = duplicate_key(&doc) {
         return Err(fail(Rejection::at(
             Reason::WrongType,
@@ -443,14 +462,14 @@ fn first_repeat(members: &[json::Member<'_>]) -> Option<usize> {
     (0..members.len()).find(|&i| !seen.insert(members[i].key.decoded()))
 }
 
-/// The envelope's fields as given, `data` as (key, its position, value).
+/// The envelope's fields as given, `data` as its members (borrowed, not copied).
 #[derive(Default)]
 struct Envelope<'a> {
     event_id: Option<Cow<'a, str>>,
     source: Option<Cow<'a, str>>,
     kind: Option<Cow<'a, str>>,
     occurred_at: Option<Cow<'a, str>>,
-    data: Vec<(Cow<'a, str>, usize, &'a Json<'a>)>,
+    data: &'a [json::Member<'a>],
     voids: Option<Cow<'a, str>>,
     /// The keys given with the wrong JSON type (a problem already recorded, so not
     /// "missing" too): bits of [`Key`].
@@ -492,11 +511,7 @@ fn envelope<'a>(
                     ))?;
                     continue;
                 };
-                env.data = data
-                    .iter()
-                    .enumerate()
-                    .map(|(j, d)| (d.key.decoded(), j, &d.value))
-                    .collect();
+                env.data = data;
                 continue;
             }
             other => {
@@ -527,8 +542,12 @@ fn envelope<'a>(
 /// Whether an id is at most [`MAX_ID_CHARS`] characters, none of them control
 /// characters. ASCII ids (nearly all) are checked on bytes.
 fn printable_id(v: &str) -> bool {
-    if v.is_ascii() {
-        v.len() <= MAX_ID_CHARS && !v.bytes().any(|b| b < 0x20 || b == 0x7f)
+    let b = v.as_bytes();
+    // One pass over the bytes: printable ASCII (0x20..0x7f) is the whole answer.
+    if b.len() <= MAX_ID_CHARS && b.iter().all(|c| (0x20..0x7f).contains(c)) {
+        true
+    } else if v.is_ascii() {
+        false
     } else {
         v.chars().count() <= MAX_ID_CHARS && !v.chars().any(char::is_control)
     }
@@ -734,6 +753,21 @@ mod tests {
 
     fn at(r: &Rejection) -> (Reason, Option<&str>) {
         (r.reason, r.field.as_deref())
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_one_event_logs_already_store() {
+        // FNV-1a over (tag, length, bytes) of the type, the instant and each value,
+        // computed apart from this code: fingerprints stored in logs must keep matching.
+        let s = schema();
+        let e = decode(
+            &s,
+            event("cert", NOW, r#"{"channel":"konbini"}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(e.fingerprint(&s), 5_822_053_560_574_312_338);
+        let e = decode(&s, event("bpr", NOW, r#"{"hours":12.5}"#).as_bytes()).unwrap();
+        assert_eq!(e.fingerprint(&s), 115_849_697_851_245_452);
     }
 
     #[test]

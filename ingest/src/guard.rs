@@ -145,6 +145,28 @@ fn may_hold(text: &str) -> bool {
     })
 }
 
+/// How [`ascii_candidate`] reads a byte: plain ASCII that is no digit, a digit, or a
+/// byte it cannot judge alone (a backslash, which may start an escape, or a byte of a
+/// multi-byte character).
+const PLAIN: u8 = 0;
+const DIGIT: u8 = 1;
+const OPAQUE: u8 = 2;
+const BYTE_CLASS: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = if c >= 0x80 || c == b'\\' as usize {
+            OPAQUE
+        } else if c >= b'0' as usize && c <= b'9' as usize {
+            DIGIT
+        } else {
+            PLAIN
+        };
+        c += 1;
+    }
+    t
+};
+
 /// In plain ASCII text: whether a maximal run of digits is exactly 12 long, or three
 /// runs of exactly four follow each other joined by single separators (`-`, space) —
 /// the shapes [`scan_runs`] then checks for a valid check digit. `None` when the text
@@ -154,19 +176,25 @@ fn ascii_candidate(b: &[u8]) -> Option<bool> {
     let (mut before, mut last) = (0usize, 0usize);
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
-        if !c.is_ascii_digit() {
-            if c >= 0x80 || c == b'\\' {
-                return None;
-            }
+        // Skip to the next digit in one tight loop (most bytes are letters).
+        let rest = &b[i..];
+        let skip = rest
+            .iter()
+            .position(|c| BYTE_CLASS[usize::from(*c)] != PLAIN)
+            .unwrap_or(rest.len());
+        if skip > 0 {
             (before, last) = (0, 0);
-            i += 1;
+            i += skip;
             continue;
         }
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
+        if BYTE_CLASS[usize::from(b[i])] == OPAQUE {
+            return None;
         }
+        let start = i;
+        i += b[i..]
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(b.len() - i);
         let len = i - start;
         if len == 12 || (len == 4 && last == 4 && before == 4) {
             return Some(true);
@@ -289,6 +317,12 @@ pub fn decoded_contains(text: &str) -> bool {
 /// Whether a JSON number holds a personal number: in the digits as written, or in the
 /// integer or fraction part of its canonical decimal form.
 pub fn number_holds(n: &json::Number<'_>) -> bool {
+    // Without an exponent the canonical form's runs are no longer than the digits as
+    // written: a token shorter than 12 bytes holds no run of 12 (most numbers of an
+    // event are counts of a few digits).
+    if n.text.len() < 12 && !n.text.bytes().any(|b| matches!(b, b'e' | b'E')) {
+        return false;
+    }
     contains(n.text)
         || n.decimal()
             .canonical_runs_of(12)

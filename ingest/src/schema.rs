@@ -278,6 +278,9 @@ pub struct Schema {
     by_name: HashMap<String, TypeId, foldhash::fast::RandomState>,
     /// Milestone KPI id → its stage ids, in order.
     stages: HashMap<String, Vec<String>>,
+    /// Per type, the state of the event fingerprint's hash after the type's name (the
+    /// same for every event of the type, so it is hashed once, here).
+    fingerprint_seeds: Vec<u64>,
 }
 
 impl Schema {
@@ -350,6 +353,9 @@ impl Schema {
             }
             let id = TypeId(schema.types.len() as u16);
             schema.by_name.insert(name.clone(), id);
+            schema
+                .fingerprint_seeds
+                .push(crate::event::fingerprint_seed(name));
             schema.types.push(EventType { rules, ..ty });
         }
         Ok(schema)
@@ -374,6 +380,11 @@ impl Schema {
     /// The compiled type behind an id.
     pub fn event_type(&self, id: TypeId) -> &EventType {
         &self.types[usize::from(id.0)]
+    }
+
+    /// Where [`crate::Event::fingerprint`] starts for an event of type `id`.
+    pub(crate) fn fingerprint_seed(&self, id: TypeId) -> u64 {
+        self.fingerprint_seeds[usize::from(id.0)]
     }
 
     /// Every type, in id order.

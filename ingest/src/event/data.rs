@@ -1,8 +1,6 @@
 //! An event's `data`: each field converted as its type declares (within its bounds at
 //! the edge), defaults filled in, milestone stages and cross-field rules checked.
 
-use std::borrow::Cow;
-
 use super::{fixed_to_string, printable_id, quoted, Domain, Problems, Stop, Value, MAX_ID_CHARS};
 use crate::guard;
 use crate::json::{self, Json, ScaleError};
@@ -15,7 +13,7 @@ use crate::schema::{EventType, FieldKind, Schema};
 pub(super) fn validate_data(
     schema: &Schema,
     ty: &EventType,
-    data: Vec<(Cow<'_, str>, usize, &Json<'_>)>,
+    data: &[json::Member<'_>],
     domain: Domain,
     p: &mut Problems,
 ) -> Result<Vec<Value>, Stop> {
@@ -23,7 +21,8 @@ pub(super) fn validate_data(
     // are unique: a key given twice was refused before), another "given but refused".
     let mut values = vec![Value::Absent; ty.fields.len()];
     let (mut given, mut refused): (u128, u128) = (0, 0);
-    for (key, position, value) in data {
+    for (position, member) in data.iter().enumerate() {
+        let (key, value) = (member.key.decoded(), &member.value);
         let Some(ix) = ty.field(&key) else {
             p.add(unknown_field(ty, &key, position))?;
             continue;
