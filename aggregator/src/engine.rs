@@ -87,7 +87,8 @@ pub fn fold<L: EventLog + ?Sized>(
 
 /// [`fold`], also reporting the effects it moved into `touched` (an accepted event's
 /// own, or the original's for a void) and handing a rejected event back (it is not
-/// logged; the caller keeps it with the rejection).
+/// logged; the caller keeps it with the rejection), or a duplicate (the caller counts
+/// it for the measures its body feeds).
 pub fn fold_tracked<L: EventLog + ?Sized>(
     plan: &Plan,
     ledger: &mut Ledger,
@@ -99,7 +100,7 @@ pub fn fold_tracked<L: EventLog + ?Sized>(
     let fingerprint = event.fingerprint(schema);
     if let Some(seen) = log.get(&event.source, &event.id) {
         if seen.fingerprint == fingerprint {
-            return (Status::Duplicate, None);
+            return (Status::Duplicate, Some(event));
         }
         let message = format!(
             "this source sent the same event_id earlier with a different body; the first \

@@ -95,7 +95,7 @@ pub struct Explanation {
     pub drift: Option<f64>,
     pub on_track: Option<bool>,
     pub tolerance: f64,
-    /// Duplicates are not kept by the store: where to find them instead.
+    /// Where duplicates are counted: each part's `duplicates_seen`, and what it leaves out.
     pub duplicates: &'static str,
     /// Log rows of these measures' types that no longer decode under the plan.
     pub undecodable_log_rows: u64,
@@ -200,7 +200,18 @@ pub async fn explain<S: Store>(
         .into_iter()
         .find(|f| f.kpi == k && f.year == year);
     let finality = finality(store, k, year, at, fig.as_ref()).await?;
+    let mut duplicates = std::collections::BTreeMap::new();
+    if let Some(cut) = cut {
+        for m in measures_of(plan, k) {
+            let n = store
+                .duplicates_seen(&plan.measures[m].id, year.first_day(), cut)
+                .await
+                .map_err(ExplainError::Store)?;
+            duplicates.insert(m, n);
+        }
+    }
     let ctx = parts::Ctx {
+        duplicates: &duplicates,
         plan,
         ledger: &ledger,
         tally: &tally,
@@ -400,8 +411,11 @@ fn assemble(
         drift: fig.drift,
         on_track: fig.on_track,
         tolerance: fig.tolerance,
-        duplicates: "not kept by the store: a duplicate is counted once and reported at \
-                     ingest, in mieruka_events_total{outcome=\"duplicate\"}",
+        duplicates: "counted once in the value; each part's duplicates seen are the re-sent \
+                     events (same key, same body) of its measure that occurred in the year \
+                     by the cut-off, an audit counter that replay does not rebuild \
+                     (milestone stages are not counted; every duplicate at ingest: \
+                     mieruka_events_total{outcome=\"duplicate\"})",
         undecodable_log_rows: ctx.tally.undecoded,
         finality: Finality {
             status: "provisional",

@@ -159,6 +159,12 @@ fn an_event_logged_by_an_earlier_batch_is_a_duplicate() {
 }
 
 #[test]
+fn duplicates_are_counted_per_measure_and_day() {
+    let (_dir, db) = fresh_db("dups.db");
+    stores::duplicates_are_counted_per_measure_and_day::<SqliteStore>(&db);
+}
+
+#[test]
 fn a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate() {
     let (_dir, db) = fresh_db("void.db");
     stores::a_void_re_sent_after_its_target_arrived_as_a_snapshot_is_a_duplicate::<SqliteStore>(

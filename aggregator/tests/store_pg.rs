@@ -492,6 +492,12 @@ fn an_event_logged_by_an_earlier_batch_is_caught_without_looking_every_key_up() 
     stores::an_event_logged_by_an_earlier_batch_is_a_duplicate::<PgStore>(db.url());
 }
 
+#[test]
+fn duplicates_are_counted_per_measure_and_day() {
+    let db = TestDb::create_blocking("mieruka_test").unwrap();
+    stores::duplicates_are_counted_per_measure_and_day::<PgStore>(db.url());
+}
+
 /// Rows logged before migration 0003 hold the whole canonical body; rows logged since hold
 /// the `data` object beside the envelope's columns. Both read back as the same event: a
 /// void finds its original, a snapshot its day's deltas, a re-send its duplicate.

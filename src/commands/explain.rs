@@ -201,8 +201,8 @@ fn part_text(o: &mut String, p: &Part) {
     }
     let _ = writeln!(
         o,
-        "  events counted: {}, voided: {}",
-        p.events_counted, p.events_voided
+        "  events counted: {}, voided: {}, duplicates seen: {}",
+        p.events_counted, p.events_voided, p.duplicates_seen
     );
     for (name, shares) in [("by month", &p.by_month), ("by source", &p.by_source)] {
         let list: Vec<String> = shares

@@ -53,6 +53,10 @@ pub struct Part {
     pub events_counted: i64,
     /// Voided events that would otherwise count (their voids took them back).
     pub events_voided: i64,
+    /// Duplicates (the same key and body re-sent) of events feeding this measure that
+    /// occurred in the year by the cut-off: counted once, in `events_counted`, and not
+    /// again. An audit counter of the store, which a replay does not rebuild.
+    pub duplicates_seen: i64,
 }
 
 /// A milestone's highest stage reached.
@@ -90,6 +94,8 @@ pub(super) struct Ctx<'a> {
     pub plan: &'a Plan,
     pub ledger: &'a Ledger,
     pub tally: &'a Tally<'a>,
+    /// Duplicates seen per measure, over the year by the cut-off.
+    pub duplicates: &'a BTreeMap<MeasureId, i64>,
     pub k: KpiId,
     pub year: FiscalYear,
     /// The last day that counts; `None` before the year starts.
@@ -179,6 +185,7 @@ impl Ctx<'_> {
             by_source: shares(by_source, unit),
             events_counted: tally.map_or(0, |t| t.counted),
             events_voided: tally.map_or(0, |t| t.voided),
+            duplicates_seen: self.duplicates.get(&m).copied().unwrap_or(0),
         };
         match measure.kind {
             MeasureKind::Events | MeasureKind::Sum => {

@@ -25,6 +25,7 @@ use crate::plan::Plan;
 use crate::replay::Outcome;
 
 pub(crate) mod close;
+mod duplicates;
 mod fingerprints;
 mod freshness;
 pub mod pg;
@@ -157,6 +158,16 @@ pub trait Store: Send + Sync + Sized {
         &self,
         q: &LateQuery<'_>,
     ) -> impl Future<Output = Result<LateEvents, Self::Error>> + Send;
+
+    /// How many duplicates (same key, same body) of events feeding `measure` (its id)
+    /// that occurred on days `from..=to` the store has seen. An audit counter: the log
+    /// keeps no duplicates, so a replay leaves it as it is.
+    fn duplicates_seen(
+        &self,
+        measure: &str,
+        from: crate::fiscal::Day,
+        to: crate::fiscal::Day,
+    ) -> impl Future<Output = Result<i64, Self::Error>> + Send;
 
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = bool> + Send;

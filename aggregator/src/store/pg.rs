@@ -52,6 +52,7 @@ use crate::engine::{fold, fold_tracked, BatchLog, MemoryLog};
 use crate::ledger::{Effect, Ledger};
 use crate::plan::{MeasureKind, Op, Plan};
 use crate::store::close;
+use crate::store::duplicates::{self, DuplicateCounts};
 use crate::store::fingerprints::{self, PlanCheck, PlanPrints, Verdict};
 use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
@@ -592,6 +593,11 @@ impl PgStore {
         let t_fold = t0.elapsed();
         // 6. Write back: one statement per table.
         self.write_aggregates(&mut tx, &keys, &ledger).await?;
+        // 6b. The duplicates seen, after the aggregates and in key order (as every batch
+        //     does: no lock cycle); none in most batches.
+        if !decided.duplicates.is_empty() {
+            decided.duplicates.write_pg(&mut tx).await?;
+        }
         // 7. When each source was last heard from: last, to hold its rows briefly.
         freshness::heard_pg(
             &mut tx,
@@ -828,6 +834,16 @@ impl Store for PgStore {
         PgStore::late_events(self, q).await
     }
 
+    async fn duplicates_seen(
+        &self,
+        measure: &str,
+        from: crate::fiscal::Day,
+        to: crate::fiscal::Day,
+    ) -> Result<i64, PgError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(duplicates::sum_pg(&mut conn, measure, from, to).await?)
+    }
+
     async fn ping(&self) -> bool {
         PgStore::ping(self).await
     }
@@ -845,6 +861,8 @@ struct Decided {
     statuses: Vec<Status>,
     rejected: Vec<RejectedItem>,
     moved: Vec<Effect>,
+    /// The batch's duplicates, per measure and day they would feed.
+    duplicates: DuplicateCounts,
 }
 
 impl Decided {
@@ -854,6 +872,7 @@ impl Decided {
             statuses: Vec::with_capacity(items.len()),
             rejected: Vec::new(),
             moved: Vec::new(),
+            duplicates: DuplicateCounts::default(),
         };
         let mut scratch = Ledger::default();
         for &item in items {
@@ -863,13 +882,16 @@ impl Decided {
                     item.raw_masked.clone().unwrap_or_default(),
                 ),
                 Ok(event) => {
-                    let (status, _) = fold_tracked(
+                    let (status, returned) = fold_tracked(
                         plan,
                         &mut scratch,
                         &mut decided.log,
                         event.clone(),
                         &mut decided.moved,
                     );
+                    if let (Status::Duplicate, Some(event)) = (&status, returned) {
+                        decided.duplicates.add(plan, &event);
+                    }
                     (status, event.canonical_json(&plan.schema))
                 }
             };

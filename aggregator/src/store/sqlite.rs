@@ -39,6 +39,7 @@ use crate::fiscal::Day;
 use crate::ledger::{Effect, Ledger};
 use crate::plan::Plan;
 use crate::store::close;
+use crate::store::duplicates::{self, DuplicateCounts};
 use crate::store::fingerprints::{self, PlanCheck, PlanPrints, Verdict};
 use crate::store::freshness::{self, SourceFreshness};
 use crate::store::rejected::{read_count, read_rejected, RejectedItem};
@@ -422,6 +423,7 @@ impl SqliteStore {
         let mut statuses = Vec::with_capacity(items.len());
         let mut rejected: Vec<RejectedItem> = Vec::new();
         let mut dirty: Vec<Effect> = Vec::new();
+        let mut duplicates = DuplicateCounts::default();
         for item in items {
             let Item {
                 position,
@@ -443,13 +445,15 @@ impl SqliteStore {
                 Ok(event) => {
                     let (status, returned) =
                         fold_tracked(plan, ledger, &mut overlay, event, &mut dirty);
-                    if let (Status::Rejected(r), Some(event)) = (&status, returned) {
-                        rejected.push(RejectedItem {
+                    match (&status, returned) {
+                        (Status::Rejected(r), Some(event)) => rejected.push(RejectedItem {
                             source_label,
                             position,
                             rejection: r.clone(),
                             raw: event.canonical_json(&plan.schema),
-                        });
+                        }),
+                        (Status::Duplicate, Some(event)) => duplicates.add(plan, &event),
+                        _ => {}
                     }
                     statuses.push(status);
                 }
@@ -459,6 +463,9 @@ impl SqliteStore {
         write_rejected(tx, &rejected, received_at).await?;
         write_aggregates(tx, plan, ledger, dirty).await?;
         freshness::heard_sqlite(tx, &heard, received_at).await?;
+        if !duplicates.is_empty() {
+            duplicates.write_sqlite(tx).await?;
+        }
         Ok(statuses)
     }
 }
@@ -579,6 +586,11 @@ impl Store for SqliteStore {
 
     async fn late_events(&self, q: &LateQuery<'_>) -> Result<LateEvents, StoreError> {
         SqliteStore::late_events(self, q).await
+    }
+
+    async fn duplicates_seen(&self, measure: &str, from: Day, to: Day) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(duplicates::sum_sqlite(&mut conn, measure, from, to).await?)
     }
 
     async fn ping(&self) -> bool {

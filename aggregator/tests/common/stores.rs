@@ -857,3 +857,103 @@ where
         store.close().await;
     });
 }
+
+/// A duplicate (same key, same body) counts 1 for each measure its body feeds, on the
+/// day it occurred, in its batch; a conflicting duplicate counts nothing; a replay with
+/// `--apply` leaves the counts as they are (the log has no trace of duplicates); and
+/// explain shows them per part.
+pub fn duplicates_are_counted_per_measure_and_day<S: Store>(location: &S::Location) {
+    use mieruka_aggregator::explain::{explain, Request};
+    use mieruka_aggregator::FiscalYear;
+
+    let plan = plan();
+    let fy = FiscalYear(2025);
+    let (first, last) = (fy.first_day(), fy.last_day());
+    let day_of = |id: u32| {
+        Day::of(
+            mieruka_ingest::decode(&plan.schema, raw(id).as_bytes())
+                .unwrap()
+                .occurred_at,
+        )
+    };
+    rt().block_on(async {
+        let store = S::open(location, plan.clone()).await.unwrap();
+        // 0: a konbini certificate (certificates_konbini and certificates_all); 1: one at
+        // the counter (certificates_all only); 2: a card issued (card_holders).
+        let st = store.submit_batch(items(&plan, &[0, 1, 2])).await.unwrap();
+        assert!(st.iter().all(|s| *s == Status::Accepted), "{st:?}");
+        let seen = |m: &'static str, from: Day, to: Day| {
+            let store = &store;
+            async move { store.duplicates_seen(m, from, to).await.unwrap() }
+        };
+        assert_eq!(seen("certificates_all", first, last).await, 0);
+
+        let conflicting = raw(0).replace(r#""count":1"#, r#""count":3"#);
+        let mut second = items(&plan, &[0, 1]);
+        second.push(item(
+            &plan.schema,
+            conflicting.as_bytes(),
+            Position::Index(2),
+            "test",
+        ));
+        let st = store.submit_batch(second).await.unwrap();
+        assert_eq!(st[..2], [Status::Duplicate, Status::Duplicate]);
+        assert!(matches!(&st[2], Status::Rejected(_)), "{:?}", st[2]);
+        let st = store.submit_batch(items(&plan, &[1, 3])).await.unwrap();
+        assert_eq!(st, [Status::Duplicate, Status::Accepted]);
+
+        async fn counts<S: Store>(store: &S, first: Day, last: Day) -> Vec<i64> {
+            let mut out = Vec::new();
+            for m in ["certificates_konbini", "certificates_all", "card_holders"] {
+                out.push(store.duplicates_seen(m, first, last).await.unwrap());
+            }
+            out
+        }
+        // The conflicting re-send of 0 is refused and not counted.
+        assert_eq!(counts(&store, first, last).await, [1, 3, 0]);
+        // Per day: 0 and 1 occurred on different days.
+        assert_ne!(day_of(0), day_of(1));
+        assert_eq!(seen("certificates_all", day_of(0), day_of(0)).await, 1);
+        assert_eq!(seen("certificates_all", day_of(1), day_of(1)).await, 2);
+        let fy26 = FiscalYear(2026);
+        assert_eq!(
+            seen("certificates_all", fy26.first_day(), fy26.last_day()).await,
+            0
+        );
+
+        let now = Timestamp::parse_rfc3339("2026-10-01T00:00:00+09:00").unwrap();
+        let req = Request {
+            kpi: "konbini_issuance_rate".into(),
+            year: Some(fy),
+            as_of: None,
+            now,
+        };
+        let e = explain(&store, &req).await.unwrap();
+        let dups: Vec<(&str, i64)> = e
+            .parts
+            .iter()
+            .map(|p| (p.measure.as_str(), p.duplicates_seen))
+            .collect();
+        assert_eq!(
+            dups,
+            [("certificates_konbini", 1), ("certificates_all", 3)],
+            "{e:?}"
+        );
+        // As of the day before 1 occurred, only 0's duplicate counts.
+        let req = Request {
+            as_of: Some(Day(day_of(1).0 - 1)),
+            ..req
+        };
+        let e = explain(&store, &req).await.unwrap();
+        assert_eq!(e.parts[1].duplicates_seen, 1, "{e:?}");
+        store.close().await;
+
+        // A replay rebuilds the aggregates from the log, and leaves the counts alone.
+        let replayer = S::open_with(location, plan.clone(), PlanCheck::Ignore)
+            .await
+            .unwrap();
+        replayer.replay(true, now).await.unwrap();
+        assert_eq!(counts(&replayer, first, last).await, [1, 3, 0]);
+        replayer.close().await;
+    });
+}
