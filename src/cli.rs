@@ -132,8 +132,8 @@ pub enum Command {
     },
     /// Why a KPI's value is what it is: the formula with its numbers (numerator and
     /// denominator, or the snapshot a level starts from and the deltas since), the
-    /// contributions by month and by source, the events counted and voided, and pace
-    /// and projection with their inputs. Reads PostgreSQL when a URL is given, else the
+    /// contributions by month and by source, the events counted and voided and the
+    /// duplicates seen, and pace and projection with their inputs. Reads PostgreSQL when a URL is given, else the
     /// SQLite file. The same explanation is served as JSON at /v1/kpis/<id>.
     Explain {
         /// The KPI's id in the plan (e.g. mynumber_card_holding_rate).

@@ -1,8 +1,8 @@
 //! The explanation of a KPI's figure on its page (`GET /kpi/<id>`): what `mieruka
 //! explain` and `GET /v1/kpis/<id>` say — the formula with its numbers, each measure's
-//! contributions by month and by source, the events counted and voided, the snapshot a
-//! level starts from, and pace and projection with their inputs — as server-rendered
-//! HTML that fits a phone.
+//! contributions by month and by source, the events counted and voided and the duplicates
+//! seen, the snapshot a level starts from, and pace and projection with their inputs — as
+//! server-rendered HTML that fits a phone.
 //!
 //! The explanation reads the KPI's events back from the log, so it is computed by the
 //! role that holds the store, when the page is asked for (see [`Explainer`]), never at
@@ -125,7 +125,8 @@ fn role_words(role: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// One measure: its value, events counted and voided, and a level's snapshot.
+/// One measure: its value, events counted and voided, duplicates seen, and a level's
+/// snapshot.
 fn write_part(h: &mut String, p: &Part) {
     let (ja, en) = role_words(p.role);
     let _ = writeln!(
@@ -133,12 +134,14 @@ fn write_part(h: &mut String, p: &Part) {
         "<h3>{ja} <span lang=\"en\">{en}</span>: {}</h3>\n<table class=\"explain-part\" data-part=\"{}\"><tbody>\
          <tr><th>値<small>Value</small></th><td class=\"num\">{}</td></tr>\
          <tr><th>計上件数<small>Events counted</small></th><td class=\"num\">{}</td></tr>\
-         <tr><th>取消済み<small>Voided</small></th><td class=\"num\">{}</td></tr>",
+         <tr><th>取消済み<small>Voided</small></th><td class=\"num\">{}</td></tr>\
+         <tr><th>重複受信<small>Duplicates seen</small></th><td class=\"num\">{}</td></tr>",
         esc(&p.description),
         esc(p.role),
         opt(p.value),
         grouped(p.events_counted as f64, 0),
         grouped(p.events_voided as f64, 0),
+        grouped(p.duplicates_seen as f64, 0),
     );
     if let Some(s) = &p.snapshot {
         let at = Timestamp::parse_rfc3339(&s.occurred_at).map_or_else(|_| esc(&s.occurred_at), jst);

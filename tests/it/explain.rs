@@ -197,13 +197,22 @@ fn as_of_counts_late_arrivals_that_occurred_by_then_and_leaves_out_what_was_void
     assert_eq!(holders(&before), 100_500.0, "{before}");
     assert_eq!(before["fiscal_year"], 2026);
 
-    // Late: an issue of May arrives in October, and the May 1 issue is voided.
-    app.post_events(
+    // Late: an issue of May arrives in October, and the May 1 issue is voided. The
+    // June issue is re-sent twice as it was (duplicates) and once with another count
+    // (a conflicting duplicate: refused, not counted as a duplicate).
+    let reply = app.post_events(
         CARD_TOKEN,
         &[
             issued("i-late", 200, "2026-05-20T10:00:00+09:00"),
             r#"{"event_id":"v-1","source":"card","type":"event.voided","occurred_at":"2026-09-30T10:00:00+09:00","voids":"i-1","data":{}}"#.to_owned(),
+            issued("i-june", 1_000, "2026-06-15T10:00:00+09:00"),
+            issued("i-june", 999, "2026-06-15T10:00:00+09:00"),
         ],
+    );
+    assert_eq!(reply["duplicates"], 1, "{reply}");
+    app.post_events(
+        CARD_TOKEN,
+        &[issued("i-june", 1_000, "2026-06-15T10:00:00+09:00")],
     );
     let after = explain_cli(
         &db,
@@ -216,6 +225,8 @@ fn as_of_counts_late_arrivals_that_occurred_by_then_and_leaves_out_what_was_void
     assert_eq!(part["snapshot"]["source"], "card");
     assert_eq!(part["events_counted"], 1, "{part}");
     assert_eq!(part["events_voided"], 1, "{part}");
+    // The June duplicates occurred after the cut-off.
+    assert_eq!(part["duplicates_seen"], 0, "{part}");
     assert_eq!(
         part["by_month"],
         serde_json::json!([{"key": "2026-05", "value": 200.0}])
@@ -233,6 +244,23 @@ fn as_of_counts_late_arrivals_that_occurred_by_then_and_leaves_out_what_was_void
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), after);
     let today = explain_cli(&db, NOW, &["mynumber_card_holding_rate"]);
     assert_eq!(holders(&today), 101_200.0, "{today}");
+    // Counted once in the value, seen twice more as duplicates of card_holders.
+    assert_eq!(today["parts"][0]["measure"], "card_holders", "{today}");
+    assert_eq!(today["parts"][0]["duplicates_seen"], 2, "{today}");
+    assert_eq!(today["parts"][1]["duplicates_seen"], 0, "{today}");
+    let text = Command::new(bin())
+        .args(["explain", "mynumber_card_holding_rate", "--db"])
+        .arg(&db)
+        .env("MIERUKA_NOW", NOW)
+        .env_remove("MIERUKA_CONFIG")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("events counted: 2, voided: 1, duplicates seen: 2"),
+        "{text}"
+    );
     assert_eq!(
         today["value"].as_f64(),
         m.kpi("value", "mynumber_card_holding_rate")
