@@ -23,6 +23,28 @@ use crate::plan::Plan;
 /// Rows per multi-row upsert (3 parameters a row: far below either dialect's limit).
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// One upsert writer per dialect: the same SQL, which both dialects read alike.
+macro_rules! write_fn {
+    ($(#[$doc:meta])* $name:ident, $db:ty, $conn:ty) => {
+        $(#[$doc])*
+        pub async fn $name(&self, conn: &mut $conn) -> Result<(), sqlx::Error> {
+            let rows: Vec<_> = self.0.iter().collect();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut q =
+                    QueryBuilder::<$db>::new("INSERT INTO duplicate_counts (measure, day, n) ");
+                q.push_values(chunk, |mut b, ((measure, day), n)| {
+                    b.push_bind(measure.as_str()).push_bind(*day).push_bind(**n);
+                });
+                q.push(
+                    " ON CONFLICT (measure, day) DO UPDATE SET n = duplicate_counts.n + excluded.n",
+                );
+                q.build().execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+    };
+}
+
 /// A batch's duplicates, per (measure id, day): ordered by id, so that concurrent
 /// PostgreSQL batches take the rows' locks in one order.
 #[derive(Debug, Default)]
@@ -56,37 +78,18 @@ impl DuplicateCounts {
         self.0.is_empty()
     }
 
-    /// Adds the counts to the SQLite table, in the batch's transaction.
-    pub async fn write_sqlite(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-        let rows: Vec<_> = self.0.iter().collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO duplicate_counts (measure, day, n) ",
-            );
-            q.push_values(chunk, |mut b, ((measure, day), n)| {
-                b.push_bind(measure.as_str()).push_bind(*day).push_bind(**n);
-            });
-            q.push(" ON CONFLICT (measure, day) DO UPDATE SET n = duplicate_counts.n + excluded.n");
-            q.build().execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    /// Adds the counts to the PostgreSQL table, in the batch's transaction.
-    pub async fn write_pg(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let rows: Vec<_> = self.0.iter().collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<sqlx::Postgres>::new(
-                "INSERT INTO duplicate_counts (measure, day, n) ",
-            );
-            q.push_values(chunk, |mut b, ((measure, day), n)| {
-                b.push_bind(measure.as_str()).push_bind(*day).push_bind(**n);
-            });
-            q.push(" ON CONFLICT (measure, day) DO UPDATE SET n = duplicate_counts.n + excluded.n");
-            q.build().execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
+    write_fn!(
+        /// Adds the counts to the SQLite table, in the batch's transaction.
+        write_sqlite,
+        sqlx::Sqlite,
+        SqliteConnection
+    );
+    write_fn!(
+        /// Adds the counts to the PostgreSQL table, in the batch's transaction.
+        write_pg,
+        sqlx::Postgres,
+        PgConnection
+    );
 }
 
 /// Sums a measure's duplicates over days `from..=to` (SQLite).
