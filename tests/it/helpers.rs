@@ -70,7 +70,7 @@ impl TestApp {
     /// `stderr` at log level `log`, and waits until ready.
     pub fn start_configured(db: &Path, config: &Path, stderr: Stdio, log: &str) -> TestApp {
         let config = config.to_owned();
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .args(["standalone", "--listen", "127.0.0.1:0", "--now", NOW])
             .arg("--db")
             .arg(db)
@@ -81,6 +81,12 @@ impl TestApp {
             .stderr(stderr)
             .spawn()
             .unwrap();
+        TestApp::attach(child, config)
+    }
+
+    /// A started role whose standard output is piped: its address from the first line it
+    /// prints, once it is ready.
+    pub fn attach(mut child: Child, config: PathBuf) -> TestApp {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();

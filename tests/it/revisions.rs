@@ -2,10 +2,8 @@
 //! at its `--now` (and pace from it), and the history shows in the report (HTML and
 //! xlsx), on the KPI's page and in `explain`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use calamine::{open_workbook, Data, Reader, Xlsx};
 use mieruka_aggregator::plan::OME_PLAN;
@@ -34,7 +32,7 @@ fn write_revised_plan(dir: &Path) -> PathBuf {
 
 /// `mieruka standalone` with the revised plan at `now`, ready.
 fn serve(db: &Path, config: &Path, plan: &Path, now: &str) -> TestApp {
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["standalone", "--listen", "127.0.0.1:0", "--now", now])
         .arg("--db")
         .arg(db)
@@ -48,26 +46,7 @@ fn serve(db: &Path, config: &Path, plan: &Path, now: &str) -> TestApp {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in the first line: {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
-    let app = TestApp {
-        child,
-        base,
-        config: config.to_owned(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ureq::get(&format!("{}/readyz", app.base)).call().is_err() {
-        assert!(Instant::now() < deadline, "not ready within 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    app
+    TestApp::attach(child, config.to_owned())
 }
 
 fn target(m: &Metrics, fy: &str) -> Option<f64> {
