@@ -272,7 +272,6 @@ fn as_of_counts_late_arrivals_that_occurred_by_then_and_leaves_out_what_was_void
 fn the_export_role_explains_from_postgresql_as_the_command_does() {
     use mieruka_aggregator::store::PgStore;
     use mieruka_ingest::{item, Position};
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let db = mieruka_testkit::pg::TestDb::create_blocking("mieruka_explain").unwrap();
@@ -308,7 +307,7 @@ fn the_export_role_explains_from_postgresql_as_the_command_does() {
         store.submit_batch(items).await.unwrap();
         store.close().await;
     });
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args([
             "export",
             "--listen",
@@ -323,20 +322,7 @@ fn the_export_role_explains_from_postgresql_as_the_command_does() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let app = TestApp {
-        child,
-        base: line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .trim_end_matches('/')
-            .to_owned(),
-        config: Default::default(),
-    };
+    let app = TestApp::attach(child, Default::default());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let body = loop {
         let (status, body) = explain_http(&app.base, "mynumber_card_holding_rate", "fy=2026");

@@ -1,7 +1,6 @@
 //! Logs written to a file are plain text (no terminal colour codes), and JSON lines with
 //! `MIERUKA_LOG_FORMAT=json`.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::helpers::*;
@@ -25,21 +24,7 @@ fn logged(format: Option<&str>) -> String {
     if let Some(f) = format {
         cmd.env("MIERUKA_LOG_FORMAT", f);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let app = TestApp {
-        child,
-        base: line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .trim_end_matches('/')
-            .to_owned(),
-        config,
-    };
+    let app = TestApp::attach(cmd.spawn().unwrap(), config);
     app.post_events(KONBINI_TOKEN, &["{oops".to_owned()]);
     app.stop();
     std::fs::read_to_string(&log).unwrap()
