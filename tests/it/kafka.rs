@@ -1562,11 +1562,16 @@ fn every_broker_down_mid_run_then_back_loses_nothing() {
     wait_exact_a4(&export, &[&aggregate, &ingest, &export], total);
     // The aggregator did see the fault (and came through it): its connections failed
     // (all at once, or one of them only by timing out, as the mock cluster may leave one
-    // connection open and silent). librdkafka reports it as a transport failure of the
-    // fetch or as all brokers down, whichever it notices first (a loaded machine shows
-    // either).
+    // connection open and silent). librdkafka reports whichever it notices first: a
+    // transport failure of the fetch, all brokers down, or only the group coordinator's
+    // connection closing or being refused (a loaded machine has shown each of these).
     aggregate.assert_logged_any(
-        &["BrokerTransportFailure", "AllBrokersDown"],
+        &[
+            "BrokerTransportFailure",
+            "AllBrokersDown",
+            "Disconnected",
+            "Connection refused",
+        ],
         "the aggregator never saw the brokers down",
     );
     aggregate.stop();
