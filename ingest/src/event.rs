@@ -309,6 +309,70 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
             ),
         )
     })?;
+    match decode_flat(schema, text, domain) {
+        Some(event) => Ok(event),
+        None => decode_tree(schema, text, domain),
+    }
+}
+
+/// The fast path of [`decode`] for an event of the usual shape (an envelope of strings,
+/// `data` an object of strings and numbers) that passes every check: read into buffers
+/// on the stack ([`json::parse_event`]), the guard run over every key, string and number
+/// of it, keys given twice looked for, then the same envelope and data checks as
+/// [`decode_tree`]. `None` as soon as anything is unusual or wrong: [`decode_tree`] then
+/// decides again from the whole document and says why, so both paths accept the same
+/// events, alike, and every rejection comes from one place.
+fn decode_flat(schema: &Schema, text: &str, domain: Domain) -> Option<Event> {
+    const BLANK: json::Member<'static> = json::Member {
+        key: json::Str {
+            raw: "",
+            start: 0,
+            escaped: false,
+        },
+        value: Json::Null,
+    };
+    let mut members: [json::Member<'_>; json::EVENT_MEMBERS] = [BLANK; json::EVENT_MEMBERS];
+    let mut data: [json::Member<'_>; json::DATA_MEMBERS] = [BLANK; json::DATA_MEMBERS];
+    let shape = json::parse_event(text, &mut members, &mut data)?;
+    let members = &members[..shape.members];
+    let data = &data[..shape.object_members];
+    // The guard over every key, string and number, as over the tree.
+    if members.iter().chain(data).any(guard::member_holds) {
+        return None;
+    }
+    if first_repeat(members).is_some() || first_repeat(data).is_some() {
+        return None;
+    }
+    let mut env = Envelope::default();
+    for (i, m) in members.iter().enumerate() {
+        if m.key.escaped {
+            return None;
+        }
+        if shape.object_at == Some(i) {
+            if m.key.raw != "data" {
+                return None;
+            }
+            env.data = data;
+            continue;
+        }
+        let Json::String(s) = &m.value else {
+            return None;
+        };
+        let slot = match m.key.raw {
+            "event_id" => &mut env.event_id,
+            "source" => &mut env.source,
+            "type" => &mut env.kind,
+            "occurred_at" => &mut env.occurred_at,
+            "voids" => &mut env.voids,
+            _ => return None,
+        };
+        *slot = Some(s.decoded());
+    }
+    validate(schema, env, domain, &mut Problems::default()).ok()
+}
+
+/// [`decode`] from the whole document's tree: any event, and every rejection.
+fn decode_tree(schema: &Schema, text: &str, domain: Domain) -> Result<Event, Rejection> {
     let doc = json::parse(text)
         .map_err(|e| Rejection::whole(Reason::NotJson, format!("not JSON: {e}")))?;
     if let Some(path) = guard::scan_json(&doc, false).first {

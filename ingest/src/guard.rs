@@ -385,6 +385,13 @@ pub fn scan_json(doc: &Json<'_>, all: bool) -> Findings {
     Findings { first, ranges }
 }
 
+/// Whether the guard finds a personal number in one member of an object, in its key or
+/// anywhere in its value: what [`scan_json`] decides for that member (how `decode`
+/// checks an event it reads without building its tree, member by member).
+pub(crate) fn member_holds(m: &json::Member<'_>) -> bool {
+    !find_in_str(&m.key).is_empty() || walk(&m.value, &mut Vec::new(), false).is_some()
+}
+
 /// One step of the way to a value, innermost first: a key with its position in its
 /// object, or an array index. Kept as found, named only when a path is needed.
 #[derive(Clone, Copy, Debug)]

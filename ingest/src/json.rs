@@ -358,6 +358,84 @@ pub fn parse(text: &str) -> Result<Json<'_>, SyntaxError> {
     Ok(v)
 }
 
+/// Most members of an event's envelope [`parse_event`] reads.
+pub(crate) const EVENT_MEMBERS: usize = 8;
+/// Most members of an event's `data` object [`parse_event`] reads.
+pub(crate) const DATA_MEMBERS: usize = 12;
+
+/// An event read by [`parse_event`]: the envelope's members and those of its one
+/// object-valued member, each in the buffers it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EventShape {
+    /// How many envelope members were read.
+    pub members: usize,
+    /// Which envelope member holds an object (its value in the buffer is a placeholder
+    /// `null`), if one does.
+    pub object_at: Option<usize>,
+    /// How many members that object has.
+    pub object_members: usize,
+}
+
+/// Reads the shape nearly every event has — one object whose values are strings, and at
+/// most one object of strings and numbers — into fixed buffers, without building a tree
+/// (nothing is allocated). `None` when the text has any other shape (arrays, literals,
+/// deeper nesting, more members than the buffers hold, a number in the envelope) or is
+/// not JSON: [`parse`] then reads it in full. Every token is read by the same code as
+/// [`parse`]'s, so what this accepts, [`parse`] accepts with the same members.
+pub(crate) fn parse_event<'a>(
+    text: &'a str,
+    members: &mut [Member<'a>; EVENT_MEMBERS],
+    object: &mut [Member<'a>; DATA_MEMBERS],
+) -> Option<EventShape> {
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let mut shape = EventShape {
+        members: 0,
+        object_at: None,
+        object_members: 0,
+    };
+    p.ws();
+    if p.peek() != Some(b'{') {
+        return None;
+    }
+    p.i += 1;
+    p.ws();
+    if p.peek() == Some(b'}') {
+        p.i += 1;
+    } else {
+        loop {
+            let key = p.key()?;
+            let value = match p.peek() {
+                Some(b'"') => Json::String(p.string().ok()?),
+                Some(b'{') if shape.object_at.is_none() => {
+                    p.i += 1;
+                    shape.object_at = Some(shape.members);
+                    shape.object_members = p.scalar_members(object)?;
+                    Json::Null
+                }
+                _ => return None,
+            };
+            let slot = members.get_mut(shape.members)?;
+            *slot = Member { key, value };
+            shape.members += 1;
+            p.ws();
+            match p.peek() {
+                Some(b',') => p.i += 1,
+                Some(b'}') => {
+                    p.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    p.ws();
+    (p.i == p.b.len()).then_some(shape)
+}
+
 /// The byte ranges of the elements of a top-level array (`[e0, e1, …]`), each checked to
 /// be well-formed JSON, without building them: how a JSON-array body is cut into events.
 pub fn array_elements(text: &str) -> Result<Vec<Range<usize>>, SyntaxError> {
@@ -499,6 +577,53 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A key and its colon, with the whitespace around them ([`parse_event`]'s
+    /// reading; `None` where [`Parser::object`] would report an error).
+    fn key(&mut self) -> Option<Str<'a>> {
+        self.ws();
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let key = self.string().ok()?;
+        self.ws();
+        if self.peek() != Some(b':') {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        Some(key)
+    }
+
+    /// The members of an object whose values are all strings or numbers, after its `{`,
+    /// into `out`; their count. `None` for any other object (or one too long for `out`).
+    fn scalar_members<const N: usize>(&mut self, out: &mut [Member<'a>; N]) -> Option<usize> {
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Some(0);
+        }
+        let mut n = 0;
+        loop {
+            let key = self.key()?;
+            let value = match self.peek() {
+                Some(b'"') => Json::String(self.string().ok()?),
+                Some(b'-' | b'0'..=b'9') => Json::Number(self.number().ok()?),
+                _ => return None,
+            };
+            *out.get_mut(n)? = Member { key, value };
+            n += 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Some(n);
+                }
+                _ => return None,
+            }
+        }
+    }
+
     fn array(&mut self, depth: usize) -> Result<Json<'a>, SyntaxError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nested deeper than 64 levels"));
@@ -610,12 +735,35 @@ impl<'a> Parser<'a> {
 
     /// Skips the bytes of a string that need no attention (not `"`, `\\` or a control
     /// character) in one tight loop: most of an event is plain string content.
+    ///
+    /// Eight bytes at a time: a word's bytes are tested at once for `"`, `\\` and
+    /// bytes below 0x20 (the usual bit tricks; the lowest flagged byte is always a true
+    /// one, as a borrow only carries upwards), the rest byte by byte.
     fn plain_run(&mut self) {
+        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+        const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
         let rest = self.b.get(self.i..).unwrap_or_default();
-        self.i += rest
+        let mut words = rest.chunks_exact(8);
+        for chunk in words.by_ref() {
+            let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+                break;
+            };
+            let w = u64::from_le_bytes(bytes);
+            let stop = has_zero(w ^ (ONES * u64::from(b'"')))
+                | has_zero(w ^ (ONES * u64::from(b'\\')))
+                | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+            if stop != 0 {
+                self.i += (stop.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.i += 8;
+        }
+        let tail = words.remainder();
+        self.i += tail
             .iter()
             .position(|c| STRING_STOP[usize::from(*c)])
-            .unwrap_or(rest.len());
+            .unwrap_or(tail.len());
     }
 
     fn number(&mut self) -> Result<Number<'a>, SyntaxError> {
