@@ -132,6 +132,10 @@ struct Group {
 /// only a digit run of exactly 12, or three runs of exactly four joined by single `-` or
 /// spaces, can be one. Other text needs at least 12 bytes that are ASCII digits or
 /// start a full-width character (every digit, plain, full-width or escaped, has one).
+///
+/// The count is taken first, as it is the cheaper pass (and most strings of an event —
+/// types, sources, enum values — hold no digit at all): a text with fewer than 12 such
+/// bytes cannot hold the run of 12 digits, or three of four, that the byte pass looks for.
 fn may_hold(text: &str) -> bool {
     let b = text.as_bytes();
     if b.len() < 12 {
@@ -172,43 +176,37 @@ const BYTE_CLASS: [u8; 256] = {
 /// the shapes [`scan_runs`] then checks for a valid check digit. `None` when the text
 /// is not plain ASCII without backslashes (then only a full scan can tell).
 fn ascii_candidate(b: &[u8]) -> Option<bool> {
-    // Lengths of the two runs before the current one in a chain of joined runs.
-    let (mut before, mut last) = (0usize, 0usize);
+    // Lengths of the two runs before the current one in a chain of joined runs, and of
+    // the current run of digits. One pass, a byte at a time.
+    let (mut before, mut last, mut run) = (0usize, 0usize, 0usize);
+    let shape = |run: usize, last: usize, before: usize| {
+        run == 12 || (run == 4 && last == 4 && before == 4)
+    };
     let mut i = 0;
-    while i < b.len() {
-        // Skip to the next digit in one tight loop (most bytes are letters).
-        let rest = &b[i..];
-        let skip = rest
-            .iter()
-            .position(|c| BYTE_CLASS[usize::from(*c)] != PLAIN)
-            .unwrap_or(rest.len());
-        if skip > 0 {
-            (before, last) = (0, 0);
-            i += skip;
+    while let Some(&c) = b.get(i) {
+        i += 1;
+        let class = BYTE_CLASS[usize::from(c)];
+        if class == DIGIT {
+            run += 1;
             continue;
         }
-        if BYTE_CLASS[usize::from(b[i])] == OPAQUE {
+        if run > 0 {
+            if shape(run, last, before) {
+                return Some(true);
+            }
+            let joined = matches!(c, b'-' | b' ') && b.get(i).is_some_and(u8::is_ascii_digit);
+            (before, last) = if joined { (last, run) } else { (0, 0) };
+            run = 0;
+            if joined {
+                continue;
+            }
+        }
+        if class == OPAQUE {
             return None;
         }
-        let start = i;
-        i += b[i..]
-            .iter()
-            .position(|c| !c.is_ascii_digit())
-            .unwrap_or(b.len() - i);
-        let len = i - start;
-        if len == 12 || (len == 4 && last == 4 && before == 4) {
-            return Some(true);
-        }
-        let joined =
-            matches!(b.get(i), Some(b'-' | b' ')) && b.get(i + 1).is_some_and(u8::is_ascii_digit);
-        if joined {
-            (before, last) = (last, len);
-            i += 1;
-        } else {
-            (before, last) = (0, 0);
-        }
+        (before, last) = (0, 0);
     }
-    Some(false)
+    Some(shape(run, last, before))
 }
 
 /// The byte ranges of the digits of every personal number in `text` (JSON escapes read
@@ -385,11 +383,16 @@ pub fn scan_json(doc: &Json<'_>, all: bool) -> Findings {
     Findings { first, ranges }
 }
 
-/// Whether the guard finds a personal number in one member of an object, in its key or
-/// anywhere in its value: what [`scan_json`] decides for that member (how `decode`
-/// checks an event it reads without building its tree, member by member).
-pub(crate) fn member_holds(m: &json::Member<'_>) -> bool {
-    !find_in_str(&m.key).is_empty() || walk(&m.value, &mut Vec::new(), false).is_some()
+/// Whether the guard finds a personal number in a key or a value that
+/// [`json::parse_event`] read: what [`scan_json`] decides for that member of the tree
+/// (the members of an object value are checked on their own).
+pub(crate) fn pair_holds(p: &json::Pair<'_>) -> bool {
+    !find_in_str(&p.key).is_empty()
+        || match &p.value {
+            json::Leaf::String(s) => !find_in_str(s).is_empty(),
+            json::Leaf::Number(n) => number_holds(n),
+            json::Leaf::Object => false,
+        }
 }
 
 /// One step of the way to a value, innermost first: a key with its position in its

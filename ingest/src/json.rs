@@ -358,6 +358,35 @@ pub fn parse(text: &str) -> Result<Json<'_>, SyntaxError> {
     Ok(v)
 }
 
+/// A value [`parse_event`] reads: a string, a number, or (in the envelope) the one
+/// object, whose members are read apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leaf<'a> {
+    String(Str<'a>),
+    Number(Number<'a>),
+    Object,
+}
+
+/// One `key: value` [`parse_event`] reads (plain data: buffers of them cost nothing to
+/// fill or drop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pair<'a> {
+    pub key: Str<'a>,
+    pub value: Leaf<'a>,
+}
+
+impl Pair<'static> {
+    /// A buffer's filler.
+    pub(crate) const BLANK: Self = Pair {
+        key: Str {
+            raw: "",
+            start: 0,
+            escaped: false,
+        },
+        value: Leaf::Object,
+    };
+}
+
 /// Most members of an event's envelope [`parse_event`] reads.
 pub(crate) const EVENT_MEMBERS: usize = 8;
 /// Most members of an event's `data` object [`parse_event`] reads.
@@ -369,8 +398,7 @@ pub(crate) const DATA_MEMBERS: usize = 12;
 pub(crate) struct EventShape {
     /// How many envelope members were read.
     pub members: usize,
-    /// Which envelope member holds an object (its value in the buffer is a placeholder
-    /// `null`), if one does.
+    /// Which envelope member holds an object ([`Leaf::Object`]), if one does.
     pub object_at: Option<usize>,
     /// How many members that object has.
     pub object_members: usize,
@@ -384,8 +412,8 @@ pub(crate) struct EventShape {
 /// [`parse`]'s, so what this accepts, [`parse`] accepts with the same members.
 pub(crate) fn parse_event<'a>(
     text: &'a str,
-    members: &mut [Member<'a>; EVENT_MEMBERS],
-    object: &mut [Member<'a>; DATA_MEMBERS],
+    members: &mut [Pair<'a>; EVENT_MEMBERS],
+    object: &mut [Pair<'a>; DATA_MEMBERS],
 ) -> Option<EventShape> {
     let mut p = Parser {
         s: text,
@@ -409,17 +437,16 @@ pub(crate) fn parse_event<'a>(
         loop {
             let key = p.key()?;
             let value = match p.peek() {
-                Some(b'"') => Json::String(p.string().ok()?),
+                Some(b'"') => Leaf::String(p.string().ok()?),
                 Some(b'{') if shape.object_at.is_none() => {
                     p.i += 1;
                     shape.object_at = Some(shape.members);
                     shape.object_members = p.scalar_members(object)?;
-                    Json::Null
+                    Leaf::Object
                 }
                 _ => return None,
             };
-            let slot = members.get_mut(shape.members)?;
-            *slot = Member { key, value };
+            *members.get_mut(shape.members)? = Pair { key, value };
             shape.members += 1;
             p.ws();
             match p.peek() {
@@ -489,6 +516,39 @@ const STRING_STOP: [bool; 256] = {
     t[b'\\' as usize] = true;
     t
 };
+
+/// Where the run of string bytes that need no attention (not `"`, `\\` or a control
+/// character) starting at `b[i]` ends: most of an event is plain string content.
+///
+/// Eight bytes at a time: a word's bytes are tested at once for `"`, `\\` and bytes
+/// below 0x20 (the usual bit tricks; the lowest flagged byte is always a true one, as a
+/// borrow only carries upwards), the last few byte by byte.
+#[inline]
+fn plain_run(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(word) = b.get(i..i + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let w = u64::from_le_bytes(bytes);
+        let stop = has_zero(w ^ (ONES * u64::from(b'"')))
+            | has_zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(c) = b.get(i) {
+        if STRING_STOP[usize::from(*c)] {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
 
 struct Parser<'a> {
     s: &'a str,
@@ -596,7 +656,7 @@ impl<'a> Parser<'a> {
 
     /// The members of an object whose values are all strings or numbers, after its `{`,
     /// into `out`; their count. `None` for any other object (or one too long for `out`).
-    fn scalar_members<const N: usize>(&mut self, out: &mut [Member<'a>; N]) -> Option<usize> {
+    fn scalar_members<const N: usize>(&mut self, out: &mut [Pair<'a>; N]) -> Option<usize> {
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -606,11 +666,11 @@ impl<'a> Parser<'a> {
         loop {
             let key = self.key()?;
             let value = match self.peek() {
-                Some(b'"') => Json::String(self.string().ok()?),
-                Some(b'-' | b'0'..=b'9') => Json::Number(self.number().ok()?),
+                Some(b'"') => Leaf::String(self.string().ok()?),
+                Some(b'-' | b'0'..=b'9') => Leaf::Number(self.number().ok()?),
                 _ => return None,
             };
-            *out.get_mut(n)? = Member { key, value };
+            *out.get_mut(n)? = Pair { key, value };
             n += 1;
             self.ws();
             match self.peek() {
@@ -701,69 +761,44 @@ impl<'a> Parser<'a> {
     }
 
     fn string(&mut self) -> Result<Str<'a>, SyntaxError> {
-        self.i += 1;
-        let start = self.i;
+        let b = self.b;
+        let start = self.i + 1;
+        let mut i = start;
         let mut escaped = false;
         loop {
-            self.plain_run();
-            match self.peek() {
-                None => return Err(self.err("unterminated string")),
+            i = plain_run(b, i);
+            match b.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => {
                     escaped = true;
-                    match unescape(self.b, self.i) {
-                        Some((_, len)) => self.i += len,
+                    match unescape(b, i) {
+                        Some((_, len)) => i += len,
                         None => {
+                            self.i = i;
                             return Err(self.err(
                                 "invalid escape in a string (or a lone surrogate in a \\u escape)",
-                            ))
+                            ));
                         }
                     }
                 }
-                Some(0..=0x1f) => return Err(self.err("control character in a string (escape it)")),
-                Some(_) => self.i += 1,
+                None => {
+                    self.i = i;
+                    return Err(self.err("unterminated string"));
+                }
+                // `plain_run` stops at nothing else: a control character.
+                Some(_) => {
+                    self.i = i;
+                    return Err(self.err("control character in a string (escape it)"));
+                }
             }
         }
-        let raw = &self.s[start..self.i];
-        self.i += 1;
+        let raw = &self.s[start..i];
+        self.i = i + 1;
         Ok(Str {
             raw,
             start,
             escaped,
         })
-    }
-
-    /// Skips the bytes of a string that need no attention (not `"`, `\\` or a control
-    /// character) in one tight loop: most of an event is plain string content.
-    ///
-    /// Eight bytes at a time: a word's bytes are tested at once for `"`, `\\` and
-    /// bytes below 0x20 (the usual bit tricks; the lowest flagged byte is always a true
-    /// one, as a borrow only carries upwards), the rest byte by byte.
-    fn plain_run(&mut self) {
-        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-        const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-        let rest = self.b.get(self.i..).unwrap_or_default();
-        let mut words = rest.chunks_exact(8);
-        for chunk in words.by_ref() {
-            let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
-                break;
-            };
-            let w = u64::from_le_bytes(bytes);
-            let stop = has_zero(w ^ (ONES * u64::from(b'"')))
-                | has_zero(w ^ (ONES * u64::from(b'\\')))
-                | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
-            if stop != 0 {
-                self.i += (stop.trailing_zeros() / 8) as usize;
-                return;
-            }
-            self.i += 8;
-        }
-        let tail = words.remainder();
-        self.i += tail
-            .iter()
-            .position(|c| STRING_STOP[usize::from(*c)])
-            .unwrap_or(tail.len());
     }
 
     fn number(&mut self) -> Result<Number<'a>, SyntaxError> {
@@ -942,5 +977,84 @@ mod tests {
         assert!(num("1e999999999").canonical_runs_of(12).is_empty());
         assert!(num("1e-999999999").canonical_runs_of(12).is_empty());
         assert!(num("42").canonical_runs_of(12).is_empty());
+    }
+
+    #[test]
+    fn a_string_ends_at_its_first_quote_backslash_or_control_character_wherever_it_lies() {
+        // String bodies are scanned eight bytes at a time: put each stop at every offset
+        // of a word, and near the end of the text.
+        for len in 0..20 {
+            let body = "a".repeat(len);
+            for tail in ["", " ", "        ", "       x"] {
+                let text = format!("\"{body}\"{tail}");
+                let Ok(Json::String(s)) = parse(text.trim_end_matches('x')) else {
+                    panic!("{text:?}")
+                };
+                assert_eq!(s.raw, body);
+                let escaped = format!("\"{body}\\n{body}\"{tail}");
+                let Ok(Json::String(s)) = parse(escaped.trim_end_matches('x')) else {
+                    panic!("{escaped:?}")
+                };
+                assert!(s.escaped && s.raw.len() == 2 * len + 2);
+                for ctl in ['\u{0}', '\u{1f}', '\n'] {
+                    let bad = format!("\"{body}{ctl}{body}\"{tail}");
+                    let e = parse(bad.trim_end_matches('x')).unwrap_err();
+                    assert_eq!(e.offset, 1 + len, "{bad:?}");
+                }
+            }
+            let bytes_above = format!("\"{body}\u{7f}é\u{ff}\"");
+            assert!(parse(&bytes_above).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_event_shape_is_read_as_the_tree_reads_it_and_nothing_else() {
+        let mut m = [Pair::BLANK; EVENT_MEMBERS];
+        let mut d = [Pair::BLANK; DATA_MEMBERS];
+        let text = r#" {"a":"x\u0031","data":{"n":-2.5e3,"s":"y"},"b":""} "#;
+        let shape = parse_event(text, &mut m, &mut d).unwrap();
+        assert_eq!(
+            shape,
+            EventShape {
+                members: 3,
+                object_at: Some(1),
+                object_members: 2
+            }
+        );
+        let Json::Object(tree) = parse(text).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m[0].value,
+            Leaf::String(match tree[0].value {
+                Json::String(s) => s,
+                _ => panic!(),
+            })
+        );
+        assert_eq!(d[0].key.raw, "n");
+        let Leaf::Number(n) = d[0].value else {
+            panic!()
+        };
+        assert_eq!(&text[n.span()], "-2.5e3");
+        for other in [
+            "[]",
+            "{\"a\":1}",
+            "{\"a\":true}",
+            "{\"a\":{\"b\":{}}}",
+            "{\"a\":{\"b\":[1]}}",
+            "{\"a\":{},\"b\":{}}",
+            "{\"a\":\"x\"} x",
+            "{\"a\":\"x\",}",
+            "{\"a\":{\"b\":01}}",
+            "{\"a\":\"\\x\"}",
+        ] {
+            assert_eq!(parse_event(other, &mut m, &mut d), None, "{other}");
+        }
+        let many: Vec<String> = (0..=DATA_MEMBERS)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect();
+        let text = format!("{{\"data\":{{{}}}}}", many.join(","));
+        assert!(parse(&text).is_ok());
+        assert_eq!(parse_event(&text, &mut m, &mut d), None);
     }
 }
