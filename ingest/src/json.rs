@@ -94,10 +94,16 @@ impl<'a> Json<'a> {
 
 impl<'a> Str<'a> {
     /// The string's value, escapes resolved (borrowed when it has none).
+    #[inline]
     pub fn decoded(&self) -> Cow<'a, str> {
         if !self.escaped {
             return Cow::Borrowed(self.raw);
         }
+        Cow::Owned(self.unescaped())
+    }
+
+    /// The value of a string with escapes.
+    fn unescaped(&self) -> String {
         let mut out = String::with_capacity(self.raw.len());
         let b = self.raw.as_bytes();
         let mut i = 0;
@@ -114,7 +120,7 @@ impl<'a> Str<'a> {
             plain = i;
         }
         out.push_str(&self.raw[plain..]);
-        Cow::Owned(out)
+        out
     }
 
     /// The byte range of the string's content in the document.
@@ -760,6 +766,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline]
     fn string(&mut self) -> Result<Str<'a>, SyntaxError> {
         let b = self.b;
         let start = self.i + 1;

@@ -274,13 +274,38 @@ fn convert_int(n: &json::Number<'_>, bounds: (i64, i64)) -> Result<i64, Refusal>
                 .to_owned(),
         ));
     }
-    // Integer notation has no fraction: only the magnitude can fail.
-    let value = match n.decimal().scaled(0) {
-        Ok(x) => x,
-        Err(_) if n.text.starts_with('-') => i128::MIN,
-        Err(_) => i128::MAX,
+    // Integer notation has no fraction: only the magnitude can fail. A count of up to
+    // 18 digits (nearly every one) is read directly, exactly as the decimal reads it.
+    let value = match small_int(n.text) {
+        Some(x) => x,
+        None => match n.decimal().scaled(0) {
+            Ok(x) => x,
+            Err(_) if n.text.starts_with('-') => i128::MIN,
+            Err(_) => i128::MAX,
+        },
     };
     within(value, n.text, bounds, &|x| x.to_string())
+}
+
+/// An integer written as an optional `-` and at most 18 digits (its value then fits an
+/// `i64` whatever the digits); `None` for any other text.
+fn small_int(text: &str) -> Option<i128> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for c in digits.bytes() {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+    }
+    Some(i128::from(if negative { -v } else { v }))
 }
 
 fn convert_decimal(n: &json::Number<'_>, scale: u32, bounds: (i64, i64)) -> Result<i64, Refusal> {
@@ -323,4 +348,29 @@ fn convert_id(s: &str) -> Result<Value, Refusal> {
         ));
     }
     Ok(Value::Id(s.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_integer_is_read_directly_as_the_decimal_reads_it() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-42",
+            "1000000000",
+            "999999999999999999",
+            "-999999999999999999",
+        ] {
+            let exact = json::Decimal::of(text).scaled(0);
+            assert_eq!(small_int(text).ok_or(()), exact.map_err(drop), "{text}");
+        }
+        // Longer, or not an integer: left to the decimal.
+        for text in ["1000000000000000000", "-", "", "1.5", "1e3", "+1", "1-"] {
+            assert_eq!(small_int(text), None, "{text}");
+        }
+    }
 }
