@@ -1,10 +1,16 @@
 //! The event envelope, decoded and validated into a domain [`Event`] at the edge.
 //!
-//! One path for every event: the strict JSON reader ([`crate::json`]) reads the whole
-//! document, the guard looks at every key, string and number of it, and only then is the
-//! envelope read and each `data` field converted to its declared kind — numbers from
-//! their exact text (an integer field takes integer notation only; a decimal field is
-//! fixed-point, never an `f64`), each within its per-event bounds.
+//! The same checks for every event: the strict JSON reader ([`crate::json`]) reads the
+//! whole document, the guard looks at every key, string and number of it, keys given
+//! twice are refused, and only then is the envelope read and each `data` field converted
+//! to its declared kind — numbers from their exact text (an integer field takes integer
+//! notation only; a decimal field is fixed-point, never an `f64`), each within its
+//! per-event bounds.
+//!
+//! An event of the usual shape (an envelope of strings, `data` an object of strings and
+//! numbers) is read into buffers on the stack instead of a tree, and checked there in the
+//! same order by the same code; anything else, and any event that fails a check, is
+//! decided again from the tree, which alone words the rejections.
 
 use std::borrow::Cow;
 use std::io::Write as _;
