@@ -1,10 +1,16 @@
 //! The event envelope, decoded and validated into a domain [`Event`] at the edge.
 //!
-//! One path for every event: the strict JSON reader ([`crate::json`]) reads the whole
-//! document, the guard looks at every key, string and number of it, and only then is the
-//! envelope read and each `data` field converted to its declared kind — numbers from
-//! their exact text (an integer field takes integer notation only; a decimal field is
-//! fixed-point, never an `f64`), each within its per-event bounds.
+//! The same checks for every event: the strict JSON reader ([`crate::json`]) reads the
+//! whole document, the guard looks at every key, string and number of it, keys given
+//! twice are refused, and only then is the envelope read and each `data` field converted
+//! to its declared kind — numbers from their exact text (an integer field takes integer
+//! notation only; a decimal field is fixed-point, never an `f64`), each within its
+//! per-event bounds.
+//!
+//! An event of the usual shape (an envelope of strings, `data` an object of strings and
+//! numbers) is read into buffers on the stack instead of a tree, and checked there in the
+//! same order by the same code; anything else, and any event that fails a check, is
+//! decided again from the tree, which alone words the rejections.
 
 use std::borrow::Cow;
 use std::io::Write as _;
@@ -17,7 +23,7 @@ use crate::timestamp::Timestamp;
 
 mod data;
 
-use data::validate_data;
+use data::{validate_data, Given};
 
 /// Longest accepted `event_id`, `source` or `id` field, in characters.
 pub(crate) const MAX_ID_CHARS: usize = 128;
@@ -309,6 +315,62 @@ fn decode_with(schema: &Schema, raw: &[u8], domain: Domain) -> Result<Event, Rej
             ),
         )
     })?;
+    match decode_flat(schema, text, domain) {
+        Some(event) => Ok(event),
+        None => decode_tree(schema, text, domain),
+    }
+}
+
+/// The fast path of [`decode`] for an event of the usual shape (an envelope of strings,
+/// `data` an object of strings and numbers) that passes every check: read into buffers
+/// on the stack ([`json::parse_event`]), the guard run over every key, string and number
+/// of it, keys given twice looked for, then the same envelope and data checks as
+/// [`decode_tree`]. `None` as soon as anything is unusual or wrong: [`decode_tree`] then
+/// decides again from the whole document and says why, so both paths accept the same
+/// events, alike, and every rejection comes from one place.
+fn decode_flat(schema: &Schema, text: &str, domain: Domain) -> Option<Event> {
+    let mut members = [json::Pair::BLANK; json::EVENT_MEMBERS];
+    let mut data = [json::Pair::BLANK; json::DATA_MEMBERS];
+    let shape = json::parse_event(text, &mut members, &mut data)?;
+    let members = &members[..shape.members];
+    let data = &data[..shape.object_members];
+    // The guard over every key, string and number, as over the tree.
+    if members.iter().chain(data).any(guard::pair_holds) {
+        return None;
+    }
+    if first_repeat(members, |p| p.key).is_some() || first_repeat(data, |p| p.key).is_some() {
+        return None;
+    }
+    let mut env = Envelope::default();
+    for (i, m) in members.iter().enumerate() {
+        if m.key.escaped {
+            return None;
+        }
+        if shape.object_at == Some(i) {
+            if m.key.raw != "data" {
+                return None;
+            }
+            env.data = Data::Flat(data);
+            continue;
+        }
+        let json::Leaf::String(s) = &m.value else {
+            return None;
+        };
+        let slot = match m.key.raw {
+            "event_id" => &mut env.event_id,
+            "source" => &mut env.source,
+            "type" => &mut env.kind,
+            "occurred_at" => &mut env.occurred_at,
+            "voids" => &mut env.voids,
+            _ => return None,
+        };
+        *slot = Some(s.decoded());
+    }
+    validate(schema, env, domain, &mut Problems::default()).ok()
+}
+
+/// [`decode`] from the whole document's tree: any event, and every rejection.
+fn decode_tree(schema: &Schema, text: &str, domain: Domain) -> Result<Event, Rejection> {
     let doc = json::parse(text)
         .map_err(|e| Rejection::whole(Reason::NotJson, format!("not JSON: {e}")))?;
     if let Some(path) = guard::scan_json(&doc, false).first {
@@ -426,7 +488,7 @@ fn duplicate_key(doc: &Json<'_>) -> Option<String> {
                 Some(trail)
             }),
             Json::Object(members) => {
-                if let Some(i) = first_repeat(members) {
+                if let Some(i) = first_repeat(members, |m| m.key) {
                     return Some(vec![guard::Step::Key(members[i].key, i)]);
                 }
                 members.iter().enumerate().find_map(|(i, m)| {
@@ -445,8 +507,8 @@ fn duplicate_key(doc: &Json<'_>) -> Option<String> {
 }
 
 /// The position of the first key of an object that an earlier key already gave
-/// (compared as decoded: `"c\u006funt"` is `"count"`).
-fn first_repeat(members: &[json::Member<'_>]) -> Option<usize> {
+/// (compared as decoded: `"c\u006funt"` is `"count"`); `key` reads a member's key.
+fn first_repeat<'a, T>(members: &[T], key: impl Fn(&T) -> json::Str<'a>) -> Option<usize> {
     let same = |a: &json::Str<'_>, b: &json::Str<'_>| {
         if a.escaped || b.escaped {
             a.decoded() == b.decoded()
@@ -455,11 +517,13 @@ fn first_repeat(members: &[json::Member<'_>]) -> Option<usize> {
         }
     };
     if members.len() <= 16 {
-        return (1..members.len())
-            .find(|&i| members[..i].iter().any(|m| same(&m.key, &members[i].key)));
+        return (1..members.len()).find(|&i| {
+            let k = key(&members[i]);
+            members[..i].iter().any(|m| same(&key(m), &k))
+        });
     }
     let mut seen = std::collections::HashSet::with_capacity(members.len());
-    (0..members.len()).find(|&i| !seen.insert(members[i].key.decoded()))
+    (0..members.len()).find(|&i| !seen.insert(key(&members[i]).decoded()))
 }
 
 /// The envelope's fields as given, `data` as its members (borrowed, not copied).
@@ -469,11 +533,24 @@ struct Envelope<'a> {
     source: Option<Cow<'a, str>>,
     kind: Option<Cow<'a, str>>,
     occurred_at: Option<Cow<'a, str>>,
-    data: &'a [json::Member<'a>],
+    data: Data<'a>,
     voids: Option<Cow<'a, str>>,
     /// The keys given with the wrong JSON type (a problem already recorded, so not
     /// "missing" too): bits of [`Key`].
     broken: u8,
+}
+
+/// An event's `data` members, from the tree or from [`json::parse_event`]'s buffer.
+#[derive(Clone, Copy)]
+enum Data<'a> {
+    Tree(&'a [json::Member<'a>]),
+    Flat(&'a [json::Pair<'a>]),
+}
+
+impl Default for Data<'_> {
+    fn default() -> Self {
+        Data::Tree(&[])
+    }
 }
 
 /// The envelope's keys, as bits of [`Envelope::broken`].
@@ -511,7 +588,7 @@ fn envelope<'a>(
                     ))?;
                     continue;
                 };
-                env.data = data;
+                env.data = Data::Tree(data);
                 continue;
             }
             other => {
@@ -544,7 +621,12 @@ fn envelope<'a>(
 fn printable_id(v: &str) -> bool {
     let b = v.as_bytes();
     // One pass over the bytes: printable ASCII (0x20..0x7f) is the whole answer.
-    if b.len() <= MAX_ID_CHARS && b.iter().all(|c| (0x20..0x7f).contains(c)) {
+    // Counted rather than searched: a pass without an early exit runs on whole words.
+    let unprintable = b
+        .iter()
+        .map(|c| usize::from(!(0x20..0x7f).contains(c)))
+        .sum::<usize>();
+    if b.len() <= MAX_ID_CHARS && unprintable == 0 {
         true
     } else if v.is_ascii() {
         false
@@ -553,9 +635,18 @@ fn printable_id(v: &str) -> bool {
     }
 }
 
+/// Whether a text is empty or all white space (`str::trim` leaves nothing), decided at
+/// the first byte for the usual id that starts with a visible ASCII character.
+pub(crate) fn is_blank(v: &str) -> bool {
+    match v.as_bytes().first() {
+        Some(c) if c.is_ascii_graphic() => false,
+        _ => v.trim().is_empty(),
+    }
+}
+
 fn check_id(field: &str, v: Option<Cow<'_, str>>) -> Result<String, Rejection> {
     let v = v.ok_or_else(|| Rejection::at(Reason::MissingField, field, "required"))?;
-    if v.trim().is_empty() {
+    if is_blank(&v) {
         return Err(Rejection::at(Reason::EmptyId, field, "must not be empty"));
     }
     if !printable_id(&v) {
@@ -609,7 +700,17 @@ fn validate(
         None
     };
     let data = if usable(Key::Data) {
-        Some(validate_data(schema, ty, env.data, domain, p)?)
+        let data = match env.data {
+            Data::Tree(members) => {
+                let given = members.iter().map(|m| (m.key, Given::of(&m.value)));
+                validate_data(schema, ty, given, domain, p)?
+            }
+            Data::Flat(pairs) => {
+                let given = pairs.iter().map(|m| (m.key, Given::of_leaf(m.value)));
+                validate_data(schema, ty, given, domain, p)?
+            }
+        };
+        Some(data)
     } else {
         None
     };
@@ -1090,5 +1191,140 @@ mod tests {
         let r = reject(&raw);
         assert_eq!(problems(&r), [(Reason::PersonalNumber, Some("data.memo"))]);
         assert!(!r.to_string().contains("123456789018"), "{r}");
+    }
+
+    /// `decode` as it was before the flat path: the tree alone.
+    fn by_tree(s: &Schema, raw: &str) -> Result<Event, Rejection> {
+        decode_tree(s, raw, Domain::Edge)
+    }
+
+    #[test]
+    fn the_usual_event_is_read_without_a_tree_and_as_the_tree_reads_it() {
+        let s = schema();
+        for raw in [
+            event("cert", NOW, r#"{"channel":"konbini","count":3}"#),
+            event("cert", NOW, r#"{"channel":"counter"}"#),
+            event("cert", NOW, r#"{"ch\u0061nnel":"k\u006fnbini"}"#),
+            event("bpr", NOW, r#"{"hours":1.25e1}"#),
+            event("wide", NOW, r#"{"n":9000000000000000000}"#),
+            format!(
+                " {{ \"data\" : {{ \"count\" : 2 , \"channel\" : \"konbini\" }} ,\n\"occurred_at\":\"{NOW}\",\"type\":\"cert\",\"source\":\"s\\u0031\",\"event_id\":\"e\\\\1\"}}\t"
+            ),
+        ] {
+            let flat = decode_flat(&s, &raw, Domain::Edge);
+            assert!(flat.is_some(), "{raw}");
+            assert_eq!(flat.map(Ok), Some(by_tree(&s, &raw)), "{raw}");
+        }
+    }
+
+    #[test]
+    fn what_the_flat_reading_does_not_accept_the_tree_decides() {
+        let s = schema();
+        let pn = "123456789018";
+        for raw in [
+            // Refused for what the guard finds, in every place and notation.
+            event("cert", NOW, &format!(r#"{{"channel":"{pn}"}}"#)),
+            event(
+                "cert",
+                NOW,
+                r#"{"channel":"konbini","count":1.23456789018e11}"#,
+            ),
+            event("cert", NOW, &format!(r#"{{"channel":"konbini","{pn}":1}}"#)),
+            event("cert", NOW, r#"{"channel":"\u0031\u0032345678901\u0038"}"#),
+            format!(
+                r#"{{"event_id":"1234-5678-9018","source":"s","type":"cert","occurred_at":"{NOW}","data":{{"channel":"konbini"}}}}"#
+            ),
+            // Keys given twice, plainly or escaped.
+            event(
+                "cert",
+                NOW,
+                r#"{"channel":"konbini","count":1,"c\u006funt":2}"#,
+            ),
+            format!(
+                r#"{{"event_id":"a","event_id":"b","source":"s","type":"cert","occurred_at":"{NOW}","data":{{"channel":"konbini"}}}}"#
+            ),
+            format!(
+                r#"{{"event_id":"a","source":"s","type":"cert","occurred_at":"{NOW}","data":{{"channel":"konbini"}},"data":{{}}}}"#
+            ),
+            // Shapes it leaves to the tree, valid or not.
+            event("cert", NOW, r#"{"channel":"konbini","count":null}"#),
+            event("cert", NOW, r#"{"channel":["konbini"]}"#),
+            event("cert", NOW, r#"{"channel":{"a":1}}"#),
+            format!(
+                r#"{{"event_id":"a","source":"s","type":"cert","occurred_at":"{NOW}","d\u0061ta":{{"channel":"konbini"}}}}"#
+            ),
+            format!(
+                r#"{{"event_id":"a","source":"s","type":"cert","occurred_at":"{NOW}","other":{{"channel":"konbini"}}}}"#
+            ),
+            format!(
+                r#"{{"event_id":1,"source":"s","type":"cert","occurred_at":"{NOW}","data":{{"channel":"konbini"}}}}"#
+            ),
+            event(
+                "cert",
+                NOW,
+                &format!(
+                    "{{{}}}",
+                    (0..13)
+                        .map(|i| format!(r#""k{i}":1"#))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ),
+            // Not JSON, or not valid.
+            event("cert", NOW, r#"{"channel":"konbini","count":01}"#),
+            event(
+                "cert",
+                NOW,
+                r#"{"channel":"kon
+bini"}"#,
+            ),
+            format!("{} x", event("cert", NOW, r#"{"channel":"konbini"}"#)),
+            event("cert", NOW, r#"{"channel":"fax","count":0}"#),
+            event("cert", "2001-01-01T00:00:00Z", r#"{"channel":"konbini"}"#),
+            event("nope", NOW, r#"{"channel":"konbini"}"#),
+        ] {
+            let flat = decode_flat(&s, &raw, Domain::Edge);
+            let tree = by_tree(&s, &raw);
+            match flat {
+                Some(e) => assert_eq!(Ok(e), tree, "{raw}"),
+                None => assert_eq!(decode(&s, raw.as_bytes()), tree, "{raw}"),
+            }
+        }
+        // The ones the guard refuses are refused as before.
+        let r = reject(&event(
+            "cert",
+            NOW,
+            r#"{"channel":"konbini","count":1.23456789018e11}"#,
+        ));
+        assert_eq!(at(&r), (Reason::PersonalNumber, Some("data.count")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_flat_reading_accepts_only_what_the_tree_accepts_alike(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(r#""event_id":"e-1""#.to_owned()),
+                    proptest::strategy::Just(r#""source":"s""#.to_owned()),
+                    proptest::strategy::Just(r#""type":"cert""#.to_owned()),
+                    proptest::strategy::Just(format!(r#""occurred_at":"{NOW}""#)),
+                    proptest::strategy::Just(r#""data":{"channel":"konbini","count":2}"#.to_owned()),
+                    proptest::strategy::Just(r#""data":{"channel":"counter"}"#.to_owned()),
+                    proptest::strategy::Just(r#""data":{"channel":"konbini","count":1234567890180e-1}"#.to_owned()),
+                    "\"[a-z_]{1,12}\":\"[ -~]{0,16}\"",
+                    "\"[a-z_]{1,12}\":[0-9.e-]{1,14}",
+                ],
+                0..8,
+            ),
+            junk in "[ ,:{}\\[\\]\"\\\\0-9a-z]{0,3}",
+        ) {
+            let s = schema();
+            let raw = format!("{{{}}}{junk}", parts.join(","));
+            let tree = by_tree(&s, &raw);
+            if let Some(e) = decode_flat(&s, &raw, Domain::Edge) {
+                proptest::prop_assert_eq!(Ok(e), tree.clone(), "{}", raw);
+            }
+            proptest::prop_assert_eq!(decode(&s, raw.as_bytes()), tree, "{}", raw);
+        }
     }
 }

@@ -132,17 +132,47 @@ struct Group {
 /// only a digit run of exactly 12, or three runs of exactly four joined by single `-` or
 /// spaces, can be one. Other text needs at least 12 bytes that are ASCII digits or
 /// start a full-width character (every digit, plain, full-width or escaped, has one).
+///
+/// The count is taken first, as it is the cheaper pass (and most strings of an event —
+/// types, sources, enum values — hold no digit at all): a text with fewer than 12 such
+/// bytes cannot hold the run of 12 digits, or three of four, that the byte pass looks for.
 fn may_hold(text: &str) -> bool {
     let b = text.as_bytes();
     if b.len() < 12 {
         return false;
     }
-    ascii_candidate(b).unwrap_or_else(|| {
-        b.iter()
-            .filter(|c| c.is_ascii_digit() || **c == 0xEF)
-            .nth(11)
-            .is_some()
-    })
+    // Fewer than 12 bytes that are ASCII digits or start a full-width character: no
+    // digit run of 12, or three of four, in any form (most strings of an event — types,
+    // sources, enum values — hold no digit at all).
+    digitish(b) >= 12 && ascii_candidate(b).unwrap_or(true)
+}
+
+/// How many bytes of `b` are ASCII digits or 0xEF (the first byte of every full-width
+/// digit), eight at a time: each byte is flagged exactly (no carry crosses a byte).
+fn digitish(b: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = b.chunks_exact(8);
+    let mut n = 0usize;
+    for word in words.by_ref() {
+        let Ok(bytes) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let w = u64::from_le_bytes(bytes);
+        // A digit: w ^ 0x30 below 10 (its high bit clear, its low seven bits < 10).
+        let t = w ^ (ONES * 0x30);
+        let digit = !((t | HIGH).wrapping_sub(ONES * 10)) & !t & HIGH;
+        // 0xEF: w ^ 0xEF is a zero byte.
+        let u = w ^ (ONES * 0xEF);
+        let ef = !(((u & LOW7).wrapping_add(LOW7)) | u) & HIGH;
+        n += (digit | ef).count_ones() as usize;
+    }
+    n + words
+        .remainder()
+        .iter()
+        .filter(|c| c.is_ascii_digit() || **c == 0xEF)
+        .count()
 }
 
 /// How [`ascii_candidate`] reads a byte: plain ASCII that is no digit, a digit, or a
@@ -172,43 +202,37 @@ const BYTE_CLASS: [u8; 256] = {
 /// the shapes [`scan_runs`] then checks for a valid check digit. `None` when the text
 /// is not plain ASCII without backslashes (then only a full scan can tell).
 fn ascii_candidate(b: &[u8]) -> Option<bool> {
-    // Lengths of the two runs before the current one in a chain of joined runs.
-    let (mut before, mut last) = (0usize, 0usize);
+    // Lengths of the two runs before the current one in a chain of joined runs, and of
+    // the current run of digits. One pass, a byte at a time.
+    let (mut before, mut last, mut run) = (0usize, 0usize, 0usize);
+    let shape = |run: usize, last: usize, before: usize| {
+        run == 12 || (run == 4 && last == 4 && before == 4)
+    };
     let mut i = 0;
-    while i < b.len() {
-        // Skip to the next digit in one tight loop (most bytes are letters).
-        let rest = &b[i..];
-        let skip = rest
-            .iter()
-            .position(|c| BYTE_CLASS[usize::from(*c)] != PLAIN)
-            .unwrap_or(rest.len());
-        if skip > 0 {
-            (before, last) = (0, 0);
-            i += skip;
+    while let Some(&c) = b.get(i) {
+        i += 1;
+        let class = BYTE_CLASS[usize::from(c)];
+        if class == DIGIT {
+            run += 1;
             continue;
         }
-        if BYTE_CLASS[usize::from(b[i])] == OPAQUE {
+        if run > 0 {
+            if shape(run, last, before) {
+                return Some(true);
+            }
+            let joined = matches!(c, b'-' | b' ') && b.get(i).is_some_and(u8::is_ascii_digit);
+            (before, last) = if joined { (last, run) } else { (0, 0) };
+            run = 0;
+            if joined {
+                continue;
+            }
+        }
+        if class == OPAQUE {
             return None;
         }
-        let start = i;
-        i += b[i..]
-            .iter()
-            .position(|c| !c.is_ascii_digit())
-            .unwrap_or(b.len() - i);
-        let len = i - start;
-        if len == 12 || (len == 4 && last == 4 && before == 4) {
-            return Some(true);
-        }
-        let joined =
-            matches!(b.get(i), Some(b'-' | b' ')) && b.get(i + 1).is_some_and(u8::is_ascii_digit);
-        if joined {
-            (before, last) = (last, len);
-            i += 1;
-        } else {
-            (before, last) = (0, 0);
-        }
+        (before, last) = (0, 0);
     }
-    Some(false)
+    Some(shape(run, last, before))
 }
 
 /// The byte ranges of the digits of every personal number in `text` (JSON escapes read
@@ -385,6 +409,18 @@ pub fn scan_json(doc: &Json<'_>, all: bool) -> Findings {
     Findings { first, ranges }
 }
 
+/// Whether the guard finds a personal number in a key or a value that
+/// [`json::parse_event`] read: what [`scan_json`] decides for that member of the tree
+/// (the members of an object value are checked on their own).
+pub(crate) fn pair_holds(p: &json::Pair<'_>) -> bool {
+    !find_in_str(&p.key).is_empty()
+        || match &p.value {
+            json::Leaf::String(s) => !find_in_str(s).is_empty(),
+            json::Leaf::Number(n) => number_holds(n),
+            json::Leaf::Object => false,
+        }
+}
+
 /// One step of the way to a value, innermost first: a key with its position in its
 /// object, or an array index. Kept as found, named only when a path is needed.
 #[derive(Clone, Copy, Debug)]
@@ -421,6 +457,11 @@ pub fn path_of(trail: &[Step<'_>]) -> String {
 /// reading finds cannot be placed exactly in the raw text: every digit of the string
 /// is masked then.
 fn find_in_str(s: &json::Str<'_>) -> Vec<Range<usize>> {
+    // Twelve digits take at least twelve bytes, as written and decoded alike (a decoded
+    // value is never longer than its raw text): most keys and values are shorter.
+    if s.raw.len() < 12 {
+        return Vec::new();
+    }
     let found: Vec<Range<usize>> = find(s.raw)
         .into_iter()
         .map(|r| r.start + s.start..r.end + s.start)
@@ -836,6 +877,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn digit_bytes_are_counted_exactly_a_word_at_a_time(b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let slow = b.iter().filter(|c| c.is_ascii_digit() || **c == 0xEF).count();
+            prop_assert_eq!(digitish(&b), slow);
+        }
+
         #[test]
         fn the_byte_prefilter_never_hides_what_the_scan_finds(text in runs()) {
             let mut hits = Vec::new();

@@ -94,10 +94,16 @@ impl<'a> Json<'a> {
 
 impl<'a> Str<'a> {
     /// The string's value, escapes resolved (borrowed when it has none).
+    #[inline]
     pub fn decoded(&self) -> Cow<'a, str> {
         if !self.escaped {
             return Cow::Borrowed(self.raw);
         }
+        Cow::Owned(self.unescaped())
+    }
+
+    /// The value of a string with escapes.
+    fn unescaped(&self) -> String {
         let mut out = String::with_capacity(self.raw.len());
         let b = self.raw.as_bytes();
         let mut i = 0;
@@ -114,7 +120,7 @@ impl<'a> Str<'a> {
             plain = i;
         }
         out.push_str(&self.raw[plain..]);
-        Cow::Owned(out)
+        out
     }
 
     /// The byte range of the string's content in the document.
@@ -358,6 +364,111 @@ pub fn parse(text: &str) -> Result<Json<'_>, SyntaxError> {
     Ok(v)
 }
 
+/// A value [`parse_event`] reads: a string, a number, or (in the envelope) the one
+/// object, whose members are read apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leaf<'a> {
+    String(Str<'a>),
+    Number(Number<'a>),
+    Object,
+}
+
+/// One `key: value` [`parse_event`] reads (plain data: buffers of them cost nothing to
+/// fill or drop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pair<'a> {
+    pub key: Str<'a>,
+    pub value: Leaf<'a>,
+}
+
+impl Pair<'static> {
+    /// A buffer's filler.
+    pub(crate) const BLANK: Self = Pair {
+        key: Str {
+            raw: "",
+            start: 0,
+            escaped: false,
+        },
+        value: Leaf::Object,
+    };
+}
+
+/// Most members of an event's envelope [`parse_event`] reads.
+pub(crate) const EVENT_MEMBERS: usize = 8;
+/// Most members of an event's `data` object [`parse_event`] reads.
+pub(crate) const DATA_MEMBERS: usize = 12;
+
+/// An event read by [`parse_event`]: the envelope's members and those of its one
+/// object-valued member, each in the buffers it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EventShape {
+    /// How many envelope members were read.
+    pub members: usize,
+    /// Which envelope member holds an object ([`Leaf::Object`]), if one does.
+    pub object_at: Option<usize>,
+    /// How many members that object has.
+    pub object_members: usize,
+}
+
+/// Reads the shape nearly every event has — one object whose values are strings, and at
+/// most one object of strings and numbers — into fixed buffers, without building a tree
+/// (nothing is allocated). `None` when the text has any other shape (arrays, literals,
+/// deeper nesting, more members than the buffers hold, a number in the envelope) or is
+/// not JSON: [`parse`] then reads it in full. Every token is read by the same code as
+/// [`parse`]'s, so what this accepts, [`parse`] accepts with the same members.
+pub(crate) fn parse_event<'a>(
+    text: &'a str,
+    members: &mut [Pair<'a>; EVENT_MEMBERS],
+    object: &mut [Pair<'a>; DATA_MEMBERS],
+) -> Option<EventShape> {
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let mut shape = EventShape {
+        members: 0,
+        object_at: None,
+        object_members: 0,
+    };
+    p.ws();
+    if p.peek() != Some(b'{') {
+        return None;
+    }
+    p.i += 1;
+    p.ws();
+    if p.peek() == Some(b'}') {
+        p.i += 1;
+    } else {
+        loop {
+            let key = p.key()?;
+            let value = match p.peek() {
+                Some(b'"') => Leaf::String(p.string().ok()?),
+                Some(b'{') if shape.object_at.is_none() => {
+                    p.i += 1;
+                    shape.object_at = Some(shape.members);
+                    shape.object_members = p.scalar_members(object)?;
+                    Leaf::Object
+                }
+                _ => return None,
+            };
+            *members.get_mut(shape.members)? = Pair { key, value };
+            shape.members += 1;
+            p.ws();
+            match p.peek() {
+                Some(b',') => p.i += 1,
+                Some(b'}') => {
+                    p.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    p.ws();
+    (p.i == p.b.len()).then_some(shape)
+}
+
 /// The byte ranges of the elements of a top-level array (`[e0, e1, …]`), each checked to
 /// be well-formed JSON, without building them: how a JSON-array body is cut into events.
 pub fn array_elements(text: &str) -> Result<Vec<Range<usize>>, SyntaxError> {
@@ -411,6 +522,39 @@ const STRING_STOP: [bool; 256] = {
     t[b'\\' as usize] = true;
     t
 };
+
+/// Where the run of string bytes that need no attention (not `"`, `\\` or a control
+/// character) starting at `b[i]` ends: most of an event is plain string content.
+///
+/// Eight bytes at a time: a word's bytes are tested at once for `"`, `\\` and bytes
+/// below 0x20 (the usual bit tricks; the lowest flagged byte is always a true one, as a
+/// borrow only carries upwards), the last few byte by byte.
+#[inline]
+fn plain_run(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(word) = b.get(i..i + 8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let w = u64::from_le_bytes(bytes);
+        let stop = has_zero(w ^ (ONES * u64::from(b'"')))
+            | has_zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(c) = b.get(i) {
+        if STRING_STOP[usize::from(*c)] {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
 
 struct Parser<'a> {
     s: &'a str,
@@ -499,6 +643,53 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A key and its colon, with the whitespace around them ([`parse_event`]'s
+    /// reading; `None` where [`Parser::object`] would report an error).
+    fn key(&mut self) -> Option<Str<'a>> {
+        self.ws();
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let key = self.string().ok()?;
+        self.ws();
+        if self.peek() != Some(b':') {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        Some(key)
+    }
+
+    /// The members of an object whose values are all strings or numbers, after its `{`,
+    /// into `out`; their count. `None` for any other object (or one too long for `out`).
+    fn scalar_members<const N: usize>(&mut self, out: &mut [Pair<'a>; N]) -> Option<usize> {
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Some(0);
+        }
+        let mut n = 0;
+        loop {
+            let key = self.key()?;
+            let value = match self.peek() {
+                Some(b'"') => Leaf::String(self.string().ok()?),
+                Some(b'-' | b'0'..=b'9') => Leaf::Number(self.number().ok()?),
+                _ => return None,
+            };
+            *out.get_mut(n)? = Pair { key, value };
+            n += 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Some(n);
+                }
+                _ => return None,
+            }
+        }
+    }
+
     fn array(&mut self, depth: usize) -> Result<Json<'a>, SyntaxError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nested deeper than 64 levels"));
@@ -575,47 +766,46 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline]
     fn string(&mut self) -> Result<Str<'a>, SyntaxError> {
-        self.i += 1;
-        let start = self.i;
+        let b = self.b;
+        let start = self.i + 1;
+        let mut i = start;
         let mut escaped = false;
         loop {
-            self.plain_run();
-            match self.peek() {
-                None => return Err(self.err("unterminated string")),
+            i = plain_run(b, i);
+            match b.get(i) {
                 Some(b'"') => break,
                 Some(b'\\') => {
                     escaped = true;
-                    match unescape(self.b, self.i) {
-                        Some((_, len)) => self.i += len,
+                    match unescape(b, i) {
+                        Some((_, len)) => i += len,
                         None => {
+                            self.i = i;
                             return Err(self.err(
                                 "invalid escape in a string (or a lone surrogate in a \\u escape)",
-                            ))
+                            ));
                         }
                     }
                 }
-                Some(0..=0x1f) => return Err(self.err("control character in a string (escape it)")),
-                Some(_) => self.i += 1,
+                None => {
+                    self.i = i;
+                    return Err(self.err("unterminated string"));
+                }
+                // `plain_run` stops at nothing else: a control character.
+                Some(_) => {
+                    self.i = i;
+                    return Err(self.err("control character in a string (escape it)"));
+                }
             }
         }
-        let raw = &self.s[start..self.i];
-        self.i += 1;
+        let raw = &self.s[start..i];
+        self.i = i + 1;
         Ok(Str {
             raw,
             start,
             escaped,
         })
-    }
-
-    /// Skips the bytes of a string that need no attention (not `"`, `\\` or a control
-    /// character) in one tight loop: most of an event is plain string content.
-    fn plain_run(&mut self) {
-        let rest = self.b.get(self.i..).unwrap_or_default();
-        self.i += rest
-            .iter()
-            .position(|c| STRING_STOP[usize::from(*c)])
-            .unwrap_or(rest.len());
     }
 
     fn number(&mut self) -> Result<Number<'a>, SyntaxError> {
@@ -794,5 +984,84 @@ mod tests {
         assert!(num("1e999999999").canonical_runs_of(12).is_empty());
         assert!(num("1e-999999999").canonical_runs_of(12).is_empty());
         assert!(num("42").canonical_runs_of(12).is_empty());
+    }
+
+    #[test]
+    fn a_string_ends_at_its_first_quote_backslash_or_control_character_wherever_it_lies() {
+        // String bodies are scanned eight bytes at a time: put each stop at every offset
+        // of a word, and near the end of the text.
+        for len in 0..20 {
+            let body = "a".repeat(len);
+            for tail in ["", " ", "        ", "       x"] {
+                let text = format!("\"{body}\"{tail}");
+                let Ok(Json::String(s)) = parse(text.trim_end_matches('x')) else {
+                    panic!("{text:?}")
+                };
+                assert_eq!(s.raw, body);
+                let escaped = format!("\"{body}\\n{body}\"{tail}");
+                let Ok(Json::String(s)) = parse(escaped.trim_end_matches('x')) else {
+                    panic!("{escaped:?}")
+                };
+                assert!(s.escaped && s.raw.len() == 2 * len + 2);
+                for ctl in ['\u{0}', '\u{1f}', '\n'] {
+                    let bad = format!("\"{body}{ctl}{body}\"{tail}");
+                    let e = parse(bad.trim_end_matches('x')).unwrap_err();
+                    assert_eq!(e.offset, 1 + len, "{bad:?}");
+                }
+            }
+            let bytes_above = format!("\"{body}\u{7f}é\u{ff}\"");
+            assert!(parse(&bytes_above).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_event_shape_is_read_as_the_tree_reads_it_and_nothing_else() {
+        let mut m = [Pair::BLANK; EVENT_MEMBERS];
+        let mut d = [Pair::BLANK; DATA_MEMBERS];
+        let text = r#" {"a":"x\u0031","data":{"n":-2.5e3,"s":"y"},"b":""} "#;
+        let shape = parse_event(text, &mut m, &mut d).unwrap();
+        assert_eq!(
+            shape,
+            EventShape {
+                members: 3,
+                object_at: Some(1),
+                object_members: 2
+            }
+        );
+        let Json::Object(tree) = parse(text).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m[0].value,
+            Leaf::String(match tree[0].value {
+                Json::String(s) => s,
+                _ => panic!(),
+            })
+        );
+        assert_eq!(d[0].key.raw, "n");
+        let Leaf::Number(n) = d[0].value else {
+            panic!()
+        };
+        assert_eq!(&text[n.span()], "-2.5e3");
+        for other in [
+            "[]",
+            "{\"a\":1}",
+            "{\"a\":true}",
+            "{\"a\":{\"b\":{}}}",
+            "{\"a\":{\"b\":[1]}}",
+            "{\"a\":{},\"b\":{}}",
+            "{\"a\":\"x\"} x",
+            "{\"a\":\"x\",}",
+            "{\"a\":{\"b\":01}}",
+            "{\"a\":\"\\x\"}",
+        ] {
+            assert_eq!(parse_event(other, &mut m, &mut d), None, "{other}");
+        }
+        let many: Vec<String> = (0..=DATA_MEMBERS)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect();
+        let text = format!("{{\"data\":{{{}}}}}", many.join(","));
+        assert!(parse(&text).is_ok());
+        assert_eq!(parse_event(&text, &mut m, &mut d), None);
     }
 }

@@ -10,10 +10,10 @@ use crate::schema::{EventType, FieldKind, Schema};
 /// The data fields of an event of type `ty`: each converted, defaults filled in, stages
 /// and cross-field rules checked, every problem recorded in `p` (the values are then
 /// meaningless).
-pub(super) fn validate_data(
+pub(super) fn validate_data<'a>(
     schema: &Schema,
     ty: &EventType,
-    data: &[json::Member<'_>],
+    data: impl Iterator<Item = (json::Str<'a>, Given<'a>)>,
     domain: Domain,
     p: &mut Problems,
 ) -> Result<Vec<Value>, Stop> {
@@ -21,8 +21,8 @@ pub(super) fn validate_data(
     // are unique: a key given twice was refused before), another "given but refused".
     let mut values = vec![Value::Absent; ty.fields.len()];
     let (mut given, mut refused): (u128, u128) = (0, 0);
-    for (position, member) in data.iter().enumerate() {
-        let (key, value) = (member.key.decoded(), &member.value);
+    for (position, (key, value)) in data.enumerate() {
+        let key = key.decoded();
         let Some(ix) = ty.field(&key) else {
             p.add(unknown_field(ty, &key, position))?;
             continue;
@@ -159,29 +159,67 @@ fn shown_number(text: &str) -> String {
 /// Why a value is refused, and the message (the caller adds the field's path).
 type Refusal = (Reason, String);
 
+/// A data field's value as [`convert`] reads it: a string, a number, or what else it is.
+#[derive(Clone, Copy)]
+pub(super) enum Given<'a> {
+    String(json::Str<'a>),
+    Number(json::Number<'a>),
+    /// Another kind of value: its name for a message ("an object", "null", …).
+    Other(&'static str),
+}
+
+impl<'a> Given<'a> {
+    /// A value of the document's tree.
+    pub(super) fn of(v: &Json<'a>) -> Self {
+        match v {
+            Json::String(s) => Given::String(*s),
+            Json::Number(n) => Given::Number(*n),
+            other => Given::Other(other.kind_name()),
+        }
+    }
+
+    /// A value [`json::parse_event`] read.
+    pub(super) fn of_leaf(v: json::Leaf<'a>) -> Self {
+        match v {
+            json::Leaf::String(s) => Given::String(s),
+            json::Leaf::Number(n) => Given::Number(n),
+            json::Leaf::Object => Given::Other("an object"),
+        }
+    }
+
+    /// What kind of value it is, for messages ([`Json::kind_name`]).
+    fn kind_name(&self) -> &'static str {
+        match self {
+            Given::String(_) => "a string",
+            Given::Number(n) => Json::Number(*n).kind_name(),
+            Given::Other(kind) => kind,
+        }
+    }
+}
+
 /// A JSON value of a data field as the field's kind says, within its bounds (at the edge).
-fn convert(kind: &FieldKind, v: &Json<'_>, domain: Domain) -> Result<Value, Refusal> {
+fn convert(kind: &FieldKind, v: Given<'_>, domain: Domain) -> Result<Value, Refusal> {
     match kind {
         FieldKind::Int { min, max } => {
-            let Json::Number(n) = v else {
+            let Given::Number(n) = v else {
                 return Err(wrong("an integer", v));
             };
-            convert_int(n, bounded(domain, *min, *max)).map(Value::Int)
+            convert_int(&n, bounded(domain, *min, *max)).map(Value::Int)
         }
         FieldKind::Decimal { scale, min, max } => {
-            let Json::Number(n) = v else {
+            let Given::Number(n) = v else {
                 return Err(wrong("a number", v));
             };
-            convert_decimal(n, *scale, bounded(domain, *min, *max)).map(Value::Fixed)
+            convert_decimal(&n, *scale, bounded(domain, *min, *max)).map(Value::Fixed)
         }
         FieldKind::Enum { values } => {
-            let Json::String(s) = v else {
+            let Given::String(s) = v else {
                 return Err(wrong("a string", v));
             };
             convert_enum(&s.decoded(), values)
         }
         FieldKind::Id | FieldKind::Stage { .. } => {
-            let Json::String(s) = v else {
+            let Given::String(s) = v else {
                 return Err(wrong("a string", v));
             };
             convert_id(&s.decoded())
@@ -198,7 +236,7 @@ fn bounded(domain: Domain, min: i64, max: i64) -> (i64, i64) {
     }
 }
 
-fn wrong(expected: &str, v: &Json<'_>) -> Refusal {
+fn wrong(expected: &str, v: Given<'_>) -> Refusal {
     (
         Reason::WrongType,
         format!("expected {expected}, got {}", v.kind_name()),
@@ -236,13 +274,38 @@ fn convert_int(n: &json::Number<'_>, bounds: (i64, i64)) -> Result<i64, Refusal>
                 .to_owned(),
         ));
     }
-    // Integer notation has no fraction: only the magnitude can fail.
-    let value = match n.decimal().scaled(0) {
-        Ok(x) => x,
-        Err(_) if n.text.starts_with('-') => i128::MIN,
-        Err(_) => i128::MAX,
+    // Integer notation has no fraction: only the magnitude can fail. A count of up to
+    // 18 digits (nearly every one) is read directly, exactly as the decimal reads it.
+    let value = match small_int(n.text) {
+        Some(x) => x,
+        None => match n.decimal().scaled(0) {
+            Ok(x) => x,
+            Err(_) if n.text.starts_with('-') => i128::MIN,
+            Err(_) => i128::MAX,
+        },
     };
     within(value, n.text, bounds, &|x| x.to_string())
+}
+
+/// An integer written as an optional `-` and at most 18 digits (its value then fits an
+/// `i64` whatever the digits); `None` for any other text.
+fn small_int(text: &str) -> Option<i128> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for c in digits.bytes() {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+    }
+    Some(i128::from(if negative { -v } else { v }))
 }
 
 fn convert_decimal(n: &json::Number<'_>, scale: u32, bounds: (i64, i64)) -> Result<i64, Refusal> {
@@ -275,7 +338,7 @@ fn convert_enum(s: &str, values: &[String]) -> Result<Value, Refusal> {
 }
 
 fn convert_id(s: &str) -> Result<Value, Refusal> {
-    if s.trim().is_empty() {
+    if super::is_blank(s) {
         return Err((Reason::EmptyId, "must not be empty".to_owned()));
     }
     if !printable_id(s) {
@@ -285,4 +348,29 @@ fn convert_id(s: &str) -> Result<Value, Refusal> {
         ));
     }
     Ok(Value::Id(s.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_integer_is_read_directly_as_the_decimal_reads_it() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-42",
+            "1000000000",
+            "999999999999999999",
+            "-999999999999999999",
+        ] {
+            let exact = json::Decimal::of(text).scaled(0);
+            assert_eq!(small_int(text).ok_or(()), exact.map_err(drop), "{text}");
+        }
+        // Longer, or not an integer: left to the decimal.
+        for text in ["1000000000000000000", "-", "", "1.5", "1e3", "+1", "1-"] {
+            assert_eq!(small_int(text), None, "{text}");
+        }
+    }
 }
