@@ -82,7 +82,7 @@ pub struct Ledger {
     /// Flow amounts per (measure, day).
     pub flows: PerDay<i128>,
     /// Distinct values per (measure, year), with how many live events carry each.
-    pub distinct: HashMap<(MeasureId, FiscalYear), HashMap<Box<str>, i64, Hasher>, Hasher>,
+    pub distinct: HashMap<(MeasureId, FiscalYear), DistinctSet, Hasher>,
     /// The sizes of distinct sets whose values a store keeps instead of `distinct` (a
     /// replay's: its sets can hold millions of values, see `replay.rs`). Read by
     /// [`Ledger::distinct_count`] for a key that `distinct` has no set for; the live
@@ -100,6 +100,9 @@ pub struct Ledger {
 /// foldhash (seeded per process, so no crafted values flood it) is several times
 /// cheaper than std's SipHash on these short keys.
 pub type Hasher = foldhash::fast::RandomState;
+
+/// The values of a distinct measure in a year, with how many live events carry each.
+pub type DistinctSet = HashMap<Box<str>, i64, Hasher>;
 
 /// A map per (measure, day), as flows and levels keep their days: ordered by
 /// (measure, day) like a `BTreeMap` of those keys, with the same methods its readers use.
