@@ -16,7 +16,7 @@ use mieruka_ingest::{Event, Reason, Rejection, Status, Timestamp};
 
 use crate::figures::{figures, Figure};
 use crate::fiscal::Day;
-use crate::ledger::{effects, Effect, Ledger};
+use crate::ledger::{effects_into, Effect, Ledger};
 use crate::plan::{MeasureId, Plan};
 
 /// An accepted event as the log keeps it.
@@ -61,18 +61,29 @@ pub fn deltas_since<L: EventLog + ?Sized>(
     day: Day,
     at: Timestamp,
 ) -> i128 {
-    log.events_on(day)
+    let mut effs = Vec::new();
+    let mut sum = 0;
+    // Every effect of an event is at its `occurred_at`: earlier events are skipped
+    // before their effects are worked out.
+    for e in log
+        .events_on(day)
         .into_iter()
-        .flat_map(|e| effects(plan, e))
-        .map(|eff| match eff {
-            Effect::Delta {
-                measure: m,
-                at: t,
-                amount,
-            } if m == measure && t >= at => amount,
-            _ => 0,
-        })
-        .sum()
+        .filter(|e| e.occurred_at >= at)
+    {
+        effs.clear();
+        effects_into(plan, e, &mut effs);
+        for eff in &effs {
+            if let Effect::Delta {
+                measure: m, amount, ..
+            } = eff
+            {
+                if *m == measure {
+                    sum += amount;
+                }
+            }
+        }
+    }
+    sum
 }
 
 /// Folds one validated event into the ledger and the log; reports its fate.
@@ -89,6 +100,9 @@ pub fn fold<L: EventLog + ?Sized>(
 /// own, or the original's for a void) and handing a rejected event back (it is not
 /// logged; the caller keeps it with the rejection), or a duplicate (the caller counts
 /// it for the measures its body feeds).
+///
+/// The effects are appended to `touched` (and worked from there), so a caller that
+/// reuses one buffer allocates nothing per event for them.
 pub fn fold_tracked<L: EventLog + ?Sized>(
     plan: &Plan,
     ledger: &mut Ledger,
@@ -115,15 +129,16 @@ pub fn fold_tracked<L: EventLog + ?Sized>(
         return fold_void(plan, ledger, log, event, fingerprint, touched);
     }
     let voided = log.has_pending_void(&event.source, &event.id) && !not_voidable(plan, &event);
-    let effs = effects(plan, &event);
-    ledger.touch(plan, &effs, event.occurred_at);
+    let start = touched.len();
+    effects_into(plan, &event, touched);
+    let effs = &touched[start..];
+    ledger.touch(plan, effs, event.occurred_at);
     if !voided {
-        for eff in &effs {
+        for eff in effs {
             ledger.apply(eff, 1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
         }
     }
     let moves_a_level = effs.iter().any(|e| matches!(e, Effect::Delta { .. }));
-    touched.extend(effs);
     log.insert_with(
         LogEntry {
             fingerprint,
@@ -166,11 +181,11 @@ fn fold_void<L: EventLog + ?Sized>(
             return (reject_void(&event, &message), Some(event));
         }
         Some(original) if !original.voided => {
-            let effs = effects(plan, &original.event);
-            for eff in &effs {
+            let start = touched.len();
+            effects_into(plan, &original.event, touched);
+            for eff in &touched[start..] {
                 ledger.apply(eff, -1, &mut |m, d, t| deltas_since(plan, log, m, d, t));
             }
-            touched.extend(effs);
             log.set_voided(&event.source, &target);
         }
         Some(_) => {}
@@ -219,53 +234,94 @@ fn reject_void(event: &Event, message: &str) -> Status {
     )
 }
 
-/// A logged event as the key of its source's map: its `event_id`, borrowed from the
-/// shared event rather than copied (a batch logs tens of thousands).
-#[derive(Clone, Debug)]
-struct IdOf(Arc<Event>);
+/// The key of a logged event: its source and its `event_id`.
+///
+/// The log's map is keyed by [`Logged`] (which borrows both from the shared event) and
+/// looked up by `(&str, &str)`: both borrow as `dyn LogKey`, which hashes and compares
+/// alike for either, so a lookup builds no key and copies no string.
+trait LogKey {
+    fn source(&self) -> &str;
+    fn id(&self) -> &str;
+}
 
-impl Borrow<str> for IdOf {
-    fn borrow(&self) -> &str {
+impl LogKey for (&str, &str) {
+    fn source(&self) -> &str {
+        self.0
+    }
+    fn id(&self) -> &str {
+        self.1
+    }
+}
+
+// Only the id is hashed (one short string per lookup, not two): the few sources that
+// share an id are told apart by `eq`.
+impl Hash for dyn LogKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+impl PartialEq for dyn LogKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id() && self.source() == other.source()
+    }
+}
+
+impl Eq for dyn LogKey + '_ {}
+
+/// A logged event as the key of the log's map: its source and `event_id`, borrowed
+/// from the shared event rather than copied (a batch logs tens of thousands).
+#[derive(Clone, Debug)]
+struct Logged(Arc<Event>);
+
+impl LogKey for Logged {
+    fn source(&self) -> &str {
+        &self.0.source
+    }
+    fn id(&self) -> &str {
         &self.0.id
     }
 }
 
-// Hashes and compares as the `str` it borrows, as `Borrow` requires.
-impl Hash for IdOf {
+impl<'a> Borrow<dyn LogKey + 'a> for Logged {
+    fn borrow(&self) -> &(dyn LogKey + 'a) {
+        self
+    }
+}
+
+// Hashes and compares as the `dyn LogKey` it borrows, as `Borrow` requires.
+impl Hash for Logged {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.id.as_str().hash(state);
+        (self as &dyn LogKey).hash(state);
     }
 }
 
-impl PartialEq for IdOf {
+impl PartialEq for Logged {
     fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
+        (self as &dyn LogKey) == (other as &dyn LogKey)
     }
 }
 
-impl Eq for IdOf {}
+impl Eq for Logged {}
 
 /// An event log held in memory: for tests, benchmarks and a batch's view of the store.
 ///
-/// Keyed source → id so lookups take `&str` without building a key.
+/// One map keyed (source, id), hashed once per lookup.
 #[derive(Default, Debug, Clone)]
 pub struct MemoryLog {
     // foldhash: seeded per process (no hash flooding from crafted ids) and several
     // times faster than SipHash on short keys, which these lookups are per event.
-    entries: HashMap<String, HashMap<IdOf, LogEntry, RandomState>, RandomState>,
+    entries: HashMap<Logged, LogEntry, RandomState>,
     pending: HashMap<String, HashSet<String, RandomState>, RandomState>,
     /// Events with level deltas, by day: what a late snapshot needs.
     by_day: HashMap<Day, Vec<Arc<Event>>, RandomState>,
-    /// Initial capacity of each source's map.
-    capacity_hint: usize,
 }
 
 impl MemoryLog {
-    /// A log sized for about `events` events spread over a few sources (each source's
-    /// map starts at a quarter of it and grows as needed).
+    /// A log sized for about `events` events, so it does not rehash while they arrive.
     pub fn with_capacity(events: usize) -> Self {
         MemoryLog {
-            capacity_hint: events / 4,
+            entries: HashMap::with_capacity_and_hasher(events, RandomState::default()),
             ..MemoryLog::default()
         }
     }
@@ -278,20 +334,17 @@ impl MemoryLog {
                 .or_default()
                 .push(entry.event.clone());
         }
-        let source = entry.event.source.as_str();
-        let ids = match self.entries.get_mut(source) {
-            Some(ids) => ids,
-            None => self.entries.entry(source.to_owned()).or_insert_with(|| {
-                HashMap::with_capacity_and_hasher(self.capacity_hint, RandomState::default())
-            }),
-        };
-        ids.insert(IdOf(entry.event.clone()), entry);
+        self.entries.insert(Logged(entry.event.clone()), entry);
+    }
+
+    fn entry_mut(&mut self, source: &str, id: &str) -> Option<&mut LogEntry> {
+        self.entries.get_mut(&(source, id) as &dyn LogKey)
     }
 }
 
 impl EventLog for MemoryLog {
     fn get(&self, source: &str, id: &str) -> Option<&LogEntry> {
-        self.entries.get(source)?.get(id)
+        self.entries.get(&(source, id) as &dyn LogKey)
     }
 
     fn has_pending_void(&self, source: &str, id: &str) -> bool {
@@ -309,7 +362,7 @@ impl EventLog for MemoryLog {
     }
 
     fn set_voided(&mut self, source: &str, id: &str) {
-        if let Some(e) = self.entries.get_mut(source).and_then(|ids| ids.get_mut(id)) {
+        if let Some(e) = self.entry_mut(source, id) {
             e.voided = true;
         }
     }
@@ -469,6 +522,8 @@ pub struct Engine<'p> {
     plan: &'p Plan,
     ledger: Ledger,
     log: MemoryLog,
+    /// The effects of the event being folded: one buffer for every event.
+    scratch: Vec<Effect>,
 }
 
 impl<'p> Engine<'p> {
@@ -478,6 +533,7 @@ impl<'p> Engine<'p> {
             plan,
             ledger: Ledger::default(),
             log: MemoryLog::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -488,12 +544,21 @@ impl<'p> Engine<'p> {
             plan,
             ledger: Ledger::default(),
             log: MemoryLog::with_capacity(events),
+            scratch: Vec::new(),
         }
     }
 
     /// Folds one event.
     pub fn apply(&mut self, event: impl Into<Arc<Event>>) -> Status {
-        fold(self.plan, &mut self.ledger, &mut self.log, event)
+        self.scratch.clear();
+        fold_tracked(
+            self.plan,
+            &mut self.ledger,
+            &mut self.log,
+            event.into(),
+            &mut self.scratch,
+        )
+        .0
     }
 
     /// Folds many events.
@@ -509,5 +574,43 @@ impl<'p> Engine<'p> {
     /// Every KPI's figures for every exported year, at `now`.
     pub fn figures(&self, now: Timestamp) -> Vec<Figure> {
         figures(self.plan, &self.ledger, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mieruka_ingest::decode;
+
+    fn entry(plan: &Plan, source: &str, id: &str) -> LogEntry {
+        let line = format!(
+            r#"{{"event_id":"{id}","source":"{source}","type":"paper.purchased","occurred_at":"2026-05-01T10:00:00+09:00","data":{{"size":"A4","sheets":10}}}}"#
+        );
+        let event = decode(&plan.schema, line.as_bytes()).unwrap_or_else(|r| panic!("{r:?}"));
+        LogEntry {
+            fingerprint: event.fingerprint(&plan.schema),
+            event: Arc::new(event),
+            voided: false,
+        }
+    }
+
+    /// The log's map hashes the id alone: one id in two sources is still two events,
+    /// each found, voided and told apart by its own source.
+    #[test]
+    fn one_event_id_in_two_sources_is_two_log_entries() {
+        let plan = Plan::ome().unwrap_or_else(|e| panic!("{e}"));
+        let mut log = MemoryLog::with_capacity(4);
+        log.insert(entry(&plan, "procurement", "e-1"));
+        assert!(log.get("procurement", "e-1").is_some());
+        assert!(log.get("docmgmt", "e-1").is_none());
+        log.insert(entry(&plan, "docmgmt", "e-1"));
+        log.set_voided("docmgmt", "e-1");
+        let of = |s: &str| {
+            log.get(s, "e-1")
+                .map(|e| (e.event.source.clone(), e.voided))
+        };
+        assert_eq!(of("procurement"), Some(("procurement".into(), false)));
+        assert_eq!(of("docmgmt"), Some(("docmgmt".into(), true)));
+        assert!(log.get("procurement", "e-2").is_none());
     }
 }

@@ -10,6 +10,8 @@
 //! falsify a figure by wrapping or panicking. Counts of events stay i64.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::{Bound, RangeBounds};
 
 use mieruka_ingest::{Event, Timestamp, Value};
 
@@ -80,7 +82,7 @@ pub struct Ledger {
     /// Flow amounts per (measure, day).
     pub flows: PerDay<i128>,
     /// Distinct values per (measure, year), with how many live events carry each.
-    pub distinct: HashMap<(MeasureId, FiscalYear), HashMap<Box<str>, i64>>,
+    pub distinct: HashMap<(MeasureId, FiscalYear), DistinctSet, Hasher>,
     /// The sizes of distinct sets whose values a store keeps instead of `distinct` (a
     /// replay's: its sets can hold millions of values, see `replay.rs`). Read by
     /// [`Ledger::distinct_count`] for a key that `distinct` has no set for; the live
@@ -91,11 +93,210 @@ pub struct Ledger {
     /// Milestone stages reached per (kpi, day, stage), with how many live events say so.
     pub stages: BTreeMap<(KpiId, Day, u16), i64>,
     /// The latest `occurred_at` behind each measure and each milestone KPI.
-    pub as_of: HashMap<AsOf, Timestamp>,
+    pub as_of: HashMap<AsOf, Timestamp, Hasher>,
 }
 
-/// A map per (measure, day), as flows and levels keep their days.
-pub type PerDay<V> = BTreeMap<(MeasureId, Day), V>;
+/// The hasher of the ledger's maps, which the fold looks up once or more per event:
+/// foldhash (seeded per process, so no crafted values flood it) is several times
+/// cheaper than std's SipHash on these short keys.
+pub type Hasher = foldhash::fast::RandomState;
+
+/// The values of a distinct measure in a year, with how many live events carry each.
+pub type DistinctSet = HashMap<Box<str>, i64, Hasher>;
+
+/// A map per (measure, day), as flows and levels keep their days: ordered by
+/// (measure, day) like a `BTreeMap` of those keys, with the same methods its readers use.
+///
+/// The fold touches one of these once or more per event, so it is laid out for that:
+/// one vector per measure (indexed by `MeasureId`), its days sorted, so a lookup is an
+/// index, then a comparison with the latest day (where most events land) or else a
+/// binary search. Each entry keeps its whole key so iteration lends `&(MeasureId, Day)`
+/// as a `BTreeMap` does.
+#[derive(Clone)]
+pub struct PerDay<V> {
+    /// Per measure: its days, in order.
+    measures: Vec<Vec<((MeasureId, Day), V)>>,
+    /// Entries in all.
+    len: usize,
+}
+
+impl<V> Default for PerDay<V> {
+    fn default() -> Self {
+        PerDay {
+            measures: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+/// Where `d` is (`Ok`) or would go (`Err`) in a measure's sorted days.
+fn find<V>(days: &[((MeasureId, Day), V)], d: Day) -> Result<usize, usize> {
+    match days.last() {
+        None => Err(0),
+        Some(((_, last), _)) if *last == d => Ok(days.len() - 1),
+        Some(((_, last), _)) if *last < d => Err(days.len()),
+        Some(_) => days.binary_search_by(|((_, x), _)| x.cmp(&d)),
+    }
+}
+
+impl<V> PerDay<V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn days(&self, m: MeasureId) -> &[((MeasureId, Day), V)] {
+        self.measures.get(m.0).map_or(&[], Vec::as_slice)
+    }
+
+    /// A measure's days, made room for (measure ids are indices of the plan's measures).
+    fn days_mut(&mut self, m: MeasureId) -> &mut Vec<((MeasureId, Day), V)> {
+        if self.measures.len() <= m.0 {
+            self.measures.resize_with(m.0 + 1, Vec::new);
+        }
+        &mut self.measures[m.0]
+    }
+
+    /// The value of a key.
+    pub fn get(&self, key: &(MeasureId, Day)) -> Option<&V> {
+        let days = self.days(key.0);
+        find(days, key.1).ok().map(|i| &days[i].1)
+    }
+
+    /// The value of a key, to change.
+    pub fn get_mut(&mut self, key: &(MeasureId, Day)) -> Option<&mut V> {
+        let days = self.measures.get_mut(key.0 .0)?;
+        let i = find(days, key.1).ok()?;
+        Some(&mut days[i].1)
+    }
+
+    /// Whether a key has a value.
+    pub fn contains_key(&self, key: &(MeasureId, Day)) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets a key's value; returns the one it replaces.
+    pub fn insert(&mut self, key: (MeasureId, Day), value: V) -> Option<V> {
+        let days = self.days_mut(key.0);
+        match find(days, key.1) {
+            Ok(i) => Some(std::mem::replace(&mut days[i].1, value)),
+            Err(i) => {
+                days.insert(i, (key, value));
+                self.len += 1;
+                None
+            }
+        }
+    }
+
+    /// Removes a key; returns its value.
+    pub fn remove(&mut self, key: &(MeasureId, Day)) -> Option<V> {
+        let days = self.measures.get_mut(key.0 .0)?;
+        let i = find(days, key.1).ok()?;
+        self.len -= 1;
+        Some(days.remove(i).1)
+    }
+
+    /// A key's value, set to the default first if it has none (`entry(key).or_default()`).
+    pub fn get_or_default(&mut self, key: (MeasureId, Day)) -> &mut V
+    where
+        V: Default,
+    {
+        let days = self.days_mut(key.0);
+        let i = match find(days, key.1) {
+            Ok(i) => i,
+            Err(i) => {
+                days.insert(i, (key, V::default()));
+                self.len += 1;
+                i
+            }
+        };
+        &mut self.measures[key.0 .0][i].1
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no key.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&(MeasureId, Day), &V)> {
+        self.measures.iter().flatten().map(|(k, v)| (k, v))
+    }
+
+    /// Every key, in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &(MeasureId, Day)> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    /// Every value, in key order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// The keys and values within `range`, in key order (empty for an empty range, where
+    /// a `BTreeMap` would panic).
+    pub fn range<R: RangeBounds<(MeasureId, Day)>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = (&(MeasureId, Day), &V)> {
+        let lo = range.start_bound().cloned();
+        let hi = range.end_bound().cloned();
+        let first = match lo {
+            Bound::Included((m, _)) | Bound::Excluded((m, _)) => m.0,
+            Bound::Unbounded => 0,
+        };
+        let end = match hi {
+            Bound::Included((m, _)) | Bound::Excluded((m, _)) => m.0.saturating_add(1),
+            Bound::Unbounded => usize::MAX,
+        }
+        .min(self.measures.len());
+        self.measures[first.min(end)..end]
+            .iter()
+            .flat_map(move |days| {
+                let from = match lo {
+                    Bound::Included(k) => days.partition_point(|(x, _)| *x < k),
+                    Bound::Excluded(k) => days.partition_point(|(x, _)| *x <= k),
+                    Bound::Unbounded => 0,
+                };
+                let to = match hi {
+                    Bound::Included(k) => days.partition_point(|(x, _)| *x <= k),
+                    Bound::Excluded(k) => days.partition_point(|(x, _)| *x < k),
+                    Bound::Unbounded => days.len(),
+                };
+                &days[from..to.max(from)]
+            })
+            .map(|(k, v)| (k, v))
+    }
+}
+
+impl<V: PartialEq> PartialEq for PerDay<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl<V: Eq> Eq for PerDay<V> {}
+
+impl<V: fmt::Debug> fmt::Debug for PerDay<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V> FromIterator<((MeasureId, Day), V)> for PerDay<V> {
+    fn from_iter<I: IntoIterator<Item = ((MeasureId, Day), V)>>(iter: I) -> Self {
+        let mut map = PerDay::new();
+        for (k, v) in iter {
+            map.insert(k, v);
+        }
+        map
+    }
+}
 
 /// What an `as_of` time stands behind: a measure, or a milestone KPI (whose stages are
 /// no measure). Measures and KPIs are counted apart, so each has its own variant.
@@ -129,6 +330,13 @@ impl AsOf {
 /// The contributions of an event, per the plan's routes.
 pub fn effects(plan: &Plan, event: &Event) -> Vec<Effect> {
     let mut out = Vec::new();
+    effects_into(plan, event, &mut out);
+    out
+}
+
+/// [`effects`], appended to `out`: the fold reuses one buffer instead of allocating a
+/// vector per event.
+pub fn effects_into(plan: &Plan, event: &Event, out: &mut Vec<Effect>) {
     let at = event.occurred_at;
     for route in &plan.routes[usize::from(event.type_id.0)] {
         let passes = route.filter.iter().all(|(ix, allowed)| {
@@ -195,7 +403,6 @@ pub fn effects(plan: &Plan, event: &Event) -> Vec<Effect> {
             }
         }
     }
-    out
 }
 
 /// The measure (or milestone KPI) an effect touches.
@@ -249,7 +456,7 @@ impl Ledger {
 
     /// Adds a signed amount to a flow's day; a day back at zero is dropped.
     fn apply_flow(&mut self, key: (MeasureId, Day), signed: i128) {
-        let v = self.flows.entry(key).or_default();
+        let v = self.flows.get_or_default(key);
         *v += signed;
         if *v == 0 {
             self.flows.remove(&key);
@@ -259,7 +466,11 @@ impl Ledger {
     /// Counts a value of a distinct measure once more (or once less).
     fn apply_distinct(&mut self, key: (MeasureId, FiscalYear), value: &str, sign: i64) {
         let set = self.distinct.entry(key).or_default();
-        let n = set.entry(value.into()).or_default();
+        // A value seen before is found by `&str`: no key is built for it.
+        let n = match set.get_mut(value) {
+            Some(n) => n,
+            None => set.entry(value.into()).or_default(),
+        };
         *n += sign;
         if *n <= 0 {
             set.remove(value);
@@ -272,7 +483,7 @@ impl Ledger {
     /// Moves a level's day by a signed delta, and the day's snapshot if it is not later.
     fn apply_delta(&mut self, measure: MeasureId, at: Timestamp, signed: i128) {
         let key = (measure, Day::of(at));
-        let day = self.levels.entry(key).or_default();
+        let day = self.levels.get_or_default(key);
         day.delta += signed;
         if let Some(s) = day.snapshot.as_mut().filter(|s| at >= s.at) {
             s.after += signed;
@@ -296,7 +507,7 @@ impl Ledger {
     ) {
         // Snapshots are never voided (docs/architecture.md), so only sign +1 arrives here.
         let d = Day::of(at);
-        let day = self.levels.entry((measure, d)).or_default();
+        let day = self.levels.get_or_default((measure, d));
         if at == d.start() && day.opening.as_ref().is_none_or(|(oid, _)| **oid < *id) {
             day.opening = Some((id.into(), value));
         }
@@ -306,7 +517,7 @@ impl Ledger {
             .is_none_or(|s| (s.at, &*s.id) < (at, id));
         if newer {
             let after = deltas_since(measure, d, at);
-            let day = self.levels.entry((measure, d)).or_default();
+            let day = self.levels.get_or_default((measure, d));
             day.snapshot = Some(Snapshot {
                 at,
                 id: id.into(),
@@ -435,5 +646,81 @@ mod tests {
         }
         assert_eq!(AsOf::from_key(&plan, "m:no_such_measure"), None);
         assert_eq!(AsOf::from_key(&plan, "x:whatever"), None);
+    }
+
+    /// One operation on a per-day map, as the fold and the store's readers do them.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(usize, i32, i64),
+        Remove(usize, i32),
+        Add(usize, i32, i64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        // Few measures and days, so keys repeat, land before, between and after others.
+        let key = (0usize..4, -3i32..12);
+        prop_oneof![
+            (key.clone(), -2i64..3).prop_map(|((m, d), v)| Op::Insert(m, d, v)),
+            key.clone().prop_map(|(m, d)| Op::Remove(m, d)),
+            (key, -2i64..3).prop_map(|((m, d), v)| Op::Add(m, d, v)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// `PerDay` answers every reader exactly as the `BTreeMap` it replaces would:
+        /// the same values, order, ranges (forwards and backwards), length and equality.
+        #[test]
+        fn a_per_day_map_behaves_as_a_btree_map_of_its_keys(
+            ops in proptest::collection::vec(op(), 0..80),
+            (m1, d1, m2, d2) in (0usize..5, -4i32..13, 0usize..5, -4i32..13),
+        ) {
+            let mut fast: PerDay<i64> = PerDay::new();
+            let mut model: BTreeMap<(MeasureId, Day), i64> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(m, d, v) => {
+                        let k = (MeasureId(m), Day(d));
+                        proptest::prop_assert_eq!(fast.insert(k, v), model.insert(k, v));
+                    }
+                    Op::Remove(m, d) => {
+                        let k = (MeasureId(m), Day(d));
+                        proptest::prop_assert_eq!(fast.remove(&k), model.remove(&k));
+                    }
+                    Op::Add(m, d, v) => {
+                        let k = (MeasureId(m), Day(d));
+                        *fast.get_or_default(k) += v;
+                        *model.entry(k).or_default() += v;
+                        if model[&k] == 0 {
+                            fast.remove(&k);
+                            model.remove(&k);
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(fast.len(), model.len());
+            proptest::prop_assert_eq!(fast.is_empty(), model.is_empty());
+            proptest::prop_assert!(fast.iter().eq(model.iter()));
+            proptest::prop_assert_eq!(format!("{fast:?}"), format!("{model:?}"));
+            let (a, b) = ((MeasureId(m1), Day(d1)), (MeasureId(m2), Day(d2)));
+            for m in 0..5 {
+                for d in -4..13 {
+                    let k = (MeasureId(m), Day(d));
+                    proptest::prop_assert_eq!(fast.get(&k), model.get(&k));
+                }
+            }
+            if a <= b {
+                proptest::prop_assert!(fast.range(a..=b).eq(model.range(a..=b)));
+                proptest::prop_assert!(fast.range(a..=b).rev().eq(model.range(a..=b).rev()));
+                proptest::prop_assert!(fast.range(a..b).eq(model.range(a..b)));
+                proptest::prop_assert!(fast.range(..=b).eq(model.range(..=b)));
+                proptest::prop_assert!(fast.range(a..).rev().eq(model.range(a..).rev()));
+            } else {
+                proptest::prop_assert_eq!(fast.range(a..=b).count(), 0);
+            }
+            // Equality does not depend on a measure's days having been emptied.
+            let rebuilt: PerDay<i64> = model.iter().map(|(k, v)| (*k, *v)).collect();
+            proptest::prop_assert_eq!(&rebuilt, &fast);
+        }
     }
 }
