@@ -24,11 +24,12 @@ pub(super) struct Pending {
     pub(super) partition: i32,
     pub(super) offset: i64,
     pub(super) epoch: u64,
+    /// The message's key, for the dead-letter topic; `None` without one.
     pub(super) key: Option<Vec<u8>>,
     /// Shared with the transaction that commits it (no copy of the event per attempt).
     pub(super) item: Arc<Item>,
     /// The message's bytes as read, for the dead-letter topic if the event is refused
-    /// (the store may refuse a valid one at commit).
+    /// (the store may refuse a valid one at commit); empty without a dead-letter topic.
     pub(super) raw: Vec<u8>,
     pub(super) dead_lettered: bool,
 }

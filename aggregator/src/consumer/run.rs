@@ -234,7 +234,10 @@ impl Aggregator {
                 self.probe_silent();
                 None
             }
-            Some(Ok(m)) => accept(&self.consumer, &self.schema, &self.topics, &m),
+            Some(Ok(m)) => {
+                let dead_letters = self.dead_letter.is_some();
+                accept(&self.consumer, &self.schema, &self.topics, &m, dead_letters)
+            }
             Some(Err(KafkaError::PartitionEOF(_))) => None,
             Some(Err(e)) => {
                 let quiet = self
@@ -274,9 +277,10 @@ fn accept(
     schema: &Schema,
     topics: &[SourceTopic],
     m: &BorrowedMessage<'_>,
+    dead_letters: bool,
 ) -> Option<Pending> {
     let epoch = partition::admit(consumer, m.topic(), m.partition(), m.offset())?;
-    Some(source::pending(schema, topics, m, epoch))
+    Some(source::pending(schema, topics, m, epoch, dead_letters))
 }
 
 /// The consumer's librdkafka settings: the group's, offsets kept by the store (never

@@ -87,12 +87,14 @@ fn read_item(schema: &Schema, allow: Option<&TopicAllow>, raw: &[u8], position: 
 }
 
 /// A message of `topics`, admitted under assignment `epoch`, decoded into what waits for
-/// its batch.
+/// its batch. Its key and bytes are kept only for a dead-letter topic (`dead_letters`):
+/// without one nothing reads them, and copying them was an allocation per message.
 pub(super) fn pending(
     schema: &Schema,
     topics: &[SourceTopic],
     m: &BorrowedMessage<'_>,
     epoch: u64,
+    dead_letters: bool,
 ) -> Pending {
     let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
     let raw = m.payload().unwrap_or(&[]);
@@ -112,9 +114,13 @@ pub(super) fn pending(
         partition,
         offset,
         epoch,
-        key: m.key().map(<[u8]>::to_vec),
+        key: m.key().filter(|_| dead_letters).map(<[u8]>::to_vec),
         item: Arc::new(item),
-        raw: raw.to_vec(),
+        raw: if dead_letters {
+            raw.to_vec()
+        } else {
+            Vec::new()
+        },
         dead_lettered: false,
     }
 }

@@ -260,6 +260,8 @@ pub struct PgStore {
     careful: AtomicU32,
     /// What the plan's measures mean: checked by every batch against the store's.
     prints: PlanPrints,
+    /// The event types whose batches fold once (see [`Additive`]).
+    additive: Additive,
 }
 
 /// How a batch learns which of its own keys are logged already.
@@ -299,6 +301,7 @@ impl PgStore {
             check_plan(&pool, &prints).await?;
         }
         let (ids, level_types) = (Ids::new(&plan), level_types(&plan));
+        let additive = Additive::of(&plan);
         Ok(Self {
             pool,
             plan,
@@ -306,6 +309,7 @@ impl PgStore {
             level_types,
             careful: AtomicU32::new(0),
             prints,
+            additive,
         })
     }
 
@@ -561,7 +565,16 @@ impl PgStore {
         //    alone, never on the aggregates: decide it on a copy of the overlay and write
         //    it before any aggregate row is locked, so that replicas and parallel commits
         //    overlap their heaviest work and hold the shared rows only briefly.
-        let decided = Decided::of(plan, &overlay, items);
+        // A batch whose events can only add to flows, distinct sets and stages is folded
+        // once: its fold on an empty ledger is added to the locked rows in step 5 (see
+        // [`Additive`]). Any other folds again on the locked rows, from a copy of the
+        // overlay as prefetched.
+        let additive = self.additive.all(items);
+        let mut decided = if additive {
+            Decided::of(plan, std::mem::take(&mut overlay), items, true)
+        } else {
+            Decided::of(plan, overlay.clone(), items, false)
+        };
         let t_decided = t0.elapsed();
         decided
             .log
@@ -571,20 +584,29 @@ impl PgStore {
         let t_log = t0.elapsed();
         // 4. Lock every aggregate row the batch moves (as the log step's fold found them:
         //    the fold below decides alike), and read it.
-        let keys = Keys::of(decided.moved);
+        let keys = decided.keys(additive);
         let mut ledger = self.lock(&mut tx, &keys).await?;
-        // 4b. The days of the batch's snapshots, read under the lock of their level days.
-        overlay
-            .prefetch_days(&mut tx, plan, items, &self.level_types)
-            .await?;
-        let t_read = t0.elapsed();
-        // 5. Fold into the aggregates, exactly as the SQLite store does; the log's
-        //    decisions come out as they were written in step 3.
-        fold_as_decided(plan, &mut ledger, &mut overlay, items, &decided.statuses)?;
-        if !overlay.logged_alike(&decided.log) {
-            return Err(TxError::Fail(PgError::Inconsistent(
-                "the fold logged other events than the log step wrote".to_owned(),
-            )));
+        let t_read;
+        if additive {
+            t_read = t0.elapsed();
+            // 5. The batch's fold, added to the locked rows: what folding it on them
+            //    gives (see [`Additive`]).
+            add_batch(&mut ledger, &decided.scratch)?;
+        } else {
+            // 4b. The days of the batch's snapshots, read under the lock of their level
+            //     days.
+            overlay
+                .prefetch_days(&mut tx, plan, items, &self.level_types)
+                .await?;
+            t_read = t0.elapsed();
+            // 5. Fold into the aggregates, exactly as the SQLite store does; the log's
+            //    decisions come out as they were written in step 3.
+            fold_as_decided(plan, &mut ledger, &mut overlay, items, &decided.statuses)?;
+            if !overlay.logged_alike(&decided.log) {
+                return Err(TxError::Fail(PgError::Inconsistent(
+                    "the fold logged other events than the log step wrote".to_owned(),
+                )));
+            }
         }
         debug_assert!(
             keys.covers(&ledger),
@@ -858,6 +880,9 @@ impl Store for PgStore {
 /// aggregate rows the batch moves.
 struct Decided {
     log: BatchLog,
+    /// The batch folded on an empty ledger: what [`add_batch`] adds to the locked rows
+    /// of a batch of [`Additive`] events.
+    scratch: Ledger,
     statuses: Vec<Status>,
     rejected: Vec<RejectedItem>,
     moved: Vec<Effect>,
@@ -866,16 +891,24 @@ struct Decided {
 }
 
 impl Decided {
-    fn of(plan: &Plan, overlay: &BatchLog, items: &[&Item]) -> Self {
+    /// Folds `items` on `log` (the overlay as prefetched, or a copy of it).
+    ///
+    /// The rows an [`Additive`] batch moves are those its fold left something in (a
+    /// flow whose amounts cancel out stays as it was): the effects are not collected
+    /// one by one.
+    fn of(plan: &Plan, log: BatchLog, items: &[&Item], additive: bool) -> Self {
         let mut decided = Decided {
-            log: overlay.clone(),
+            log,
+            scratch: Ledger::default(),
             statuses: Vec::with_capacity(items.len()),
             rejected: Vec::new(),
             moved: Vec::new(),
             duplicates: DuplicateCounts::default(),
         };
-        let mut scratch = Ledger::default();
         for &item in items {
+            if additive {
+                decided.moved.clear();
+            }
             let (status, raw) = match &item.outcome {
                 Err(r) => (
                     Status::Rejected(r.clone()),
@@ -884,7 +917,7 @@ impl Decided {
                 Ok(event) => {
                     let (status, returned) = fold_tracked(
                         plan,
-                        &mut scratch,
+                        &mut decided.scratch,
                         &mut decided.log,
                         event.clone(),
                         &mut decided.moved,
@@ -892,7 +925,13 @@ impl Decided {
                     if let (Status::Duplicate, Some(event)) = (&status, returned) {
                         decided.duplicates.add(plan, &event);
                     }
-                    (status, event.canonical_json(&plan.schema))
+                    // The canonical text is kept for a refusal only: most events are
+                    // accepted, and writing it out for each was over a third of this pass.
+                    let raw = match &status {
+                        Status::Rejected(_) => event.canonical_json(&plan.schema),
+                        _ => String::new(),
+                    };
+                    (status, raw)
                 }
             };
             if let Status::Rejected(r) = &status {
@@ -907,6 +946,101 @@ impl Decided {
         }
         decided
     }
+
+    /// The aggregate rows the batch moves.
+    fn keys(&mut self, additive: bool) -> Keys {
+        if additive {
+            Keys::all(&self.scratch)
+        } else {
+            Keys::of(std::mem::take(&mut self.moved))
+        }
+    }
+}
+
+/// The event types that can only add to flows, distinct sets and milestone stages: no
+/// route of theirs moves or resets a level, and they are not voids (a void retracts its
+/// original, and may move a level).
+///
+/// A batch of such events is folded once, on an empty ledger, before any aggregate row is
+/// locked (step 3), and that fold is then added to the locked rows ([`add_batch`])
+/// instead of folding the batch again on them. Both give the same rows: without
+/// retractions every count only grows (a distinct value's, a stage's), so adding up
+/// never meets the removal of a count at zero; flows are sums whatever their sign; an
+/// `as_of` is the latest time seen. Levels are not additive (a snapshot records the
+/// deltas logged after it on its day, read from the log as it stands), so a batch with
+/// any event that could move one is folded twice, as before.
+struct Additive(Vec<bool>);
+
+impl Additive {
+    fn of(plan: &Plan) -> Self {
+        let types = plan.schema.types();
+        Additive(
+            (0..types.len())
+                .map(|t| {
+                    let routes = plan.routes.get(t).map_or(&[][..], Vec::as_slice);
+                    !types[t].voids
+                        && routes.iter().all(|r| {
+                            !matches!(r.op, Op::Reset | Op::Sub)
+                                && plan.measures[r.measure].kind != MeasureKind::Level
+                        })
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether every decoded event of `items` is of an additive type.
+    fn all(&self, items: &[&Item]) -> bool {
+        items.iter().all(|i| match &i.outcome {
+            Ok(e) => self.0.get(usize::from(e.type_id.0)) == Some(&true),
+            Err(_) => true,
+        })
+    }
+}
+
+/// Step 5 of an attempt of an [`Additive`] batch: adds `batch` (its fold on an empty
+/// ledger) to the locked rows, through the ledger's own `apply`, each key once with
+/// the batch's total.
+fn add_batch(ledger: &mut Ledger, batch: &Ledger) -> Result<(), TxError> {
+    if !batch.levels.is_empty() || !batch.distinct_counts.is_empty() {
+        return Err(TxError::Fail(PgError::Inconsistent(
+            "a batch of additive events moved a level".to_owned(),
+        )));
+    }
+    // Never called: no flow, distinct value or stage reads the log.
+    let mut no_deltas = |_, _, _| 0;
+    for (&(measure, day), &amount) in &batch.flows {
+        ledger.apply(
+            &Effect::Flow {
+                measure,
+                day,
+                amount,
+            },
+            1,
+            &mut no_deltas,
+        );
+    }
+    for (&(measure, year), values) in &batch.distinct {
+        for (value, &count) in values {
+            let value = value.clone();
+            ledger.apply(
+                &Effect::Distinct {
+                    measure,
+                    year,
+                    value,
+                },
+                count,
+                &mut no_deltas,
+            );
+        }
+    }
+    for (&(kpi, day, stage), &count) in &batch.stages {
+        ledger.apply(&Effect::Stage { kpi, day, stage }, count, &mut no_deltas);
+    }
+    for (&key, &at) in &batch.as_of {
+        let slot = ledger.as_of.entry(key).or_insert(at);
+        *slot = (*slot).max(at);
+    }
+    Ok(())
 }
 
 /// Step 5 of an attempt: folds the batch into the locked rows; each event's fate must be
@@ -1035,4 +1169,124 @@ async fn check_plan(pool: &PgPool, prints: &PlanPrints) -> Result<(), PgError> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use mieruka_ingest::Event;
+
+    use crate::engine::EventLog;
+
+    use super::*;
+
+    fn event(plan: &Plan, id: &str, source: &str, ty: &str, data: &str) -> Arc<Event> {
+        let body = format!(
+            r#"{{"event_id":"{id}","source":"{source}","type":"{ty}","occurred_at":"2026-05-01T10:00:00+09:00","data":{data}}}"#
+        );
+        let event = mieruka_ingest::decode_logged(&plan.schema, body.as_bytes())
+            .unwrap_or_else(|e| panic!("{body}: {e:?}"));
+        Arc::new(event)
+    }
+
+    fn type_ix(plan: &Plan, name: &str) -> usize {
+        plan.schema
+            .types()
+            .iter()
+            .position(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no type {name}"))
+    }
+
+    /// A batch of additive events folded once on an empty ledger and added to the locked
+    /// rows leaves them as folding the batch on them does: flows, distinct values and
+    /// stages already there or new, duplicates, and an event voided on arrival.
+    #[test]
+    fn an_additive_batch_added_to_the_locked_rows_is_what_folding_it_on_them_gives() {
+        let plan = Plan::ome().unwrap_or_else(|e| panic!("the Ome plan: {e:?}"));
+        let cert = |id: &str, channel: &str, count: u32| {
+            let data =
+                format!(r#"{{"channel":"{channel}","certificate":"juminhyo","count":{count}}}"#);
+            event(&plan, id, "konbini", "certificate.issued", &data)
+        };
+        let staff = |id: &str, who: &str| {
+            let data = format!(r#"{{"staff":"{who}"}}"#);
+            event(&plan, id, "hr", "telework.day", &data)
+        };
+        let stage = |id: &str, stage: &str| {
+            let data = format!(r#"{{"kpi":"library_card_with_mynumber","stage":"{stage}"}}"#);
+            event(&plan, id, "dx", "milestone.reached", &data)
+        };
+        let earlier = [
+            cert("c-1", "konbini", 2),
+            cert("c-2", "mail", 1),
+            staff("t-1", "stf-a"),
+            stage("m-1", "not_introduced"),
+        ];
+        let batch = [
+            cert("c-3", "konbini", 1),
+            cert("c-1", "konbini", 2), // a re-send of a logged event
+            cert("c-4", "online", 5),
+            cert("c-4", "online", 5),  // a re-send within the batch
+            cert("c-5", "konbini", 7), // voided before it arrived
+            staff("t-2", "stf-a"),
+            staff("t-3", "stf-b"),
+            stage("m-2", "not_introduced"),
+            stage("m-3", "preparing_and_introducing"),
+        ];
+        let additive = Additive::of(&plan);
+        for e in earlier.iter().chain(&batch) {
+            assert!(additive.0[usize::from(e.type_id.0)], "{}", e.id);
+        }
+        let (mut locked, mut log) = (Ledger::default(), MemoryLog::default());
+        for e in &earlier {
+            fold(&plan, &mut locked, &mut log, e.clone());
+        }
+        log.add_pending_void("konbini", "c-5");
+
+        let (mut folded, mut folded_log) = (locked.clone(), log.clone());
+        let (mut scratch, mut scratch_log) = (Ledger::default(), log);
+        for e in &batch {
+            let twice = fold(&plan, &mut folded, &mut folded_log, e.clone());
+            assert_eq!(
+                fold(&plan, &mut scratch, &mut scratch_log, e.clone()),
+                twice
+            );
+        }
+        let mut added = locked.clone();
+        assert!(add_batch(&mut added, &scratch).is_ok());
+        assert_ne!(added, locked, "the batch moved the rows");
+        assert_eq!(added, folded);
+    }
+
+    /// Voids, and the types that move or reset a level, are folded twice.
+    #[test]
+    fn voids_and_level_events_are_not_additive() {
+        let plan = Plan::ome().unwrap_or_else(|e| panic!("the Ome plan: {e:?}"));
+        let additive = Additive::of(&plan);
+        for ty in [
+            "event.voided",
+            "mynumber_card.issued",
+            "mynumber_card.surrendered",
+            "mynumber_card.holders_snapshot",
+            "population.snapshot",
+        ] {
+            assert!(!additive.0[type_ix(&plan, ty)], "{ty}");
+        }
+        for ty in [
+            "certificate.issued",
+            "application.submitted",
+            "telework.day",
+        ] {
+            assert!(additive.0[type_ix(&plan, ty)], "{ty}");
+        }
+        // A level in the scratch ledger is refused, not added.
+        let mut levels = Ledger::default();
+        levels.levels.insert(
+            (crate::plan::MeasureId(0), crate::fiscal::Day(0)),
+            crate::ledger::LevelDay {
+                delta: 1,
+                ..Default::default()
+            },
+        );
+        assert!(add_batch(&mut Ledger::default(), &levels).is_err());
+    }
 }
