@@ -1008,7 +1008,7 @@ fn add_batch(ledger: &mut Ledger, batch: &Ledger) -> Result<(), TxError> {
     }
     // Never called: no flow, distinct value or stage reads the log.
     let mut no_deltas = |_, _, _| 0;
-    for (&(measure, day), &amount) in &batch.flows {
+    for (&(measure, day), &amount) in batch.flows.iter() {
         ledger.apply(
             &Effect::Flow {
                 measure,
