@@ -141,9 +141,6 @@ fn may_hold(text: &str) -> bool {
     if b.len() < 12 {
         return false;
     }
-    // Fewer than 12 bytes that are ASCII digits or start a full-width character: no
-    // digit run of 12, or three of four, in any form (most strings of an event — types,
-    // sources, enum values — hold no digit at all).
     digitish(b) >= 12 && ascii_candidate(b).unwrap_or(true)
 }
 

@@ -88,31 +88,20 @@ impl Timestamp {
     /// Parses RFC 3339 (`2026-05-01T10:15:00+09:00`, `…Z`, fractional seconds allowed).
     pub fn parse_rfc3339(s: &str) -> Result<Self, TimestampError> {
         let b = s.as_bytes();
-        // The date and time, always 19 bytes, read as one array (no bounds checks).
-        let head: &[u8; 19] = b
-            .get(..19)
-            .and_then(|h| h.try_into().ok())
-            .ok_or(TimestampError::Syntax)?;
-        let digit = |i: usize| {
-            let d = head[i].wrapping_sub(b'0');
-            if d > 9 {
-                Err(TimestampError::Syntax)
-            } else {
-                Ok(u32::from(d))
-            }
-        };
-        let two = |i: usize| Ok::<u32, TimestampError>(digit(i)? * 10 + digit(i + 1)?);
-        let year = (two(0)? * 100 + two(2)?) as i32;
-        let month = two(5)?;
-        let day = two(8)?;
-        let hour = two(11)?;
-        let minute = two(14)?;
-        let second = two(17)?;
-        if head[4] != b'-'
-            || head[7] != b'-'
-            || !matches!(head[10], b'T' | b't' | b' ')
-            || head[13] != b':'
-            || head[16] != b':'
+        if b.len() < 19 {
+            return Err(TimestampError::Syntax);
+        }
+        let year = digits(b, 0, 4)? as i32;
+        let month = digits(b, 5, 2)?;
+        let day = digits(b, 8, 2)?;
+        let hour = digits(b, 11, 2)?;
+        let minute = digits(b, 14, 2)?;
+        let second = digits(b, 17, 2)?;
+        if b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
         {
             return Err(TimestampError::Syntax);
         }
