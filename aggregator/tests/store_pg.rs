@@ -52,6 +52,22 @@ proptest! {
         stores::folds_like_the_engine::<PgStore>(db.url(), &ids, &cuts)?;
     }
 
+    /// The same with a generation of the log sealed after every batch: a key re-sent or
+    /// voided is found in whichever generation it was logged, by the store that logged
+    /// it and by one opened later (whose filter of the sealed generations is read back).
+    #[test]
+    fn the_pg_store_folds_like_the_engine_across_generations_of_its_log(
+        ids in proptest::collection::vec(0u32..60, 1..80),
+        cuts in proptest::collection::vec(1usize..20, 1..10),
+    ) {
+        let db = TestDb::create_blocking("mieruka_test").unwrap();
+        stores::folds_like_the_engine_with::<PgStore>(db.url(), &ids, &cuts, |s| {
+            s.seal_generations_at(1)
+        })?;
+        let batches = rt().block_on(generations(db.url())).len();
+        prop_assert!(batches >= ids.len().min(2) - 1, "{batches} generations");
+    }
+
     #[test]
     fn a_replay_equals_the_live_aggregates_and_rebuilds_them_under_a_changed_plan(
         ids in proptest::collection::vec(0u32..60, 1..80),
@@ -720,4 +736,137 @@ fn refusals_kept_before_kafka_say_their_source_was_heard_from() {
 fn a_close_among_running_batches_falls_between_them() {
     let db = TestDb::create_blocking("mieruka_test").unwrap();
     stores::a_close_among_running_batches_falls_between_them::<PgStore>(db.url());
+}
+
+/// The rows of the log per generation, in generation order.
+async fn generations(url: &str) -> Vec<(i32, i64)> {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let rows = sqlx::query_as(
+        "SELECT generation, count(*) FROM event_log GROUP BY generation ORDER BY generation",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    rows
+}
+
+/// A key logged in a sealed generation of the log is found whenever it comes back, by
+/// a store that did not log it: re-sent alike it is a duplicate, changed a conflict,
+/// voided it is retracted; new keys beside them are logged into the current generation.
+#[test]
+fn a_key_of_a_sealed_generation_is_found_by_a_store_that_did_not_log_it() {
+    let plan = plan();
+    rt().block_on(async {
+        let db = fresh_db().await;
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        store.seal_generations_at(1);
+        for chunk in [&[0u32, 1, 2, 3, 4][..], &[5, 6, 7], &[9, 10, 11]] {
+            let st = store.submit_batch(items(&plan, chunk)).await.unwrap();
+            assert!(st.iter().all(|s| *s == Status::Accepted), "{st:?}");
+        }
+        store.close().await;
+        assert_eq!(generations(db.url()).await, [(0, 5), (1, 3), (2, 3)]);
+
+        // A store that logged nothing: its filter comes from the sealed generations'
+        // hashes. Id 26 voids id 2 (generation 0); id 0 comes back alike, id 9 changed.
+        assert_eq!(void_target(26), 2);
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        store.seal_generations_at(1);
+        let changed = raw(9).replace(r#""count":2"#, r#""count":5"#);
+        assert_ne!(changed, raw(9));
+        let mut batch = items(&plan, &[0, 12, 26]);
+        batch.push(item(&plan.schema, changed.as_bytes(), Position::Index(3), "test"));
+        let st = store.submit_batch(batch).await.unwrap();
+        assert_eq!(st[..3], [Status::Duplicate, Status::Accepted, Status::Accepted]);
+        assert!(
+            matches!(&st[3], Status::Rejected(r) if r.reason == mieruka_ingest::Reason::ConflictingDuplicate),
+            "{:?}",
+            st[3]
+        );
+        // And again later, in a batch that looks only the filter's keys up.
+        let st = store.submit_batch(items(&plan, &[13, 6, 5])).await.unwrap();
+        assert_eq!(st, [Status::Accepted, Status::Duplicate, Status::Duplicate]);
+        assert_eq!(
+            store.ledger().await.unwrap(),
+            *engine_over(&plan, [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 26, 13]).ledger()
+        );
+        store.close().await;
+        assert_eq!(
+            generations(db.url()).await,
+            [(0, 5), (1, 3), (2, 3), (3, 2), (4, 1)]
+        );
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
+        let voided: Vec<String> =
+            sqlx::query_scalar("SELECT event_id FROM event_log WHERE voided ORDER BY event_id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(voided.len(), 1, "{voided:?}");
+        conn.close().await.unwrap();
+    });
+}
+
+/// A log logged before generations (migration 0010) becomes generation 0, sealed: the
+/// first store that opens it hashes its keys, and a key of it re-sent is found.
+#[test]
+fn a_log_from_before_generations_is_hashed_once_and_its_keys_are_found() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let db = fresh_db().await;
+        let old = old_migrations(
+            dir.path(),
+            "postgres",
+            &[
+                "0001_init.sql",
+                "0002_event_log_copy.sql",
+                "0003_event_log_narrow.sql",
+                "0004_wide_sums.sql",
+                "0005_source_freshness.sql",
+                "0006_rejected_filters.sql",
+                "0007_measure_fingerprints.sql",
+                "0008_year_close.sql",
+                "0009_duplicate_counts.sql",
+            ],
+        );
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
+        Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+        // Rows as a store before 0010 logged them (a whole body: the oldest layout).
+        for id in 0..5u32 {
+            let body = raw(id);
+            let ev = mieruka_ingest::decode(&plan.schema, body.as_bytes()).unwrap();
+            sqlx::query(
+                "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, \
+                 body, voided, received_at, moves_level) VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 0, FALSE)",
+            )
+            .bind(&ev.source)
+            .bind(&ev.id)
+            .bind(ev.fingerprint(&plan.schema))
+            .bind(&plan.schema.event_type(ev.type_id).name)
+            .bind(ev.occurred_at.micros())
+            .bind(Day::of(ev.occurred_at).0)
+            .bind(&body)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        let state = "SELECT current, hashed, (SELECT COALESCE(sum(keys), 0)::int8 FROM log_key_hashes) \
+                     FROM log_generation";
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        let (current, hashed, keys): (i32, bool, i64) =
+            sqlx::query_as(state).fetch_one(&mut conn).await.unwrap();
+        assert_eq!((current, hashed, keys), (1, true, 5));
+        let st = store.submit_batch(items(&plan, &[3, 7])).await.unwrap();
+        assert_eq!(st, [Status::Duplicate, Status::Accepted]);
+        store.close().await;
+        // Opened again, nothing is hashed twice.
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        store.close().await;
+        let (current, hashed, keys): (i32, bool, i64) =
+            sqlx::query_as(state).fetch_one(&mut conn).await.unwrap();
+        assert_eq!((current, hashed, keys), (1, true, 6));
+        assert_eq!(generations(db.url()).await, [(0, 5), (1, 1)]);
+        conn.close().await.unwrap();
+    });
 }

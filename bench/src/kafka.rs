@@ -73,6 +73,9 @@ pub struct KafkaBenchOptions {
 pub enum KeyExperiment {
     /// The store as it is.
     None,
+    /// The log in one generation, never sealed: one key index over every logged event,
+    /// as before the log had generations (migration 0010).
+    OneGeneration,
     /// A 128-bit hash of source and id (`md5(…)::uuid`, 16 bytes) as the unique key.
     Md5Uuid,
     /// A 64-bit hash (8 bytes) as the unique key: the floor of what a compact key gives.
@@ -84,6 +87,7 @@ impl KeyExperiment {
     fn label(self) -> &'static str {
         match self {
             KeyExperiment::None => "the store as it is",
+            KeyExperiment::OneGeneration => "EXPERIMENT: the log in one generation, never sealed",
             KeyExperiment::Md5Uuid => "EXPERIMENT: the log's unique key is md5(source/id)::uuid",
             KeyExperiment::Md5Int8 => "EXPERIMENT: the log's unique key is a 64-bit md5 prefix",
         }
@@ -92,18 +96,18 @@ impl KeyExperiment {
     /// The statements that swap the log's unique key.
     fn statements(self) -> &'static [&'static str] {
         match self {
-            KeyExperiment::None => &[],
+            KeyExperiment::None | KeyExperiment::OneGeneration => &[],
             KeyExperiment::Md5Uuid => &[
                 "ALTER TABLE event_log ADD COLUMN key UUID \
                  GENERATED ALWAYS AS (md5(source || '/' || event_id)::uuid) STORED",
-                "ALTER TABLE event_log DROP CONSTRAINT event_log_pkey",
-                "ALTER TABLE event_log ADD CONSTRAINT event_log_key UNIQUE (key)",
+                "ALTER TABLE event_log DROP CONSTRAINT event_log_key",
+                "ALTER TABLE event_log ADD CONSTRAINT event_log_key UNIQUE (generation, key)",
             ],
             KeyExperiment::Md5Int8 => &[
                 "ALTER TABLE event_log ADD COLUMN key BIGINT GENERATED ALWAYS AS \
                  (('x' || substr(md5(source || '/' || event_id), 1, 16))::bit(64)::bigint) STORED",
-                "ALTER TABLE event_log DROP CONSTRAINT event_log_pkey",
-                "ALTER TABLE event_log ADD CONSTRAINT event_log_key UNIQUE (key)",
+                "ALTER TABLE event_log DROP CONSTRAINT event_log_key",
+                "ALTER TABLE event_log ADD CONSTRAINT event_log_key UNIQUE (generation, key)",
             ],
         }
     }
@@ -882,6 +886,9 @@ async fn aggregate(
         .context("cannot open the bench database")?;
     for sql in key_experiment.statements() {
         mieruka_testkit::pg::admin(url, sql).await?;
+    }
+    if key_experiment == KeyExperiment::OneGeneration {
+        store.seal_generations_at(i64::MAX);
     }
     // Both stores are connected: the cluster is found through their backends' titles.
     let pg = PgCpu::start(db.name());

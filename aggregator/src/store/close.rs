@@ -89,21 +89,23 @@ pub(crate) const VOIDS_PG: &str = "COALESCE(e.voids, e.body::json ->> 'voids')";
 
 /// The `WHERE` of the late events: received after the close, and either an event of the
 /// KPI's types that occurred in the window, or a void whose original is one.
-fn late_where(voids: &str) -> String {
+/// `generations` narrows the original's lookup to the log's generations (PostgreSQL,
+/// whose key index leads with the generation), or is empty.
+fn late_where(voids: &str, generations: &str) -> String {
     let o_voids = voids.replace("e.", "o.");
     format!(
         "e.received_at > $1 AND ( \
            ({voids} IS NULL AND e.occurred_at >= $2 AND e.occurred_at < $3 \
               AND e.type IN (SELECT value FROM json_each($4))) \
            OR ({voids} IS NOT NULL AND EXISTS (SELECT 1 FROM event_log o \
-              WHERE o.source = e.source AND o.event_id = {voids} AND {o_voids} IS NULL \
+              WHERE {generations}o.source = e.source AND o.event_id = {voids} AND {o_voids} IS NULL \
                 AND o.occurred_at >= $2 AND o.occurred_at < $3 \
                 AND o.type IN (SELECT value FROM json_each($4)))))"
     )
 }
 
 macro_rules! dialect {
-    ($module:ident, $conn:ty, $voids:expr, $json_each:expr) => {
+    ($module:ident, $conn:ty, $voids:expr, $json_each:expr, $generations:expr) => {
         /// The close records in this dialect.
         pub(crate) mod $module {
             use super::*;
@@ -237,7 +239,7 @@ macro_rules! dialect {
                 q: &LateQuery<'_>,
             ) -> Result<LateEvents, sqlx::Error> {
                 let voids: &str = $voids;
-                let filter = late_where(voids).replace("SELECT value FROM json_each($4)", $json_each);
+                let filter = late_where(voids, $generations).replace("SELECT value FROM json_each($4)", $json_each);
                 let types = serde_json::to_string(q.types).unwrap_or_else(|_| "[]".into());
                 let count = format!("SELECT count(*) FROM event_log e WHERE {filter}");
                 let total: i64 = sqlx::query_scalar(&count)
@@ -281,11 +283,13 @@ dialect!(
     sqlite,
     sqlx::SqliteConnection,
     VOIDS_SQLITE,
-    "SELECT value FROM json_each($4)"
+    "SELECT value FROM json_each($4)",
+    ""
 );
 dialect!(
     pg,
     sqlx::PgConnection,
     VOIDS_PG,
-    "SELECT json_array_elements_text($4::json)"
+    "SELECT json_array_elements_text($4::json)",
+    "o.generation = ANY (ARRAY(SELECT generate_series(0, current) FROM log_generation)) AND "
 );

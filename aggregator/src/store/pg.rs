@@ -36,7 +36,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +61,7 @@ use crate::store::tables::{Aggregate, Dialect, Ids, Keys};
 use crate::store::{RejectedCount, RejectedFilter, RejectedRow, Store};
 
 mod aggregates;
+mod generations;
 mod log;
 mod replay;
 
@@ -262,6 +263,10 @@ pub struct PgStore {
     prints: PlanPrints,
     /// The event types whose batches fold once (see [`Additive`]).
     additive: Additive,
+    /// The keys of the log's sealed generations (see [`generations`]).
+    filter: tokio::sync::RwLock<generations::Filter>,
+    /// When a generation of the log is sealed (index bytes; see [`generations::SEAL_AT`]).
+    seal_at: AtomicI64,
 }
 
 /// How a batch learns which of its own keys are logged already.
@@ -296,6 +301,7 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        generations::hash_old_log(&pool).await?;
         let prints = PlanPrints::of(&plan);
         if check == PlanCheck::Refuse {
             check_plan(&pool, &prints).await?;
@@ -310,7 +316,17 @@ impl PgStore {
             careful: AtomicU32::new(0),
             prints,
             additive,
+            filter: tokio::sync::RwLock::default(),
+            seal_at: AtomicI64::new(generations::SEAL_AT),
         })
+    }
+
+    /// Seals a generation of the log once its keys take `bytes` of the key index
+    /// instead of [`generations::SEAL_AT`]: for tests and experiments, which need
+    /// generations without logging millions of events.
+    #[doc(hidden)]
+    pub fn seal_generations_at(&self, bytes: i64) {
+        self.seal_at.store(bytes, Ordering::Relaxed);
     }
 
     /// The plan the store folds with.
@@ -526,7 +542,18 @@ impl PgStore {
             .attempt_on(&mut conn.conn, items, positions, lookup)
             .await;
         conn.ended = true;
-        result
+        drop(conn);
+        let (statuses, full) = result?;
+        // The batch filled its generation: seal it, now that the batch has committed
+        // (a seal waits for every batch logging into the generation). A failed seal
+        // loses nothing (the next batch to find the generation full seals it).
+        if let Some(generation) = full {
+            let seal_at = self.seal_at.load(Ordering::Relaxed);
+            if let Err(e) = generations::seal(&self.pool, generation, seal_at).await {
+                tracing::warn!(generation, error = %e, "Could not seal a generation of the event log.");
+            }
+        }
+        Ok(statuses)
     }
 
     /// One attempt of a batch, in one transaction on `conn`.
@@ -536,13 +563,29 @@ impl PgStore {
         items: &[&Item],
         positions: &[SourcePosition],
         lookup: Lookup,
-    ) -> Result<Vec<Status>, TxError> {
+    ) -> Result<(Vec<Status>, Option<i32>), TxError> {
         let plan = &*self.plan;
         let t0 = std::time::Instant::now();
         let mut tx = conn.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .execute(&mut *tx)
             .await?;
+        // 0. The log's current generation, and the keys of the sealed ones (see
+        //    [`generations`]): first, so that a batch waiting for a seal holds nothing.
+        let current = generations::enter(&mut tx).await?;
+        let filter = {
+            let filter = self.filter.read().await;
+            if filter.covers(current.generation) {
+                filter
+            } else {
+                drop(filter);
+                let mut filter = self.filter.write().await;
+                if !filter.covers(current.generation) {
+                    filter.fill(&mut tx, current.generation).await?;
+                }
+                filter.downgrade()
+            }
+        };
         // 1. The fences: the store's aggregates are of this plan (held shared until the
         //    commit, so a replay waits for this batch or this batch for the replay), and
         //    this consumer still owns its partitions, and holds their rows.
@@ -559,7 +602,10 @@ impl PgStore {
             log: MemoryLog::with_capacity(items.len()),
             ..BatchLog::default()
         };
-        overlay.prefetch_keys(&mut tx, plan, items, lookup).await?;
+        overlay
+            .prefetch_keys(&mut tx, plan, items, lookup, current, &filter)
+            .await?;
+        drop(filter);
         let t_keys = t0.elapsed();
         // 3. The log first. What a batch logs (and each event's fate) depends on the log
         //    alone, never on the aggregates: decide it on a copy of the overlay and write
@@ -576,9 +622,9 @@ impl PgStore {
             Decided::of(plan, overlay.clone(), items, false)
         };
         let t_decided = t0.elapsed();
-        decided
+        let added = decided
             .log
-            .write_pg(&mut tx, plan, received_at, lookup)
+            .write_pg(&mut tx, plan, received_at, lookup, current)
             .await?;
         write_rejected(&mut tx, &decided.rejected, received_at).await?;
         let t_log = t0.elapsed();
@@ -634,6 +680,8 @@ impl PgStore {
             .await?;
         let t_write = t0.elapsed();
         tx.commit().await?;
+        let seal_at = self.seal_at.load(Ordering::Relaxed);
+        let full = (current.filled + added >= seal_at).then_some(current.generation);
         tracing::debug!(
             items = items.len(),
             keys = ?t_keys,
@@ -645,7 +693,7 @@ impl PgStore {
             commit = ?(t0.elapsed() - t_write),
             "Batch transaction."
         );
-        Ok(decided.statuses)
+        Ok((decided.statuses, full))
     }
 
     /// Refuses the batch when the store's plan fingerprint is not this store's plan's (a

@@ -60,23 +60,24 @@ pub(crate) async fn scan_sqlite(
     }
 }
 
-/// The PostgreSQL dialect: pages by the log's primary key (`source`, `event_id`).
+/// The PostgreSQL dialect: pages by the log's unique key (`generation`, `source`,
+/// `event_id`).
 pub(crate) async fn scan_pg(
     pool: &PgPool,
     plan: &Plan,
     scan: LogScan<'_>,
     each: OnEntry<'_>,
 ) -> Result<u64, sqlx::Error> {
-    let mut after: Option<(String, String)> = None;
+    let mut after: Option<(i32, String, String)> = None;
     let mut undecoded = 0;
     loop {
         let sql = format!(
-            "SELECT {} FROM event_log \
+            "SELECT {}, generation FROM event_log \
              WHERE type = ANY($1::text[]) AND occurred_at < $2 {} \
-             ORDER BY source, event_id LIMIT $3",
+             ORDER BY generation, source, event_id LIMIT $3",
             super::pg::LOGGED,
             if after.is_some() {
-                "AND (source, event_id) > ($4, $5)"
+                "AND (generation, source, event_id) > ($4, $5, $6)"
             } else {
                 ""
             }
@@ -85,8 +86,8 @@ pub(crate) async fn scan_pg(
             .bind(scan.types)
             .bind(scan.before.micros())
             .bind(PAGE);
-        if let Some((source, id)) = &after {
-            q = q.bind(source.clone()).bind(id.clone());
+        if let Some((generation, source, id)) = &after {
+            q = q.bind(*generation).bind(source.clone()).bind(id.clone());
         }
         let rows = q.fetch_all(pool).await?;
         for r in &rows {
@@ -96,9 +97,10 @@ pub(crate) async fn scan_pg(
             }
         }
         match rows.last() {
-            // LOGGED's columns 4 and 3: the key the pages follow.
+            // The generation after LOGGED's columns, and its columns 4 and 3: the key
+            // the pages follow.
             Some(last) if rows.len() as i64 == PAGE => {
-                after = Some((last.try_get(4)?, last.try_get(3)?));
+                after = Some((last.try_get(9)?, last.try_get(4)?, last.try_get(3)?));
             }
             _ => return Ok(undecoded),
         }

@@ -39,6 +39,17 @@ pub fn folds_like_the_engine<S: Store>(
     ids: &[u32],
     cuts: &[usize],
 ) -> Result<(), TestCaseError> {
+    folds_like_the_engine_with::<S>(location, ids, cuts, |_| {})
+}
+
+/// [`folds_like_the_engine`] with each store opened set by `tune`, and opened again half
+/// way through the batches (a store that starts on a log it did not write).
+pub fn folds_like_the_engine_with<S: Store>(
+    location: &S::Location,
+    ids: &[u32],
+    cuts: &[usize],
+    tune: impl Fn(&S),
+) -> Result<(), TestCaseError> {
     let plan = plan();
     let mut engine = Engine::new(&plan);
     let mut engine_statuses = Vec::new();
@@ -47,7 +58,8 @@ pub fn folds_like_the_engine<S: Store>(
         engine_statuses.push(engine.apply(ev));
     }
     let (ledger, statuses, reopened) = rt().block_on(async {
-        let store = S::open(location, plan.clone()).await.unwrap();
+        let mut store = S::open(location, plan.clone()).await.unwrap();
+        tune(&store);
         let mut statuses = Vec::new();
         let mut rest: &[u32] = ids;
         let mut c = 0;
@@ -56,6 +68,11 @@ pub fn folds_like_the_engine<S: Store>(
             c += 1;
             statuses.extend(store.submit_batch(items(&plan, &rest[..n])).await.unwrap());
             rest = &rest[n..];
+            if c == 2 {
+                store.close().await;
+                store = S::open(location, plan.clone()).await.unwrap();
+                tune(&store);
+            }
         }
         let ledger = store.ledger().await.unwrap();
         store.close().await;

@@ -8,6 +8,7 @@ use mieruka_ingest::{Item, Position, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
+use super::generations::{key_hash, write_hashes, Current, Filter};
 use super::{Lookup, TxError};
 use crate::engine::{BatchLog, EventLog, LogEntry};
 use crate::fiscal::Day;
@@ -23,34 +24,65 @@ pub(in crate::store) const LOGGED: &str =
 
 impl BatchLog {
     /// The logged events and pending voids of the batch's keys and void targets; of the
-    /// keys themselves, only the void targets when `Optimistic` (see [`Lookup`]), and
-    /// pending voids only of sources that have any.
+    /// keys themselves, only the void targets and those a sealed generation may hold when
+    /// `Optimistic` (see [`Lookup`]), and pending voids only of sources that have any. A
+    /// key is looked up in the current generation of the log, and in every generation if
+    /// the filter of the sealed ones may hold it (see [`super::generations`]).
     pub(super) async fn prefetch_keys(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         items: &[&Item],
         lookup: Lookup,
+        current: Current,
+        filter: &Filter,
     ) -> Result<(), TxError> {
         // The keys to look up in the log, and those to look up among pending voids; both
         // sorted, without repeats.
-        let (logged, pending): (Vec<LogKey<'_>>, Vec<LogKey<'_>>) = match lookup {
+        let (mut logged, pending): (Vec<LogKey<'_>>, Vec<LogKey<'_>>) = match lookup {
             Lookup::Careful => {
                 let keys = BatchLog::keys_needed(items);
                 (keys.clone(), keys)
             }
             Lookup::Optimistic => optimistic_keys(tx, items).await?,
         };
-        self.fetch_logged(tx, plan, &logged).await?;
+        let mut sealed: Vec<LogKey<'_>> = Vec::new();
+        if !filter.is_empty() {
+            if lookup == Lookup::Optimistic {
+                // The batch's own keys, which the current generation's index checks
+                // but nothing checks in the sealed ones.
+                let events = items.iter().filter_map(|i| i.outcome.as_ref().ok());
+                sealed.extend(
+                    events
+                        .map(|e| (e.source.as_str(), e.id.as_str()))
+                        .filter(|(s, i)| filter.may_hold(key_hash(s, i))),
+                );
+                sealed.sort_unstable();
+                sealed.dedup();
+                logged.retain(|k| sealed.binary_search(k).is_err());
+            }
+            let (may, not): (Vec<LogKey<'_>>, Vec<LogKey<'_>>) = logged
+                .into_iter()
+                .partition(|(s, i)| filter.may_hold(key_hash(s, i)));
+            sealed.extend(may);
+            sealed.sort_unstable();
+            logged = not;
+        }
+        self.fetch_logged(tx, plan, &logged, &[current.generation])
+            .await?;
+        if !sealed.is_empty() {
+            self.fetch_logged(tx, plan, &sealed, &current.all()).await?;
+        }
         self.fetch_pending(tx, &pending).await
     }
 
-    /// The logged events of `keys` (sorted by source).
+    /// The logged events of `keys` (sorted by source) in `generations`.
     async fn fetch_logged(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         keys: &[LogKey<'_>],
+        generations: &[i32],
     ) -> Result<(), TxError> {
         // One index scan per source (`event_id = ANY(…)`, the keys sorted): about half
         // the cost of joining an unnested list of pairs.
@@ -61,10 +93,11 @@ impl BatchLog {
             let ids: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
             let rows = sqlx::query(&format!(
                 "SELECT {LOGGED} FROM event_log \
-                 WHERE source = $1 AND event_id = ANY($2::text[])"
+                 WHERE generation = ANY($3::int4[]) AND source = $1 AND event_id = ANY($2::text[])"
             ))
             .bind(source)
             .bind(&ids)
+            .bind(generations)
             .fetch_all(&mut **tx)
             .await?;
             for r in rows {
@@ -143,35 +176,50 @@ impl BatchLog {
         Ok(())
     }
 
-    /// Logs the batch's accepted events, marks the events it voided, keeps its pending
-    /// voids. An `Optimistic` batch that logs a key already logged fails with
-    /// [`TxError::Logged`].
+    /// Logs the batch's accepted events into the `current` generation with their key
+    /// hashes, marks the events it voided, keeps its pending voids; returns the index
+    /// bytes its keys add to the generation. An `Optimistic` batch that logs a key
+    /// already logged fails with [`TxError::Logged`].
     pub(super) async fn write_pg(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         plan: &Plan,
         received_at: i64,
         lookup: Lookup,
-    ) -> Result<(), TxError> {
+        current: Current,
+    ) -> Result<i64, TxError> {
         let mut entries = self.entries_to_write();
-        // In key order: consecutive rows go to the same leaf of the log's key index, which
-        // stays in PostgreSQL's buffers once the index is larger than they are.
+        // In key order: consecutive rows go to the same leaf of the log's key index.
         key_order(&mut entries);
+        let mut added = 0;
         if !entries.is_empty() {
-            copy_entries(tx, plan, &entries, received_at, lookup).await?;
+            copy_entries(tx, plan, &entries, received_at, lookup, current.generation).await?;
+            let keys = entries
+                .iter()
+                .map(|e| (e.event.source.as_str(), e.event.id.as_str()));
+            added = write_hashes(tx, current.generation, keys).await?;
         }
         // Events the batch logs and voids itself are logged voided already.
         let to_void = self.to_mark_voided();
         if !to_void.is_empty() {
-            let (s, i): (Vec<&str>, Vec<&str>) = to_void.into_iter().unzip();
-            sqlx::query(
-                "UPDATE event_log SET voided = TRUE \
-                 WHERE (source, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
-            )
-            .bind(&s)
-            .bind(&i)
-            .execute(&mut **tx)
-            .await?;
+            // Sorted by source: one statement per source, in every generation.
+            let generations = current.all();
+            for group in to_void.chunk_by(|a, b| a.0 == b.0) {
+                let Some(&(source, _)) = group.first() else {
+                    continue;
+                };
+                let ids: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
+                sqlx::query(
+                    "UPDATE event_log SET voided = TRUE \
+                     WHERE generation = ANY($3::int4[]) AND source = $1 \
+                     AND event_id = ANY($2::text[])",
+                )
+                .bind(source)
+                .bind(&ids)
+                .bind(&generations)
+                .execute(&mut **tx)
+                .await?;
+            }
         }
         let pending: BTreeSet<&(String, String)> = self.new_pending.iter().collect();
         if !pending.is_empty() {
@@ -189,7 +237,7 @@ impl BatchLog {
             .execute(&mut **tx)
             .await?;
         }
-        Ok(())
+        Ok(added)
     }
 }
 
@@ -242,6 +290,7 @@ async fn copy_entries(
     entries: &[&LogEntry],
     received_at: i64,
     lookup: Lookup,
+    generation: i32,
 ) -> Result<(), TxError> {
     // COPY, not INSERT: PostgreSQL writes the rows page by page (the log is most of a
     // batch's work). The keys are new when they were looked up, as one consumer owns
@@ -250,7 +299,7 @@ async fn copy_entries(
     let mut rows = CopyBinary::with_capacity(entries.len() * 200);
     for e in entries {
         let ev = &e.event;
-        rows.row(11);
+        rows.row(12);
         rows.text(&ev.source);
         rows.text(&ev.id);
         rows.int8(e.fingerprint);
@@ -265,12 +314,13 @@ async fn copy_entries(
         rows.bool(e.voided);
         rows.bool(plan.moves_a_level(ev.type_id));
         rows.int8(received_at);
+        rows.int4(generation);
     }
     let copied = async {
         let mut copy = tx
             .copy_in_raw(
                 "COPY event_log (source, event_id, fingerprint, type, occurred_at, \
-                 day, data, voids, voided, moves_level, received_at) \
+                 day, data, voids, voided, moves_level, received_at, generation) \
                  FROM STDIN (FORMAT binary)",
             )
             .await?;
