@@ -76,6 +76,12 @@ pub enum KeyExperiment {
     /// The log in one generation, never sealed: one key index over every logged event,
     /// as before the log had generations (migration 0010).
     OneGeneration,
+    /// Generations sealed at 8 MiB of keys instead of 32.
+    #[value(name = "seal-8mib")]
+    Seal8Mib,
+    /// Generations sealed at 16 MiB of keys instead of 32.
+    #[value(name = "seal-16mib")]
+    Seal16Mib,
     /// A 128-bit hash of source and id (`md5(…)::uuid`, 16 bytes) as the unique key.
     Md5Uuid,
     /// A 64-bit hash (8 bytes) as the unique key: the floor of what a compact key gives.
@@ -88,6 +94,8 @@ impl KeyExperiment {
         match self {
             KeyExperiment::None => "the store as it is",
             KeyExperiment::OneGeneration => "EXPERIMENT: the log in one generation, never sealed",
+            KeyExperiment::Seal8Mib => "EXPERIMENT: generations sealed at 8 MiB of keys",
+            KeyExperiment::Seal16Mib => "EXPERIMENT: generations sealed at 16 MiB of keys",
             KeyExperiment::Md5Uuid => "EXPERIMENT: the log's unique key is md5(source/id)::uuid",
             KeyExperiment::Md5Int8 => "EXPERIMENT: the log's unique key is a 64-bit md5 prefix",
         }
@@ -96,7 +104,10 @@ impl KeyExperiment {
     /// The statements that swap the log's unique key.
     fn statements(self) -> &'static [&'static str] {
         match self {
-            KeyExperiment::None | KeyExperiment::OneGeneration => &[],
+            KeyExperiment::None
+            | KeyExperiment::OneGeneration
+            | KeyExperiment::Seal8Mib
+            | KeyExperiment::Seal16Mib => &[],
             KeyExperiment::Md5Uuid => &[
                 "ALTER TABLE event_log ADD COLUMN key UUID \
                  GENERATED ALWAYS AS (md5(source || '/' || event_id)::uuid) STORED",
@@ -887,8 +898,11 @@ async fn aggregate(
     for sql in key_experiment.statements() {
         mieruka_testkit::pg::admin(url, sql).await?;
     }
-    if key_experiment == KeyExperiment::OneGeneration {
-        store.seal_generations_at(i64::MAX);
+    match key_experiment {
+        KeyExperiment::OneGeneration => store.seal_generations_at(i64::MAX),
+        KeyExperiment::Seal8Mib => store.seal_generations_at(8 << 20),
+        KeyExperiment::Seal16Mib => store.seal_generations_at(16 << 20),
+        _ => {}
     }
     // Both stores are connected: the cluster is found through their backends' titles.
     let pg = PgCpu::start(db.name());

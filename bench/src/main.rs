@@ -83,9 +83,12 @@ enum Command {
         /// ratio and of the CPU figures over the runs.
         #[arg(long, default_value_t = 1)]
         runs: usize,
-        /// Measures ideas for the event log's key index on the bench database (the
-        /// aggregator's optimistic path only; see bench/src/kafka.rs): a comma-separated
-        /// list taken in turn run after run, e.g. `none,md5-uuid` with `--runs 4`.
+        /// Measures ideas for the event log's key index on the bench database (see
+        /// bench/src/kafka.rs): `one-generation` (the log never sealed, as before its
+        /// generations), `seal-8mib` and `seal-16mib` (smaller generations), `md5-uuid`
+        /// and `md5-int8` (a hashed unique key; the optimistic path only). A
+        /// comma-separated list taken in turn run after run, e.g. `none,one-generation`
+        /// with `--runs 4`.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
         key_experiment: Vec<kafka::KeyExperiment>,
     },

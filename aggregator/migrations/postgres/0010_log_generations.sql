@@ -16,7 +16,7 @@ ALTER TABLE event_log ADD CONSTRAINT event_log_key UNIQUE (generation, source, e
 -- The generation batches log into: one row, read FOR SHARE by every batch and updated
 -- by the batch that seals the generation (which therefore waits for the batches logging
 -- into it). A log that had rows before this migration is generation 0, sealed at once;
--- its key hashes are computed by the first aggregator that opens the store
+-- its key hashes are computed by the first mieruka process that opens the store
 -- (`hashed = FALSE` until then).
 CREATE TABLE log_generation (
     id      INTEGER PRIMARY KEY CHECK (id = 1),

@@ -253,7 +253,7 @@ pub(crate) async fn seal(
 
 /// Hashes the keys of a log logged before migration 0010 (its generation 0), once, in
 /// one transaction holding the lock exclusively (batches wait for it). Logs its
-/// progress: about a second per million keys.
+/// progress: 3.5 s for a million keys on a 2-core machine.
 pub(crate) async fn hash_old_log(pool: &PgPool) -> Result<(), sqlx::Error> {
     let hashed: bool = sqlx::query_scalar("SELECT hashed FROM log_generation WHERE id = 1")
         .fetch_one(pool)
