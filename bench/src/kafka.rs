@@ -76,10 +76,10 @@ pub enum KeyExperiment {
     /// The log in one generation, never sealed: one key index over every logged event,
     /// as before the log had generations (migration 0010).
     OneGeneration,
-    /// Generations sealed at 8 MiB of keys instead of 32.
-    #[value(name = "seal-8mib")]
-    Seal8Mib,
-    /// Generations sealed at 16 MiB of keys instead of 32.
+    /// Generations sealed at 32 MiB of keys instead of 8.
+    #[value(name = "seal-32mib")]
+    Seal32Mib,
+    /// Generations sealed at 16 MiB of keys instead of 8.
     #[value(name = "seal-16mib")]
     Seal16Mib,
     /// A 128-bit hash of source and id (`md5(…)::uuid`, 16 bytes) as the unique key.
@@ -94,7 +94,7 @@ impl KeyExperiment {
         match self {
             KeyExperiment::None => "the store as it is",
             KeyExperiment::OneGeneration => "EXPERIMENT: the log in one generation, never sealed",
-            KeyExperiment::Seal8Mib => "EXPERIMENT: generations sealed at 8 MiB of keys",
+            KeyExperiment::Seal32Mib => "EXPERIMENT: generations sealed at 32 MiB of keys",
             KeyExperiment::Seal16Mib => "EXPERIMENT: generations sealed at 16 MiB of keys",
             KeyExperiment::Md5Uuid => "EXPERIMENT: the log's unique key is md5(source/id)::uuid",
             KeyExperiment::Md5Int8 => "EXPERIMENT: the log's unique key is a 64-bit md5 prefix",
@@ -106,7 +106,7 @@ impl KeyExperiment {
         match self {
             KeyExperiment::None
             | KeyExperiment::OneGeneration
-            | KeyExperiment::Seal8Mib
+            | KeyExperiment::Seal32Mib
             | KeyExperiment::Seal16Mib => &[],
             KeyExperiment::Md5Uuid => &[
                 "ALTER TABLE event_log ADD COLUMN key UUID \
@@ -900,7 +900,7 @@ async fn aggregate(
     }
     match key_experiment {
         KeyExperiment::OneGeneration => store.seal_generations_at(i64::MAX),
-        KeyExperiment::Seal8Mib => store.seal_generations_at(8 << 20),
+        KeyExperiment::Seal32Mib => store.seal_generations_at(32 << 20),
         KeyExperiment::Seal16Mib => store.seal_generations_at(16 << 20),
         _ => {}
     }

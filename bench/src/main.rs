@@ -85,7 +85,7 @@ enum Command {
         runs: usize,
         /// Measures ideas for the event log's key index on the bench database (see
         /// bench/src/kafka.rs): `one-generation` (the log never sealed, as before its
-        /// generations), `seal-8mib` and `seal-16mib` (smaller generations), `md5-uuid`
+        /// generations), `seal-16mib` and `seal-32mib` (larger generations), `md5-uuid`
         /// and `md5-int8` (a hashed unique key; the optimistic path only). A
         /// comma-separated list taken in turn run after run, e.g. `none,one-generation`
         /// with `--runs 4`.
