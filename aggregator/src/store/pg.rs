@@ -573,19 +573,7 @@ impl PgStore {
         // 0. The log's current generation, and the keys of the sealed ones (see
         //    [`generations`]): first, so that a batch waiting for a seal holds nothing.
         let current = generations::enter(&mut tx).await?;
-        let filter = {
-            let filter = self.filter.read().await;
-            if filter.covers(current.generation) {
-                filter
-            } else {
-                drop(filter);
-                let mut filter = self.filter.write().await;
-                if !filter.covers(current.generation) {
-                    filter.fill(&mut tx, current.generation).await?;
-                }
-                filter.downgrade()
-            }
-        };
+        let filter = generations::covering(&self.filter, &mut tx, current).await?;
         // 1. The fences: the store's aggregates are of this plan (held shared until the
         //    commit, so a replay waits for this batch or this batch for the replay), and
         //    this consumer still owns its partitions, and holds their rows.

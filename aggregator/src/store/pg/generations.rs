@@ -28,6 +28,9 @@
 //! 10 million sealed keys, and 1 in 10 at 50 million (the unit tests measure both).
 
 use sqlx::{PgPool, Postgres, Row, Transaction};
+use tokio::sync::{RwLock, RwLockReadGuard};
+
+use super::{PgError, TxError};
 
 /// The advisory lock (shared by batches, exclusive by a seal): "mieruka log generation".
 const LOCK: i64 = 0x6d69_6572_6c67_656e;
@@ -123,13 +126,13 @@ impl Filter {
     }
 
     /// Whether the filter holds every generation below `current`.
-    pub(crate) fn covers(&self, current: i32) -> bool {
+    fn covers(&self, current: i32) -> bool {
         self.covered >= current
     }
 
     /// Adds the hashes of the generations from the last covered one up to `current`
     /// (sealed, so no batch adds to them any more).
-    pub(crate) async fn fill(
+    async fn fill(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         current: i32,
@@ -170,7 +173,7 @@ impl Current {
 
 /// Takes the shared lock and reads the current generation. Called first in a batch's
 /// transaction, so a batch waiting behind a seal holds nothing.
-pub(crate) async fn enter(tx: &mut Transaction<'_, Postgres>) -> Result<Current, sqlx::Error> {
+pub(crate) async fn enter(tx: &mut Transaction<'_, Postgres>) -> Result<Current, TxError> {
     // Two statements: a statement reads as of its start (READ COMMITTED), so one that
     // waited for the lock behind a seal would still see the generation before it.
     sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
@@ -187,16 +190,35 @@ pub(crate) async fn enter(tx: &mut Transaction<'_, Postgres>) -> Result<Current,
     .fetch_one(&mut **tx)
     .await?;
     if !row.try_get::<bool, _>(1)? {
-        return Err(sqlx::Error::Protocol(
+        return Err(TxError::Fail(PgError::Inconsistent(
             "the event log logged before generations is not hashed yet: \
              open the store with this version to hash it"
                 .into(),
-        ));
+        )));
     }
     Ok(Current {
         generation: row.try_get(0)?,
         filled: row.try_get(2)?,
     })
+}
+
+/// The filter in `lock`, holding every generation below `current` (filled from the
+/// hashes in the batch's transaction `tx` if it lags behind a seal).
+pub(crate) async fn covering<'f>(
+    lock: &'f RwLock<Filter>,
+    tx: &mut Transaction<'_, Postgres>,
+    current: Current,
+) -> Result<RwLockReadGuard<'f, Filter>, sqlx::Error> {
+    let filter = lock.read().await;
+    if filter.covers(current.generation) {
+        return Ok(filter);
+    }
+    drop(filter);
+    let mut filter = lock.write().await;
+    if !filter.covers(current.generation) {
+        filter.fill(tx, current.generation).await?;
+    }
+    Ok(filter.downgrade())
 }
 
 /// Keeps the hashes of the keys a batch logged into `generation`, and returns the index
@@ -211,21 +233,21 @@ pub(crate) async fn write_hashes<'k>(
         return Ok(0);
     }
     let mut hashes = Vec::with_capacity(n * 8);
-    let mut bytes = 0i64;
+    let mut key_bytes = 0i64;
     for (source, id) in keys {
         hashes.extend_from_slice(&key_hash(source, id).to_be_bytes());
-        bytes += (source.len() + id.len()) as i64 + ENTRY_OVERHEAD;
+        key_bytes += (source.len() + id.len()) as i64;
     }
     sqlx::query(
         "INSERT INTO log_key_hashes (generation, keys, key_bytes, hashes) VALUES ($1, $2, $3, $4)",
     )
     .bind(generation)
     .bind(i32::try_from(n).unwrap_or(i32::MAX))
-    .bind(bytes - ENTRY_OVERHEAD * n as i64)
+    .bind(key_bytes)
     .bind(hashes)
     .execute(&mut **tx)
     .await?;
-    Ok(bytes)
+    Ok(key_bytes + ENTRY_OVERHEAD * n as i64)
 }
 
 /// Seals `generation` if it is still the current one and is full: batches log into the

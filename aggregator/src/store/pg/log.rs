@@ -46,26 +46,25 @@ impl BatchLog {
             }
             Lookup::Optimistic => optimistic_keys(tx, items).await?,
         };
+        // The keys a sealed generation may hold are looked up in every generation.
         let mut sealed: Vec<LogKey<'_>> = Vec::new();
         if !filter.is_empty() {
+            let may_hold = |&(s, i): &LogKey<'_>| filter.may_hold(key_hash(s, i));
             if lookup == Lookup::Optimistic {
-                // The batch's own keys, which the current generation's index checks
-                // but nothing checks in the sealed ones.
+                // The batch's own keys too: the current generation's index checks them
+                // there, but nothing does in the sealed ones.
                 let events = items.iter().filter_map(|i| i.outcome.as_ref().ok());
                 sealed.extend(
                     events
                         .map(|e| (e.source.as_str(), e.id.as_str()))
-                        .filter(|(s, i)| filter.may_hold(key_hash(s, i))),
+                        .filter(may_hold),
                 );
-                sealed.sort_unstable();
-                sealed.dedup();
-                logged.retain(|k| sealed.binary_search(k).is_err());
             }
-            let (may, not): (Vec<LogKey<'_>>, Vec<LogKey<'_>>) = logged
-                .into_iter()
-                .partition(|(s, i)| filter.may_hold(key_hash(s, i)));
+            let (may, not): (Vec<LogKey<'_>>, Vec<LogKey<'_>>) =
+                logged.into_iter().partition(may_hold);
             sealed.extend(may);
             sealed.sort_unstable();
+            sealed.dedup();
             logged = not;
         }
         self.fetch_logged(tx, plan, &logged, &[current.generation])
@@ -86,11 +85,7 @@ impl BatchLog {
     ) -> Result<(), TxError> {
         // One index scan per source (`event_id = ANY(…)`, the keys sorted): about half
         // the cost of joining an unnested list of pairs.
-        for group in keys.chunk_by(|a, b| a.0 == b.0) {
-            let Some(&(source, _)) = group.first() else {
-                continue;
-            };
-            let ids: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
+        for (source, ids) in by_source(keys) {
             let rows = sqlx::query(&format!(
                 "SELECT {LOGGED} FROM event_log \
                  WHERE generation = ANY($3::int4[]) AND source = $1 AND event_id = ANY($2::text[])"
@@ -115,11 +110,7 @@ impl BatchLog {
         tx: &mut Transaction<'_, Postgres>,
         keys: &[LogKey<'_>],
     ) -> Result<(), TxError> {
-        for group in keys.chunk_by(|a, b| a.0 == b.0) {
-            let Some(&(source, _)) = group.first() else {
-                continue;
-            };
-            let ids: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
+        for (source, ids) in by_source(keys) {
             let rows = sqlx::query(
                 "SELECT target_id FROM pending_voids \
                  WHERE source = $1 AND target_id = ANY($2::text[])",
@@ -204,11 +195,7 @@ impl BatchLog {
         if !to_void.is_empty() {
             // Sorted by source: one statement per source, in every generation.
             let generations = current.all();
-            for group in to_void.chunk_by(|a, b| a.0 == b.0) {
-                let Some(&(source, _)) = group.first() else {
-                    continue;
-                };
-                let ids: Vec<&str> = group.iter().map(|(_, id)| *id).collect();
+            for (source, ids) in by_source(&to_void) {
                 sqlx::query(
                     "UPDATE event_log SET voided = TRUE \
                      WHERE generation = ANY($3::int4[]) AND source = $1 \
@@ -239,6 +226,14 @@ impl BatchLog {
         }
         Ok(added)
     }
+}
+
+/// Keys sorted by source, as each source and its ids: one statement per source.
+fn by_source<'k>(keys: &'k [LogKey<'k>]) -> impl Iterator<Item = (&'k str, Vec<&'k str>)> {
+    keys.chunk_by(|a, b| a.0 == b.0).filter_map(|group| {
+        let &(source, _) = group.first()?;
+        Some((source, group.iter().map(|(_, id)| *id).collect()))
+    })
 }
 
 /// The keys an `Optimistic` batch looks up (see [`Lookup`]): in the log, its voids and
