@@ -141,15 +141,124 @@ fn may_hold(text: &str) -> bool {
     if b.len() < 12 {
         return false;
     }
+    if b.len() <= MASKED_BYTES {
+        // A short text (ids, timestamps): its bytes classed a word at a time. Plain
+        // ASCII with fewer than 12 digits (most strings) is decided on the digits alone.
+        let (digits, high) = ByteMasks::digits_of(b);
+        if high == 0 {
+            if digits.count_ones() < 12 {
+                return false;
+            }
+            let masks = ByteMasks::of(b, digits);
+            return masks.opaque != 0 || masks.shape();
+        }
+    }
     digitish(b) >= 12 && ascii_candidate(b).unwrap_or(true)
+}
+
+/// The longest text [`ByteMasks`] reads: one bit per byte in a `u64`.
+const MASKED_BYTES: usize = 64;
+
+/// One bit per byte of a text of at most [`MASKED_BYTES`] bytes (bit `i` for byte `i`):
+/// which bytes are ASCII digits, which join runs (`-`, space), and which
+/// [`ascii_candidate`] cannot judge alone (a backslash, a byte of a multi-byte character).
+struct ByteMasks {
+    digits: u64,
+    joiners: u64,
+    opaque: u64,
+}
+
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
+const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Calls `f` with each word of a text of 8 to [`MASKED_BYTES`] bytes, little-endian,
+/// and the index of its first byte: whole words, then the last bytes (read as the
+/// text's last eight, the bytes already read shifted out, the top filled with NUL).
+#[inline(always)]
+fn each_word(b: &[u8], mut f: impl FnMut(u64, u32)) {
+    let word = |at: usize| {
+        b.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        f(word(i), i as u32);
+        i += 8;
+    }
+    if i < b.len() {
+        let tail = b.len() - i;
+        f(
+            word(b.len().saturating_sub(8)) >> (8 * (8 - tail)),
+            i as u32,
+        );
+    }
+}
+
+/// The high bit of each byte of `w` that equals `c` (exact: no carry crosses a byte).
+fn bytes_equal(w: u64, c: u8) -> u64 {
+    let u = w ^ (ONES * u64::from(c));
+    !(((u & LOW7).wrapping_add(LOW7)) | u) & HIGH
+}
+
+/// The high bits of a word's bytes gathered into its low eight bits, byte 0 first.
+fn pack(flags: u64) -> u64 {
+    (flags >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+impl ByteMasks {
+    /// The digit mask of a text of 8 to [`MASKED_BYTES`] bytes, and the OR of its words
+    /// (non-zero in its high bits when a byte is not ASCII).
+    fn digits_of(b: &[u8]) -> (u64, u64) {
+        let (mut digits, mut high) = (0, 0);
+        each_word(b, |w, shift| {
+            // A digit: w ^ 0x30 below 10 (its high bit clear, its low seven bits < 10).
+            let t = w ^ (ONES * 0x30);
+            let digit = !((t | HIGH).wrapping_sub(ONES * 10)) & !t & HIGH;
+            digits |= pack(digit) << shift;
+            high |= w & HIGH;
+        });
+        (digits, high)
+    }
+
+    /// The masks of a text of 8 to [`MASKED_BYTES`] bytes whose digit mask is `digits`.
+    fn of(b: &[u8], digits: u64) -> ByteMasks {
+        let mut m = ByteMasks {
+            digits,
+            joiners: 0,
+            opaque: 0,
+        };
+        each_word(b, |w, shift| {
+            m.joiners |= pack(bytes_equal(w, b'-') | bytes_equal(w, b' ')) << shift;
+            m.opaque |= pack((w & HIGH) | bytes_equal(w, b'\\')) << shift;
+        });
+        m
+    }
+
+    /// What [`ascii_candidate`] decides for a text without opaque bytes: whether a
+    /// maximal run of digits is exactly 12 long, or three runs of exactly four are
+    /// joined by single joiners. Bit `p` of each term below speaks of the run starting
+    /// at byte `p`; bits past the text's end are no digit.
+    fn shape(&self) -> bool {
+        let d = u128::from(self.digits);
+        let j = u128::from(self.joiners);
+        let not_digit = !d;
+        // No digit just before `p` (the text's start counts as none).
+        let starts = (not_digit << 1) | 1;
+        let d2 = d & (d >> 1);
+        let d4 = d2 & (d2 >> 2);
+        let d8 = d4 & (d4 >> 4);
+        let d12 = d8 & (d4 >> 8);
+        let twelve = starts & d12 & (not_digit >> 12);
+        let fours = starts & d4 & (j >> 4) & (d4 >> 5) & (j >> 9) & (d4 >> 10) & (not_digit >> 14);
+        twelve | fours != 0
+    }
 }
 
 /// How many bytes of `b` are ASCII digits or 0xEF (the first byte of every full-width
 /// digit), eight at a time: each byte is flagged exactly (no carry crosses a byte).
 fn digitish(b: &[u8]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let mut words = b.chunks_exact(8);
     let mut n = 0usize;
     for word in words.by_ref() {
@@ -873,11 +982,69 @@ mod tests {
         assert_eq!(mask_raw(raw), "\0\0\0\0\0\0id ************");
     }
 
+    /// The masks of a text of at most [`MASKED_BYTES`] bytes, padded to eight.
+    fn masked(b: &[u8]) -> ByteMasks {
+        let mut padded = b.to_vec();
+        padded.resize(b.len().max(8), 0);
+        ByteMasks::of(&padded, ByteMasks::digits_of(&padded).0)
+    }
+
+    #[test]
+    fn the_word_masks_find_runs_of_twelve_and_three_joined_fours_anywhere() {
+        let at_end = |tail: &str| format!("{}{tail}", "x".repeat(MASKED_BYTES - tail.len()));
+        for (text, shape) in [
+            ("123456789012".to_owned(), true),
+            ("a123456789012b".to_owned(), true),
+            ("1234-5678-9012".to_owned(), true),
+            ("id 1234 5678 9012.".to_owned(), true),
+            ("1-1234-5678-9012".to_owned(), true),
+            (at_end("1234-5678-9012"), true),
+            (at_end("123456789012"), true),
+            ("1234567890123".to_owned(), false),
+            ("12345-5678-9012".to_owned(), false),
+            ("1234-5678-90123".to_owned(), false),
+            ("1234--5678-9012".to_owned(), false),
+            ("1234-5678:9012".to_owned(), false),
+            ("2026-05-01T08:00:00+09:00".to_owned(), false),
+            (at_end("1234-5678-901"), false),
+        ] {
+            assert_eq!(masked(text.as_bytes()).shape(), shape, "{text:?}");
+            assert_eq!(ascii_candidate(text.as_bytes()), Some(shape), "{text:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn digit_bytes_are_counted_exactly_a_word_at_a_time(b in proptest::collection::vec(any::<u8>(), 0..40)) {
             let slow = b.iter().filter(|c| c.is_ascii_digit() || **c == 0xEF).count();
             prop_assert_eq!(digitish(&b), slow);
+        }
+
+        #[test]
+        fn the_word_masks_decide_as_the_byte_loop(
+            b in proptest::collection::vec(
+                prop_oneof![Just(b'1'), Just(b'0'), Just(b'9'), Just(b'-'), Just(b' '), Just(b'a'),
+                    Just(b'/'), Just(b':'), Just(b'\\'), Just(0xEFu8), Just(0x80u8)],
+                0..=MASKED_BYTES,
+            ),
+        ) {
+            let masks = masked(&b);
+            let slow = ascii_candidate(&b);
+            prop_assert_eq!(masks.digits.count_ones() as usize, b.iter().filter(|c| c.is_ascii_digit()).count());
+            if masks.opaque == 0 {
+                prop_assert_eq!(Some(masks.shape()), slow, "{:?}", String::from_utf8_lossy(&b));
+            } else {
+                // The byte loop also stops at the first opaque byte, unless a shape came before.
+                prop_assert!(slow != Some(false), "{:?}", String::from_utf8_lossy(&b));
+            }
+        }
+
+        #[test]
+        fn the_word_masks_find_the_shapes_of_runs(text in runs()) {
+            if text.len() <= MASKED_BYTES {
+                let masks = masked(text.as_bytes());
+                prop_assert_eq!(Some(masks.shape()), ascii_candidate(text.as_bytes()), "{:?}", text);
+            }
         }
 
         #[test]
