@@ -9,6 +9,11 @@ use mieruka_aggregator::ledger::effects;
 use mieruka_aggregator::{Engine, Ledger, Plan};
 use mieruka_ingest::decode;
 
+/// The allocator the `mieruka` binary runs with (src/main.rs): the bench measures the
+/// engine as it runs there, where each event's strings are allocated and freed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }
