@@ -620,13 +620,8 @@ fn envelope<'a>(
 /// characters. ASCII ids (nearly all) are checked on bytes.
 fn printable_id(v: &str) -> bool {
     let b = v.as_bytes();
-    // One pass over the bytes: printable ASCII (0x20..0x7f) is the whole answer.
-    // Counted rather than searched: a pass without an early exit runs on whole words.
-    let unprintable = b
-        .iter()
-        .map(|c| usize::from(!(0x20..0x7f).contains(c)))
-        .sum::<usize>();
-    if b.len() <= MAX_ID_CHARS && unprintable == 0 {
+    // Printable ASCII (0x20..0x7f), a word at a time, is the whole answer.
+    if b.len() <= MAX_ID_CHARS && crate::swar::all_printable_ascii(b) {
         true
     } else if v.is_ascii() {
         false

@@ -27,6 +27,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::json::{self, Json};
+use crate::swar::{self, bytes_equal, pack, word_at, HIGH};
 
 /// Longest key shown as written in a field path; longer ones are named by position.
 const MAX_SHOWN_KEY_CHARS: usize = 64;
@@ -168,43 +169,23 @@ struct ByteMasks {
     opaque: u64,
 }
 
-const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
-const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-
 /// Calls `f` with each word of a text of 8 to [`MASKED_BYTES`] bytes, little-endian,
 /// and the index of its first byte: whole words, then the last bytes (read as the
 /// text's last eight, the bytes already read shifted out, the top filled with NUL).
 #[inline(always)]
 fn each_word(b: &[u8], mut f: impl FnMut(u64, u32)) {
-    let word = |at: usize| {
-        b.get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
     let mut i = 0;
     while i + 8 <= b.len() {
-        f(word(i), i as u32);
+        f(word_at(b, i), i as u32);
         i += 8;
     }
     if i < b.len() {
         let tail = b.len() - i;
         f(
-            word(b.len().saturating_sub(8)) >> (8 * (8 - tail)),
+            word_at(b, b.len().saturating_sub(8)) >> (8 * (8 - tail)),
             i as u32,
         );
     }
-}
-
-/// The high bit of each byte of `w` that equals `c` (exact: no carry crosses a byte).
-fn bytes_equal(w: u64, c: u8) -> u64 {
-    let u = w ^ (ONES * u64::from(c));
-    !(((u & LOW7).wrapping_add(LOW7)) | u) & HIGH
-}
-
-/// The high bits of a word's bytes gathered into its low eight bits, byte 0 first.
-fn pack(flags: u64) -> u64 {
-    (flags >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 impl ByteMasks {
@@ -213,10 +194,7 @@ impl ByteMasks {
     fn digits_of(b: &[u8]) -> (u64, u64) {
         let (mut digits, mut high) = (0, 0);
         each_word(b, |w, shift| {
-            // A digit: w ^ 0x30 below 10 (its high bit clear, its low seven bits < 10).
-            let t = w ^ (ONES * 0x30);
-            let digit = !((t | HIGH).wrapping_sub(ONES * 10)) & !t & HIGH;
-            digits |= pack(digit) << shift;
+            digits |= pack(swar::digits(w)) << shift;
             high |= w & HIGH;
         });
         (digits, high)
@@ -266,13 +244,7 @@ fn digitish(b: &[u8]) -> usize {
             break;
         };
         let w = u64::from_le_bytes(bytes);
-        // A digit: w ^ 0x30 below 10 (its high bit clear, its low seven bits < 10).
-        let t = w ^ (ONES * 0x30);
-        let digit = !((t | HIGH).wrapping_sub(ONES * 10)) & !t & HIGH;
-        // 0xEF: w ^ 0xEF is a zero byte.
-        let u = w ^ (ONES * 0xEF);
-        let ef = !(((u & LOW7).wrapping_add(LOW7)) | u) & HIGH;
-        n += (digit | ef).count_ones() as usize;
+        n += (swar::digits(w) | bytes_equal(w, 0xEF)).count_ones() as usize;
     }
     n + words
         .remainder()
@@ -446,6 +418,7 @@ pub fn decoded_contains(text: &str) -> bool {
 
 /// Whether a JSON number holds a personal number: in the digits as written, or in the
 /// integer or fraction part of its canonical decimal form.
+#[inline]
 pub fn number_holds(n: &json::Number<'_>) -> bool {
     // Without an exponent the canonical form's runs are no longer than the digits as
     // written: a token shorter than 12 bytes holds no run of 12 (most numbers of an
@@ -518,10 +491,14 @@ pub fn scan_json(doc: &Json<'_>, all: bool) -> Findings {
 /// Whether the guard finds a personal number in a key or a value that
 /// [`json::parse_event`] read: what [`scan_json`] decides for that member of the tree
 /// (the members of an object value are checked on their own).
+#[inline]
 pub(crate) fn pair_holds(p: &json::Pair<'_>) -> bool {
-    !find_in_str(&p.key).is_empty()
+    // Twelve digits take at least twelve bytes, as written and decoded alike: most keys
+    // and values are shorter, and are decided here without a call.
+    let str_holds = |s: &json::Str<'_>| s.raw.len() >= 12 && !find_in_str(s).is_empty();
+    str_holds(&p.key)
         || match &p.value {
-            json::Leaf::String(s) => !find_in_str(s).is_empty(),
+            json::Leaf::String(s) => str_holds(s),
             json::Leaf::Number(n) => number_holds(n),
             json::Leaf::Object => false,
         }

@@ -531,17 +531,15 @@ const STRING_STOP: [bool; 256] = {
 /// borrow only carries upwards), the last few byte by byte.
 #[inline]
 fn plain_run(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    use crate::swar::{any_below, ONES};
     while let Some(word) = b.get(i..i + 8) {
         let Ok(bytes) = <[u8; 8]>::try_from(word) else {
             break;
         };
         let w = u64::from_le_bytes(bytes);
-        let stop = has_zero(w ^ (ONES * u64::from(b'"')))
-            | has_zero(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        let stop = any_below(w ^ (ONES * u64::from(b'"')), 1)
+            | any_below(w ^ (ONES * u64::from(b'\\')), 1)
+            | any_below(w, 0x20);
         if stop != 0 {
             return i + (stop.trailing_zeros() / 8) as usize;
         }
@@ -766,7 +764,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<Str<'a>, SyntaxError> {
         let b = self.b;
         let start = self.i + 1;

@@ -19,6 +19,7 @@ pub mod kafka;
 pub mod reject;
 pub mod schema;
 pub mod sink;
+mod swar;
 pub mod timestamp;
 
 pub use event::{decode, decode_logged, Event, Value};
