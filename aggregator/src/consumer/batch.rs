@@ -16,6 +16,10 @@ use crate::store::{PgError, SourcePosition};
 /// commit in flight) before it stops and waits for that commit.
 const HOLD_BATCHES: usize = 4;
 
+/// Most messages a batch reserves room for before it reads any (a larger `max_batch`
+/// grows its batches as they fill).
+const BATCH_RESERVE: usize = 1 << 16;
+
 /// One message read and decoded, waiting for its batch to commit.
 pub(super) struct Pending {
     /// Shared with every message of the topic (see [`Aggregator::topics`]): telling two
@@ -149,15 +153,21 @@ impl Aggregator {
             taken: Vec::new(),
             behind: Vec::new(),
         };
-        let mut batch = Vec::new();
-        for m in std::mem::take(&mut self.carry) {
-            if batch.len() < self.opts.max_batch && pick.admit(&m) {
-                batch.push(m);
+        // Sized for a full batch up front: grown by doubling, its moves and the fresh
+        // pages behind them were a sixth of this thread's time (perf, the Kafka bench).
+        let mut batch = Vec::with_capacity(self.opts.max_batch.min(BATCH_RESERVE));
+        // Taken out of the carry in place: the rest keep their order, and the carry its
+        // room (rebuilt, it grew again from nothing for every batch).
+        let mut admitted = 0;
+        batch.extend(self.carry.extract_if(.., |m| {
+            if admitted < self.opts.max_batch && pick.admit(m) {
+                admitted += 1;
+                true
             } else {
-                pick.hold(&m);
-                self.carry.push(m);
+                pick.hold(m);
+                false
             }
-        }
+        }));
         let mut first: Option<Instant> = (!batch.is_empty()).then(Instant::now);
         loop {
             if self.stopping()
