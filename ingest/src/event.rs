@@ -783,8 +783,7 @@ fn check_window(w: &TimeWindow, at: Timestamp) -> Result<(), Rejection> {
             ),
         ));
     }
-    let now = w.now();
-    if at > w.latest(now) {
+    if let Err(now) = w.not_too_late(at) {
         return Err(Rejection::at(
             Reason::OutOfBounds,
             "occurred_at",

@@ -5,6 +5,7 @@
 //! validates events without knowing anything about KPIs.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Deserialize;
 
@@ -147,10 +148,42 @@ impl Default for TimeWindow {
     }
 }
 
+/// The latest reading of the wall clock any window took (µs since the epoch; `i64::MIN`
+/// before the first). See [`TimeWindow::not_too_late`].
+static CLOCK_SEEN: AtomicI64 = AtomicI64::new(i64::MIN);
+
 impl TimeWindow {
     /// "Now": the pinned instant, else the wall clock.
     pub fn now(&self) -> Timestamp {
         self.now.unwrap_or_else(Timestamp::wall_clock)
+    }
+
+    /// Whether `at` lies no later than now plus the skew; `Err(now)` when it does not.
+    ///
+    /// Unpinned, "now" is the latest reading of the wall clock this process took: an
+    /// instant within the skew of that reading is taken without reading the clock again
+    /// (most events happened before now, and a reading per event was a sixtieth of the
+    /// decode). An instant past it reads the clock, so the answer is the clock's, except
+    /// after the system clock was set back: until it catches up with its latest reading,
+    /// that reading stands for now.
+    pub fn not_too_late(&self, at: Timestamp) -> Result<(), Timestamp> {
+        let check = |now: Timestamp| {
+            if at > self.latest(now) {
+                Err(now)
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(now) = self.now {
+            return check(now);
+        }
+        let seen = CLOCK_SEEN.load(Ordering::Relaxed);
+        if seen != i64::MIN && check(Timestamp::from_micros(seen)).is_ok() {
+            return Ok(());
+        }
+        let now = Timestamp::wall_clock();
+        CLOCK_SEEN.fetch_max(now.micros(), Ordering::Relaxed);
+        check(now)
     }
 
     /// The latest accepted instant at `now` (inclusive).
@@ -525,6 +558,33 @@ mod tests {
             serde_json::from_str(&format!(r#"{{"t": {{"fields": {fields}}}}}"#))
                 .unwrap_or_else(|e| panic!("{e}"));
         Schema::new(&decls, HashMap::new())
+    }
+
+    #[test]
+    fn an_unpinned_window_takes_the_clock_for_instants_past_its_latest_reading() {
+        let skew = 60 * 1_000_000;
+        let w = TimeWindow {
+            max_future_skew_micros: skew,
+            ..TimeWindow::default()
+        };
+        let before = Timestamp::wall_clock();
+        let at = |from: Timestamp, micros: i64| Timestamp::from_micros(from.micros() + micros);
+        assert_eq!(w.not_too_late(at(before, -3_600_000_000)), Ok(()));
+        assert_eq!(w.not_too_late(at(before, skew - 1_000_000)), Ok(()));
+        // Past the skew of any reading taken so far: refused, with a fresh "now".
+        let Err(now) = w.not_too_late(at(before, skew + 3_600_000_000)) else {
+            panic!("an instant an hour past the skew was taken");
+        };
+        assert!(now >= before);
+        // Pinned, the pinned instant is now, whatever the clock says.
+        let pinned = TimeWindow {
+            now: Some(at(before, -86_400_000_000)),
+            ..w
+        };
+        assert_eq!(
+            pinned.not_too_late(at(before, 0)),
+            Err(at(before, -86_400_000_000))
+        );
     }
 
     #[test]
