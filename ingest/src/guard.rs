@@ -27,7 +27,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::json::{self, Json};
-use crate::swar::{self, bytes_equal, pack, word_at, HIGH};
+use crate::swar::{self, bytes_equal, each_word, pack, HIGH};
 
 /// Longest key shown as written in a field path; longer ones are named by position.
 const MAX_SHOWN_KEY_CHARS: usize = 64;
@@ -169,47 +169,28 @@ struct ByteMasks {
     opaque: u64,
 }
 
-/// Calls `f` with each word of a text of 8 to [`MASKED_BYTES`] bytes, little-endian,
-/// and the index of its first byte: whole words, then the last bytes (read as the
-/// text's last eight, the bytes already read shifted out, the top filled with NUL).
-#[inline(always)]
-fn each_word(b: &[u8], mut f: impl FnMut(u64, u32)) {
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        f(word_at(b, i), i as u32);
-        i += 8;
-    }
-    if i < b.len() {
-        let tail = b.len() - i;
-        f(
-            word_at(b, b.len().saturating_sub(8)) >> (8 * (8 - tail)),
-            i as u32,
-        );
-    }
-}
-
 impl ByteMasks {
-    /// The digit mask of a text of 8 to [`MASKED_BYTES`] bytes, and the OR of its words
+    /// The digit mask of a text of at most [`MASKED_BYTES`] bytes, and the OR of its words
     /// (non-zero in its high bits when a byte is not ASCII).
     fn digits_of(b: &[u8]) -> (u64, u64) {
         let (mut digits, mut high) = (0, 0);
-        each_word(b, |w, shift| {
-            digits |= pack(swar::digits(w)) << shift;
+        each_word(b, |w, at, _| {
+            digits |= pack(swar::digits(w)) << at;
             high |= w & HIGH;
         });
         (digits, high)
     }
 
-    /// The masks of a text of 8 to [`MASKED_BYTES`] bytes whose digit mask is `digits`.
+    /// The masks of a text of at most [`MASKED_BYTES`] bytes whose digit mask is `digits`.
     fn of(b: &[u8], digits: u64) -> ByteMasks {
         let mut m = ByteMasks {
             digits,
             joiners: 0,
             opaque: 0,
         };
-        each_word(b, |w, shift| {
-            m.joiners |= pack(bytes_equal(w, b'-') | bytes_equal(w, b' ')) << shift;
-            m.opaque |= pack((w & HIGH) | bytes_equal(w, b'\\')) << shift;
+        each_word(b, |w, at, _| {
+            m.joiners |= pack(bytes_equal(w, b'-') | bytes_equal(w, b' ')) << at;
+            m.opaque |= pack((w & HIGH) | bytes_equal(w, b'\\')) << at;
         });
         m
     }
@@ -237,20 +218,12 @@ impl ByteMasks {
 /// How many bytes of `b` are ASCII digits or 0xEF (the first byte of every full-width
 /// digit), eight at a time: each byte is flagged exactly (no carry crosses a byte).
 fn digitish(b: &[u8]) -> usize {
-    let mut words = b.chunks_exact(8);
-    let mut n = 0usize;
-    for word in words.by_ref() {
-        let Ok(bytes) = <[u8; 8]>::try_from(word) else {
-            break;
-        };
-        let w = u64::from_le_bytes(bytes);
+    // The NUL padding of the last word is neither.
+    let mut n = 0;
+    each_word(b, |w, _, _| {
         n += (swar::digits(w) | bytes_equal(w, 0xEF)).count_ones() as usize;
-    }
-    n + words
-        .remainder()
-        .iter()
-        .filter(|c| c.is_ascii_digit() || **c == 0xEF)
-        .count()
+    });
+    n
 }
 
 /// How [`ascii_candidate`] reads a byte: plain ASCII that is no digit, a digit, or a
@@ -493,12 +466,9 @@ pub fn scan_json(doc: &Json<'_>, all: bool) -> Findings {
 /// (the members of an object value are checked on their own).
 #[inline]
 pub(crate) fn pair_holds(p: &json::Pair<'_>) -> bool {
-    // Twelve digits take at least twelve bytes, as written and decoded alike: most keys
-    // and values are shorter, and are decided here without a call.
-    let str_holds = |s: &json::Str<'_>| s.raw.len() >= 12 && !find_in_str(s).is_empty();
-    str_holds(&p.key)
+    !find_in_str(&p.key).is_empty()
         || match &p.value {
-            json::Leaf::String(s) => str_holds(s),
+            json::Leaf::String(s) => !find_in_str(s).is_empty(),
             json::Leaf::Number(n) => number_holds(n),
             json::Leaf::Object => false,
         }
@@ -539,12 +509,19 @@ pub fn path_of(trail: &[Step<'_>]) -> String {
 /// text back might (`\\u0031…` is stored as the text `\u0031…`). What that second
 /// reading finds cannot be placed exactly in the raw text: every digit of the string
 /// is masked then.
+#[inline]
 fn find_in_str(s: &json::Str<'_>) -> Vec<Range<usize>> {
     // Twelve digits take at least twelve bytes, as written and decoded alike (a decoded
-    // value is never longer than its raw text): most keys and values are shorter.
+    // value is never longer than its raw text): most keys and values are shorter, and
+    // are decided where they are read, without a call.
     if s.raw.len() < 12 {
         return Vec::new();
     }
+    find_in_long_str(s)
+}
+
+/// [`find_in_str`] for a string of 12 bytes or more.
+fn find_in_long_str(s: &json::Str<'_>) -> Vec<Range<usize>> {
     let found: Vec<Range<usize>> = find(s.raw)
         .into_iter()
         .map(|r| r.start + s.start..r.end + s.start)
@@ -959,11 +936,9 @@ mod tests {
         assert_eq!(mask_raw(raw), "\0\0\0\0\0\0id ************");
     }
 
-    /// The masks of a text of at most [`MASKED_BYTES`] bytes, padded to eight.
+    /// The masks of a text of at most [`MASKED_BYTES`] bytes.
     fn masked(b: &[u8]) -> ByteMasks {
-        let mut padded = b.to_vec();
-        padded.resize(b.len().max(8), 0);
-        ByteMasks::of(&padded, ByteMasks::digits_of(&padded).0)
+        ByteMasks::of(b, ByteMasks::digits_of(b).0)
     }
 
     #[test]

@@ -153,11 +153,6 @@ impl Default for TimeWindow {
 static CLOCK_SEEN: AtomicI64 = AtomicI64::new(i64::MIN);
 
 impl TimeWindow {
-    /// "Now": the pinned instant, else the wall clock.
-    pub fn now(&self) -> Timestamp {
-        self.now.unwrap_or_else(Timestamp::wall_clock)
-    }
-
     /// Whether `at` lies no later than now plus the skew; `Err(now)` when it does not.
     ///
     /// Unpinned, "now" is the latest reading of the wall clock this process took: an

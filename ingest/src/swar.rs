@@ -17,6 +17,42 @@ pub(crate) fn word_at(b: &[u8], at: usize) -> u64 {
         .map_or(0, u64::from_le_bytes)
 }
 
+/// Calls `f` with each word of `b` (little-endian), the index of its first byte and how
+/// many of its bytes are `b`'s: whole words, then the last bytes in the low end of a word
+/// whose top is NUL (read as `b`'s last eight, the bytes already seen shifted out).
+#[inline(always)]
+pub(crate) fn each_word(b: &[u8], mut f: impl FnMut(u64, usize, usize)) {
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        f(word_at(b, i), i, 8);
+        i += 8;
+    }
+    let tail = b.len() - i;
+    if tail == 0 {
+        return;
+    }
+    let w = if b.len() >= 8 {
+        word_at(b, b.len() - 8) >> (8 * (8 - tail))
+    } else {
+        let mut bytes = [0u8; 8];
+        if let (Some(to), Some(from)) = (bytes.get_mut(..tail), b.get(i..)) {
+            to.copy_from_slice(from);
+        }
+        u64::from_le_bytes(bytes)
+    };
+    f(w, i, tail);
+}
+
+/// The high bits of the first `n` bytes of a word (all of them from 8 on).
+#[inline(always)]
+pub(crate) fn first_bytes(n: usize) -> u64 {
+    if n >= 8 {
+        HIGH
+    } else {
+        HIGH & ((1u64 << (8 * n)) - 1)
+    }
+}
+
 /// The high bit of each byte of `w` that equals `c` (exact: no carry crosses a byte).
 #[inline(always)]
 pub(crate) fn bytes_equal(w: u64, c: u8) -> u64 {
@@ -48,13 +84,14 @@ pub(crate) fn pack(flags: u64) -> u64 {
 
 /// Whether every byte of `b` is printable ASCII (0x20 to 0x7E).
 pub(crate) fn all_printable_ascii(b: &[u8]) -> bool {
-    let mut words = b.chunks_exact(8);
     let mut bad = 0;
-    for w in words.by_ref() {
-        let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
-        bad |= (w & HIGH) | any_below(w, 0x20) | bytes_equal(w, 0x7F);
-    }
-    bad == 0 && words.remainder().iter().all(|c| (0x20..0x7F).contains(c))
+    each_word(b, |w, _, n| {
+        // The NUL padding of the last word is below 0x20, so only the text's own bytes
+        // count; it sits above them, and a borrow only carries upwards: a flag among
+        // the text's bytes is a true one.
+        bad |= ((w & HIGH) | any_below(w, 0x20) | bytes_equal(w, 0x7F)) & first_bytes(n);
+    });
+    bad == 0
 }
 
 #[cfg(test)]
@@ -86,6 +123,19 @@ mod tests {
             let packed = pack(digits(w));
             prop_assert_eq!((0..8).map(|i| packed >> i & 1 == 1).collect::<Vec<_>>(), flagged(digits(w)));
             prop_assert_eq!(any_below(w, 0x20) != 0, b.iter().any(|x| *x < 0x20));
+        }
+
+        #[test]
+        fn the_words_hold_the_text_in_order_padded_with_nul(b in bytes()) {
+            let mut seen = Vec::new();
+            each_word(&b, |w, at, n| {
+                assert_eq!(at, seen.len());
+                let bytes = w.to_le_bytes();
+                seen.extend_from_slice(&bytes[..n]);
+                assert!(bytes[n..].iter().all(|c| *c == 0));
+                assert_eq!(first_bytes(n).count_ones() as usize, n);
+            });
+            prop_assert_eq!(seen, b);
         }
 
         #[test]
