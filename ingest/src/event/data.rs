@@ -19,7 +19,9 @@ pub(super) fn validate_data<'a>(
 ) -> Result<Vec<Value>, Stop> {
     // One allocation per event: values start absent, a bit per field says "given" (keys
     // are unique: a key given twice was refused before), another "given but refused".
-    let mut values = vec![Value::Absent; ty.fields.len()];
+    // (`resize_with`, not `vec![Value::Absent; n]`: that clones a `Value` per field.)
+    let mut values = Vec::with_capacity(ty.fields.len());
+    values.resize_with(ty.fields.len(), || Value::Absent);
     let (mut given, mut refused): (u128, u128) = (0, 0);
     for (position, (key, value)) in data.enumerate() {
         let key = key.decoded();
