@@ -1145,3 +1145,44 @@ fn kubernetes_manifests_pass_their_checks() {
     let out = run(Command::new(python).arg(root().join("deploy/k8s/check.py")));
     assert!(out.contains("ok"), "{out}");
 }
+
+/// The image builds with the toolchain the workspace declares (an older one refuses the
+/// workspace) and ships the release build, the one the benches measure: whole-program
+/// optimised.
+#[test]
+fn the_image_builds_the_release_profile_with_the_declared_toolchain() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| v.trim().trim_matches('"'))
+        .expect("Cargo.toml declares a rust-version");
+    let image = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM rust:"))
+        .and_then(|tag| tag.split('-').next())
+        .expect("deploy/Dockerfile builds FROM rust:<version>-…");
+    assert_eq!(
+        image, declared,
+        "deploy/Dockerfile's Rust image is not the workspace's rust-version"
+    );
+    let release: Vec<&str> = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[profile.release]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(str::trim)
+        .collect();
+    for setting in ["lto = \"fat\"", "codegen-units = 1"] {
+        assert!(
+            release.contains(&setting),
+            "the release profile lacks {setting}: {release:?}"
+        );
+    }
+    assert!(
+        dockerfile.contains("cargo build --release --locked --bin mieruka")
+            && dockerfile.contains("COPY --from=build /src/target/release/mieruka "),
+        "the image does not ship the release build"
+    );
+}
