@@ -163,7 +163,7 @@ impl Event {
             &self.source,
             &schema.event_type(self.type_id).name,
             self.occurred_at,
-            |out| self.write_data(schema, out),
+            |out| self.write_canonical_data_json(schema, out),
             self.voids.as_deref(),
         )
     }
@@ -172,12 +172,13 @@ impl Event {
     /// the envelope's own columns).
     pub fn canonical_data_json(&self, schema: &Schema) -> String {
         let mut out: Vec<u8> = Vec::with_capacity(96);
-        self.write_data(schema, &mut out);
+        self.write_canonical_data_json(schema, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 
-    /// Writes the canonical `data` object: the type's fields in order, defaults filled in.
-    fn write_data(&self, schema: &Schema, out: &mut Vec<u8>) {
+    /// Appends [`Event::canonical_data_json`] to `out` (UTF-8 JSON): how a store writes it
+    /// straight into a batch's rows, without a string per event.
+    pub fn write_canonical_data_json(&self, schema: &Schema, out: &mut Vec<u8>) {
         let ty = schema.event_type(self.type_id);
         out.push(b'{');
         let mut first = true;
@@ -194,7 +195,7 @@ impl Event {
             match (value, &field.kind) {
                 (Value::Absent, _) => {}
                 (Value::Int(v), _) => {
-                    let _ = write!(out, "{v}");
+                    out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
                 }
                 (Value::Fixed(v), FieldKind::Decimal { scale, .. }) => {
                     out.extend_from_slice(fixed_to_string(*v, *scale).as_bytes());
