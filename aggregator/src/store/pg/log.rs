@@ -575,7 +575,12 @@ mod tests {
     /// size, and the fields after it start where they should.
     #[test]
     fn a_field_written_in_place_is_the_field_copied_in() {
-        for text in ["", "{}", r#"{"count":12,"channel":"konbini"}"#, &"x".repeat(70_000)] {
+        for text in [
+            "",
+            "{}",
+            r#"{"count":12,"channel":"konbini"}"#,
+            &"x".repeat(70_000),
+        ] {
             let mut copied = CopyBinary::with_capacity(0);
             copied.row(2);
             copied.text(text);
