@@ -807,6 +807,99 @@ fn a_key_of_a_sealed_generation_is_found_by_a_store_that_did_not_log_it() {
     });
 }
 
+/// Migration 0011 rebuilds the log's unique key over a log that holds events, with the
+/// id before the source (the index's comparisons then end at the column that tells keys
+/// apart): the keys logged before are still found, and a key cannot be logged twice.
+#[test]
+fn the_log_key_is_rebuilt_id_first_and_its_keys_are_still_found() {
+    let plan = plan();
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let db = fresh_db().await;
+        let old = old_migrations(
+            dir.path(),
+            "postgres",
+            &[
+                "0001_init.sql",
+                "0002_event_log_copy.sql",
+                "0003_event_log_narrow.sql",
+                "0004_wide_sums.sql",
+                "0005_source_freshness.sql",
+                "0006_rejected_filters.sql",
+                "0007_measure_fingerprints.sql",
+                "0008_year_close.sql",
+                "0009_duplicate_counts.sql",
+                "0010_log_generations.sql",
+            ],
+        );
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
+        Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&mut conn)
+            .await
+            .unwrap();
+        let key_columns = "SELECT string_agg(a.attname, ',' ORDER BY k.i) \
+             FROM pg_constraint c \
+             CROSS JOIN unnest(c.conkey) WITH ORDINALITY AS k(attnum, i) \
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum \
+             WHERE c.conname = 'event_log_key'";
+        let columns: String = sqlx::query_scalar(key_columns)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(columns, "generation,source,event_id");
+        // Rows as a store of 0010 logged them, in its current generation (0: the log was
+        // empty when 0010 ran).
+        let insert =
+            "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, \
+                      body, voided, received_at, moves_level, generation) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 0, FALSE, 0)";
+        let mut logged = Vec::new();
+        for id in 0..5u32 {
+            let body = raw(id);
+            let ev = mieruka_ingest::decode(&plan.schema, body.as_bytes()).unwrap();
+            sqlx::query(insert)
+                .bind(&ev.source)
+                .bind(&ev.id)
+                .bind(ev.fingerprint(&plan.schema))
+                .bind(&plan.schema.event_type(ev.type_id).name)
+                .bind(ev.occurred_at.micros())
+                .bind(Day::of(ev.occurred_at).0)
+                .bind(&body)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            logged.push((ev, body));
+        }
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        let columns: String = sqlx::query_scalar(key_columns)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(columns, "generation,event_id,source");
+        let st = store.submit_batch(items(&plan, &[3, 7])).await.unwrap();
+        assert_eq!(st, [Status::Duplicate, Status::Accepted]);
+        store.close().await;
+        let (ev, body) = &logged[1];
+        let again = sqlx::query(insert)
+            .bind(&ev.source)
+            .bind(&ev.id)
+            .bind(ev.fingerprint(&plan.schema))
+            .bind(&plan.schema.event_type(ev.type_id).name)
+            .bind(ev.occurred_at.micros())
+            .bind(Day::of(ev.occurred_at).0)
+            .bind(body)
+            .execute(&mut conn)
+            .await;
+        match again {
+            Err(sqlx::Error::Database(e)) => assert_eq!(e.code().as_deref(), Some("23505")),
+            other => panic!("a key logged twice: {other:?}"),
+        }
+        conn.close().await.unwrap();
+    });
+}
+
 /// A log logged before generations (migration 0010) becomes generation 0, sealed: the
 /// first store that opens it hashes its keys, and a key of it re-sent is found.
 #[test]

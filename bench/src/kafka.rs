@@ -89,11 +89,8 @@ pub enum KeyExperiment {
     /// The key's text compared bytewise (`COLLATE "C"`) instead of by the database's
     /// collation.
     CollateC,
-    /// The unique key ordered (generation, event_id, source): the id, which tells keys
-    /// apart, compared first, at a fixed offset in the index tuple.
-    IdFirst,
-    /// Both of the above.
-    IdFirstCollateC,
+    /// The unique key ordered (generation, source, event_id), as before migration 0011.
+    SourceFirst,
 }
 
 impl KeyExperiment {
@@ -109,11 +106,8 @@ impl KeyExperiment {
             KeyExperiment::CollateC => {
                 "EXPERIMENT: the log's key compared bytewise (COLLATE \"C\")"
             }
-            KeyExperiment::IdFirst => {
-                "EXPERIMENT: the log's key ordered (generation, event_id, source)"
-            }
-            KeyExperiment::IdFirstCollateC => {
-                "EXPERIMENT: the log's key ordered (generation, event_id, source), COLLATE \"C\""
+            KeyExperiment::SourceFirst => {
+                "EXPERIMENT: the log's key ordered (generation, source, event_id), as before 0011"
             }
         }
     }
@@ -141,17 +135,10 @@ impl KeyExperiment {
                 "ALTER TABLE event_log ALTER COLUMN source TYPE TEXT COLLATE \"C\", \
                  ALTER COLUMN event_id TYPE TEXT COLLATE \"C\"",
             ],
-            KeyExperiment::IdFirst => &[
+            KeyExperiment::SourceFirst => &[
                 "ALTER TABLE event_log DROP CONSTRAINT event_log_key",
                 "ALTER TABLE event_log ADD CONSTRAINT event_log_key \
-                 UNIQUE (generation, event_id, source)",
-            ],
-            KeyExperiment::IdFirstCollateC => &[
-                "ALTER TABLE event_log ALTER COLUMN source TYPE TEXT COLLATE \"C\", \
-                 ALTER COLUMN event_id TYPE TEXT COLLATE \"C\"",
-                "ALTER TABLE event_log DROP CONSTRAINT event_log_key",
-                "ALTER TABLE event_log ADD CONSTRAINT event_log_key \
-                 UNIQUE (generation, event_id, source)",
+                 UNIQUE (generation, source, event_id)",
             ],
         }
     }

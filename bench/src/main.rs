@@ -87,9 +87,9 @@ enum Command {
         /// bench/src/kafka.rs): `one-generation` (the log never sealed, as before its
         /// generations), `seal-16mib` and `seal-32mib` (larger generations), `md5-uuid`
         /// and `md5-int8` (a hashed unique key; the optimistic path only), `collate-c`
-        /// (the key compared bytewise), `id-first` (the key ordered generation, event_id,
-        /// source) and `id-first-collate-c` (both). A comma-separated list taken in turn
-        /// run after run, e.g. `none,one-generation` with `--runs 4`.
+        /// (the key compared bytewise) and `source-first` (the key ordered generation,
+        /// source, event_id, as before migration 0011). A comma-separated list taken in
+        /// turn run after run, e.g. `none,one-generation` with `--runs 4`.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
         key_experiment: Vec<kafka::KeyExperiment>,
     },

@@ -60,8 +60,8 @@ pub(crate) async fn scan_sqlite(
     }
 }
 
-/// The PostgreSQL dialect: pages by the log's unique key (`generation`, `source`,
-/// `event_id`).
+/// The PostgreSQL dialect: pages by the log's unique key (`generation`, `event_id`,
+/// `source`).
 pub(crate) async fn scan_pg(
     pool: &PgPool,
     plan: &Plan,
@@ -74,10 +74,10 @@ pub(crate) async fn scan_pg(
         let sql = format!(
             "SELECT {}, generation FROM event_log \
              WHERE type = ANY($1::text[]) AND occurred_at < $2 {} \
-             ORDER BY generation, source, event_id LIMIT $3",
+             ORDER BY generation, event_id, source LIMIT $3",
             super::pg::LOGGED,
             if after.is_some() {
-                "AND (generation, source, event_id) > ($4, $5, $6)"
+                "AND (generation, event_id, source) > ($4, $5, $6)"
             } else {
                 ""
             }
@@ -86,8 +86,8 @@ pub(crate) async fn scan_pg(
             .bind(scan.types)
             .bind(scan.before.micros())
             .bind(PAGE);
-        if let Some((generation, source, id)) = &after {
-            q = q.bind(*generation).bind(source.clone()).bind(id.clone());
+        if let Some((generation, id, source)) = &after {
+            q = q.bind(*generation).bind(id.clone()).bind(source.clone());
         }
         let rows = q.fetch_all(pool).await?;
         for r in &rows {
@@ -97,10 +97,10 @@ pub(crate) async fn scan_pg(
             }
         }
         match rows.last() {
-            // The generation after LOGGED's columns, and its columns 4 and 3: the key
-            // the pages follow.
+            // The generation after LOGGED's columns, and its columns 3 and 4 (the id
+            // and the source): the key the pages follow.
             Some(last) if rows.len() as i64 == PAGE => {
-                after = Some((last.try_get(9)?, last.try_get(4)?, last.try_get(3)?));
+                after = Some((last.try_get(9)?, last.try_get(3)?, last.try_get(4)?));
             }
             _ => return Ok(undecoded),
         }

@@ -4,8 +4,10 @@
 //! event lands on a random page of it; once that index outgrows PostgreSQL's buffers,
 //! PostgreSQL spends most of its time moving its pages in and out of them, and writing
 //! whole pages to the WAL after each checkpoint. So the log's unique key is
-//! (`generation`, `source`, `event_id`), and a batch logs into the current generation
-//! only: its part of the index is small ([`SEAL_AT`]) and stays in the buffers.
+//! (`generation`, `event_id`, `source`), and a batch logs into the current generation
+//! only: its part of the index is small ([`SEAL_AT`]) and stays in the buffers. (The id
+//! comes before the source since migration 0011: the index's comparisons then end at
+//! the column that tells keys apart.)
 //!
 //! A key stays unique across generations, exactly:
 //! - in the current generation, by the index: a batch that logs a key logged there
@@ -312,11 +314,11 @@ pub(crate) async fn hash_old_log(pool: &PgPool) -> Result<(), sqlx::Error> {
             .map_or(("", ""), |(s, i)| (s.as_str(), i.as_str()));
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT source, event_id FROM event_log \
-             WHERE generation = 0 AND (generation, source, event_id) > (0, $1, $2) \
-             ORDER BY generation, source, event_id LIMIT $3",
+             WHERE generation = 0 AND (generation, event_id, source) > (0, $1, $2) \
+             ORDER BY generation, event_id, source LIMIT $3",
         )
-        .bind(source)
         .bind(id)
+        .bind(source)
         .bind(HASH_PAGE)
         .fetch_all(&mut *tx)
         .await?;
