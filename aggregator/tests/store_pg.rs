@@ -807,6 +807,64 @@ fn a_key_of_a_sealed_generation_is_found_by_a_store_that_did_not_log_it() {
     });
 }
 
+/// `conn`'s database migrated as far as the PostgreSQL migrations numbered up to `last`
+/// take it: a store of an older version (its migrations copied under `dir`).
+async fn migrate_up_to(dir: &std::path::Path, conn: &mut PgConnection, last: u32) {
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut files: Vec<String> = std::fs::read_dir(all)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| {
+            f.get(..4)
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= last)
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), last as usize, "{files:?}");
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let old = old_migrations(dir, "postgres", &files);
+    Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(conn)
+        .await
+        .unwrap();
+}
+
+/// The row an older store logged for event `id` (a whole body: the oldest layout), with
+/// `generation` when its schema has one (migration 0010). `Err` is PostgreSQL's refusal.
+async fn log_as_an_older_store(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    id: u32,
+    generation: Option<i32>,
+) -> Result<(), sqlx::Error> {
+    let body = raw(id);
+    let ev = mieruka_ingest::decode(&plan.schema, body.as_bytes()).unwrap();
+    let (column, value) = match generation {
+        Some(_) => (", generation", ", $8"),
+        None => ("", ""),
+    };
+    let sql = format!(
+        "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, \
+         body, voided, received_at, moves_level{column}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 0, FALSE{value})"
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(&ev.source)
+        .bind(&ev.id)
+        .bind(ev.fingerprint(&plan.schema))
+        .bind(&plan.schema.event_type(ev.type_id).name)
+        .bind(ev.occurred_at.micros())
+        .bind(Day::of(ev.occurred_at).0)
+        .bind(&body);
+    if let Some(g) = generation {
+        q = q.bind(g);
+    }
+    q.execute(conn).await.map(|_| ())
+}
+
 /// Migration 0011 rebuilds the log's unique key over a log that holds events, with the
 /// id before the source (the index's comparisons then end at the column that tells keys
 /// apart): the keys logged before are still found, and a key cannot be logged twice.
@@ -816,29 +874,8 @@ fn the_log_key_is_rebuilt_id_first_and_its_keys_are_still_found() {
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let db = fresh_db().await;
-        let old = old_migrations(
-            dir.path(),
-            "postgres",
-            &[
-                "0001_init.sql",
-                "0002_event_log_copy.sql",
-                "0003_event_log_narrow.sql",
-                "0004_wide_sums.sql",
-                "0005_source_freshness.sql",
-                "0006_rejected_filters.sql",
-                "0007_measure_fingerprints.sql",
-                "0008_year_close.sql",
-                "0009_duplicate_counts.sql",
-                "0010_log_generations.sql",
-            ],
-        );
         let mut conn = PgConnection::connect(db.url()).await.unwrap();
-        Migrator::new(old.as_path())
-            .await
-            .unwrap()
-            .run(&mut conn)
-            .await
-            .unwrap();
+        migrate_up_to(dir.path(), &mut conn, 10).await;
         let key_columns = "SELECT string_agg(a.attname, ',' ORDER BY k.i) \
              FROM pg_constraint c \
              CROSS JOIN unnest(c.conkey) WITH ORDINALITY AS k(attnum, i) \
@@ -851,26 +888,10 @@ fn the_log_key_is_rebuilt_id_first_and_its_keys_are_still_found() {
         assert_eq!(columns, "generation,source,event_id");
         // Rows as a store of 0010 logged them, in its current generation (0: the log was
         // empty when 0010 ran).
-        let insert =
-            "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, \
-                      body, voided, received_at, moves_level, generation) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 0, FALSE, 0)";
-        let mut logged = Vec::new();
         for id in 0..5u32 {
-            let body = raw(id);
-            let ev = mieruka_ingest::decode(&plan.schema, body.as_bytes()).unwrap();
-            sqlx::query(insert)
-                .bind(&ev.source)
-                .bind(&ev.id)
-                .bind(ev.fingerprint(&plan.schema))
-                .bind(&plan.schema.event_type(ev.type_id).name)
-                .bind(ev.occurred_at.micros())
-                .bind(Day::of(ev.occurred_at).0)
-                .bind(&body)
-                .execute(&mut conn)
+            log_as_an_older_store(&mut conn, &plan, id, Some(0))
                 .await
                 .unwrap();
-            logged.push((ev, body));
         }
         let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
         let columns: String = sqlx::query_scalar(key_columns)
@@ -881,18 +902,7 @@ fn the_log_key_is_rebuilt_id_first_and_its_keys_are_still_found() {
         let st = store.submit_batch(items(&plan, &[3, 7])).await.unwrap();
         assert_eq!(st, [Status::Duplicate, Status::Accepted]);
         store.close().await;
-        let (ev, body) = &logged[1];
-        let again = sqlx::query(insert)
-            .bind(&ev.source)
-            .bind(&ev.id)
-            .bind(ev.fingerprint(&plan.schema))
-            .bind(&plan.schema.event_type(ev.type_id).name)
-            .bind(ev.occurred_at.micros())
-            .bind(Day::of(ev.occurred_at).0)
-            .bind(body)
-            .execute(&mut conn)
-            .await;
-        match again {
+        match log_as_an_older_store(&mut conn, &plan, 1, Some(0)).await {
             Err(sqlx::Error::Database(e)) => assert_eq!(e.code().as_deref(), Some("23505")),
             other => panic!("a key logged twice: {other:?}"),
         }
@@ -908,43 +918,15 @@ fn a_log_from_before_generations_is_hashed_once_and_its_keys_are_found() {
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let db = fresh_db().await;
-        let old = old_migrations(
-            dir.path(),
-            "postgres",
-            &[
-                "0001_init.sql",
-                "0002_event_log_copy.sql",
-                "0003_event_log_narrow.sql",
-                "0004_wide_sums.sql",
-                "0005_source_freshness.sql",
-                "0006_rejected_filters.sql",
-                "0007_measure_fingerprints.sql",
-                "0008_year_close.sql",
-                "0009_duplicate_counts.sql",
-            ],
-        );
         let mut conn = PgConnection::connect(db.url()).await.unwrap();
-        Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
-        // Rows as a store before 0010 logged them (a whole body: the oldest layout).
+        migrate_up_to(dir.path(), &mut conn, 9).await;
         for id in 0..5u32 {
-            let body = raw(id);
-            let ev = mieruka_ingest::decode(&plan.schema, body.as_bytes()).unwrap();
-            sqlx::query(
-                "INSERT INTO event_log (source, event_id, fingerprint, type, occurred_at, day, \
-                 body, voided, received_at, moves_level) VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 0, FALSE)",
-            )
-            .bind(&ev.source)
-            .bind(&ev.id)
-            .bind(ev.fingerprint(&plan.schema))
-            .bind(&plan.schema.event_type(ev.type_id).name)
-            .bind(ev.occurred_at.micros())
-            .bind(Day::of(ev.occurred_at).0)
-            .bind(&body)
-            .execute(&mut conn)
-            .await
-            .unwrap();
+            log_as_an_older_store(&mut conn, &plan, id, None)
+                .await
+                .unwrap();
         }
-        let state = "SELECT current, hashed, (SELECT COALESCE(sum(keys), 0)::int8 FROM log_key_hashes) \
+        let state =
+            "SELECT current, hashed, (SELECT COALESCE(sum(keys), 0)::int8 FROM log_key_hashes) \
                      FROM log_generation";
         let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
         let (current, hashed, keys): (i32, bool, i64) =
