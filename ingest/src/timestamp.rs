@@ -88,23 +88,10 @@ impl Timestamp {
     /// Parses RFC 3339 (`2026-05-01T10:15:00+09:00`, `…Z`, fractional seconds allowed).
     pub fn parse_rfc3339(s: &str) -> Result<Self, TimestampError> {
         let b = s.as_bytes();
-        if b.len() < 19 {
+        let Some(head) = b.first_chunk::<19>() else {
             return Err(TimestampError::Syntax);
-        }
-        let year = digits(b, 0, 4)? as i32;
-        let month = digits(b, 5, 2)?;
-        let day = digits(b, 8, 2)?;
-        let hour = digits(b, 11, 2)?;
-        let minute = digits(b, 14, 2)?;
-        let second = digits(b, 17, 2)?;
-        if b[4] != b'-'
-            || b[7] != b'-'
-            || !matches!(b[10], b'T' | b't' | b' ')
-            || b[13] != b':'
-            || b[16] != b':'
-        {
-            return Err(TimestampError::Syntax);
-        }
+        };
+        let (year, month, day, hour, minute, second) = date_time(head)?;
         let mut i = 19;
         let mut micros: i64 = 0;
         if b.get(i) == Some(&b'.') {
@@ -120,12 +107,11 @@ impl Timestamp {
                 return Err(TimestampError::Syntax);
             }
         }
-        let offset = match b.get(i) {
-            None => return Err(TimestampError::NoOffset),
-            Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-            Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-                let oh = digits(b, i + 1, 2)?;
-                let om = digits(b, i + 4, 2)?;
+        let offset = match b.get(i..) {
+            None | Some([]) => return Err(TimestampError::NoOffset),
+            Some([b'Z' | b'z']) => 0,
+            Some(&[sign @ (b'+' | b'-'), h0, h1, b':', m0, m1]) => {
+                let [oh, om] = two_digit_numbers([h0, h1, m0, m1]).ok_or(TimestampError::Syntax)?;
                 if oh > 23 || om > 59 {
                     return Err(TimestampError::Range);
                 }
@@ -136,7 +122,7 @@ impl Timestamp {
                     off
                 }
             }
-            _ => return Err(TimestampError::Syntax),
+            Some(_) => return Err(TimestampError::Syntax),
         };
         let base = Self::from_civil(year, month, day, (hour, minute, second), offset)?;
         Ok(Self(base.0 + micros))
@@ -165,16 +151,42 @@ impl fmt::Display for Timestamp {
     }
 }
 
-fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, TimestampError> {
-    let mut v = 0u32;
-    for i in at..at + n {
-        let c = *b.get(i).ok_or(TimestampError::Syntax)?;
-        if !c.is_ascii_digit() {
-            return Err(TimestampError::Syntax);
-        }
-        v = v * 10 + u32::from(c - b'0');
+/// The date and time of an RFC 3339 stamp's first 19 bytes, `YYYY-MM-DDTHH:MM:SS`
+/// (`t` or a space also separate date and time): year, month, day, hour, minute, second.
+/// The event hot path reads one per event, so the layout is matched at once rather
+/// than field by field.
+fn date_time(head: &[u8; 19]) -> Result<(i32, u32, u32, u32, u32, u32), TimestampError> {
+    let [y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T' | b't' | b' ', h0, h1, b':', mi0, mi1, b':', s0, s1] =
+        *head
+    else {
+        return Err(TimestampError::Syntax);
+    };
+    let [century, year, month, day, hour, minute, second] =
+        two_digit_numbers([y0, y1, y2, y3, mo0, mo1, d0, d1, h0, h1, mi0, mi1, s0, s1])
+            .ok_or(TimestampError::Syntax)?;
+    Ok((
+        (century * 100 + year) as i32,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    ))
+}
+
+/// Pairs of ASCII digits as the numbers they write (`b"0509"` is `[5, 9]`); `None` unless
+/// every byte is a digit.
+#[inline(always)]
+fn two_digit_numbers<const N: usize, const P: usize>(digits: [u8; N]) -> Option<[u32; P]> {
+    const { assert!(2 * P == N) };
+    let values = digits.map(|c| c.wrapping_sub(b'0'));
+    // One test for all: a byte that is no digit wraps to 10 or more.
+    if values.iter().fold(0, |worst, &v| worst.max(v)) > 9 {
+        return None;
     }
-    Ok(v)
+    Some(std::array::from_fn(|i| {
+        u32::from(values[2 * i]) * 10 + u32::from(values[2 * i + 1])
+    }))
 }
 
 /// Whether `year` is a Gregorian leap year.
@@ -261,6 +273,113 @@ mod tests {
             Err(TimestampError::Range)
         );
         assert!(Timestamp::parse_rfc3339("2028-02-29T00:00:00Z").is_ok());
+    }
+
+    /// The parser before its layout was matched at once, field by field: the new one
+    /// must accept and refuse exactly as it did, with the same errors.
+    fn field_by_field(s: &str) -> Result<Timestamp, TimestampError> {
+        fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, TimestampError> {
+            let mut v = 0u32;
+            for i in at..at + n {
+                let c = *b.get(i).ok_or(TimestampError::Syntax)?;
+                if !c.is_ascii_digit() {
+                    return Err(TimestampError::Syntax);
+                }
+                v = v * 10 + u32::from(c - b'0');
+            }
+            Ok(v)
+        }
+        let b = s.as_bytes();
+        if b.len() < 19 {
+            return Err(TimestampError::Syntax);
+        }
+        let year = digits(b, 0, 4)? as i32;
+        let month = digits(b, 5, 2)?;
+        let day = digits(b, 8, 2)?;
+        let hour = digits(b, 11, 2)?;
+        let minute = digits(b, 14, 2)?;
+        let second = digits(b, 17, 2)?;
+        if b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return Err(TimestampError::Syntax);
+        }
+        let mut i = 19;
+        let mut micros: i64 = 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            let mut scale = 100_000;
+            while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+                micros += i64::from(c - b'0') * scale;
+                scale /= 10;
+                i += 1;
+            }
+            if i == start {
+                return Err(TimestampError::Syntax);
+            }
+        }
+        let offset = match b.get(i) {
+            None => return Err(TimestampError::NoOffset),
+            Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+            Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
+                let oh = digits(b, i + 1, 2)?;
+                let om = digits(b, i + 4, 2)?;
+                if oh > 23 || om > 59 {
+                    return Err(TimestampError::Range);
+                }
+                let off = (oh * 3600 + om * 60) as i32;
+                if sign == b'-' {
+                    -off
+                } else {
+                    off
+                }
+            }
+            _ => return Err(TimestampError::Syntax),
+        };
+        let base = Timestamp::from_civil(year, month, day, (hour, minute, second), offset)?;
+        Ok(Timestamp(base.0 + micros))
+    }
+
+    /// Stamps near the usual shapes with every byte in turn changed to each byte that
+    /// matters to the grammar (or any other), cut there, or a byte added there: the
+    /// parser decides each exactly as the field-by-field reading did.
+    #[test]
+    fn the_layout_is_read_as_field_by_field() {
+        let bases = [
+            "2026-05-01T10:15:00+09:00",
+            "2027-03-31T15:00:00.250Z",
+            "2028-02-29 23:59:60-00:30",
+            "1999-12-31t00:00:00.1234567z",
+            "2026-02-29T00:00:00Z",
+            "2026-05-01T10:15:00+24:00",
+        ];
+        let bytes = b"0123456789-:Tt Zz+.x/\x7f\x00";
+        let mut tried = 0;
+        for base in bases {
+            for at in 0..=base.len() {
+                let mut variants = vec![base.as_bytes()[..at].to_vec()];
+                for &c in bytes {
+                    let mut changed = base.as_bytes().to_vec();
+                    if at < changed.len() {
+                        changed[at] = c;
+                        variants.push(changed.clone());
+                    }
+                    let mut added = base.as_bytes().to_vec();
+                    added.insert(at, c);
+                    variants.push(added);
+                }
+                for v in variants {
+                    let s = std::str::from_utf8(&v).unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(Timestamp::parse_rfc3339(s), field_by_field(s), "{s:?}");
+                    tried += 1;
+                }
+            }
+        }
+        assert!(tried > 5_000, "{tried}");
     }
 
     #[test]
