@@ -287,6 +287,11 @@ pub(crate) async fn seal(
 /// one transaction holding the lock exclusively (batches wait for it). Logs its
 /// progress: 3.5 s for a million keys on a 2-core machine.
 pub(crate) async fn hash_old_log(pool: &PgPool) -> Result<(), sqlx::Error> {
+    hash_old_log_in_pages(pool, HASH_PAGE).await
+}
+
+/// [`hash_old_log`], reading `page` keys per statement.
+async fn hash_old_log_in_pages(pool: &PgPool, page: i64) -> Result<(), sqlx::Error> {
     let hashed: bool = sqlx::query_scalar("SELECT hashed FROM log_generation WHERE id = 1")
         .fetch_one(pool)
         .await?;
@@ -319,7 +324,7 @@ pub(crate) async fn hash_old_log(pool: &PgPool) -> Result<(), sqlx::Error> {
         )
         .bind(id)
         .bind(source)
-        .bind(HASH_PAGE)
+        .bind(page)
         .fetch_all(&mut *tx)
         .await?;
         let Some(last) = rows.last().cloned() else {
@@ -394,6 +399,68 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(generations, [1]);
+    }
+
+    /// The pass over a log logged before generations reads it page by page from the
+    /// last key of the page before: with pages of 4 keys, and one event id in several
+    /// sources (so pages end between the sources of one id), every key is hashed once.
+    #[tokio::test]
+    async fn the_old_log_is_hashed_page_by_page_every_key_once() {
+        let db = TestDb::create("mieruka_test").await.unwrap();
+        let plan = Arc::new(Plan::ome().unwrap());
+        let store = PgStore::open(db.url(), plan.clone()).await.unwrap();
+        let pool = store.pool.clone();
+        let mut keys = Vec::new();
+        for n in 0..9 {
+            for source in ["card", "konbini", "portal"].iter().take(1 + n % 3) {
+                keys.push((source.to_string(), format!("e-{n}")));
+            }
+        }
+        assert_eq!(keys.len(), 18);
+        for (source, id) in &keys {
+            sqlx::query(
+                "INSERT INTO event_log (generation, source, event_id, fingerprint, type, \
+                 occurred_at, day, data, voided, moves_level, received_at) \
+                 VALUES (0, $1, $2, 0, 'paper.purchased', 0, 0, '{}', FALSE, FALSE, 0)",
+            )
+            .bind(source)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query("UPDATE log_generation SET current = 1, hashed = FALSE")
+            .execute(&pool)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(60), hash_old_log_in_pages(&pool, 4))
+            .await
+            .expect("the pass ends")
+            .unwrap();
+        let pages: Vec<(i32, i32, Vec<u8>)> =
+            sqlx::query_as("SELECT generation, keys, hashes FROM log_key_hashes")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(pages.len(), 5, "18 keys in pages of 4");
+        let mut hashed: Vec<u64> = pages
+            .iter()
+            .flat_map(|(generation, n, hashes)| {
+                assert_eq!((*generation, hashes.len()), (0, 8 * *n as usize));
+                hashes
+                    .chunks_exact(8)
+                    .map(|h| u64::from_be_bytes(h.try_into().unwrap()))
+            })
+            .collect();
+        hashed.sort_unstable();
+        let mut expected: Vec<u64> = keys.iter().map(|(s, i)| key_hash(s, i)).collect();
+        expected.sort_unstable();
+        assert_eq!(hashed, expected);
+        let done: bool = sqlx::query_scalar("SELECT hashed FROM log_generation")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(done);
     }
 
     /// The hash is stored: these values must never change.
