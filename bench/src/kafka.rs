@@ -86,9 +86,6 @@ pub enum KeyExperiment {
     Md5Uuid,
     /// A 64-bit hash (8 bytes) as the unique key: the floor of what a compact key gives.
     Md5Int8,
-    /// The key's text compared bytewise (`COLLATE "C"`) instead of by the database's
-    /// collation.
-    CollateC,
     /// The unique key ordered (generation, source, event_id), as before migration 0011.
     SourceFirst,
 }
@@ -103,9 +100,6 @@ impl KeyExperiment {
             KeyExperiment::Seal16Mib => "EXPERIMENT: generations sealed at 16 MiB of keys",
             KeyExperiment::Md5Uuid => "EXPERIMENT: the log's unique key is md5(source/id)::uuid",
             KeyExperiment::Md5Int8 => "EXPERIMENT: the log's unique key is a 64-bit md5 prefix",
-            KeyExperiment::CollateC => {
-                "EXPERIMENT: the log's key compared bytewise (COLLATE \"C\")"
-            }
             KeyExperiment::SourceFirst => {
                 "EXPERIMENT: the log's key ordered (generation, source, event_id), as before 0011"
             }
@@ -130,10 +124,6 @@ impl KeyExperiment {
                  (('x' || substr(md5(source || '/' || event_id), 1, 16))::bit(64)::bigint) STORED",
                 "ALTER TABLE event_log DROP CONSTRAINT event_log_key",
                 "ALTER TABLE event_log ADD CONSTRAINT event_log_key UNIQUE (generation, key)",
-            ],
-            KeyExperiment::CollateC => &[
-                "ALTER TABLE event_log ALTER COLUMN source TYPE TEXT COLLATE \"C\", \
-                 ALTER COLUMN event_id TYPE TEXT COLLATE \"C\"",
             ],
             KeyExperiment::SourceFirst => &[
                 "ALTER TABLE event_log DROP CONSTRAINT event_log_key",

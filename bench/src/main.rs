@@ -86,9 +86,9 @@ enum Command {
         /// Measures ideas for the event log's key index on the bench database (see
         /// bench/src/kafka.rs): `one-generation` (the log never sealed, as before its
         /// generations), `seal-16mib` and `seal-32mib` (larger generations), `md5-uuid`
-        /// and `md5-int8` (a hashed unique key; the optimistic path only), `collate-c`
-        /// (the key compared bytewise) and `source-first` (the key ordered generation,
-        /// source, event_id, as before migration 0011). A comma-separated list taken in
+        /// and `md5-int8` (a hashed unique key; the optimistic path only) and
+        /// `source-first` (the key ordered generation, source, event_id, as before
+        /// migration 0011). A comma-separated list taken in
         /// turn run after run, e.g. `none,one-generation` with `--runs 4`.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
         key_experiment: Vec<kafka::KeyExperiment>,
