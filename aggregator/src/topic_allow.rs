@@ -169,8 +169,8 @@ mod tests {
 
     fn event(schema: &Schema, source: &str, type_name: &str) -> Event {
         Event {
-            id: "e-1".to_owned(),
-            source: source.to_owned(),
+            id: "e-1".into(),
+            source: source.into(),
             type_id: schema
                 .type_id(type_name)
                 .unwrap_or_else(|| panic!("{type_name}")),

@@ -852,8 +852,8 @@ async fn log_as_an_older_store(
          VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, 0, FALSE{value})"
     );
     let mut q = sqlx::query(&sql)
-        .bind(&ev.source)
-        .bind(&ev.id)
+        .bind(ev.source.as_str())
+        .bind(ev.id.as_str())
         .bind(ev.fingerprint(&plan.schema))
         .bind(&plan.schema.event_type(ev.type_id).name)
         .bind(ev.occurred_at.micros())

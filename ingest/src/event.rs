@@ -53,13 +53,18 @@ impl Value {
     }
 }
 
+/// An event's `event_id`, `source` or `voids`: text of up to 24 bytes (nearly every id
+/// and source) is held in place, so decoding an event does not allocate for them and
+/// the event log compares them without following a pointer.
+pub type IdText = compact_str::CompactString;
+
 /// A validated event: every field is known to be well-formed for its type.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Event {
     /// Unique per event within its source, chosen by the line system.
-    pub id: String,
+    pub id: IdText,
     /// The line system that sent it.
-    pub source: String,
+    pub source: IdText,
     /// Its declared type.
     pub type_id: TypeId,
     /// When it happened.
@@ -67,7 +72,7 @@ pub struct Event {
     /// One value per declared field of its type, in the type's field order.
     pub data: Vec<Value>,
     /// The `event_id` it retracts (`event.voided` only).
-    pub voids: Option<String>,
+    pub voids: Option<IdText>,
 }
 
 /// Appends `s` as a JSON string. Writing into a Vec cannot fail, and serde_json escapes
@@ -640,7 +645,7 @@ pub(crate) fn is_blank(v: &str) -> bool {
     }
 }
 
-fn check_id(field: &str, v: Option<Cow<'_, str>>) -> Result<String, Rejection> {
+fn check_id(field: &str, v: Option<Cow<'_, str>>) -> Result<IdText, Rejection> {
     let v = v.ok_or_else(|| Rejection::at(Reason::MissingField, field, "required"))?;
     if is_blank(&v) {
         return Err(Rejection::at(Reason::EmptyId, field, "must not be empty"));
@@ -652,7 +657,7 @@ fn check_id(field: &str, v: Option<Cow<'_, str>>) -> Result<String, Rejection> {
             format!("must be at most {MAX_ID_CHARS} printable characters"),
         ));
     }
-    Ok(v.into_owned())
+    Ok(IdText::from(&*v))
 }
 
 /// The envelope's fields and the data checked, every problem recorded in `problems`
@@ -755,7 +760,7 @@ fn check_occurred_at(
 }
 
 /// `voids`: required by a voiding type, refused on any other.
-fn voids_of(ty: &EventType, v: Option<Cow<'_, str>>) -> Result<Option<String>, Rejection> {
+fn voids_of(ty: &EventType, v: Option<Cow<'_, str>>) -> Result<Option<IdText>, Rejection> {
     match (ty.voids, v) {
         (true, None) => Err(Rejection::at(
             Reason::MissingField,

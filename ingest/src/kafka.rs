@@ -385,12 +385,12 @@ mod tests {
 
     fn event(id: &str, voids: Option<&str>) -> Event {
         Event {
-            id: id.to_owned(),
-            source: "card".to_owned(),
+            id: id.into(),
+            source: "card".into(),
             type_id: TypeId(0),
             occurred_at: Timestamp::from_micros(0),
             data: Vec::new(),
-            voids: voids.map(str::to_owned),
+            voids: voids.map(Into::into),
         }
     }
 
@@ -411,7 +411,7 @@ mod tests {
             outcome: Err(rejection),
             raw_masked: Some(text),
             raw_was_masked: masked,
-            source_label: label.to_owned(),
+            source_label: label.into(),
         }
     }
 

@@ -22,7 +22,7 @@ pub mod sink;
 mod swar;
 pub mod timestamp;
 
-pub use event::{decode, decode_logged, Event, Value};
+pub use event::{decode, decode_logged, Event, IdText, Value};
 pub use reject::{Reason, Rejection};
 pub use schema::{EventType, EventTypeDecl, FieldKind, Schema, TimeWindow, TypeId};
 pub use sink::{EventSink, Item, Position, SinkError, Status};
@@ -52,7 +52,7 @@ pub fn item(schema: &Schema, raw: &[u8], position: Position, source_label: &str)
         outcome,
         raw_masked,
         raw_was_masked,
-        source_label: source_label.to_owned(),
+        source_label: source_label.into(),
     }
 }
 

@@ -52,7 +52,7 @@ pub struct Item {
     /// received, and only it may leave the process).
     pub raw_was_masked: bool,
     /// The configured source label for metrics (never taken from request data).
-    pub source_label: String,
+    pub source_label: crate::IdText,
 }
 
 impl Item {
@@ -80,20 +80,21 @@ impl Item {
         };
         let (kind, name) = sender;
         let type_name = &schema.event_type(event.type_id).name;
-        let (field, message) = if sources.is_some_and(|s| !s.contains(&event.source)) {
-            (
-                "source",
-                format!("{kind} {name:?} may not send source {:?}", event.source),
-            )
-        } else if !types.is_empty() && !types.contains(type_name) {
-            (
-                "type",
-                format!("{kind} {name:?} may not send events of type {type_name}"),
-            )
-        } else {
-            self.source_label = event.source.clone();
-            return;
-        };
+        let (field, message) =
+            if sources.is_some_and(|s| !s.iter().any(|allowed| *allowed == event.source)) {
+                (
+                    "source",
+                    format!("{kind} {name:?} may not send source {:?}", event.source),
+                )
+            } else if !types.is_empty() && !types.contains(type_name) {
+                (
+                    "type",
+                    format!("{kind} {name:?} may not send events of type {type_name}"),
+                )
+            } else {
+                self.source_label = event.source.clone();
+                return;
+            };
         let r = Rejection::at(Reason::NotAllowed, field, message).with_event_id(Some(&event.id));
         self.refuse(raw, r);
     }

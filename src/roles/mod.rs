@@ -180,10 +180,11 @@ impl<S: EventSink> CountingSink<S> {
 
 impl<S: EventSink> EventSink for CountingSink<S> {
     async fn submit(&self, items: Vec<Item>) -> Result<Vec<Status>, SinkError> {
-        let labels: Vec<String> = items.iter().map(|i| i.source_label.clone()).collect();
+        let labels: Vec<mieruka_ingest::IdText> =
+            items.iter().map(|i| i.source_label.clone()).collect();
         let started = Instant::now();
         let statuses = self.inner.submit(items).await?;
-        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let labels: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
         let elapsed = started.elapsed();
         record_batch(&self.exporter, &labels, &statuses, elapsed, self.counted);
         self.committed.notify_one();

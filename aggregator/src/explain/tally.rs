@@ -77,7 +77,7 @@ impl<'p> Tally<'p> {
             if let Effect::Reset { measure, id, .. } = eff {
                 if self.measures.contains_key(measure) {
                     self.snapshot_sources
-                        .insert((*measure, id.clone()), entry.event.source.clone());
+                        .insert((*measure, id.clone()), entry.event.source.to_string());
                 }
             }
         }

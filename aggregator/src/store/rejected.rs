@@ -14,7 +14,7 @@ pub(crate) const REJECTED_COLUMNS: &str =
 
 /// A refused item as the `rejected` table keeps it.
 pub(crate) struct RejectedItem {
-    pub source_label: String,
+    pub source_label: mieruka_ingest::IdText,
     pub position: Position,
     pub rejection: Rejection,
     /// The raw text, masked by the guard (or the event's canonical JSON).

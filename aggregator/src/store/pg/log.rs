@@ -610,7 +610,7 @@ mod tests {
     fn keys(entries: &[&LogEntry]) -> Vec<(String, String)> {
         entries
             .iter()
-            .map(|e| (e.event.source.clone(), e.event.id.clone()))
+            .map(|e| (e.event.source.to_string(), e.event.id.to_string()))
             .collect()
     }
 
