@@ -611,13 +611,8 @@ fn a_postgres_database_of_the_old_schema_migrates_and_keeps_its_numbers() {
         let db = fresh_db().await;
         // The schema as it was (0001 to 0003), holding BIGINTs at both ends of their
         // range in every column that is summed.
-        let old = old_migrations(
-            dir.path(),
-            "postgres",
-            &["0001_init.sql", "0002_event_log_copy.sql", "0003_event_log_narrow.sql"],
-        );
         let mut conn = PgConnection::connect(db.url()).await.unwrap();
-        Migrator::new(old.as_path()).await.unwrap().run(&mut conn).await.unwrap();
+        migrate_up_to(dir.path(), &mut conn, 3).await;
         sqlx::query("INSERT INTO flows (measure, day, amount) VALUES ('shipped', $1, $2), ('shipped', $3, $4)")
             .bind(apr_1.0)
             .bind(min)
