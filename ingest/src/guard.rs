@@ -144,14 +144,17 @@ fn may_hold(text: &str) -> bool {
     }
     if b.len() <= MASKED_BYTES {
         // A short text (ids, timestamps): its bytes classed a word at a time. Plain
-        // ASCII with fewer than 12 digits (most strings) is decided on the digits alone.
-        let (digits, high) = ByteMasks::digits_of(b);
-        if high == 0 {
+        // ASCII without backslashes is decided on the digits alone when it has fewer
+        // than 12 (most strings), or a run of exactly 12, or no three runs of four
+        // digits five bytes apart (most ids and timestamps): only then do the joiners
+        // between runs matter.
+        let (digits, opaque) = ByteMasks::digits_of(b);
+        if opaque == 0 {
             if digits.count_ones() < 12 {
                 return false;
             }
-            let masks = ByteMasks::of(b, digits);
-            return masks.opaque != 0 || masks.shape();
+            return ByteMasks::shape_by_digits(digits)
+                .unwrap_or_else(|| ByteMasks::of(b, digits).shape());
         }
     }
     digitish(b) >= 12 && ascii_candidate(b).unwrap_or(true)
@@ -170,15 +173,36 @@ struct ByteMasks {
 }
 
 impl ByteMasks {
-    /// The digit mask of a text of at most [`MASKED_BYTES`] bytes, and the OR of its words
-    /// (non-zero in its high bits when a byte is not ASCII).
+    /// The digit mask of a text of at most [`MASKED_BYTES`] bytes, and a word that is
+    /// non-zero when a byte is opaque (not ASCII, or a backslash that may start an escape).
     fn digits_of(b: &[u8]) -> (u64, u64) {
-        let (mut digits, mut high) = (0, 0);
+        let (mut digits, mut opaque) = (0, 0);
         each_word(b, |w, at, _| {
             digits |= pack(swar::digits(w)) << at;
-            high |= w & HIGH;
+            opaque |= (w & HIGH) | bytes_equal(w, b'\\');
         });
-        (digits, high)
+        (digits, opaque)
+    }
+
+    /// What the digit mask alone tells of [`ByteMasks::shape`]: `Some(true)` for a
+    /// maximal run of exactly 12 digits, `Some(false)` when no three runs of four digits
+    /// start five bytes apart either (joiners between them cannot matter then), `None`
+    /// when the joiners decide. Bits past the text's end are no digit.
+    fn shape_by_digits(digits: u64) -> Option<bool> {
+        let d = u128::from(digits);
+        let not_digit = !d;
+        let starts = (not_digit << 1) | 1;
+        let d2 = d & (d >> 1);
+        let d4 = d2 & (d2 >> 2);
+        let d8 = d4 & (d4 >> 4);
+        let d12 = d8 & (d4 >> 8);
+        if starts & d12 & (not_digit >> 12) != 0 {
+            return Some(true);
+        }
+        if starts & d4 & (d4 >> 5) & (d4 >> 10) == 0 {
+            return Some(false);
+        }
+        None
     }
 
     /// The masks of a text of at most [`MASKED_BYTES`] bytes whose digit mask is `digits`.
@@ -996,6 +1020,23 @@ mod tests {
             if text.len() <= MASKED_BYTES {
                 let masks = masked(text.as_bytes());
                 prop_assert_eq!(Some(masks.shape()), ascii_candidate(text.as_bytes()), "{:?}", text);
+                if let Some(shape) = ByteMasks::shape_by_digits(masks.digits) {
+                    prop_assert_eq!(shape, masks.shape(), "{:?}", text);
+                }
+            }
+        }
+
+        /// The digits alone decide only what the joiners would have decided alike.
+        #[test]
+        fn the_digits_alone_decide_as_the_whole_masks(
+            b in proptest::collection::vec(
+                prop_oneof![4 => Just(b'1'), 2 => Just(b'0'), 1 => Just(b'-'), 1 => Just(b' '), 1 => Just(b'a'), 1 => Just(b':')],
+                0..=MASKED_BYTES,
+            ),
+        ) {
+            let masks = masked(&b);
+            if let Some(shape) = ByteMasks::shape_by_digits(masks.digits) {
+                prop_assert_eq!(shape, masks.shape(), "{:?}", String::from_utf8_lossy(&b));
             }
         }
 
