@@ -187,19 +187,13 @@ impl ByteMasks {
     /// What the digit mask alone tells of [`ByteMasks::shape`]: `Some(true)` for a
     /// maximal run of exactly 12 digits, `Some(false)` when no three runs of four digits
     /// start five bytes apart either (joiners between them cannot matter then), `None`
-    /// when the joiners decide. Bits past the text's end are no digit.
+    /// when the joiners decide.
     fn shape_by_digits(digits: u64) -> Option<bool> {
-        let d = u128::from(digits);
-        let not_digit = !d;
-        let starts = (not_digit << 1) | 1;
-        let d2 = d & (d >> 1);
-        let d4 = d2 & (d2 >> 2);
-        let d8 = d4 & (d4 >> 4);
-        let d12 = d8 & (d4 >> 8);
-        if starts & d12 & (not_digit >> 12) != 0 {
+        let r = Runs::of(digits);
+        if r.twelve != 0 {
             return Some(true);
         }
-        if starts & d4 & (d4 >> 5) & (d4 >> 10) == 0 {
+        if r.starts & r.d4 & (r.d4 >> 5) & (r.d4 >> 10) == 0 {
             return Some(false);
         }
         None
@@ -224,18 +218,45 @@ impl ByteMasks {
     /// joined by single joiners. Bit `p` of each term below speaks of the run starting
     /// at byte `p`; bits past the text's end are no digit.
     fn shape(&self) -> bool {
-        let d = u128::from(self.digits);
+        let Runs {
+            not_digit,
+            starts,
+            d4,
+            twelve,
+        } = Runs::of(self.digits);
         let j = u128::from(self.joiners);
+        let fours = starts & d4 & (j >> 4) & (d4 >> 5) & (j >> 9) & (d4 >> 10) & (not_digit >> 14);
+        twelve | fours != 0
+    }
+}
+
+/// The runs of digits a digit mask shows. Bit `p` of each term speaks of byte `p`, or of
+/// the run starting there; bits past the text's end are no digit.
+struct Runs {
+    not_digit: u128,
+    /// No digit just before `p` (the text's start counts as none).
+    starts: u128,
+    /// Four digits from `p` on.
+    d4: u128,
+    /// A maximal run of exactly twelve digits starts at `p`.
+    twelve: u128,
+}
+
+impl Runs {
+    fn of(digits: u64) -> Runs {
+        let d = u128::from(digits);
         let not_digit = !d;
-        // No digit just before `p` (the text's start counts as none).
         let starts = (not_digit << 1) | 1;
         let d2 = d & (d >> 1);
         let d4 = d2 & (d2 >> 2);
         let d8 = d4 & (d4 >> 4);
         let d12 = d8 & (d4 >> 8);
-        let twelve = starts & d12 & (not_digit >> 12);
-        let fours = starts & d4 & (j >> 4) & (d4 >> 5) & (j >> 9) & (d4 >> 10) & (not_digit >> 14);
-        twelve | fours != 0
+        Runs {
+            not_digit,
+            starts,
+            d4,
+            twelve: starts & d12 & (not_digit >> 12),
+        }
     }
 }
 
