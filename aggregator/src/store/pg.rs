@@ -66,7 +66,7 @@ mod log;
 mod replay;
 
 use log::write_rejected;
-pub(in crate::store) use log::{logged_entry, LOGGED};
+pub(in crate::store) use log::{logged_entry, KEY_ORDER, LOGGED};
 
 /// The channel notified (on commit) after every committed batch: the one definition of
 /// it, which listeners (the export role) name too.

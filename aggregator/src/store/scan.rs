@@ -71,15 +71,16 @@ pub(crate) async fn scan_pg(
     let mut after: Option<(i32, String, String)> = None;
     let mut undecoded = 0;
     loop {
+        let key = super::pg::KEY_ORDER;
         let sql = format!(
             "SELECT {}, generation FROM event_log \
              WHERE type = ANY($1::text[]) AND occurred_at < $2 {} \
-             ORDER BY generation, event_id, source LIMIT $3",
+             ORDER BY {key} LIMIT $3",
             super::pg::LOGGED,
             if after.is_some() {
-                "AND (generation, event_id, source) > ($4, $5, $6)"
+                format!("AND ({key}) > ($4, $5, $6)")
             } else {
-                ""
+                String::new()
             }
         );
         let mut q = sqlx::query(&sql)

@@ -32,7 +32,7 @@
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::{RwLock, RwLockReadGuard};
 
-use super::{PgError, TxError};
+use super::{PgError, TxError, KEY_ORDER};
 
 /// The advisory lock (shared by batches, exclusive by a seal): "mieruka log generation".
 const LOCK: i64 = 0x6d69_6572_6c67_656e;
@@ -317,11 +317,11 @@ async fn hash_old_log_in_pages(pool: &PgPool, page: i64) -> Result<(), sqlx::Err
         let (source, id) = after
             .as_ref()
             .map_or(("", ""), |(s, i)| (s.as_str(), i.as_str()));
-        let rows: Vec<(String, String)> = sqlx::query_as(
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT source, event_id FROM event_log \
-             WHERE generation = 0 AND (generation, event_id, source) > (0, $1, $2) \
-             ORDER BY generation, event_id, source LIMIT $3",
-        )
+             WHERE generation = 0 AND ({KEY_ORDER}) > (0, $1, $2) \
+             ORDER BY {KEY_ORDER} LIMIT $3",
+        ))
         .bind(id)
         .bind(source)
         .bind(page)

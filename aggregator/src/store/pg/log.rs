@@ -18,6 +18,11 @@ use crate::store::rejected::RejectedItem;
 /// A key of the event log: (`source`, `event_id`).
 type LogKey<'a> = (&'a str, &'a str);
 
+/// The columns of the log's unique key in the key index's order (migration 0011): what
+/// a pass over the whole log pages by, in its `ORDER BY` and its `(…) > (…)` alike (the
+/// values bound after the latter follow the same order).
+pub(in crate::store) const KEY_ORDER: &str = "generation, event_id, source";
+
 /// The columns [`logged_entry`] reads.
 pub(in crate::store) const LOGGED: &str =
     "body, fingerprint, voided, event_id, source, type, occurred_at, data, voids";
