@@ -92,35 +92,13 @@ impl Timestamp {
             return Err(TimestampError::Syntax);
         };
         let (year, month, day, hour, minute, second) = date_time(head)?;
-        let mut i = 19;
-        let mut micros: i64 = 0;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            let mut scale = 100_000;
-            while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-                micros += i64::from(c - b'0') * scale;
-                scale /= 10;
-                i += 1;
-            }
-            if i == start {
-                return Err(TimestampError::Syntax);
-            }
-        }
+        let (micros, i) = fraction(b, 19)?;
         let offset = match b.get(i..) {
             None | Some([]) => return Err(TimestampError::NoOffset),
             Some([b'Z' | b'z']) => 0,
             Some(&[sign @ (b'+' | b'-'), h0, h1, b':', m0, m1]) => {
                 let [oh, om] = two_digit_numbers([h0, h1, m0, m1]).ok_or(TimestampError::Syntax)?;
-                if oh > 23 || om > 59 {
-                    return Err(TimestampError::Range);
-                }
-                let off = (oh * 3600 + om * 60) as i32;
-                if sign == b'-' {
-                    -off
-                } else {
-                    off
-                }
+                offset_seconds(sign, oh, om)?
             }
             Some(_) => return Err(TimestampError::Syntax),
         };
@@ -149,6 +127,34 @@ impl fmt::Display for Timestamp {
         }
         f.write_str("Z")
     }
+}
+
+/// The fractional seconds that may follow the seconds at `at` (`.250`: 250,000 µs;
+/// digits past the sixth count for nothing), and where the text goes on after them.
+fn fraction(b: &[u8], at: usize) -> Result<(i64, usize), TimestampError> {
+    if b.get(at) != Some(&b'.') {
+        return Ok((0, at));
+    }
+    let start = at + 1;
+    let (mut i, mut micros, mut scale) = (start, 0, 100_000);
+    while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        micros += i64::from(c - b'0') * scale;
+        scale /= 10;
+        i += 1;
+    }
+    if i == start {
+        return Err(TimestampError::Syntax);
+    }
+    Ok((micros, i))
+}
+
+/// A UTC offset `±HH:MM` in seconds, its sign the byte `-` or `+`.
+fn offset_seconds(sign: u8, hours: u32, minutes: u32) -> Result<i32, TimestampError> {
+    if hours > 23 || minutes > 59 {
+        return Err(TimestampError::Range);
+    }
+    let off = (hours * 3600 + minutes * 60) as i32;
+    Ok(if sign == b'-' { -off } else { off })
 }
 
 /// The date and time of an RFC 3339 stamp's first 19 bytes, `YYYY-MM-DDTHH:MM:SS`
@@ -275,8 +281,9 @@ mod tests {
         assert!(Timestamp::parse_rfc3339("2028-02-29T00:00:00Z").is_ok());
     }
 
-    /// The parser before its layout was matched at once, field by field: the new one
-    /// must accept and refuse exactly as it did, with the same errors.
+    /// The parser before its layout was matched at once, field by field (its fraction
+    /// and offset read by the same [`fraction`] and [`offset_seconds`]): the new one must accept and refuse exactly as it
+    /// did, with the same errors.
     fn field_by_field(s: &str) -> Result<Timestamp, TimestampError> {
         fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, TimestampError> {
             let mut v = 0u32;
@@ -307,36 +314,14 @@ mod tests {
         {
             return Err(TimestampError::Syntax);
         }
-        let mut i = 19;
-        let mut micros: i64 = 0;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            let mut scale = 100_000;
-            while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-                micros += i64::from(c - b'0') * scale;
-                scale /= 10;
-                i += 1;
-            }
-            if i == start {
-                return Err(TimestampError::Syntax);
-            }
-        }
+        let (micros, i) = fraction(b, 19)?;
         let offset = match b.get(i) {
             None => return Err(TimestampError::NoOffset),
             Some(b'Z' | b'z') if i + 1 == b.len() => 0,
             Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
                 let oh = digits(b, i + 1, 2)?;
                 let om = digits(b, i + 4, 2)?;
-                if oh > 23 || om > 59 {
-                    return Err(TimestampError::Range);
-                }
-                let off = (oh * 3600 + om * 60) as i32;
-                if sign == b'-' {
-                    -off
-                } else {
-                    off
-                }
+                offset_seconds(sign, oh, om)?
             }
             _ => return Err(TimestampError::Syntax),
         };
